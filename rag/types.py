@@ -1,0 +1,76 @@
+"""The plain values that flow through a pipeline: documents → chunks → hits.
+
+They are frozen, slotted dataclasses: cheap to create in hot loops and safe to share between
+branches of a flow. Offsets are exact: ``document.text[chunk.start:chunk.end] == chunk.text``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+
+@dataclass(frozen=True, slots=True)
+class Document:
+    """A source text with a stable id and free-form metadata (title, path, language, ...)."""
+
+    id: str
+    text: str
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Chunk:
+    """A contiguous span ``[start, end)`` of one document, in characters.
+
+    ``token_count`` is measured on ``text`` with the chunker's tokenizer. ``metadata`` carries the
+    document's metadata plus whatever the chunker adds (heading path, scope path, ...).
+    """
+
+    id: str
+    doc_id: str
+    text: str
+    start: int
+    end: int
+    token_count: int
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "doc_id": self.doc_id,
+            "text": self.text,
+            "start": self.start,
+            "end": self.end,
+            "token_count": self.token_count,
+            "metadata": dict(self.metadata),
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> "Chunk":
+        return cls(
+            id=str(data["id"]),
+            doc_id=str(data["doc_id"]),
+            text=data["text"],
+            start=int(data["start"]),
+            end=int(data["end"]),
+            token_count=int(data["token_count"]),
+            metadata=dict(data.get("metadata") or {}),
+        )
+
+
+def chunk_id(doc_id: str, index: int) -> str:
+    """The id of the ``index``-th chunk of a document: stable across runs for the same boundaries."""
+    return f"{doc_id}#{index}"
+
+
+@dataclass(frozen=True, slots=True)
+class Hit:
+    """A chunk proposed for a query, with the score and the name of the operator that proposed it."""
+
+    chunk: Chunk
+    score: float
+    source: str
+
+    @property
+    def id(self) -> str:
+        return self.chunk.id
