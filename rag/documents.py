@@ -1,0 +1,114 @@
+"""Reading documents: a folder of text-like files, a single file, or a JSONL file of {id, text, metadata}.
+
+Every problem is reported with the file (and line, for JSONL). Empty or whitespace-only documents are
+skipped with a warning naming them; input with no usable document at all is an error.
+"""
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Iterable, Iterator
+
+from rag.errors import InputError
+from rag.types import Document
+
+log = logging.getLogger(__name__)
+
+TEXT_SUFFIXES = {
+    ".txt", ".md", ".markdown", ".rst", ".adoc", ".org", ".tex", ".html", ".htm", ".xml", ".csv", ".tsv",
+    ".json", ".yaml", ".yml", ".toml", ".ini", ".cfg",
+    ".py", ".js", ".jsx", ".mjs", ".ts", ".tsx", ".java", ".go", ".rs", ".c", ".h", ".cc", ".cpp", ".cxx",
+    ".hpp", ".hh", ".cs", ".rb", ".php", ".kt", ".swift", ".scala", ".sh", ".sql", ".lua", ".r",
+}
+LANGUAGE_OF_SUFFIX = {
+    ".py": "python", ".js": "javascript", ".jsx": "javascript", ".mjs": "javascript", ".ts": "typescript",
+    ".tsx": "tsx", ".java": "java", ".go": "go", ".rs": "rust", ".c": "c", ".h": "c", ".cc": "cpp",
+    ".cpp": "cpp", ".cxx": "cpp", ".hpp": "cpp", ".hh": "cpp", ".md": "markdown", ".markdown": "markdown",
+}
+
+
+def read_documents(source: str | Path, encoding: str = "utf-8") -> list[Document]:
+    """Documents from a folder (recursively, text-like files), a ``.jsonl`` file, or one text file."""
+    path = Path(source)
+    if not path.exists():
+        raise InputError(f"input not found: {path}")
+    if path.is_dir():
+        docs = list(_read_folder(path, encoding))
+    elif path.suffix == ".jsonl":
+        docs = list(_read_jsonl(path))
+    else:
+        docs = [d for d in [_read_file(path, path.name, encoding)] if d is not None]
+    return _keep_nonempty(docs, str(path))
+
+
+def _keep_nonempty(docs: Iterable[Document], source: str) -> list[Document]:
+    kept, empty = [], []
+    for doc in docs:
+        (kept if doc.text.strip() else empty).append(doc)
+    if empty:
+        names = ", ".join(d.id for d in empty[:10]) + (f" and {len(empty) - 10} more" if len(empty) > 10 else "")
+        log.warning("skipped %d empty document(s) in %s: %s", len(empty), source, names)
+    if not kept:
+        raise InputError(f"{source}: no document with text to index"
+                         + (f" ({len(empty)} empty)" if empty else " (no text-like files found: "
+                            f"suffixes {', '.join(sorted(TEXT_SUFFIXES)[:8])}, ...)"))
+    return kept
+
+
+def _read_folder(root: Path, encoding: str) -> Iterator[Document]:
+    for path in sorted(root.rglob("*")):
+        if path.is_file() and path.suffix.lower() in TEXT_SUFFIXES and not any(
+                part.startswith(".") for part in path.relative_to(root).parts):
+            doc = _read_file(path, path.relative_to(root).as_posix(), encoding)
+            if doc is not None:
+                yield doc
+
+
+def _read_file(path: Path, doc_id: str, encoding: str) -> Document | None:
+    data = path.read_bytes()
+    try:
+        text = data.decode(encoding)
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{path}: not valid {encoding} at byte {exc.start} "
+                         f"(bytes {data[exc.start:exc.start + 4]!r}); convert the file or pass another encoding") from None
+    if text.startswith("\ufeff"):
+        text = text[1:]
+    metadata = {"path": str(path), "title": Path(doc_id).stem}
+    language = LANGUAGE_OF_SUFFIX.get(path.suffix.lower())
+    if language:
+        metadata["language"] = language
+    return Document(doc_id, text, metadata)
+
+
+def _read_jsonl(path: Path) -> Iterator[Document]:
+    seen: set[str] = set()
+    with path.open("rb") as handle:
+        for number, raw in enumerate(handle, start=1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise InputError(f"{path}:{number}: not valid UTF-8 at byte {exc.start} of the line") from None
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise InputError(f"{path}:{number}: invalid JSON ({exc.msg} at column {exc.colno})") from None
+            if not isinstance(record, dict):
+                raise InputError(f"{path}:{number}: expected an object with 'id' and 'text'")
+            doc_id = record.get("id", record.get("_id"))
+            if doc_id is None or "text" not in record:
+                raise InputError(f"{path}:{number}: a document needs 'id' (or '_id') and 'text'; got keys {sorted(record)}")
+            if not isinstance(record["text"], str):
+                raise InputError(f"{path}:{number}: 'text' must be a string")
+            doc_id = str(doc_id)
+            if doc_id in seen:
+                raise InputError(f"{path}:{number}: duplicate document id {doc_id!r}")
+            seen.add(doc_id)
+            metadata = record.get("metadata") or {}
+            if not isinstance(metadata, dict):
+                raise InputError(f"{path}:{number}: 'metadata' must be an object")
+            if record.get("title") and "title" not in metadata:
+                metadata = {**metadata, "title": record["title"]}
+            yield Document(doc_id, record["text"], metadata)

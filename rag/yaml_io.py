@@ -1,0 +1,99 @@
+"""YAML reading that remembers where each key came from, so errors can name file and line."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from rag.errors import ConfigError
+
+
+class LocatedDict(dict):
+    """A dict from YAML that also knows the line of each key (``lines[key]``) and its own line."""
+
+    __slots__ = ("lines", "line")
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.lines: dict[Any, int] = {}
+        self.line: int | None = None
+
+
+class LocatedList(list):
+    __slots__ = ("lines", "line")
+
+    def __init__(self, *args: Any):
+        super().__init__(*args)
+        self.lines: list[int] = []
+        self.line: int | None = None
+
+
+class _LocatingLoader(yaml.SafeLoader):
+    pass
+
+
+def _construct_mapping(loader: _LocatingLoader, node: yaml.MappingNode) -> LocatedDict:
+    loader.flatten_mapping(node)
+    result = LocatedDict()
+    result.line = node.start_mark.line + 1
+    for key_node, value_node in node.value:
+        key = loader.construct_object(key_node, deep=True)
+        if key in result:
+            raise ConfigError(f"duplicate key {key!r}", line=key_node.start_mark.line + 1)
+        result[key] = loader.construct_object(value_node, deep=True)
+        result.lines[key] = key_node.start_mark.line + 1
+    return result
+
+
+def _construct_sequence(loader: _LocatingLoader, node: yaml.SequenceNode) -> LocatedList:
+    result = LocatedList(loader.construct_object(child, deep=True) for child in node.value)
+    result.lines = [child.start_mark.line + 1 for child in node.value]
+    result.line = node.start_mark.line + 1
+    return result
+
+
+_LocatingLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+_LocatingLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, _construct_sequence)
+
+
+def load_yaml(path: str | Path) -> Any:
+    """Parse a YAML file safely (no object construction), keeping line numbers on dicts and lists."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    text = path.read_text(encoding="utf-8")
+    return loads_yaml(text, str(path))
+
+
+def loads_yaml(text: str, source: str = "<string>") -> Any:
+    try:
+        return yaml.load(text, Loader=_LocatingLoader)  # noqa: S506 - a SafeLoader subclass
+    except ConfigError as exc:
+        raise exc.located(source, exc.line) from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else None
+        raise ConfigError(f"invalid YAML: {getattr(exc, 'problem', None) or exc}", source=source, line=line) from None
+
+
+def line_of(container: Any, key: Any) -> int | None:
+    """The line of ``container[key]`` if the container came from YAML, else None."""
+    if isinstance(container, LocatedDict):
+        return container.lines.get(key, container.line)
+    if isinstance(container, LocatedList) and isinstance(key, int) and key < len(container.lines):
+        return container.lines[key]
+    return getattr(container, "line", None)
+
+
+def plain(value: Any) -> Any:
+    """The same data as plain dicts and lists (for dumping and comparison)."""
+    if isinstance(value, dict):
+        return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [plain(v) for v in value]
+    return value
+
+
+def dump_yaml(data: Any) -> str:
+    return yaml.safe_dump(plain(data), sort_keys=False, allow_unicode=True, default_flow_style=None, width=110)
