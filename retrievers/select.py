@@ -1,0 +1,167 @@
+"""``op: select`` — choose the context the generator sees from ``state.hits`` under a hard token budget.
+
+    - {op: select, budget_tokens: 1000, strategy: knapsack}
+
+Tokens are counted with the generator's tokenizer (``tokenizer``, default the pipeline's, cl100k_base offline)
+on the exact texts that end up in ``state.context``; chunks of one document that overlap or touch are merged
+into one span when that costs no more (``merge_adjacent``), so overlapping text is paid once. The budget is a
+guarantee: ``sum(count(h.chunk.text) for h in state.context) <= budget_tokens`` always holds.
+
+When no candidate fits at all (the budget is smaller than every chunk) the default is a ``ConfigError`` naming
+``budget_tokens`` and the smallest chunk's size — an empty context would silently turn every answer into
+"I don't know". ``when_nothing_fits: empty`` instead returns an empty context and records a warning in the
+step's note (``state.notes["select"]["warning"]``). No hits at all is not an error: the context is empty.
+
+Strategies: ``topk`` (rank order, baseline), ``density`` (greedy value per token), ``knapsack`` (exact DP over
+token costs), ``gradient`` (SAGE: cut at the steep score drop, then fill), ``mcts`` (CORAG: tree search over
+chunk sets for relevance − redundancy). See :mod:`retrievers.selection.pool` for the shared utility.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Callable, Literal
+
+import numpy as np
+from pydantic import Field
+
+from rag.errors import ConfigError
+from rag.operators import RunContext, StepOperator
+from rag.registry import OperatorParams, operator
+from rag.state import QueryState
+from rag.types import Hit
+from retrievers.selection.pool import CandidatePool, build_pool, word_hashes
+from retrievers.selection.proposal import Proposal
+from retrievers.selection.ranked import gradient, topk
+from retrievers.selection.spans import ContextSpans
+
+log = logging.getLogger(__name__)
+
+STRATEGIES = ("topk", "density", "knapsack", "gradient", "mcts")
+_CACHE_LIMIT = 200_000
+
+
+def unique_hits(hits: tuple[Hit, ...]) -> list[Hit]:
+    """Hits with repeated chunk ids removed (the first, best-ranked, occurrence kept)."""
+    seen: set[str] = set()
+    out = []
+    for hit in hits:
+        if hit.chunk.id not in seen:
+            seen.add(hit.chunk.id)
+            out.append(hit)
+    return out
+
+
+@operator("select", kind="step")
+class Select(StepOperator):
+    """Choose ``state.context`` from ``state.hits`` within ``budget_tokens`` generator tokens."""
+
+    class Params(OperatorParams):
+        budget_tokens: int = Field(gt=0, description="hard limit on the context's tokens")
+        strategy: Literal["topk", "density", "knapsack", "gradient", "mcts"] = "topk"
+        tokenizer: str | None = Field(None, description="tiktoken encoding; default: the pipeline's (cl100k_base)")
+        merge_adjacent: bool = Field(True, description="merge overlapping/touching chunks of one document")
+        when_nothing_fits: Literal["error", "empty"] = "error"
+        max_candidates: int = Field(100, gt=0, description="only the best N hits are considered")
+        normalization: Literal["minmax", "rank", "raw"] = "minmax"
+        redundancy_weight: float = Field(1.0, ge=0.0, description="λ in U(S) = Σv − λ·Σ R·(v_i+v_j)/2")
+        near_duplicate: float = Field(0.8, gt=0.0, description="word Jaccard from which two chunks are redundant"
+                                      " (> 1 disables)")
+        gradient_threshold: float = Field(0.1, gt=0.0, le=1.0, description="gradient: the score drop that cuts")
+        simulations: int = Field(64, gt=0, description="mcts: number of simulations")
+        exploration: float = Field(0.7, ge=0.0, description="mcts: UCT exploration constant")
+        max_actions: int = Field(24, gt=0, description="mcts: children considered per node (best by value)")
+        seed: int = 0
+
+    def __init__(self, **params):
+        super().__init__(**params)
+        self._token_counts: dict[str, int] = {}
+        self._hashes: dict[str, np.ndarray] = {}
+
+    # -- cached per-text work (texts repeat across queries over one index)
+    def _counter(self, ctx: RunContext) -> Callable[[str], int]:
+        tokenizer = ctx.resources.tokenizer(self.params.tokenizer)
+        return tokenizer.count
+
+    def _costs(self, hits: list[Hit], ctx: RunContext) -> list[int]:
+        tokenizer = ctx.resources.tokenizer(self.params.tokenizer)
+        key = tokenizer.name
+        cache = self._token_counts
+        missing = list(dict.fromkeys(h.chunk.text for h in hits if (key, h.chunk.text) not in cache))
+        if missing:
+            if len(cache) > _CACHE_LIMIT:
+                cache.clear()
+            counter = getattr(tokenizer, "count_batch", None)
+            counts = counter(missing) if counter else [tokenizer.count(t) for t in missing]
+            cache.update({(key, t): n for t, n in zip(missing, counts)})
+        return [cache[(key, h.chunk.text)] for h in hits]
+
+    def _word_hashes(self, text: str) -> np.ndarray:
+        found = self._hashes.get(text)
+        if found is None:
+            if len(self._hashes) > _CACHE_LIMIT:
+                self._hashes.clear()
+            found = self._hashes[text] = word_hashes(text)
+        return found
+
+    def propose(self, pool: CandidatePool) -> Proposal:
+        p = self.params
+        budget = p.budget_tokens
+        if p.strategy == "topk":
+            return topk(pool, budget)
+        if p.strategy == "gradient":
+            return gradient(pool, budget, p.gradient_threshold)
+        if p.strategy == "density":
+            from retrievers.selection.density import density
+
+            return density(pool, budget)
+        if p.strategy == "knapsack":
+            from retrievers.selection.knapsack import knapsack
+
+            return knapsack(pool, budget)
+        from retrievers.selection.mcts import mcts
+
+        return mcts(pool, budget, simulations=p.simulations, exploration=p.exploration,
+                    max_actions=p.max_actions, seed=p.seed)
+
+    def select(self, hits: tuple[Hit, ...], ctx: RunContext) -> tuple[tuple[Hit, ...], dict]:
+        """The context for ``hits`` and a summary for the trace."""
+        p = self.params
+        candidates = unique_hits(hits)[: p.max_candidates]
+        summary = {"strategy": p.strategy, "budget_tokens": p.budget_tokens, "candidates": len(candidates)}
+        if not candidates:
+            return (), {**summary, "tokens": 0, "selected": 0}
+        costs = self._costs(candidates, ctx)
+        pool = build_pool(candidates, costs, normalization=p.normalization, redundancy_weight=p.redundancy_weight,
+                          near_duplicate=p.near_duplicate, hashes_of=self._word_hashes)
+        cost_by_id = {h.chunk.id: c for h, c in zip(candidates, costs)}
+        spans = ContextSpans(self._counter(ctx), lambda h: cost_by_id[h.chunk.id], merge=p.merge_adjacent)
+        proposal = self.propose(pool)
+        chosen = np.zeros(len(pool), dtype=bool)
+        for i in proposal.order:
+            if spans.try_admit(pool.hits[i], p.budget_tokens):
+                chosen[i] = True
+        if proposal.fill is not None:
+            gains = pool.marginal_gains(chosen) if proposal.fill == "gain" else None
+            for j in range(len(pool)):
+                if chosen[j] or (gains is not None and gains[j] <= 0):
+                    continue
+                if spans.try_admit(pool.hits[j], p.budget_tokens):
+                    chosen[j] = True
+                    if gains is not None:
+                        gains -= pool.penalty[j]
+        context = spans.to_hits()
+        summary.update(tokens=spans.total, selected=int(chosen.sum()), spans=len(context))
+        if not context:
+            smallest = int(min(costs))
+            message = (f"{p.budget_tokens} is smaller than every candidate chunk (the smallest has {smallest} "
+                       f"tokens with {ctx.resources.tokenizer(p.tokenizer).name}); raise budget_tokens or use "
+                       "smaller chunks")
+            if p.when_nothing_fits == "error":
+                raise ConfigError(message, "budget_tokens")
+            log.warning("select: %s", message)
+            summary["warning"] = f"empty context: budget_tokens {message}"
+        return context, summary
+
+    def __call__(self, state: QueryState, ctx: RunContext) -> QueryState:
+        context, summary = self.select(state.hits, ctx)
+        return state.evolve(context=context).with_note("select", summary)

@@ -1,0 +1,126 @@
+"""Exact token accounting of a context being assembled, with small-to-big merging of adjacent chunks.
+
+Chunks of one document whose character spans overlap or touch are merged into one context span
+(``doc.text[start:end]``, rebuilt from the chunks' own texts, so no document store is needed) when the merged
+text costs no more tokens than the pieces kept apart: overlapping text is then counted — and shown to the
+generator — once. The total is always the sum of ``count(text)`` over the spans the generator will receive.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+from rag.types import Chunk, Hit
+
+
+@dataclass
+class ContextSpan:
+    """One piece of the final context: one chunk, or several merged chunks of one document."""
+
+    members: list[Hit]
+    text: str
+    start: int
+    end: int
+    tokens: int
+    order: int  # position of the first member admitted, so the context keeps selection order
+
+    @property
+    def doc_id(self) -> str:
+        return self.members[0].chunk.doc_id
+
+
+def _has_exact_offsets(chunk: Chunk) -> bool:
+    return chunk.end - chunk.start == len(chunk.text)
+
+
+def _union_text(hits: list[Hit]) -> tuple[str, int, int]:
+    """The text of the union of contiguous spans (sorted by start; each starts at or before the running end)."""
+    ordered = sorted(hits, key=lambda h: (h.chunk.start, -h.chunk.end))
+    first = ordered[0].chunk
+    parts, end = [first.text], first.end
+    for hit in ordered[1:]:
+        chunk = hit.chunk
+        if chunk.end > end:
+            parts.append(chunk.text[end - chunk.start:])
+            end = chunk.end
+    return "".join(parts), first.start, end
+
+
+@dataclass
+class Admission:
+    """What adding one hit would do: the spans it replaces, the span it creates and the new total."""
+
+    hit: Hit
+    replaced: list[ContextSpan]
+    span: ContextSpan
+    total: int
+
+
+@dataclass
+class ContextSpans:
+    """The context under construction; ``total`` tokens, never above what the caller admitted."""
+
+    count: Callable[[str], int]
+    cost_of: Callable[[Hit], int]
+    merge: bool = True
+    spans: list[ContextSpan] = field(default_factory=list)
+    total: int = 0
+    admitted: set[str] = field(default_factory=set)
+
+    def plan(self, hit: Hit) -> Admission:
+        """The admission of ``hit`` (not applied): merged with touching/overlapping spans when that is cheaper."""
+        own = ContextSpan([hit], hit.chunk.text, hit.chunk.start, hit.chunk.end, self.cost_of(hit), len(self.spans))
+        alone = Admission(hit, [], own, self.total + own.tokens)
+        chunk = hit.chunk
+        if not self.merge or not _has_exact_offsets(chunk):
+            return alone
+        touching = [s for s in self.spans if s.doc_id == chunk.doc_id and s.start <= chunk.end
+                    and chunk.start <= s.end and all(_has_exact_offsets(m.chunk) for m in s.members)]
+        if not touching:
+            return alone
+        members = [m for s in touching for m in s.members] + [hit]
+        text, start, end = _union_text(members)
+        kept_apart = own.tokens + sum(s.tokens for s in touching)
+        merged_tokens = self.count(text)
+        if merged_tokens > kept_apart:
+            return alone
+        span = ContextSpan(members, text, start, end, merged_tokens, min(s.order for s in touching))
+        return Admission(hit, touching, span, self.total - sum(s.tokens for s in touching) + merged_tokens)
+
+    def admit(self, admission: Admission) -> None:
+        for span in admission.replaced:
+            self.spans.remove(span)
+        self.spans.append(admission.span)
+        self.total = admission.total
+        self.admitted.add(admission.hit.chunk.id)
+
+    def try_admit(self, hit: Hit, budget: int) -> bool:
+        """Admit ``hit`` if the context stays within ``budget`` tokens; True if admitted (or already in)."""
+        if hit.chunk.id in self.admitted:
+            return True
+        admission = self.plan(hit)
+        if admission.total > budget:
+            return False
+        self.admit(admission)
+        return True
+
+    def to_hits(self) -> tuple[Hit, ...]:
+        """The context as hits in admission order; a merged span becomes one chunk ``"a+b+..."`` whose
+        metadata lists ``merged_from`` and whose score is its best member's."""
+        out = []
+        for span in sorted(self.spans, key=lambda s: s.order):
+            if len(span.members) == 1:
+                hit = span.members[0]
+                chunk = hit.chunk
+                if chunk.token_count != span.tokens:
+                    chunk = Chunk(chunk.id, chunk.doc_id, chunk.text, chunk.start, chunk.end, span.tokens,
+                                  chunk.metadata)
+                out.append(Hit(chunk, hit.score, hit.source))
+                continue
+            members = sorted(span.members, key=lambda h: h.chunk.start)
+            best = max(span.members, key=lambda h: h.score)
+            metadata = {**members[0].chunk.metadata, "merged_from": [m.chunk.id for m in members]}
+            merged = Chunk("+".join(m.chunk.id for m in members), span.doc_id, span.text, span.start, span.end,
+                           span.tokens, metadata)
+            out.append(Hit(merged, best.score, best.source))
+        return tuple(out)

@@ -1,0 +1,130 @@
+"""Specification of ``op: select``: the budget is a hard guarantee, overlap is paid once, errors name the key."""
+from __future__ import annotations
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from rag.errors import ConfigError
+from rag.operators import RunContext
+from rag.registry import create
+from rag.resources import Resources
+from rag.state import QueryState
+from rag.tokens import get_tokenizer
+from rag.types import Chunk, Hit, chunk_id
+from retrievers.select import STRATEGIES
+
+WORDS = ("alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu nu xi omicron pi rho sigma tau "
+         "upsilon phi chi psi omega retrieval budget token chunk context").split()
+CTX = RunContext(index=None, resources=Resources())
+TOKENS = get_tokenizer()
+
+
+def chunks_of(doc_id: str, text: str, size: int, overlap: int = 0) -> list[Chunk]:
+    out, start, i = [], 0, 0
+    while start < len(text):
+        end = min(len(text), start + size)
+        out.append(Chunk(chunk_id(doc_id, i), doc_id, text[start:end], start, end, TOKENS.count(text[start:end])))
+        if end == len(text):
+            break
+        start, i = end - overlap, i + 1
+    return out
+
+
+def context_tokens(state: QueryState) -> int:
+    return sum(TOKENS.count(h.chunk.text) for h in state.context)
+
+
+def run(hits, **params) -> QueryState:
+    return create("select", params)(QueryState("q", hits=tuple(hits)), CTX)
+
+
+documents = st.lists(st.lists(st.sampled_from(WORDS), min_size=1, max_size=120).map(" ".join), min_size=1, max_size=4)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(texts=documents, size=st.integers(20, 300), overlap=st.integers(0, 15), budget=st.integers(1, 400),
+       strategy=st.sampled_from(("topk", "gradient")), merge=st.booleans(), scores=st.randoms(use_true_random=False))
+def test_selected_context_never_exceeds_budget(texts, size, overlap, budget, strategy, merge, scores):
+    chunks = [c for d, t in enumerate(texts) for c in chunks_of(f"d{d}", t, size, overlap)]
+    hits = [Hit(c, scores.random(), "test") for c in chunks]
+    hits.sort(key=lambda h: -h.score)
+    state = run(hits, budget_tokens=budget, strategy=strategy, merge_adjacent=merge, when_nothing_fits="empty",
+                simulations=8)
+    assert context_tokens(state) <= budget
+    assert state.notes["select"]["tokens"] == context_tokens(state)
+    for hit in state.context:  # every context span is real text of its document, at its offsets
+        doc = texts[int(hit.chunk.doc_id[1:])]
+        assert doc[hit.chunk.start:hit.chunk.end] == hit.chunk.text
+
+
+def test_topk_takes_hits_in_rank_order_until_budget_is_full():
+    chunks = chunks_of("d", " ".join(WORDS * 4), 60)
+    hits = [Hit(c, 1.0 - i / 100, "t") for i, c in enumerate(reversed(chunks))]
+    costs = [TOKENS.count(h.chunk.text) for h in hits]
+    budget = sum(costs[:3])
+    state = run(hits, budget_tokens=budget, strategy="topk", merge_adjacent=False)
+    assert [h.chunk.id for h in state.context] == [h.chunk.id for h in hits[:3]]
+
+
+def test_topk_skips_a_hit_too_big_for_the_rest_of_the_budget_and_tries_the_next():
+    big = Chunk("a#0", "a", "word " * 50, 0, 250, 50)
+    small = Chunk("b#0", "b", "tiny text", 0, 9, 2)
+    state = run([Hit(big, 0.9, "t"), Hit(small, 0.5, "t")], budget_tokens=10)
+    assert [h.chunk.id for h in state.context] == ["b#0"]
+
+
+def test_overlapping_chunks_of_one_document_are_merged_and_their_overlap_paid_once():
+    text = " ".join(WORDS)
+    chunks = chunks_of("d", text, 80, overlap=30)[:2]
+    hits = [Hit(c, 1.0 - i * 0.1, "t") for i, c in enumerate(chunks)]
+    merged_cost = TOKENS.count(text[chunks[0].start:chunks[1].end])
+    assert merged_cost < sum(TOKENS.count(c.text) for c in chunks)
+    state = run(hits, budget_tokens=merged_cost)
+    assert len(state.context) == 1
+    span = state.context[0].chunk
+    assert span.text == text[chunks[0].start:chunks[1].end]
+    assert span.metadata["merged_from"] == [chunks[0].id, chunks[1].id]
+    assert span.token_count == merged_cost
+
+
+def test_without_merging_overlapping_chunks_cost_their_full_size():
+    text = " ".join(WORDS)
+    chunks = chunks_of("d", text, 80, overlap=30)[:2]
+    hits = [Hit(c, 1.0 - i * 0.1, "t") for i, c in enumerate(chunks)]
+    merged_cost = TOKENS.count(text[chunks[0].start:chunks[1].end])
+    state = run(hits, budget_tokens=merged_cost, merge_adjacent=False)
+    assert [h.chunk.id for h in state.context] == [chunks[0].id]
+
+
+def test_budget_smaller_than_every_chunk_is_an_error_naming_budget_tokens():
+    chunks = chunks_of("d", " ".join(WORDS), 60)
+    with pytest.raises(ConfigError) as err:
+        run([Hit(c, 1.0, "t") for c in chunks], budget_tokens=2)
+    assert err.value.path == "budget_tokens"
+    assert "smaller than every candidate chunk" in str(err.value)
+
+
+def test_budget_smaller_than_every_chunk_can_give_an_empty_context_with_a_warning():
+    chunks = chunks_of("d", " ".join(WORDS), 60)
+    state = run([Hit(c, 1.0, "t") for c in chunks], budget_tokens=2, when_nothing_fits="empty")
+    assert state.context == ()
+    assert "empty context" in state.notes["select"]["warning"]
+
+
+def test_no_hits_gives_an_empty_context_without_error():
+    state = run([], budget_tokens=100)
+    assert state.context == () and state.notes["select"]["selected"] == 0
+
+
+@pytest.mark.parametrize("bad", [{"budget_tokens": 0}, {"budget_tokens": -5}, {}])
+def test_budget_tokens_must_be_given_and_positive(bad):
+    with pytest.raises(ConfigError) as err:
+        create("select", bad)
+    assert "budget_tokens" in str(err.value)
+
+
+def test_unknown_strategy_is_a_config_error_naming_strategy():
+    with pytest.raises(ConfigError) as err:
+        create("select", {"budget_tokens": 10, "strategy": "best"})
+    assert "strategy" in str(err.value)
