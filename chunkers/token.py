@@ -1,0 +1,71 @@
+"""Fixed windows of tokens with optional overlap, with exact character offsets.
+
+YAML::
+
+    index:
+      chunker: {op: token, chunk_size: 256, overlap: 32, tokenizer: cl100k_base}
+
+Window boundaries are token boundaries mapped to character offsets through the tokens' UTF-8 byte
+lengths; a boundary that falls inside a multibyte character moves to the end of that character, so
+``document.text[c.start:c.end] == c.text`` always holds (Chonkie's token chunker gets this wrong).
+``token_count`` is then measured on the final text and any window over ``chunk_size`` is cut again.
+"""
+from __future__ import annotations
+
+from pydantic import Field, model_validator
+
+from chunkers._spans import build_chunks, fit_spans, resolve_tokenizer, token_char_bounds
+from chunkers.base import Chunker
+from rag.errors import ConfigError
+from rag.registry import OperatorParams, operator
+from rag.types import Chunk, Document
+
+
+def token_window_spans(text: str, tokenizer, chunk_size: int, overlap: int = 0) -> list[tuple[int, int]]:
+    """Character spans of consecutive windows of ``chunk_size`` tokens, each starting ``chunk_size - overlap``
+    tokens after the previous one; empty spans (a window inside one character) are dropped."""
+    bounds = token_char_bounds(text, tokenizer)
+    n_tokens = len(bounds) - 1
+    stride = chunk_size - overlap
+    spans = []
+    last_end = 0
+    for first in range(0, max(n_tokens, 1), stride):
+        start, end = int(bounds[first]), int(bounds[min(first + chunk_size, n_tokens)])
+        if end > start and end > last_end:
+            spans.append((start, end))
+            last_end = end
+        if first + chunk_size >= n_tokens:
+            break
+    return spans
+
+
+@operator("token", kind="chunker")
+class TokenChunker(Chunker):
+    """Fixed-size token windows with overlap; exact offsets, ``chunk_size`` a hard ceiling."""
+
+    class Params(OperatorParams):
+        chunk_size: int = Field(256, gt=0, description="maximum tokens per chunk")
+        overlap: int = Field(0, ge=0, description="tokens shared by consecutive windows")
+        tokenizer: str = "cl100k_base"
+
+        @model_validator(mode="after")
+        def _overlap_below_size(self):
+            if self.overlap >= self.chunk_size:
+                raise ConfigError(f"overlap ({self.overlap}) must be smaller than chunk_size ({self.chunk_size})",
+                                  "overlap")
+            return self
+
+    def __init__(self, **params):
+        super().__init__(**params)
+        self.tokenizer_ = resolve_tokenizer(self.params.tokenizer)
+
+    def chunk(self, document: Document) -> list[Chunk]:
+        text = document.text
+        if not text:
+            return []
+        spans = token_window_spans(text, self.tokenizer_, self.params.chunk_size, self.params.overlap)
+        spans, counts, oversize = fit_spans(text, spans, self.tokenizer_, self.params.chunk_size)
+        if self.params.overlap:  # a re-cut window may start after its successor: restore document order
+            order = sorted(range(len(spans)), key=lambda i: spans[i])
+            spans, counts, oversize = [spans[i] for i in order], [counts[i] for i in order], [oversize[i] for i in order]
+        return build_chunks(document, spans, counts, oversize)

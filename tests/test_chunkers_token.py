@@ -1,0 +1,81 @@
+"""The token chunker: fixed token windows with exact character offsets and a hard size ceiling."""
+from __future__ import annotations
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from chunkers import get_chunker
+from rag.errors import ConfigError
+from rag.tokens import get_tokenizer
+
+TRICKY_ALPHABET = st.sampled_from(
+    list("ab cd\n\r\t.,") + ["日", "本", "語", "😀", "👍🏽", "é", "e\u0301", "ع", "ب", "\u200d", "\r\n", "𝔘"]
+)
+tricky_text = st.lists(TRICKY_ALPHABET, max_size=120).map("".join)
+any_text = st.text(max_size=300)
+
+
+def assert_chunk_invariants(text, chunks, chunk_size):
+    tokenizer = get_tokenizer()
+    for c in chunks:
+        assert text[c.start:c.end] == c.text
+        assert c.token_count == tokenizer.count(c.text)
+        assert c.token_count <= chunk_size or c.metadata.get("oversize")
+    assert all(a.start <= b.start for a, b in zip(chunks, chunks[1:]))
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(text=st.one_of(tricky_text, any_text), chunk_size=st.integers(1, 12))
+def test_token_chunk_offsets_are_exact_and_sizes_within_limit(text, chunk_size):
+    chunks = get_chunker("token", chunk_size=chunk_size).chunk_text(text)
+    assert_chunk_invariants(text, chunks, chunk_size)
+    # Without overlap the chunks tile the text exactly.
+    assert "".join(c.text for c in chunks) == text
+    assert all(a.end == b.start for a, b in zip(chunks, chunks[1:]))
+
+
+@settings(max_examples=100, deadline=None)
+@given(text=st.one_of(tricky_text, any_text), chunk_size=st.integers(2, 12), data=st.data())
+def test_token_chunks_with_overlap_cover_text_and_keep_offsets(text, chunk_size, data):
+    overlap = data.draw(st.integers(0, chunk_size - 1))
+    chunks = get_chunker("token", chunk_size=chunk_size, overlap=overlap).chunk_text(text)
+    assert_chunk_invariants(text, chunks, chunk_size)
+    covered = set()
+    for c in chunks:
+        covered.update(range(c.start, c.end))
+    assert covered == set(range(len(text)))
+
+
+def test_window_boundary_inside_multibyte_character_keeps_offsets_exact():
+    # Each emoji is several cl100k tokens, so 1- and 2-token windows end inside characters.
+    text = "😀👍🏽日本語" * 5
+    for size in (1, 2, 3):
+        chunks = get_chunker("token", chunk_size=size).chunk_text(text)
+        assert "".join(c.text for c in chunks) == text
+        assert_chunk_invariants(text, chunks, size)
+
+
+def test_only_an_indivisible_character_may_exceed_the_size_and_it_is_reported():
+    chunks = get_chunker("token", chunk_size=1).chunk_text("😀")
+    assert [c.text for c in chunks] == ["😀"]
+    assert chunks[0].token_count > 1 and chunks[0].metadata["oversize"] is True
+
+
+def test_token_chunks_carry_document_metadata_and_stable_ids():
+    chunker = get_chunker("token", chunk_size=4)
+    chunks = chunker.chunk_text("one two three four five six seven", doc_id="d1", metadata={"lang": "en"})
+    assert [c.id for c in chunks] == [f"d1#{i}" for i in range(len(chunks))]
+    assert all(c.metadata["lang"] == "en" for c in chunks)
+
+
+def test_empty_and_whitespace_only_text():
+    chunker = get_chunker("token", chunk_size=4)
+    assert chunker.chunk_text("") == []
+    chunks = chunker.chunk_text(" \n\t \r\n ")
+    assert "".join(c.text for c in chunks) == " \n\t \r\n "
+
+
+def test_overlap_not_below_chunk_size_is_a_config_error_naming_the_key():
+    with pytest.raises(ConfigError, match="overlap"):
+        get_chunker("token", chunk_size=8, overlap=8)
