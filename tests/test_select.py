@@ -44,7 +44,7 @@ documents = st.lists(st.lists(st.sampled_from(WORDS), min_size=1, max_size=120).
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(texts=documents, size=st.integers(20, 300), overlap=st.integers(0, 15), budget=st.integers(1, 400),
-       strategy=st.sampled_from(("topk", "gradient")), merge=st.booleans(), scores=st.randoms(use_true_random=False))
+       strategy=st.sampled_from(STRATEGIES), merge=st.booleans(), scores=st.randoms(use_true_random=False))
 def test_selected_context_never_exceeds_budget(texts, size, overlap, budget, strategy, merge, scores):
     chunks = [c for d, t in enumerate(texts) for c in chunks_of(f"d{d}", t, size, overlap)]
     hits = [Hit(c, scores.random(), "test") for c in chunks]
