@@ -144,6 +144,10 @@ def validate_params(cls: type[Operator], params: dict[str, Any], path: str = "")
         return cls.Params(**params)
     except ValidationError as exc:
         raise params_error(exc, cls, path) from None
+    except ConfigError as exc:  # raised by a Params validator, with a path relative to the params
+        if path and not exc.path.startswith(path):
+            raise ConfigError(exc.message, f"{path}.{exc.path}" if exc.path else path) from None
+        raise
 
 
 def params_error(exc: ValidationError, cls: type[Operator], path: str) -> ConfigError:

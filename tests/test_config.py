@@ -1,0 +1,154 @@
+"""Pipeline configs: validation errors name the key path and line; load(dump(config)) == config."""
+from __future__ import annotations
+
+import pytest
+
+from rag.config import load_config, loads_config, parse_config
+from rag.errors import ConfigError
+
+INDEX = """
+index:
+  chunker: {op: token, chunk_size: 64}
+  structures: [t_terms]
+"""
+
+
+def config(flow: str, index: str = INDEX):
+    return loads_config(f"name: t\n{index}\nflow:\n{flow}", "p.yaml")
+
+
+def error_of(flow: str, index: str = INDEX) -> ConfigError:
+    with pytest.raises(ConfigError) as info:
+        config(flow, index)
+    return info.value
+
+
+def test_every_flow_kind_round_trips_through_yaml():
+    original = config("""
+  - parallel:
+      - {op: t_match, top_k: 3}
+      - [{op: t_append, word: x}, {op: t_match}]
+    merge: {op: t_concat}
+  - route:
+      by: {op: t_length}
+      cases:
+        long: [{op: t_match, top_k: 2}]
+      default: []
+  - loop:
+      max_iters: 3
+      until: {op: t_after, n: 2}
+      body: [{op: t_append}, {op: t_match}]
+""")
+    again = loads_config(original.dump(), "dumped.yaml")
+    assert again == original
+    assert again.dump() == original.dump()
+
+
+def test_loop_without_max_iters_is_rejected_with_path_and_line():
+    err = error_of("""
+  - {op: t_match}
+  - loop:
+      body: [{op: t_match}]
+""")
+    assert err.path == "flow[1].loop.max_iters"
+    assert "bounded" in err.message
+    assert err.source == "p.yaml" and err.line == 10
+    assert str(err).startswith("p.yaml:10: flow[1].loop.max_iters")
+
+
+def test_unknown_operator_lists_valid_names():
+    err = error_of("  - {op: bm26}\n")
+    assert err.path == "flow[0].op"
+    assert "unknown" in err.message and "t_match" in err.message
+
+
+def test_mistyped_parameter_names_the_key_and_valid_keys():
+    err = error_of("  - op: t_match\n    topk: 3\n")
+    assert err.path == "flow[0].topk"
+    assert "top_k" in err.message
+    assert err.line == 9
+
+
+def test_wrong_parameter_type_names_the_key():
+    err = error_of("  - {op: t_match, top_k: many}\n")
+    assert err.path == "flow[0].top_k"
+
+
+def test_chunker_param_error_is_under_index_chunker():
+    err = error_of("  - {op: t_match}\n", "index:\n  chunker: {op: token, chunk_size: 10, overlap: 10}\n  structures: [t_terms]\n")
+    assert err.path == "index.chunker.overlap"
+
+
+def test_route_without_default_and_missing_case_fails_validation():
+    err = error_of("""
+  - route:
+      by: {op: t_length}
+      cases:
+        long: [{op: t_match}]
+""")
+    assert err.path == "flow[0].route" and "short" in err.message
+
+
+def test_route_case_the_router_never_returns_is_rejected():
+    err = error_of("""
+  - route:
+      by: {op: t_length}
+      cases:
+        lengthy: [{op: t_match}]
+      default: []
+""")
+    assert err.path == "flow[0].route.cases.lengthy"
+
+
+def test_route_with_undeclared_labels_needs_a_default():
+    err = error_of("""
+  - route:
+      by: {op: t_free_router}
+      cases:
+        a: [{op: t_match}]
+""")
+    assert err.path == "flow[0].route.default"
+
+
+def test_merge_operator_cannot_stand_as_a_step():
+    err = error_of("  - {op: t_concat}\n")
+    assert "merge operator" in err.message
+
+
+def test_step_with_two_kinds_is_rejected():
+    err = error_of("  - {op: t_match, loop: {max_iters: 2, body: [{op: t_match}]}}\n")
+    assert "exactly one" in err.message
+
+
+def test_unknown_top_level_key_is_rejected():
+    with pytest.raises(ConfigError, match="unknown key 'flwo'"):
+        parse_config({"name": "x", "flwo": []})
+
+
+def test_duplicate_yaml_key_is_reported_with_line():
+    with pytest.raises(ConfigError) as info:
+        loads_config("name: a\nname: b\nflow: [{op: t_match}]\n", "dup.yaml")
+    assert info.value.line == 2 and "duplicate" in info.value.message
+
+
+def test_invalid_yaml_reports_line():
+    with pytest.raises(ConfigError) as info:
+        loads_config("name: a\nflow: [\n  - x: : :\n", "bad.yaml")
+    assert info.value.source == "bad.yaml" and info.value.line is not None
+
+
+def test_missing_config_file_is_a_clear_error(tmp_path):
+    with pytest.raises(ConfigError, match="not found"):
+        load_config(tmp_path / "nope.yaml")
+
+
+def test_embedder_unknown_key_is_rejected():
+    err = error_of("  - {op: t_match}\n", "index:\n  embedder: {modle: minilm}\n  structures: [t_terms]\n")
+    assert err.path == "index.embedder.modle"
+
+
+def test_index_key_changes_with_the_chunker_only():
+    a = config("  - {op: t_match}\n")
+    b = config("  - {op: t_match, top_k: 1}\n")
+    c = config("  - {op: t_match}\n", INDEX.replace("64", "65"))
+    assert a.index.key == b.index.key != c.index.key

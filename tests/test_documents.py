@@ -1,0 +1,67 @@
+"""Reading documents: folders, JSONL and single files, with errors that name file and line."""
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from rag.documents import read_documents
+from rag.errors import InputError
+
+
+def test_folder_reads_text_like_files_recursively_with_relative_ids(tmp_path):
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "a.md").write_text("# A\nalpha")
+    (tmp_path / "sub" / "b.py").write_text("def f():\n    return 1\n")
+    (tmp_path / "image.png").write_bytes(b"\x89PNG")
+    (tmp_path / ".hidden").mkdir()
+    (tmp_path / ".hidden" / "c.txt").write_text("secret")
+    docs = read_documents(tmp_path)
+    assert [d.id for d in docs] == ["a.md", "sub/b.py"]
+    assert docs[1].metadata["language"] == "python"
+
+
+def test_jsonl_documents_keep_metadata_and_title(tmp_path):
+    path = tmp_path / "docs.jsonl"
+    path.write_text('{"id": "1", "text": "hello", "metadata": {"k": 1}}\n{"_id": "2", "title": "T", "text": "x"}\n')
+    docs = read_documents(path)
+    assert docs[0].metadata == {"k": 1} and docs[1].metadata == {"title": "T"}
+
+
+@pytest.mark.parametrize("line, message", [
+    ('{"id": "1", "text": "a"}\n{"id": "1", "text": "b"}\n', ":2: duplicate document id '1'"),
+    ('{"id": "1", "text": "a"}\nnot json\n', ":2: invalid JSON"),
+    ('{"text": "a"}\n', ":1: a document needs 'id'"),
+    ('{"id": 1, "text": 5}\n', ":1: 'text' must be a string"),
+])
+def test_bad_jsonl_names_the_line(tmp_path, line, message):
+    path = tmp_path / "docs.jsonl"
+    path.write_text(line)
+    with pytest.raises(InputError, match=message):
+        read_documents(path)
+
+
+def test_undecodable_bytes_name_the_file_and_offset(tmp_path):
+    (tmp_path / "bad.txt").write_bytes(b"ok \xff\xfe broken")
+    with pytest.raises(InputError, match=r"bad.txt: not valid utf-8 at byte 3"):
+        read_documents(tmp_path)
+
+
+def test_empty_documents_are_skipped_with_a_warning_naming_them(tmp_path, caplog):
+    (tmp_path / "empty.txt").write_text("   \n")
+    (tmp_path / "full.txt").write_text("text")
+    with caplog.at_level(logging.WARNING):
+        docs = read_documents(tmp_path)
+    assert [d.id for d in docs] == ["full.txt"]
+    assert "empty.txt" in caplog.text
+
+
+def test_only_empty_input_is_an_error(tmp_path):
+    (tmp_path / "empty.txt").write_text("")
+    with pytest.raises(InputError, match="no document with text"):
+        read_documents(tmp_path)
+
+
+def test_missing_input_is_an_error(tmp_path):
+    with pytest.raises(InputError, match="not found"):
+        read_documents(tmp_path / "nope")
