@@ -1,0 +1,88 @@
+"""Built indexes shared across an experiment's pipelines and kept on disk between runs.
+
+An index is identified by (corpus fingerprint, ``PipelineConfig.index.key``): the same documents chunked,
+embedded and indexed the same way. Pipelines that differ only downstream of the index (retriever depth,
+fusion, reranker, selector, generator) reuse one in-memory index, and a later run loads it from disk instead
+of re-chunking and re-embedding. Embedders are shared per embedder config, so their ``model_calls`` counters
+add up to every text actually sent to a model during the run.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from pathlib import Path
+from typing import Sequence
+
+from rag.config import PipelineConfig
+from rag.embedding import default_cache_dir
+from rag.errors import IndexStoreError
+from rag.index.store import Index
+from rag.resources import Resources
+from rag.types import Document
+
+log = logging.getLogger(__name__)
+
+
+def corpus_fingerprint(documents: Sequence[Document]) -> str:
+    """sha256 over every document's id, text and metadata, in order (16 hex digits)."""
+    digest = hashlib.sha256()
+    for doc in documents:
+        digest.update(json.dumps([doc.id, doc.text, dict(doc.metadata)], sort_keys=True, ensure_ascii=False,
+                                 default=str).encode("utf-8", "surrogatepass"))
+        digest.update(b"\n")
+    return digest.hexdigest()[:16]
+
+
+class IndexCache:
+    """Load-or-build indexes under ``root`` (default ``$RAGLOOM_CACHE/eval-indexes``)."""
+
+    def __init__(self, root: str | Path | None = None):
+        self.root = Path(root) if root else default_cache_dir() / "eval-indexes"
+        self._indexes: dict[tuple[str, str], Index] = {}
+        self._resources: dict[str, Resources] = {}
+        self.built: list[str] = []
+        self.loaded: list[str] = []
+
+    def resources_for(self, config: PipelineConfig) -> Resources:
+        key = json.dumps(config.index.embedder.model_dump(), sort_keys=True)
+        if key not in self._resources:
+            self._resources[key] = Resources(embedder=config.index.embedder.model_dump())
+        return self._resources[key]
+
+    @property
+    def model_calls(self) -> int:
+        """Texts sent to embedding models so far (cache misses only), over every embedder in use."""
+        return sum(r._embedder.model_calls for r in self._resources.values() if r._embedder is not None)
+
+    def directory(self, fingerprint: str, config: PipelineConfig) -> Path:
+        return self.root / f"{fingerprint}-{config.index.key}"
+
+    def get(self, config: PipelineConfig, documents: Sequence[Document], fingerprint: str | None = None,
+            progress: bool = False) -> Index:
+        """The index of ``documents`` built with ``config.index``: from memory, from disk, or built now."""
+        fingerprint = fingerprint or corpus_fingerprint(documents)
+        key = (fingerprint, config.index.key)
+        if key in self._indexes:
+            return self._indexes[key]
+        resources = self.resources_for(config)
+        folder = self.directory(fingerprint, config)
+        index = None
+        if (folder / "CURRENT").exists():
+            try:
+                index, _ = Index.load(folder, resources)
+                if index.config != config.index:
+                    log.warning("cached index %s has a different config; rebuilding", folder)
+                    index = None
+                else:
+                    self.loaded.append(folder.name)
+            except IndexStoreError as exc:
+                log.warning("cached index %s is unusable (%s); rebuilding", folder, exc)
+                index = None
+        if index is None:
+            index = Index(config.index, resources)
+            index.add_documents(documents, progress=progress)
+            index.save(folder)
+            self.built.append(folder.name)
+        self._indexes[key] = index
+        return index

@@ -1,0 +1,240 @@
+"""Run an experiment: every pipeline on every dataset, one query at a time, resumable.
+
+Per-query records are appended (and flushed) to ``OUT/per_query.jsonl`` as they are computed, keyed by a run
+key (hash of the resolved pipeline config, the corpus fingerprint, the metric names and span settings), so an
+interrupted run continues where it stopped and a changed pipeline never reuses stale results. Indexes come
+from :class:`evals.index_cache.IndexCache`, so pipelines that share an index section share one index.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+from evals import metrics as M
+from evals.datasets import Dataset, Query, load_dataset
+from evals.experiment import Experiment, PipelineSpec
+from evals.index_cache import IndexCache, corpus_fingerprint
+from rag.config import parse_config
+from rag.state import Result
+
+log = logging.getLogger(__name__)
+
+DEFAULT_RANKING_METRICS = ("nDCG@10", "R@1", "R@2", "R@5", "R@10", "R@100", "P@5", "MRR@10", "MAP", "Hit@5",
+                           "AllGold@5")
+RECALL_CURVE_KS = (1, 2, 3, 5, 10, 20, 50, 100)
+RANKING_DEPTH_SAVED = 100  # documents per query kept in per_query.jsonl and the TREC run file
+
+
+@dataclass
+class RunOutcome:
+    """One pipeline × dataset: its aggregated metrics and its per-query records."""
+
+    pipeline: str
+    dataset: str
+    config: dict[str, Any]
+    records: list[dict[str, Any]]
+    metrics: dict[str, float]
+    chunk_tokens: list[int] = field(default_factory=list)
+    chunk_chars: list[int] = field(default_factory=list)
+    embedding_model_calls: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        return {"pipeline": self.pipeline, "dataset": self.dataset, "metrics": self.metrics, "config": self.config}
+
+
+@dataclass
+class ExperimentOutcome:
+    experiment: Experiment
+    runs: list[RunOutcome]
+    embedding_model_calls: int
+    indexes_built: list[str]
+    indexes_loaded: list[str]
+    seconds: float
+
+
+def metric_names_for(experiment: Experiment, dataset: Dataset) -> list[str]:
+    """The metrics to report on ``dataset``: the experiment's list, or defaults by what the dataset has."""
+    requested = list(experiment.metrics)
+    names: list[str] = []
+    if dataset.qrels:
+        ranking = [m for m in requested if M.parse_metric(m)[0] in (*M.RANKING_METRICS, "MAP")]
+        names += ranking if requested else list(DEFAULT_RANKING_METRICS)
+    if dataset.has_references and (not requested or any(m in M.SPAN_METRICS for m in requested)):
+        names += list(M.SPAN_METRICS)
+    if dataset.has_answers and (not requested or any(m in M.ANSWER_METRICS for m in requested)):
+        names += list(M.ANSWER_METRICS)
+    return names
+
+
+def run_key(config: dict[str, Any], fingerprint: str, metric_names: Iterable[str], experiment: Experiment) -> str:
+    blob = json.dumps({"config": config, "corpus": fingerprint, "metrics": list(metric_names),
+                       "span": [experiment.span.k, experiment.span.source]}, sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def score_query(query: Query, qrels: dict[str, int] | None, result: Result, names: list[str],
+                experiment: Experiment) -> dict[str, Any]:
+    """Everything recorded for one query: scores, the document ranking, spans, answer, cost and trace."""
+    doc_best: dict[str, float] = {}
+    for hit in result.hits:
+        doc_best.setdefault(hit.chunk.doc_id, float(hit.score))
+    ranked_docs = list(doc_best)
+    scores: dict[str, float] = {}
+    curve: dict[str, float] = {}
+    if qrels:
+        scores.update(M.ranking_scores(ranked_docs, qrels, [n for n in names if "@" in n or n == "MAP"]))
+        curve = {str(k): M.recall_at_k(ranked_docs, qrels, k) for k in RECALL_CURVE_KS}
+
+    use_context = experiment.span.source == "context" or (experiment.span.source == "auto" and result.contexts)
+    evidence = list(result.contexts) if use_context else [h.chunk for h in result.hits[:experiment.span.k]]
+    spans = [(c.doc_id, c.start, c.end) for c in evidence]
+    if query.references and any(n in M.SPAN_METRICS for n in names):
+        scores.update(M.span_scores(spans, list(query.references)).as_metrics())
+    if query.answers and any(n in M.ANSWER_METRICS for n in names):
+        scores["EM"] = M.exact_match(result.answer, query.answers)
+        scores["F1"] = M.token_f1(result.answer, query.answers)
+        scores["answer_in_context"] = M.answer_in_context(query.answers, [c.text for c in evidence])
+
+    stages: dict[str, float] = {}
+    for event in result.trace:
+        stages[event.name] = stages.get(event.name, 0.0) + float(event.seconds)
+    answer = result.state.answer
+    return {
+        "query_id": query.id,
+        "query": query.text,
+        "scores": scores,
+        "recall_curve": curve,
+        "ranking": [[d, round(doc_best[d], 6)] for d in ranked_docs[:RANKING_DEPTH_SAVED]],
+        "evidence": [[c.id, c.doc_id, c.start, c.end] for c in evidence],
+        "context_tokens": int(sum(c.token_count for c in evidence)),
+        "answer": result.answer,
+        "generator_model_calls": int(answer.model_calls) if answer else 0,
+        "seconds": round(result.seconds, 6),
+        "stages": {k: round(v, 6) for k, v in stages.items()},
+        "trace": [e.to_json() for e in result.trace],
+    }
+
+
+def aggregate(records: list[dict[str, Any]], names: list[str]) -> dict[str, float]:
+    """Means over the queries each metric applies to, plus cost means (latency in ms, context tokens)."""
+    out: dict[str, float] = {}
+    for name in names:
+        values = [r["scores"][name] for r in records if name in r["scores"]]
+        if values:
+            out[name] = M.mean(values)
+    if records:
+        out["context_tokens"] = M.mean(r["context_tokens"] for r in records)
+        out["latency_ms"] = 1000 * M.mean(r["seconds"] for r in records)
+        out["generator_model_calls"] = float(sum(r["generator_model_calls"] for r in records))
+        out["queries"] = float(len(records))
+    return out
+
+
+class ResultLog:
+    """``per_query.jsonl``: append-only while running, rewritten to the current runs at the end."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.done: dict[tuple[str, str], dict[str, Any]] = {}
+        if path.exists():
+            with path.open(encoding="utf-8") as fh:
+                for line in fh:
+                    try:
+                        rec = json.loads(line)
+                        self.done[(rec["run"], rec["query_id"])] = rec
+                    except (json.JSONDecodeError, KeyError, TypeError):
+                        continue  # a line cut short by an interruption: that query is simply re-run
+        self._write(self.done.values())
+        self._fh = path.open("a", encoding="utf-8")
+
+    def _write(self, records: Iterable[dict[str, Any]]) -> None:
+        tmp = self.path.with_suffix(".tmp")
+        with tmp.open("w", encoding="utf-8") as fh:
+            for rec in records:
+                fh.write(json.dumps(rec, ensure_ascii=False) + "\n")
+        os.replace(tmp, self.path)
+
+    def append(self, record: dict[str, Any]) -> None:
+        self._fh.write(json.dumps(record, ensure_ascii=False) + "\n")
+        self._fh.flush()
+        self.done[(record["run"], record["query_id"])] = record
+
+    def finish(self, keep_runs: list[str]) -> None:
+        self._fh.close()
+        order = {run: i for i, run in enumerate(keep_runs)}
+        kept = [r for (run, _), r in self.done.items() if run in order]
+        kept.sort(key=lambda r: order[r["run"]])
+        self._write(kept)
+
+
+def _progress(total: int, initial: int, desc: str, enabled: bool):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, initial=initial, desc=desc, unit="q", disable=not enabled, leave=True,
+                dynamic_ncols=True)
+
+
+def run_experiment(experiment: Experiment, out_dir: str | Path, limit: int | None = None,
+                   cache_dir: str | Path | None = None, progress: bool = True,
+                   on_run: Callable[[RunOutcome], None] | None = None) -> ExperimentOutcome:
+    """Run every pipeline on every dataset; writes per_query.jsonl into ``out_dir`` as it goes."""
+    from rag.pipeline import Pipeline
+
+    started = time.perf_counter()
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    cache = IndexCache(cache_dir or experiment.cache_dir)
+    log_file = ResultLog(out / "per_query.jsonl")
+    limit = limit or experiment.limit
+    runs: list[RunOutcome] = []
+    run_keys: list[str] = []
+    try:
+        for dspec in experiment.datasets:
+            dataset = load_dataset(dspec.ref, experiment.source, split=dspec.split).limited(limit)
+            dataset.name = dspec.name
+            fingerprint = corpus_fingerprint(dataset.documents)
+            names = metric_names_for(experiment, dataset)
+            for pspec in experiment.pipelines:
+                runs.append(_run_one(pspec, dataset, fingerprint, names, experiment, cache, log_file, run_keys,
+                                     progress, Pipeline))
+                if on_run:
+                    on_run(runs[-1])
+    finally:
+        log_file.finish(run_keys)
+    return ExperimentOutcome(experiment, runs, cache.model_calls, cache.built, cache.loaded,
+                             time.perf_counter() - started)
+
+
+def _run_one(pspec: PipelineSpec, dataset: Dataset, fingerprint: str, names: list[str], experiment: Experiment,
+             cache: IndexCache, log_file: ResultLog, run_keys: list[str], progress: bool, pipeline_cls) -> RunOutcome:
+    config = parse_config(json.loads(json.dumps(pspec.config)), pspec.source)
+    resolved = config.to_dict()
+    key = run_key(resolved, fingerprint, names, experiment)
+    run_keys.append(key)
+    calls_before = cache.model_calls
+    index = cache.get(config, dataset.documents, fingerprint, progress=progress)
+    pipe = pipeline_cls(config, index=index)
+    todo = [q for q in dataset.queries if (key, q.id) not in log_file.done]
+    bar = _progress(len(dataset.queries), len(dataset.queries) - len(todo), f"{pspec.name} × {dataset.name}",
+                    progress)
+    try:
+        for query in todo:
+            result = pipe.run(query.text)
+            record = score_query(query, dataset.qrels.get(query.id), result, names, experiment)
+            log_file.append({"run": key, "pipeline": pspec.name, "dataset": dataset.name, **record})
+            bar.update(1)
+    finally:
+        bar.close()
+    records = [log_file.done[(key, q.id)] for q in dataset.queries]
+    metrics = aggregate(records, names)
+    calls = cache.model_calls - calls_before
+    metrics["embedding_model_calls"] = float(calls)
+    chunks = list(index.chunks.values())
+    return RunOutcome(pspec.name, dataset.name, resolved, records, metrics,
+                      [c.token_count for c in chunks], [c.end - c.start for c in chunks], calls)
