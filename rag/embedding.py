@@ -95,6 +95,7 @@ class Embedder:
         self.document_prefix = document_prefix
         self.model_calls = 0
         self.truncated = 0
+        self.show_progress = False
         self._st = None
         self._cache = EmbeddingCache(Path(cache_dir or default_cache_dir()) / "embeddings.sqlite") if cache else None
 
@@ -151,9 +152,10 @@ class Embedder:
                               convert_to_numpy=True, show_progress_bar=show_progress)
         return np.asarray(vecs, dtype=np.float32)
 
-    def embed(self, texts: Sequence[str], show_progress: bool = False) -> np.ndarray:
+    def embed(self, texts: Sequence[str], show_progress: bool | None = None) -> np.ndarray:
         """Document embeddings, one row per text, served from the cache where possible."""
-        return self._cached(texts, self.document_prefix, show_progress)
+        progress = self.show_progress if show_progress is None else show_progress
+        return self._cached(texts, self.document_prefix, progress and len(texts) > 256)
 
     def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
         return self._cached(texts, self.query_prefix, False)

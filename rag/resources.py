@@ -18,12 +18,14 @@ class Resources:
         self.generator_config = generator if generator is not None else "extractive"
         self.tokenizer_name = tokenizer
         self._embedder: Embedder | None = None
+        self.progress = False
         self._generators: dict[str, Any] = {}
 
     @property
     def embedder(self) -> Embedder:
         if self._embedder is None:
             self._embedder = Embedder(**self.embedder_config)
+        self._embedder.show_progress = self.progress
         return self._embedder
 
     def tokenizer(self, name: str | None = None) -> TiktokenTokenizer:

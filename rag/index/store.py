@@ -72,6 +72,7 @@ class Index:
         replaced = [d.id for d in fresh if d.id in self.documents]
         if replaced:
             self.delete_documents(replaced)
+        self.resources.progress = progress
         started = time.perf_counter()
         new_chunks, vectors = self._chunk(fresh, progress)
         self.stats["chunk_seconds"] = time.perf_counter() - started

@@ -1,0 +1,57 @@
+"""The operator registry: one lookup per YAML name, third-party operators via entry points."""
+from __future__ import annotations
+
+import pytest
+
+from rag import registry
+from rag.errors import ConfigError
+from rag.operators import StepOperator
+from rag.registry import OperatorParams, create, get_spec, operator
+
+
+def test_builtin_operators_of_every_flow_kind_are_registered():
+    names = {s.name: s.kind for s in registry.registered()}
+    assert names["query_kind"] == "router" and names["enough_context"] == "judge"
+    assert names["generate"] == "step" and names["token"] == "chunker"
+
+
+def test_unknown_name_lists_valid_names_of_the_wanted_kind():
+    with pytest.raises(ConfigError) as info:
+        get_spec("nope", "router")
+    assert "query_kind" in info.value.message and "generate" not in info.value.message
+
+
+def test_create_validates_params_and_names_the_key():
+    with pytest.raises(ConfigError) as info:
+        create("t_match", {"top_k": "x"}, path="flow[0]")
+    assert info.value.path == "flow[0].top_k"
+
+
+def test_third_party_operators_register_through_entry_points(monkeypatch):
+    class FakeEntryPoint:
+        def load(self):
+            def register():
+                @operator("third_party_echo", kind="step")
+                class Echo(StepOperator):
+                    class Params(OperatorParams):
+                        word: str = "hi"
+
+                    def __call__(self, state, ctx):
+                        return state.evolve(search_query=self.params.word)
+
+            return register
+
+    monkeypatch.setattr(registry, "_loaded", False)
+    monkeypatch.setattr(registry, "entry_points", lambda group: [FakeEntryPoint()] if group == registry.ENTRY_POINT_GROUP else [])
+    assert get_spec("third_party_echo", "step").cls.Params().word == "hi"
+
+
+def test_a_name_cannot_be_taken_twice_by_different_classes():
+    @operator("t_unique_name", kind="step")
+    class First(StepOperator):
+        pass
+
+    with pytest.raises(ValueError, match="already registered"):
+        @operator("t_unique_name", kind="step")
+        class Second(StepOperator):
+            pass
