@@ -1,0 +1,54 @@
+"""The embedder: the bundled MiniLM, offline, cached by (model identity, text hash)."""
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pytest
+
+from rag.embedding import Embedder
+
+
+@pytest.fixture(scope="module")
+def minilm(tmp_path_factory):
+    return Embedder("minilm", cache_dir=tmp_path_factory.mktemp("emb-cache"))
+
+
+def test_bundled_minilm_gives_unit_vectors_of_384_dims(minilm):
+    vecs = minilm.embed(["late chunking pools token embeddings", "bm25 is lexical"])
+    assert vecs.shape == (2, 384) and vecs.dtype == np.float32
+    assert np.allclose(np.linalg.norm(vecs, axis=1), 1.0, atol=1e-5)
+
+
+def test_second_embedding_of_the_same_text_makes_no_model_call(minilm, tmp_path):
+    texts = [f"sentence number {i} about retrieval" for i in range(5)]
+    first = minilm.embed(texts)
+    calls = minilm.model_calls
+    again = Embedder("minilm", cache_dir=minilm._cache.path.parent)  # a new process would see the same cache
+    again._st = minilm._st
+    second = again.embed(texts + texts[:2])
+    assert again.model_calls == 0 and minilm.model_calls == calls
+    assert np.allclose(first, second[:5])
+
+
+def test_queries_and_documents_are_cached_separately_when_prefixes_differ(tmp_path, minilm):
+    e = Embedder("minilm", cache_dir=tmp_path, query_prefix="query: ")
+    e._st = minilm._st
+    d = e.embed(["same text"])
+    q = e.embed_queries(["same text"])
+    assert not np.allclose(d, q)
+
+
+def test_texts_over_the_model_limit_are_reported_with_counts(minilm, caplog):
+    long_text = "word " * 600
+    with caplog.at_level(logging.WARNING):
+        minilm.embed([long_text, "short"])
+    assert "1 of 1 texts exceed" in caplog.text or "1 of 2 texts exceed" in caplog.text
+    assert minilm.truncated >= 1
+
+
+def test_unloadable_model_is_a_clear_error(tmp_path):
+    from rag.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="nothing is downloaded"):
+        Embedder(str(tmp_path / "no-model"), cache=False).embed(["x"])
