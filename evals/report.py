@@ -1,0 +1,195 @@
+"""Write a finished experiment to its run folder.
+
+``metrics.json`` (one record per pipeline × dataset, the contract other tools read), ``runs/*.trec`` (TREC run
+files on documents), ``significance.json``, ``report.md`` and ``report.html`` with the PNG plots beside them,
+and a rich summary table for the terminal.
+"""
+from __future__ import annotations
+
+import dataclasses
+import html
+import itertools
+import json
+import math
+import re
+from pathlib import Path
+from typing import Any, Sequence
+
+from evals import plots
+from evals.runner import ExperimentOutcome, RunOutcome
+from evals.significance import PairedComparison, compare
+
+COST_COLUMNS = ("context_tokens", "latency_ms", "embedding_model_calls")
+
+
+def _safe(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.=,-]+", "_", name).strip("_") or "run"
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "–"
+        return f"{value:.4f}" if abs(value) < 10 else f"{value:.1f}"
+    return str(value)
+
+
+def quality_metrics(runs: Sequence[RunOutcome]) -> list[str]:
+    names: list[str] = []
+    for run in runs:
+        for name in run.metrics:
+            if name not in names and name not in (*COST_COLUMNS, "queries", "generator_model_calls"):
+                names.append(name)
+    return names
+
+
+def write_metrics_json(outcome: ExperimentOutcome, out: Path) -> Path:
+    path = out / "metrics.json"
+    path.write_text(json.dumps([r.to_json() for r in outcome.runs], indent=2, ensure_ascii=False) + "\n",
+                    encoding="utf-8")
+    return path
+
+
+def write_trec_runs(outcome: ExperimentOutcome, out: Path) -> list[Path]:
+    """``qid Q0 docid rank score tag`` per line, one file per pipeline × dataset (documents, best rank first)."""
+    folder = out / "runs"
+    folder.mkdir(exist_ok=True)
+    paths = []
+    for run in outcome.runs:
+        tag = _safe(run.pipeline)
+        path = folder / f"{tag}__{_safe(run.dataset)}.trec"
+        with path.open("w", encoding="utf-8") as fh:
+            for rec in run.records:
+                for rank, (doc, score) in enumerate(rec["ranking"], start=1):
+                    fh.write(f"{rec['query_id']} Q0 {doc} {rank} {score} {tag}\n")
+        paths.append(path)
+    return paths
+
+
+def primary_metrics(runs: Sequence[RunOutcome]) -> list[str]:
+    """Metrics the significance tests are run on: the first ranking metric, span IoU / recall, F1."""
+    names = quality_metrics(runs)
+    chosen = [n for n in names if "@" in n][:1]
+    chosen += [n for n in ("span_recall", "span_iou", "F1") if n in names]
+    return chosen
+
+
+def comparisons(outcome: ExperimentOutcome, rounds: int = 10_000) -> list[PairedComparison]:
+    """Every pair of pipelines on the same dataset, on each primary metric."""
+    found = []
+    by_dataset: dict[str, list[RunOutcome]] = {}
+    for run in outcome.runs:
+        by_dataset.setdefault(run.dataset, []).append(run)
+    for runs in by_dataset.values():
+        for metric in primary_metrics(runs):
+            for a, b in itertools.combinations(runs, 2):
+                sa = {r["query_id"]: r["scores"][metric] for r in a.records if metric in r["scores"]}
+                sb = {r["query_id"]: r["scores"][metric] for r in b.records if metric in r["scores"]}
+                result = compare(metric, a.pipeline, sa, b.pipeline, sb, rounds)
+                if result is not None:
+                    found.append(result)
+    return found
+
+
+def write_plots(outcome: ExperimentOutcome, out: Path) -> dict[str, Path]:
+    runs = outcome.runs
+    drawn = {
+        "metrics": plots.metric_bars(runs, quality_metrics(runs)[:10], out / "metrics.png"),
+        "recall@k": plots.recall_curves(runs, out / "recall_at_k.png"),
+        "chunk sizes": plots.chunk_size_histograms(runs, out / "chunk_sizes.png"),
+        "latency": plots.latency_breakdown(runs, out / "latency.png"),
+    }
+    return {k: v for k, v in drawn.items() if v is not None}
+
+
+def _table(runs: Sequence[RunOutcome], columns: list[str]) -> tuple[list[str], list[list[str]]]:
+    header = ["pipeline", "dataset", *columns]
+    rows = [[r.pipeline, r.dataset, *(_fmt(r.metrics.get(c, float("nan"))) for c in columns)] for r in runs]
+    return header, rows
+
+
+def _sig_rows(tests: Sequence[PairedComparison]) -> tuple[list[str], list[list[str]]]:
+    header = ["metric", "A", "B", "queries", "mean A", "mean B", "A − B", "95% CI", "p (randomisation)",
+              "p (bootstrap)"]
+    rows = [[t.metric, t.a, t.b, str(t.queries), f"{t.mean_a:.4f}", f"{t.mean_b:.4f}", f"{t.difference:+.4f}",
+             f"[{t.ci_low:+.4f}, {t.ci_high:+.4f}]", f"{t.p_randomisation:.4f}", f"{t.p_bootstrap:.4f}"]
+            for t in tests]
+    return header, rows
+
+
+def _md_table(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _html_table(header: list[str], rows: list[list[str]]) -> str:
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in rows)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def write_reports(outcome: ExperimentOutcome, out: Path, command: str = "", rounds: int = 10_000) -> dict[str, Path]:
+    """Every output file of a run folder; returns their paths by kind."""
+    out.mkdir(parents=True, exist_ok=True)
+    paths: dict[str, Path] = {"metrics.json": write_metrics_json(outcome, out)}
+    write_trec_runs(outcome, out)
+    tests = comparisons(outcome, rounds)
+    (out / "significance.json").write_text(json.dumps([dataclasses.asdict(t) for t in tests], indent=2) + "\n", encoding="utf-8")
+    figures = write_plots(outcome, out)
+    quality = quality_metrics(outcome.runs)
+    q_header, q_rows = _table(outcome.runs, quality)
+    c_header, c_rows = _table(outcome.runs, [*COST_COLUMNS, "queries"])
+    s_header, s_rows = _sig_rows(tests)
+    exp = outcome.experiment
+    intro = (f"{len(outcome.runs)} runs in {outcome.seconds:.1f} s; embedding model calls this run: "
+             f"{outcome.embedding_model_calls}; indexes built: {len(outcome.indexes_built)}, loaded from cache: "
+             f"{len(outcome.indexes_loaded)}.")
+    sig_note = ("Paired tests over the queries both pipelines were scored on: sign-flip randomisation and "
+                "bootstrap (10,000 rounds each), two-sided; CI is the bootstrap 95% interval of A − B.")
+
+    md = [f"# {exp.name}", "", intro, ""]
+    if command:
+        md += ["```", command, "```", ""]
+    md += ["## Quality", "", _md_table(q_header, q_rows), "", "## Cost (means per query)", "",
+           _md_table(c_header, c_rows), ""]
+    if s_rows:
+        md += ["## Significance", "", sig_note, "", _md_table(s_header, s_rows), ""]
+    md += ["## Plots", ""] + [f"![{k}]({p.name})" for k, p in figures.items()] + [""]
+    (out / "report.md").write_text("\n".join(md), encoding="utf-8")
+    paths["report.md"] = out / "report.md"
+
+    style = ("body{font-family:system-ui,sans-serif;margin:2em;max-width:1100px}table{border-collapse:collapse;"
+             "margin:1em 0}td,th{border:1px solid #ccc;padding:3px 8px;font-size:13px;text-align:right}"
+             "td:first-child,td:nth-child(2){text-align:left}img{max-width:100%;margin:1em 0}")
+    body = [f"<h1>{html.escape(exp.name)}</h1>", f"<p>{html.escape(intro)}</p>"]
+    if command:
+        body.append(f"<pre>{html.escape(command)}</pre>")
+    body += ["<h2>Quality</h2>", _html_table(q_header, q_rows), "<h2>Cost (means per query)</h2>",
+             _html_table(c_header, c_rows)]
+    if s_rows:
+        body += ["<h2>Significance</h2>", f"<p>{html.escape(sig_note)}</p>", _html_table(s_header, s_rows)]
+    body += ["<h2>Plots</h2>"] + [f'<figure><img src="{p.name}" alt="{html.escape(k)}"><figcaption>'
+                                  f"{html.escape(k)}</figcaption></figure>" for k, p in figures.items()]
+    (out / "report.html").write_text(
+        f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(exp.name)}</title>"
+        f"<style>{style}</style></head><body>{''.join(body)}</body></html>\n", encoding="utf-8")
+    paths["report.html"] = out / "report.html"
+    return paths
+
+
+def print_summary(outcome: ExperimentOutcome, console=None) -> None:
+    """A rich table of the quality metrics and costs, one row per pipeline × dataset."""
+    from rich.console import Console
+    from rich.table import Table
+
+    console = console or Console()
+    columns = quality_metrics(outcome.runs)[:9] + ["latency_ms", "embedding_model_calls"]
+    table = Table(title=outcome.experiment.name, show_lines=False)
+    table.add_column("pipeline", style="bold")
+    table.add_column("dataset")
+    for c in columns:
+        table.add_column(c.replace("embedding_model_calls", "emb calls"), justify="right")
+    for run in outcome.runs:
+        table.add_row(run.pipeline, run.dataset, *(_fmt(run.metrics.get(c, float("nan"))) for c in columns))
+    console.print(table)
