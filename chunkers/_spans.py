@@ -59,6 +59,12 @@ def token_char_bounds(text: str, tokenizer: TiktokenTokenizer, ids: Sequence[int
     return utf8_char_index(text)[byte_bounds]
 
 
+def count_tokens(tokenizer: TiktokenTokenizer, texts: Sequence[str]) -> list[int]:
+    """Token counts of many short texts (a plain loop: tiktoken's batch call pays for a thread pool)."""
+    encode = tokenizer.encoding.encode_ordinary
+    return [len(encode(t)) for t in texts]
+
+
 def fit_spans(text: str, spans: Iterable[Span], tokenizer: TiktokenTokenizer, limit: int,
               counts: Sequence[int] | None = None) -> tuple[list[Span], list[int], list[bool]]:
     """Split every span whose text has more than ``limit`` tokens into consecutive spans that fit.
@@ -69,7 +75,7 @@ def fit_spans(text: str, spans: Iterable[Span], tokenizer: TiktokenTokenizer, li
     """
     spans = [s for s in spans if s[1] > s[0]]
     if counts is None:
-        counts = tokenizer.count_batch([text[a:b] for a, b in spans])
+        counts = count_tokens(tokenizer, [text[a:b] for a, b in spans])
     out_spans: list[Span] = []
     out_counts: list[int] = []
     oversize: list[bool] = []

@@ -1,0 +1,79 @@
+"""Sentence packing: offline segmentation, greedy packing up to ``chunk_size`` tokens, overlap in sentences.
+
+YAML::
+
+    index:
+      chunker: {op: sentence, chunk_size: 128, overlap_sentences: 1}
+
+Sentences come from :func:`chunkers._sentences.sentence_spans` (rules, no model download). A sentence
+longer than the limit is split at words, then tokens (the recursive splitter's lower levels). Sizes are
+re-measured on the final chunk text; ``chunk_size`` is a hard ceiling.
+"""
+from __future__ import annotations
+
+from pydantic import Field
+
+from chunkers._sentences import sentence_spans
+from chunkers._spans import Span, build_chunks, count_tokens, fit_spans, resolve_tokenizer
+from chunkers.base import Chunker
+from chunkers.recursive import WORDS, RecursiveSplitter
+from rag.registry import OperatorParams, operator
+from rag.types import Chunk, Document
+
+
+def sentence_units(splitter: RecursiveSplitter, limit: int) -> list[Span]:
+    """Sentence spans tiling the text, with any sentence over ``limit`` split at words or tokens."""
+    units: list[Span] = []
+    for a, b in sentence_spans(splitter.text):
+        if splitter.estimate(a, b) <= limit:
+            units.append((a, b))
+        else:
+            units.extend(splitter.split(a, b, limit, WORDS))
+    return units
+
+
+def pack_with_overlap(splitter: RecursiveSplitter, units: list[Span], limit: int, overlap: int) -> list[Span]:
+    """Consecutive units packed greedily under ``limit``; each chunk after the first repeats up to ``overlap``
+    trailing units of the previous one (fewer if they would not fit)."""
+    spans: list[Span] = []
+    first = 0
+    while first < len(units):
+        last = first
+        while last + 1 < len(units) and splitter.estimate(units[first][0], units[last + 1][1]) <= limit:
+            last += 1
+        spans.append((units[first][0], units[last][1]))
+        if last + 1 >= len(units):
+            break
+        next_first = last + 1
+        while next_first > max(first + 1, last + 1 - overlap) and \
+                splitter.estimate(units[next_first - 1][0], units[last + 1][1]) <= limit:
+            next_first -= 1
+        first = next_first
+    return spans
+
+
+@operator("sentence", kind="chunker")
+class SentenceChunker(Chunker):
+    """Packs whole sentences up to ``chunk_size`` tokens, optionally repeating sentences as overlap."""
+
+    class Params(OperatorParams):
+        chunk_size: int = Field(256, gt=0, description="maximum tokens per chunk (hard ceiling)")
+        overlap_sentences: int = Field(0, ge=0, description="sentences repeated from the previous chunk")
+        tokenizer: str = "cl100k_base"
+
+    def __init__(self, **params):
+        super().__init__(**params)
+        self.tokenizer_ = resolve_tokenizer(self.params.tokenizer)
+
+    def spans(self, text: str) -> tuple[list[Span], list[int], list[bool]]:
+        limit = self.params.chunk_size
+        splitter = RecursiveSplitter(text, self.tokenizer_, markdown=False)
+        spans = pack_with_overlap(splitter, sentence_units(splitter, limit), limit, self.params.overlap_sentences)
+        counts = count_tokens(self.tokenizer_, [text[a:b] for a, b in spans])
+        return fit_spans(text, spans, self.tokenizer_, limit, counts)
+
+    def chunk(self, document: Document) -> list[Chunk]:
+        if not document.text:
+            return []
+        spans, counts, oversize = self.spans(document.text)
+        return build_chunks(document, spans, counts, oversize)

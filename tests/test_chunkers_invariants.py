@@ -1,0 +1,75 @@
+"""Every chunker keeps the contract: exact offsets, document order, full coverage, size never over the limit."""
+from __future__ import annotations
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from chunkers import get_chunker
+from rag.tokens import get_tokenizer
+
+PIECES = ["word", "Word", " ", "  ", "\n", "\r\n", "\n\n", ".", ". ", "! ", "? ", ",", "日本語", "。", "😀", "👍🏽",
+          "e\u0301", "مرحبا", "\u200d", "# Head\n", "## Sub\n", "```\ncode\n\n```\n", "| a | b |\n|---|---|\n| 1 | 2 |\n",
+          "- item\n", "supercalifragilisticexpialidocious" * 3, "\t"]
+structured_text = st.lists(st.sampled_from(PIECES), max_size=80).map("".join)
+texts = st.one_of(structured_text, st.text(max_size=250))
+
+# Chunkers that need no model: name -> params builder from a size.
+MODEL_FREE = {
+    "token": lambda n: {"chunk_size": n},
+    "token_overlap": lambda n: {"chunk_size": n, "overlap": n // 2},
+    "recursive": lambda n: {"chunk_size": n},
+    "sentence": lambda n: {"chunk_size": n},
+    "sentence_overlap": lambda n: {"chunk_size": n, "overlap_sentences": 1},
+}
+TILING = {"token", "recursive", "sentence"}
+
+
+def make(key: str, size: int):
+    return get_chunker(key.split("_overlap")[0], **MODEL_FREE[key](size))
+
+
+def check_contract(text, chunks, size, tiling):
+    tokenizer = get_tokenizer()
+    covered = set()
+    for c in chunks:
+        assert text[c.start:c.end] == c.text
+        assert c.start < c.end
+        assert c.token_count == tokenizer.count(c.text)
+        assert c.token_count <= size or c.metadata.get("oversize")
+        covered.update(range(c.start, c.end))
+    assert [c.start for c in chunks] == sorted(c.start for c in chunks)
+    assert covered == set(range(len(text)))
+    if tiling:
+        assert "".join(c.text for c in chunks) == text
+
+
+@pytest.mark.parametrize("key", sorted(MODEL_FREE))
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(text=texts, size=st.integers(1, 40))
+def test_chunk_offsets_cover_text_exactly_and_sizes_stay_within_limit(key, text, size):
+    chunks = make(key, size).chunk_text(text)
+    check_contract(text, chunks, size, key in TILING)
+
+
+BAD_INPUTS = {
+    "empty": "",
+    "whitespace_only": " \n\t  \r\n  ",
+    "one_huge_line": "abc" * 3000,
+    "long_word": "x" * 500 + " tail",
+    "cjk": "日本語のテキストです。" * 60,
+    "emoji_zwj": "👩‍👩‍👧‍👦🏳️‍🌈" * 50,
+    "combining": "e\u0301\u0302\u0303" * 200,
+    "crlf": "line one\r\nline two\r\n\r\nline three. " * 40,
+    "arabic_mixed": "مرحبا بالعالم hello 世界 " * 40,
+}
+
+
+@pytest.mark.parametrize("key", sorted(MODEL_FREE))
+@pytest.mark.parametrize("case", sorted(BAD_INPUTS))
+def test_bad_input_never_crashes_and_keeps_the_contract(key, case):
+    text = BAD_INPUTS[case]
+    chunks = make(key, 16).chunk_text(text)
+    if not text:
+        assert chunks == []
+    check_contract(text, chunks, 16, key in TILING)
