@@ -1,0 +1,174 @@
+"""Late chunking: contextual chunk embeddings from one pass of the embedding model over the whole text.
+
+Günther et al. 2024, "Late Chunking: Contextual Chunk Embeddings Using Long-Context Embedding Models":
+encode the document once, then mean-pool the token embeddings inside each chunk's span, so every chunk
+vector sees its surroundings. Texts longer than the model's window are encoded in overlapping
+macro-windows (the paper's "long late chunking"); each token keeps the embedding from the window in which
+it is farthest from an edge. Chunk spans map to tokens through the tokenizer's character offsets, exactly.
+
+YAML (any boundary chunker, given as a nested op)::
+
+    index:
+      chunker: {op: late, boundaries: {op: sentence, chunk_size: 128}, window_overlap: 64}
+      embedder: {model: minilm}
+      structures: [dense]
+
+The chunker sets ``embeds_chunks = True``: the index calls :meth:`LateChunker.chunk_with_embeddings` and the
+dense structure stores the contextual vectors (queries are embedded as usual).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from pydantic import Field
+
+from chunkers.base import Chunker
+from rag.errors import ConfigError
+from rag.registry import OperatorParams, create, operator
+from rag.types import Chunk, Document
+
+if TYPE_CHECKING:
+    from rag.resources import Resources
+
+
+def window_ranges(n_tokens: int, window: int, overlap: int) -> list[tuple[int, int, int, int]]:
+    """Macro-windows ``(start, end, own_start, own_end)`` over ``n_tokens`` tokens: each window holds at most
+    ``window`` tokens, consecutive windows share ``overlap`` tokens, and the ``own`` ranges (where a token's
+    embedding is taken from) tile ``[0, n_tokens)`` with each boundary in the middle of an overlap."""
+    if n_tokens <= window:
+        return [(0, n_tokens, 0, n_tokens)]
+    stride = window - overlap
+    starts = list(range(0, n_tokens - overlap, stride))
+    ranges = []
+    for k, start in enumerate(starts):
+        end = min(start + window, n_tokens)
+        own_start = 0 if k == 0 else start + overlap // 2
+        own_end = n_tokens if k == len(starts) - 1 else starts[k + 1] + overlap // 2
+        ranges.append((start, end, own_start, own_end))
+        if end == n_tokens:
+            ranges[-1] = (start, end, own_start, n_tokens)
+            break
+    return ranges
+
+
+def token_embeddings(st_model, text: str, overlap: int, batch_size: int = 16) -> tuple[np.ndarray, np.ndarray]:
+    """``(embeddings (n, dim), offsets (n, 2))`` for the word pieces of ``text`` under a sentence-transformers
+    model, computed in overlapping macro-windows of the model's maximum length."""
+    import torch
+
+    transformer = st_model[0]
+    tokenizer, model = transformer.tokenizer, transformer.auto_model
+    encoded = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True, truncation=False,
+                        verbose=False)
+    ids = encoded["input_ids"]
+    offsets = np.asarray(encoded["offset_mapping"], dtype=np.int64).reshape(-1, 2)
+    dim = model.config.hidden_size
+    if not ids:
+        return np.zeros((0, dim), dtype=np.float32), offsets
+    specials = [tokenizer.cls_token_id, tokenizer.sep_token_id]
+    lead = 1 if specials[0] is not None else 0
+    trail = 1 if specials[1] is not None else 0
+    window = int(st_model.max_seq_length) - lead - trail
+    if overlap >= window:
+        raise ConfigError(f"window_overlap ({overlap}) must be below the model window ({window} tokens)",
+                          "window_overlap")
+    ranges = window_ranges(len(ids), window, overlap)
+    out = np.zeros((len(ids), dim), dtype=np.float32)
+    with torch.inference_mode():
+        for b in range(0, len(ranges), batch_size):
+            batch = ranges[b:b + batch_size]
+            rows = [([specials[0]] if lead else []) + ids[s:e] + ([specials[1]] if trail else []) for s, e, _, _ in batch]
+            width = max(len(r) for r in rows)
+            pad = tokenizer.pad_token_id or 0
+            input_ids = torch.tensor([r + [pad] * (width - len(r)) for r in rows])
+            mask = torch.tensor([[1] * len(r) + [0] * (width - len(r)) for r in rows])
+            hidden = model(input_ids=input_ids, attention_mask=mask).last_hidden_state.float().numpy()
+            for (s, _, own_s, own_e), states in zip(batch, hidden):
+                out[own_s:own_e] = states[lead + own_s - s:lead + own_e - s]
+    return out, offsets
+
+
+def pool_spans(embeddings: np.ndarray, offsets: np.ndarray, spans: list[tuple[int, int]]) -> tuple[np.ndarray, list[int]]:
+    """Mean of the token embeddings overlapping each character span; returns the vectors and the indices of
+    spans that contain no token (whitespace), which callers embed on their own."""
+    vectors = np.zeros((len(spans), embeddings.shape[1]), dtype=np.float32)
+    empty = []
+    if len(offsets):
+        ends, starts = offsets[:, 1], offsets[:, 0]
+        cumulative = np.vstack([np.zeros((1, embeddings.shape[1]), dtype=np.float64),
+                                np.cumsum(embeddings, axis=0, dtype=np.float64)])
+    for i, (s, e) in enumerate(spans):
+        if not len(offsets):
+            empty.append(i)
+            continue
+        first = int(np.searchsorted(ends, s, side="right"))
+        last = int(np.searchsorted(starts, e, side="left"))
+        if last <= first:
+            empty.append(i)
+            continue
+        vectors[i] = (cumulative[last] - cumulative[first]) / (last - first)
+    return vectors, empty
+
+
+@operator("late", kind="chunker")
+class LateChunker(Chunker):
+    """Late chunking (Günther et al. 2024): boundaries from a nested chunker, vectors pooled in context."""
+
+    embeds_chunks = True
+
+    class Params(OperatorParams):
+        boundaries: dict[str, Any] = Field(default_factory=lambda: {"op": "sentence", "chunk_size": 128},
+                                           description="the boundary chunker, as a nested {op: ...}")
+        window_overlap: int = Field(64, ge=0, description="tokens shared by consecutive macro-windows")
+        batch_size: int = Field(16, gt=0)
+        cache: bool = Field(True, description="cache pooled vectors on disk by document text and spans")
+
+    def __init__(self, **params):
+        super().__init__(**params)
+        spec = dict(self.params.boundaries)
+        name = spec.pop("op", None)
+        if not name:
+            raise ConfigError("needs a nested chunker, e.g. {op: sentence, chunk_size: 128}", "boundaries.op")
+        if name == "late":
+            raise ConfigError("late chunking cannot wrap itself", "boundaries.op")
+        self.boundary_chunker_ = create(name, spec, kinds="chunker", path="boundaries")
+        self._cache = None
+
+    def chunk(self, document: Document) -> list[Chunk]:
+        return self.boundary_chunker_.chunk(document)
+
+    def _cache_store(self):
+        if self._cache is None and self.params.cache:
+            from rag.embedding import EmbeddingCache, default_cache_dir
+
+            self._cache = EmbeddingCache(default_cache_dir() / "late_chunking.sqlite")
+        return self._cache
+
+    def chunk_with_embeddings(self, document: Document, resources: "Resources") -> tuple[list[Chunk], np.ndarray]:
+        chunks = self.chunk(document)
+        embedder = resources.embedder
+        spans = [(c.start, c.end) for c in chunks]
+        if not chunks:
+            return chunks, np.zeros((0, embedder.dim), dtype=np.float32)
+        cache = self._cache_store()
+        model_key = f"{embedder.identity}|late|overlap={self.params.window_overlap}"
+        key = hashlib.sha256((document.text + json.dumps(spans)).encode("utf-8", "surrogatepass")).digest()
+        if cache is not None:
+            hit = cache.get_many(model_key, [key], None).get(key)
+            if hit is not None and hit.size % len(chunks) == 0:
+                return chunks, hit.reshape(len(chunks), -1).copy()
+        embeddings, offsets = token_embeddings(embedder.st, document.text, self.params.window_overlap,
+                                               self.params.batch_size)
+        vectors, empty = pool_spans(embeddings, offsets, spans)
+        if empty:  # chunks without any word piece (whitespace): embed their text on its own
+            vectors[empty] = embedder.embed([chunks[i].text for i in empty])
+        if embedder.normalize:
+            norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+            vectors = vectors / np.where(norms == 0, 1, norms)
+        vectors = vectors.astype(np.float32)
+        if cache is not None:
+            cache.put_many(model_key, [(key, vectors.ravel())])
+        return chunks, vectors

@@ -1,0 +1,179 @@
+"""Semantic chunking: cut where adjacent sentence windows stop resembling each other, under a hard size cap.
+
+YAML::
+
+    index:
+      chunker: {op: semantic, chunk_size: 256, breakpoint: percentile, threshold: 95, buffer: 1}
+      # or the clustering variant (Chroma's ClusterSemanticChunker, Smith & Troynikov 2024):
+      chunker: {op: semantic, chunk_size: 200, breakpoint: cluster, piece_size: 50}
+
+Breakpoint methods (Kamradt's "5 levels of text splitting", as in LangChain's SemanticChunker): embed each
+sentence together with ``buffer`` neighbours on each side, take cosine distances between consecutive
+windows, and cut where the distance exceeds a threshold: the ``threshold``-th ``percentile`` of the
+distances, the mean plus ``threshold`` standard deviations (``stddev``), or the ``threshold``-th percentile
+of the distance gradient (``gradient``). Segments longer than ``chunk_size`` are packed sentence by sentence
+(so, unlike LangChain / Chonkie / LlamaIndex, no chunk ever exceeds the cap).
+
+``cluster``: split into pieces of about ``piece_size`` tokens, embed them, and choose the segmentation
+maximising the summed pairwise similarity (minus the mean similarity) inside each segment by dynamic
+programming, subject to the segment fitting ``chunk_size`` tokens.
+"""
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import Field
+
+from chunkers._spans import Span, build_chunks, count_tokens, fit_spans, resolve_tokenizer
+from chunkers.base import Chunker
+from chunkers.recursive import RecursiveSplitter
+from chunkers.sentence import sentence_units
+from rag.registry import OperatorParams, operator
+from rag.types import Chunk, Document
+
+DEFAULT_THRESHOLDS = {"percentile": 95.0, "stddev": 3.0, "gradient": 95.0}
+
+
+def breakpoint_distances(vectors: np.ndarray) -> np.ndarray:
+    """Cosine distance between each pair of consecutive (L2-normalised) vectors."""
+    if len(vectors) < 2:
+        return np.zeros(0, dtype=np.float32)
+    return 1.0 - np.einsum("ij,ij->i", vectors[:-1], vectors[1:])
+
+
+def breakpoints(distances: np.ndarray, method: str, threshold: float) -> np.ndarray:
+    """Indices ``i`` such that a cut goes between unit ``i`` and unit ``i + 1``."""
+    if len(distances) == 0:
+        return np.zeros(0, dtype=np.int64)
+    if method == "percentile":
+        cutoff = np.percentile(distances, threshold)
+        return np.flatnonzero(distances > cutoff)
+    if method == "stddev":
+        cutoff = distances.mean() + threshold * distances.std()
+        return np.flatnonzero(distances > cutoff)
+    if method == "gradient":
+        gradient = np.gradient(distances) if len(distances) > 1 else distances
+        cutoff = np.percentile(gradient, threshold)
+        return np.flatnonzero(gradient > cutoff)
+    raise ValueError(f"unknown breakpoint method {method!r}")
+
+
+def optimal_segmentation(vectors: np.ndarray, fits) -> list[tuple[int, int]]:
+    """Segments ``[(first, last), ...]`` of consecutive pieces maximising the sum over segments of pairwise
+    similarities minus the global mean pairwise similarity (Chroma's ClusterSemanticChunker reward),
+    subject to ``fits(first, last)``. Dynamic programming; the reward of a growing segment is updated with
+    one column of the similarity band, so memory is O(n · max segment length)."""
+    n = len(vectors)
+    if n == 0:
+        return []
+    total = vectors.sum(axis=0)
+    pair_sum = (float(total @ total) - float(np.einsum("ij,ij->", vectors, vectors))) / 2
+    mean = pair_sum / max(1, n * (n - 1) / 2)
+    best = np.full(n + 1, -np.inf)
+    best[0] = 0.0
+    start_of = np.zeros(n + 1, dtype=np.int64)
+    first = 0
+    for last in range(n):
+        # The earliest feasible start never moves left as the segment end advances (two pointers).
+        while first < last and not fits(first, last):
+            first += 1
+        candidates = best[first:last + 1] + _segment_rewards(vectors, first, last, mean)
+        k = int(np.argmax(candidates))
+        best[last + 1] = candidates[k]
+        start_of[last + 1] = first + k
+    segments = []
+    end = n
+    while end > 0:
+        begin = int(start_of[end])
+        segments.append((begin, end - 1))
+        end = begin
+    return segments[::-1]
+
+
+def _segment_rewards(vectors: np.ndarray, first: int, last: int, mean: float) -> np.ndarray:
+    """Rewards of the segments ``(s, last)`` for ``s`` in ``first..last``."""
+    block = vectors[first:last + 1] @ vectors[first:last + 1].T - mean
+    np.fill_diagonal(block, 0.0)
+    # Reward of (s, last) = sum of block[s-first:, s-first:]: a reversed 2-D suffix sum along the diagonal.
+    suffix = block[::-1, ::-1].cumsum(axis=0).cumsum(axis=1)[::-1, ::-1]
+    return np.diagonal(suffix).copy()
+
+
+@operator("semantic", kind="chunker")
+class SemanticChunker(Chunker):
+    """Embedding-similarity breakpoints (percentile / stddev / gradient) or clustering DP, hard size cap."""
+
+    class Params(OperatorParams):
+        chunk_size: int = Field(256, gt=0, description="maximum tokens per chunk (hard ceiling)")
+        breakpoint: Literal["percentile", "stddev", "gradient", "cluster"] = "percentile"
+        threshold: float | None = Field(None, description="percentile (0-100) or number of standard deviations")
+        buffer: int = Field(1, ge=0, description="neighbouring sentences embedded with each sentence")
+        piece_size: int = Field(50, gt=0, description="tokens per piece for the cluster variant")
+        embedder: dict[str, Any] = Field(default_factory=lambda: {"model": "minilm"})
+        tokenizer: str = "cl100k_base"
+
+    def __init__(self, **params):
+        super().__init__(**params)
+        self.tokenizer_ = resolve_tokenizer(self.params.tokenizer)
+        self._embedder = None
+
+    @property
+    def embedder(self):
+        if self._embedder is None:
+            from rag.embedding import Embedder
+
+            self._embedder = Embedder(**self.params.embedder)
+        return self._embedder
+
+    def use_embedder(self, embedder) -> "SemanticChunker":
+        """Share an already loaded embedder (e.g. the pipeline's) instead of creating one."""
+        self._embedder = embedder
+        return self
+
+    def units(self, splitter: RecursiveSplitter) -> list[Span]:
+        limit = self.params.chunk_size
+        if self.params.breakpoint == "cluster":
+            return splitter.split(0, len(splitter.text), min(self.params.piece_size, limit))
+        return sentence_units(splitter, limit)
+
+    def window_texts(self, text: str, units: list[Span]) -> list[str]:
+        b = self.params.buffer
+        if self.params.breakpoint == "cluster":
+            b = 0
+        n = len(units)
+        return [text[units[max(0, i - b)][0]:units[min(n - 1, i + b)][1]] for i in range(n)]
+
+    def segment(self, splitter: RecursiveSplitter, units: list[Span], vectors: np.ndarray) -> list[Span]:
+        limit = self.params.chunk_size
+
+        def fits(first: int, last: int) -> bool:
+            return splitter.estimate(units[first][0], units[last][1]) <= limit
+
+        if self.params.breakpoint == "cluster":
+            return [(units[a][0], units[b][1]) for a, b in optimal_segmentation(vectors, fits)]
+        threshold = self.params.threshold
+        if threshold is None:
+            threshold = DEFAULT_THRESHOLDS[self.params.breakpoint]
+        cuts = breakpoints(breakpoint_distances(vectors), self.params.breakpoint, threshold)
+        edges = [0, *(int(c) + 1 for c in cuts), len(units)]
+        spans: list[Span] = []
+        for a, b in zip(edges, edges[1:]):
+            if a < b:
+                spans.extend(splitter.pack(units[a:b], limit))
+        return spans
+
+    def chunk(self, document: Document) -> list[Chunk]:
+        text = document.text
+        if not text:
+            return []
+        splitter = RecursiveSplitter(text, self.tokenizer_, markdown=False)
+        units = self.units(splitter)
+        if len(units) > 1:
+            vectors = self.embedder.embed(self.window_texts(text, units))
+            spans = self.segment(splitter, units, vectors)
+        else:
+            spans = units
+        counts = count_tokens(self.tokenizer_, [text[a:b] for a, b in spans])
+        spans, counts, oversize = fit_spans(text, spans, self.tokenizer_, self.params.chunk_size, counts)
+        return build_chunks(document, spans, counts, oversize)
