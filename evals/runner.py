@@ -97,8 +97,9 @@ def score_query(query: Query, qrels: dict[str, int] | None, result: Result, name
     if query.references and any(n in M.SPAN_METRICS for n in names):
         scores.update(M.span_scores(spans, list(query.references)).as_metrics())
     if query.answers and any(n in M.ANSWER_METRICS for n in names):
-        scores["EM"] = M.exact_match(result.answer, query.answers)
-        scores["F1"] = M.token_f1(result.answer, query.answers)
+        if result.state.answer is not None:  # EM / F1 only for flows that generate an answer
+            scores["EM"] = M.exact_match(result.answer, query.answers)
+            scores["F1"] = M.token_f1(result.answer, query.answers)
         scores["answer_in_context"] = M.answer_in_context(query.answers, [c.text for c in evidence])
 
     stages: dict[str, float] = {}

@@ -1,0 +1,235 @@
+"""The experiment runner: grids, shared cached indexes, resume, outputs, and zero re-embedding."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Collection, Sequence
+
+import numpy as np
+import pytest
+
+from evals.experiment import load_experiment, parse_experiment, set_key_path
+from evals.runner import run_experiment
+from rag.errors import ConfigError
+from rag.operators import StepOperator
+from rag.registry import OperatorParams, operator
+from rag.index.structure import IndexStructure
+from rag.types import Hit
+
+# A minimal exact-cosine structure + retriever over the real bundled MiniLM, so these tests do not depend
+# on the retrieval package: the runner only needs some structure that embeds chunks.
+
+
+@operator("evaltest_vectors", kind="structure")
+class EvalTestVectors(IndexStructure):
+    class Params(OperatorParams):
+        pass
+
+    def __init__(self, **params):
+        super().__init__(**params)
+        self.ids_: list[str] = []
+        self.vectors_ = np.zeros((0, 384), dtype=np.float32)
+
+    def add(self, chunks, resources, embeddings=None):
+        vecs = resources.embedder.embed([c.text for c in chunks]) if chunks else np.zeros((0, 384), np.float32)
+        self.ids_ += [c.id for c in chunks]
+        self.vectors_ = np.vstack([self.vectors_, vecs])
+
+    def delete(self, chunk_ids: Collection[str]):
+        keep = [i for i, c in enumerate(self.ids_) if c not in set(chunk_ids)]
+        self.ids_ = [self.ids_[i] for i in keep]
+        self.vectors_ = self.vectors_[keep]
+
+    def save(self, directory: Path):
+        np.save(directory / "vectors.npy", self.vectors_, allow_pickle=False)
+        (directory / "ids.json").write_text(json.dumps(self.ids_))
+
+    def load(self, directory: Path, resources):
+        self.vectors_ = np.load(directory / "vectors.npy", allow_pickle=False)
+        self.ids_ = json.loads((directory / "ids.json").read_text())
+
+    def __len__(self):
+        return len(self.ids_)
+
+
+@operator("evaltest_search", kind="retriever")
+class EvalTestSearch(StepOperator):
+    class Params(OperatorParams):
+        top_k: int = 10
+
+    def __call__(self, state, ctx):
+        structure = ctx.index.structure("evaltest_vectors")
+        q = ctx.resources.embedder.embed_queries([state.search_query])[0]
+        scores = structure.vectors_ @ q
+        order = np.argsort(-scores, kind="stable")[: self.params.top_k]
+        hits = tuple(Hit(ctx.index.chunk(structure.ids_[i]), float(scores[i]), "evaltest_search") for i in order)
+        return state.evolve(hits=hits)
+
+
+DOCS = {
+    "cats": "Cats are small domesticated felines. They purr when content and sleep most of the day.",
+    "dogs": "Dogs are loyal companions. They bark at strangers and love to fetch sticks in the park.",
+    "rust": "Rust is a systems programming language focused on memory safety without garbage collection.",
+    "tea": "Green tea is made from unoxidised leaves of Camellia sinensis and contains caffeine.",
+}
+QUERIES = [
+    ("q1", "why do cats purr", "cats", "They purr when content"),
+    ("q2", "which animal barks at strangers", "dogs", "They bark at strangers"),
+    ("q3", "memory safe programming language", "rust", "memory safety"),
+]
+
+
+@pytest.fixture()
+def tiny(tmp_path, monkeypatch):
+    monkeypatch.setenv("RAGLOOM_CACHE", str(tmp_path / "cache"))
+    root = tmp_path / "tiny"
+    (root / "qrels").mkdir(parents=True)
+    (root / "corpus.jsonl").write_text("".join(json.dumps({"_id": d, "title": d, "text": t}) + "\n"
+                                               for d, t in DOCS.items()))
+    lines, qrels = [], ["query-id\tcorpus-id\tscore"]
+    for qid, text, doc, excerpt in QUERIES:
+        start = DOCS[doc].index(excerpt)
+        lines.append(json.dumps({"_id": qid, "text": text, "answers": [excerpt],
+                                 "references": [{"doc_id": doc, "start": start, "end": start + len(excerpt)}]}))
+        qrels.append(f"{qid}\t{doc}\t1")
+    (root / "queries.jsonl").write_text("\n".join(lines) + "\n")
+    (root / "qrels" / "test.tsv").write_text("\n".join(qrels) + "\n")
+    return tmp_path
+
+
+def write_experiment(folder: Path, flow_tail: str = "", name: str = "tiny-exp") -> Path:
+    text = f"""
+name: {name}
+datasets: [{folder / 'tiny'}]
+span: {{k: 2}}
+pipelines:
+  - name: vec
+    index:
+      chunker: {{op: token, chunk_size: 12, overlap: 0}}
+      structures: [evaltest_vectors]
+    flow:
+      - {{op: evaltest_search, top_k: 20}}
+{flow_tail}
+"""
+    path = folder / f"{name}.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_experiment_runs_and_writes_every_output(tiny):
+    from evals.cli import main
+
+    exp = write_experiment(tiny)
+    assert main([str(exp), "--out", str(tiny / "out"), "--no-progress", "--rounds", "200"]) == 0
+    out = tiny / "out"
+    records = json.loads((out / "metrics.json").read_text())
+    assert [(r["pipeline"], r["dataset"]) for r in records] == [("vec", "tiny")]
+    metrics = records[0]["metrics"]
+    for name in ("nDCG@10", "R@5", "MRR@10", "span_recall", "span_precision", "span_iou", "answer_in_context"):
+        assert 0.0 <= metrics[name] <= 1.0, name
+    assert "EM" not in metrics  # the flow generates no answer
+    assert metrics["R@5"] == 1.0  # every chunk of the four documents is returned
+    assert records[0]["config"]["flow"][0] == {"op": "evaltest_search", "top_k": 20}
+    per_query = [json.loads(line) for line in (out / "per_query.jsonl").read_text().splitlines()]
+    assert {r["query_id"] for r in per_query} == {"q1", "q2", "q3"}
+    assert all(r["trace"] and "nDCG@10" in r["scores"] for r in per_query)
+    trec = (out / "runs" / "vec__tiny.trec").read_text().splitlines()
+    assert trec[0].split()[1:4:2] == ["Q0", "1"] and len(trec) == 12
+    for png in ("metrics.png", "recall_at_k.png", "chunk_sizes.png", "latency.png"):
+        assert (out / png).stat().st_size > 1000
+    assert "metrics.png" in (out / "report.html").read_text()
+    assert "| vec | tiny |" in (out / "report.md").read_text()
+
+
+def test_answer_metrics_score_the_generated_answer(tiny):
+    generation = pytest.importorskip("rag.generation")
+    if not hasattr(generation, "create_generator"):
+        pytest.skip("rag.generation is not complete yet")
+    exp = load_experiment(write_experiment(tiny, "      - {op: generate}"))
+    run = run_experiment(exp, tiny / "out", progress=False).runs[0]
+    assert {"EM", "F1"} <= set(run.metrics)
+    for rec in run.records:
+        assert rec["answer"] and 0.0 <= rec["scores"]["F1"] <= 1.0
+
+
+def test_changing_a_downstream_operator_makes_no_embedding_model_calls(tiny):
+    first = run_experiment(load_experiment(write_experiment(tiny)), tiny / "out1", progress=False)
+    assert first.embedding_model_calls > 0 and first.indexes_built
+    # a new process (fresh cache object), same index section, one more step after retrieval
+    changed = write_experiment(tiny, "      - {op: select, budget_tokens: 20}", name="tiny-exp-2")
+    second = run_experiment(load_experiment(changed), tiny / "out2", progress=False)
+    assert second.indexes_loaded and not second.indexes_built
+    assert second.embedding_model_calls == 0
+    run = second.runs[0]
+    assert len(run.records) == 3 and all(r["context_tokens"] <= 20 for r in run.records)
+
+
+def test_pipelines_with_the_same_index_section_share_one_index(tiny):
+    exp = parse_experiment({
+        "name": "shared", "datasets": [str(tiny / "tiny")],
+        "pipelines": [{"name": "a", "index": {"chunker": {"op": "token", "chunk_size": 12, "overlap": 0},
+                                              "structures": ["evaltest_vectors"]},
+                       "flow": [{"op": "evaltest_search", "top_k": 4}],
+                       "grid": {"flow[0].top_k": [1, 3]}}],
+    })
+    assert [p.name for p in exp.pipelines] == ["a[top_k=1]", "a[top_k=3]"]
+    outcome = run_experiment(exp, tiny / "out", progress=False)
+    assert len(outcome.indexes_built) == 1
+    r1, r3 = (r.metrics["R@5"] for r in outcome.runs)
+    assert r1 <= r3
+
+
+def test_an_interrupted_run_resumes_without_redoing_finished_queries(tiny, monkeypatch):
+    from rag.pipeline import Pipeline
+
+    exp = load_experiment(write_experiment(tiny))
+    run_experiment(exp, tiny / "out", progress=False)
+    log = tiny / "out" / "per_query.jsonl"
+    lines = log.read_text().splitlines()
+    log.write_text(lines[0] + "\n" + lines[1][: len(lines[1]) // 2])  # killed mid-write of the second record
+    calls = []
+    original = Pipeline.run
+    monkeypatch.setattr(Pipeline, "run", lambda self, q, filters=None: calls.append(q) or original(self, q, filters))
+    outcome = run_experiment(exp, tiny / "out", progress=False)
+    assert len(calls) == 2
+    assert len(outcome.runs[0].records) == 3
+    assert len(log.read_text().splitlines()) == 3
+
+
+def test_grid_expands_to_the_cartesian_product_in_file_order(tiny):
+    exp = parse_experiment({
+        "datasets": ["x"],
+        "pipelines": [{"name": "p", "index": {"chunker": {"op": "token", "chunk_size": 12, "overlap": 0},
+                                              "structures": ["evaltest_vectors"]},
+                       "flow": [{"op": "evaltest_search"}],
+                       "grid": {"index.chunker.chunk_size": [8, 16], "flow[0].top_k": [2, 5]}}],
+    })
+    assert [p.name for p in exp.pipelines] == [
+        "p[chunk_size=8,top_k=2]", "p[chunk_size=8,top_k=5]", "p[chunk_size=16,top_k=2]", "p[chunk_size=16,top_k=5]"]
+    assert exp.pipelines[3].config["flow"][0] == {"op": "evaltest_search", "top_k": 5}
+
+
+def test_grid_errors_name_the_key(tiny):
+    base = {"name": "p", "index": {"structures": ["evaltest_vectors"]}, "flow": [{"op": "evaltest_search"}]}
+    with pytest.raises(ConfigError, match=r"pipelines\[0\].grid.flow\[3\].top_k: flow\[3\] does not exist"):
+        parse_experiment({"datasets": ["x"], "pipelines": [{**base, "grid": {"flow[3].top_k": [1, 2]}}]})
+    with pytest.raises(ConfigError, match="non-empty list"):
+        parse_experiment({"datasets": ["x"], "pipelines": [{**base, "grid": {"flow[0].top_k": 3}}]})
+    with pytest.raises(ConfigError, match="top_kk"):
+        parse_experiment({"datasets": ["x"], "pipelines": [{**base, "grid": {"flow[0].top_kk": [3]}}]})
+
+
+def test_experiment_errors_name_the_key_and_line(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("name: x\ndatasets: [a]\nmetrics: [nDCG@10, recall10]\npipelines: [p.yaml]\n")
+    with pytest.raises(ConfigError, match=r"bad.yaml:3: metrics\[1\]: unknown metric 'recall10'"):
+        load_experiment(path)
+    path.write_text("name: x\ndatasets: [a]\npipelines: [missing.yaml]\n")
+    with pytest.raises(ConfigError, match="pipeline file not found"):
+        load_experiment(path)
+
+
+def test_set_key_path_adds_a_parameter_to_an_existing_step():
+    config = {"flow": [{"op": "x"}]}
+    set_key_path(config, "flow[0].top_k", 7)
+    assert config == {"flow": [{"op": "x", "top_k": 7}]}
