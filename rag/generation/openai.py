@@ -1,0 +1,158 @@
+"""A generator for any OpenAI-compatible chat-completions server (vLLM, Ollama, llama.cpp server, OpenAI).
+
+Uses only the standard library (``urllib``). ``POST {base_url}/chat/completions`` with the prompt as one
+user message; rate limits (429) and server errors (5xx) and timeouts are retried with exponential backoff
+(honouring ``Retry-After``); anything else fails at once with the server's message::
+
+    generator:
+      name: openai
+      base_url: http://localhost:11434/v1     # default: $OPENAI_BASE_URL
+      model: qwen2.5:7b-instruct
+      api_key_env: OPENAI_API_KEY             # the key is read from this variable (optional for local servers)
+"""
+from __future__ import annotations
+
+import json
+import os
+import socket
+import time
+import urllib.error
+import urllib.request
+from typing import Any
+
+from pydantic import Field, field_validator
+
+from rag.errors import ConfigError
+from rag.generation.base import GenerationError, LLMGenerator, LLMParams
+
+RETRY_STATUS = frozenset({408, 409, 429, 500, 502, 503, 504})
+MAX_RETRY_AFTER = 60.0
+
+
+class OpenAIGenerator(LLMGenerator):
+    """Answers with a model served behind an OpenAI-compatible ``/chat/completions`` endpoint."""
+
+    name = "openai"
+
+    class Params(LLMParams):
+        model: str = Field(description="the model name the server knows")
+        base_url: str | None = Field(None, description="server URL up to /v1; default $OPENAI_BASE_URL")
+        api_key_env: str = Field("OPENAI_API_KEY", description="environment variable holding the API key")
+        system_prompt: str | None = Field(None, description="optional system message")
+        timeout: float = Field(120.0, gt=0, description="seconds per HTTP request")
+        retries: int = Field(3, ge=0, le=20, description="retries on 429, 5xx and timeouts")
+        backoff: float = Field(1.0, ge=0, description="first retry delay in seconds (doubles each retry)")
+
+        @field_validator("base_url")
+        @classmethod
+        def _http_url(cls, value: str | None) -> str | None:
+            if value is not None and not value.startswith(("http://", "https://")):
+                raise ValueError("must start with http:// or https://")
+            return value
+
+    def __init__(self, params: Params, resources=None):
+        super().__init__(params, resources)
+        base_url = params.base_url or os.environ.get("OPENAI_BASE_URL", "")
+        if not base_url:
+            raise ConfigError("is required for the 'openai' generator (or set OPENAI_BASE_URL), e.g. "
+                              "http://localhost:8000/v1", "generator.base_url")
+        if not base_url.startswith(("http://", "https://")):
+            raise ConfigError(f"must start with http:// or https:// (got {base_url!r})", "generator.base_url")
+        self.base_url = base_url.rstrip("/")
+        self.http_requests = 0
+
+    @property
+    def endpoint(self) -> str:
+        return f"{self.base_url}/chat/completions"
+
+    def _headers(self) -> dict[str, str]:
+        headers = {"Content-Type": "application/json", "Accept": "application/json"}
+        key = os.environ.get(self.params.api_key_env, "")
+        if key:
+            headers["Authorization"] = f"Bearer {key}"
+        return headers
+
+    def _body(self, prompt: str, max_tokens: int, stop: list[str]) -> dict[str, Any]:
+        messages = []
+        if self.params.system_prompt:
+            messages.append({"role": "system", "content": self.params.system_prompt})
+        messages.append({"role": "user", "content": prompt})
+        body: dict[str, Any] = {"model": self.params.model, "messages": messages,
+                                "temperature": self.params.temperature, "max_tokens": max_tokens}
+        if stop:
+            body["stop"] = stop[:4]  # the OpenAI API accepts at most four stop sequences
+        return body
+
+    def _complete(self, prompt: str, max_tokens: int, stop: list[str]) -> str:
+        data = json.dumps(self._body(prompt, max_tokens, stop)).encode("utf-8")
+        reply = self._post(data)
+        try:
+            content = reply["choices"][0]["message"]["content"]
+        except (KeyError, IndexError, TypeError):
+            raise GenerationError(f"{self.endpoint} returned no choices[0].message.content: "
+                                  f"{json.dumps(reply)[:300]}") from None
+        text = content or ""
+        for s in stop[4:]:  # stops the server was not sent
+            found = text.find(s)
+            if found != -1:
+                text = text[:found]
+        return text
+
+    def _post(self, data: bytes) -> dict[str, Any]:
+        """POST with retries; the decoded JSON reply."""
+        attempts = self.params.retries + 1
+        for attempt in range(attempts):
+            request = urllib.request.Request(self.endpoint, data=data, headers=self._headers(), method="POST")
+            delay = self.params.backoff * (2 ** attempt)
+            self.http_requests += 1
+            try:
+                with urllib.request.urlopen(request, timeout=self.params.timeout) as response:
+                    raw = response.read()
+                try:
+                    return json.loads(raw.decode("utf-8"))
+                except (UnicodeDecodeError, json.JSONDecodeError):
+                    raise GenerationError(f"{self.endpoint} did not return JSON: {raw[:200]!r}") from None
+            except urllib.error.HTTPError as exc:
+                detail = _error_detail(exc)
+                if exc.code not in RETRY_STATUS or attempt == attempts - 1:
+                    hint = " (check api_key_env / the API key)" if exc.code in (401, 403) else ""
+                    raise GenerationError(f"{self.endpoint} answered HTTP {exc.code}{hint}: {detail}") from None
+                delay = _retry_after(exc, delay)
+            except (TimeoutError, socket.timeout) as exc:
+                if attempt == attempts - 1:
+                    raise GenerationError(f"{self.endpoint} did not answer within {self.params.timeout} s "
+                                          f"({attempts} attempts): {exc}") from None
+            except urllib.error.URLError as exc:
+                reason = exc.reason
+                if isinstance(reason, (TimeoutError, socket.timeout)) and attempt < attempts - 1:
+                    time.sleep(delay)
+                    continue
+                raise GenerationError(f"cannot reach the OpenAI-compatible server at {self.base_url} "
+                                      f"({reason}); is it running? Set generator.base_url or OPENAI_BASE_URL") from None
+            except ConnectionError as exc:
+                raise GenerationError(f"cannot reach the OpenAI-compatible server at {self.base_url} ({exc}); "
+                                      "is it running? Set generator.base_url or OPENAI_BASE_URL") from None
+            time.sleep(delay)
+        raise AssertionError("unreachable")
+
+
+def _error_detail(exc: urllib.error.HTTPError) -> str:
+    try:
+        raw = exc.read().decode("utf-8", "replace")
+    except Exception:  # the body of an error response may already be closed
+        return str(exc.reason)
+    try:
+        message = json.loads(raw).get("error", raw)
+        if isinstance(message, dict):
+            message = message.get("message", message)
+        return str(message)[:300]
+    except (json.JSONDecodeError, AttributeError):
+        return raw[:300] or str(exc.reason)
+
+
+def _retry_after(exc: urllib.error.HTTPError, default: float) -> float:
+    value = exc.headers.get("Retry-After") if exc.headers else None
+    try:
+        return min(MAX_RETRY_AFTER, max(0.0, float(value))) if value is not None else default
+    except ValueError:
+        return default
