@@ -1,0 +1,171 @@
+"""The openai generator against a fake OpenAI-compatible server on 127.0.0.1 (http.server in a thread)."""
+from __future__ import annotations
+
+import json
+import socket
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from rag.errors import ConfigError
+from rag.generation import GenerationError, OpenAIGenerator, create_generator
+from rag.types import Chunk
+
+
+class FakeServer:
+    """Answers POST /v1/chat/completions from a queue of (status, body, headers); records every request."""
+
+    def __init__(self):
+        self.requests: list[dict] = []
+        self.replies: list[tuple[int, object, dict]] = []
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):  # noqa: N802 (http.server naming)
+                length = int(self.headers.get("Content-Length", 0))
+                server.requests.append({"path": self.path, "headers": dict(self.headers),
+                                        "body": json.loads(self.rfile.read(length))})
+                status, body, headers = server.replies.pop(0) if server.replies else (200, reply("ok"), {})
+                raw = body if isinstance(body, bytes) else json.dumps(body).encode()
+                self.send_response(status)
+                for key, value in headers.items():
+                    self.send_header(key, value)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(raw)))
+                self.end_headers()
+                self.wfile.write(raw)
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.base_url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
+        self.thread.start()
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def reply(content: str) -> dict:
+    return {"id": "x", "object": "chat.completion",
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}]}
+
+
+@pytest.fixture
+def server():
+    fake = FakeServer()
+    yield fake
+    fake.close()
+
+
+def generator_for(server, **options) -> OpenAIGenerator:
+    spec = {"name": "openai", "model": "tiny-chat", "base_url": server.base_url, "backoff": 0.0, **options}
+    return create_generator(spec)  # type: ignore[return-value]
+
+
+CHUNKS = [Chunk("bm25#0", "bm25", "BM25 ranks by term frequency.", 0, 29, 6),
+          Chunk("late#1", "late", "Late chunking pools token spans.", 10, 42, 6)]
+
+
+def test_complete_posts_a_chat_completion_with_model_messages_and_options(server, monkeypatch):
+    monkeypatch.setenv("RAG_TEST_KEY", "sk-test-123")
+    generator = generator_for(server, api_key_env="RAG_TEST_KEY", temperature=0.2, system_prompt="Be brief.")
+    server.replies.append((200, reply("Hello there"), {}))
+    assert generator.complete("Say hello", max_tokens=7, stop=["\n"]) == "Hello there"
+    request = server.requests[0]
+    assert request["path"] == "/v1/chat/completions"
+    assert request["headers"]["Authorization"] == "Bearer sk-test-123"
+    assert request["body"] == {"model": "tiny-chat", "temperature": 0.2, "max_tokens": 7, "stop": ["\n"],
+                               "messages": [{"role": "system", "content": "Be brief."},
+                                            {"role": "user", "content": "Say hello"}]}
+    assert generator.model_calls == 1
+
+
+def test_no_api_key_in_the_environment_sends_no_authorization_header(server, monkeypatch):
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    generator_for(server).complete("hi")
+    assert "Authorization" not in server.requests[0]["headers"]
+
+
+def test_answer_prompts_with_chunk_ids_and_parses_citations_back(server):
+    server.replies.append((200, reply("BM25 uses term frequency [bm25#0]. Late chunking pools spans [late#1]."), {}))
+    answer = generator_for(server).answer("Compare BM25 and late chunking", CHUNKS)
+    prompt = server.requests[0]["body"]["messages"][-1]["content"]
+    assert "[bm25#0]" in prompt and "[late#1]" in prompt and "Compare BM25 and late chunking" in prompt
+    assert [c.chunk_id for c in answer.citations] == ["bm25#0", "late#1"]
+    assert answer.generator == "openai" and answer.model_calls == 1
+
+
+def test_empty_context_answers_without_calling_the_server(server):
+    answer = generator_for(server).answer("anything?", [])
+    assert answer.citations == () and server.requests == []
+
+
+def test_rate_limits_and_server_errors_are_retried_then_succeed(server):
+    server.replies += [(429, {"error": {"message": "slow down"}}, {"Retry-After": "0"}),
+                       (503, {"error": "busy"}, {}), (200, reply("fine"), {})]
+    generator = generator_for(server, retries=3)
+    assert generator.complete("hi") == "fine"
+    assert len(server.requests) == 3 and generator.http_requests == 3 and generator.model_calls == 1
+
+
+def test_retries_are_bounded_and_the_error_quotes_the_server(server):
+    server.replies += [(500, {"error": {"message": "model crashed"}}, {})] * 3
+    with pytest.raises(GenerationError, match="HTTP 500: model crashed"):
+        generator_for(server, retries=2).complete("hi")
+    assert len(server.requests) == 3
+
+
+def test_client_errors_are_not_retried_and_auth_errors_mention_the_key(server):
+    server.replies.append((401, {"error": {"message": "invalid api key"}}, {}))
+    with pytest.raises(GenerationError, match="HTTP 401.*api_key_env.*invalid api key"):
+        generator_for(server, retries=3).complete("hi")
+    assert len(server.requests) == 1
+
+
+def test_malformed_replies_are_clear_errors(server):
+    server.replies += [(200, {"choices": []}, {}), (200, b"<html>oops</html>", {})]
+    generator = generator_for(server)
+    with pytest.raises(GenerationError, match="no choices"):
+        generator.complete("hi")
+    with pytest.raises(GenerationError, match="did not return JSON"):
+        generator.complete("hi")
+
+
+def test_connection_refused_is_a_clear_error_naming_the_base_url():
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    base_url = f"http://127.0.0.1:{port}/v1"
+    generator = create_generator({"name": "openai", "model": "m", "base_url": base_url, "backoff": 0.0})
+    with pytest.raises(GenerationError, match=f"cannot reach .* at {base_url}.*is it running"):
+        generator.complete("hi")
+
+
+def test_base_url_comes_from_the_environment_or_is_a_config_error(monkeypatch):
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:9/v1/")
+    assert create_generator({"name": "openai", "model": "m"}).endpoint == "http://127.0.0.1:9/v1/chat/completions"
+    monkeypatch.delenv("OPENAI_BASE_URL")
+    with pytest.raises(ConfigError, match="OPENAI_BASE_URL") as err:
+        create_generator({"name": "openai", "model": "m"})
+    assert err.value.path == "generator.base_url"
+    with pytest.raises(ConfigError, match="http://"):
+        create_generator({"name": "openai", "model": "m", "base_url": "localhost:8000"})
+
+
+def test_complete_rejects_bad_arguments_before_calling_the_server(server):
+    generator = generator_for(server)
+    with pytest.raises(GenerationError, match="max_tokens"):
+        generator.complete("hi", max_tokens=0)
+    with pytest.raises(GenerationError, match="prompt string"):
+        generator.complete(None)  # type: ignore[arg-type]
+    assert server.requests == []
+
+
+def test_more_than_four_stop_strings_are_applied_locally(server):
+    server.replies.append((200, reply("one two three"), {}))
+    text = generator_for(server).complete("count", stop=["a1", "a2", "a3", "a4", " three"])
+    assert text == "one two" and server.requests[0]["body"]["stop"] == ["a1", "a2", "a3", "a4"]
