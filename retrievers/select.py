@@ -70,17 +70,29 @@ class Select(StepOperator):
         simulations: int = Field(64, gt=0, description="mcts: number of simulations")
         exploration: float = Field(0.7, ge=0.0, description="mcts: UCT exploration constant")
         max_actions: int = Field(24, gt=0, description="mcts: children considered per node (best by value)")
+        epsilon: float = Field(0.2, ge=0.0, le=1.0, description="mcts: chance a rollout step is random")
         seed: int = 0
 
     def __init__(self, **params):
         super().__init__(**params)
-        self._token_counts: dict[str, int] = {}
+        self._token_counts: dict[tuple[str, str], int] = {}
         self._hashes: dict[str, np.ndarray] = {}
 
     # -- cached per-text work (texts repeat across queries over one index)
     def _counter(self, ctx: RunContext) -> Callable[[str], int]:
+        """``count(text)`` through the cache: merged spans of neighbouring chunks recur across queries."""
         tokenizer = ctx.resources.tokenizer(self.params.tokenizer)
-        return tokenizer.count
+        cache, name = self._token_counts, tokenizer.name
+
+        def count(text: str) -> int:
+            found = cache.get((name, text))
+            if found is None:
+                if len(cache) > _CACHE_LIMIT:
+                    cache.clear()
+                found = cache[(name, text)] = tokenizer.count(text)
+            return found
+
+        return count
 
     def _costs(self, hits: list[Hit], ctx: RunContext) -> list[int]:
         tokenizer = ctx.resources.tokenizer(self.params.tokenizer)
@@ -121,7 +133,7 @@ class Select(StepOperator):
         from retrievers.selection.mcts import mcts
 
         return mcts(pool, budget, simulations=p.simulations, exploration=p.exploration,
-                    max_actions=p.max_actions, seed=p.seed)
+                    max_actions=p.max_actions, epsilon=p.epsilon, seed=p.seed)
 
     def select(self, hits: tuple[Hit, ...], ctx: RunContext) -> tuple[tuple[Hit, ...], dict]:
         """The context for ``hits`` and a summary for the trace."""

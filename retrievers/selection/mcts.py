@@ -4,8 +4,10 @@ Retrieval Optimization System for Retrieval-Augmented Generation").
 A node is a set of chunks; a child adds one more chunk that still fits the budget. Sets are built in one
 canonical order (a child only adds a candidate ranked after the node's last one), so every combination has one
 node. Selection descends by UCT (Kocsis & Szepesvári 2006); expansion adds the untried child of highest
-marginal utility; the rollout keeps adding chunks at random, weighted by their (positive) marginal utility,
-and its reward is the best utility along the way — with a non-monotone utility the best set may stop early.
+marginal utility; the rollout keeps adding chunks (any that fit, in any order) ε-greedily — the chunk of highest
+positive marginal utility, or with probability ``epsilon`` a random one of positive utility — and its reward is
+the best utility along the way: with a non-monotone utility the best set may stop early. The first simulation
+is therefore the greedy set, and the result is never worse than it.
 The search space is the ``max_actions`` most relevant candidates; the result is the best set ever visited.
 Seeded: the same inputs and seed give the same set.
 """
@@ -30,7 +32,7 @@ class _Node:
 
 
 def mcts(pool: CandidatePool, budget: int, simulations: int = 64, exploration: float = 0.7,
-         max_actions: int = 24, seed: int = 0) -> Proposal:
+         max_actions: int = 24, epsilon: float = 0.2, seed: int = 0) -> Proposal:
     rng = np.random.default_rng(seed)
     space = np.argsort(-pool.values, kind="stable")[:max_actions]
     m = len(space)
@@ -48,7 +50,7 @@ def mcts(pool: CandidatePool, budget: int, simulations: int = 64, exploration: f
 
     root = _Node(untried(-1, budget, values))
     best_utility, best_set = 0.0, ()
-    for _ in range(simulations):
+    for simulation in range(simulations):
         node, path = root, [root]
         chosen: list[int] = []
         gains = values.copy()
@@ -79,17 +81,22 @@ def mcts(pool: CandidatePool, budget: int, simulations: int = 64, exploration: f
             best_utility, best_set = utility, tuple(chosen)
         # rollout: random additions weighted by marginal utility; reward = best utility seen
         rollout_best, rollout_chosen, rollout_utility = utility, list(chosen), utility
+        in_set = np.zeros(m, dtype=bool)
+        in_set[chosen] = True
+        first = simulation == 0
         while True:
-            feasible = np.flatnonzero((positions > last) & (costs <= remaining) & (gains > 0))
+            feasible = np.flatnonzero(~in_set & (costs <= remaining) & (gains > 0))
             if feasible.size == 0:
                 break
-            weights = gains[feasible]
-            pos = int(feasible[rng.choice(feasible.size, p=weights / weights.sum())])
+            if first or rng.random() >= epsilon:
+                pos = int(feasible[np.argmax(gains[feasible])])
+            else:
+                pos = int(feasible[rng.integers(feasible.size)])
+            in_set[pos] = True
             rollout_chosen.append(pos)
             rollout_utility += gains[pos]
             gains = gains - penalty[pos]
             remaining -= int(costs[pos])
-            last = pos
             if rollout_utility > rollout_best:
                 rollout_best = rollout_utility
                 if rollout_utility > best_utility:

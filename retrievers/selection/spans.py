@@ -74,7 +74,7 @@ class ContextSpans:
         chunk = hit.chunk
         if not self.merge or not _has_exact_offsets(chunk):
             return alone
-        touching = [s for s in self.spans if s.doc_id == chunk.doc_id and s.start <= chunk.end
+        touching = [s for s in self.spans if s.start <= chunk.end and s.doc_id == chunk.doc_id
                     and chunk.start <= s.end and all(_has_exact_offsets(m.chunk) for m in s.members)]
         if not touching:
             return alone
