@@ -29,7 +29,7 @@ from rag.operators import RunContext, StepOperator
 from rag.registry import OperatorParams, operator
 from rag.state import QueryState
 from rag.types import Hit
-from retrievers.selection.pool import CandidatePool, build_pool, word_hashes
+from retrievers.selection.pool import CandidatePool, build_pool, word_signature
 from retrievers.selection.proposal import Proposal
 from retrievers.selection.ranked import gradient, topk
 from retrievers.selection.spans import ContextSpans
@@ -66,6 +66,8 @@ class Select(StepOperator):
         redundancy_weight: float = Field(1.0, ge=0.0, description="λ in U(S) = Σv − λ·Σ R·(v_i+v_j)/2")
         near_duplicate: float = Field(0.8, gt=0.0, description="word Jaccard from which two chunks are redundant"
                                       " (> 1 disables)")
+        neighbour_weight: float = Field(0.0, ge=0.0, le=1.0, description="a chunk touching a selected-worthy "
+                                        "chunk of its document is worth at least this share of its value")
         gradient_threshold: float = Field(0.1, gt=0.0, le=1.0, description="gradient: the score drop that cuts")
         simulations: int = Field(64, gt=0, description="mcts: number of simulations")
         exploration: float = Field(0.7, ge=0.0, description="mcts: UCT exploration constant")
@@ -76,7 +78,7 @@ class Select(StepOperator):
     def __init__(self, **params):
         super().__init__(**params)
         self._token_counts: dict[tuple[str, str], int] = {}
-        self._hashes: dict[str, np.ndarray] = {}
+        self._signatures: dict[str, np.ndarray] = {}
 
     # -- cached per-text work (texts repeat across queries over one index)
     def _counter(self, ctx: RunContext) -> Callable[[str], int]:
@@ -107,12 +109,12 @@ class Select(StepOperator):
             cache.update({(key, t): n for t, n in zip(missing, counts)})
         return [cache[(key, h.chunk.text)] for h in hits]
 
-    def _word_hashes(self, text: str) -> np.ndarray:
-        found = self._hashes.get(text)
+    def _signature(self, text: str) -> np.ndarray:
+        found = self._signatures.get(text)
         if found is None:
-            if len(self._hashes) > _CACHE_LIMIT:
-                self._hashes.clear()
-            found = self._hashes[text] = word_hashes(text)
+            if len(self._signatures) > _CACHE_LIMIT:
+                self._signatures.clear()
+            found = self._signatures[text] = word_signature(text)
         return found
 
     def propose(self, pool: CandidatePool) -> Proposal:
@@ -144,7 +146,8 @@ class Select(StepOperator):
             return (), {**summary, "tokens": 0, "selected": 0}
         costs = self._costs(candidates, ctx)
         pool = build_pool(candidates, costs, normalization=p.normalization, redundancy_weight=p.redundancy_weight,
-                          near_duplicate=p.near_duplicate, hashes_of=self._word_hashes)
+                          near_duplicate=p.near_duplicate,
+                          neighbour_weight=p.neighbour_weight, signature_of=self._signature)
         cost_by_id = {h.chunk.id: c for h, c in zip(candidates, costs)}
         spans = ContextSpans(self._counter(ctx), lambda h: cost_by_id[h.chunk.id], merge=p.merge_adjacent)
         proposal = self.propose(pool)
