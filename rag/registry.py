@@ -70,11 +70,18 @@ class OperatorSpec:
         return (self.cls.__doc__ or "").strip().split("\n")[0]
 
 
-_registry: dict[str, OperatorSpec] = {}
+#: Keyed by (group, name): index structures and query operators are separate namespaces, so the YAML
+#: ``index.structures: [bm25]`` and the flow step ``{op: bm25}`` may share a name.
+_registry: dict[tuple[str, str], OperatorSpec] = {}
 _loaded = False
 _loading = False
 
 T = TypeVar("T", bound=type)
+
+
+def _group(kind: str) -> str:
+    """The namespace a kind registers in: ``"structure"`` for index structures, ``"op"`` for the rest."""
+    return "structure" if kind == "structure" else "op"
 
 
 def operator(name: str, kind: str) -> Callable[[T], T]:
@@ -83,7 +90,7 @@ def operator(name: str, kind: str) -> Callable[[T], T]:
         raise ValueError(f"unknown operator kind {kind!r}; kinds are {', '.join(KINDS)}")
 
     def register(cls: T) -> T:
-        existing = _registry.get(name)
+        existing = _registry.get((_group(kind), name))
         if existing is not None and existing.cls is not cls:
             if f"{existing.cls.__module__}.{existing.cls.__qualname__}" != f"{cls.__module__}.{cls.__qualname__}":
                 raise ValueError(
@@ -91,7 +98,7 @@ def operator(name: str, kind: str) -> Callable[[T], T]:
                 )
         cls.name = name
         cls.kind = kind
-        _registry[name] = OperatorSpec(name, kind, cls)
+        _registry[(_group(kind), name)] = OperatorSpec(name, kind, cls)
         return cls
 
     return register
@@ -128,12 +135,13 @@ def get_spec(name: str, kinds: str | Iterable[str] | None = None, path: str = "o
     """The operator registered as ``name``; a :class:`ConfigError` listing valid names otherwise."""
     _load_builtins()
     wanted = (kinds,) if isinstance(kinds, str) else tuple(kinds) if kinds else None
-    spec = _registry.get(name)
-    if spec is None or (wanted is not None and spec.kind not in wanted):
+    candidates = [s for s in (_registry.get(("op", name)), _registry.get(("structure", name))) if s is not None]
+    spec = next((s for s in candidates if wanted is None or s.kind in wanted), None)
+    if spec is None:
         valid = ", ".join(s.name for s in registered(wanted))
         what = f"{'/'.join(wanted)} operator" if wanted else "operator"
-        if spec is not None:
-            raise ConfigError(f"{name!r} is a {spec.kind} operator, not a {what}; valid: {valid}", path)
+        if candidates:
+            raise ConfigError(f"{name!r} is a {candidates[0].kind} operator, not a {what}; valid: {valid}", path)
         raise ConfigError(f"unknown {what} {name!r}; valid: {valid}", path)
     return spec
 

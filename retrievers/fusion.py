@@ -1,0 +1,148 @@
+"""Fusion of several ranked hit lists into one (merge operators for ``parallel`` branches).
+
+- ``rrf``: reciprocal rank fusion, score(d) = Σ_r w_r / (k + rank_r(d)) (Cormack, Clarke & Büttcher, SIGIR 2009);
+  ``weights`` make it weighted RRF.
+- ``convex``: convex combination Σ_r w_r · norm_r(score_r(d)) of per-list normalised scores (Bruch, Gai &
+  Ingber 2023, "An analysis of fusion functions for hybrid retrieval"), with ``normalization``:
+  ``minmax``, ``zscore``, or ``dbsf`` (distribution-based score fusion: min-max between mean ± 3 σ of the list,
+  Mazzeschi 2023). A chunk missing from a list gets that list's lowest normalised score.
+
+Chunks are de-duplicated by id; the fused hit keeps the chunk and reports the merge operator as its source.
+
+YAML::
+
+    - parallel:
+        - {op: bm25, top_k: 100}
+        - {op: dense, top_k: 100}
+      merge: {op: rrf, k: 60}            # or {op: convex, normalization: dbsf, weights: [0.3, 0.7]}
+"""
+from __future__ import annotations
+
+from typing import Literal, Sequence
+
+import numpy as np
+from pydantic import Field
+
+from rag.errors import ConfigError
+from rag.operators import MergeOperator, RunContext
+from rag.registry import OperatorParams, operator
+from rag.state import QueryState
+from rag.types import Chunk, Hit
+
+
+def _check_weights(weights: Sequence[float] | None, n_lists: int) -> np.ndarray:
+    if weights is None:
+        return np.ones(n_lists)
+    if len(weights) != n_lists:
+        raise ConfigError(f"{len(weights)} weights for {n_lists} branches; give one weight per branch", "weights")
+    return np.asarray(weights, dtype=np.float64)
+
+
+def _collect(rankings: Sequence[Sequence[Hit]]) -> tuple[list[Chunk], dict[str, int]]:
+    """Every distinct chunk across the lists, in first-seen order, and its column."""
+    chunks: list[Chunk] = []
+    column: dict[str, int] = {}
+    for hits in rankings:
+        for hit in hits:
+            if hit.chunk.id not in column:
+                column[hit.chunk.id] = len(chunks)
+                chunks.append(hit.chunk)
+    return chunks, column
+
+
+def _ranked(chunks: list[Chunk], fused: np.ndarray, top_k: int | None, source: str) -> tuple[Hit, ...]:
+    order = sorted(range(len(chunks)), key=lambda i: (-fused[i], chunks[i].id))
+    if top_k is not None:
+        order = order[:top_k]
+    return tuple(Hit(chunks[i], float(fused[i]), source) for i in order)
+
+
+def _deduplicated(hits: Sequence[Hit]) -> list[Hit]:
+    """The first (best) hit of each chunk id."""
+    seen: set[str] = set()
+    kept = []
+    for hit in hits:
+        if hit.chunk.id not in seen:
+            seen.add(hit.chunk.id)
+            kept.append(hit)
+    return kept
+
+
+def reciprocal_rank_fusion(rankings: Sequence[Sequence[Hit]], k: float = 60.0,
+                           weights: Sequence[float] | None = None, top_k: int | None = None,
+                           source: str = "rrf") -> tuple[Hit, ...]:
+    """Fuse ranked lists by Σ w / (k + rank), ranks starting at 1."""
+    rankings = [_deduplicated(r) for r in rankings]
+    w = _check_weights(weights, len(rankings))
+    chunks, column = _collect(rankings)
+    fused = np.zeros(len(chunks))
+    for weight, hits in zip(w, rankings):
+        for rank, hit in enumerate(hits, start=1):
+            fused[column[hit.chunk.id]] += weight / (k + rank)
+    return _ranked(chunks, fused, top_k, source)
+
+
+def normalise_scores(scores: np.ndarray, method: str) -> np.ndarray:
+    """Scores of one list mapped to a comparable scale (see module docstring)."""
+    scores = np.asarray(scores, dtype=np.float64)
+    if len(scores) == 0:
+        return scores
+    if method == "minmax":
+        low, high = scores.min(), scores.max()
+    elif method == "zscore":
+        std = scores.std()
+        return (scores - scores.mean()) / std if std > 0 else np.zeros_like(scores)
+    elif method == "dbsf":
+        mean, std = scores.mean(), scores.std()
+        low, high = mean - 3 * std, mean + 3 * std
+    else:
+        raise ConfigError(f"unknown normalization {method!r}; use minmax, zscore or dbsf", "normalization")
+    return (scores - low) / (high - low) if high > low else np.ones_like(scores)
+
+
+def convex_combination(rankings: Sequence[Sequence[Hit]], normalization: str = "minmax",
+                       weights: Sequence[float] | None = None, top_k: int | None = None,
+                       source: str = "convex") -> tuple[Hit, ...]:
+    """Fuse by the weighted sum of each list's normalised scores; absent chunks get the list's minimum."""
+    rankings = [_deduplicated(r) for r in rankings]
+    w = _check_weights(weights, len(rankings))
+    chunks, column = _collect(rankings)
+    fused = np.zeros(len(chunks))
+    for weight, hits in zip(w, rankings):
+        if not hits:
+            continue
+        norm = normalise_scores(np.array([h.score for h in hits]), normalization)
+        contribution = np.full(len(chunks), norm.min())
+        contribution[[column[h.chunk.id] for h in hits]] = norm
+        fused += weight * contribution
+    return _ranked(chunks, fused, top_k, source)
+
+
+@operator("rrf", kind="merge")
+class ReciprocalRankFusion(MergeOperator):
+    """Reciprocal rank fusion of the branches' hits (weighted when ``weights`` is given)."""
+
+    class Params(OperatorParams):
+        k: float = Field(60.0, gt=0)
+        weights: list[float] | None = None
+        top_k: int | None = Field(None, ge=1)
+
+    def merge(self, branches: Sequence[QueryState], state: QueryState, ctx: RunContext) -> QueryState:
+        p = self.params
+        hits = reciprocal_rank_fusion([b.hits for b in branches], p.k, p.weights, p.top_k, self.name)
+        return state.evolve(hits=hits)
+
+
+@operator("convex", kind="merge")
+class ConvexCombination(MergeOperator):
+    """Weighted sum of the branches' normalised scores (minmax, zscore or dbsf)."""
+
+    class Params(OperatorParams):
+        normalization: Literal["minmax", "zscore", "dbsf"] = "minmax"
+        weights: list[float] | None = None
+        top_k: int | None = Field(None, ge=1)
+
+    def merge(self, branches: Sequence[QueryState], state: QueryState, ctx: RunContext) -> QueryState:
+        p = self.params
+        hits = convex_combination([b.hits for b in branches], p.normalization, p.weights, p.top_k, self.name)
+        return state.evolve(hits=hits)
