@@ -382,7 +382,8 @@ def _load_weights(directory: str, gguf_file: str | None, dtype: str, device: str
             kwargs["gguf_file"] = gguf_file
         where = os.path.join(directory, gguf_file) if gguf_file else directory
         try:
-            tokenizer = AutoTokenizer.from_pretrained(directory, **kwargs)
+            tokenizer = _gguf_tokenizer(directory, gguf_file) if gguf_file else \
+                AutoTokenizer.from_pretrained(directory, **kwargs)
             model = AutoModelForCausalLM.from_pretrained(directory, dtype=getattr(torch, dtype), **kwargs)
         except Exception as exc:  # transformers raises OSError/ValueError/KeyError for unusable checkpoints
             raise ConfigError(f"could not load causal LM from {where!r}: {type(exc).__name__}: {exc}") from None
@@ -392,6 +393,36 @@ def _load_weights(directory: str, gguf_file: str | None, dtype: str, device: str
         log.info("loaded causal LM %s in %.1f s", where, seconds)
         _weights[key] = (tokenizer, model, seconds)
         return _weights[key]
+
+
+def _gguf_tokenizer(directory: str, gguf_file: str):
+    """The tokenizer of a GGUF file. Converting it takes seconds (tens for large vocabularies), so the converted
+    tokenizer is saved once as plain JSON files under ``$RAGLOOM_CACHE/lm-tokenizers`` and reloaded from there
+    (keyed by the file's name, size and modification time)."""
+    from transformers import AutoTokenizer
+
+    from rag.embedding import default_cache_dir
+
+    stat = (Path(directory) / gguf_file).stat()
+    cached = default_cache_dir() / "lm-tokenizers" / f"{Path(gguf_file).stem}-{stat.st_size}-{stat.st_mtime_ns}"
+    if (cached / "tokenizer_config.json").is_file():
+        try:
+            return AutoTokenizer.from_pretrained(str(cached), local_files_only=True)
+        except Exception as exc:  # a damaged cache entry: convert again
+            log.warning("ignoring the cached tokenizer in %s (%s)", cached, exc)
+    tokenizer = AutoTokenizer.from_pretrained(directory, gguf_file=gguf_file, local_files_only=True)
+    try:
+        staging = cached.with_name(cached.name + f".tmp{os.getpid()}")
+        tokenizer.save_pretrained(str(staging))
+        if cached.exists():  # another process cached it meanwhile
+            import shutil
+
+            shutil.rmtree(staging, ignore_errors=True)
+        else:
+            os.replace(staging, cached)
+    except OSError as exc:  # a read-only cache only costs time
+        log.warning("could not cache the converted tokenizer in %s (%s)", cached, exc)
+    return tokenizer
 
 
 def load_causal_lm(model: str, dtype: str = "float32", device: str = "cpu", max_context_tokens: int = 1024,
