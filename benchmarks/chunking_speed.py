@@ -54,10 +54,10 @@ def contenders(texts, documents):
     try:
         from langchain_text_splitters import RecursiveCharacterTextSplitter
 
-        splitter = RecursiveCharacterTextSplitter.from_tiktoken_encoder(
-            encoding_name="cl100k_base", chunk_size=SIZE, chunk_overlap=0, add_start_index=True)
-        splitter._tokenizer = encoding if hasattr(splitter, "_tokenizer") else None
-        splitter._length_function = lambda t: len(encoding.encode_ordinary(t))
+        # What from_tiktoken_encoder builds, with the offline cl100k (from_tiktoken_encoder would download it).
+        splitter = RecursiveCharacterTextSplitter(
+            chunk_size=SIZE, chunk_overlap=0, add_start_index=True,
+            length_function=lambda t: len(encoding.encode_ordinary(t)))
         yield "langchain RecursiveCharacterTextSplitter", lambda: [splitter.split_text(t) for t in texts]
     except ImportError:
         print("langchain-text-splitters not installed; skipped")
