@@ -14,6 +14,7 @@ Example::
 from __future__ import annotations
 
 import re
+from itertools import chain
 from typing import Iterable, Literal, Sequence
 
 from pydantic import field_validator
@@ -75,24 +76,27 @@ class Analyzer:
 
     def words(self, text: str) -> list[str]:
         """The raw tokens before stopword removal and stemming."""
-        found = self._pattern.findall(text)
-        if self.params.split_identifiers:
-            found = list(_with_identifier_parts(found))
-        if self.params.lowercase:
-            return [w.lower() for w in found] if self.params.split_identifiers else self._pattern.findall(text.lower())
-        return found
+        if not self.params.split_identifiers:
+            return self._pattern.findall(text.lower() if self.params.lowercase else text)
+        found = list(_with_identifier_parts(self._pattern.findall(text)))
+        return [w.lower() for w in found] if self.params.lowercase else found
 
     def analyze_many(self, texts: Sequence[str]) -> list[list[str]]:
         """Terms for each text, in order of occurrence (duplicates kept: they are term frequencies)."""
         tokenised = [self.words(t) for t in texts]
+        terms = self.terms_of(set(chain.from_iterable(tokenised)))
+        return [[s for s in map(terms.__getitem__, words) if s] for words in tokenised]
+
+    def terms_of(self, words: Iterable[str]) -> dict[str, str]:
+        """The memo ``word → term`` (``""`` for dropped words), extended to cover ``words``."""
         terms = self._terms
-        unseen = {w for words in tokenised for w in words if w not in terms}
+        unseen = set(words).difference(terms)
         if unseen:
             kept = [w for w in unseen if w not in self.stopwords]
             stems = self._stemmer.stemWords(kept) if self._stemmer is not None else kept
             terms.update(dict.fromkeys(unseen, ""))
             terms.update(zip(kept, stems))
-        return [[s for s in map(terms.__getitem__, words) if s] for words in tokenised]
+        return terms
 
 
 def _with_identifier_parts(tokens: Iterable[str]) -> Iterable[str]:

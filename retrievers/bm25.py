@@ -18,6 +18,7 @@ YAML::
 from __future__ import annotations
 
 import json
+from itertools import chain
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Collection, Literal, Sequence
 
@@ -72,6 +73,7 @@ class BM25Index(IndexStructure):
         self.indptr_ = np.zeros(1, dtype=np.int64)  # CSR rows = chunks, columns = term ids
         self.term_ids_ = np.zeros(0, dtype=np.int32)
         self.tfs_ = np.zeros(0, dtype=np.int32)
+        self._word_ids: dict[str, int] = {}  # analyzer memo: raw word -> term id (-1: dropped)
         self._pending: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
         self._weights = None  # (csc indptr, row indices, float32 weights, idf * absent weight), built lazily
         self._id_rank: np.ndarray | None = None
@@ -105,16 +107,23 @@ class BM25Index(IndexStructure):
         self._changed()
 
     def _append(self, texts: list[str]) -> None:
-        vocab = self.vocab_
-        lengths, flat = [], []
-        for terms in self.analyzer.analyze_many(texts):
-            lengths.append(len(terms))
-            flat.extend(terms)
-        term_ids = np.fromiter((vocab.setdefault(t, len(vocab)) for t in flat), dtype=np.int64, count=len(flat))
-        rows = np.repeat(np.arange(len(texts), dtype=np.int64), lengths)
+        words = [self.analyzer.words(t) for t in texts]
+        word_ids = self._word_ids
+        unseen = set(chain.from_iterable(words)).difference(word_ids)
+        if unseen:
+            vocab = self.vocab_
+            for word, term in self.analyzer.terms_of(unseen).items():
+                if word in unseen:
+                    word_ids[word] = vocab.setdefault(term, len(vocab)) if term else -1
+        n_words = sum(map(len, words))
+        term_ids = np.fromiter(map(word_ids.__getitem__, chain.from_iterable(words)), dtype=np.int64, count=n_words)
+        rows = np.repeat(np.arange(len(texts), dtype=np.int64), [len(w) for w in words])
+        kept = term_ids >= 0  # stopwords map to -1
+        rows, term_ids = rows[kept], term_ids[kept]
         # one entry per distinct (row, term), with its count
-        keys, counts = np.unique(rows * (len(vocab) + 1) + term_ids, return_counts=True)
-        entry_rows, entry_terms = np.divmod(keys, len(vocab) + 1)
+        width = len(self.vocab_) + 1
+        keys, counts = np.unique(rows * width + term_ids, return_counts=True)
+        entry_rows, entry_terms = np.divmod(keys, width)
         indptr = np.zeros(len(texts) + 1, dtype=np.int64)
         np.cumsum(np.bincount(entry_rows, minlength=len(texts)), out=indptr[1:])
         self._pending.append((indptr, entry_terms.astype(np.int32), counts.astype(np.int32)))
@@ -265,6 +274,7 @@ class BM25Index(IndexStructure):
         if len(arrays["indptr"]) != len(ids) + 1 or len(arrays["term_ids"]) != len(arrays["tfs"]):
             raise IndexStoreError(f"{directory}: bm25 arrays do not match {len(ids)} ids")
         self.ids_, self.vocab_ = ids, {t: i for i, t in enumerate(terms)}
+        self._word_ids = {}
         self.indptr_, self.term_ids_, self.tfs_ = arrays["indptr"], arrays["term_ids"], arrays["tfs"]
         self._pending.clear()
         self._changed()
