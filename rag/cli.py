@@ -27,22 +27,23 @@ def _print_result(result, as_json: bool, show_trace: bool) -> None:
     if as_json:
         print(json.dumps(result.to_json(), indent=2, ensure_ascii=False, default=str))
         return
+    from rich.markup import escape
     from rich.panel import Panel
     from rich.table import Table
     from rich.tree import Tree
 
     console = _console()
-    console.print(Panel(result.answer or "(no answer: the flow has no generate step)", title=f"[bold]{result.query}",
-                        title_align="left"))
+    console.print(Panel(escape(result.answer) or "(no answer: the flow has no generate step)",
+                        title=f"[bold]{escape(result.query)}", title_align="left"))
     if result.citations:
         table = Table("cited chunk", "text", show_lines=False, box=None, padding=(0, 1))
         for c in result.citations:
-            table.add_row(f"[cyan]{c.chunk_id}", c.text if len(c.text) < 160 else c.text[:157] + "...")
+            table.add_row(f"[cyan]{escape(c.chunk_id)}", escape(c.text if len(c.text) < 160 else c.text[:157] + "..."))
         console.print(table)
     elif result.hits:
         table = Table("#", "chunk", "score", "source", box=None)
         for rank, hit in enumerate(result.hits[:10], start=1):
-            table.add_row(str(rank), hit.chunk.id, f"{hit.score:.4f}", hit.source)
+            table.add_row(str(rank), escape(hit.chunk.id), f"{hit.score:.4f}", hit.source)
         console.print(table)
     if show_trace:
         tree = Tree(f"trace ({result.seconds * 1000:.1f} ms)")
@@ -50,7 +51,8 @@ def _print_result(result, as_json: bool, show_trace: bool) -> None:
         def add(node, events):
             for e in events:
                 info = ", ".join(f"{k}={v}" for k, v in e.summary.items() if k not in ("top", "notes"))
-                add(node.add(f"[bold]{e.name}[/] [dim]{e.path}[/] {e.seconds * 1000:.1f} ms {info}"), e.children)
+                add(node.add(f"[bold]{e.name}[/] [dim]{escape(e.path)}[/] {e.seconds * 1000:.1f} ms {escape(info)}"),
+                    e.children)
 
         add(tree, result.trace)
         console.print(tree)
