@@ -91,12 +91,14 @@ class CompiledGraph:
         adjacency = sp.csr_matrix((vals, (rows, cols)), shape=(n, n), dtype=np.float64)
         out = np.asarray(adjacency.sum(axis=0)).ravel()
         self.dangling = out == 0
+        self.adjacency = adjacency
         self.transition = (adjacency @ sp.diags(np.where(out > 0, 1.0 / np.maximum(out, 1e-300), 0.0))).tocsr()
         self.mentions = sp.csr_matrix((m_vals, (m_rows, m_cols)), shape=(n_entities, n_passages), dtype=np.float64)
         self.edge_src = np.asarray(e_src, np.int64)
         self.edge_dst = np.asarray(e_dst, np.int64)
         self.edge_weight = np.asarray(e_w, np.float64)
 
+        self._edge_cosines: np.ndarray | None = None
         self.entity_vectors = _stack([store.entity_vectors.get(k) for k in self.entity_keys])
         self.passage_vectors = _stack([store.passage_vectors.get(p) for p in self.passage_ids])
         self.aliases: dict[str, int] = {}
@@ -105,6 +107,14 @@ class CompiledGraph:
             for surface in graph.nodes[f"e:{key}"]["surfaces"]:
                 self.aliases.setdefault(normalize_entity(surface), j)
         self.aliases.pop("", None)
+
+    def edge_cosines(self) -> np.ndarray:
+        """Cosine between the two entity vectors of each entity–entity edge (cached)."""
+        if self._edge_cosines is None:
+            vectors = self.entity_vectors
+            self._edge_cosines = (np.einsum("ij,ij->i", vectors[self.edge_src], vectors[self.edge_dst])
+                                  if vectors is not None and len(self.edge_src) else np.zeros(len(self.edge_src)))
+        return self._edge_cosines
 
     def personalized_pagerank(self, reset: np.ndarray, damping: float = 0.5, max_iter: int = 50,
                               tol: float = 1e-8) -> np.ndarray:

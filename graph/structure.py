@@ -32,8 +32,9 @@ if TYPE_CHECKING:
 
 
 def passage_text(chunk: Chunk, with_title: bool) -> str:
+    """The text embedded for a chunk: ``title + " " + text`` when it has a title (the BEIR convention)."""
     title = chunk.metadata.get("title") if with_title else None
-    return f"{title} {chunk.text}" if title and not chunk.text.startswith(str(title)) else chunk.text
+    return f"{title} {chunk.text}" if title else chunk.text
 
 
 @operator("graph", kind="structure")
