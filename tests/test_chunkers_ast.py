@@ -1,0 +1,143 @@
+"""The ast chunker (cAST): lossless tiling, exact character offsets from tree-sitter bytes, both size limits,
+scope paths for every grammar, and the recursive fallback for unknown or unparsable input."""
+from __future__ import annotations
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+pytest.importorskip("tree_sitter")
+
+from chunkers import get_chunker  # noqa: E402
+from chunkers.ast import GRAMMARS, get_parser, nonspace_prefix  # noqa: E402
+from rag.errors import ConfigError  # noqa: E402
+from rag.tokens import get_tokenizer  # noqa: E402
+from rag.types import Document  # noqa: E402
+
+SAMPLES = {
+    "python": ('class Größe:\n    """Döc 日本語."""\n\n    def fläche(self, x):\n        s = "😀é" * 3\n'
+               '        return x * x\n\n    def umfang(self):\n        return 4\n\n\ndef top(a, b):\n'
+               '    return a + b\n', "Größe", "fläche"),
+    "javascript": ('class Ünit {\n  constructor(x) { this.x = "😀" + x; }\n  area() {\n    return this.x * 2;\n'
+                   '  }\n}\nfunction tøp(a) {\n  return a + 1;\n}\n', "Ünit", "area"),
+    "typescript": ('interface Shape { area(): number }\nclass Sqüare implements Shape {\n  side: number = 2;\n'
+                   '  area(): number {\n    return this.side * this.side; // 面積\n  }\n}\n', "Sqüare", "area"),
+    "tsx": ('function Cömponent(props: {x: string}) {\n  const y = "日本";\n  return <div>{props.x}{y}</div>;\n}\n',
+            "Cömponent", None),
+    "java": ('public class Grüße {\n    private int x = 1;\n    public int area(int y) {\n        String s = "😀";\n'
+             '        return x * y;\n    }\n    void other() { }\n}\n', "Grüße", "area"),
+    "go": ('package main\n\ntype Pünkt struct {\n\tX int\n}\n\nfunc (p Pünkt) Area() int {\n\ts := "日本"\n'
+           '\treturn p.X * len(s)\n}\n\nfunc main() {\n\tprintln("😀")\n}\n', "Area", None),
+    "rust": ('struct Pünkt { x: i32 }\n\nimpl Pünkt {\n    fn area(&self) -> i32 {\n        let s = "日本";\n'
+             '        self.x * 2\n    }\n}\n\nfn main() { println!("😀"); }\n', "Pünkt", "area"),
+    "c": ('#include <stdio.h>\n\nstruct point { int x; };\n\nint area(struct point *p) {\n    char *s = "日本";\n'
+          '    return p->x * p->x;\n}\n\nint main(void) { return area(0); }\n', "area", None),
+    "cpp": ('namespace geo {\nclass Shape {\n public:\n  int area() const {\n    const char* s = "😀";\n'
+            '    return 4;\n  }\n};\n}  // namespace geo\n', "geo", "Shape"),
+}
+
+
+def check(text: str, chunks, max_chars: int, chunk_size: int) -> None:
+    tokenizer = get_tokenizer()
+    nonspace = nonspace_prefix(text)
+    assert "".join(c.text for c in chunks) == text  # lossless: the chunks tile the file
+    position = 0
+    for c in chunks:
+        assert c.start == position and text[c.start:c.end] == c.text and c.end > c.start
+        position = c.end
+        assert c.token_count == tokenizer.count(c.text)
+        assert c.token_count <= chunk_size or c.metadata.get("oversize")
+        if "fallback" not in c.metadata:
+            assert nonspace[c.end] - nonspace[c.start] <= max_chars
+
+
+def test_every_listed_grammar_is_installed():
+    missing = [language for language in GRAMMARS if get_parser(language) is None]
+    assert not missing
+
+
+@pytest.mark.parametrize("language", sorted(SAMPLES))
+@pytest.mark.parametrize("max_chars", [15, 40, 2000])
+def test_code_chunks_tile_the_file_with_exact_character_offsets(language, max_chars):
+    text, _, _ = SAMPLES[language]
+    chunks = get_chunker("ast", language=language, max_chars=max_chars, chunk_size=64).chunk_text(text)
+    check(text, chunks, max_chars, 64)
+    assert all("fallback" not in c.metadata and c.metadata["language"] == language for c in chunks)
+    if max_chars == 2000:
+        assert len(chunks) == 1
+
+
+@pytest.mark.parametrize("language", sorted(SAMPLES))
+def test_scope_path_names_the_enclosing_definitions(language):
+    text, outer, inner = SAMPLES[language]
+    chunks = get_chunker("ast", language=language, max_chars=25, chunk_size=64).chunk_text(text)
+    paths = [tuple(c.metadata["scope_path"]) for c in chunks]
+    declared = [name for c in chunks for name in c.metadata["definitions"]]
+    assert outer in declared
+    if inner is not None:
+        assert any(path[-2:] == (outer, inner) or path[-1:] == (inner,) for path in paths) or inner in declared
+        assert any(outer in path for path in paths)
+
+
+def test_small_siblings_are_merged_and_big_nodes_split():
+    text = "".join(f"def f{i}(x):\n    return x + {i}\n\n" for i in range(30))
+    chunks = get_chunker("ast", language="python", max_chars=120, chunk_size=512).chunk_text(text)
+    check(text, chunks, 120, 512)
+    # each function has 21 non-space characters: several whole functions per chunk, none cut in half
+    assert 4 <= len(chunks) <= 10
+    assert all(c.text.startswith("def ") for c in chunks)
+
+
+def test_oversized_leaf_is_split_not_dropped():
+    text = 'x = "' + "a" * 3000 + '"\ny = 1\n'
+    chunks = get_chunker("ast", language="python", max_chars=200, chunk_size=1000).chunk_text(text)
+    check(text, chunks, 200, 1000)
+
+
+def test_token_ceiling_holds_even_when_characters_fit():
+    text = "s = '" + "😀" * 400 + "'\n"  # few characters, many tokens
+    chunks = get_chunker("ast", language="python", max_chars=5000, chunk_size=30).chunk_text(text)
+    check(text, chunks, 5000, 30)
+    assert len(chunks) > 1
+
+
+def test_language_comes_from_document_metadata_and_aliases():
+    text, _, _ = SAMPLES["rust"]
+    chunker = get_chunker("ast", max_chars=30)
+    chunks = chunker.chunk(Document("lib.rs", text, {"language": "rust"}))
+    assert all(c.metadata["language"] == "rust" and "fallback" not in c.metadata for c in chunks)
+    assert get_chunker("ast", language="py").chunk_text("x = 1\n")[0].metadata["language"] == "python"
+
+
+def test_unknown_language_and_unparsable_input_fall_back_to_recursive_text_chunking():
+    prose = "Just some prose. " * 50
+    for chunks in (get_chunker("ast", chunk_size=20).chunk_text(prose),
+                   get_chunker("ast", chunk_size=20).chunk(Document("a.txt", prose, {"language": "cobol"})),
+                   get_chunker("ast", language="python", chunk_size=20).chunk_text(")))) ((( ]]] " * 40)):
+        assert chunks and all(c.metadata["fallback"].startswith("recursive") for c in chunks)
+        assert all(c.token_count <= 20 for c in chunks)
+
+
+def test_unknown_language_parameter_is_a_config_error_naming_the_key():
+    with pytest.raises(ConfigError, match="language"):
+        get_chunker("ast", language="klingon")
+
+
+def test_empty_and_whitespace_only_files():
+    chunker = get_chunker("ast", language="go")
+    assert chunker.chunk_text("") == []
+    check("  \n\t\r\n", chunker.chunk_text("  \n\t\r\n"), 1200, 512)
+
+
+CODE_PIECES = ["def f(x):\n", "    return x\n", "class Ä:\n", "    pass\n", "    def m(self):\n", "        y = 'é😀'\n",
+               "\n", "\r\n", "# 日本語 comment\n", "x = [1, 2,\n", "     3]\n", "@dec\n", "  ", "\t", "if x:\n",
+               "s = '''\n", "'''\n", "z = 1  # ünïcode\n", ")", "e\u0301 = 2\n"]
+code_text = st.lists(st.sampled_from(CODE_PIECES), max_size=60).map("".join)
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(text=st.one_of(code_text, st.text(max_size=200)), max_chars=st.integers(1, 80),
+       chunk_size=st.integers(1, 40), language=st.sampled_from(sorted(GRAMMARS)))
+def test_any_input_in_any_grammar_keeps_offsets_tiling_and_both_limits(text, max_chars, chunk_size, language):
+    chunks = get_chunker("ast", language=language, max_chars=max_chars, chunk_size=chunk_size).chunk_text(text)
+    check(text, chunks, max_chars, chunk_size)
