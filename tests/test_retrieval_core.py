@@ -226,3 +226,24 @@ def test_rrf_merge_operator_fuses_branch_states():
     fused = merge.merge([start.evolve(hits=tuple(_hits(["a", "b"]))), start.evolve(hits=tuple(_hits(["c", "a"])))],
                         start, None)
     assert [h.id for h in fused.hits] == ["a", "c"] and all(h.source == "rrf" for h in fused.hits)
+
+
+def test_multi_query_fuses_the_lists_of_every_variant():
+    chunks = make_chunks()
+    index = BM25Index()
+    index.add(chunks, None)
+    ctx = RunContext(ChunkStore(chunks, bm25=index), Resources())
+    multi = create("multi_query", {"retrievers": [{"op": "bm25", "top_k": 2}], "merge": {"op": "rrf", "k": 60}},
+                   kinds="retriever")
+    alone = create("bm25", {"top_k": 2}, kinds="retriever")(QueryState("purring cat"), ctx)
+    state = multi(QueryState("purring cat", variants=("faiss vectors",)), ctx)
+    ids = {h.id for h in state.hits}
+    assert {h.id for h in alone.hits} <= ids and "faiss#0" in ids
+    assert len(ids) == len(state.hits) and all(h.source == "rrf" for h in state.hits)
+
+
+def test_multi_query_rejects_a_nested_step_without_op():
+    from rag.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="retrievers\\[0\\]"):
+        create("multi_query", {"retrievers": [{"top_k": 3}]}, kinds="retriever")
