@@ -1,0 +1,137 @@
+"""LLM-guided chunking (LumberChunker, Duarte et al. 2024, "LumberChunker: Long-Form Narrative Document
+Segmentation").
+
+YAML::
+
+    index:
+      chunker: {op: llm, chunk_size: 256, generator: {name: openai, base_url: "http://localhost:8000/v1", model: m}}
+
+The document is split into paragraphs (blank lines; a paragraph over ``chunk_size`` is split at lines,
+sentences, words). Starting at the first paragraph not yet chunked, consecutive paragraphs are gathered while
+they fit ``chunk_size`` tokens (the paper's window θ), each labelled ``ID n``; the LLM, called through the
+generator interface (``Generator.complete``), names the first paragraph where the content clearly shifts.
+The paragraphs before it form a chunk and the next window starts there. An answer that names no paragraph
+after the window's first (or cannot be parsed) makes the whole window one chunk, so every call makes progress.
+Chunks tile the text and never exceed ``chunk_size``; ``model_calls`` counts the LLM calls.
+"""
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from pydantic import Field, field_validator
+
+from chunkers._spans import Span, build_chunks, count_tokens, fit_spans, resolve_tokenizer
+from chunkers.base import Chunker
+from chunkers.recursive import LINES, RecursiveSplitter
+from rag.errors import ConfigError
+from rag.registry import OperatorParams, operator
+from rag.types import Chunk, Document
+
+PROMPT = """You will receive as input an English document with paragraphs identified by 'ID XXXX: <text>'.
+
+Task: Find the first paragraph (not the first one) where the content clearly changes compared to the previous paragraphs.
+
+Output: Return the ID of the paragraph with the content shift as in the exemplified format: 'Answer: ID XXXX'.
+
+Additional Considerations: Avoid very long groups of paragraphs. Aim for a good balance between identifying content shifts and keeping groups manageable.
+
+Document:
+{paragraphs}
+"""
+_ANSWER = re.compile(r"ID\s*:?\s*(\d+)", re.I)
+_BLANK_LINES = re.compile(r"\n(?:[ \t]*\r?\n)+")
+
+
+def paragraph_units(splitter: RecursiveSplitter, limit: int) -> list[Span]:
+    """Paragraph spans tiling the text (cut after blank lines); a paragraph over ``limit`` is split further."""
+    text = splitter.text
+    cuts = [m.end() for m in _BLANK_LINES.finditer(text) if 0 < m.end() < len(text)]
+    units: list[Span] = []
+    for a, b in zip([0, *cuts], [*cuts, len(text)]):
+        units.extend([(a, b)] if splitter.estimate(a, b) <= limit else splitter.split(a, b, limit, LINES))
+    return units
+
+
+def parse_shift(answer: str, first: int, last: int) -> int | None:
+    """The paragraph id in ``answer`` if it lies in ``(first, last]`` (the first id after 'Answer' wins)."""
+    tail = answer[answer.lower().rfind("answer"):] if "answer" in answer.lower() else answer
+    for match in _ANSWER.finditer(tail):
+        value = int(match.group(1))
+        if first < value <= last:
+            return value
+    return None
+
+
+@operator("llm", kind="chunker")
+class LLMChunker(Chunker):
+    """LumberChunker: an LLM picks where the content shifts within a window of paragraphs; iterate."""
+
+    class Params(OperatorParams):
+        chunk_size: int = Field(256, gt=0, description="maximum tokens per chunk and per window (hard ceiling)")
+        generator: dict[str, Any] | str = Field(..., description="a completion generator spec, e.g. {name: hf, "
+                                                                 "model: PATH} or {name: openai, ...}")
+        max_answer_tokens: int = Field(16, gt=0, description="tokens the LLM may write per answer")
+        tokenizer: str = "cl100k_base"
+
+        @field_validator("generator")
+        @classmethod
+        def _completion_generator(cls, spec):
+            from rag.generation import completion_generators, parse_generator_spec
+
+            generator_cls, _ = parse_generator_spec(spec, "generator")
+            if not generator_cls.can_complete:
+                raise ConfigError(f"generator {generator_cls.name!r} cannot complete prompts; use one of "
+                                  f"{', '.join(completion_generators())}", "generator")
+            return spec
+
+    def __init__(self, **params):
+        super().__init__(**params)
+        self.tokenizer_ = resolve_tokenizer(self.params.tokenizer)
+        self._generator = None
+        self.model_calls = 0
+
+    @property
+    def generator(self):
+        if self._generator is None:
+            from rag.resources import Resources
+
+            self._generator = Resources(generator=self.params.generator).generator()
+        return self._generator
+
+    def use_generator(self, generator) -> "LLMChunker":
+        """Use this generator (anything with ``complete(prompt, max_tokens, stop)``) instead of building one."""
+        self._generator = generator
+        return self
+
+    def boundaries(self, text: str, splitter: RecursiveSplitter, units: list[Span]) -> list[Span]:
+        limit = self.params.chunk_size
+        spans: list[Span] = []
+        first = 0
+        while first < len(units):
+            last = first
+            while last + 1 < len(units) and splitter.estimate(units[first][0], units[last + 1][1]) <= limit:
+                last += 1
+            shift = None
+            if last > first:
+                listing = "\n".join(f"ID {i:04d}: {text[a:b].strip()}" for i, (a, b) in
+                                    enumerate(units[first:last + 1], start=first))
+                answer = self.generator.complete(PROMPT.format(paragraphs=listing),
+                                                 max_tokens=self.params.max_answer_tokens)
+                self.model_calls += 1
+                shift = parse_shift(answer, first, last)
+            end = shift if shift is not None else last + 1
+            spans.append((units[first][0], units[end - 1][1]))
+            first = end
+        return spans
+
+    def chunk(self, document: Document) -> list[Chunk]:
+        text = document.text
+        if not text:
+            return []
+        limit = self.params.chunk_size
+        splitter = RecursiveSplitter(text, self.tokenizer_, markdown=False)
+        spans = self.boundaries(text, splitter, paragraph_units(splitter, limit))
+        counts = count_tokens(self.tokenizer_, [text[a:b] for a, b in spans])
+        spans, counts, oversize = fit_spans(text, spans, self.tokenizer_, limit, counts)
+        return build_chunks(document, spans, counts, oversize)

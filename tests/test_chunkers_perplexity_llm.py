@@ -1,0 +1,176 @@
+"""Perplexity (Meta-Chunking) and LLM-guided (LumberChunker) chunkers: boundaries where the signal says,
+the size ceiling and exact offsets always; a tiny random Llama built in tmp_path and a fake LLM generator."""
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from chunkers import get_chunker
+from chunkers.llm import parse_shift
+from chunkers.perplexity import perplexity_minima
+from rag.errors import ConfigError
+from rag.generation import GENERATORS, register_generator
+from rag.generation.base import LLMGenerator, LLMParams
+from rag.tokens import get_tokenizer
+
+TOPICS = ["the cat sat on the mat .", "the dog chased the cat .", "paris is the capital of france .",
+          "late chunking pools token embeddings per chunk .", "a chunk is a span of a document ."]
+
+
+def check_contract(text, chunks, size):
+    tokenizer = get_tokenizer()
+    assert "".join(c.text for c in chunks) == text
+    for c in chunks:
+        assert text[c.start:c.end] == c.text and c.end > c.start
+        assert c.token_count == tokenizer.count(c.text)
+        assert c.token_count <= size or c.metadata.get("oversize")
+
+
+# -- perplexity -----------------------------------------------------------------------------------------
+class PlantedLM:
+    """Stands in for rag.lm.CausalLM: returns planted sentence perplexities."""
+
+    def __init__(self, values):
+        self.values = values
+        self.calls = []
+
+    def sentence_perplexities(self, sentences):
+        self.calls.append(list(sentences))
+        return np.array(self.values(len(sentences)), dtype=np.float64)
+
+
+def test_minima_are_sentences_with_lower_perplexity_than_both_neighbours():
+    ppl = np.array([9.0, 5.0, 7.0, 7.0, 3.0, 3.0, 8.0, np.nan, 2.0, 6.0])
+    assert perplexity_minima(ppl).tolist() == [1, 4, 8]
+    assert perplexity_minima(ppl, threshold=4.5).tolist() == [8]  # the nan is skipped: 8.0 -> 2.0
+    assert perplexity_minima(np.array([1.0, 2.0])).tolist() == []
+
+
+def test_perplexity_chunks_end_only_after_minima_when_segments_fit():
+    text = "".join(f"Sentence number {i} is here. " for i in range(12))
+    # minima after sentences 2, 5 and 8 (period 3): segments of 3 sentences (~21 tokens each)
+    lm = PlantedLM(lambda n: [1.0 if i % 3 == 2 else 5.0 + i % 3 for i in range(n)])
+    chunker = get_chunker("perplexity", chunk_size=30).use_lm(lm)
+    chunks = chunker.chunk_text(text)
+    check_contract(text, chunks, 30)
+    assert lm.calls and len(lm.calls[0]) == 12
+    assert [c.text.count("Sentence") for c in chunks] == [3, 3, 3, 3]
+    # a larger budget merges whole segments, still ending after a minimum
+    merged = get_chunker("perplexity", chunk_size=60).use_lm(lm).chunk_text(text)
+    assert [c.text.count("Sentence") for c in merged] == [6, 6]
+
+
+@pytest.fixture(scope="module")
+def tiny_lm(tmp_path_factory):
+    pytest.importorskip("transformers")
+    from rag.lm import CausalLM
+    from tests.test_lm import build_tiny_llama
+
+    return CausalLM(str(build_tiny_llama(tmp_path_factory.mktemp("tiny-llama"))), max_context_tokens=48)
+
+
+def test_perplexity_chunker_with_a_real_tiny_causal_lm(tiny_lm):
+    text = " ".join(TOPICS * 4) + " 日本語の文です。😀 e\u0301!\r\n\r\n" + "x" * 200
+    chunker = get_chunker("perplexity", chunk_size=20).use_lm(tiny_lm)
+    calls = tiny_lm.forward_calls
+    chunks = chunker.chunk_text(text)
+    check_contract(text, chunks, 20)
+    assert tiny_lm.forward_calls > calls
+    assert chunker.chunk_text("") == []
+    check_contract("  \n", chunker.chunk_text("  \n"), 20)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(text=st.text(max_size=200), size=st.integers(1, 30), seed=st.integers(0, 2**16))
+def test_perplexity_chunks_keep_the_contract_for_any_text_and_signal(text, size, seed):
+    rng = np.random.default_rng(seed)
+    lm = PlantedLM(lambda n: rng.uniform(1, 10, n))
+    check_contract(text, get_chunker("perplexity", chunk_size=size).use_lm(lm).chunk_text(text), size)
+
+
+def test_missing_local_model_is_a_config_error():
+    with pytest.raises(ConfigError, match="never downloads"):
+        get_chunker("perplexity", model="org/not-a-local-model").chunk_text("One. Two. Three. Four.")
+
+
+# -- llm (LumberChunker) --------------------------------------------------------------------------------
+@register_generator
+class TopicShiftGenerator(LLMGenerator):
+    """A fake LLM: answers with the first paragraph whose first word differs from the first paragraph's."""
+
+    name = "t_topic_shift"
+
+    class Params(LLMParams):
+        reply: str = "Answer: ID {id:04d}"
+
+    prompts: list[str] = []
+
+    def _complete(self, prompt, max_tokens, stop):
+        TopicShiftGenerator.prompts.append(prompt)
+        rows = re.findall(r"^ID (\d+): (\S+)", prompt, re.M)
+        first_word = rows[0][1]
+        for number, word in rows[1:]:
+            if word != first_word:
+                return self.params.reply.format(id=int(number))
+        return "no shift found"
+
+
+def paragraphs(*words_and_counts):
+    return "".join(f"{word} paragraph {i} talks about {word}.\n\n"
+                   for word, count in words_and_counts for i in range(count))
+
+
+def test_llm_chunks_start_where_the_model_sees_a_shift():
+    text = paragraphs(("Cats", 3), ("Stocks", 2), ("Lava", 4))
+    chunker = get_chunker("llm", chunk_size=200, generator={"name": "t_topic_shift"})
+    chunks = chunker.chunk_text(text)
+    check_contract(text, chunks, 200)
+    assert [c.text.split()[0] for c in chunks] == ["Cats", "Stocks", "Lava"]
+    assert [c.text.count("paragraph") for c in chunks] == [3, 2, 4]
+    assert chunker.model_calls == 3 and chunker.generator.model_calls == 3
+    assert "Answer: ID XXXX" in TopicShiftGenerator.prompts[-1]
+
+
+def test_windows_respect_the_size_and_unparsable_answers_take_the_whole_window():
+    text = paragraphs(("Cats", 12))
+    chunker = get_chunker("llm", chunk_size=30, generator={"name": "t_topic_shift", "reply": "maybe {id}"})
+    chunks = chunker.chunk_text(text)
+    check_contract(text, chunks, 30)
+    assert len(chunks) >= 4 and chunker.model_calls >= 1
+
+
+def test_answers_outside_the_window_are_ignored():
+    assert parse_shift("Answer: ID 0007", 3, 9) == 7
+    assert parse_shift("ID 0002 ... Answer: ID 0003", 3, 9) is None
+    assert parse_shift("Answer: ID 12", 3, 9) is None
+    assert parse_shift("Answer: id 5", 3, 9) == 5
+
+
+class ScriptedGenerator:
+    def __init__(self, seed):
+        self.rng = np.random.default_rng(seed)
+
+    def complete(self, prompt, max_tokens=256, stop=None):
+        ids = re.findall(r"^ID (\d+):", prompt, re.M)
+        return f"Answer: ID {int(self.rng.choice(ids)):04d}" if self.rng.random() < 0.8 else "garbage"
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(text=st.lists(st.sampled_from(["word ", "Word. ", "\n\n", "\r\n", "日本語。", "😀", "x" * 40, "\n \n"]),
+                     max_size=60).map("".join) | st.text(max_size=200),
+       size=st.integers(1, 30), seed=st.integers(0, 2**16))
+def test_llm_chunks_keep_the_contract_whatever_the_model_answers(text, size, seed):
+    chunker = get_chunker("llm", chunk_size=size, generator={"name": "t_topic_shift"})
+    check_contract(text, chunker.use_generator(ScriptedGenerator(seed)).chunk_text(text), size)
+
+
+def test_generator_that_cannot_complete_is_a_config_error_naming_the_key():
+    with pytest.raises(ConfigError, match="generator"):
+        get_chunker("llm", generator="extractive")
+    with pytest.raises(ConfigError, match="generator"):
+        get_chunker("llm", generator={"name": "nope"})
+    assert "t_topic_shift" in GENERATORS
