@@ -29,6 +29,8 @@ yours yourself yourselves one two three four five six seven eight nine ten first
 its it's many much born died known called named based located released became become following during
 january february march april may june july august september october november december
 monday tuesday wednesday thursday friday saturday sunday mr mrs ms dr st
+like unlike means mean meaning include includes including used using make makes made take takes
+also became becomes well often usually including along toward towards among amongst via per
 """.split())
 
 

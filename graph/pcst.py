@@ -19,6 +19,21 @@ from rag.registry import OperatorParams, operator
 from rag.state import QueryState
 
 
+def load_pcst_fast():
+    """``pcst_fast.pcst_fast``, checked on a three-node path: pcst-fast 1.0.10 built against numpy 1 returns
+    garbage indices under numpy 2 (fraenkel-lab/pcst_fast#16); the pcst-fast2 wheels fix it."""
+    try:
+        from pcst_fast import pcst_fast
+    except ImportError:
+        raise ConfigError("op graph_pcst needs the package pcst-fast2 (pip install 'ragloom[graph]')", "op") from None
+    vertices, _ = pcst_fast(np.array([[0, 1], [1, 2]], np.int64), np.array([1.0, 0.0, 1.0]),
+                            np.array([0.1, 0.1]), -1, 1, "gw", 0)
+    if sorted(vertices.tolist()) != [0, 1, 2]:
+        raise ConfigError("the installed pcst_fast returns wrong results with this numpy version; "
+                          "pip uninstall pcst-fast && pip install pcst-fast2", "op")
+    return pcst_fast
+
+
 def _rank_prizes(similarities: np.ndarray, k: int) -> np.ndarray:
     prizes = np.zeros(len(similarities))
     k = min(k, len(similarities))
@@ -40,11 +55,7 @@ class GraphPCSTRetriever(StepOperator):
         edge_cost: float = 0.5
 
     def __call__(self, state: QueryState, ctx: RunContext) -> QueryState:
-        try:
-            from pcst_fast import pcst_fast
-        except ImportError:
-            raise ConfigError("op graph_pcst needs the package pcst-fast (pip install 'ragloom[graph]')",
-                              "op") from None
+        pcst_fast = load_pcst_fast()
         p = self.params
         _, graph = graph_of(ctx, p.structure)
         n_p, n_e = graph.n_passages, graph.n_entities

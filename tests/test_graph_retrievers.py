@@ -1,0 +1,173 @@
+"""Graph retrievers on small graphs with known answers: ppr, local/global/hybrid, pcst, and the LLM extractor."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from graph.structure import GraphStructure
+from graph.triples import LLMTripleExtractor, parse_triples
+from rag.operators import RunContext
+from rag.registry import create, get_spec
+from rag.state import QueryState
+from tests.test_graph_store import CORPUS, FakeResources, make_chunk
+
+
+class MinimalIndex:
+    def __init__(self, chunks, structures):
+        self.chunks = {c.id: c for c in chunks}
+        self.structures = structures
+
+    def chunk(self, chunk_id):
+        return self.chunks[chunk_id]
+
+    def structure(self, name):
+        return self.structures[name]
+
+
+DISTRACTORS = [make_chunk(f"noise{i}#0", f"Station {i} of the Northern Railway opened with a ceremony.",
+                          f"Station {i}", lang="de" if i % 2 else "en") for i in range(6)]
+ALL = CORPUS + DISTRACTORS
+
+
+@pytest.fixture(scope="module")
+def ctx():
+    resources = FakeResources()
+    structure = GraphStructure(hub_min_passages=100)
+    structure.add(ALL, resources)
+    return RunContext(MinimalIndex(ALL, {"graph": structure}), resources)
+
+
+def ids(state):
+    return [h.chunk.id for h in state.hits]
+
+
+@pytest.mark.parametrize("name", ["graph_ppr", "graph_local", "graph_global", "graph_hybrid", "graph_pcst"])
+def test_graph_operators_are_registered_retrievers(name):
+    assert get_spec(name).kind == "retriever"
+
+
+def test_graph_structure_is_registered_as_a_structure():
+    assert get_spec("graph", kinds="structure").cls is GraphStructure
+
+
+def test_ppr_reaches_the_bridge_passage_through_a_shared_entity(ctx):
+    # Alice's passage names Springfield; only the Springfield passage says it is a capital.
+    state = create("graph_ppr", {"top_k": 3})(QueryState("Which country is Alice Smith's birthplace the capital of?"), ctx)
+    assert set(ids(state)[:2]) == {"alice#0", "spring#0"}
+    assert all(h.source == "graph_ppr" for h in state.hits)
+    assert "alice smith" in state.notes["graph_ppr"]["seeds"]
+
+
+def test_ppr_seed_specificity_prefers_rare_entities():
+    chunks = [make_chunk(f"c{i}#0", f"Zed Corp sells goods. Item{i} Widget is made by Zed Corp.") for i in range(5)]
+    chunks.append(make_chunk("rare#0", "Item3 Widget won the Golden Gear award.", "Item3 Widget"))
+    resources = FakeResources()
+    structure = GraphStructure(hub_min_passages=100, synonyms=False)
+    structure.add(chunks, resources)
+    context = RunContext(MinimalIndex(chunks, {"graph": structure}), resources)
+    state = create("graph_ppr", {"top_k": 2, "query_link_top_k": 0, "passage_weight": 0.0})(
+        QueryState("Did Zed Corp make the Item3 Widget?"), context)
+    assert set(ids(state)) == {"c3#0", "rare#0"}
+
+
+def test_ppr_falls_back_to_dense_scores_when_no_entity_links(ctx):
+    op = create("graph_ppr", {"top_k": 3, "query_link_top_k": 0})
+    state = op(QueryState("railway ceremony opened"), ctx)
+    assert state.notes["graph_ppr"]["fallback"] == "dense"
+    assert ids(state)[0].startswith("noise")
+
+
+def test_graph_retrievers_apply_metadata_filters(ctx):
+    for name in ("graph_ppr", "graph_local", "graph_global", "graph_hybrid", "graph_pcst"):
+        state = create(name, {"top_k": 10})(QueryState("Station 2 of the Northern Railway", filters={"lang": "de"}), ctx)
+        assert state.hits, name
+        assert all(h.chunk.metadata["lang"] == "de" for h in state.hits), name
+
+
+def test_ppr_reads_the_search_query_not_the_original_question(ctx):
+    state = QueryState("unrelated words", search_query="Where was Bob Jones born?")
+    assert ids(create("graph_ppr", {"top_k": 2})(state, ctx))[0] in {"bob#0", "ogden#0"}
+
+
+def test_local_level_returns_passages_of_the_named_entities(ctx):
+    state = create("graph_local", {"top_k": 2})(QueryState("Tell me about Mary Wells"), ctx)
+    assert ids(state)[0] == "college#0"
+    assert "mary wells" in state.notes["graph_local"]["entities"]
+
+
+def test_global_level_scores_passages_supporting_the_closest_relations(ctx):
+    state = create("graph_global", {"top_k": 3})(QueryState("Ogdenville Sylvania Film Festival"), ctx)
+    assert ids(state)[0] == "ogden#0"
+    assert state.notes["graph_global"]["relations"]
+
+
+def test_hybrid_contains_hits_from_both_levels(ctx):
+    query = QueryState("Bob Jones painter Ogdenville School")
+    local = set(ids(create("graph_local", {"top_k": 20})(query, ctx)))
+    global_ = set(ids(create("graph_global", {"top_k": 20})(query, ctx)))
+    hybrid = set(ids(create("graph_hybrid", {"top_k": 20})(query, ctx)))
+    assert hybrid == local | global_
+
+
+def test_pcst_returns_a_connected_subgraph_and_its_passages_in_the_notes(ctx):
+    import networkx as nx
+
+    state = create("graph_pcst", {"top_k": 5})(QueryState("Where was Alice Smith born?"), ctx)
+    note = state.notes["graph_pcst"]
+    assert ids(state) and {f"p:{i}" for i in ids(state)} <= set(note["nodes"])
+    tree = nx.Graph(note["edges"])
+    tree.add_nodes_from(note["nodes"])
+    assert nx.is_connected(tree) and nx.is_tree(tree)
+
+
+def test_llm_triples_parse_from_json_or_lines():
+    assert parse_triples('Sure: [["Alice", "born in", "Springfield"]]') == [("Alice", "born in", "Springfield")]
+    assert parse_triples("(Alice, born in, Springfield)\n- (Springfield, capital of, Freedonia)") == [
+        ("Alice", "born in", "Springfield"), ("Springfield", "capital of", "Freedonia")]
+
+
+class FakeGenerator:
+    """Answers the triple prompt from a fixed table keyed by a word of the passage."""
+
+    def __init__(self, table):
+        self.table = table
+        self.model_calls = 0
+
+    def complete(self, prompt, max_tokens=256, stop=None):
+        self.model_calls += 1
+        passage = prompt.split("Passage:", 1)[1]
+        return next((json.dumps(v) for k, v in self.table.items() if k in passage), "[]")
+
+
+def test_llm_extractor_builds_the_same_schema_with_relation_labels():
+    generator = FakeGenerator({
+        "Alice Smith was born": [["Alice Smith", "born in", "Springfield"], ["Alice Smith", "studied at", "Shelbyville College"]],
+        "capital of Freedonia": [["Springfield", "capital of", "Freedonia"]],
+    })
+    resources = FakeResources(generator)
+    structure = GraphStructure(extractor="llm", synonyms=False)
+    structure.add(CORPUS[:2], resources)
+    graph = structure.store_.graph
+    assert generator.model_calls == 2
+    assert graph.edges["e:alice smith", "e:springfield"]["relations"] == {"born in": 1}
+    assert graph.edges["e:freedonia", "e:springfield"]["relations"] == {"capital of": 1}
+    assert graph.has_edge("p:spring#0", "e:freedonia")
+    structure.delete(["alice#0"])
+    assert "e:alice smith" not in graph and not graph.has_edge("e:alice smith", "e:springfield")
+
+
+def test_llm_extractor_requires_a_generator_that_completes():
+    from rag.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="complete"):
+        LLMTripleExtractor(object())
+
+
+def test_unknown_params_name_the_key():
+    from rag.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="dampng"):
+        create("graph_ppr", {"dampng": 0.5})
+    with pytest.raises(ConfigError, match="damping"):
+        create("graph_ppr", {"damping": 1.5})
