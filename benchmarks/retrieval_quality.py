@@ -94,6 +94,9 @@ def fusion_variants() -> dict:
         "convex minmax": lambda lists: convex_combination(lists, "minmax"),
         "convex zscore": lambda lists: convex_combination(lists, "zscore"),
         "convex dbsf": lambda lists: convex_combination(lists, "dbsf"),
+        "convex minmax confidence": lambda lists: convex_combination(lists, "minmax", weighting="confidence"),
+        "convex zscore confidence": lambda lists: convex_combination(lists, "zscore", weighting="confidence"),
+        "convex dbsf confidence": lambda lists: convex_combination(lists, "dbsf", weighting="confidence"),
     }
 
 

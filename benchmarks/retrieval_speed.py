@@ -5,7 +5,7 @@
    one query at a time) on the SciFact corpus (5,183 abstracts, 300 queries) and on a synthetic corpus of
    real sentences (3 random SciFact sentences per document), 100k documents by default, 1M with ``--million``.
 2. Dense (``--hnsw N``): FAISS HNSW32 vs exact inner product on N synthetic unit vectors built from real
-   MiniLM SciFact embeddings (random interpolations of two abstracts plus noise): recall@10 and speed-up.
+   MiniLM HotpotQA-100 passage embeddings (random interpolations of two abstracts plus noise): recall@10 and speed-up.
 3. Embedding (``--embedding N``): ragloom's DenseIndex.add (embedder + cache) vs bare sentence-transformers
    ``encode`` on N SciFact abstracts, both from a cold cache; then a second add over the same text, which
    must make no model calls.
@@ -110,10 +110,12 @@ def bench_hnsw(n: int, ef_values=(64, 128, 256), n_queries: int = 200) -> list[d
     from rag.embedding import Embedder
     from retrievers.dense import DenseIndex
 
-    corpus, queries = scifact_texts()
+    hotpot = Path("/work/shared/datasets/hotpotqa-100")
+    corpus = [f"{d.get('title', '')} {d['text']}" for d in read_jsonl(hotpot / "corpus.jsonl")]
     embedder = Embedder("minilm")
     real = embedder.embed(corpus)  # served from the embedding cache after the first run
-    query_vecs = embedder.embed_queries(queries[:n_queries])
+    # queries: held-out synthetic points near real passages (another seed)
+    query_vecs = synthetic_vectors(real, n_queries, seed=12345)
     vectors = synthetic_vectors(real, n)
     ids = [str(i) for i in range(n)]
 

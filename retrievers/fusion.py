@@ -6,6 +6,10 @@
   Ingber 2023, "An analysis of fusion functions for hybrid retrieval"), with ``normalization``:
   ``minmax``, ``zscore``, or ``dbsf`` (distribution-based score fusion: min-max between mean ± 3 σ of the list,
   Mazzeschi 2023). A chunk missing from a list gets that list's lowest normalised score.
+  ``weighting: confidence`` multiplies each list's weight, per query, by how far its best score stands out from
+  the rest of its list — the z-score of its top score, (s₁ − μ) / σ, a score-distribution query-performance
+  predictor in the spirit of NQC (Shtok et al. 2012): a retriever that has no clear winner for this query
+  (e.g. BM25 on a natural-language query against code) then weighs less than one that has.
 
 Chunks are de-duplicated by id; the fused hit keeps the chunk and reports the merge operator as its source.
 
@@ -100,12 +104,27 @@ def normalise_scores(scores: np.ndarray, method: str) -> np.ndarray:
     return (scores - low) / (high - low) if high > low else np.ones_like(scores)
 
 
+def head_confidence(scores: np.ndarray) -> float:
+    """How far a list's top score stands out from the list: (s₁ − μ) / σ, 0 for flat or tiny lists."""
+    scores = np.asarray(scores, dtype=np.float64)
+    if len(scores) < 2 or scores.std() == 0:
+        return 0.0
+    return float((scores.max() - scores.mean()) / scores.std())
+
+
 def convex_combination(rankings: Sequence[Sequence[Hit]], normalization: str = "minmax",
                        weights: Sequence[float] | None = None, top_k: int | None = None,
-                       source: str = "convex") -> tuple[Hit, ...]:
-    """Fuse by the weighted sum of each list's normalised scores; absent chunks get the list's minimum."""
+                       source: str = "convex", weighting: str = "fixed") -> tuple[Hit, ...]:
+    """Fuse by the weighted sum of each list's normalised scores; absent chunks get the list's minimum.
+    ``weighting="confidence"`` scales each weight by :func:`head_confidence` of the list, per query."""
     rankings = [_deduplicated(r) for r in rankings]
     w = _check_weights(weights, len(rankings))
+    if weighting == "confidence":
+        confidence = np.array([head_confidence([h.score for h in hits]) for hits in rankings])
+        if confidence.sum() > 0:
+            w = w * confidence
+    elif weighting != "fixed":
+        raise ConfigError(f"unknown weighting {weighting!r}; use fixed or confidence", "weighting")
     chunks, column = _collect(rankings)
     fused = np.zeros(len(chunks))
     for weight, hits in zip(w, rankings):
@@ -140,9 +159,11 @@ class ConvexCombination(MergeOperator):
     class Params(OperatorParams):
         normalization: Literal["minmax", "zscore", "dbsf"] = "minmax"
         weights: list[float] | None = None
+        weighting: Literal["fixed", "confidence"] = "fixed"
         top_k: int | None = Field(None, ge=1)
 
     def merge(self, branches: Sequence[QueryState], state: QueryState, ctx: RunContext) -> QueryState:
         p = self.params
-        hits = convex_combination([b.hits for b in branches], p.normalization, p.weights, p.top_k, self.name)
+        hits = convex_combination([b.hits for b in branches], p.normalization, p.weights, p.top_k, self.name,
+                                  p.weighting)
         return state.evolve(hits=hits)
