@@ -64,7 +64,7 @@ def score_answers(name, answers, queries, contexts, gold, seconds):
             "mean_words": words, "ms_per_query": 1000 * seconds / len(queries), "factual_queries": len(factual)}
 
 
-def bench_extractive():
+def bench_extractive(weights=(0.0, 1.0)):
     from rag.generation import create_generator
     from rag.generation.extractive import context_sentences
     from rag.resources import Resources
@@ -78,9 +78,8 @@ def bench_extractive():
     rows = []
     resources = Resources()
     resources.embedder.st  # load the model outside the timed region
-    variants = [("extractive (default: MiniLM 0.5 + idf overlap 0.5)", {}),
-                ("extractive, wording only (semantic_weight 0)", {"semantic_weight": 0.0}),
-                ("extractive, MiniLM only (semantic_weight 1)", {"semantic_weight": 1.0})]
+    variants = [("extractive (defaults)", {})] + [
+        (f"extractive, semantic_weight {w}", {"semantic_weight": w}) for w in weights]
     for label, options in variants:
         generator = create_generator({"name": "extractive", **options}, resources)
         passes = []
@@ -148,10 +147,12 @@ def main():
     parser.add_argument("--lm", action="store_true", help="also measure the bundled Gemma 3 270M GGUF")
     parser.add_argument("--hf-queries", type=int, default=10)
     parser.add_argument("--no-extractive", action="store_true")
+    parser.add_argument("--weights", default="0,1", help="semantic_weight values compared with the defaults")
+    parser.add_argument("--cache", help="embedding cache directory (default: a fresh one, so 'cold' is cold)")
     args = parser.parse_args()
-    os.environ["RAGLOOM_CACHE"] = tempfile.mkdtemp(prefix="ragloom-bench-")  # cold embedding cache
+    os.environ["RAGLOOM_CACHE"] = args.cache or tempfile.mkdtemp(prefix="ragloom-bench-")
     if not args.no_extractive:
-        rows, ceiling, n = bench_extractive()
+        rows, ceiling, n = bench_extractive(tuple(float(w) for w in args.weights.split(",") if w))
         print(f"hotpotqa-100, {n} queries, top-10 bm25s passages as context; "
               f"ceiling (answer string anywhere in the context): {ceiling:.3f}")
         print("| method | answer recall | gold cited | mean words | ms/query warm | ms/query cold |")

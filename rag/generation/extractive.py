@@ -5,7 +5,7 @@ question by a mix of meaning and wording —
 
     score(s) = w · cos(E(question), E(s)) + (1 − w) · Σ_{t ∈ q ∩ s} idf(t) / Σ_{t ∈ q} idf(t)
 
-with E the pipeline's embedder (the bundled MiniLM, cached) and idf computed over the context's sentences on
+with w = ``semantic_weight`` (default 0.3), E the pipeline's embedder (the bundled MiniLM, cached) and idf computed over the context's sentences on
 stemmed, stop-word-free terms — the classic sentence-extraction recipe of query-focused summarisation
 (e.g. Otterbacher et al. 2009, "Biased LexRank"; Nenkova & McKeown 2011). The best ``max_sentences``, within
 ``min_relative_score`` of the best and not near-duplicates of each other, are returned in reading order (by
@@ -95,11 +95,11 @@ class ExtractiveGenerator(Generator):
 
     class Params(GeneratorParams):
         max_sentences: int = Field(3, ge=1, le=50, description="most sentences in an answer")
-        semantic_weight: float = Field(0.5, ge=0.0, le=1.0,
+        semantic_weight: float = Field(0.3, ge=0.0, le=1.0,
                                        description="weight of embedding similarity (0 = wording only, no model)")
         min_relative_score: float = Field(0.4, ge=0.0, le=1.0,
                                           description="drop sentences scoring below this fraction of the best")
-        max_candidates: int = Field(48, ge=1, description="sentences embedded per answer (best by wording)")
+        max_candidates: int = Field(24, ge=1, description="sentences embedded per answer (best by wording)")
         min_chars: int = Field(12, ge=0, description="shorter sentences (headings, labels) are not used")
         order: Literal["context", "score"] = Field("context", description="reading order or best first")
         cite_inline: bool = Field(True, description="append [chunk_id] after each sentence of the answer text")
