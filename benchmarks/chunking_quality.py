@@ -45,6 +45,14 @@ CONFIGS: dict[str, dict] = {
     "recursive 400": {"op": "recursive", "chunk_size": 400},
     "sentence 200 / overlap 1": {"op": "sentence", "chunk_size": 200, "overlap_sentences": 1},
     "token 400 / overlap 200": {"op": "token", "chunk_size": 400, "overlap": 200},
+    "late (token 200)": {"op": "late", "boundaries": {"op": "token", "chunk_size": 200}},
+    "late (recursive 400)": {"op": "late", "boundaries": {"op": "recursive", "chunk_size": 400}},
+    "late (token 400 / overlap 200)": {"op": "late", "boundaries": {"op": "token", "chunk_size": 400,
+                                                                    "overlap": 200}},
+    "late (sentence 200 / overlap 1)": {"op": "late", "boundaries": {"op": "sentence", "chunk_size": 200,
+                                                                     "overlap_sentences": 1}},
+    "late (semantic cluster 200)": {"op": "late", "boundaries": {"op": "semantic", "chunk_size": 200,
+                                                                 "breakpoint": "cluster"}},
 }
 
 
@@ -57,8 +65,9 @@ def load_dataset(root: Path):
 def evaluate(config: dict, documents, queries, query_vectors, resources) -> dict:
     spec = dict(config)
     chunker = get_chunker(spec.pop("op"), **spec)
-    if hasattr(chunker, "use_embedder"):
-        chunker.use_embedder(resources.embedder)
+    for part in (chunker, getattr(chunker, "boundary_chunker_", None)):  # share the one loaded MiniLM
+        if hasattr(part, "use_embedder"):
+            part.use_embedder(resources.embedder)
     started = time.perf_counter()
     if chunker.embeds_chunks:
         chunks, vectors = [], []

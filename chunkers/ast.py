@@ -33,7 +33,7 @@ from functools import lru_cache
 import numpy as np
 from pydantic import Field
 
-from chunkers._spans import Span, build_chunks, count_tokens, fit_spans, resolve_tokenizer, utf8_char_index
+from chunkers._spans import Span, build_chunks, fit_spans, resolve_tokenizer, utf8_char_index
 from chunkers.base import Chunker
 from chunkers.recursive import RecursiveSplitter
 from rag.errors import ConfigError
@@ -298,7 +298,7 @@ class ASTChunker(Chunker):
         splitter = SyntaxSplitter(text, source, self.tokenizer_, self.params.max_chars, self.params.chunk_size)
         pieces = splitter.split_node(root, 0, len(text), ())
         spans = [span for span, _, _ in pieces]
-        counts = count_tokens(self.tokenizer_, [text[a:b] for a, b in spans])
+        counts = splitter.tokens.index.counts(spans)
         meta_of = {span: {"language": language, "scope_path": list(scope), "definitions": defs}
                    for span, scope, defs in pieces}
         spans, counts, oversize = fit_spans(text, spans, self.tokenizer_, self.params.chunk_size, counts)

@@ -21,7 +21,7 @@ from typing import Any
 
 from pydantic import Field, field_validator
 
-from chunkers._spans import Span, build_chunks, count_tokens, fit_spans, resolve_tokenizer
+from chunkers._spans import Span, build_chunks, fit_spans, resolve_tokenizer
 from chunkers.base import Chunker
 from chunkers.recursive import LINES, RecursiveSplitter
 from rag.errors import ConfigError
@@ -132,6 +132,6 @@ class LLMChunker(Chunker):
         limit = self.params.chunk_size
         splitter = RecursiveSplitter(text, self.tokenizer_, markdown=False)
         spans = self.boundaries(text, splitter, paragraph_units(splitter, limit))
-        counts = count_tokens(self.tokenizer_, [text[a:b] for a, b in spans])
+        counts = splitter.index.counts(spans)
         spans, counts, oversize = fit_spans(text, spans, self.tokenizer_, limit, counts)
         return build_chunks(document, spans, counts, oversize)

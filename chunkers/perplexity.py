@@ -21,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 from pydantic import Field
 
-from chunkers._spans import Span, build_chunks, count_tokens, fit_spans, resolve_tokenizer
+from chunkers._spans import Span, build_chunks, fit_spans, resolve_tokenizer
 from chunkers.base import Chunker
 from chunkers.recursive import RecursiveSplitter
 from chunkers.sentence import sentence_units
@@ -108,6 +108,6 @@ class PerplexityChunker(Chunker):
             closing = perplexity_minima(self.lm.sentence_perplexities([text[a:b] for a, b in units]),
                                         self.params.threshold)
         spans = merge_segments(splitter, units, closing, limit)
-        counts = count_tokens(self.tokenizer_, [text[a:b] for a, b in spans])
+        counts = splitter.index.counts(spans)
         spans, counts, oversize = fit_spans(text, spans, self.tokenizer_, limit, counts)
         return build_chunks(document, spans, counts, oversize)

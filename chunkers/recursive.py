@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import bisect
 import re
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -26,15 +27,14 @@ from pydantic import Field
 
 from chunkers._markdown import MarkdownStructure, parse_markdown
 from chunkers._sentences import sentence_spans
-from chunkers._spans import Span, build_chunks, count_tokens, fit_spans, resolve_tokenizer, token_char_bounds
+from chunkers._spans import (_SPACE_TABLE, Span, TokenIndex, build_chunks, codepoints, count_tokens, fit_spans,
+                             resolve_tokenizer)
 from chunkers.base import Chunker
 from rag.registry import OperatorParams, operator
 from rag.types import Chunk, Document
 
 HEADINGS, BLOCKS, LINES, SENTENCES, WORDS, TOKENS = range(6)
 _BLANK_LINES = re.compile(r"\n(?:[ \t]*\r?\n)+")
-_LINE_END = re.compile(r"\n")
-_WHITESPACE = re.compile(r"\s+")
 
 
 class RecursiveSplitter:
@@ -43,9 +43,30 @@ class RecursiveSplitter:
     def __init__(self, text: str, tokenizer, markdown: bool = True):
         self.text = text
         self.tokenizer = tokenizer
-        self.bounds = token_char_bounds(text, tokenizer).tolist()
+        self.index = TokenIndex(text, tokenizer)
+        self.bounds_array = self.index.char_bounds
+        self.bounds = self.bounds_array.tolist()
         self.structure = parse_markdown(text) if markdown else MarkdownStructure()
-        self.bounds_array = np.asarray(self.bounds, dtype=np.int64)
+
+    @staticmethod
+    def _positions_between(positions: np.ndarray, start: int, end: int) -> list[int]:
+        return positions[np.searchsorted(positions, start, "right"):np.searchsorted(positions, end, "left")].tolist()
+
+    @cached_property
+    def _space(self) -> np.ndarray:
+        cp = codepoints(self.text)
+        return _SPACE_TABLE[np.minimum(cp, 0x3000)] & (cp <= 0x3000)
+
+    @cached_property
+    def line_starts(self) -> np.ndarray:
+        """Positions right after each line feed (the LINES cuts)."""
+        return np.flatnonzero(codepoints(self.text) == 10) + 1
+
+    @cached_property
+    def word_starts(self) -> np.ndarray:
+        """Ends of whitespace runs followed by a non-space character (the WORDS cuts)."""
+        space = self._space
+        return np.flatnonzero(space[:-1] & ~space[1:]) + 1
 
     def estimate(self, start: int, end: int) -> int:
         """Tokens of the whole-text tokenization that overlap ``[start, end)``."""
@@ -64,11 +85,11 @@ class RecursiveSplitter:
                     cuts.extend((a, b))
             return sorted(c for c in set(cuts) if start < c < end and not structure.inside_block(c))
         if level == LINES:
-            return [m.end() for m in _LINE_END.finditer(text, start, end) if m.end() < end]
+            return self._positions_between(self.line_starts, start, end)
         if level == SENTENCES:
             return [s for s, _ in sentence_spans(text, start, end)[1:]]
         if level == WORDS:
-            return [m.end() for m in _WHITESPACE.finditer(text, start, end) if start < m.end() < end]
+            return self._positions_between(self.word_starts, start, end)
         lo = bisect.bisect_right(self.bounds, start)
         hi = bisect.bisect_left(self.bounds, end)
         return sorted(set(self.bounds[lo:hi]))
@@ -119,7 +140,7 @@ class RecursiveSplitter:
         """Like :meth:`split`, then measured on the final text; chunks over ``limit`` are re-split with a
         tighter estimate (and, as a last resort, at token boundaries)."""
         spans = self.split(start, end, limit)
-        counts = count_tokens(self.tokenizer, [self.text[a:b] for a, b in spans])
+        counts = self.index.counts(spans)
         if all(c <= limit for c in counts):
             return spans, counts, [False] * len(spans)
         out_spans, out_counts = [], []

@@ -25,7 +25,7 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import Field
 
-from chunkers._spans import Span, build_chunks, count_tokens, fit_spans, resolve_tokenizer
+from chunkers._spans import Span, build_chunks, fit_spans, resolve_tokenizer
 from chunkers.base import Chunker
 from chunkers.recursive import RecursiveSplitter
 from chunkers.sentence import sentence_units
@@ -174,6 +174,6 @@ class SemanticChunker(Chunker):
             spans = self.segment(splitter, units, vectors)
         else:
             spans = units
-        counts = count_tokens(self.tokenizer_, [text[a:b] for a, b in spans])
+        counts = splitter.index.counts(spans)
         spans, counts, oversize = fit_spans(text, spans, self.tokenizer_, self.params.chunk_size, counts)
         return build_chunks(document, spans, counts, oversize)

@@ -14,7 +14,7 @@ from __future__ import annotations
 from pydantic import Field
 
 from chunkers._sentences import sentence_spans
-from chunkers._spans import Span, build_chunks, count_tokens, fit_spans, resolve_tokenizer
+from chunkers._spans import Span, build_chunks, fit_spans, resolve_tokenizer
 from chunkers.base import Chunker
 from chunkers.recursive import WORDS, RecursiveSplitter
 from rag.registry import OperatorParams, operator
@@ -69,7 +69,7 @@ class SentenceChunker(Chunker):
         limit = self.params.chunk_size
         splitter = RecursiveSplitter(text, self.tokenizer_, markdown=False)
         spans = pack_with_overlap(splitter, sentence_units(splitter, limit), limit, self.params.overlap_sentences)
-        counts = count_tokens(self.tokenizer_, [text[a:b] for a, b in spans])
+        counts = splitter.index.counts(spans)
         return fit_spans(text, spans, self.tokenizer_, limit, counts)
 
     def chunk(self, document: Document) -> list[Chunk]:

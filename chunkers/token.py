@@ -14,17 +14,19 @@ from __future__ import annotations
 
 from pydantic import Field, model_validator
 
-from chunkers._spans import build_chunks, fit_spans, resolve_tokenizer, token_char_bounds
+from chunkers._spans import TokenIndex, build_chunks, fit_spans, resolve_tokenizer, token_char_bounds
 from chunkers.base import Chunker
 from rag.errors import ConfigError
 from rag.registry import OperatorParams, operator
 from rag.types import Chunk, Document
 
 
-def token_window_spans(text: str, tokenizer, chunk_size: int, overlap: int = 0) -> list[tuple[int, int]]:
+def token_window_spans(text: str, tokenizer, chunk_size: int, overlap: int = 0,
+                       bounds=None) -> list[tuple[int, int]]:
     """Character spans of consecutive windows of ``chunk_size`` tokens, each starting ``chunk_size - overlap``
     tokens after the previous one; empty spans (a window inside one character) are dropped."""
-    bounds = token_char_bounds(text, tokenizer)
+    if bounds is None:
+        bounds = token_char_bounds(text, tokenizer)
     n_tokens = len(bounds) - 1
     stride = chunk_size - overlap
     spans = []
@@ -63,8 +65,11 @@ class TokenChunker(Chunker):
         text = document.text
         if not text:
             return []
-        spans = token_window_spans(text, self.tokenizer_, self.params.chunk_size, self.params.overlap)
-        spans, counts, oversize = fit_spans(text, spans, self.tokenizer_, self.params.chunk_size)
+        index = TokenIndex(text, self.tokenizer_)
+        spans = token_window_spans(text, self.tokenizer_, self.params.chunk_size, self.params.overlap,
+                                   index.char_bounds)
+        spans, counts, oversize = fit_spans(text, spans, self.tokenizer_, self.params.chunk_size,
+                                            index.counts(spans))
         if self.params.overlap:  # a re-cut window may start after its successor: restore document order
             order = sorted(range(len(spans)), key=lambda i: spans[i])
             spans, counts, oversize = [spans[i] for i in order], [counts[i] for i in order], [oversize[i] for i in order]

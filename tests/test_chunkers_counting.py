@@ -1,0 +1,45 @@
+"""Token counts without re-encoding: the safe-cut shortcut must equal ``len(encode(text[a:b]))`` exactly, and the
+parallel encoding of a long text must equal its single encoding."""
+from __future__ import annotations
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import chunkers._spans as spans_module
+from chunkers._spans import TokenIndex, encode_text, safe_cut_mask
+from rag.tokens import get_tokenizer
+
+# Pieces chosen to sit at and around the safe-cut patterns (space before a letter, after a line feed) and
+# to stress the cl100k pre-tokenizer: contractions, digit runs, punctuation runs, CRLF, unicode letters/spaces.
+PIECES = [" ", "  ", "a", "Ab", "é", "日本", "\n", "\r\n", "\n\n", "'s", "'T", "123", "45678", ".", "...", "!?\n",
+          "\t", "\u00a0", "\u3000", "😀", "e\u0301", "ب", "-", " -", "_", "\u2028", "x" * 12, "\f", "'", "$"]
+adversarial = st.lists(st.sampled_from(PIECES), max_size=120).map("".join)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(text=st.one_of(adversarial, st.text(max_size=300)), data=st.data())
+def test_span_counts_from_the_document_tokenization_equal_encoding_the_span(text, data):
+    tokenizer = get_tokenizer()
+    index = TokenIndex(text, tokenizer)
+    n = len(text)
+    spans = [tuple(sorted(data.draw(st.tuples(st.integers(0, n), st.integers(0, n))))) for _ in range(8)]
+    spans.append((0, n))
+    assert index.counts(spans) == [tokenizer.count(text[a:b]) for a, b in spans]
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(text=st.one_of(adversarial, st.text(max_size=300)))
+def test_parallel_encoding_in_safe_pieces_equals_the_single_encoding(text):
+    tokenizer = get_tokenizer()
+    saved = spans_module.PARALLEL_ENCODE_CHARS
+    spans_module.PARALLEL_ENCODE_CHARS = 0  # force the piecewise path on short texts
+    try:
+        assert encode_text(text, tokenizer).tolist() == tokenizer.encode(text)
+    finally:
+        spans_module.PARALLEL_ENCODE_CHARS = saved
+
+
+def test_safe_cuts_are_spaces_before_letters_and_starts_of_lines():
+    text = "ab cd\nef  gh 12\n\nij"
+    mask = safe_cut_mask(text)
+    assert [p for p in range(len(text) + 1) if mask[p]] == [2, 6, 17]
