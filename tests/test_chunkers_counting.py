@@ -34,7 +34,8 @@ def test_parallel_encoding_in_safe_pieces_equals_the_single_encoding(text):
     saved = spans_module.PARALLEL_ENCODE_CHARS
     spans_module.PARALLEL_ENCODE_CHARS = 0  # force the piecewise path on short texts
     try:
-        assert encode_text(text, tokenizer).tolist() == tokenizer.encode(text)
+        for threads in (2, 3, 8):
+            assert encode_text(text, tokenizer, threads).tolist() == tokenizer.encode(text)
     finally:
         spans_module.PARALLEL_ENCODE_CHARS = saved
 
