@@ -158,14 +158,21 @@ class TokenIndex:
             return [len(encode(text[a:b])) for a, b in spans]
         out = []
         inner: list[tuple[int, int]] = []
+        n = len(text)
         for a, b in spans:
-            s = _first_safe_cut(text, a + 1, b - 2)
-            e = _last_safe_cut(text, s, b - 2) if s >= 0 else -1
-            if e < 0:
+            # An edge that is itself a safe cut of the document (or the text's start / end) needs no piece.
+            s = a if a == 0 or is_safe_cut(text, a) else _first_safe_cut(text, a + 1, b - 2)
+            if s < 0:
+                e = -1
+            elif b == n or is_safe_cut(text, b):
+                e = b
+            else:
+                e = _last_safe_cut(text, max(s, a + 1), b - 2)
+            if e < s or e < 0:
                 out.append(len(encode(text[a:b])))
                 inner.append((0, 0))
             else:
-                out.append(len(encode(text[a:s])) + len(encode(text[e:b])))
+                out.append((len(encode(text[a:s])) if s > a else 0) + (len(encode(text[e:b])) if e < b else 0))
                 inner.append((s, e))
         if inner:
             # A token starts exactly at every safe cut; tokens beginning inside the character before it share
