@@ -161,7 +161,11 @@ def accumulate_hits(previous: Sequence[Hit], new: Sequence[Hit]) -> tuple[Hit, .
 def _call(path: str, operator, thunk):
     try:
         return thunk()
-    except (ConfigError, FlowError):
+    except ConfigError as exc:
+        if exc.path.startswith(path):
+            raise
+        raise ConfigError(exc.message, f"{path}.{exc.path}" if exc.path else path, exc.source, exc.line) from exc
+    except FlowError:
         raise
     except RagloomError as exc:
         raise type(exc)(f"{path} ({operator.name}): {exc}") from exc

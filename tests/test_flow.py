@@ -136,3 +136,12 @@ def test_empty_query_is_rejected():
 
 def test_flow_error_type_for_unexpected_exceptions():
     assert issubclass(FlowError, Exception)
+
+
+def test_budget_smaller_than_every_chunk_names_the_step_and_key():
+    from rag.errors import ConfigError
+
+    pipe = pipeline("  - {op: t_match}\n  - {op: select, budget_tokens: 1}\n")
+    with pytest.raises(ConfigError) as info:
+        pipe.run("red fruit")
+    assert info.value.path == "flow[1].budget_tokens"
