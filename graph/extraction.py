@@ -19,8 +19,6 @@ from __future__ import annotations
 import re
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Sequence
-
 from graph.normalize import STOPWORDS, normalize_entity
 
 _TOKEN = re.compile(r"\w+(?:[.'’\-&]\w+)*")
@@ -204,7 +202,3 @@ class OfflineEntityExtractor:
         found = self.extract(text)
         return list(found.mentions)
 
-
-def extract_many(extractor: OfflineEntityExtractor, texts: Sequence[str],
-                 titles: Sequence[str | None]) -> list[ChunkEntities]:
-    return [extractor.extract(text, title) for text, title in zip(texts, titles)]
