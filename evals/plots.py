@@ -82,9 +82,11 @@ def chunk_size_histograms(runs: Sequence[RunOutcome], path: Path) -> Path | None
         return None
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6.5, 4))
-    for (dataset, _, _), pipeline in seen.items():
-        sizes = next(r.chunk_tokens for r in runs if r.pipeline == pipeline and r.dataset == dataset)
-        ax.hist(sizes, bins=40, alpha=0.5, label=f"{pipeline} · {dataset} (n={len(sizes)})")
+    series = [(f"{p} · {d}", next(r.chunk_tokens for r in runs if r.pipeline == p and r.dataset == d))
+              for (d, _, _), p in seen.items()]
+    bins = np.histogram_bin_edges(np.concatenate([s for _, s in series]), bins=50)  # shared bins: comparable bars
+    for label, sizes in series:
+        ax.hist(sizes, bins=bins, alpha=0.5, label=f"{label} (n={len(sizes)})")
     ax.set_xlabel("chunk size (tokens)")
     ax.set_ylabel("chunks")
     ax.legend(fontsize=7)

@@ -27,10 +27,13 @@ def _safe(name: str) -> str:
 
 
 def _fmt(value: Any) -> str:
+    """Scores with 4 decimals; counts as integers; larger quantities (ms, tokens) with one decimal."""
     if isinstance(value, float):
         if math.isnan(value):
             return "–"
-        return f"{value:.4f}" if abs(value) < 10 else f"{value:.1f}"
+        if abs(value) <= 1:
+            return f"{value:.4f}"
+        return str(int(value)) if value.is_integer() else f"{value:.1f}"
     return str(value)
 
 
@@ -184,6 +187,8 @@ def print_summary(outcome: ExperimentOutcome, console=None) -> None:
     from rich.table import Table
 
     console = console or Console()
+    if not console.is_terminal:  # piped or captured: do not squeeze the table into 80 columns
+        console = Console(width=200)
     columns = quality_metrics(outcome.runs)[:9] + ["latency_ms", "embedding_model_calls"]
     table = Table(title=outcome.experiment.name, show_lines=False)
     table.add_column("pipeline", style="bold")
