@@ -1,6 +1,6 @@
 """Chunking speed in MB/s on the chroma-chunking corpus, against Chonkie, LangChain and semchunk in one process.
 
-Size 200 cl100k tokens everywhere; median of ``--repeats`` runs after one warm-up. Also measures the
+Size 200 cl100k tokens everywhere; median of ``--repeats`` round-robin runs after one warm-up. Also measures the
 semantic chunker's cost against the bare embedding of its sentence windows (cache off for both).
 
     HF_HUB_OFFLINE=1 python benchmarks/chunking_speed.py [--repeats 5] [--semantic]
@@ -22,16 +22,6 @@ from chunkers import get_chunker  # noqa: E402
 from rag.tokens import get_tokenizer  # noqa: E402
 
 SIZE = 200
-
-
-def median_seconds(run, repeats: int) -> float:
-    run()
-    times = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - started)
-    return statistics.median(times)
 
 
 def contenders(texts, documents):
@@ -103,9 +93,20 @@ def main() -> None:
     documents, _ = load_dataset(DATASET)
     texts = [d.text for d in documents]
     megabytes = sum(len(t.encode("utf-8")) for t in texts) / 1e6
+    # Round-robin: every repeat runs every contender once, so a change in machine load (shared cores) hits
+    # all of them alike instead of whichever happened to run during it; the median per contender is reported.
+    runs = dict(contenders(texts, documents))
+    times: dict[str, list[float]] = {name: [] for name in runs}
+    for name, run in runs.items():  # warm-up (tokenizer tables, caches)
+        run()
+    for _ in range(args.repeats):
+        for name, run in runs.items():
+            started = time.perf_counter()
+            run()
+            times[name].append(time.perf_counter() - started)
     speeds = {}
-    for name, run in contenders(texts, documents):
-        seconds = median_seconds(run, args.repeats)
+    for name in runs:
+        seconds = statistics.median(times[name])
         speeds[name] = megabytes / seconds
         print(f"{name:45s} {seconds:7.3f} s  {speeds[name]:6.2f} MB/s", flush=True)
     pairs = [("ragloom token", "chonkie TokenChunker"), ("ragloom recursive", "chonkie RecursiveChunker"),

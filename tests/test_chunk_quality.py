@@ -76,12 +76,10 @@ def test_size_statistics_describe_token_and_character_sizes():
     assert size_statistics([])["tokens"] == {}
 
 
-def test_metrics_with_a_real_tiny_causal_lm(tmp_path):
-    pytest.importorskip("transformers")
-    from rag.lm import CausalLM
-    from tests.test_lm import build_tiny_llama
+def test_metrics_with_a_real_tiny_causal_lm():
+    from tests.test_chunkers_perplexity_llm import shared_tiny_lm
 
-    lm = CausalLM(str(build_tiny_llama(tmp_path)), max_context_tokens=48)
+    lm = shared_tiny_lm()
     chunks = make_chunks(["the cat sat on the mat . ", "the dog chased the cat . ",
                           "paris is the capital of france . ", "a chunk is a span of a document ."])
     result = chunk_quality(chunks, lm=lm, limit=8, threshold=0.0, graph="complete")

@@ -2,7 +2,10 @@
 the size ceiling and exact offsets always; a tiny random Llama built in tmp_path and a fake LLM generator."""
 from __future__ import annotations
 
+import functools
 import re
+import tempfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -64,13 +67,20 @@ def test_perplexity_chunks_end_only_after_minima_when_segments_fit():
     assert [c.text.count("Sentence") for c in merged] == [6, 6]
 
 
-@pytest.fixture(scope="module")
-def tiny_lm(tmp_path_factory):
+@functools.lru_cache(maxsize=1)
+def shared_tiny_lm():
+    """One tiny random Llama per test session (building and loading it is the slow part), in a temp dir."""
     pytest.importorskip("transformers")
     from rag.lm import CausalLM
     from tests.test_lm import build_tiny_llama
 
-    return CausalLM(str(build_tiny_llama(tmp_path_factory.mktemp("tiny-llama"))), max_context_tokens=48)
+    directory = Path(tempfile.mkdtemp(prefix="ragloom-tiny-llama-"))
+    return CausalLM(str(build_tiny_llama(directory)), max_context_tokens=48)
+
+
+@pytest.fixture(scope="module")
+def tiny_lm():
+    return shared_tiny_lm()
 
 
 def test_perplexity_chunker_with_a_real_tiny_causal_lm(tiny_lm):
