@@ -106,12 +106,17 @@ class RecursiveSplitter:
         edges = np.array([start, *cuts, end], dtype=np.int64)
         estimates = (np.searchsorted(self.bounds_array, edges[1:], "left")
                      - np.searchsorted(self.bounds_array, edges[:-1], "right") + 1)
+        starts, ends = edges[:-1].tolist(), edges[1:].tolist()
+        oversized = np.flatnonzero(estimates > limit).tolist()
+        if not oversized:
+            return self.pack(list(zip(starts, ends)), limit)
         units: list[Span] = []
-        for a, b, estimate in zip(edges[:-1].tolist(), edges[1:].tolist(), estimates.tolist()):
-            if estimate <= limit:
-                units.append((a, b))
-            else:
-                units.extend(self.split(a, b, limit, level + 1))
+        previous = 0
+        for i in oversized:  # whole runs of fitting units are copied at once
+            units.extend(zip(starts[previous:i], ends[previous:i]))
+            units.extend(self.split(starts[i], ends[i], limit, level + 1))
+            previous = i + 1
+        units.extend(zip(starts[previous:], ends[previous:]))
         return self.pack(units, limit)
 
     def pack(self, units: list[Span], limit: int) -> list[Span]:
