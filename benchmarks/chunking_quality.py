@@ -107,15 +107,68 @@ def render(results: dict[str, dict]) -> str:
     return "\n".join(lines)
 
 
+REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "REFERENCE.md"
+#: (late row, the same boundaries embedded chunk by chunk)
+LATE_PAIRS = [(name, name[len("late ("):-1]) for name in CONFIGS if name.startswith("late (")]
+
+
+def reference_rows(path: Path = REFERENCE) -> dict[str, tuple[float, float]]:
+    """``name -> (recall, IoU)`` of the chunking table in ../shared/REFERENCE.md."""
+    rows = {}
+    if not path.exists():
+        return rows
+    in_table = False
+    for line in path.read_text().splitlines():
+        if line.startswith("| reference chunker"):
+            in_table = True
+            continue
+        if in_table:
+            if not line.startswith("|"):
+                break
+            cells = [c.strip() for c in line.strip("|").split("|")]
+            if cells[0].startswith("---"):
+                continue
+            rows[cells[0]] = (float(cells[1]), float(cells[3]))
+    return rows
+
+
+def dominance(results: dict[str, dict], references: dict[str, tuple[float, float]], margin: float = 0.02) -> str:
+    """For every reference chunker, the measured ragloom rows with IoU >= its IoU and recall >= its recall +
+    ``margin`` (the issue's target), best recall first."""
+    lines = ["| reference chunker | recall | IoU | dominated by (ragloom rows with IoU ≥ and recall ≥ +0.02) |",
+             "|---|---|---|---|"]
+    for name, (recall, iou) in references.items():
+        winners = sorted((r["recall"], n) for n, r in results.items()
+                         if r["iou"] >= iou and r["recall"] >= recall + margin)
+        shown = ", ".join(f"{n} ({rec:.3f} / {results[n]['iou']:.3f})" for rec, n in winners[::-1][:3]) or "**none**"
+        lines.append(f"| {name} | {recall:.3f} | {iou:.3f} | {shown} |")
+    return "\n".join(lines)
+
+
+def late_comparison(results: dict[str, dict]) -> str:
+    lines = ["| boundaries | recall independent | recall late | IoU independent | IoU late |", "|---|---|---|---|---|"]
+    for late, plain in LATE_PAIRS:
+        if late in results and plain in results:
+            a, b = results[plain], results[late]
+            lines.append(f"| {plain} | {a['recall']:.3f} | {b['recall']:.3f} | {a['iou']:.3f} | {b['iou']:.3f} |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--only", nargs="*", help="config names to run (default: all)")
     parser.add_argument("--resume", action="store_true", help="skip configs already in the JSON file")
     parser.add_argument("--json", default="docs/results/chunking_quality.json")
+    parser.add_argument("--report", action="store_true", help="only print the tables from the JSON file")
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     if not DATASET.exists():
         sys.exit(f"dataset not found: {DATASET}")
+    if args.report:
+        results = json.loads(Path(args.json).read_text())
+        ordered = {name: results[name] for name in CONFIGS if name in results}
+        print(render(ordered), dominance(ordered, reference_rows()), late_comparison(ordered), sep="\n\n")
+        return
     documents, queries = load_dataset(DATASET)
     resources = Resources(embedder={"model": "minilm"})
     query_vectors = resources.embedder.embed_queries([q["text"] for q in queries])
@@ -132,6 +185,13 @@ def main() -> None:
         out.write_text(json.dumps(results, indent=1))
     ordered = {name: results[name] for name in CONFIGS if name in results}
     print(render(ordered))
+    print()
+    print(dominance(ordered, reference_rows()))
+    print()
+    print(late_comparison(ordered))
+    missing = [name for name in CONFIGS if name not in results]
+    if missing:
+        print("\nnot measured:", ", ".join(missing))
 
 
 if __name__ == "__main__":
