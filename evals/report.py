@@ -184,6 +184,7 @@ def write_reports(outcome: ExperimentOutcome, out: Path, command: str = "", roun
 def print_summary(outcome: ExperimentOutcome, console=None) -> None:
     """A rich table of the quality metrics and costs, one row per pipeline × dataset."""
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     console = console or Console()
@@ -196,5 +197,6 @@ def print_summary(outcome: ExperimentOutcome, console=None) -> None:
     for c in columns:
         table.add_column(c.replace("embedding_model_calls", "emb calls"), justify="right")
     for run in outcome.runs:
-        table.add_row(run.pipeline, run.dataset, *(_fmt(run.metrics.get(c, float("nan"))) for c in columns))
+        table.add_row(escape(run.pipeline), escape(run.dataset),
+                      *(_fmt(run.metrics.get(c, float("nan"))) for c in columns))
     console.print(table)

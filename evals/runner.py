@@ -39,7 +39,7 @@ class RunOutcome:
     dataset: str
     config: dict[str, Any]
     records: list[dict[str, Any]]
-    metrics: dict[str, float]
+    metrics: dict[str, float | int]
     chunk_tokens: list[int] = field(default_factory=list)
     chunk_chars: list[int] = field(default_factory=list)
     embedding_model_calls: int = 0
@@ -122,7 +122,7 @@ def score_query(query: Query, qrels: dict[str, int] | None, result: Result, name
     }
 
 
-def aggregate(records: list[dict[str, Any]], names: list[str]) -> dict[str, float]:
+def aggregate(records: list[dict[str, Any]], names: list[str]) -> dict[str, float | int]:
     """Means over the queries each metric applies to, plus cost means (latency in ms, context tokens)."""
     out: dict[str, float] = {}
     for name in names:
@@ -132,8 +132,8 @@ def aggregate(records: list[dict[str, Any]], names: list[str]) -> dict[str, floa
     if records:
         out["context_tokens"] = M.mean(r["context_tokens"] for r in records)
         out["latency_ms"] = 1000 * M.mean(r["seconds"] for r in records)
-        out["generator_model_calls"] = float(sum(r["generator_model_calls"] for r in records))
-        out["queries"] = float(len(records))
+        out["generator_model_calls"] = int(sum(r["generator_model_calls"] for r in records))
+        out["queries"] = len(records)
     return out
 
 
@@ -235,7 +235,7 @@ def _run_one(pspec: PipelineSpec, dataset: Dataset, fingerprint: str, names: lis
     records = [log_file.done[(key, q.id)] for q in dataset.queries]
     metrics = aggregate(records, names)
     calls = cache.model_calls - calls_before
-    metrics["embedding_model_calls"] = float(calls)
+    metrics["embedding_model_calls"] = calls  # texts sent to an embedding model by this invocation
     chunks = list(index.chunks.values())
     return RunOutcome(pspec.name, dataset.name, resolved, records, metrics,
                       [c.token_count for c in chunks], [c.end - c.start for c in chunks], calls)
