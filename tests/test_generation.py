@@ -128,8 +128,20 @@ def test_sentences_keep_exact_offsets_into_their_chunk():
         assert chunk.text[sentence.start:sentence.end] == sentence.text
 
 
+def test_hard_wrapped_lines_are_read_as_whole_sentences_and_headings_are_skipped():
+    text = ("# Late chunking\n\nLate chunking embeds the whole document first and only\nafterwards pools "
+            "the token embeddings of each span.\n- a list item stays on its own line\n")
+    chunk = make_chunk("wrap#0", text)
+    sentences = [s.text for s in context_sentences([chunk])]
+    assert ("Late chunking embeds the whole document first and only\nafterwards pools the token embeddings "
+            "of each span.") in sentences
+    assert "- a list item stays on its own line" in sentences
+    answer = create_generator({"name": "extractive", "semantic_weight": 0.0}).answer("late chunking", [chunk])
+    assert all(not c.text.startswith("#") for c in answer.citations)
+
+
 words = st.sampled_from("late chunking pools token embeddings BM25 scores the a Paris capital city of "
-                        "France model document vector . . , ? !\n".split(" "))
+                        "France model document vector # - . . , ? !\n \n\n".split(" "))
 texts = st.lists(words, min_size=0, max_size=40).map(" ".join)
 
 

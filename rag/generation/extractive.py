@@ -58,14 +58,47 @@ class Sentence:
     text: str
 
 
-def context_sentences(contexts: Sequence[Chunk]) -> list[Sentence]:
-    """Every non-empty sentence of the contexts, stripped, each text kept once (overlapping chunks repeat text)."""
+_BLOCK_START = re.compile(r"[ \t]*(?:[-*+#>|]|\d+[.)]\s|```)")
+#: Sentences longer than this (code, tables) are split at their line breaks instead.
+MAX_SENTENCE_CHARS = 400
+
+
+def _unwrapped(text: str) -> str:
+    """``text`` with hard-wrap line breaks (a single newline inside a paragraph) turned into spaces — same
+    length, so spans found in it are spans of ``text``. Blank lines, list items, headings, quotes and tables
+    keep their line breaks."""
+    lines = text.split("\n")
+    out = []
+    for i, line in enumerate(lines[:-1]):
+        following = lines[i + 1]
+        joins = (line.strip() and following.strip() and not line.lstrip().startswith(("#", "|", "```"))
+                 and not _BLOCK_START.match(following))
+        out.append(line + (" " if joins else "\n"))
+    out.append(lines[-1])
+    return "".join(out)
+
+
+def _spans(text: str) -> list[tuple[int, int]]:
     from chunkers._sentences import sentence_spans
 
+    spans = []
+    for start, end in sentence_spans(_unwrapped(text)):
+        if end - start > MAX_SENTENCE_CHARS and "\n" in text[start:end]:
+            spans.extend(sentence_spans(text, start, end))  # code or a table: its lines are the units
+        else:
+            spans.append((start, end))
+    return spans
+
+
+def context_sentences(contexts: Sequence[Chunk]) -> list[Sentence]:
+    """Every non-empty sentence of the contexts, stripped, each text kept once (overlapping chunks repeat text).
+
+    Hard-wrapped paragraphs are read as prose (a line break inside a paragraph does not end a sentence).
+    """
     seen: set[str] = set()
     sentences = []
     for rank, chunk in enumerate(contexts):
-        for start, end in sentence_spans(chunk.text):
+        for start, end in _spans(chunk.text):
             piece = chunk.text[start:end]
             stripped = piece.strip()
             if not stripped or not any(ch.isalnum() for ch in stripped) or stripped in seen:
@@ -74,6 +107,11 @@ def context_sentences(contexts: Sequence[Chunk]) -> list[Sentence]:
             offset = start + piece.index(stripped)
             sentences.append(Sentence(rank, chunk.id, offset, offset + len(stripped), stripped))
     return sentences
+
+
+def is_answer_like(sentence: Sentence, min_words: int) -> bool:
+    """Headings and short labels name a topic but answer nothing."""
+    return not sentence.text.startswith("#") and len(_WORD.findall(sentence.text)) >= min_words
 
 
 def lexical_coverage(question_terms: Sequence[str], sentence_terms: Sequence[set[str]]) -> np.ndarray:
@@ -100,7 +138,7 @@ class ExtractiveGenerator(Generator):
         min_relative_score: float = Field(0.4, ge=0.0, le=1.0,
                                           description="drop sentences scoring below this fraction of the best")
         max_candidates: int = Field(24, ge=1, description="sentences embedded per answer (best by wording)")
-        min_chars: int = Field(12, ge=0, description="shorter sentences (headings, labels) are not used")
+        min_words: int = Field(4, ge=0, description="shorter sentences (labels) and headings are not used")
         order: Literal["context", "score"] = Field("context", description="reading order or best first")
         cite_inline: bool = Field(True, description="append [chunk_id] after each sentence of the answer text")
 
@@ -125,7 +163,7 @@ class ExtractiveGenerator(Generator):
     def select(self, question: str, sentences: list[Sentence]) -> list[Sentence]:
         """The answer's sentences, in the configured order."""
         params = self.params
-        usable = [s for s in sentences if len(s.text) >= params.min_chars] or sentences
+        usable = [s for s in sentences if is_answer_like(s, params.min_words)] or sentences
         if len(usable) > params.max_candidates:
             coverage = lexical_coverage(content_terms(question), [set(content_terms(s.text)) for s in usable])
             best = np.argsort(-coverage, kind="stable")[: params.max_candidates]
