@@ -176,8 +176,12 @@ class _Parser:
         index = self.index(data.get("index", _DEFAULT_INDEX), data)
         generator = data.get("generator", "extractive")
         self.expect(generator, (str, dict), "a generator name or a mapping with 'name'", "generator", data, "generator")
-        if isinstance(generator, dict) and not isinstance(generator.get("name"), str):
-            raise self.error("needs a 'name' (extractive, openai, hf)", "generator.name", data, "generator")
+        from rag.generation import parse_generator_spec
+
+        try:
+            parse_generator_spec(plain(generator), "generator")
+        except ConfigError as exc:
+            raise exc.located(self.source, line_of(data, "generator")) from None
         flow = self.steps(data["flow"], "flow", data, "flow")
         return PipelineConfig(name, index, flow, plain(generator), str(data.get("description", "")), self.source)
 

@@ -152,3 +152,11 @@ def test_index_key_changes_with_the_chunker_only():
     b = config("  - {op: t_match, top_k: 1}\n")
     c = config("  - {op: t_match}\n", INDEX.replace("64", "65"))
     assert a.index.key == b.index.key != c.index.key
+
+
+def test_generator_options_are_validated_with_the_key_path():
+    with pytest.raises(ConfigError) as info:
+        loads_config("name: t\ngenerator: {name: extractive, max_sentence: 2}\nflow: [{op: t_match}]\n", "g.yaml")
+    assert info.value.path.startswith("generator.max_sentence") and info.value.line == 2
+    with pytest.raises(ConfigError, match="unknown generator"):
+        loads_config("name: t\ngenerator: gpt\nflow: [{op: t_match}]\n")
