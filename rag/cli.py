@@ -33,7 +33,7 @@ def _print_result(result, as_json: bool, show_trace: bool) -> None:
     from rich.tree import Tree
 
     console = _console()
-    console.print(Panel(escape(result.answer) or "(no answer: the flow has no generate step)",
+    console.print(Panel(escape(" ".join(result.answer.split())) or "(no answer: the flow has no generate step)",
                         title=f"[bold]{escape(result.query)}", title_align="left"))
     if result.citations:
         table = Table("cited chunk", "text", show_lines=False, box=None, padding=(0, 1))
