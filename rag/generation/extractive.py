@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Literal, Sequence
 
 import numpy as np
@@ -24,27 +23,10 @@ from pydantic import Field
 
 from rag.generation.base import Generator, GeneratorParams
 from rag.state import Answer, Citation
+from rag.text import content_terms
 from rag.types import Chunk
 
-STOPWORDS = frozenset(
-    "a an and are as at be been being but by can could did do does for from had has have how i if in into is "
-    "it its itself me my no not of on or our so than that the their them then there these they this those to "
-    "was we were what when where which while who whom why will with would you your".split()
-)
 _WORD = re.compile(r"\w+")
-
-
-@lru_cache(maxsize=1)
-def _stemmer():
-    import Stemmer
-
-    return Stemmer.Stemmer("english")
-
-
-def content_terms(text: str) -> list[str]:
-    """Lower-cased, stemmed words of ``text`` without stop words."""
-    words = [w for w in _WORD.findall(text.lower()) if w not in STOPWORDS]
-    return _stemmer().stemWords(words) if words else []
 
 
 @dataclass(frozen=True, slots=True)

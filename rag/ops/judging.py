@@ -4,17 +4,17 @@ from __future__ import annotations
 from pydantic import Field
 
 from rag.operators import JudgeOperator, RunContext
-from rag.ops.terms import content_terms, term_stem
+from rag.text import content_terms
 from rag.registry import OperatorParams, operator
 from rag.state import QueryState
 
 
 def query_coverage(query: str, texts: list[str]) -> float:
-    """Share of the query's content terms (stemmed) that occur in ``texts``."""
-    wanted = {term_stem(t) for t in content_terms(query)}
+    """Share of the query's content terms that occur in ``texts``."""
+    wanted = set(content_terms(query))
     if not wanted:
         return 1.0
-    found = {term_stem(t) for text in texts for t in content_terms(text)}
+    found = {t for text in texts for t in content_terms(text)}
     return len(wanted & found) / len(wanted)
 
 

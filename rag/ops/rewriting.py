@@ -8,7 +8,7 @@ from pydantic import Field
 
 from rag.operators import RunContext, StepOperator
 from rag.ops.routing import named_spans
-from rag.ops.terms import content_terms
+from rag.text import content_terms
 from rag.registry import OperatorParams, operator
 from rag.state import QueryState
 
