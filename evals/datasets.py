@@ -97,15 +97,22 @@ def resolve_dataset(name_or_path: str | Path, experiment_file: str | Path | None
     if experiment_file is not None and not raw.is_absolute():
         candidates.append(Path(experiment_file).resolve().parent / raw)
     for cand in candidates:
-        if cand.is_dir():
+        if _is_dataset_dir(cand):
             return cand.resolve()
     if len(raw.parts) == 1:
         for folder in dataset_search_dirs(experiment_file):
-            if (folder / raw).is_dir():
+            if _is_dataset_dir(folder / raw):
                 return (folder / raw).resolve()
+    for cand in candidates:
+        if cand.is_dir():  # exists but is not a dataset: let load_dataset say what is missing
+            return cand.resolve()
     looked = [str(c) for c in candidates] + [str(d / raw) for d in dataset_search_dirs(experiment_file)]
     raise InputError(f"dataset {str(name_or_path)!r} not found; looked in: {', '.join(looked)}. "
                      f"Give a path or set ${DATASETS_ENV}.")
+
+
+def _is_dataset_dir(path: Path) -> bool:
+    return path.is_dir() and ((path / "corpus.jsonl").is_file() or _questions_file(path) is not None)
 
 
 def load_dataset(name_or_path: str | Path, experiment_file: str | Path | None = None,

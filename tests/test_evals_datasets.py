@@ -130,3 +130,13 @@ def test_shared_chroma_chunking_spans_index_into_documents():
     assert len(ds.queries) == 472 and len(ds.documents) == 5
     text_of = {d.id: d.text for d in ds.documents}
     assert all(0 <= s < e <= len(text_of[doc]) for q in ds.queries for doc, s, e in q.references)
+
+
+def test_a_folder_that_is_not_a_dataset_does_not_shadow_a_named_dataset(tmp_path, monkeypatch):
+    write_beir(tmp_path / "store" / "tiny")
+    (tmp_path / "exp" / "tiny").mkdir(parents=True)  # e.g. a run folder named like the dataset
+    exp = tmp_path / "exp" / "experiment.yaml"
+    exp.write_text("name: x\n")
+    monkeypatch.setenv("RAGLOOM_DATASETS", str(tmp_path / "store"))
+    monkeypatch.chdir(tmp_path / "exp")
+    assert resolve_dataset("tiny", exp) == (tmp_path / "store" / "tiny").resolve()
