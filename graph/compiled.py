@@ -5,6 +5,10 @@ Edge weights in the view:
 
 - passage–entity: ``mention_weight`` × mention share × number of entities in the passage (so the mean mention
   weight of a passage is ``mention_weight`` whatever its length);
+- passage–title entity: in addition, ``title_weight`` × the passage's total mention weight, for the entities
+  naming the passage's topic (its title, and the title without a disambiguation qualifier), wherever they are
+  mentioned — so a walk reaching the entity ``Two Dollar Radio`` from another passage goes on to *the* passage
+  about it, as a hyperlink would (the page-title nodes of encyclopaedic graphs; for 2-hop "bridge" questions);
 - entity–entity: ``cooccur_weight`` × NPMI of sentence co-occurrence (Bouma 2009; negative values dropped),
   ``relation_weight`` per LLM relation label, and ``synonym_weight`` × cosine for synonym links.
 
@@ -29,6 +33,7 @@ class GraphWeights:
     cooccur_weight: float = 1.0
     relation_weight: float = 1.0
     synonym_weight: float = 1.0
+    title_weight: float = 1.0
     hub_share: float = 0.05
     hub_min_passages: int = 20
 
@@ -87,6 +92,16 @@ class CompiledGraph:
                 e_src.append(a)
                 e_dst.append(b)
                 e_w.append(weight)
+        if weights.title_weight > 0:
+            for passage, i in self.passage_index.items():
+                node = f"p:{passage}"
+                strength = weights.title_weight * weights.mention_weight * graph.degree(node)
+                for key in graph.nodes[node].get("titles", ()):
+                    j = self.entity_index.get(key)
+                    if j is not None and strength > 0:
+                        rows += [i, n_passages + j]
+                        cols += [n_passages + j, i]
+                        vals += [strength, strength]
         n = n_passages + n_entities
         adjacency = sp.csr_matrix((vals, (rows, cols)), shape=(n, n), dtype=np.float64)
         out = np.asarray(adjacency.sum(axis=0)).ravel()
@@ -99,6 +114,7 @@ class CompiledGraph:
         self.edge_weight = np.asarray(e_w, np.float64)
 
         self._edge_cosines: np.ndarray | None = None
+        self._fact_vectors: np.ndarray | None = None
         self.entity_vectors = _stack([store.entity_vectors.get(k) for k in self.entity_keys])
         self.passage_vectors = _stack([store.passage_vectors.get(p) for p in self.passage_ids])
         self.aliases: dict[str, int] = {}
@@ -115,6 +131,15 @@ class CompiledGraph:
             self._edge_cosines = (np.einsum("ij,ij->i", vectors[self.edge_src], vectors[self.edge_dst])
                                   if vectors is not None and len(self.edge_src) else np.zeros(len(self.edge_src)))
         return self._edge_cosines
+
+    def fact_vectors(self) -> np.ndarray | None:
+        """One unit vector per entity–entity edge, the normalised sum of its two entity vectors: a model-free
+        stand-in for embedding the fact text "A B" (HippoRAG 2's query-to-triple matching), cached."""
+        if self._fact_vectors is None and self.entity_vectors is not None:
+            summed = self.entity_vectors[self.edge_src] + self.entity_vectors[self.edge_dst]
+            norms = np.linalg.norm(summed, axis=1, keepdims=True)
+            self._fact_vectors = (summed / np.maximum(norms, 1e-12)).astype(np.float32)
+        return self._fact_vectors
 
     def personalized_pagerank(self, reset: np.ndarray, damping: float = 0.5, max_iter: int = 50,
                               tol: float = 1e-8) -> np.ndarray:

@@ -6,7 +6,9 @@ Candidates (each normalised with :func:`graph.normalize.normalize_entity`):
   Rings``) — the cheap proper-noun recogniser used by keyword-graph RAG systems when no NER model is at hand;
 - quoted spans of up to eight words (titles of works: ``"Demon Creation Specialists"``);
 - the chunk's title (``chunk.metadata["title"]``), which in encyclopaedic corpora is *the* entity the passage is
-  about; it counts as one mention and co-occurs with every sentence (a stand-in for pronoun coreference);
+  about; it counts as one mention and co-occurs with every sentence (a stand-in for pronoun coreference).
+  The title and its base name without a trailing qualifier (``Bethel University (Minnesota)`` → ``bethel
+  university``) are kept as the chunk's ``titles``: the graph links those entities strongly to the chunk;
 - noun-phrase patterns: runs of two or three lowercase content words between stopwords and punctuation (the
   candidate phrases of RAKE, Rose et al. 2010), e.g. ``collectible dice game``;
 - optionally the top YAKE keyphrases of the chunk (Campos et al. 2020; ``pip install yake``).
@@ -24,6 +26,8 @@ from graph.normalize import STOPWORDS, normalize_entity
 _TOKEN = re.compile(r"\w+(?:[.'’\-&]\w+)*")
 _SENTENCE_END = re.compile(r"[.!?][\"”')\]]*\s+(?=[\"“'(\[]?[A-Z0-9])")
 _QUOTED = re.compile(r"[\"“]([^\"“”\n]{2,100})[\"”]")
+#: A trailing disambiguation qualifier of an encyclopaedic title: ``Bethel University (Minnesota)``.
+_TITLE_QUALIFIER = re.compile(r"\s*\([^()]*\)\s*$")
 _ACRONYM = re.compile(r"\(\s*([A-Z][A-Z0-9&.]{1,9})\s*\)")
 _PHRASE_BREAK = re.compile(r"[^\w\s'’\-]")
 _ABBREVIATIONS = frozenset("mr mrs ms dr st jr sr prof gen col lt sgt vs etc inc ltd co no vol pp fig".split())
@@ -40,6 +44,7 @@ class ChunkEntities:
     surfaces: dict[str, Counter] = field(default_factory=dict)
     sentences: list[frozenset[str]] = field(default_factory=list)
     triples: list[tuple[str, str, str]] = field(default_factory=list)
+    titles: list[str] = field(default_factory=list)  # keys naming the chunk's topic: title, title sans qualifier
 
     def add_mention(self, surface: str, key: str | None = None) -> str:
         key = key if key is not None else normalize_entity(surface)
@@ -180,6 +185,9 @@ class OfflineEntityExtractor:
         result = ChunkEntities()
         aliases = _acronym_aliases(text)
         title_key = result.add_mention(title) if title else ""
+        if title_key:
+            base_key = normalize_entity(_TITLE_QUALIFIER.sub("", title))
+            result.titles = list(dict.fromkeys(k for k in (title_key, base_key) if k))
         sentences = split_sentences(text)
         per_sentence = [self.sentence_entities(s, result, aliases) for s in sentences]
         lowered = [s.casefold() for s in sentences]

@@ -33,11 +33,13 @@ def graph_of(ctx: RunContext, name: str) -> tuple[GraphStructure, CompiledGraph]
 
 
 def link_query(query: str, structure: GraphStructure, graph: CompiledGraph, ctx: RunContext,
-               phrase_threshold: float, query_top_k: int, query_threshold: float) -> QueryLink:
+               phrase_threshold: float, query_top_k: int, query_threshold: float,
+               fact_top_k: int = 0) -> QueryLink:
     """HippoRAG-style entity linking without an LLM: the query's named entities/phrases (same extractor as the
     index) link exactly through names and aliases, or else to their nearest entity by embedding when the cosine
     is ≥ ``phrase_threshold``; the whole query also links to its ``query_top_k`` nearest entities (cosine ≥
-    ``query_threshold``), standing in for HippoRAG 2's query-to-fact matching."""
+    ``query_threshold``), and the entities of its ``fact_top_k`` nearest entity–entity edges
+    (:meth:`CompiledGraph.fact_vectors`; HippoRAG 2's query-to-fact matching) with the fact's cosine."""
     phrases = tuple(structure.extractor_.extract_query(query))
     linked: dict[int, float] = {}
     unmatched = []
@@ -62,6 +64,14 @@ def link_query(query: str, structure: GraphStructure, graph: CompiledGraph, ctx:
             for j in top:
                 if sims[j] >= query_threshold:
                     linked[int(j)] = max(linked.get(int(j), 0.0), float(sims[j]))
+        facts = graph.fact_vectors() if fact_top_k > 0 else None
+        if facts is not None and len(facts):
+            sims = facts @ query_vector
+            top = np.argpartition(-sims, min(fact_top_k, len(sims) - 1))[:fact_top_k]
+            for edge in top:
+                score = max(float(sims[edge]), 0.0)
+                for j in (int(graph.edge_src[edge]), int(graph.edge_dst[edge])):
+                    linked[j] = max(linked.get(j, 0.0), score)
     return QueryLink(query_vector, phrases, linked)
 
 

@@ -3,6 +3,8 @@
 Nodes are ``p:<chunk id>`` (kind ``passage``) and ``e:<entity key>`` (kind ``entity``). Edges:
 
 - passage–entity (``mention``): ``count`` mentions, ``share`` = count / all mentions in the passage;
+- the passage node keeps the keys of its ``titles`` (title, title without a qualifier), from which the
+  compiled view derives title links (nothing to reference-count: they live and die with the passage);
 - entity–entity: ``cooccur`` = number of sentences (or triples) the two share, summed over passages, with the
   ``relations`` labels of LLM triples; ``synonym`` = embedding cosine when the names are near-duplicates.
 
@@ -87,6 +89,7 @@ class EntityGraph:
                      if a in found.mentions and b in found.mentions]
         node = passage_node(chunk_id)
         self.graph.add_node(node, kind="passage", sentences=len(found.sentences), pairs=pair_rows,
+                            titles=list(found.titles),
                             sentence_counts=dict(sentence_counts),
                             surfaces={k: dict(v) for k, v in found.surfaces.items()})
         self.n_sentences += len(found.sentences)

@@ -56,6 +56,7 @@ class GraphStructure(IndexStructure):
         cooccur_weight: float = 1.0
         relation_weight: float = 1.0
         synonym_weight: float = 1.0
+        title_weight: float = 1.0  # passage–title-entity link, × the passage's total mention weight; 0 = off
         hub_share: float = 0.05
         hub_min_passages: int = 20
 
@@ -67,7 +68,7 @@ class GraphStructure(IndexStructure):
         self.store_ = EntityGraph()
         self.extractor_ = OfflineEntityExtractor(phrases=p.phrases, quoted=p.quoted, yake_top=p.yake_top)
         self.weights_ = GraphWeights(p.mention_weight, p.cooccur_weight, p.relation_weight, p.synonym_weight,
-                                     p.hub_share, p.hub_min_passages)
+                                     p.title_weight, p.hub_share, p.hub_min_passages)
         self._compiled: CompiledGraph | None = None
         self._lock = threading.Lock()
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 
 from graph.structure import GraphStructure
@@ -171,3 +172,59 @@ def test_unknown_params_name_the_key():
         create("graph_ppr", {"dampng": 0.5})
     with pytest.raises(ConfigError, match="damping"):
         create("graph_ppr", {"damping": 1.5})
+
+
+def _bridge_context(title_weight: float):
+    """A first-hop passage names "Two Dollar Radio" among several other names; many passages mention it, one
+    is about it (its title, with a disambiguation qualifier)."""
+    chunks = [make_chunk("grace#0", "Grace Kril wrote The Orange Eats Creeps. It was published by Two Dollar Radio. "
+                         "Grace Kril lives in Lake Town with Mona Vale and Peter Quill.", "Grace Kril")]
+    chunks += [make_chunk(f"fan{i}#0", f"Reader{i} Club likes books from Two Dollar Radio and from Zed{i} Press. "
+                          f"Reader{i} Club met Author{i} Person and Fan{i} Group.", f"Reader{i} Club")
+               for i in range(6)]
+    chunks.append(make_chunk("radio#0", "The house was founded in 2005 and is based in Columbus, Ohio.",
+                             "Two Dollar Radio (publisher)"))
+    resources = FakeResources()
+    structure = GraphStructure(hub_min_passages=100, synonyms=False, title_weight=title_weight)
+    structure.add(chunks, resources)
+    return RunContext(MinimalIndex(chunks, {"graph": structure}), resources)
+
+
+def test_title_links_lead_a_bridge_walk_to_the_passage_about_the_entity():
+    op = create("graph_ppr", {"top_k": 3, "passage_weight": 0.0})
+    query = QueryState("Where is the publisher of Grace Kril's novel based?")
+    with_titles = ids(op(query, _bridge_context(1.0)))
+    assert with_titles[:2] == ["grace#0", "radio#0"]
+    without = ids(op(query, _bridge_context(0.0)))
+    assert without.index("radio#0") if "radio#0" in without else 3 > 1
+
+
+def test_title_keys_include_the_name_without_its_disambiguation_qualifier():
+    from graph.extraction import OfflineEntityExtractor
+
+    found = OfflineEntityExtractor().extract("It is a publisher.", "Two Dollar Radio (publisher)")
+    assert found.titles == ["two dollar radio publisher", "two dollar radio"]
+    assert OfflineEntityExtractor().extract("No title here.").titles == []
+
+
+def test_ppr_seeds_every_passage_by_default_and_a_top_few_on_request(ctx):
+    query = QueryState("Which country is Alice Smith's birthplace the capital of?")
+    graph = ctx.index.structure("graph").compiled()
+    dense = graph.passage_vectors @ ctx.resources.embedder.embed_queries([query.search_query])[0]
+    assert (dense > 0).all()  # so every passage gets a positive seed
+    default = create("graph_ppr", {"top_k": 3})(query, ctx)
+    assert default.notes["graph_ppr"]["passage_seeds"] == graph.n_passages
+    top_two = create("graph_ppr", {"top_k": 3, "passage_seed_top": 2})(query, ctx)
+    assert top_two.notes["graph_ppr"]["passage_seeds"] == 2
+
+
+def test_query_fact_linking_seeds_both_entities_of_the_closest_edge(ctx):
+    op = create("graph_ppr", {"top_k": 3, "query_fact_top_k": 1})
+    state = op(QueryState("springfield capital"), ctx)
+    graph = ctx.index.structure("graph").compiled()
+    seeds = set(state.notes["graph_ppr"]["seeds"])
+    facts = graph.fact_vectors()
+    assert facts.shape == (len(graph.edge_src), graph.entity_vectors.shape[1])
+    assert np.allclose(np.linalg.norm(facts, axis=1), 1.0, atol=1e-4)
+    best = int(np.argmax(facts @ ctx.resources.embedder.embed_queries(["springfield capital"])[0]))
+    assert {graph.entity_keys[graph.edge_src[best]], graph.entity_keys[graph.edge_dst[best]]} <= seeds
