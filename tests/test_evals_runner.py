@@ -173,8 +173,9 @@ def test_pipelines_with_the_same_index_section_share_one_index(tiny):
                        "grid": {"flow[0].top_k": [1, 3]}}],
     })
     assert [p.name for p in exp.pipelines] == ["a[top_k=1]", "a[top_k=3]"]
-    outcome = run_experiment(exp, tiny / "out", progress=False)
+    outcome = run_experiment(exp, tiny / "out", limit=2, progress=False)
     assert len(outcome.indexes_built) == 1
+    assert [len(r.records) for r in outcome.runs] == [2, 2]  # --limit cuts queries, never the corpus
     r1, r3 = (r.metrics["R@5"] for r in outcome.runs)
     assert r1 <= r3
 
