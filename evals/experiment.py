@@ -7,7 +7,9 @@
                                         # or {path: ..., name: ..., split: test}
     metrics: [nDCG@10, R@5, R@100, MRR@10]   # optional; defaults depend on what the dataset has
     limit: 50                           # optional: only the first N queries of each dataset
-    span: {k: 5, source: auto}          # optional: span metrics on the top-k hits or the selected context
+    span: {k: 5, source: auto}          # optional: span metrics on the top-k hits (hits), the selected
+                                        # context (context) or whichever the flow has (auto);
+                                        # union_retrieved: true counts overlapping chunks' characters once
     pipelines:
       - ../pipelines/bm25.yaml          # a pipeline file (relative to this file)
       - {path: ../pipelines/dense.yaml, name: dense-2}   # a file, renamed
@@ -63,6 +65,7 @@ class PipelineSpec:
 class SpanSettings:
     k: int = 5
     source: str = "auto"  # auto: the selected context if the flow selects one, else the top-k hits
+    union_retrieved: bool = False  # True: overlapping retrieved characters count once (Chroma: summed)
 
 
 @dataclass(frozen=True)
@@ -242,9 +245,10 @@ def parse_experiment(data: Any, source: str | None = None) -> Experiment:
         raise _error("must be a positive integer (number of queries per dataset)", "limit", source, data, "limit")
 
     raw_span = data.get("span") or {}
-    if not isinstance(raw_span, dict) or set(raw_span) - {"k", "source"}:
-        raise _error("must be a mapping with k and/or source", "span", source, data, "span")
-    span = SpanSettings(int(raw_span.get("k", 5)), str(raw_span.get("source", "auto")))
+    if not isinstance(raw_span, dict) or set(raw_span) - {"k", "source", "union_retrieved"}:
+        raise _error("must be a mapping with k, source and/or union_retrieved", "span", source, data, "span")
+    span = SpanSettings(int(raw_span.get("k", 5)), str(raw_span.get("source", "auto")),
+                        bool(raw_span.get("union_retrieved", False)))
     if span.source not in ("auto", "hits", "context") or span.k < 1:
         raise _error("span.source must be auto, hits or context and span.k ≥ 1", "span", source, data, "span")
 

@@ -74,7 +74,7 @@ def metric_names_for(experiment: Experiment, dataset: Dataset) -> list[str]:
 
 def run_key(config: dict[str, Any], fingerprint: str, metric_names: Iterable[str], experiment: Experiment) -> str:
     blob = json.dumps({"config": config, "corpus": fingerprint, "metrics": list(metric_names),
-                       "span": [experiment.span.k, experiment.span.source]}, sort_keys=True, default=str)
+                       "span": [experiment.span.k, experiment.span.source, experiment.span.union_retrieved]}, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
@@ -95,7 +95,7 @@ def score_query(query: Query, qrels: dict[str, int] | None, result: Result, name
     evidence = list(result.contexts) if use_context else [h.chunk for h in result.hits[:experiment.span.k]]
     spans = [(c.doc_id, c.start, c.end) for c in evidence]
     if query.references and any(n in M.SPAN_METRICS for n in names):
-        scores.update(M.span_scores(spans, list(query.references)).as_metrics())
+        scores.update(M.span_scores(spans, list(query.references), experiment.span.union_retrieved).as_metrics())
     if query.answers and any(n in M.ANSWER_METRICS for n in names):
         if result.state.answer is not None:  # EM / F1 only for flows that generate an answer
             scores["EM"] = M.exact_match(result.answer, query.answers)
