@@ -20,15 +20,27 @@ _TERMINAL = re.compile(r"[.!?…]+[\"'”’)\]]*(\s+)|[。！？]+[」』”’
 _WORD_BEFORE = re.compile(r"([\w.]+)$")
 
 
+def _word_before(text: str, end: int) -> str | None:
+    """What ``_WORD_BEFORE.search(text, end - 20, end)`` finds (the run of word characters and periods ending
+    at ``end``, or just before a final line feed, within 20 characters), without the regex engine."""
+    lo = max(0, end - 20)
+    if end - 1 >= lo and text[end - 1] == "\n":  # `$` also matches before a final newline
+        end -= 1
+    i = end
+    while i > lo and (text[i - 1].isalnum() or text[i - 1] in "._"):
+        i -= 1
+    return text[i:end] if i < end else None
+
+
 def _ends_sentence(text: str, punct_start: int, next_pos: int) -> bool:
     if next_pos < len(text) and text[next_pos].islower():
         return False
     if text[punct_start] != ".":
         return True
-    word = _WORD_BEFORE.search(text, max(0, punct_start - 20), punct_start)
-    if word is None:
+    token = _word_before(text, punct_start)
+    if token is None:
         return True
-    token = word.group(1).lower()
+    token = token.lower()
     if token in ABBREVIATIONS:
         return False
     # An initial ("J. Smith") or a single letter enumerator.
