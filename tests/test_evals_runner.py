@@ -234,3 +234,26 @@ def test_set_key_path_adds_a_parameter_to_an_existing_step():
     config = {"flow": [{"op": "x"}]}
     set_key_path(config, "flow[0].top_k", 7)
     assert config == {"flow": [{"op": "x", "top_k": 7}]}
+
+
+def test_users_own_folder_of_documents_is_evaluated_like_a_beir_dataset(tmp_path, monkeypatch):
+    monkeypatch.setenv("RAGLOOM_CACHE", str(tmp_path / "cache"))
+    root = tmp_path / "mine"
+    (root / "documents").mkdir(parents=True)
+    for doc_id, text in DOCS.items():
+        (root / "documents" / f"{doc_id}.md").write_text(text, encoding="utf-8")
+    (root / "questions.yaml").write_text(
+        "- question: why do cats purr\n  references: [{doc_id: cats.md, text: 'They purr when content'}]\n"
+        "- question: which animal barks at strangers\n  gold_docs: [dogs.md]\n", encoding="utf-8")
+    exp = parse_experiment({
+        "name": "mine", "datasets": [str(root)], "span": {"k": 1},
+        "pipelines": [{"name": "vec", "index": {"chunker": {"op": "token", "chunk_size": 64, "overlap": 0},
+                                                "structures": ["evaltest_vectors"]},
+                       "flow": [{"op": "evaltest_search", "top_k": 4}]}],
+    })
+    run = run_experiment(exp, tmp_path / "out", progress=False).runs[0]
+    assert run.metrics["queries"] == 2
+    assert run.metrics["MRR@10"] == 1.0  # both questions find their document first
+    # one whole-document chunk retrieved for the cats question: the excerpt is covered exactly once
+    assert run.metrics["span_recall"] == 1.0
+    assert run.metrics["span_precision"] == pytest.approx(len("They purr when content") / len(DOCS["cats"]))
