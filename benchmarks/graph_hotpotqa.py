@@ -70,6 +70,15 @@ def rrf(*rankings: list[str], k: int = 60) -> list[str]:
     return sorted(scores, key=lambda p: -scores[p])
 
 
+def convex(scored_runs: list[list[tuple[str, float]]], chunks: dict[str, Chunk]) -> list[str]:
+    """Convex dbsf fusion with per-query confidence weighting (retrievers.fusion), on (id, score) lists."""
+    from rag.types import Hit
+    from retrievers.fusion import convex_combination
+
+    lists = [[Hit(chunks[pid], score, "run") for pid, score in run] for run in scored_runs]
+    return [h.chunk.id for h in convex_combination(lists, "dbsf", weighting="confidence")]
+
+
 def metrics(runs: dict[str, list[str]], gold: dict[str, set[str]]) -> dict[str, float]:
     out = {}
     for k in (2, 5, 10):
@@ -84,6 +93,8 @@ def main() -> None:
     parser.add_argument("--flows", default="ppr,ppr+dense,ppr+bm25+dense,local,global,hybrid,pcst,pcst+dense")
     parser.add_argument("--graph", default="{}", help="JSON params for the graph structure")
     parser.add_argument("--ppr", default="{}", help="JSON params for graph_ppr")
+    parser.add_argument("--convex", action="store_true",
+                        help="also fuse each graph+... flow by convex dbsf with confidence weighting")
     args = parser.parse_args()
     if not DATASET.exists():
         print(f"dataset {DATASET} not found; nothing to measure")
@@ -117,31 +128,40 @@ def main() -> None:
     index = MinimalIndex(chunks, {"graph": graph})
     ctx = RunContext(index, resources)
     ids = [c.id for c in chunks]
+    by_id = {c.id: c for c in chunks}
 
     stemmer = Stemmer.Stemmer("english")
     bm25 = bm25s.BM25(k1=0.9, b=0.4)
     bm25.index(bm25s.tokenize([passage_text(c, True) for c in chunks], stopwords="en", stemmer=stemmer,
                               show_progress=False), show_progress=False)
     q_tokens = bm25s.tokenize([queries[q] for q in qids], stopwords="en", stemmer=stemmer, show_progress=False)
-    docs, _ = bm25.retrieve(q_tokens, k=100, show_progress=False)
+    docs, bm25_scores = bm25.retrieve(q_tokens, k=100, show_progress=False)
     bm25_runs = {q: [ids[i] for i in docs[n]] for n, q in enumerate(qids)}
+    bm25_scored = {q: [(ids[i], float(s)) for i, s in zip(docs[n], bm25_scores[n])] for n, q in enumerate(qids)}
     q_vectors = embedder.embed_queries([queries[q] for q in qids])
-    dense_runs = {q: [ids[i] for i in np.argsort(-(passage_vectors @ q_vectors[n]))[:100]] for n, q in enumerate(qids)}
+    dense_scored = {}
+    for n, q in enumerate(qids):
+        sims = passage_vectors @ q_vectors[n]
+        dense_scored[q] = [(ids[i], float(sims[i])) for i in np.argsort(-sims)[:100]]
+    dense_runs = {q: [pid for pid, _ in run] for q, run in dense_scored.items()}
 
     runs = {"bm25s": bm25_runs, "dense (MiniLM)": dense_runs,
             "rrf(bm25, dense)": {q: rrf(bm25_runs[q], dense_runs[q]) for q in qids}}
+    if args.convex:
+        runs["convex(bm25, dense)"] = {q: convex([bm25_scored[q], dense_scored[q]], by_id) for q in qids}
     latency: dict[str, list[float]] = {}
     flows = args.flows.split(",")
     op_params = {"ppr": json.loads(args.ppr)}
     ops = {name: create(f"graph_{name}", {"top_k": 100, **op_params.get(name, {})})
            for name in dict.fromkeys(f.split("+")[0] for f in flows)}
     for name, op in ops.items():
-        ranked, seconds = {}, []
+        ranked, scored, seconds = {}, {}, []
         for q in qids:
             t = time.perf_counter()
             state = op(QueryState(queries[q]), ctx)
             seconds.append(time.perf_counter() - t)
             ranked[q] = [h.chunk.id for h in state.hits]
+            scored[q] = [(h.chunk.id, h.score) for h in state.hits]
         latency[name] = seconds
         for flow in flows:
             parts = flow.split("+")
@@ -150,6 +170,10 @@ def main() -> None:
             others = {"dense": dense_runs, "bm25": bm25_runs}
             runs[f"graph {flow}" if len(parts) == 1 else f"rrf(graph {name}, {', '.join(parts[1:])})"] = {
                 q: rrf(ranked[q], *(others[o][q] for o in parts[1:])) if len(parts) > 1 else ranked[q] for q in qids}
+            if args.convex and len(parts) > 1:
+                scored_others = {"dense": dense_scored, "bm25": bm25_scored}
+                runs[f"convex(graph {name}, {', '.join(parts[1:])})"] = {
+                    q: convex([scored[q], *(scored_others[o][q] for o in parts[1:])], by_id) for q in qids}
 
     print(f"\n| flow | R@2 | R@5 | R@10 | all-gold@5 |\n|---|---|---|---|---|")
     for name, run in runs.items():
