@@ -41,12 +41,16 @@ def strip_accents(text: str) -> str:
 
 def normalize_entity(surface: str) -> str:
     """The merge key of an entity surface form; ``""`` when nothing meaningful is left."""
-    text = strip_accents(unicodedata.normalize("NFKC", surface)).casefold().strip()
-    text = _EDGE_PUNCT.sub("", text)
-    text = _POSSESSIVE.sub("", text)
-    text = _INNER_DROP.sub("", text)
-    text = _INNER_SPACE.sub(" ", text).strip()
-    text = _LEADING_ARTICLE.sub("", text)
+    text = strip_accents(unicodedata.normalize("NFKC", surface)).casefold()
+    text = "".join(ch for ch in text if unicodedata.category(ch)[0] != "C").strip()  # control chars
+    previous = None
+    while text != previous:  # each pass can expose new edge punctuation or an article ("A ¡B" → "¡b" → "b")
+        previous = text
+        text = _EDGE_PUNCT.sub("", text)
+        text = _POSSESSIVE.sub("", text)
+        text = _INNER_DROP.sub("", text)
+        text = _INNER_SPACE.sub(" ", text).strip()
+        text = _LEADING_ARTICLE.sub("", text)
     if not text or text in STOPWORDS or not any(ch.isalnum() for ch in text):
         return ""
     if text.isdigit() and len(text) != 4:  # keep years, drop other bare numbers
