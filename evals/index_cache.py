@@ -1,7 +1,8 @@
 """Built indexes shared across an experiment's pipelines and kept on disk between runs.
 
-An index is identified by (corpus fingerprint, ``PipelineConfig.index.key``): the same documents chunked,
-embedded and indexed the same way. Pipelines that differ only downstream of the index (retriever depth,
+An index is identified by (corpus fingerprint, ``PipelineConfig.index.key``, code fingerprint): the same
+documents chunked, embedded and indexed the same way by the same code (a changed chunker or structure module
+invalidates the on-disk copy instead of silently serving an index the current code would not build). Pipelines that differ only downstream of the index (retriever depth,
 fusion, reranker, selector, generator) reuse one in-memory index, and a later run loads it from disk instead
 of re-chunking and re-embedding. Embedders are shared per embedder config, so their ``model_calls`` counters
 add up to every text actually sent to a model during the run.
@@ -9,6 +10,7 @@ add up to every text actually sent to a model during the run.
 from __future__ import annotations
 
 import hashlib
+import importlib
 import json
 import logging
 from pathlib import Path
@@ -22,6 +24,25 @@ from rag.resources import Resources
 from rag.types import Document
 
 log = logging.getLogger(__name__)
+
+
+def code_fingerprint(config: PipelineConfig) -> str:
+    """sha256 over the source of every package that builds this index (the chunker's and each structure's
+    top-level package, and ``rag.index``), so editing any of them changes the key (12 hex digits)."""
+    from rag.registry import get_spec
+
+    packages = {"rag.index", "rag.embedding"}
+    for spec in (get_spec(config.index.chunker.op, "chunker"),
+                 *(get_spec(s.op, "structure") for s in config.index.structures)):
+        packages.add(spec.cls.__module__.split(".")[0])
+    digest = hashlib.sha256()
+    for name in sorted(packages):
+        module = importlib.import_module(name)
+        paths = sorted(Path(module.__path__[0]).rglob("*.py")) if hasattr(module, "__path__") else [Path(module.__file__)]
+        for path in paths:
+            digest.update(path.name.encode())
+            digest.update(path.read_bytes())
+    return digest.hexdigest()[:12]
 
 
 def corpus_fingerprint(documents: Sequence[Document]) -> str:
@@ -56,7 +77,7 @@ class IndexCache:
         return sum(r._embedder.model_calls for r in self._resources.values() if r._embedder is not None)
 
     def directory(self, fingerprint: str, config: PipelineConfig) -> Path:
-        return self.root / f"{fingerprint}-{config.index.key}"
+        return self.root / f"{fingerprint}-{config.index.key}-{code_fingerprint(config)}"
 
     def get(self, config: PipelineConfig, documents: Sequence[Document], fingerprint: str | None = None,
             progress: bool = False) -> Index:

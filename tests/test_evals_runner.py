@@ -257,3 +257,20 @@ def test_users_own_folder_of_documents_is_evaluated_like_a_beir_dataset(tmp_path
     # one whole-document chunk retrieved for the cats question: the excerpt is covered exactly once
     assert run.metrics["span_recall"] == 1.0
     assert run.metrics["span_precision"] == pytest.approx(len("They purr when content") / len(DOCS["cats"]))
+
+
+def test_cached_index_directory_changes_when_the_building_code_changes(tmp_path, monkeypatch):
+    """A cached index built by older chunker or structure code must not be served to newer code."""
+    from pathlib import Path
+
+    from evals import index_cache
+    from rag.config import loads_config
+
+    config = loads_config("name: t\nindex: {chunker: {op: token, chunk_size: 32}, structures: [bm25]}\n"
+                          "flow: [{op: bm25}]\n")
+    before = index_cache.IndexCache(tmp_path).directory("corpus", config)
+    real_read = Path.read_bytes
+    monkeypatch.setattr(Path, "read_bytes",
+                        lambda self: real_read(self) + (b"#changed" if self.name == "token.py" else b""))
+    after = index_cache.IndexCache(tmp_path).directory("corpus", config)
+    assert before != after
