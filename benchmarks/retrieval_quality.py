@@ -100,7 +100,8 @@ def evaluate(ranked_by_query: dict[str, list[str]], qrels: dict) -> dict[str, fl
 
 
 def fusion_variants() -> dict:
-    """name → function(list of hit lists) → fused hits."""
+    """name → function(list of hit lists: [lexical, dense]) → fused hits. The last one is the default merge of
+    configs/pipelines/hybrid.yaml."""
 
     return {
         "rrf k=60": lambda lists: reciprocal_rank_fusion(lists, 60),
@@ -109,8 +110,14 @@ def fusion_variants() -> dict:
         "convex dbsf": lambda lists: convex_combination(lists, "dbsf"),
         "convex minmax confidence": lambda lists: convex_combination(lists, "minmax", weighting="confidence"),
         "convex zscore confidence": lambda lists: convex_combination(lists, "zscore", weighting="confidence"),
-        "convex dbsf confidence": lambda lists: convex_combination(lists, "dbsf", weighting="confidence"),
+        "convex zscore anchor=dense": lambda lists: convex_combination(lists, "zscore", anchor=1),
+        "convex zscore confidence anchor=dense": lambda lists: convex_combination(
+            lists, "zscore", weighting="confidence", anchor=1),
     }
+
+
+#: lexical run fused with dense, and the prefix of its fused rows
+LEXICAL_RUNS = {"bm25": "", "bm25 split": "split + "}
 
 
 def main() -> None:
@@ -129,14 +136,16 @@ def main() -> None:
         data = runs_for(name, args.cache)
         runs, qrels = data["runs"], data["qrels"]
         systems = {r: {q: [d for d, _ in ranked] for q, ranked in runs[r].items()} for r in runs}
-        for label, fuse in variants.items():
-            systems[label] = {q: [h.chunk.doc_id for h in fuse([as_hits(runs["bm25"][q], "bm25"),
-                                                                 as_hits(runs["dense"][q], "dense")])]
-                              for q in runs["bm25"]}
+        for lexical, prefix in LEXICAL_RUNS.items():
+            for label, fuse in variants.items():
+                systems[prefix + label] = {
+                    q: [h.chunk.doc_id for h in fuse([as_hits(runs[lexical][q], "bm25"),
+                                                      as_hits(runs["dense"][q], "dense")])]
+                    for q in runs[lexical]}
         for label, ranked in systems.items():
             scores = evaluate(ranked, qrels)
             rows.append((name, label, scores))
-            print(f"{name:13s} {label:24s} " + " ".join(f"{m}={scores[m]:.3f}" for m in METRICS), flush=True)
+            print(f"{name:13s} {label:45s} " + " ".join(f"{m}={scores[m]:.3f}" for m in METRICS), flush=True)
         print(f"{name:13s} timing " + json.dumps({k: round(v, 2) for k, v in data["timing"].items()}))
     if args.markdown:
         print("\n| dataset | system | " + " | ".join(METRICS) + " |")

@@ -10,6 +10,12 @@
   the rest of its list — the z-score of its top score, (s₁ − μ) / σ, a score-distribution query-performance
   predictor in the spirit of NQC (Shtok et al. 2012): a retriever that has no clear winner for this query
   (e.g. BM25 on a natural-language query against code) then weighs less than one that has.
+  ``anchor: i`` further scales every other list's weight, per query, by its agreement with branch ``i``:
+  ``floor + (1 − floor) · overlap``, where overlap is the share of the list's top ``agreement_depth`` chunks
+  that are also in the anchor's top ``agreement_depth`` (agreement among retrieval systems as a predictor of
+  query difficulty: Aslam & Pavlu, ECIR 2007). When the two disagree the fused ranking leans on the anchor —
+  for BM25 + dense the dense branch, whose ranking degrades least when the query's words are not the
+  document's (natural language against code); when they agree both count fully.
 
 Chunks are de-duplicated by id; the fused hit keeps the chunk and reports the merge operator as its source.
 
@@ -19,6 +25,9 @@ YAML::
         - {op: bm25, top_k: 100}
         - {op: dense, top_k: 100}
       merge: {op: rrf, k: 60}            # or {op: convex, normalization: dbsf, weights: [0.3, 0.7]}
+
+    # the default hybrid merge (configs/pipelines/hybrid.yaml): per-query confidence and agreement weights
+    merge: {op: convex, normalization: zscore, weighting: confidence, anchor: 1}
 """
 from __future__ import annotations
 
@@ -112,11 +121,23 @@ def head_confidence(scores: np.ndarray) -> float:
     return float((scores.max() - scores.mean()) / scores.std())
 
 
+def top_overlap(hits: Sequence[Hit], reference: Sequence[Hit], depth: int) -> float:
+    """Share of the first ``depth`` chunks of ``hits`` that are among the first ``depth`` of ``reference``."""
+    head = [h.chunk.id for h in hits[:depth]]
+    if not head:
+        return 0.0
+    others = {h.chunk.id for h in reference[:depth]}
+    return sum(cid in others for cid in head) / len(head)
+
+
 def convex_combination(rankings: Sequence[Sequence[Hit]], normalization: str = "minmax",
                        weights: Sequence[float] | None = None, top_k: int | None = None,
-                       source: str = "convex", weighting: str = "fixed") -> tuple[Hit, ...]:
+                       source: str = "convex", weighting: str = "fixed", anchor: int | None = None,
+                       agreement_depth: int = 20, agreement_floor: float = 0.2) -> tuple[Hit, ...]:
     """Fuse by the weighted sum of each list's normalised scores; absent chunks get the list's minimum.
-    ``weighting="confidence"`` scales each weight by :func:`head_confidence` of the list, per query."""
+    ``weighting="confidence"`` scales each weight by :func:`head_confidence` of the list, per query;
+    ``anchor`` scales every other list's weight by its :func:`top_overlap` with the anchor list (see the
+    module docstring)."""
     rankings = [_deduplicated(r) for r in rankings]
     w = _check_weights(weights, len(rankings))
     if weighting == "confidence":
@@ -125,6 +146,15 @@ def convex_combination(rankings: Sequence[Sequence[Hit]], normalization: str = "
             w = w * confidence
     elif weighting != "fixed":
         raise ConfigError(f"unknown weighting {weighting!r}; use fixed or confidence", "weighting")
+    if anchor is not None:
+        if not -len(rankings) <= anchor < len(rankings):
+            raise ConfigError(f"anchor {anchor} names no branch; there are {len(rankings)} (0-based)", "anchor")
+        anchor %= len(rankings)
+        agreement = np.array([1.0 if i == anchor else
+                              agreement_floor + (1 - agreement_floor) *
+                              top_overlap(hits, rankings[anchor], agreement_depth)
+                              for i, hits in enumerate(rankings)])
+        w = w * agreement
     chunks, column = _collect(rankings)
     fused = np.zeros(len(chunks))
     for weight, hits in zip(w, rankings):
@@ -160,10 +190,13 @@ class ConvexCombination(MergeOperator):
         normalization: Literal["minmax", "zscore", "dbsf"] = "minmax"
         weights: list[float] | None = None
         weighting: Literal["fixed", "confidence"] = "fixed"
+        anchor: int | None = Field(None, description="branch the others are weighted by agreement with")
+        agreement_depth: int = Field(20, ge=1)
+        agreement_floor: float = Field(0.2, ge=0, le=1)
         top_k: int | None = Field(None, ge=1)
 
     def merge(self, branches: Sequence[QueryState], state: QueryState, ctx: RunContext) -> QueryState:
         p = self.params
         hits = convex_combination([b.hits for b in branches], p.normalization, p.weights, p.top_k, self.name,
-                                  p.weighting)
+                                  p.weighting, p.anchor, p.agreement_depth, p.agreement_floor)
         return state.evolve(hits=hits)

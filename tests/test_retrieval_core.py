@@ -247,3 +247,48 @@ def test_multi_query_rejects_a_nested_step_without_op():
 
     with pytest.raises(ConfigError, match="retrievers\\[0\\]"):
         create("multi_query", {"retrievers": [{"top_k": 3}]}, kinds="retriever")
+
+
+def test_confidence_weighting_follows_the_list_with_a_clear_winner():
+    flat = _hits(["a", "b", "c", "d", "e"], [5.0, 4.9, 4.8, 4.7, 4.6])  # no clear winner: weight 0 → ...
+    peaked = _hits(["e", "d", "c", "b", "a"], [9.0, 1.0, 0.9, 0.8, 0.7])  # ... one standout hit
+    fixed = convex_combination([flat, peaked], "zscore")
+    weighted = convex_combination([flat, peaked], "zscore", weighting="confidence")
+    assert fixed[0].id != "e"
+    assert weighted[0].id == "e"
+
+
+def test_bm25_with_split_identifiers_matches_parts_of_code_names():
+    code = [("reader", "def readFileLines(path):\n    return open(path).read_lines()", "code"),
+            ("writer", "def write_bytes(out, data):\n    out.write(data)", "code")]
+    chunks = make_chunks(code + TEXTS)
+    plain, split = BM25Index(), BM25Index(analyzer={"split_identifiers": True})
+    plain.add(chunks, None)
+    split.add(chunks, None)
+
+    def top(index, query):
+        return [index.ids_[r] for r in index.search(query, 3)[0]]
+
+    assert "reader#0" not in top(plain, "read file lines")
+    assert top(split, "read file lines")[0] == "reader#0"
+    assert top(split, "write bytes")[0] == "writer#0"
+
+
+def test_anchor_agreement_leans_on_the_anchor_when_the_lists_disagree():
+    lexical = _hits(["x", "y", "z", "w", "v", "u"], [9.0, 2.0, 1.9, 1.8, 1.7, 1.6])
+    dense = _hits(["a", "b", "c", "d", "e", "f"], [0.7, 0.6, 0.55, 0.5, 0.45, 0.4])
+    assert convex_combination([lexical, dense], "zscore", weights=[3, 1])[0].id == "x"
+    assert convex_combination([lexical, dense], "zscore", weights=[3, 1], anchor=1)[0].id == "a"
+    # full agreement (same top chunk at depth 1) leaves the weights as they are
+    agreeing = _hits(["a", "x", "b", "c", "y", "z"], [9.0, 2.0, 1.9, 1.8, 1.7, 1.6])
+    assert [h.id for h in convex_combination([agreeing, dense], "zscore", anchor=1, agreement_depth=1)] == \
+        [h.id for h in convex_combination([agreeing, dense], "zscore")]
+
+
+def test_convex_merge_rejects_an_anchor_that_names_no_branch():
+    from rag.errors import ConfigError
+
+    merge = create("convex", {"normalization": "zscore", "anchor": 2}, kinds="merge")
+    start = QueryState("q")
+    with pytest.raises(ConfigError, match="anchor"):
+        merge.merge([start.evolve(hits=tuple(_hits(["a"]))), start.evolve(hits=tuple(_hits(["b"])))], start, None)
