@@ -296,7 +296,10 @@ class ASTChunker(Chunker):
         if root.has_error and error_fraction(root) > MAX_ERROR_FRACTION:
             return self._fallback(document, language, "parse errors")
         splitter = SyntaxSplitter(text, source, self.tokenizer_, self.params.max_chars, self.params.chunk_size)
-        pieces = splitter.split_node(root, 0, len(text), ())
+        try:
+            pieces = splitter.split_node(root, 0, len(text), ())
+        except RecursionError:  # pathological nesting (thousands of levels): chunk as text instead
+            return self._fallback(document, language, "nesting too deep")
         spans = [span for span, _, _ in pieces]
         counts = splitter.tokens.index.counts(spans)
         meta_of = {span: {"language": language, "scope_path": list(scope), "definitions": defs}

@@ -118,6 +118,12 @@ def test_unknown_language_and_unparsable_input_fall_back_to_recursive_text_chunk
         assert all(c.token_count <= 20 for c in chunks)
 
 
+def test_pathologically_deep_nesting_falls_back_instead_of_crashing():
+    text = "x = " + "[" * 3000 + "]" * 3000 + "\n"
+    chunks = get_chunker("ast", language="python", max_chars=50, chunk_size=64).chunk_text(text)
+    check(text, chunks, 50, 64)
+
+
 def test_unknown_language_parameter_is_a_config_error_naming_the_key():
     with pytest.raises(ConfigError, match="language"):
         get_chunker("ast", language="klingon")
