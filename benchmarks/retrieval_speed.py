@@ -104,7 +104,8 @@ def synthetic_vectors(real: np.ndarray, n: int, seed: int = 0) -> np.ndarray:
     return out
 
 
-def bench_hnsw(n: int, ef_values=(64, 128, 256), n_queries: int = 200) -> list[dict]:
+def bench_hnsw(n: int, ef_values=(128, 256, 512, 1024), n_queries: int = 200, ef_construction: int = 128
+               ) -> list[dict]:
     import faiss
 
     from rag.embedding import Embedder
@@ -127,7 +128,7 @@ def bench_hnsw(n: int, ef_values=(64, 128, 256), n_queries: int = 200) -> list[d
     del exact
 
     start = time.perf_counter()
-    hnsw = DenseIndex(factory="HNSW32")
+    hnsw = DenseIndex(factory="HNSW32", ef_construction=ef_construction)
     hnsw.add_vectors(ids, vectors)
     build = time.perf_counter() - start
     rows = []
@@ -137,7 +138,8 @@ def bench_hnsw(n: int, ef_values=(64, 128, 256), n_queries: int = 200) -> list[d
         found = [hnsw.search_vectors(q[None], 10)[0][0] for q in query_vecs]
         hnsw_s = (time.perf_counter() - start) / len(query_vecs)
         recall = np.mean([len({int(i) for i in f} & set(t.tolist())) / 10 for f, t in zip(found, truth)])
-        row = {"vectors": n, "factory": "HNSW32", "ef_search": ef, "build_s": round(build, 1),
+        row = {"vectors": n, "factory": "HNSW32", "ef_construction": ef_construction, "ef_search": ef,
+               "build_s": round(build, 1),
                "exact_ms": round(exact_s * 1000, 2), "hnsw_ms": round(hnsw_s * 1000, 3),
                "speedup": round(exact_s / hnsw_s, 1), "recall@10_vs_exact": round(float(recall), 4)}
         print(json.dumps(row), flush=True)
@@ -149,7 +151,7 @@ def _with_ef(index, ef: int):
     """The same built index searched with another efSearch (params are frozen: copy the state over)."""
     from retrievers.dense import DenseIndex
 
-    other = DenseIndex(factory=index.params.factory, ef_search=ef)
+    other = DenseIndex(factory=index.params.factory, ef_construction=index.params.ef_construction, ef_search=ef)
     other.index_, other.ids_, other.row_of_ = index.index_, index.ids_, index.row_of_
     return other
 
@@ -218,6 +220,7 @@ def main() -> None:
     parser.add_argument("--synthetic", type=int, default=100_000, help="synthetic BM25 corpus size (0: skip)")
     parser.add_argument("--million", action="store_true", help="also run BM25 on 1,000,000 synthetic documents")
     parser.add_argument("--hnsw", type=int, default=0, help="number of synthetic vectors for HNSW (0: skip)")
+    parser.add_argument("--ef-construction", type=int, default=128, help="HNSW efConstruction")
     parser.add_argument("--embedding", type=int, default=0, help="abstracts for the embedding benchmark (0: skip)")
     parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds of the embedding benchmark")
     parser.add_argument("--skip-scifact", action="store_true")
@@ -230,7 +233,7 @@ def main() -> None:
     for n in [args.synthetic] * bool(args.synthetic) + [1_000_000] * args.million:
         bench_bm25(f"synthetic-{n}", synthetic_corpus(sentences, n), queries)
     if args.hnsw:
-        bench_hnsw(args.hnsw)
+        bench_hnsw(args.hnsw, ef_construction=args.ef_construction)
     if args.embedding:
         bench_embedding(args.embedding, args.rounds)
 

@@ -13,7 +13,7 @@ YAML::
 
     index:
       embedder: {model: minilm}
-      structures: [{name: dense, factory: "HNSW32", ef_search: 128}]
+      structures: [{name: dense, factory: "HNSW32", ef_construction: 128, ef_search: 256}]
     flow:
       - {op: dense, top_k: 100}
 """
@@ -53,6 +53,8 @@ class DenseIndex(IndexStructure):
     class Params(OperatorParams):
         factory: str = Field("Flat", description="FAISS index factory string (Flat, HNSW32, IVF256,PQ32, ...)")
         ef_search: int | None = Field(None, ge=1, description="HNSW: candidates explored per query")
+        ef_construction: int | None = Field(None, ge=1, description="HNSW: candidates explored per insertion "
+                                            "(graph quality; FAISS default 40)")
         nprobe: int | None = Field(None, ge=1, description="IVF: lists visited per query")
         with_title: bool = True
 
@@ -116,6 +118,12 @@ class DenseIndex(IndexStructure):
         except RuntimeError as exc:
             raise ConfigError(f"invalid FAISS factory string {self.params.factory!r}: "
                               f"{str(exc).splitlines()[-1]}", "factory") from None
+        if self.params.ef_construction is not None:
+            hnsw = faiss.downcast_index(base)
+            if not isinstance(hnsw, faiss.IndexHNSW):
+                raise ConfigError(f"ef_construction applies to HNSW indexes, not {self.params.factory!r}",
+                                  "ef_construction")
+            hnsw.hnsw.efConstruction = self.params.ef_construction
         return faiss.IndexIDMap2(base)
 
     def delete(self, chunk_ids: Collection[str]) -> None:
