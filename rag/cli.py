@@ -142,10 +142,19 @@ def cmd_ops(args) -> int:
 
     table = Table("op", "kind", "params", "what it does")
     for spec in registered(args.kind):
-        params = ", ".join(f"{k}={'…' if f.is_required() else repr(f.default)}" for k, f in spec.params_model.model_fields.items())
+        params = ", ".join(f"{k}={_default_text(f)}" for k, f in spec.params_model.model_fields.items())
         table.add_row(spec.name, spec.kind, params, spec.summary)
     _console().print(table)
     return 0
+
+
+def _default_text(field) -> str:
+    """How ``ragloom ops`` shows a parameter's default ('…' when it must be given)."""
+    from pydantic_core import PydanticUndefined
+
+    if field.is_required() or field.default is PydanticUndefined and field.default_factory is None:
+        return "…"
+    return repr(field.get_default(call_default_factory=True))
 
 
 def cmd_eval(argv: Sequence[str]) -> int:
