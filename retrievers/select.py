@@ -62,7 +62,8 @@ class Select(StepOperator):
         merge_adjacent: bool = Field(True, description="merge overlapping/touching chunks of one document")
         when_nothing_fits: Literal["error", "empty"] = "error"
         max_candidates: int = Field(100, gt=0, description="only the best N hits are considered")
-        normalization: Literal["minmax", "rank", "raw"] = "minmax"
+        normalization: Literal["minmax", "rank", "raw"] = Field("rank", description="hit scores → values: 1/(1+rank), "
+                                                                "min-max over the candidates, or raw")
         redundancy_weight: float = Field(1.0, ge=0.0, description="λ in U(S) = Σv − λ·Σ R·(v_i+v_j)/2")
         near_duplicate: float = Field(0.8, gt=0.0, description="word Jaccard from which two chunks are redundant"
                                       " (> 1 disables)")
