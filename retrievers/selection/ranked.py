@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from retrievers.selection.pool import CandidatePool
+from retrievers.selection.pool import CandidatePool, normalized_values
 from retrievers.selection.proposal import Proposal
 
 
@@ -47,7 +47,10 @@ def _adjacent(pool: CandidatePool, kept: list[int]) -> list[int]:
 
 
 def gradient(pool: CandidatePool, budget: int, threshold: float = 0.1) -> Proposal:
-    order = np.argsort(-pool.values, kind="stable")
-    keep = steep_drop_cut(pool.values[order], pool.costs[order], budget, threshold)
+    """The cut is taken on the min-max-scaled hit scores themselves (whatever the pool's value normalisation:
+    rank values would put a "cliff" after every first hit)."""
+    scores = normalized_values(np.array([h.score for h in pool.hits], dtype=np.float64), "minmax")
+    order = np.argsort(-scores, kind="stable")
+    keep = steep_drop_cut(scores[order], pool.costs[order], budget, threshold)
     kept = [int(i) for i in order[:keep]]
     return Proposal(tuple(kept + _adjacent(pool, kept)), fill="rank")
