@@ -52,6 +52,7 @@ CONFIGS: dict[str, dict] = {  # most informative rows first (a partial run still
     "recursive 150": {"op": "recursive", "chunk_size": 150},
     "semantic cluster 150": {"op": "semantic", "chunk_size": 150, "breakpoint": "cluster"},
     "recursive 175": {"op": "recursive", "chunk_size": 175},
+    "late (recursive 175)": {"op": "late", "boundaries": {"op": "recursive", "chunk_size": 175}},
     "late (token 200)": {"op": "late", "boundaries": {"op": "token", "chunk_size": 200}},
     "token 100 / overlap 50": {"op": "token", "chunk_size": 100, "overlap": 50},
     "sentence 200 / overlap 1": {"op": "sentence", "chunk_size": 200, "overlap_sentences": 1},
