@@ -64,7 +64,7 @@ CONFIGS: dict[str, dict] = {  # most informative rows first (a partial run still
 }
 
 
-def load_dataset(root: Path):
+def read_dataset(root: Path):
     documents = [Document(d["_id"], d["text"]) for d in map(json.loads, open(root / "corpus.jsonl"))]
     queries = [json.loads(line) for line in open(root / "queries.jsonl")]
     return documents, queries
@@ -177,7 +177,7 @@ def main() -> None:
         ordered = {name: results[name] for name in CONFIGS if name in results}
         print(render(ordered), dominance(ordered, reference_rows()), late_comparison(ordered), sep="\n\n")
         return
-    documents, queries = load_dataset(DATASET)
+    documents, queries = read_dataset(DATASET)
     resources = Resources(embedder={"model": "minilm"})
     query_vectors = resources.embedder.embed_queries([q["text"] for q in queries])
     results = {}

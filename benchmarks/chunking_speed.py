@@ -17,7 +17,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from chunking_quality import DATASET, load_dataset  # noqa: E402
+from chunking_quality import DATASET, read_dataset  # noqa: E402
 from chunkers import get_chunker  # noqa: E402
 from rag.tokens import get_tokenizer  # noqa: E402
 
@@ -92,7 +92,7 @@ def main() -> None:
     parser.add_argument("--semantic", action="store_true", help="also measure semantic cost vs bare embedding")
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    documents, _ = load_dataset(DATASET)
+    documents, _ = read_dataset(DATASET)
     texts = [d.text for d in documents]
     megabytes = sum(len(t.encode("utf-8")) for t in texts) / 1e6
     # Round-robin: every repeat runs every contender once, so a change in machine load (shared cores) hits

@@ -83,9 +83,9 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--out", default="/tmp/ragloom-span-protocol")
     args = parser.parse_args()
-    from evals.datasets import load_dataset
+    from evals.datasets import read_dataset
 
-    dataset = load_dataset("chroma-chunking", ROOT / "configs" / "eval" / "chroma-chunking.yaml")
+    dataset = read_dataset("chroma-chunking", ROOT / "configs" / "eval" / "chroma-chunking.yaml")
     t = time.perf_counter()
     ref = reference_protocol(dataset)
     t_ref = time.perf_counter() - t

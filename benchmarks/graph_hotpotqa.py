@@ -45,7 +45,7 @@ class MinimalIndex:
         return self.structures[name]
 
 
-def load_dataset(root: Path):
+def read_dataset(root: Path):
     chunks = []
     for line in (root / "corpus.jsonl").open(encoding="utf-8"):
         row = json.loads(line)
@@ -106,7 +106,7 @@ def main() -> None:
     from graph.structure import GraphStructure, passage_text
     from rag.registry import create
 
-    chunks, queries, gold = load_dataset(DATASET)
+    chunks, queries, gold = read_dataset(DATASET)
     qids = list(queries)
     resources = Resources(embedder={"model": "minilm", "cache": not args.no_cache})
     embedder = resources.embedder

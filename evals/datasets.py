@@ -104,7 +104,7 @@ def resolve_dataset(name_or_path: str | Path, experiment_file: str | Path | None
             if _is_dataset_dir(folder / raw):
                 return (folder / raw).resolve()
     for cand in candidates:
-        if cand.is_dir():  # exists but is not a dataset: let load_dataset say what is missing
+        if cand.is_dir():  # exists but is not a dataset: let read_dataset say what is missing
             return cand.resolve()
     looked = [str(c) for c in candidates] + [str(d / raw) for d in dataset_search_dirs(experiment_file)]
     raise InputError(f"dataset {str(name_or_path)!r} not found; looked in: {', '.join(looked)}. "
@@ -115,7 +115,7 @@ def _is_dataset_dir(path: Path) -> bool:
     return path.is_dir() and ((path / "corpus.jsonl").is_file() or _questions_file(path) is not None)
 
 
-def load_dataset(name_or_path: str | Path, experiment_file: str | Path | None = None,
+def read_dataset(name_or_path: str | Path, experiment_file: str | Path | None = None,
                  split: str = "test") -> Dataset:
     """Load a BEIR folder (has ``corpus.jsonl``) or a documents folder with a questions file."""
     path = resolve_dataset(name_or_path, experiment_file)

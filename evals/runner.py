@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from evals import metrics as M
-from evals.datasets import Dataset, Query, load_dataset
+from evals.datasets import Dataset, Query, read_dataset
 from evals.experiment import Experiment, PipelineSpec
 from evals.index_cache import IndexCache, corpus_fingerprint
 from rag.config import parse_config
@@ -197,7 +197,7 @@ def run_experiment(experiment: Experiment, out_dir: str | Path, limit: int | Non
     run_keys: list[str] = []
     try:
         for dspec in experiment.datasets:
-            dataset = load_dataset(dspec.ref, experiment.source, split=dspec.split).limited(limit)
+            dataset = read_dataset(dspec.ref, experiment.source, split=dspec.split).limited(limit)
             dataset.name = dspec.name
             fingerprint = corpus_fingerprint(dataset.documents)
             names = metric_names_for(experiment, dataset)

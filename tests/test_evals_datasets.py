@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from evals.datasets import load_beir, load_dataset, load_folder, resolve_dataset
+from evals.datasets import load_beir, read_dataset, load_folder, resolve_dataset
 from rag.errors import InputError
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "datasets"
@@ -112,7 +112,7 @@ def test_dataset_by_name_is_found_under_ragloom_datasets(tmp_path, monkeypatch):
     write_beir(tmp_path / "store" / "tiny")
     monkeypatch.setenv("RAGLOOM_DATASETS", str(tmp_path / "store"))
     assert resolve_dataset("tiny") == (tmp_path / "store" / "tiny").resolve()
-    assert load_dataset("tiny").name == "tiny"
+    assert read_dataset("tiny").name == "tiny"
     with pytest.raises(InputError, match="dataset 'absent' not found"):
         resolve_dataset("absent")
 
@@ -126,7 +126,7 @@ def test_dataset_path_is_relative_to_the_experiment_file(tmp_path):
 
 @pytest.mark.skipif(not (SHARED / "chroma-chunking").is_dir(), reason="shared datasets absent")
 def test_shared_chroma_chunking_spans_index_into_documents():
-    ds = load_dataset(SHARED / "chroma-chunking")
+    ds = read_dataset(SHARED / "chroma-chunking")
     assert len(ds.queries) == 472 and len(ds.documents) == 5
     text_of = {d.id: d.text for d in ds.documents}
     assert all(0 <= s < e <= len(text_of[doc]) for q in ds.queries for doc, s, e in q.references)

