@@ -19,16 +19,16 @@ Your own data (``load_folder``)::
 from __future__ import annotations
 
 import csv
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Sequence
 
 import yaml
 
 from evals.metrics import Span
 from rag.errors import InputError
+from rag.jsonl import read_jsonl_objects
 from rag.types import Document
 
 DATASETS_ENV = "RAGLOOM_DATASETS"
@@ -129,22 +129,6 @@ def read_dataset(name_or_path: str | Path, experiment_file: str | Path | None = 
 
 # ------------------------------------------------------------------------------------------------- BEIR
 
-def _jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
-    if not path.is_file():
-        raise InputError(f"{path}: file not found")
-    with path.open(encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise InputError(f"{path}:{lineno}: invalid JSON ({exc.msg} at column {exc.colno})") from None
-            if not isinstance(row, dict):
-                raise InputError(f"{path}:{lineno}: expected a JSON object, got {type(row).__name__}")
-            yield lineno, row
-
-
 def _required_str(row: dict, key: str, where: str) -> str:
     value = row.get(key)
     if not isinstance(value, (str, int)) or (isinstance(value, str) and not value and key != "text"):
@@ -158,7 +142,7 @@ def load_beir(path: str | Path, split: str = "test") -> Dataset:
     documents: list[Document] = []
     seen_docs: dict[str, int] = {}
     corpus_file = path / "corpus.jsonl"
-    for lineno, row in _jsonl(corpus_file):
+    for lineno, row in read_jsonl_objects(corpus_file):
         where = f"{corpus_file}:{lineno}"
         doc_id = _required_str(row, "_id", where)
         text = row.get("text")
@@ -178,7 +162,7 @@ def load_beir(path: str | Path, split: str = "test") -> Dataset:
 
     queries_file = path / "queries.jsonl"
     queries: dict[str, Query] = {}
-    for lineno, row in _jsonl(queries_file):
+    for lineno, row in read_jsonl_objects(queries_file):
         where = f"{queries_file}:{lineno}"
         qid = _required_str(row, "_id", where)
         text = _required_str(row, "text", where)
@@ -284,7 +268,7 @@ def _questions_file(path: Path) -> Path | None:
 
 def _question_rows(qfile: Path) -> list[tuple[str, dict[str, Any]]]:
     if qfile.suffix == ".jsonl":
-        return [(f"{qfile}:{lineno}", row) for lineno, row in _jsonl(qfile)]
+        return [(f"{qfile}:{lineno}", row) for lineno, row in read_jsonl_objects(qfile)]
     try:
         data = yaml.safe_load(qfile.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:

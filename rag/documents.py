@@ -5,12 +5,12 @@ skipped with a warning naming them; input with no usable document at all is an e
 """
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 from typing import Iterable, Iterator
 
 from rag.errors import InputError
+from rag.jsonl import read_jsonl_objects
 from rag.types import Document
 
 log = logging.getLogger(__name__)
@@ -83,32 +83,19 @@ def _read_file(path: Path, doc_id: str, encoding: str) -> Document | None:
 
 def _read_jsonl(path: Path) -> Iterator[Document]:
     seen: set[str] = set()
-    with path.open("rb") as handle:
-        for number, raw in enumerate(handle, start=1):
-            try:
-                line = raw.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                raise InputError(f"{path}:{number}: not valid UTF-8 at byte {exc.start} of the line") from None
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise InputError(f"{path}:{number}: invalid JSON ({exc.msg} at column {exc.colno})") from None
-            if not isinstance(record, dict):
-                raise InputError(f"{path}:{number}: expected an object with 'id' and 'text'")
-            doc_id = record.get("id", record.get("_id"))
-            if doc_id is None or "text" not in record:
-                raise InputError(f"{path}:{number}: a document needs 'id' (or '_id') and 'text'; got keys {sorted(record)}")
-            if not isinstance(record["text"], str):
-                raise InputError(f"{path}:{number}: 'text' must be a string")
-            doc_id = str(doc_id)
-            if doc_id in seen:
-                raise InputError(f"{path}:{number}: duplicate document id {doc_id!r}")
-            seen.add(doc_id)
-            metadata = record.get("metadata") or {}
-            if not isinstance(metadata, dict):
-                raise InputError(f"{path}:{number}: 'metadata' must be an object")
-            if record.get("title") and "title" not in metadata:
-                metadata = {**metadata, "title": record["title"]}
-            yield Document(doc_id, record["text"], metadata)
+    for number, record in read_jsonl_objects(path):
+        doc_id = record.get("id", record.get("_id"))
+        if doc_id is None or "text" not in record:
+            raise InputError(f"{path}:{number}: a document needs 'id' (or '_id') and 'text'; got keys {sorted(record)}")
+        if not isinstance(record["text"], str):
+            raise InputError(f"{path}:{number}: 'text' must be a string")
+        doc_id = str(doc_id)
+        if doc_id in seen:
+            raise InputError(f"{path}:{number}: duplicate document id {doc_id!r}")
+        seen.add(doc_id)
+        metadata = record.get("metadata") or {}
+        if not isinstance(metadata, dict):
+            raise InputError(f"{path}:{number}: 'metadata' must be an object")
+        if record.get("title") and "title" not in metadata:
+            metadata = {**metadata, "title": record["title"]}
+        yield Document(doc_id, record["text"], metadata)

@@ -18,6 +18,7 @@ from rag.config import IndexConfig, parse_index_config
 from rag.errors import ConfigError, IndexStoreError, InputError
 from rag.index import persistence
 from rag.index.structure import IndexStructure
+from rag.jsonl import read_jsonl_objects
 from rag.registry import create
 from rag.resources import Resources
 from rag.types import Chunk, Document
@@ -165,9 +166,9 @@ class Index:
         version, manifest = persistence.read_manifest(Path(directory), verify)
         config = parse_index_config(manifest["index"], str(version / persistence.MANIFEST))
         index = cls(config, resources)
-        for line_no, doc in _jsonl(version / "documents.jsonl"):
+        for line_no, doc in read_jsonl_objects(version / "documents.jsonl", IndexStoreError):
             index.documents[doc["id"]] = Document(doc["id"], doc["text"], doc.get("metadata") or {})
-        for line_no, data in _jsonl(version / "chunks.jsonl"):
+        for line_no, data in read_jsonl_objects(version / "chunks.jsonl", IndexStoreError):
             doc = index.documents.get(data["doc_id"])
             if doc is None:
                 raise IndexStoreError(f"{version}/chunks.jsonl:{line_no}: chunk of unknown document {data['doc_id']!r}")
@@ -180,13 +181,3 @@ class Index:
                 raise IndexStoreError(f"{version}: structure {name!r} holds {len(structure)} entries, "
                                       f"the manifest says {manifest['counts'][name]}")
         return index, manifest
-
-
-def _jsonl(path: Path):
-    with path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if line.strip():
-                try:
-                    yield number, json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise IndexStoreError(f"{path}:{number}: invalid JSON ({exc.msg})") from None
