@@ -85,42 +85,43 @@ def rank_fusion(graph: CompiledGraph, *score_lists: np.ndarray, k: int = 60) -> 
     return fused
 
 
-@operator("graph_local", kind="retriever")
-class GraphLocalRetriever(StepOperator):
-    """LightRAG low level: passages of the query's entities and their neighbours."""
+class _LevelRetriever(StepOperator):
+    """Shared query path of the LightRAG levels: score passages, rank them, note what was matched."""
 
     Params = _LevelParams
 
+    def level_scores(self, query: str, ctx: RunContext) -> tuple[np.ndarray, dict]:
+        raise NotImplementedError
+
     def __call__(self, state: QueryState, ctx: RunContext) -> QueryState:
-        scores, note = local_scores(state.search_query, ctx, self.params)
+        scores, note = self.level_scores(state.search_query, ctx)
         _, graph = graph_of(ctx, self.params.structure)
         return state.evolve(hits=ranked_hits(scores, graph, state, ctx, self.params.top_k, self.name)
                             ).with_note(self.name, note)
+
+
+@operator("graph_local", kind="retriever")
+class GraphLocalRetriever(_LevelRetriever):
+    """LightRAG low level: passages of the query's entities and their neighbours."""
+
+    def level_scores(self, query: str, ctx: RunContext) -> tuple[np.ndarray, dict]:
+        return local_scores(query, ctx, self.params)
 
 
 @operator("graph_global", kind="retriever")
-class GraphGlobalRetriever(StepOperator):
+class GraphGlobalRetriever(_LevelRetriever):
     """LightRAG high level: passages supporting the relations closest to the query."""
 
-    Params = _LevelParams
-
-    def __call__(self, state: QueryState, ctx: RunContext) -> QueryState:
-        scores, note = global_scores(state.search_query, ctx, self.params)
-        _, graph = graph_of(ctx, self.params.structure)
-        return state.evolve(hits=ranked_hits(scores, graph, state, ctx, self.params.top_k, self.name)
-                            ).with_note(self.name, note)
+    def level_scores(self, query: str, ctx: RunContext) -> tuple[np.ndarray, dict]:
+        return global_scores(query, ctx, self.params)
 
 
 @operator("graph_hybrid", kind="retriever")
-class GraphHybridRetriever(StepOperator):
+class GraphHybridRetriever(_LevelRetriever):
     """LightRAG hybrid: rank fusion of the local and global levels."""
 
-    Params = _LevelParams
-
-    def __call__(self, state: QueryState, ctx: RunContext) -> QueryState:
-        local, local_note = local_scores(state.search_query, ctx, self.params)
-        global_, global_note = global_scores(state.search_query, ctx, self.params)
+    def level_scores(self, query: str, ctx: RunContext) -> tuple[np.ndarray, dict]:
+        local, local_note = local_scores(query, ctx, self.params)
+        global_, global_note = global_scores(query, ctx, self.params)
         _, graph = graph_of(ctx, self.params.structure)
-        scores = rank_fusion(graph, local, global_)
-        hits = ranked_hits(scores, graph, state, ctx, self.params.top_k, self.name)
-        return state.evolve(hits=hits).with_note(self.name, {**local_note, **global_note})
+        return rank_fusion(graph, local, global_), {**local_note, **global_note}
