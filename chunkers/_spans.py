@@ -11,7 +11,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
-from rag.tokens import TiktokenTokenizer, get_tokenizer
+from rag.tokens import TiktokenTokenizer
 from rag.types import Chunk, Document, chunk_id
 
 Span = tuple[int, int]
@@ -260,8 +260,3 @@ def build_chunks(document: Document, spans: Sequence[Span], counts: Sequence[int
             meta["oversize"] = True
         chunks.append(Chunk(chunk_id(document.id, i), document.id, text[start:end], start, end, int(counts[i]), meta))
     return chunks
-
-
-def resolve_tokenizer(name: str) -> TiktokenTokenizer:
-    """The tokenizer a chunker measures sizes with (``cl100k_base`` is bundled offline)."""
-    return get_tokenizer(name)

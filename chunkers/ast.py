@@ -33,7 +33,7 @@ from functools import lru_cache
 import numpy as np
 from pydantic import Field
 
-from chunkers._spans import Span, build_chunks, fit_spans, resolve_tokenizer, utf8_char_index
+from chunkers._spans import Span, build_chunks, fit_spans, utf8_char_index
 from chunkers.base import Chunker
 from chunkers.recursive import RecursiveSplitter
 from rag.errors import ConfigError
@@ -278,7 +278,6 @@ class ASTChunker(Chunker):
             raise ConfigError(f"unknown language {self.params.language!r}; valid: {', '.join(GRAMMARS)}",
                               "language")
         self.language_ = language
-        self.tokenizer_ = resolve_tokenizer(self.params.tokenizer)
 
     def language_of(self, document: Document) -> str | None:
         return self.language_ or normalise_language(document.metadata.get("language"))

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 import numpy as np
 
 from rag.registry import Operator
+from rag.tokens import get_tokenizer
 from rag.types import Chunk, Document
 
 if TYPE_CHECKING:
@@ -18,6 +19,14 @@ if TYPE_CHECKING:
 
 
 class Chunker(Operator):
+    """Base of every chunker; a chunker with a ``tokenizer`` param measures sizes with ``self.tokenizer_``."""
+
+    def __init__(self, **params: Any) -> None:
+        super().__init__(**params)
+        tokenizer = getattr(self.params, "tokenizer", None)
+        if isinstance(tokenizer, str):
+            self.tokenizer_ = get_tokenizer(tokenizer)
+
     def chunk(self, document: Document) -> list[Chunk]:
         raise NotImplementedError
 

@@ -21,7 +21,7 @@ from typing import Any
 
 from pydantic import Field, field_validator
 
-from chunkers._spans import Span, build_chunks, fit_spans, resolve_tokenizer
+from chunkers._spans import Span, build_chunks, fit_spans
 from chunkers.base import Chunker
 from chunkers.recursive import LINES, RecursiveSplitter
 from rag.errors import ConfigError
@@ -87,7 +87,6 @@ class LLMChunker(Chunker):
 
     def __init__(self, **params):
         super().__init__(**params)
-        self.tokenizer_ = resolve_tokenizer(self.params.tokenizer)
         self._generator = None
         self.model_calls = 0
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 from pydantic import Field
 
-from chunkers._spans import Span, build_chunks, fit_spans, resolve_tokenizer
+from chunkers._spans import Span, build_chunks, fit_spans
 from chunkers.base import Chunker
 from chunkers.recursive import RecursiveSplitter
 from chunkers.sentence import sentence_units
@@ -79,7 +79,6 @@ class PerplexityChunker(Chunker):
 
     def __init__(self, **params):
         super().__init__(**params)
-        self.tokenizer_ = resolve_tokenizer(self.params.tokenizer)
         self._lm = None
 
     @property

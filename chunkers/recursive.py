@@ -27,8 +27,7 @@ from pydantic import Field
 
 from chunkers._markdown import MarkdownStructure, parse_markdown
 from chunkers._sentences import sentence_spans
-from chunkers._spans import (_SPACE_TABLE, Span, TokenIndex, build_chunks, codepoints, count_tokens, fit_spans,
-                             resolve_tokenizer)
+from chunkers._spans import _SPACE_TABLE, Span, TokenIndex, build_chunks, codepoints, count_tokens, fit_spans
 from chunkers.base import Chunker
 from rag.registry import OperatorParams, operator
 from rag.types import Chunk, Document
@@ -188,10 +187,6 @@ class RecursiveChunker(Chunker):
         chunk_size: int = Field(256, gt=0, description="maximum tokens per chunk (hard ceiling)")
         tokenizer: str = "cl100k_base"
         markdown: bool = Field(True, description="treat headings, code fences and tables as structure")
-
-    def __init__(self, **params):
-        super().__init__(**params)
-        self.tokenizer_ = resolve_tokenizer(self.params.tokenizer)
 
     def chunk(self, document: Document) -> list[Chunk]:
         text = document.text

@@ -25,7 +25,7 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import Field
 
-from chunkers._spans import Span, build_chunks, fit_spans, resolve_tokenizer
+from chunkers._spans import Span, build_chunks, fit_spans
 from chunkers.base import Chunker
 from chunkers.recursive import RecursiveSplitter
 from chunkers.sentence import sentence_units
@@ -115,7 +115,6 @@ class SemanticChunker(Chunker):
 
     def __init__(self, **params):
         super().__init__(**params)
-        self.tokenizer_ = resolve_tokenizer(self.params.tokenizer)
         self._embedder = None
 
     @property

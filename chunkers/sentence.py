@@ -14,7 +14,7 @@ from __future__ import annotations
 from pydantic import Field
 
 from chunkers._sentences import sentence_spans
-from chunkers._spans import Span, build_chunks, fit_spans, resolve_tokenizer
+from chunkers._spans import Span, build_chunks, fit_spans
 from chunkers.base import Chunker
 from chunkers.recursive import WORDS, RecursiveSplitter
 from rag.registry import OperatorParams, operator
@@ -60,10 +60,6 @@ class SentenceChunker(Chunker):
         chunk_size: int = Field(256, gt=0, description="maximum tokens per chunk (hard ceiling)")
         overlap_sentences: int = Field(0, ge=0, description="sentences repeated from the previous chunk")
         tokenizer: str = "cl100k_base"
-
-    def __init__(self, **params):
-        super().__init__(**params)
-        self.tokenizer_ = resolve_tokenizer(self.params.tokenizer)
 
     def spans(self, text: str) -> tuple[list[Span], list[int], list[bool]]:
         limit = self.params.chunk_size

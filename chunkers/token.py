@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from pydantic import Field, model_validator
 
-from chunkers._spans import TokenIndex, build_chunks, fit_spans, resolve_tokenizer, token_char_bounds
+from chunkers._spans import TokenIndex, build_chunks, fit_spans, token_char_bounds
 from chunkers.base import Chunker
 from rag.errors import ConfigError
 from rag.registry import OperatorParams, operator
@@ -56,10 +56,6 @@ class TokenChunker(Chunker):
                 raise ConfigError(f"overlap ({self.overlap}) must be smaller than chunk_size ({self.chunk_size})",
                                   "overlap")
             return self
-
-    def __init__(self, **params):
-        super().__init__(**params)
-        self.tokenizer_ = resolve_tokenizer(self.params.tokenizer)
 
     def chunk(self, document: Document) -> list[Chunk]:
         text = document.text
