@@ -19,7 +19,6 @@ import json
 from collections import Counter
 from itertools import combinations
 from pathlib import Path
-from typing import Iterable
 
 import networkx as nx
 import numpy as np

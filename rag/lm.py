@@ -32,7 +32,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from rag.errors import ConfigError
-from rag.lm_files import BUNDLED_ALIASES, load_weights, resolve_lm_path  # noqa: F401 (re-exported)
+from rag.lm_files import load_weights, resolve_lm_path
 
 log = logging.getLogger(__name__)
 
