@@ -20,7 +20,7 @@ programming, subject to the segment fitting ``chunk_size`` tokens.
 """
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Literal, Sequence
 
 import numpy as np
 from pydantic import Field
@@ -163,16 +163,30 @@ class SemanticChunker(Chunker):
         return spans
 
     def chunk(self, document: Document) -> list[Chunk]:
-        text = document.text
-        if not text:
-            return []
-        splitter = RecursiveSplitter(text, self.tokenizer_, markdown=False)
-        units = self.units(splitter)
-        if len(units) > 1:
-            vectors = self.embedder.embed(self.window_texts(text, units))
-            spans = self.segment(splitter, units, vectors)
-        else:
-            spans = units
-        counts = splitter.index.counts(spans)
-        spans, counts, oversize = fit_spans(text, spans, self.tokenizer_, self.params.chunk_size, counts)
-        return build_chunks(document, spans, counts, oversize)
+        return self.chunk_documents([document])
+
+    def chunk_documents(self, documents: Sequence[Document]) -> list[Chunk]:
+        """Chunk several documents with one embedding call for all their sentence windows (bigger, length-sorted
+        batches than one call per document)."""
+        prepared = []
+        windows: list[str] = []
+        for document in documents:
+            if not document.text:
+                continue
+            splitter = RecursiveSplitter(document.text, self.tokenizer_, markdown=False)
+            units = self.units(splitter)
+            first = len(windows)
+            if len(units) > 1:
+                windows.extend(self.window_texts(document.text, units))
+            prepared.append((document, splitter, units, first))
+        vectors = self.embedder.embed(windows) if windows else None
+        chunks: list[Chunk] = []
+        for document, splitter, units, first in prepared:
+            if len(units) > 1:
+                spans = self.segment(splitter, units, vectors[first:first + len(units)])
+            else:
+                spans = units
+            counts = splitter.index.counts(spans)
+            spans, counts, oversize = fit_spans(document.text, spans, self.tokenizer_, self.params.chunk_size, counts)
+            chunks.extend(build_chunks(document, spans, counts, oversize))
+        return chunks

@@ -89,25 +89,37 @@ class Index:
         return {"added": len(fresh) - len(replaced), "replaced": len(replaced),
                 "unchanged": len(documents) - len(fresh), "chunks": len(new_chunks)}
 
+    #: Documents handed to ``Chunker.chunk_documents`` at once (chunkers that embed can batch across them).
+    CHUNK_BATCH = 256
+
     def _chunk(self, documents: Sequence[Document], progress: bool) -> tuple[list[Chunk], np.ndarray | None]:
         chunks: list[Chunk] = []
         vectors: list[np.ndarray] = []
-        iterator = documents
+        bar = None
         if progress and len(documents) > 1:
             from tqdm.auto import tqdm
 
-            iterator = tqdm(documents, desc="chunking", unit="doc")
-        for doc in iterator:
+            bar = tqdm(total=len(documents), desc="chunking", unit="doc")
+        for begin in range(0, len(documents), self.CHUNK_BATCH):
+            batch = documents[begin:begin + self.CHUNK_BATCH]
             if self.chunker.embeds_chunks:
-                doc_chunks, doc_vectors = self.chunker.chunk_with_embeddings(doc, self.resources)
-                vectors.append(np.asarray(doc_vectors, dtype=np.float32).reshape(len(doc_chunks), -1))
+                batch_chunks = []
+                for doc in batch:
+                    doc_chunks, doc_vectors = self.chunker.chunk_with_embeddings(doc, self.resources)
+                    vectors.append(np.asarray(doc_vectors, dtype=np.float32).reshape(len(doc_chunks), -1))
+                    batch_chunks.extend(doc_chunks)
             else:
-                doc_chunks = self.chunker.chunk(doc)
-            for c in doc_chunks:
-                if doc.text[c.start:c.end] != c.text:
+                batch_chunks = self.chunker.chunk_documents(batch)
+            text_of = {doc.id: doc.text for doc in batch}
+            for c in batch_chunks:
+                if text_of[c.doc_id][c.start:c.end] != c.text:
                     raise IndexStoreError(f"chunker {self.chunker.name!r} produced chunk {c.id} whose offsets do "
                                           "not match its text; this is a bug in the chunker")
-            chunks.extend(doc_chunks)
+            chunks.extend(batch_chunks)
+            if bar is not None:
+                bar.update(len(batch))
+        if bar is not None:
+            bar.close()
         if self.chunker.embeds_chunks:
             return chunks, (np.concatenate(vectors) if vectors else None)
         return chunks, None
