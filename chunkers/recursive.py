@@ -13,21 +13,24 @@ come from one tokenization of the whole document; final counts are re-measured o
 chunk over the limit is split again, so the limit is a hard ceiling. Chunk metadata carries
 ``heading_path`` (titles of the enclosing markdown headings) and, for a chunk that starts inside a table
 after its header, ``table_header`` (the header rows, repeated for the reader/embedder).
+
+The recursion runs one level at a time over all the spans that are still too big (numpy arrays of
+positions, not one Python call per span), then packs bottom-up: Python only loops per chunk, never per word.
 """
 from __future__ import annotations
 
 import bisect
 import re
 from functools import cached_property
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 
 from pydantic import Field
 
 from chunkers._markdown import MarkdownStructure, parse_markdown
-from chunkers._sentences import sentence_spans
-from chunkers._spans import _SPACE_TABLE, Span, TokenIndex, build_chunks, codepoints, count_tokens, fit_spans
+from chunkers._sentences import sentence_cuts
+from chunkers._spans import Span, TokenIndex, build_chunks, codepoints, count_tokens, fit_spans, is_space
 from chunkers.base import Chunker
 from rag.registry import OperatorParams, operator
 from rag.types import Chunk, Document
@@ -36,109 +39,177 @@ HEADINGS, BLOCKS, LINES, SENTENCES, WORDS, TOKENS = range(6)
 _BLANK_LINES = re.compile(r"\n(?:[ \t]*\r?\n)+")
 
 
+def positions_inside(positions: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """The sorted ``positions`` lying strictly inside one of the sorted, disjoint spans ``(starts[k], ends[k])``."""
+    lo = np.searchsorted(positions, starts, "right")
+    counts = np.searchsorted(positions, ends, "left") - lo
+    # Concatenated ranges positions[lo[k]:lo[k] + counts[k]] without a Python loop: the k-th range's output
+    # slots start at offset[k], so slot j reads positions[j - offset[k] + lo[k]].
+    offsets = np.cumsum(counts) - counts
+    return positions[np.arange(counts.sum()) + np.repeat(lo - offsets, counts)]
+
+
+def merge_sorted(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """The distinct values of both arrays, sorted (``np.union1d`` without its hash-based unique: 50x faster when
+    the arrays are a few sorted runs, which timsort merges in linear time)."""
+    merged = np.concatenate((a, b))
+    merged.sort(kind="stable")
+    return merged[np.concatenate(([True], merged[1:] != merged[:-1]))]
+
+
+def _edges_to_spans(edges: np.ndarray) -> list[Span]:
+    points = edges.tolist()
+    return list(zip(points[:-1], points[1:]))
+
+
 class RecursiveSplitter:
-    """Splits spans of one text into spans of at most ``limit`` tokens (estimated from one tokenization)."""
+    """Splits spans of one text into spans of at most ``limit`` tokens (estimated from one tokenization).
+
+    A span's estimate is the number of document tokens overlapping it. Splits are returned as *edges*: the
+    sorted boundaries of consecutive pieces, first and last being the span's own start and end."""
 
     def __init__(self, text: str, tokenizer, markdown: bool = True):
         self.text = text
         self.tokenizer = tokenizer
         self.index = TokenIndex(text, tokenizer)
         self.bounds_array = self.index.char_bounds
-        self.bounds = self.bounds_array.tolist()
         self.structure = parse_markdown(text) if markdown else MarkdownStructure()
-
-    @staticmethod
-    def _positions_between(positions: np.ndarray, start: int, end: int) -> list[int]:
-        return positions[np.searchsorted(positions, start, "right"):np.searchsorted(positions, end, "left")].tolist()
+        self.heading_array = np.asarray(self.structure.heading_starts, dtype=np.int64)
 
     @cached_property
-    def _space(self) -> np.ndarray:
-        cp = codepoints(self.text)
-        return _SPACE_TABLE[np.minimum(cp, 0x3000)] & (cp <= 0x3000)
+    def bounds(self) -> list[int]:
+        """Token boundaries as a list, for scalar :meth:`estimate` calls (bisect beats numpy on scalars)."""
+        return self.bounds_array.tolist()
+
+    @cached_property
+    def _codepoints(self) -> np.ndarray:
+        return codepoints(self.text)
 
     @cached_property
     def line_starts(self) -> np.ndarray:
         """Positions right after each line feed (the LINES cuts)."""
-        return np.flatnonzero(codepoints(self.text) == 10) + 1
+        return np.flatnonzero(self._codepoints == 10) + 1
 
     @cached_property
     def word_starts(self) -> np.ndarray:
         """Ends of whitespace runs followed by a non-space character (the WORDS cuts)."""
-        space = self._space
+        space = is_space(self._codepoints)
         return np.flatnonzero(space[:-1] & ~space[1:]) + 1
+
+    @cached_property
+    def token_starts(self) -> np.ndarray:
+        """Distinct token boundaries (the TOKENS cuts; tokens inside one character share a boundary)."""
+        bounds = self.bounds_array
+        return bounds[np.flatnonzero(np.diff(bounds, prepend=-1))]
 
     def estimate(self, start: int, end: int) -> int:
         """Tokens of the whole-text tokenization that overlap ``[start, end)``."""
         return bisect.bisect_left(self.bounds, end) - bisect.bisect_right(self.bounds, start) + 1
 
-    def cuts(self, start: int, end: int, level: int) -> list[int]:
-        text, structure = self.text, self.structure
+    def estimates(self, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+        """:meth:`estimate` of many spans at once."""
+        return np.searchsorted(self.bounds_array, ends, "left") - np.searchsorted(self.bounds_array, starts, "right") + 1
+
+    def _block_cuts(self, start: int, end: int) -> list[int]:
+        """Blank-line ends and code fence / table edges strictly inside ``(start, end)``, none inside a block.
+        Scanned per span: a blank-line run cut by the span's edge matches differently than in the whole text."""
+        cuts = [m.end() for m in _BLANK_LINES.finditer(self.text, start, end)]
+        structure = self.structure
+        if not structure.blocks:
+            return [c for c in cuts if c < end]
+        for a, b, _ in structure.blocks:
+            if a < end and b > start:
+                cuts.extend((a, b))
+        return sorted(c for c in set(cuts) if start < c < end and not structure.inside_block(c))
+
+    def cuts_in(self, starts: np.ndarray, ends: np.ndarray, level: int) -> np.ndarray:
+        """The ``level`` cuts strictly inside each of the sorted, disjoint spans, as one sorted array."""
         if level == HEADINGS:
-            lo = bisect.bisect_right(structure.heading_starts, start)
-            hi = bisect.bisect_left(structure.heading_starts, end)
-            return structure.heading_starts[lo:hi]
-        if level == BLOCKS:
-            cuts = [m.end() for m in _BLANK_LINES.finditer(text, start, end)]
-            for a, b, _ in structure.blocks:
-                if a < end and b > start:
-                    cuts.extend((a, b))
-            return sorted(c for c in set(cuts) if start < c < end and not structure.inside_block(c))
+            return positions_inside(self.heading_array, starts, ends)
         if level == LINES:
-            return self._positions_between(self.line_starts, start, end)
-        if level == SENTENCES:
-            return [s for s, _ in sentence_spans(text, start, end)[1:]]
+            return positions_inside(self.line_starts, starts, ends)
         if level == WORDS:
-            return self._positions_between(self.word_starts, start, end)
-        lo = bisect.bisect_right(self.bounds, start)
-        hi = bisect.bisect_left(self.bounds, end)
-        return sorted(set(self.bounds[lo:hi]))
+            return positions_inside(self.word_starts, starts, ends)
+        if level == TOKENS:
+            return positions_inside(self.token_starts, starts, ends)
+        # Blocks and sentences depend on where the scan starts and stops, so each span is scanned on its own.
+        scan = self._block_cuts if level == BLOCKS else (lambda a, b: sentence_cuts(self.text, a, b))
+        cuts: list[int] = []
+        for a, b in zip(starts.tolist(), ends.tolist()):
+            cuts.extend(scan(a, b))
+        return np.asarray(cuts, dtype=np.int64)
+
+    def split_edges(self, starts: np.ndarray, ends: np.ndarray, limit: int, level: int = HEADINGS) -> np.ndarray:
+        """Edges of the pieces that the sorted, disjoint, non-empty spans are split into, each piece estimated at
+        most ``limit`` tokens (unless it is a single token), every span's start and end included.
+
+        Top-down, level by level: a span over the limit is cut at that level's cuts (or passed down whole
+        when it has none), and its units still over the limit form the next level's spans. Then bottom-up, each
+        level packs its spans' units, an oversized unit standing for the pieces packed below it."""
+        oversized = self.estimates(starts, ends) > limit
+        spans, levels = (starts[oversized], ends[oversized]), []
+        while len(spans[0]) and level <= TOKENS:
+            span_starts, span_ends = spans
+            edges = merge_sorted(np.concatenate(spans), self.cuts_in(span_starts, span_ends, level))
+            unit_starts, unit_ends = edges[:-1], edges[1:]
+            over = self._inside(unit_starts, span_starts, span_ends) & (self.estimates(unit_starts, unit_ends) > limit)
+            levels.append((span_starts, span_ends, edges))
+            spans = (unit_starts[over], unit_ends[over])
+            level += 1
+        packed = np.concatenate(spans)  # spans past the TOKENS level stay whole
+        for span_starts, span_ends, edges in reversed(levels):
+            packed = self._pack_edges(merge_sorted(edges, packed), span_starts, span_ends, limit)
+        return merge_sorted(packed, np.concatenate((starts, ends)))
+
+    @staticmethod
+    def _inside(positions: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+        """Which ``positions`` lie in one of the sorted, disjoint spans ``[starts[k], ends[k])``."""
+        k = np.searchsorted(starts, positions, "right") - 1
+        return (k >= 0) & (positions < ends[np.maximum(k, 0)])
+
+    def _pack_edges(self, edges: np.ndarray, starts: np.ndarray, ends: np.ndarray, limit: int) -> np.ndarray:
+        """Greedy packing of the units between consecutive ``edges`` inside each span ``[starts[k], ends[k])``:
+        a chunk grows while it stays within ``limit`` tokens, and a markdown heading always starts a new chunk,
+        so no chunk ends with the heading of the next section. Returns the chunk edges.
+
+        The furthest a chunk starting at edge ``e`` may reach is its cap: the boundary ``limit`` tokens after the
+        token containing ``e``, or the next heading, or the span's end. The chunk ends at the last edge within
+        the cap (at least the next edge), computed for every edge at once; Python then follows these jumps
+        once per chunk."""
+        bounds, headings = self.bounds_array, self.heading_array
+        n = len(edges)
+        k = np.maximum(np.searchsorted(starts, edges, "right") - 1, 0)
+        span_end = ends[k]
+        inside = (edges >= starts[k]) & (edges < span_end)
+        cap_token = np.searchsorted(bounds, edges, "right") - 1 + limit
+        cap = np.minimum(bounds[np.minimum(cap_token, len(bounds) - 1)], span_end)
+        cap[cap_token >= len(bounds)] = span_end[cap_token >= len(bounds)]
+        if len(headings):
+            following = np.searchsorted(headings, edges, "right")
+            has_heading = following < len(headings)
+            cap[has_heading] = np.minimum(cap[has_heading], headings[following[has_heading]])
+        following_edge = np.arange(1, n + 1)
+        jump = np.where(inside, np.maximum(np.searchsorted(edges, cap, "right") - 1, following_edge), following_edge)
+        jump = jump.tolist()
+        chunk_edges = [0]
+        i = 0
+        while i < n - 1:
+            i = jump[i]
+            chunk_edges.append(i)
+        return edges[chunk_edges]
 
     def split(self, start: int, end: int, limit: int, level: int = HEADINGS) -> list[Span]:
         """Spans tiling ``[start, end)``, each estimated at most ``limit`` tokens."""
         if start >= end:
             return []
-        if self.estimate(start, end) <= limit or level > TOKENS:
-            return [(start, end)]
-        cuts = self.cuts(start, end, level)
-        if not cuts:
-            return self.split(start, end, limit, level + 1)
-        edges = np.array([start, *cuts, end], dtype=np.int64)
-        estimates = (np.searchsorted(self.bounds_array, edges[1:], "left")
-                     - np.searchsorted(self.bounds_array, edges[:-1], "right") + 1)
-        starts, ends = edges[:-1].tolist(), edges[1:].tolist()
-        oversized = np.flatnonzero(estimates > limit).tolist()
-        if not oversized:
-            return self.pack(list(zip(starts, ends)), limit)
-        units: list[Span] = []
-        previous = 0
-        for i in oversized:  # whole runs of fitting units are copied at once
-            units.extend(zip(starts[previous:i], ends[previous:i]))
-            units.extend(self.split(starts[i], ends[i], limit, level + 1))
-            previous = i + 1
-        units.extend(zip(starts[previous:], ends[previous:]))
-        return self.pack(units, limit)
+        return _edges_to_spans(self.split_edges(np.array([start]), np.array([end]), limit, level))
 
-    def pack(self, units: list[Span], limit: int) -> list[Span]:
-        """Greedily merge consecutive units while the merged span stays within ``limit``; a markdown heading
-        always starts a new chunk, so no chunk ends with the heading of the next section.
-
-        The furthest end a chunk starting at ``s`` may reach is the boundary ``limit`` tokens after the token
-        containing ``s``, so each chunk is found by two binary searches instead of a scan over its units."""
-        bounds, headings = self.bounds, self.structure.heading_starts
-        ends = [b for _, b in units]
-        packed: list[Span] = []
-        pos = 0
-        while pos < len(units):
-            start = units[pos][0]
-            first_token = bisect.bisect_right(bounds, start) - 1
-            cap = bounds[first_token + limit] if first_token + limit < len(bounds) else ends[-1]
-            next_heading = bisect.bisect_right(headings, start)
-            if next_heading < len(headings):
-                cap = min(cap, headings[next_heading])
-            last = max(pos, bisect.bisect_right(ends, cap, pos) - 1)
-            packed.append((start, ends[last]))
-            pos = last + 1
-        return packed
+    def pack(self, units: Sequence[Span], limit: int) -> list[Span]:
+        """Consecutive units (tiling a range) merged greedily while the merged span stays within ``limit``."""
+        if not units:
+            return []
+        edges = np.array([units[0][0], *(b for _, b in units)], dtype=np.int64)
+        return _edges_to_spans(self._pack_edges(edges, edges[:1], edges[-1:], limit))
 
     def split_exact(self, start: int, end: int, limit: int) -> tuple[list[Span], list[int], list[bool]]:
         """Like :meth:`split`, then measured on the final text; chunks over ``limit`` are re-split with a
