@@ -99,18 +99,19 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=None, help="first N queries only")
     parser.add_argument("--no-merge", action="store_true")
     parser.add_argument("--neighbour-weight", type=float, default=0.0)
+    parser.add_argument("--smoothing", type=float, default=0.3, help="strategy smoothed: neighbour share")
     parser.add_argument("--normalization", default="rank", choices=["rank", "minmax", "raw"])
     args = parser.parse_args()
 
     dataset = load_beir(DATASETS / args.dataset if not Path(args.dataset).exists() else args.dataset)
     queries, candidates = first_stage(dataset, args.chunk_size, args.overlap, args.candidates, args.limit)
     params = {"merge_adjacent": not args.no_merge, "neighbour_weight": args.neighbour_weight,
-              "normalization": args.normalization}
+              "normalization": args.normalization, "smoothing": args.smoothing}
     keys = ["span_recall", "span_iou"] if any(q.references for q in queries) else ["nDCG@10", "doc_recall"]
     chunking = f"token chunker {args.chunk_size} (overlap {args.overlap})" if args.chunk_size else "whole documents"
     print(f"\n{args.dataset}: {chunking}, MiniLM top "
           f"{args.candidates}, merge_adjacent={not args.no_merge}, neighbour_weight={args.neighbour_weight}, "
-          f"normalization={args.normalization}\n")
+          f"normalization={args.normalization}, smoothing={args.smoothing}\n")
     print("| budget | strategy | " + " | ".join(keys) + " | Δ " + keys[0] + " vs topk | tokens | ms/query (warm) | ms/query (cold) |")
     print("|---|---|" + "---|" * (len(keys) + 4))
     for budget in args.budgets:

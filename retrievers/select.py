@@ -14,7 +14,8 @@ step's note (``state.notes["select"]["warning"]``). No hits at all is not an err
 
 Strategies: ``topk`` (rank order, baseline), ``density`` (greedy value per token), ``knapsack`` (exact DP over
 token costs), ``gradient`` (SAGE: cut at the steep score drop, then fill), ``mcts`` (CORAG: tree search over
-chunk sets for relevance − redundancy). See :mod:`retrievers.selection.pool` for the shared utility.
+chunk sets for relevance − redundancy), ``smoothed`` (rank order over relevance smoothed along each document:
+neighbours of strong hits move up). See :mod:`retrievers.selection.pool` for the shared utility.
 """
 from __future__ import annotations
 
@@ -36,7 +37,7 @@ from retrievers.selection.spans import ContextSpans
 
 log = logging.getLogger(__name__)
 
-STRATEGIES = ("topk", "density", "knapsack", "gradient", "mcts")
+STRATEGIES = ("topk", "density", "knapsack", "gradient", "mcts", "smoothed")
 _CACHE_LIMIT = 200_000
 
 
@@ -57,7 +58,7 @@ class Select(StepOperator):
 
     class Params(OperatorParams):
         budget_tokens: int = Field(gt=0, description="hard limit on the context's tokens")
-        strategy: Literal["topk", "density", "knapsack", "gradient", "mcts"] = "topk"
+        strategy: Literal["topk", "density", "knapsack", "gradient", "mcts", "smoothed"] = "topk"
         tokenizer: str | None = Field(None, description="tiktoken encoding; default: the pipeline's (cl100k_base)")
         merge_adjacent: bool = Field(True, description="merge overlapping/touching chunks of one document")
         when_nothing_fits: Literal["error", "empty"] = "error"
@@ -69,6 +70,8 @@ class Select(StepOperator):
                                       " (> 1 disables)")
         neighbour_weight: float = Field(0.0, ge=0.0, le=1.0, description="a chunk touching a selected-worthy "
                                         "chunk of its document is worth at least this share of its value")
+        smoothing: float = Field(0.3, ge=0.0, description="smoothed: share of each adjacent chunk's value added "
+                                 "to a chunk's own (retrievers/selection/contiguity.py)")
         gradient_threshold: float = Field(0.1, gt=0.0, le=1.0, description="gradient: the score drop that cuts")
         simulations: int = Field(64, gt=0, description="mcts: number of simulations")
         exploration: float = Field(0.7, ge=0.0, description="mcts: UCT exploration constant")
@@ -125,6 +128,10 @@ class Select(StepOperator):
             return topk(pool, budget)
         if p.strategy == "gradient":
             return gradient(pool, budget, p.gradient_threshold)
+        if p.strategy == "smoothed":
+            from retrievers.selection.contiguity import smoothed
+
+            return smoothed(pool, budget, p.smoothing)
         if p.strategy == "density":
             from retrievers.selection.density import density
 

@@ -8,6 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rag.types import Chunk, Hit
+from retrievers.selection.contiguity import adjacency, smoothed
 from retrievers.selection.density import density
 from retrievers.selection.knapsack import knapsack, solve_knapsack
 from retrievers.selection.mcts import mcts
@@ -107,3 +108,41 @@ def test_gradient_fills_with_neighbours_of_kept_chunks_before_lower_ranked_chunk
             hit("c", 0, "zz", 0.0)]
     proposal = gradient(pool_of(hits, [10, 10, 10, 10]), budget=20, threshold=0.3)
     assert proposal.order[:2] == (0, 2)
+
+
+def test_smoothed_moves_the_neighbour_of_the_best_hit_ahead_of_weaker_unrelated_chunks():
+    hits = [hit("a", 0, "x" * 10, 0.9, start=0), hit("b", 0, "b", 0.8), hit("c", 0, "c", 0.7), hit("d", 0, "d", 0.6),
+            hit("e", 0, "e", 0.5), hit("a", 1, "y" * 10, 0.4, start=10)]
+    proposal = smoothed(pool_of(hits, [10] * 6, normalization="rank"), budget=30, weight=0.3)
+    assert proposal.order == (0, 1, 5, 2, 3, 4)
+
+
+def test_smoothed_without_weight_is_rank_order():
+    hits = [hit("a", i, "w" * 10, 1.0 - i / 10, start=10 * i) for i in range(6)]
+    assert smoothed(pool_of(hits, [10] * 6, normalization="rank"), budget=30, weight=0.0).order == tuple(range(6))
+
+
+def test_consecutive_chunk_ids_are_adjacent_across_a_whitespace_gap_but_other_documents_are_not():
+    hits = [hit("a", 0, "x" * 10, 0.9, start=0), hit("a", 1, "y" * 10, 0.8, start=11),
+            hit("b", 0, "z" * 10, 0.7, start=21), hit("a", 3, "v" * 10, 0.6, start=40)]
+    near = adjacency(pool_of(hits, [10] * 4))
+    assert near[0, 1] and near[1, 0]
+    assert not near[1, 2] and not near[1, 3] and not near[0, 3]
+
+
+@settings(max_examples=60, deadline=None)
+@given(docs=st.lists(st.integers(0, 3), min_size=1, max_size=12), scores=st.lists(st.floats(0.0, 1.0), min_size=12,
+       max_size=12), weight=st.floats(0.0, 1.0))
+def test_smoothed_orders_every_candidate_once_and_keeps_the_rank_order_of_chunks_without_neighbours(docs, scores,
+                                                                                                     weight):
+    position = {}
+    hits = []
+    for doc, score in zip(docs, scores):
+        i = position[doc] = position.get(doc, -1) + 1
+        hits.append(hit(f"d{doc}", i, "w" * 10, score, start=10 * i))
+    hits.sort(key=lambda h: -h.score)
+    pool = pool_of(hits, [10] * len(hits), normalization="rank")
+    order = smoothed(pool, budget=50, weight=weight).order
+    assert sorted(order) == list(range(len(hits)))
+    isolated = [i for i in order if not adjacency(pool)[i].any()]
+    assert isolated == sorted(isolated)
