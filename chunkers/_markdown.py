@@ -80,10 +80,15 @@ def _tables(text: str) -> list[tuple[int, int]]:
     return runs
 
 
+def _has_fence_marker(text: str) -> bool:
+    # A one-character search first: `"```" in text` scans a long text 40x slower than `"`" in text` (memchr).
+    return ("`" in text and "```" in text) or ("~" in text and "~~~" in text)
+
+
 def _fence_ranges(text: str) -> list[tuple[int, int]]:
     ranges = []
     opening = None
-    if "```" not in text and "~~~" not in text:
+    if not _has_fence_marker(text):
         return ranges
     for match in _anchored(_FENCE, _FENCE_LINE, text):
         marker = match.group(1)
@@ -99,7 +104,7 @@ def _fence_ranges(text: str) -> list[tuple[int, int]]:
 
 def parse_markdown(text: str) -> MarkdownStructure:
     structure = MarkdownStructure()
-    if "#" not in text and "```" not in text and "~~~" not in text and "|" not in text:
+    if "#" not in text and "|" not in text and not _has_fence_marker(text):
         return structure
     fences = _fence_ranges(text)
     fence_starts = [a for a, _ in fences]

@@ -105,19 +105,39 @@ def safe_cut_mask(text: str) -> "np.ndarray":
     return np.array([is_safe_cut(text, p) for p in range(len(text) + 1)], dtype=bool)
 
 
+# Safe cuts are either a space or the position after a line feed, so the searches jump between those with
+# str.find / str.rfind (C speed) and test only them.
+
 def _first_safe_cut(text: str, lo: int, hi: int) -> int:
     """The first safe cut in ``[lo, hi]`` within :data:`SAFE_CUT_SEARCH` characters, or -1."""
-    for p in range(max(lo, 1), min(hi, lo + SAFE_CUT_SEARCH) + 1):
-        if is_safe_cut(text, p):
-            return p
+    p, last = max(lo, 1), min(hi, lo + SAFE_CUT_SEARCH)
+    while p <= last:
+        candidate = text.find(" ", p, last + 1)
+        newline = text.find("\n", p - 1, last)
+        if newline >= 0 and (candidate < 0 or newline + 1 < candidate):
+            candidate = newline + 1
+        if candidate < 0:
+            return -1
+        if is_safe_cut(text, candidate):
+            return candidate
+        p = candidate + 1
     return -1
 
 
 def _last_safe_cut(text: str, lo: int, hi: int) -> int:
     """The last safe cut in ``[lo, hi]`` within :data:`SAFE_CUT_SEARCH` characters, or -1."""
-    for p in range(hi, max(lo, hi - SAFE_CUT_SEARCH) - 1, -1):
-        if is_safe_cut(text, p):
-            return p
+    first = max(lo, hi - SAFE_CUT_SEARCH, 0)
+    p = hi
+    while p >= first:
+        candidate = text.rfind(" ", first, p + 1)
+        newline = text.rfind("\n", max(first - 1, 0), p)
+        if newline >= 0 and newline + 1 > candidate:
+            candidate = newline + 1
+        if candidate < first:
+            return -1
+        if is_safe_cut(text, candidate):
+            return candidate
+        p = candidate - 1
     return -1
 
 

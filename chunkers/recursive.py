@@ -152,7 +152,11 @@ class RecursiveSplitter:
             span_starts, span_ends = spans
             edges = merge_sorted(np.concatenate(spans), self.cuts_in(span_starts, span_ends, level))
             unit_starts, unit_ends = edges[:-1], edges[1:]
-            over = self._inside(unit_starts, span_starts, span_ends) & (self.estimates(unit_starts, unit_ends) > limit)
+            # Every token has at least one of a character's (at most 4) UTF-8 bytes, so a unit of c characters
+            # overlaps at most 4c + 1 tokens: only longer units can be over the limit (most words are skipped).
+            over = np.flatnonzero(4 * (unit_ends - unit_starts) + 1 > limit)
+            over = over[self._inside(unit_starts[over], span_starts, span_ends)]
+            over = over[self.estimates(unit_starts[over], unit_ends[over]) > limit]
             levels.append((span_starts, span_ends, edges))
             spans = (unit_starts[over], unit_ends[over])
             level += 1
