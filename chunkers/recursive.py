@@ -30,7 +30,7 @@ from pydantic import Field
 
 from chunkers._markdown import MarkdownStructure, parse_markdown
 from chunkers._sentences import sentence_cuts
-from chunkers._spans import Span, TokenIndex, build_chunks, codepoints, count_tokens, fit_spans, is_space
+from chunkers._spans import Span, TokenIndex, build_chunks, codepoints, fit_spans, is_space
 from chunkers.base import Chunker
 from rag.registry import OperatorParams, operator
 from rag.types import Chunk, Document
@@ -220,16 +220,36 @@ class RecursiveSplitter:
         tighter estimate (and, as a last resort, at token boundaries)."""
         spans = self.split(start, end, limit)
         counts = self.index.counts(spans)
-        if all(c <= limit for c in counts):
+        over = [i for i, count in enumerate(counts) if count > limit]
+        if not over:
             return spans, counts, [False] * len(spans)
+        # chunk i -> (its pieces, their counts, the budget they were split with); a chunk over the limit is
+        # split again with a budget lowered by its excess until its pieces fit, and all the chunks that need the
+        # same budget are split in one call.
+        pieces = {i: ([spans[i]], [counts[i]], limit) for i in over}
+        pending = over if limit > 1 else []
+        while pending:
+            by_budget: dict[int, list[int]] = {}
+            for i in sorted(pending):  # split_edges takes sorted spans
+                _, piece_counts, budget = pieces[i]
+                by_budget.setdefault(max(1, budget - (max(piece_counts) - limit)), []).append(i)
+            pending = []
+            for budget, group in by_budget.items():
+                starts = np.array([spans[i][0] for i in group])
+                ends = np.array([spans[i][1] for i in group])
+                edges = self.split_edges(starts, ends, budget)
+                first = np.searchsorted(edges, starts).tolist()
+                last = np.searchsorted(edges, ends).tolist()
+                for i, a, b in zip(group, first, last):
+                    piece_spans = _edges_to_spans(edges[a:b + 1])
+                    piece_counts = self.index.counts(piece_spans)
+                    pieces[i] = (piece_spans, piece_counts, budget)
+                    if max(piece_counts) > limit and budget > 1:
+                        pending.append(i)
         out_spans, out_counts = [], []
-        for (a, b), count in zip(spans, counts):
-            pieces, piece_counts, budget = [(a, b)], [count], limit
-            while max(piece_counts) > limit and budget > 1:
-                budget = max(1, budget - (max(piece_counts) - limit))
-                pieces = self.split(a, b, budget)
-                piece_counts = count_tokens(self.tokenizer, [self.text[x:y] for x, y in pieces])
-            out_spans.extend(pieces)
+        for i, (span, count) in enumerate(zip(spans, counts)):
+            piece_spans, piece_counts, _ = pieces.get(i, ([span], [count], limit))
+            out_spans.extend(piece_spans)
             out_counts.extend(piece_counts)
         return fit_spans(self.text, out_spans, self.tokenizer, limit, out_counts)
 
