@@ -145,14 +145,20 @@ class CompiledGraph:
                               tol: float = 1e-8) -> np.ndarray:
         """Stationary distribution of a walk that follows an edge with probability ``damping`` and jumps back to
         ``reset`` otherwise (Haveliwala 2002; HippoRAG, Gutiérrez et al. 2024 uses damping 0.5). Mass reaching
-        a node without edges returns to ``reset``."""
-        reset = reset / reset.sum()
+        a node without edges returns to ``reset``. A 2-D ``reset`` (nodes × k) runs k walks at once, one per
+        column; ``tol`` bounds the L1 change summed over all of them."""
+        reset = reset / reset.sum(axis=0)
         scores = reset.copy()
+        buffer = np.empty_like(reset)  # in place: (nodes × k) temporaries would cost more than the arithmetic
         for _ in range(max_iter):
-            walked = damping * (self.transition @ scores)
-            lost = 1.0 - walked.sum()
-            updated = walked + lost * reset
-            if np.abs(updated - scores).sum() < tol:
+            updated = self.transition @ scores
+            updated *= damping
+            # the columns of ``transition`` sum to 1 except at dangling nodes, so the mass not walked is
+            # 1 − damping plus what the walk left at dangling nodes
+            np.multiply(reset, 1.0 - damping + damping * scores[self.dangling].sum(axis=0), out=buffer)
+            updated += buffer
+            np.subtract(scores, updated, out=buffer)
+            if np.abs(buffer, out=buffer).sum() < tol:
                 return updated
             scores = updated
         return scores

@@ -53,8 +53,9 @@ class GraphPPRRetriever(StepOperator):
         if not 0.0 <= p.passage_weight <= 1.0:
             raise ConfigError(f"must be in [0, 1], got {p.passage_weight}", "passage_weight")
 
-    def scores(self, query: str, ctx: RunContext) -> tuple[np.ndarray, dict]:
-        """Passage scores aligned with the compiled graph's ``passage_ids``, and what to show in the trace."""
+    def seeds(self, query: str, ctx: RunContext) -> tuple[np.ndarray, bool, dict]:
+        """The reset vector over the compiled graph's nodes (passages first), whether any entity linked (if
+        not, the reset holds dense-scored passages only), and what to show in the trace."""
         p = self.params
         structure, graph = graph_of(ctx, p.structure)
         link = link_query(query, structure, graph, ctx, p.phrase_threshold, p.query_link_top_k,
@@ -63,10 +64,12 @@ class GraphPPRRetriever(StepOperator):
         note = {"query_entities": list(link.phrases),
                 "seeds": {graph.entity_keys[j]: round(s, 4) for j, s in sorted(link.entities.items(),
                                                                                 key=lambda kv: -kv[1])}}
+        reset = np.zeros(graph.n_passages + graph.n_entities)
         if not link.entities:
             note["fallback"] = "dense" if dense is not None else "none"
-            return (minmax(dense) + 1e-9 if dense is not None else np.zeros(graph.n_passages)), note
-        reset = np.zeros(graph.n_passages + graph.n_entities)
+            if dense is not None:
+                reset[:graph.n_passages] = minmax(dense) + 1e-9
+            return reset, False, note
         entity_ids = np.fromiter(link.entities, dtype=np.int64)
         entity_seed = np.fromiter(link.entities.values(), dtype=np.float64) * graph.specificity[entity_ids]
         passage_share = p.passage_weight if dense is not None and p.passage_seed_top != 0 else 0.0
@@ -77,6 +80,15 @@ class GraphPPRRetriever(StepOperator):
             if seed.sum() > 0:
                 reset[top] = passage_share * seed / seed.sum()
         note["passage_seeds"] = int(np.count_nonzero(reset[:graph.n_passages]))
+        return reset, True, note
+
+    def scores(self, query: str, ctx: RunContext) -> tuple[np.ndarray, dict]:
+        """Passage scores aligned with the compiled graph's ``passage_ids``, and what to show in the trace."""
+        p = self.params
+        _, graph = graph_of(ctx, p.structure)
+        reset, linked, note = self.seeds(query, ctx)
+        if not linked:  # rank by the dense score alone (the reset holds it), or by nothing
+            return reset[:graph.n_passages], note
         ranks = graph.personalized_pagerank(reset, p.damping, p.max_iter, p.tol)
         return ranks[:graph.n_passages], note
 

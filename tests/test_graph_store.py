@@ -188,6 +188,28 @@ def test_personalized_pagerank_matches_networkx_on_the_same_weights():
     assert np.allclose(ours, [theirs[i] for i in range(len(ours))], atol=1e-8)
 
 
+def test_personalized_pagerank_runs_one_walk_per_column_and_returns_dangling_mass_to_the_reset():
+    import networkx as nx
+
+    silent = make_chunk("silent#0", "it was so.")  # no entity: a passage node without edges
+    structure, _ = build([*CORPUS, silent], synonyms=False)
+    compiled: CompiledGraph = structure.compiled()
+    assert compiled.dangling[compiled.passage_index["silent#0"]]
+    resets = np.zeros((compiled.n_passages + compiled.n_entities, 3))
+    resets[compiled.n_passages + compiled.entity_index["alice smith"], 0] = 1.0
+    resets[compiled.passage_index["silent#0"], 1] = 1.0
+    resets[:, 2] = np.arange(len(resets)) % 3
+    walks = compiled.personalized_pagerank(resets, damping=0.5, max_iter=200, tol=1e-12)
+    graph = nx.from_scipy_sparse_array(compiled.adjacency)
+    for column in range(3):
+        alone = compiled.personalized_pagerank(resets[:, column], damping=0.5, max_iter=200, tol=1e-12)
+        assert np.allclose(walks[:, column], alone, atol=1e-10)
+        reset = {i: float(v) for i, v in enumerate(resets[:, column])}
+        theirs = nx.pagerank(graph, alpha=0.5, personalization=reset, weight="weight", tol=1e-12, max_iter=500,
+                             dangling=reset)
+        assert np.allclose(alone, [theirs[i] for i in range(len(alone))], atol=1e-8)
+
+
 def test_weights_are_configurable_through_the_structure_params():
     structure, _ = build(CORPUS, synonyms=False, cooccur_weight=0.0)
     assert structure.weights_ == GraphWeights(cooccur_weight=0.0, hub_min_passages=100)
