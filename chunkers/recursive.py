@@ -194,11 +194,10 @@ class RecursiveSplitter:
             cap[has_heading] = np.minimum(cap[has_heading], headings[following[has_heading]])
         following_edge = np.arange(1, n + 1)
         jump = np.where(inside, np.maximum(np.searchsorted(edges, cap, "right") - 1, following_edge), following_edge)
-        jump = jump.tolist()
         chunk_edges = [0]
         i = 0
         while i < n - 1:
-            i = jump[i]
+            i = jump.item(i)  # far fewer chunks than edges: no list of all the jumps
             chunk_edges.append(i)
         return edges[chunk_edges]
 

@@ -6,7 +6,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import chunkers._spans as spans_module
-from chunkers._spans import TokenIndex, encode_text, safe_cut_mask
+from chunkers._spans import TokenIndex, encode_ordinary, encode_text, safe_cut_mask
 from rag.tokens import get_tokenizer
 
 # Pieces chosen to sit at and around the safe-cut patterns (space before a letter, after a line feed) and
@@ -38,6 +38,12 @@ def test_parallel_encoding_in_safe_pieces_equals_the_single_encoding(text):
             assert encode_text(text, tokenizer, threads).tolist() == tokenizer.encode(text)
     finally:
         spans_module.PARALLEL_ENCODE_CHARS = saved
+
+
+def test_array_encoding_equals_encode_ordinary_for_special_token_text_and_lone_surrogates():
+    encoding = get_tokenizer().encoding
+    for text in ["", "hello <|endoftext|> world", "<|fim_prefix|>x<|endofprompt|>", "a\ud800b \udfff", "plain"]:
+        assert encode_ordinary(encoding, text).tolist() == encoding.encode_ordinary(text)
 
 
 def test_safe_cuts_are_spaces_before_letters_and_starts_of_lines():
