@@ -56,9 +56,17 @@ def token_char_bounds(text: str, tokenizer: TiktokenTokenizer, ids: Sequence[int
     byte_bounds = np.zeros(len(ids) + 1, dtype=np.int64)
     if len(ids):
         np.cumsum(token_byte_lengths(tokenizer)[np.asarray(ids, dtype=np.int64)], out=byte_bounds[1:])
+    return char_offsets(text, byte_bounds)
+
+
+def char_offsets(text: str, byte_offsets: np.ndarray) -> np.ndarray:
+    """``utf8_char_index(text)[byte_offsets]`` without building the whole index: the character offset of a byte
+    offset is that offset minus the UTF-8 continuation bytes (``10xxxxxx``) before it, and they are few."""
     if text.isascii():
-        return byte_bounds
-    return utf8_char_index(text)[byte_bounds]
+        return byte_offsets
+    data = np.frombuffer(text.encode("utf-8", "surrogatepass"), dtype=np.uint8)
+    continuation = np.flatnonzero((data & 0xC0) == 0x80)
+    return byte_offsets - np.searchsorted(continuation, byte_offsets)
 
 
 #: Encodings whose pre-tokenizer (cl100k's regex) makes :func:`is_safe_cut` positions context-free.
@@ -196,12 +204,8 @@ class TokenIndex:
         self.text = text
         self.tokenizer = tokenizer
         self.safe_encoding = tokenizer.encoding.name in SAFE_CUT_ENCODINGS
-        ids = encode_text(text, tokenizer, threads)
-        byte_bounds = np.zeros(len(ids) + 1, dtype=np.int64)
-        if len(ids):
-            np.cumsum(token_byte_lengths(tokenizer)[ids], out=byte_bounds[1:])
         # A token starting inside a multibyte character maps to that character's end (see token_char_bounds).
-        self.char_bounds = byte_bounds if text.isascii() else utf8_char_index(text)[byte_bounds]
+        self.char_bounds = token_char_bounds(text, tokenizer, encode_text(text, tokenizer, threads))
 
     def counts(self, spans: Sequence[Span]) -> list[int]:
         text, encode = self.text, self.tokenizer.encoding.encode_ordinary

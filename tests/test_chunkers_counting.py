@@ -2,11 +2,12 @@
 parallel encoding of a long text must equal its single encoding."""
 from __future__ import annotations
 
+import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import chunkers._spans as spans_module
-from chunkers._spans import TokenIndex, encode_ordinary, encode_text, safe_cut_mask
+from chunkers._spans import TokenIndex, char_offsets, encode_ordinary, encode_text, safe_cut_mask, utf8_char_index
 from rag.tokens import get_tokenizer
 
 # Pieces chosen to sit at and around the safe-cut patterns (space before a letter, after a line feed) and
@@ -38,6 +39,13 @@ def test_parallel_encoding_in_safe_pieces_equals_the_single_encoding(text):
             assert encode_text(text, tokenizer, threads).tolist() == tokenizer.encode(text)
     finally:
         spans_module.PARALLEL_ENCODE_CHARS = saved
+
+
+@settings(max_examples=100, deadline=None)
+@given(text=st.one_of(adversarial, st.text(max_size=100), st.just("a\ud800b\udfff")))
+def test_character_offsets_of_byte_offsets_round_up_inside_multibyte_characters(text):
+    index = utf8_char_index(text)
+    assert char_offsets(text, np.arange(len(index))).tolist() == index.tolist()
 
 
 def test_array_encoding_equals_encode_ordinary_for_special_token_text_and_lone_surrogates():
