@@ -1,4 +1,5 @@
-"""Graph retrievers on small graphs with known answers: ppr, local/global/hybrid, pcst, and the LLM extractor."""
+"""Graph retrievers on small graphs with known answers: ppr, bridge pairs, local/global/hybrid, pcst, and the LLM
+extractor."""
 from __future__ import annotations
 
 import json
@@ -43,7 +44,8 @@ def ids(state):
     return [h.chunk.id for h in state.hits]
 
 
-@pytest.mark.parametrize("name", ["graph_ppr", "graph_local", "graph_global", "graph_hybrid", "graph_pcst"])
+@pytest.mark.parametrize("name", ["graph_ppr", "graph_bridge", "graph_local", "graph_global", "graph_hybrid",
+                                  "graph_pcst"])
 def test_graph_operators_are_registered_retrievers(name):
     assert get_spec(name).kind == "retriever"
 
@@ -80,7 +82,7 @@ def test_ppr_falls_back_to_dense_scores_when_no_entity_links(ctx):
 
 
 def test_graph_retrievers_apply_metadata_filters(ctx):
-    for name in ("graph_ppr", "graph_local", "graph_global", "graph_hybrid", "graph_pcst"):
+    for name in ("graph_ppr", "graph_bridge", "graph_local", "graph_global", "graph_hybrid", "graph_pcst"):
         state = create(name, {"top_k": 10})(QueryState("Station 2 of the Northern Railway", filters={"lang": "de"}), ctx)
         assert state.hits, name
         assert all(h.chunk.metadata["lang"] == "de" for h in state.hits), name
@@ -228,3 +230,68 @@ def test_query_fact_linking_seeds_both_entities_of_the_closest_edge(ctx):
     assert np.allclose(np.linalg.norm(facts, axis=1), 1.0, atol=1e-4)
     best = int(np.argmax(facts @ ctx.resources.embedder.embed_queries(["springfield capital"])[0]))
     assert {graph.entity_keys[graph.edge_src[best]], graph.entity_keys[graph.edge_dst[best]]} <= seeds
+
+
+def _in_link_context():
+    """Grace Kril's passage names the publisher "Two Dollar Radio" once; four reader-club passages name Grace Kril
+    herself, so a walk from the question reaches them before the passage about the publisher."""
+    chunks = [make_chunk("grace#0", "Grace Kril wrote The Orange Eats Creeps. It was published by Two Dollar Radio. "
+                         "Grace Kril lives in Lake Town with Mona Vale.", "Grace Kril")]
+    chunks += [make_chunk(f"fan{i}#0", f"Reader{i} Club read the novels of Grace Kril. Reader{i} Club meets in "
+                          f"Hall{i} Street.", f"Reader{i} Club", lang="de" if i % 2 else "en") for i in range(4)]
+    chunks.append(make_chunk("radio#0", "The house was founded in 2005 and is based in Columbus, Ohio.",
+                             "Two Dollar Radio (publisher)"))
+    resources = FakeResources()
+    structure = GraphStructure(hub_min_passages=100, synonyms=False)
+    structure.add(chunks, resources)
+    return RunContext(MinimalIndex(chunks, {"graph": structure}), resources)
+
+
+BRIDGE_QUESTION = QueryState("Where is the publisher of Grace Kril's novel based?")
+
+
+def test_bridge_pairs_the_first_hop_passage_with_the_passage_about_the_entity_it_adds():
+    context = _in_link_context()
+    single = ids(create("graph_ppr", {"top_k": 6})(BRIDGE_QUESTION, context))
+    assert single[0] == "grace#0" and single.index("radio#0") >= 4  # behind every passage naming Grace Kril
+    state = create("graph_bridge", {"top_k": 6})(BRIDGE_QUESTION, context)
+    assert ids(state)[:2] == ["grace#0", "radio#0"]
+    assert all(h.source == "graph_bridge" for h in state.hits)
+    note = state.notes["graph_bridge"]
+    assert note["pairs"][0][:2] == ["grace#0", "radio#0"] and note["pairs"][0][3] == "two dollar radio"
+    assert note["moved_up"]["radio#0"] == {"first_hop_rank": single.index("radio#0") + 1, "rank": 2,
+                                           "pair_with": "grace#0", "bridge": "two dollar radio"}
+
+
+def test_bridge_scores_are_best_pair_scores_in_emission_order():
+    state = create("graph_bridge", {"top_k": 20})(BRIDGE_QUESTION, _in_link_context())
+    scores = [h.score for h in state.hits]
+    assert scores == sorted(scores, reverse=True) and all(s > 0 for s in scores)
+    assert len(set(ids(state))) == len(state.hits)
+    best = state.notes["graph_bridge"]["pairs"][0]
+    assert scores[1] == pytest.approx(best[2], rel=1e-3) and scores[0] >= scores[1]
+
+
+def test_bridge_keeps_both_entities_of_a_comparison_question(ctx):
+    # each passage also names a place with its own passage; what is left of the question after one person's
+    # passage is the other person, not that place
+    state = create("graph_bridge", {"top_k": 4})(QueryState("Who is older, Alice Smith or Bob Jones?"), ctx)
+    assert set(ids(state)[:2]) == {"alice#0", "bob#0"}
+
+
+def test_bridge_first_hops_respect_filters():
+    state = create("graph_bridge", {"top_k": 3, "hop_top_k": 2})(
+        QueryState(BRIDGE_QUESTION.query, filters={"lang": "de"}), _in_link_context())
+    assert set(state.notes["graph_bridge"]["first_hop"]) == {"fan1#0", "fan3#0"}
+    assert ids(state) and all(i in {"fan1#0", "fan3#0"} for i in ids(state))
+
+
+def test_bridge_params_are_checked():
+    from rag.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="hop_top_k"):
+        create("graph_bridge", {"hop_top_k": 0})
+    with pytest.raises(ConfigError, match="bridge_weight"):
+        create("graph_bridge", {"bridge_weight": 1.5})
+    with pytest.raises(ConfigError, match="dampng"):
+        create("graph_bridge", {"dampng": 0.5})
