@@ -57,7 +57,8 @@ def merge_sorted(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return merged[np.concatenate(([True], merged[1:] != merged[:-1]))]
 
 
-def _edges_to_spans(edges: np.ndarray) -> list[Span]:
+def edges_to_spans(edges: np.ndarray) -> list[Span]:
+    """The spans between consecutive edges."""
     points = edges.tolist()
     return list(zip(points[:-1], points[1:]))
 
@@ -205,14 +206,14 @@ class RecursiveSplitter:
         """Spans tiling ``[start, end)``, each estimated at most ``limit`` tokens."""
         if start >= end:
             return []
-        return _edges_to_spans(self.split_edges(np.array([start]), np.array([end]), limit, level))
+        return edges_to_spans(self.split_edges(np.array([start]), np.array([end]), limit, level))
 
     def pack(self, units: Sequence[Span], limit: int) -> list[Span]:
         """Consecutive units (tiling a range) merged greedily while the merged span stays within ``limit``."""
         if not units:
             return []
         edges = np.array([units[0][0], *(b for _, b in units)], dtype=np.int64)
-        return _edges_to_spans(self._pack_edges(edges, edges[:1], edges[-1:], limit))
+        return edges_to_spans(self._pack_edges(edges, edges[:1], edges[-1:], limit))
 
     def split_exact(self, start: int, end: int, limit: int) -> tuple[list[Span], list[int], list[bool]]:
         """Like :meth:`split`, then measured on the final text; chunks over ``limit`` are re-split with a
@@ -240,7 +241,7 @@ class RecursiveSplitter:
                 first = np.searchsorted(edges, starts).tolist()
                 last = np.searchsorted(edges, ends).tolist()
                 for i, a, b in zip(group, first, last):
-                    piece_spans = _edges_to_spans(edges[a:b + 1])
+                    piece_spans = edges_to_spans(edges[a:b + 1])
                     piece_counts = self.index.counts(piece_spans)
                     pieces[i] = (piece_spans, piece_counts, budget)
                     if max(piece_counts) > limit and budget > 1:

@@ -11,30 +11,31 @@ re-measured on the final chunk text; ``chunk_size`` is a hard ceiling.
 """
 from __future__ import annotations
 
+import numpy as np
 from pydantic import Field
 
-from chunkers._sentences import sentence_spans
+from chunkers._sentences import sentence_cuts
 from chunkers._spans import Span, build_chunks, fit_spans
 from chunkers.base import Chunker
-from chunkers.recursive import WORDS, RecursiveSplitter
+from chunkers.recursive import WORDS, RecursiveSplitter, edges_to_spans
 from rag.registry import OperatorParams, operator
 from rag.types import Chunk, Document
 
 
 def sentence_units(splitter: RecursiveSplitter, limit: int) -> list[Span]:
     """Sentence spans tiling the text, with any sentence over ``limit`` split at words or tokens."""
-    units: list[Span] = []
-    for a, b in sentence_spans(splitter.text):
-        if splitter.estimate(a, b) <= limit:
-            units.append((a, b))
-        else:
-            units.extend(splitter.split(a, b, limit, WORDS))
-    return units
+    text = splitter.text
+    if not text:
+        return []
+    edges = np.array([0, *sentence_cuts(text), len(text)])
+    return edges_to_spans(splitter.split_edges(edges[:-1], edges[1:], limit, WORDS))
 
 
 def pack_with_overlap(splitter: RecursiveSplitter, units: list[Span], limit: int, overlap: int) -> list[Span]:
     """Consecutive units packed greedily under ``limit``; each chunk after the first repeats up to ``overlap``
     trailing units of the previous one (fewer if they would not fit)."""
+    if not overlap:  # plain greedy packing, which the splitter does without a Python step per unit
+        return splitter.pack(units, limit)
     spans: list[Span] = []
     first = 0
     while first < len(units):
