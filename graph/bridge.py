@@ -68,6 +68,8 @@ class GraphBridgeRetriever(GraphPPRRetriever):
         first = graph.personalized_pagerank(reset, p.damping, p.max_iter, p.tol)[:n] if linked else reset[:n]
         first = first / first.sum()
         hops = _first_hops(first, graph, state, ctx, p.hop_top_k)
+        if not len(hops):  # no passage passes the filters
+            return np.zeros(n), note
         restarts = np.zeros((len(reset), len(hops)))
         for c, i in enumerate(hops):
             restarts[:, c] = ((1.0 - p.bridge_weight) * _uncovered(graph, i, reset)

@@ -284,6 +284,8 @@ def test_bridge_first_hops_respect_filters():
         QueryState(BRIDGE_QUESTION.query, filters={"lang": "de"}), _in_link_context())
     assert set(state.notes["graph_bridge"]["first_hop"]) == {"fan1#0", "fan3#0"}
     assert ids(state) and all(i in {"fan1#0", "fan3#0"} for i in ids(state))
+    nothing = QueryState(BRIDGE_QUESTION.query, filters={"lang": "fr"})
+    assert create("graph_bridge", {"top_k": 3})(nothing, _in_link_context()).hits == ()
 
 
 def test_bridge_params_are_checked():
