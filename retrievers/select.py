@@ -30,7 +30,7 @@ from rag.operators import RunContext, StepOperator
 from rag.registry import OperatorParams, operator
 from rag.state import QueryState
 from rag.types import Hit
-from retrievers.selection.pool import CandidatePool, build_pool, word_signature
+from retrievers.selection.pool import CandidatePool, build_pool, word_signatures
 from retrievers.selection.proposal import Proposal
 from retrievers.selection.ranked import gradient, topk
 from retrievers.selection.spans import ContextSpans
@@ -82,7 +82,8 @@ class Select(StepOperator):
     def __init__(self, **params):
         super().__init__(**params)
         self._token_counts: dict[tuple[str, str], int] = {}
-        self._signatures: dict[str, np.ndarray] = {}
+        self._signature_rows: dict[str, int] = {}  # text → row of _signature_table
+        self._signature_table = np.zeros((0, 64), dtype=np.uint32)
 
     # -- cached per-text work (texts repeat across queries over one index)
     def _counter(self, ctx: RunContext) -> Callable[[str], int]:
@@ -104,22 +105,31 @@ class Select(StepOperator):
         tokenizer = ctx.resources.tokenizer(self.params.tokenizer)
         key = tokenizer.name
         cache = self._token_counts
+        if len(cache) > _CACHE_LIMIT:  # before looking up, so nothing found below is dropped
+            cache.clear()
         missing = list(dict.fromkeys(h.chunk.text for h in hits if (key, h.chunk.text) not in cache))
         if missing:
-            if len(cache) > _CACHE_LIMIT:
-                cache.clear()
             counter = getattr(tokenizer, "count_batch", None)
             counts = counter(missing) if counter else [tokenizer.count(t) for t in missing]
             cache.update({(key, t): n for t, n in zip(missing, counts)})
         return [cache[(key, h.chunk.text)] for h in hits]
 
-    def _signature(self, text: str) -> np.ndarray:
-        found = self._signatures.get(text)
-        if found is None:
-            if len(self._signatures) > _CACHE_LIMIT:
-                self._signatures.clear()
-            found = self._signatures[text] = word_signature(text)
-        return found
+    def _signatures(self, texts: list[str]) -> np.ndarray:
+        """MinHash signature rows of ``texts`` (uint32), the missing ones computed in one batch; rows are kept in
+        one growing table so a query's signatures are one fancy-index, not a stack of arrays."""
+        rows = self._signature_rows
+        if len(rows) > _CACHE_LIMIT:
+            rows.clear()
+        missing = list(dict.fromkeys(t for t in texts if t not in rows))
+        if missing:
+            first, table = len(rows), self._signature_table
+            if first + len(missing) > len(table):  # grow by doubling (amortised O(1) per row)
+                grown = np.empty((max(2 * len(table), first + len(missing), 256), table.shape[1]), dtype=np.uint32)
+                grown[:first] = table[:first]
+                self._signature_table = table = grown
+            table[first:first + len(missing)] = word_signatures(missing)
+            rows.update((t, first + i) for i, t in enumerate(missing))
+        return self._signature_table[[rows[t] for t in texts]]
 
     def propose(self, pool: CandidatePool) -> Proposal:
         p = self.params
@@ -155,20 +165,20 @@ class Select(StepOperator):
         costs = self._costs(candidates, ctx)
         pool = build_pool(candidates, costs, normalization=p.normalization, redundancy_weight=p.redundancy_weight,
                           near_duplicate=p.near_duplicate,
-                          neighbour_weight=p.neighbour_weight, signature_of=self._signature)
+                          neighbour_weight=p.neighbour_weight, signatures_of=self._signatures)
         cost_by_id = {h.chunk.id: c for h, c in zip(candidates, costs)}
         spans = ContextSpans(self._counter(ctx), lambda h: cost_by_id[h.chunk.id], merge=p.merge_adjacent)
         proposal = self.propose(pool)
         chosen = np.zeros(len(pool), dtype=bool)
         for i in proposal.order:
-            if spans.try_admit(pool.hits[i], p.budget_tokens):
+            if spans.try_admit(candidates[i], p.budget_tokens, costs[i]):
                 chosen[i] = True
         if proposal.fill is not None:
             gains = pool.marginal_gains(chosen) if proposal.fill == "gain" else None
-            for j in range(len(pool)):
-                if chosen[j] or (gains is not None and gains[j] <= 0):
+            for j in np.flatnonzero(~chosen if gains is None else ~chosen & (gains > 0)).tolist():
+                if gains is not None and gains[j] <= 0:  # lowered by a chunk admitted in this loop
                     continue
-                if spans.try_admit(pool.hits[j], p.budget_tokens):
+                if spans.try_admit(candidates[j], p.budget_tokens, costs[j]):
                     chosen[j] = True
                     if gains is not None:
                         gains -= pool.penalty[j]

@@ -18,26 +18,35 @@ from retrievers.selection.proposal import Proposal
 
 
 def discounted_values(pool: CandidatePool) -> np.ndarray:
-    """``v_j`` minus its largest redundancy penalty against a more relevant candidate (floored at 0)."""
+    """``v_j`` minus its largest redundancy penalty against a more relevant candidate (floored at 0; ties in
+    value: the earlier candidate counts as more relevant). Only the redundant pairs are looked at."""
     values = pool.values
-    better = values[:, None] > values[None, :]  # better[i, j]: i is more relevant than j
-    better |= (values[:, None] == values[None, :]) & np.tri(len(values), k=-1, dtype=bool).T
-    worst = np.where(better, pool.penalty, 0.0).max(axis=0) if len(values) else values
+    if pool.pairs_of is None or not pool.redundancy_weight or not len(values):
+        return np.clip(values, 0.0, None)
+    rows, cols, _ = pool.pairs_of()  # rows < cols
+    penalty = pool.penalty[rows, cols]
+    row_better = values[rows] >= values[cols]  # on a tie the earlier (row) candidate is the better one
+    better, worse = np.where(row_better, rows, cols), np.where(row_better, cols, rows)
+    worst = np.zeros_like(values)
+    np.maximum.at(worst, worse, penalty)
     return np.clip(values - worst, 0.0, None)
 
 
 def solve_knapsack(values: np.ndarray, costs: np.ndarray, budget: int) -> list[int]:
-    """Indices of a maximum-value subset with ``sum(costs) <= budget`` (items of value ≤ 0 never taken)."""
+    """Indices of a maximum-value subset with ``sum(costs) <= budget`` (items of value ≤ 0 never taken).
+
+    One numpy row update per item, in place: ``take_i[c] = best[c − cost] + v > best[c]``, then
+    ``best[c] = max(best[c], best[c − cost] + v)`` (the shifted row is copied first, so each item is used once);
+    ties keep the set without the item."""
     best = np.zeros(budget + 1)
     take = np.zeros((len(values), budget + 1), dtype=bool)
-    for i, (value, cost) in enumerate(zip(values, costs)):
+    for i, (value, cost) in enumerate(zip(values.tolist(), np.asarray(costs).tolist())):
         cost = int(cost)
         if value <= 0 or cost > budget:
             continue
         with_item = best[: budget + 1 - cost] + value
-        better = with_item > best[cost:]
-        take[i, cost:] = better
-        best[cost:] = np.where(better, with_item, best[cost:])
+        np.greater(with_item, best[cost:], out=take[i, cost:])
+        np.maximum(best[cost:], with_item, out=best[cost:])
     chosen, capacity = [], budget
     for i in range(len(values) - 1, -1, -1):
         if take[i, capacity]:

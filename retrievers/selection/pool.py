@@ -8,6 +8,8 @@ Every strategy optimises the same set utility (CORAG, Wang et al. 2024, "relevan
 the share of the shorter chunk covered by the other when two chunks of one document overlap, or the word-set
 Jaccard similarity (MinHash estimate) of two chunks when it reaches ``near_duplicate`` (near-duplicate text in different places).
 With ``λ ≥ 1`` the utility is non-monotone: adding a chunk redundant with several selected ones lowers it.
+``R`` is sparse (few pairs overlap or are near-duplicates), so it is found as a list of pairs, never by comparing
+every pair of chunks in Python or on their full signatures.
 """
 from __future__ import annotations
 
@@ -44,68 +46,126 @@ def normalized_values(scores: np.ndarray, how: str = "minmax") -> np.ndarray:
 
 _MINHASH_SEEDS = np.random.default_rng(20240607).integers(1, (1 << 31) - 1, size=(2, 64), dtype=np.uint64)
 _PRIME = np.uint64((1 << 31) - 1)
+_EMPTY = np.iinfo(np.uint64).max
+
+
+def word_signatures(texts: Sequence[str]) -> np.ndarray:
+    """One 64-value MinHash signature per text (rows), of its distinct lower-cased words (Broder 1997): the share
+    of equal positions between two signatures estimates the Jaccard similarity of their word sets. All texts
+    are hashed in one numpy pass: each distinct word is permuted once, then ``minimum.reduceat`` over each
+    text's words."""
+    out = np.full((len(texts), _MINHASH_SEEDS.shape[1]), _EMPTY, dtype=np.uint64)
+    word_sets = [set(_WORD.findall(t.lower())) for t in texts]
+    filled = [i for i, words in enumerate(word_sets) if words]
+    if not filled:
+        return out
+    sizes = np.array([len(word_sets[i]) for i in filled])
+    hashes = np.fromiter((zlib.crc32(w.encode()) for i in filled for w in word_sets[i]), dtype=np.uint64,
+                         count=int(sizes.sum()))
+    distinct, where = np.unique(hashes, return_inverse=True)  # texts of one corpus share most of their words
+    a, b = _MINHASH_SEEDS
+    permuted = (distinct[:, None] * a[None, :] + b[None, :]) % _PRIME
+    out[filled] = np.minimum.reduceat(permuted[where], np.concatenate(([0], np.cumsum(sizes)[:-1])), axis=0)
+    return out
 
 
 def word_signature(text: str) -> np.ndarray:
-    """A 64-value MinHash signature of the distinct lower-cased words of ``text`` (Broder 1997): the share of
-    equal positions between two signatures estimates the Jaccard similarity of their word sets."""
-    words = set(_WORD.findall(text.lower()))
-    if not words:
-        return np.full(_MINHASH_SEEDS.shape[1], np.iinfo(np.uint64).max, dtype=np.uint64)
-    hashes = np.fromiter((zlib.crc32(w.encode()) for w in words), dtype=np.uint64, count=len(words))
-    a, b = _MINHASH_SEEDS
-    return ((hashes[:, None] * a[None, :] + b[None, :]) % _PRIME).min(axis=0)
+    """The MinHash signature of one text (see :func:`word_signatures`)."""
+    return word_signatures([text])[0]
 
 
-def span_overlap_redundancy(doc_ids: Sequence[str], starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
-    """``R_ij`` = overlapping characters / length of the shorter chunk, for chunks of the same document."""
-    codes: dict[str, int] = {}
-    doc_codes = np.array([codes.setdefault(d, len(codes)) for d in doc_ids], dtype=np.int64)
-    same_doc = doc_codes[:, None] == doc_codes[None, :]
-    overlap = np.minimum(ends[:, None], ends[None, :]) - np.maximum(starts[:, None], starts[None, :])
-    shorter = np.maximum(np.minimum((ends - starts)[:, None], (ends - starts)[None, :]), 1)
-    return np.where(same_doc & (overlap > 0), overlap / shorter, 0.0)
+def touching_pairs(doc_codes: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Pairs ``(i, j)``, ``i < j``, of chunks of one document whose spans overlap or touch
+    (``start_i <= end_j`` and ``start_j <= end_i``).
+
+    Sorted by (document, start), the chunks a chunk touches among those after it are the next few, up to the
+    first that starts past its end, so the scan costs the longest such run, not n²."""
+    order = np.lexsort((starts, doc_codes))
+    doc, start, end = doc_codes[order], starts[order], ends[order]
+    rows, cols = [], []
+    for d in range(1, len(order)):
+        near = np.flatnonzero((doc[d:] == doc[:-d]) & (start[d:] <= end[:-d]))
+        if near.size == 0:
+            break
+        rows.append(order[near])
+        cols.append(order[near + d])
+    if not rows:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    a, b = np.concatenate(rows), np.concatenate(cols)
+    a, b = np.minimum(a, b), np.maximum(a, b)
+    touching = (starts[a] <= ends[b]) & (starts[b] <= ends[a])  # exact test (spans with start > end aside)
+    return a[touching], b[touching]
 
 
-def jaccard_redundancy(signatures: Sequence[np.ndarray], threshold: float) -> np.ndarray:
-    """Pairwise (MinHash-estimated) word-set Jaccard similarity, zeroed below ``threshold``."""
+def span_overlap_pairs(doc_codes: np.ndarray, starts: np.ndarray, ends: np.ndarray):
+    """Same-document pairs ``(i, j, R_ij)``, ``i < j``, whose spans overlap; ``R_ij`` = overlapping characters /
+    length of the shorter chunk."""
+    rows, cols = touching_pairs(doc_codes, starts, ends)
+    overlap = np.minimum(ends[rows], ends[cols]) - np.maximum(starts[rows], starts[cols])
+    lengths = ends - starts
+    shorter = np.maximum(np.minimum(lengths[rows], lengths[cols]), 1)
+    keep = overlap > 0
+    return rows[keep], cols[keep], overlap[keep] / shorter[keep]
+
+
+_SCREEN = 16  # signature values a pair is screened on before being estimated on all 64
+
+
+def near_duplicate_pairs(signatures: np.ndarray, threshold: float):
+    """Pairs ``(i, j, J_ij)``, ``i < j``, whose MinHash-estimated word Jaccard ``J_ij`` (all 64 values) is at least
+    ``threshold``, among the pairs agreeing on ``max(1, ⌊16·threshold⌋ − 4)`` of the first 16 values (a pair at the
+    threshold agrees on about threshold·16 of them). The screen counts agreements one signature position at a
+    time into an n × n byte matrix (16 flat comparisons, not one n × n × 16 array)."""
+    empty = np.zeros(0, dtype=np.int64)
     n = len(signatures)
-    if n == 0 or threshold > 1.0:
-        return np.zeros((n, n))
-    matrix = np.stack(signatures).astype(np.uint32)
-    # screen on the first 16 values (a pair at the threshold agrees on about threshold·16 of them), then
-    # estimate only the surviving pairs on all 64
-    screen = (matrix[:, None, :16] == matrix[None, :, :16]).sum(axis=2) >= max(1, int(threshold * 16) - 4)
-    rows, cols = np.nonzero(np.triu(screen, k=1))
-    jaccard = np.zeros((n, n))
-    if rows.size:
-        estimate = (matrix[rows] == matrix[cols]).mean(axis=1)
-        jaccard[rows, cols] = jaccard[cols, rows] = estimate
-    return np.where(jaccard >= threshold, jaccard, 0.0)
+    if n < 2 or threshold > 1.0:
+        return empty, empty, np.zeros(0)
+    matrix = np.asarray(signatures).astype(np.uint32, copy=False)
+    agree = np.zeros((n, n), dtype=np.uint8)
+    for column in np.ascontiguousarray(matrix[:, :_SCREEN].T):
+        agree += column[:, None] == column[None, :]
+    rows, cols = np.nonzero(np.triu(agree >= max(1, int(threshold * _SCREEN) - 4), k=1))
+    estimate = (matrix[rows] == matrix[cols]).mean(axis=1)
+    keep = estimate >= threshold
+    return rows[keep], cols[keep], estimate[keep]
 
 
 @dataclass
 class CandidatePool:
-    """Hits (deduplicated, best first) with their values, exact token costs and pairwise penalties."""
+    """Hits (deduplicated, best first) with their values, exact token costs and pairwise penalties.
+
+    ``pairs_of`` gives the redundant pairs ``(i, j, R_ij)`` (``i < j``, each pair once); they are found on first
+    use, so a strategy that never looks at redundancy (``topk``, ``gradient``) never pays for them."""
 
     hits: tuple[Hit, ...]
     values: np.ndarray
     costs: np.ndarray
     redundancy_weight: float = 1.0
-    redundancy_of: Callable[[], np.ndarray] | None = None
+    pairs_of: Callable[[], tuple[np.ndarray, np.ndarray, np.ndarray]] | None = None
     _penalty: np.ndarray | None = field(default=None, repr=False)
 
     def __len__(self) -> int:
         return len(self.hits)
+
+    def redundancy_of(self) -> np.ndarray:
+        """``R`` as a dense symmetric matrix (zero diagonal)."""
+        n = len(self.hits)
+        redundancy = np.zeros((n, n))
+        if self.pairs_of is not None:
+            rows, cols, r = self.pairs_of()
+            redundancy[rows, cols] = redundancy[cols, rows] = r
+        return redundancy
 
     @property
     def penalty(self) -> np.ndarray:
         """``P_ij = λ · R_ij · (v_i + v_j) / 2`` (zero diagonal), computed on first use."""
         if self._penalty is None:
             n = len(self.hits)
-            redundancy = self.redundancy_of() if (self.redundancy_of and self.redundancy_weight) else np.zeros((n, n))
-            penalty = self.redundancy_weight * redundancy * (self.values[:, None] + self.values[None, :]) / 2.0
-            np.fill_diagonal(penalty, 0.0)
+            penalty = np.zeros((n, n))
+            if self.pairs_of is not None and self.redundancy_weight:
+                rows, cols, r = self.pairs_of()
+                penalty[rows, cols] = penalty[cols, rows] = (
+                    self.redundancy_weight * r * (self.values[rows] + self.values[cols]) / 2.0)
             self._penalty = penalty
         return self._penalty
 
@@ -120,37 +180,48 @@ class CandidatePool:
         return float(self.values[idx].sum() - self.penalty[np.ix_(idx, idx)].sum() / 2.0)
 
 
-def neighbour_propagated(values: np.ndarray, hits: Sequence[Hit], weight: float) -> np.ndarray:
+def neighbour_propagated(values: np.ndarray, doc_codes: np.ndarray, starts: np.ndarray, ends: np.ndarray,
+                         weight: float) -> np.ndarray:
     """``v_j = max(v_j, weight · v_i)`` for chunks ``i`` touching or overlapping ``j`` in the same document:
     evidence is contiguous, so the neighbour of a very relevant chunk is likely relevant too (the idea behind
     relevant segment extraction and small-to-big retrieval). One step, from the original values."""
-    if weight <= 0 or len(hits) < 2:
+    if weight <= 0 or len(values) < 2:
         return values
-    codes: dict[str, int] = {}
-    doc = np.array([codes.setdefault(h.chunk.doc_id, len(codes)) for h in hits])
-    starts = np.array([h.chunk.start for h in hits])
-    ends = np.array([h.chunk.end for h in hits])
-    near = (doc[:, None] == doc[None, :]) & (starts[:, None] <= ends[None, :]) & (starts[None, :] <= ends[:, None])
-    np.fill_diagonal(near, False)
-    lifted = np.where(near, weight * values[:, None], 0.0).max(axis=0)
+    rows, cols = touching_pairs(doc_codes, starts, ends)
+    lifted = np.zeros_like(values)
+    np.maximum.at(lifted, cols, weight * values[rows])
+    np.maximum.at(lifted, rows, weight * values[cols])
     return np.maximum(values, lifted)
 
 
 def build_pool(hits: Sequence[Hit], costs: Sequence[int], *, normalization: str = "minmax",
                redundancy_weight: float = 1.0, near_duplicate: float = 0.8, neighbour_weight: float = 0.0,
-               signature_of: Callable[[str], np.ndarray] = word_signature) -> CandidatePool:
-    """A :class:`CandidatePool` over ``hits`` (already deduplicated) with ``costs`` in generator tokens."""
+               signatures_of: Callable[[Sequence[str]], np.ndarray] = word_signatures) -> CandidatePool:
+    """A :class:`CandidatePool` over ``hits`` (already deduplicated) with ``costs`` in generator tokens;
+    ``signatures_of(texts)`` gives the MinHash signature rows (a cache can stand in for :func:`word_signatures`)."""
     hits = tuple(hits)
+    chunks = [h.chunk for h in hits]
+    codes: dict[str, int] = {}
+    doc_codes = np.array([codes.setdefault(c.doc_id, len(codes)) for c in chunks], dtype=np.int64)
+    starts = np.array([c.start for c in chunks], dtype=np.int64)
+    ends = np.array([c.end for c in chunks], dtype=np.int64)
     values = normalized_values(np.array([h.score for h in hits], dtype=np.float64), normalization)
-    values = neighbour_propagated(values, hits, neighbour_weight)
+    values = neighbour_propagated(values, doc_codes, starts, ends, neighbour_weight)
+    found: list = []
 
-    def redundancy() -> np.ndarray:
-        doc_ids = [h.chunk.doc_id for h in hits]
-        starts = np.array([h.chunk.start for h in hits], dtype=np.int64)
-        ends = np.array([h.chunk.end for h in hits], dtype=np.int64)
-        overlap = span_overlap_redundancy(doc_ids, starts, ends)
-        if near_duplicate > 1.0:
-            return overlap
-        return np.maximum(overlap, jaccard_redundancy([signature_of(h.chunk.text) for h in hits], near_duplicate))
+    def pairs() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        if not found:
+            rows, cols, r = span_overlap_pairs(doc_codes, starts, ends)
+            if near_duplicate <= 1.0:
+                dup_rows, dup_cols, jaccard = near_duplicate_pairs(signatures_of([c.text for c in chunks]),
+                                                                   near_duplicate)
+                n = max(len(hits), 1)
+                both = np.concatenate((rows * n + cols, dup_rows * n + dup_cols))
+                merged, where = np.unique(both, return_inverse=True)
+                r_max = np.zeros(merged.size)
+                np.maximum.at(r_max, where, np.concatenate((r, jaccard)))  # R = max(overlap, Jaccard)
+                rows, cols, r = merged // n, merged % n, r_max
+            found.append((rows, cols, r))
+        return found[0]
 
-    return CandidatePool(hits, values, np.asarray(costs, dtype=np.int64), redundancy_weight, redundancy)
+    return CandidatePool(hits, values, np.asarray(costs, dtype=np.int64), redundancy_weight, pairs)

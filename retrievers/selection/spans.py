@@ -66,16 +66,23 @@ class ContextSpans:
     spans: list[ContextSpan] = field(default_factory=list)
     total: int = 0
     admitted: set[str] = field(default_factory=set)
+    _by_doc: dict[str, list[ContextSpan]] = field(default_factory=dict, repr=False)  # spans in ``spans`` order
 
-    def plan(self, hit: Hit) -> Admission:
-        """The admission of ``hit`` (not applied): merged with touching/overlapping spans when that is cheaper."""
-        own = ContextSpan([hit], hit.chunk.text, hit.chunk.start, hit.chunk.end, self.cost_of(hit), len(self.spans))
-        alone = Admission(hit, [], own, self.total + own.tokens)
+    def _touching(self, chunk: Chunk) -> list[ContextSpan]:
+        """Spans (in context order) that ``chunk`` would be merged with, if the merge is no more expensive."""
+        if not self.merge or chunk.doc_id not in self._by_doc or not _has_exact_offsets(chunk):
+            return []
+        return [s for s in self._by_doc[chunk.doc_id] if s.start <= chunk.end and chunk.start <= s.end
+                and all(_has_exact_offsets(m.chunk) for m in s.members)]
+
+    def plan(self, hit: Hit, tokens: int | None = None) -> Admission:
+        """The admission of ``hit`` (not applied): merged with touching/overlapping spans when that is cheaper.
+        ``tokens``: the hit's own token count when the caller already has it."""
         chunk = hit.chunk
-        if not self.merge or not _has_exact_offsets(chunk):
-            return alone
-        touching = [s for s in self.spans if s.start <= chunk.end and s.doc_id == chunk.doc_id
-                    and chunk.start <= s.end and all(_has_exact_offsets(m.chunk) for m in s.members)]
+        own_tokens = self.cost_of(hit) if tokens is None else tokens
+        own = ContextSpan([hit], chunk.text, chunk.start, chunk.end, own_tokens, len(self.spans))
+        alone = Admission(hit, [], own, self.total + own.tokens)
+        touching = self._touching(chunk)
         if not touching:
             return alone
         members = [m for s in touching for m in s.members] + [hit]
@@ -88,17 +95,28 @@ class ContextSpans:
         return Admission(hit, touching, span, self.total - sum(s.tokens for s in touching) + merged_tokens)
 
     def admit(self, admission: Admission) -> None:
-        for span in admission.replaced:
-            self.spans.remove(span)
-        self.spans.append(admission.span)
+        span = admission.span
+        if admission.replaced:
+            # spans are distinct objects with distinct members: identity is equality here, and far cheaper
+            gone = {id(s) for s in admission.replaced}
+            self.spans = [s for s in self.spans if id(s) not in gone]
+            self._by_doc[span.doc_id] = [s for s in self._by_doc[span.doc_id] if id(s) not in gone]
+        self.spans.append(span)
+        self._by_doc.setdefault(span.doc_id, []).append(span)
         self.total = admission.total
         self.admitted.add(admission.hit.chunk.id)
 
-    def try_admit(self, hit: Hit, budget: int) -> bool:
-        """Admit ``hit`` if the context stays within ``budget`` tokens; True if admitted (or already in)."""
-        if hit.chunk.id in self.admitted:
+    def try_admit(self, hit: Hit, budget: int, tokens: int | None = None) -> bool:
+        """Admit ``hit`` if the context stays within ``budget`` tokens; True if admitted (or already in).
+        ``tokens``: the hit's own token count when the caller already has it."""
+        chunk = hit.chunk
+        if chunk.id in self.admitted:
             return True
-        admission = self.plan(hit)
+        if tokens is None:
+            tokens = self.cost_of(hit)
+        if self.total + tokens > budget and not self._touching(chunk):
+            return False  # alone it does not fit, and there is nothing to merge with (the common rejection)
+        admission = self.plan(hit, tokens)
         if admission.total > budget:
             return False
         self.admit(admission)
