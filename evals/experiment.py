@@ -10,6 +10,9 @@
     span: {k: 5, source: auto}          # optional: span metrics on the top-k hits (hits), the selected
                                         # context (context) or whichever the flow has (auto);
                                         # union_retrieved: true counts overlapping chunks' characters once
+    ranking: {source: hits}             # optional: ranking metrics (nDCG@k, R@k, ...) on the documents of the
+                                        # hits (default), of the selected context in its order (context), or
+                                        # of the context when the flow selects one (auto)
     pipelines:
       - ../pipelines/bm25.yaml          # a pipeline file (relative to this file)
       - {path: ../pipelines/dense.yaml, name: dense-2}   # a file, renamed
@@ -20,6 +23,7 @@
         grid:
           flow[0].merge.k: [20, 60]
           index.chunker.chunk_size: [128, 256]
+      - {path: ../pipelines/rerank_mmr.yaml, datasets: [scifact]}   # only on these datasets (default: all)
 
 **Grid syntax.** ``grid`` maps a key path inside the pipeline config to a *list* of values; the pipeline is
 expanded into the cartesian product of all lists (in file order), each named
@@ -40,8 +44,8 @@ from evals.metrics import parse_metric
 from rag.errors import ConfigError
 from rag.yaml_io import line_of, load_yaml, plain
 
-_TOP_KEYS = ("name", "description", "datasets", "pipelines", "metrics", "limit", "span", "cache_dir")
-_PIPELINE_ENTRY_KEYS = ("path", "name", "grid")
+_TOP_KEYS = ("name", "description", "datasets", "pipelines", "metrics", "limit", "span", "ranking", "cache_dir")
+_PIPELINE_ENTRY_KEYS = ("path", "name", "grid", "datasets")
 _PATH_TOKEN = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
 
 
@@ -59,6 +63,10 @@ class PipelineSpec:
     name: str
     config: dict[str, Any]
     source: str | None = None
+    datasets: tuple[str, ...] = ()  # names of the experiment's datasets it runs on; empty: all
+
+    def runs_on(self, dataset: str) -> bool:
+        return not self.datasets or dataset in self.datasets
 
 
 @dataclass(frozen=True)
@@ -66,6 +74,11 @@ class SpanSettings:
     k: int = 5
     source: str = "auto"  # auto: the selected context if the flow selects one, else the top-k hits
     union_retrieved: bool = False  # True: overlapping retrieved characters count once (Chroma: summed)
+
+
+@dataclass(frozen=True)
+class RankingSettings:
+    source: str = "hits"  # hits | context | auto (the context if the flow selects one, else the hits)
 
 
 @dataclass(frozen=True)
@@ -78,6 +91,7 @@ class Experiment:
     span: SpanSettings = field(default_factory=SpanSettings)
     source: str | None = None
     cache_dir: str | None = None
+    ranking: RankingSettings = field(default_factory=RankingSettings)
 
 
 def _error(message: str, path: str, source: str | None, container: Any = None, key: Any = None) -> ConfigError:
@@ -154,7 +168,22 @@ def _short(value: Any) -> str:
     return value if isinstance(value, str) else str(plain(value)).replace(" ", "")
 
 
-def _pipeline_entries(raw: Any, source: str | None, base: Path) -> list[PipelineSpec]:
+def _entry_datasets(entry: dict, where: str, source: str | None, known: list[str]) -> tuple[str, ...]:
+    raw = entry.get("datasets")
+    if raw is None:
+        return ()
+    raw = [raw] if isinstance(raw, str) else raw
+    if not isinstance(raw, list) or not raw:
+        raise _error("must be a non-empty list of the experiment's dataset names", f"{where}.datasets", source,
+                     entry, "datasets")
+    for i, name in enumerate(raw):
+        if name not in known:
+            raise _error(f"{name!r} is not one of the experiment's datasets ({', '.join(known)})",
+                         f"{where}.datasets[{i}]", source, raw, i)
+    return tuple(str(n) for n in raw)
+
+
+def _pipeline_entries(raw: Any, source: str | None, base: Path, dataset_names: list[str]) -> list[PipelineSpec]:
     from rag.config import parse_config
 
     if not isinstance(raw, list) or not raw:
@@ -167,6 +196,7 @@ def _pipeline_entries(raw: Any, source: str | None, base: Path) -> list[Pipeline
         if not isinstance(entry, dict):
             raise _error("must be a path or a mapping", where, source, raw, i)
         grid = entry.get("grid") or {}
+        only = _entry_datasets(entry, where, source, dataset_names)
         if not isinstance(grid, dict):
             raise _error("must map key paths to lists of values", f"{where}.grid", source, entry, "grid")
         if "path" in entry:
@@ -182,7 +212,7 @@ def _pipeline_entries(raw: Any, source: str | None, base: Path) -> list[Pipeline
             pipe_source = str(file)
             name = str(entry.get("name") or config.get("name") or file.stem)
         else:
-            config = plain({k: v for k, v in entry.items() if k != "grid"})
+            config = plain({k: v for k, v in entry.items() if k not in ("grid", "datasets")})
             if "name" not in config:
                 raise _error("an inline pipeline needs a 'name'", f"{where}.name", source, raw, i)
             pipe_source = f"{source}:{where}" if source else where
@@ -195,7 +225,7 @@ def _pipeline_entries(raw: Any, source: str | None, base: Path) -> list[Pipeline
             except ConfigError as exc:
                 raise ConfigError(f"{spec.name}: {exc.message}", f"{where}:{exc.path}" if exc.path else where,
                                   exc.source or source, exc.line) from None
-            specs.append(PipelineSpec(spec.name, spec.config, pipe_source))
+            specs.append(PipelineSpec(spec.name, spec.config, pipe_source, only))
     names = [s.name for s in specs]
     dup = next((n for n in names if names.count(n) > 1), None)
     if dup:
@@ -252,9 +282,15 @@ def parse_experiment(data: Any, source: str | None = None) -> Experiment:
     if span.source not in ("auto", "hits", "context") or span.k < 1:
         raise _error("span.source must be auto, hits or context and span.k ≥ 1", "span", source, data, "span")
 
-    pipelines = _pipeline_entries(data.get("pipelines"), source, base)
+    raw_ranking = data.get("ranking") or {}
+    if not isinstance(raw_ranking, dict) or set(raw_ranking) - {"source"} or \
+            raw_ranking.get("source", "hits") not in ("hits", "context", "auto"):
+        raise _error("must be a mapping {source: hits | context | auto}", "ranking", source, data, "ranking")
+    ranking = RankingSettings(str(raw_ranking.get("source", "hits")))
+
+    pipelines = _pipeline_entries(data.get("pipelines"), source, base, [d.name for d in datasets])
     return Experiment(name, tuple(datasets), tuple(pipelines), tuple(str(m) for m in raw_metrics), limit, span,
-                      source, data.get("cache_dir"))
+                      source, data.get("cache_dir"), ranking)
 
 
 def load_experiment(path: str | Path) -> Experiment:

@@ -73,16 +73,21 @@ def metric_names_for(experiment: Experiment, dataset: Dataset) -> list[str]:
 
 
 def run_key(config: dict[str, Any], fingerprint: str, metric_names: Iterable[str], experiment: Experiment) -> str:
-    blob = json.dumps({"config": config, "corpus": fingerprint, "metrics": list(metric_names),
-                       "span": [experiment.span.k, experiment.span.source, experiment.span.union_retrieved]}, sort_keys=True, default=str)
+    key = {"config": config, "corpus": fingerprint, "metrics": list(metric_names),
+           "span": [experiment.span.k, experiment.span.source, experiment.span.union_retrieved]}
+    if experiment.ranking.source != "hits":  # the default leaves the keys of earlier runs unchanged
+        key["ranking"] = experiment.ranking.source
+    blob = json.dumps(key, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
 def score_query(query: Query, qrels: dict[str, int] | None, result: Result, names: list[str],
                 experiment: Experiment) -> dict[str, Any]:
     """Everything recorded for one query: scores, the document ranking, spans, answer, cost and trace."""
+    ranking_source = experiment.ranking.source
+    on_context = ranking_source == "context" or (ranking_source == "auto" and result.state.context is not None)
     doc_best: dict[str, float] = {}
-    for hit in result.hits:
+    for hit in (result.state.context or ()) if on_context else result.hits:
         doc_best.setdefault(hit.chunk.doc_id, float(hit.score))
     ranked_docs = list(doc_best)
     scores: dict[str, float] = {}
@@ -91,7 +96,8 @@ def score_query(query: Query, qrels: dict[str, int] | None, result: Result, name
         scores.update(M.ranking_scores(ranked_docs, qrels, [n for n in names if "@" in n or n == "MAP"]))
         curve = {str(k): M.recall_at_k(ranked_docs, qrels, k) for k in RECALL_CURVE_KS}
 
-    use_context = experiment.span.source == "context" or (experiment.span.source == "auto" and result.contexts)
+    use_context = experiment.span.source == "context" or (experiment.span.source == "auto" and
+                                                          result.state.context is not None)
     evidence = list(result.contexts) if use_context else [h.chunk for h in result.hits[:experiment.span.k]]
     spans = [(c.doc_id, c.start, c.end) for c in evidence]
     if query.references and any(n in M.SPAN_METRICS for n in names):
@@ -201,7 +207,7 @@ def run_experiment(experiment: Experiment, out_dir: str | Path, limit: int | Non
             dataset.name = dspec.name
             fingerprint = corpus_fingerprint(dataset.documents)
             names = metric_names_for(experiment, dataset)
-            for pspec in experiment.pipelines:
+            for pspec in (p for p in experiment.pipelines if p.runs_on(dspec.name)):
                 runs.append(_run_one(pspec, dataset, fingerprint, names, experiment, cache, log_file, run_keys,
                                      progress, Pipeline))
                 if on_run:

@@ -274,3 +274,39 @@ def test_cached_index_directory_changes_when_the_building_code_changes(tmp_path,
                         lambda self: real_read(self) + (b"#changed" if self.name == "token.py" else b""))
     after = index_cache.IndexCache(tmp_path).directory("corpus", config)
     assert before != after
+
+
+def test_ranking_metrics_can_score_the_documents_of_the_selected_context(tiny):
+    select = "      - {op: select, budget_tokens: 20}"
+    hits_run = run_experiment(load_experiment(write_experiment(tiny, select)), tiny / "out1", progress=False).runs[0]
+    exp = load_experiment(write_experiment(tiny, select, name="on-context"))
+    exp = parse_experiment({**_raw(exp), "ranking": {"source": "context"}}, exp.source)
+    context_run = run_experiment(exp, tiny / "out2", progress=False).runs[0]
+    for by_hits, by_context in zip(hits_run.records, context_run.records):
+        context_docs = list(dict.fromkeys(doc for _, doc, _, _ in by_context["evidence"]))
+        assert [d for d, _ in by_context["ranking"]] == context_docs
+        assert len(by_hits["ranking"]) == len(DOCS) > len(context_docs)
+        gold = next(doc for qid, _, doc, _ in QUERIES if qid == by_context["query_id"])
+        assert by_context["scores"]["R@5"] == float(gold in context_docs)
+
+
+def test_a_pipeline_can_be_restricted_to_some_of_the_datasets(tiny):
+    import shutil
+
+    shutil.copytree(tiny / "tiny", tiny / "other")
+    base = {"name": "p", "index": {"chunker": {"op": "token", "chunk_size": 12, "overlap": 0},
+                                   "structures": ["evaltest_vectors"]}, "flow": [{"op": "evaltest_search"}]}
+    datasets = [str(tiny / "tiny"), str(tiny / "other")]
+    exp = parse_experiment({"name": "only", "datasets": datasets,
+                            "pipelines": [base, {**base, "name": "q", "datasets": ["other"]}]})
+    outcome = run_experiment(exp, tiny / "out", limit=1, progress=False)
+    assert [(r.pipeline, r.dataset) for r in outcome.runs] == [("p", "tiny"), ("p", "other"), ("q", "other")]
+    assert "datasets" not in outcome.runs[-1].config
+    with pytest.raises(ConfigError, match=r"pipelines\[1\].datasets\[0\]: 'scifact' is not one of"):
+        parse_experiment({"datasets": datasets, "pipelines": [base, {**base, "name": "q", "datasets": ["scifact"]}]})
+
+
+def _raw(exp) -> dict:
+    from rag.yaml_io import load_yaml, plain
+
+    return plain(load_yaml(Path(exp.source)))
