@@ -29,25 +29,26 @@ from rag.registry import create  # noqa: E402
 from rag.resources import Resources  # noqa: E402
 from rag.tokens import get_tokenizer  # noqa: E402
 from rag.types import Chunk, Hit  # noqa: E402
+from retrievers.filtering import indexed_text  # noqa: E402
 from retrievers.select import STRATEGIES  # noqa: E402
 
 DATASETS = Path(__file__).resolve().parents[2] / "shared" / "datasets"
 
 
-def document_chunks(documents) -> tuple[list[Chunk], list[str]]:
-    """One chunk per document (variable sizes); embedded as title + " " + text like the reference protocol."""
+def document_chunks(documents) -> list[Chunk]:
+    """One chunk per document (variable sizes)."""
     tokens = get_tokenizer()
-    chunks = [Chunk(f"{d.id}#0", d.id, d.text, 0, len(d.text), tokens.count(d.text), dict(d.metadata))
-              for d in documents]
-    return chunks, [f"{d.metadata.get('title', '')} {d.text}".strip() for d in documents]
+    return [Chunk(f"{d.id}#0", d.id, d.text, 0, len(d.text), tokens.count(d.text), dict(d.metadata))
+            for d in documents]
 
 
 def first_stage(dataset, chunk_size: int, overlap: int, top_k: int, limit: int | None):
+    """Chunks embedded as the ``dense`` structure embeds them: title + " " + text when there is a title."""
     if chunk_size > 0:
         chunks = TokenChunker(chunk_size=chunk_size, overlap=overlap).chunk_documents(dataset.documents)
-        texts = [c.text for c in chunks]
     else:
-        chunks, texts = document_chunks(dataset.documents)
+        chunks = document_chunks(dataset.documents)
+    texts = [indexed_text(c, with_title=True) for c in chunks]
     embedder = Embedder("minilm")
     started = time.perf_counter()
     vectors = embedder.embed(texts, show_progress=False)
