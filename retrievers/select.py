@@ -30,7 +30,7 @@ from rag.operators import RunContext, StepOperator
 from rag.registry import OperatorParams, operator
 from rag.state import QueryState
 from rag.types import Hit
-from retrievers.selection.pool import CandidatePool, build_pool, word_signatures
+from retrievers.selection.pool import SIGNATURE_SIZE, CandidatePool, build_pool, word_signatures
 from retrievers.selection.proposal import Proposal
 from retrievers.selection.ranked import gradient, topk
 from retrievers.selection.spans import ContextSpans
@@ -83,7 +83,7 @@ class Select(StepOperator):
         super().__init__(**params)
         self._token_counts: dict[tuple[str, str], int] = {}
         self._signature_rows: dict[str, int] = {}  # text → row of _signature_table
-        self._signature_table = np.zeros((0, 64), dtype=np.uint32)
+        self._signature_table = np.zeros((0, SIGNATURE_SIZE), dtype=np.uint32)
 
     # -- cached per-text work (texts repeat across queries over one index)
     def _counter(self, ctx: RunContext) -> Callable[[str], int]:

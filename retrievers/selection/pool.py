@@ -44,7 +44,9 @@ def normalized_values(scores: np.ndarray, how: str = "minmax") -> np.ndarray:
     return (scores - low) / (high - low)
 
 
-_MINHASH_SEEDS = np.random.default_rng(20240607).integers(1, (1 << 31) - 1, size=(2, 64), dtype=np.uint64)
+SIGNATURE_SIZE = 64
+_MINHASH_SEEDS = np.random.default_rng(20240607).integers(1, (1 << 31) - 1, size=(2, SIGNATURE_SIZE),
+                                                          dtype=np.uint64)
 _PRIME = np.uint64((1 << 31) - 1)
 _EMPTY = np.iinfo(np.uint64).max
 
@@ -54,7 +56,7 @@ def word_signatures(texts: Sequence[str]) -> np.ndarray:
     of equal positions between two signatures estimates the Jaccard similarity of their word sets. All texts
     are hashed in one numpy pass: each distinct word is permuted once, then ``minimum.reduceat`` over each
     text's words."""
-    out = np.full((len(texts), _MINHASH_SEEDS.shape[1]), _EMPTY, dtype=np.uint64)
+    out = np.full((len(texts), SIGNATURE_SIZE), _EMPTY, dtype=np.uint64)
     word_sets = [set(_WORD.findall(t.lower())) for t in texts]
     filled = [i for i, words in enumerate(word_sets) if words]
     if not filled:
@@ -67,11 +69,6 @@ def word_signatures(texts: Sequence[str]) -> np.ndarray:
     permuted = (distinct[:, None] * a[None, :] + b[None, :]) % _PRIME
     out[filled] = np.minimum.reduceat(permuted[where], np.concatenate(([0], np.cumsum(sizes)[:-1])), axis=0)
     return out
-
-
-def word_signature(text: str) -> np.ndarray:
-    """The MinHash signature of one text (see :func:`word_signatures`)."""
-    return word_signatures([text])[0]
 
 
 def touching_pairs(doc_codes: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
