@@ -74,9 +74,9 @@ def main() -> None:
             times[budget, strategy]["warm"].append(timed(lambda: op.select(hits, ctx)))
     load_after = load()
 
-    print(f"\n{args.dataset}: token chunker {args.chunk_size}, MiniLM top {args.candidates}, {len(candidates)} queries, "
-          f"neighbour_weight={args.neighbour_weight}; load average before {load_before}, after {load_after} "
-          f"({os.cpu_count()} CPUs)\n")
+    print(f"\n{args.dataset}: token chunker {args.chunk_size}, MiniLM top {args.candidates}, "
+          f"{len(candidates)} queries, neighbour_weight={args.neighbour_weight}; load average before {load_before}, "
+          f"after {load_after} ({os.cpu_count()} CPUs)\n")
     print("ms per query (median / p95 / mean over queries)\n")
     print("| budget | strategy | warm wall | warm CPU | cold wall | cold CPU |")
     print("|---|---|---|---|---|---|")

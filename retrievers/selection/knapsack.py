@@ -26,7 +26,7 @@ def discounted_values(pool: CandidatePool) -> np.ndarray:
     rows, cols, _ = pool.pairs_of()  # rows < cols
     penalty = pool.penalty[rows, cols]
     row_better = values[rows] >= values[cols]  # on a tie the earlier (row) candidate is the better one
-    better, worse = np.where(row_better, rows, cols), np.where(row_better, cols, rows)
+    worse = np.where(row_better, cols, rows)
     worst = np.zeros_like(values)
     np.maximum.at(worst, worse, penalty)
     return np.clip(values - worst, 0.0, None)

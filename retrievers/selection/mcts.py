@@ -94,7 +94,7 @@ def mcts(pool: CandidatePool, budget: int, simulations: int = 64, exploration: f
         rollout_best, rollout_chosen, rollout_utility = utility, list(chosen), utility
         in_set = set(chosen)
         first = simulation == 0
-        # costs only shrink ``remaining`` and penalties only lower gains, so a candidate that stops being
+        # costs only shrink ``remaining`` and penalties (≥ 0) only lower gains, so a candidate that stops being
         # feasible never becomes feasible again: the candidate list only shrinks
         open_ = [k for k in range(m) if k not in in_set and costs[k] <= remaining]
         while True:

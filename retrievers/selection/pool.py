@@ -109,10 +109,10 @@ _SCREEN = 16  # signature values a pair is screened on before being estimated on
 
 
 def near_duplicate_pairs(signatures: np.ndarray, threshold: float):
-    """Pairs ``(i, j, J_ij)``, ``i < j``, whose MinHash-estimated word Jaccard ``J_ij`` (all 64 values) is at least
-    ``threshold``, among the pairs agreeing on ``max(1, ⌊16·threshold⌋ − 4)`` of the first 16 values (a pair at the
-    threshold agrees on about threshold·16 of them). The screen counts agreements one signature position at a
-    time into an n × n byte matrix (16 flat comparisons, not one n × n × 16 array)."""
+    """Pairs ``(i, j, J_ij)``, ``i < j``, whose MinHash-estimated word Jaccard ``J_ij`` (all 64 values) is at
+    least ``threshold``, among the pairs agreeing on ``max(1, ⌊16·threshold⌋ − 4)`` of the first 16 values (a pair
+    at the threshold agrees on about threshold·16 of them). The screen counts agreements one signature position
+    at a time into an n × n byte matrix (16 flat comparisons, not one n × n × 16 array)."""
     empty = np.zeros(0, dtype=np.int64)
     n = len(signatures)
     if n < 2 or threshold > 1.0:
