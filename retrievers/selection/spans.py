@@ -66,7 +66,7 @@ class ContextSpans:
     spans: list[ContextSpan] = field(default_factory=list)
     total: int = 0
     admitted: set[str] = field(default_factory=set)
-    _by_doc: dict[str, list[ContextSpan]] = field(default_factory=dict, repr=False)  # spans in ``spans`` order
+    _by_doc: dict[str, list[ContextSpan]] = field(default_factory=dict, init=False, repr=False)  # ``spans`` order
 
     def _touching(self, chunk: Chunk) -> list[ContextSpan]:
         """Spans (in context order) that ``chunk`` would be merged with, if the merge is no more expensive."""
