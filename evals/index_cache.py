@@ -35,8 +35,39 @@ def code_fingerprint(config: PipelineConfig) -> str:
     for spec in (get_spec(config.index.chunker.op, "chunker"),
                  *(get_spec(s.op, "structure") for s in config.index.structures)):
         packages.add(spec.cls.__module__.split(".")[0])
+    return _source_digest(packages)
+
+
+#: Packages whose code can change a query's result: the flow engine and values, every builtin operator
+#: package, and the metrics.
+RUN_PACKAGES = ("rag", "chunkers", "retrievers", "graph", "evals")
+
+
+def run_code_fingerprint(config: dict) -> str:
+    """sha256 over the source of :data:`RUN_PACKAGES` and of the module of every plugin operator the resolved
+    pipeline ``config`` names, so per-query results computed by older code are never reused (12 hex digits)."""
+    from rag.registry import registered
+
+    named = set()
+
+    def collect(node) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if key in ("op", "merge") and isinstance(value, str):
+                    named.add(value)
+                collect(value)
+        elif isinstance(node, list):
+            for value in node:
+                collect(value)
+
+    collect(config)
+    modules = {spec.cls.__module__ for spec in registered() if spec.name in named}
+    return _source_digest(set(RUN_PACKAGES) | {m for m in modules if m.split(".")[0] not in RUN_PACKAGES})
+
+
+def _source_digest(names: set[str]) -> str:
     digest = hashlib.sha256()
-    for name in sorted(packages):
+    for name in sorted(names):
         module = importlib.import_module(name)
         paths = sorted(Path(module.__path__[0]).rglob("*.py")) if hasattr(module, "__path__") else [Path(module.__file__)]
         for path in paths:

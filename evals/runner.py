@@ -1,8 +1,9 @@
 """Run an experiment: every pipeline on every dataset, one query at a time, resumable.
 
 Per-query records are appended (and flushed) to ``OUT/per_query.jsonl`` as they are computed, keyed by a run
-key (hash of the resolved pipeline config, the corpus fingerprint, the metric names and span settings), so an
-interrupted run continues where it stopped and a changed pipeline never reuses stale results. Indexes come
+key (hash of the resolved pipeline config, the corpus fingerprint, the metric names, span settings and a
+fingerprint of the code that runs queries), so an interrupted run continues where it stopped and neither a
+changed pipeline nor changed operator code ever reuses stale results. Indexes come
 from :class:`evals.index_cache.IndexCache`, so pipelines that share an index section share one index.
 """
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import Any, Callable, Iterable
 from evals import metrics as M
 from evals.datasets import Dataset, Query, read_dataset
 from evals.experiment import Experiment, PipelineSpec
-from evals.index_cache import IndexCache, corpus_fingerprint
+from evals.index_cache import IndexCache, corpus_fingerprint, run_code_fingerprint
 from rag.config import parse_config
 from rag.state import Result
 
@@ -74,7 +75,8 @@ def metric_names_for(experiment: Experiment, dataset: Dataset) -> list[str]:
 
 def run_key(config: dict[str, Any], fingerprint: str, metric_names: Iterable[str], experiment: Experiment) -> str:
     key = {"config": config, "corpus": fingerprint, "metrics": list(metric_names),
-           "span": [experiment.span.k, experiment.span.source, experiment.span.union_retrieved]}
+           "span": [experiment.span.k, experiment.span.source, experiment.span.union_retrieved],
+           "code": run_code_fingerprint(config)}
     if experiment.ranking.source != "hits":  # the default leaves the keys of earlier runs unchanged
         key["ranking"] = experiment.ranking.source
     blob = json.dumps(key, sort_keys=True, default=str)

@@ -197,6 +197,33 @@ def test_an_interrupted_run_resumes_without_redoing_finished_queries(tiny, monke
     assert len(log.read_text().splitlines()) == 3
 
 
+def test_a_change_to_operator_code_reruns_queries_instead_of_reusing_old_records(tiny, monkeypatch):
+    from evals import index_cache
+    from rag.pipeline import Pipeline
+
+    exp = load_experiment(write_experiment(tiny))
+    run_experiment(exp, tiny / "out", progress=False)
+    calls = []
+    original = Pipeline.run
+    monkeypatch.setattr(Pipeline, "run", lambda self, q, filters=None: calls.append(q) or original(self, q, filters))
+    run_experiment(exp, tiny / "out", progress=False)
+    assert calls == []  # same code: every record is reused
+    fingerprint = index_cache.run_code_fingerprint
+    monkeypatch.setattr("evals.runner.run_code_fingerprint", lambda config: "edited-" + fingerprint(config))
+    outcome = run_experiment(exp, tiny / "out", progress=False)
+    assert len(calls) == 3 and len(outcome.runs[0].records) == 3
+
+
+def test_the_run_code_fingerprint_covers_the_operator_packages_and_plugin_modules(monkeypatch):
+    from evals import index_cache
+
+    hashed = []
+    monkeypatch.setattr(index_cache, "_source_digest", lambda names: hashed.append(set(names)) or "x")
+    index_cache.run_code_fingerprint({"flow": [{"op": "evaltest_search", "top_k": 2}]})
+    assert {"rag", "retrievers", "graph", "chunkers", "evals"} <= hashed[0]
+    assert __name__ in hashed[0]  # the module defining the plugin operator the flow names
+
+
 def test_grid_expands_to_the_cartesian_product_in_file_order(tiny):
     exp = parse_experiment({
         "datasets": ["x"],
