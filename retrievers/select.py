@@ -108,10 +108,9 @@ class Select(StepOperator):
         if len(cache) > _CACHE_LIMIT:  # before looking up, so nothing found below is dropped
             cache.clear()
         missing = list(dict.fromkeys(h.chunk.text for h in hits if (key, h.chunk.text) not in cache))
-        if missing:
-            counter = getattr(tokenizer, "count_batch", None)
-            counts = counter(missing) if counter else [tokenizer.count(t) for t in missing]
-            cache.update({(key, t): n for t, n in zip(missing, counts)})
+        # one text at a time: for a query's ~100 candidates, tiktoken's batch call spends more CPU handing texts
+        # to its thread pool than the second core gives back (measured: 9.7 vs 5.4 ms CPU per 100 chunks)
+        cache.update({(key, t): tokenizer.count(t) for t in missing})
         return [cache[(key, h.chunk.text)] for h in hits]
 
     def _signatures(self, texts: list[str]) -> np.ndarray:
