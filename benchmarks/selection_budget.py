@@ -42,13 +42,16 @@ def document_chunks(documents) -> list[Chunk]:
             for d in documents]
 
 
-def first_stage(dataset, chunk_size: int, overlap: int, top_k: int, limit: int | None):
-    """Chunks embedded as the ``dense`` structure embeds them: title + " " + text when there is a title."""
+def first_stage(dataset, chunk_size: int, overlap: int, top_k: int, limit: int | None,
+                with_title: bool | None = None):
+    """Exact cosine top ``top_k``. Chunks are embedded as ``dense`` embeds them: token chunks as their text only
+    (``with_title: false``, the chunking protocol), whole documents as title + " " + text (the BEIR protocol)."""
     if chunk_size > 0:
         chunks = TokenChunker(chunk_size=chunk_size, overlap=overlap).chunk_documents(dataset.documents)
     else:
         chunks = document_chunks(dataset.documents)
-    texts = [indexed_text(c, with_title=True) for c in chunks]
+    with_title = chunk_size == 0 if with_title is None else with_title
+    texts = [indexed_text(c, with_title=with_title) for c in chunks]
     embedder = Embedder("minilm")
     started = time.perf_counter()
     vectors = embedder.embed(texts, show_progress=False)
@@ -94,6 +97,8 @@ def main() -> None:
     parser.add_argument("--dataset", default="chroma-chunking")
     parser.add_argument("--chunk-size", type=int, default=128, help="token chunker size; 0 = whole documents")
     parser.add_argument("--overlap", type=int, default=0)
+    parser.add_argument("--title", choices=["auto", "on", "off"], default="auto",
+                        help="embed title + text (auto: only for whole documents, like the protocols)")
     parser.add_argument("--budgets", type=int, nargs="+", default=[500, 1000, 2000])
     parser.add_argument("--strategies", nargs="+", default=list(STRATEGIES))
     parser.add_argument("--candidates", type=int, default=100)
@@ -105,7 +110,8 @@ def main() -> None:
     args = parser.parse_args()
 
     dataset = load_beir(DATASETS / args.dataset if not Path(args.dataset).exists() else args.dataset)
-    queries, candidates = first_stage(dataset, args.chunk_size, args.overlap, args.candidates, args.limit)
+    queries, candidates = first_stage(dataset, args.chunk_size, args.overlap, args.candidates, args.limit,
+                                     {"auto": None, "on": True, "off": False}[args.title])
     params = {"merge_adjacent": not args.no_merge, "neighbour_weight": args.neighbour_weight,
               "normalization": args.normalization, "smoothing": args.smoothing}
     keys = ["span_recall", "span_iou"] if any(q.references for q in queries) else ["nDCG@10", "doc_recall"]
