@@ -24,6 +24,7 @@
           flow[0].merge.k: [20, 60]
           index.chunker.chunk_size: [128, 256]
       - {path: ../pipelines/rerank_mmr.yaml, datasets: [scifact]}   # only on these datasets (default: all)
+      - {path: ../pipelines/rerank_late_interaction.yaml, ranking: {source: hits}}   # overrides `ranking`
 
 **Grid syntax.** ``grid`` maps a key path inside the pipeline config to a *list* of values; the pipeline is
 expanded into the cartesian product of all lists (in file order), each named
@@ -45,7 +46,7 @@ from rag.errors import ConfigError
 from rag.yaml_io import line_of, load_yaml, plain
 
 _TOP_KEYS = ("name", "description", "datasets", "pipelines", "metrics", "limit", "span", "ranking", "cache_dir")
-_PIPELINE_ENTRY_KEYS = ("path", "name", "grid", "datasets")
+_PIPELINE_ENTRY_KEYS = ("path", "name", "grid", "datasets", "ranking")
 _PATH_TOKEN = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
 
 
@@ -64,6 +65,7 @@ class PipelineSpec:
     config: dict[str, Any]
     source: str | None = None
     datasets: tuple[str, ...] = ()  # names of the experiment's datasets it runs on; empty: all
+    ranking: RankingSettings | None = None  # overrides the experiment's ranking settings
 
     def runs_on(self, dataset: str) -> bool:
         return not self.datasets or dataset in self.datasets
@@ -168,6 +170,13 @@ def _short(value: Any) -> str:
     return value if isinstance(value, str) else str(plain(value)).replace(" ", "")
 
 
+def _ranking(raw: Any, where: str, source: str | None, container: Any, key: Any) -> RankingSettings:
+    if not isinstance(raw, dict) or set(raw) - {"source"} or raw.get("source", "hits") not in ("hits", "context",
+                                                                                              "auto"):
+        raise _error("must be a mapping {source: hits | context | auto}", where, source, container, key)
+    return RankingSettings(str(raw.get("source", "hits")))
+
+
 def _entry_datasets(entry: dict, where: str, source: str | None, known: list[str]) -> tuple[str, ...]:
     raw = entry.get("datasets")
     if raw is None:
@@ -197,6 +206,8 @@ def _pipeline_entries(raw: Any, source: str | None, base: Path, dataset_names: l
             raise _error("must be a path or a mapping", where, source, raw, i)
         grid = entry.get("grid") or {}
         only = _entry_datasets(entry, where, source, dataset_names)
+        ranking = _ranking(entry["ranking"], f"{where}.ranking", source, entry, "ranking") if "ranking" in entry \
+            else None
         if not isinstance(grid, dict):
             raise _error("must map key paths to lists of values", f"{where}.grid", source, entry, "grid")
         if "path" in entry:
@@ -212,7 +223,7 @@ def _pipeline_entries(raw: Any, source: str | None, base: Path, dataset_names: l
             pipe_source = str(file)
             name = str(entry.get("name") or config.get("name") or file.stem)
         else:
-            config = plain({k: v for k, v in entry.items() if k not in ("grid", "datasets")})
+            config = plain({k: v for k, v in entry.items() if k not in ("grid", "datasets", "ranking")})
             if "name" not in config:
                 raise _error("an inline pipeline needs a 'name'", f"{where}.name", source, raw, i)
             pipe_source = f"{source}:{where}" if source else where
@@ -225,7 +236,7 @@ def _pipeline_entries(raw: Any, source: str | None, base: Path, dataset_names: l
             except ConfigError as exc:
                 raise ConfigError(f"{spec.name}: {exc.message}", f"{where}:{exc.path}" if exc.path else where,
                                   exc.source or source, exc.line) from None
-            specs.append(PipelineSpec(spec.name, spec.config, pipe_source, only))
+            specs.append(PipelineSpec(spec.name, spec.config, pipe_source, only, ranking))
     names = [s.name for s in specs]
     dup = next((n for n in names if names.count(n) > 1), None)
     if dup:
@@ -282,11 +293,7 @@ def parse_experiment(data: Any, source: str | None = None) -> Experiment:
     if span.source not in ("auto", "hits", "context") or span.k < 1:
         raise _error("span.source must be auto, hits or context and span.k ≥ 1", "span", source, data, "span")
 
-    raw_ranking = data.get("ranking") or {}
-    if not isinstance(raw_ranking, dict) or set(raw_ranking) - {"source"} or \
-            raw_ranking.get("source", "hits") not in ("hits", "context", "auto"):
-        raise _error("must be a mapping {source: hits | context | auto}", "ranking", source, data, "ranking")
-    ranking = RankingSettings(str(raw_ranking.get("source", "hits")))
+    ranking = _ranking(data.get("ranking") or {}, "ranking", source, data, "ranking")
 
     pipelines = _pipeline_entries(data.get("pipelines"), source, base, [d.name for d in datasets])
     return Experiment(name, tuple(datasets), tuple(pipelines), tuple(str(m) for m in raw_metrics), limit, span,

@@ -19,7 +19,7 @@ from typing import Any, Callable, Iterable
 
 from evals import metrics as M
 from evals.datasets import Dataset, Query, read_dataset
-from evals.experiment import Experiment, PipelineSpec
+from evals.experiment import Experiment, PipelineSpec, RankingSettings
 from evals.index_cache import IndexCache, corpus_fingerprint, run_code_fingerprint
 from rag.config import parse_config
 from rag.state import Result
@@ -73,20 +73,22 @@ def metric_names_for(experiment: Experiment, dataset: Dataset) -> list[str]:
     return names
 
 
-def run_key(config: dict[str, Any], fingerprint: str, metric_names: Iterable[str], experiment: Experiment) -> str:
+def run_key(config: dict[str, Any], fingerprint: str, metric_names: Iterable[str], experiment: Experiment,
+            ranking: RankingSettings | None = None) -> str:
     key = {"config": config, "corpus": fingerprint, "metrics": list(metric_names),
            "span": [experiment.span.k, experiment.span.source, experiment.span.union_retrieved],
            "code": run_code_fingerprint(config)}
-    if experiment.ranking.source != "hits":  # the default leaves the keys of earlier runs unchanged
-        key["ranking"] = experiment.ranking.source
+    ranking = ranking or experiment.ranking
+    if ranking.source != "hits":  # the default leaves the keys of earlier runs unchanged
+        key["ranking"] = ranking.source
     blob = json.dumps(key, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
 def score_query(query: Query, qrels: dict[str, int] | None, result: Result, names: list[str],
-                experiment: Experiment) -> dict[str, Any]:
+                experiment: Experiment, ranking: RankingSettings | None = None) -> dict[str, Any]:
     """Everything recorded for one query: scores, the document ranking, spans, answer, cost and trace."""
-    ranking_source = experiment.ranking.source
+    ranking_source = (ranking or experiment.ranking).source
     on_context = ranking_source == "context" or (ranking_source == "auto" and result.state.context is not None)
     doc_best: dict[str, float] = {}
     for hit in (result.state.context or ()) if on_context else result.hits:
@@ -224,7 +226,7 @@ def _run_one(pspec: PipelineSpec, dataset: Dataset, fingerprint: str, names: lis
              cache: IndexCache, log_file: ResultLog, run_keys: list[str], progress: bool, pipeline_cls) -> RunOutcome:
     config = parse_config(json.loads(json.dumps(pspec.config)), pspec.source)
     resolved = config.to_dict()
-    key = run_key(resolved, fingerprint, names, experiment)
+    key = run_key(resolved, fingerprint, names, experiment, pspec.ranking)
     run_keys.append(key)
     calls_before = cache.model_calls
     index = cache.get(config, dataset.documents, fingerprint, progress=progress)
@@ -235,7 +237,7 @@ def _run_one(pspec: PipelineSpec, dataset: Dataset, fingerprint: str, names: lis
     try:
         for query in todo:
             result = pipe.run(query.text)
-            record = score_query(query, dataset.qrels.get(query.id), result, names, experiment)
+            record = score_query(query, dataset.qrels.get(query.id), result, names, experiment, pspec.ranking)
             log_file.append({"run": key, "pipeline": pspec.name, "dataset": dataset.name, **record})
             bar.update(1)
     finally:

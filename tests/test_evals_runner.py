@@ -333,6 +333,18 @@ def test_a_pipeline_can_be_restricted_to_some_of_the_datasets(tiny):
         parse_experiment({"datasets": datasets, "pipelines": [base, {**base, "name": "q", "datasets": ["scifact"]}]})
 
 
+def test_a_pipeline_entry_can_rank_its_hits_when_the_experiment_ranks_contexts(tiny):
+    base = {"name": "p", "index": {"chunker": {"op": "token", "chunk_size": 12, "overlap": 0},
+                                   "structures": ["evaltest_vectors"]},
+            "flow": [{"op": "evaltest_search"}, {"op": "select", "budget_tokens": 20}]}
+    exp = parse_experiment({"name": "override", "datasets": [str(tiny / "tiny")], "ranking": {"source": "context"},
+                            "pipelines": [base, {**base, "name": "q", "ranking": {"source": "hits"}}]})
+    on_context, on_hits = run_experiment(exp, tiny / "out", limit=1, progress=False).runs
+    assert len(on_hits.records[0]["ranking"]) == len(DOCS) > len(on_context.records[0]["ranking"])
+    with pytest.raises(ConfigError, match=r"pipelines\[1\].ranking: must be a mapping"):
+        parse_experiment({"datasets": ["x"], "pipelines": [base, {**base, "name": "q", "ranking": "hits"}]})
+
+
 def _raw(exp) -> dict:
     from rag.yaml_io import load_yaml, plain
 
