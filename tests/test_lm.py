@@ -162,6 +162,19 @@ def test_long_text_is_scored_with_a_sliding_window_within_the_context_limit(tiny
     np.testing.assert_allclose(window_scores, got)
 
 
+def test_windowed_scores_equal_full_forward_passes_of_each_window(tiny_lm):
+    # logits are computed only where a score is kept; every kept score must still equal the one from a
+    # plain forward pass over its window (16 tokens, stride 8: the first window, then 8 new tokens each)
+    ids = tiny_lm._bos + tiny_lm.encode(" ".join(CORPUS * 3))
+    expected = list(reference_logprobs(tiny_lm, ids[:16]))
+    end = 16
+    while end < len(ids):
+        new_end = min(len(ids), end + 8)
+        expected.extend(reference_logprobs(tiny_lm, ids[new_end - 16:new_end])[-(new_end - end):])
+        end = new_end
+    np.testing.assert_allclose(tiny_lm._windowed_logprobs(ids), expected, rtol=1e-4, atol=1e-5)
+
+
 def test_sentence_perplexities_score_each_sentence_given_the_ones_before(tiny_lm):
     lm = CausalLM(str(tiny_lm.directory), max_context_tokens=64)
     sentences = ["the cat sat on the mat .", " the dog chased the cat .", " paris is the capital of france ."]
