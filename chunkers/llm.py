@@ -12,7 +12,9 @@ they fit ``chunk_size`` tokens (the paper's window θ), each labelled ``ID n``; 
 generator interface (``Generator.complete``), names the first paragraph where the content clearly shifts.
 The paragraphs before it form a chunk and the next window starts there. An answer that names no paragraph
 after the window's first (or cannot be parsed) makes the whole window one chunk, so every call makes progress.
-Chunks tile the text and never exceed ``chunk_size``; ``model_calls`` counts the LLM calls.
+Chunks tile the text and never exceed ``chunk_size``; ``model_calls`` counts the LLM calls and
+``unusable_answers`` the calls whose answer named no paragraph of the window after its first (a model that
+often fails to answer the prompt segments by window size alone).
 """
 from __future__ import annotations
 
@@ -89,6 +91,7 @@ class LLMChunker(Chunker):
         super().__init__(**params)
         self._generator = None
         self.model_calls = 0
+        self.unusable_answers = 0
 
     @property
     def generator(self):
@@ -119,6 +122,7 @@ class LLMChunker(Chunker):
                                                  max_tokens=self.params.max_answer_tokens)
                 self.model_calls += 1
                 shift = parse_shift(answer, first, last)
+                self.unusable_answers += shift is None
             end = shift if shift is not None else last + 1
             spans.append((units[first][0], units[end - 1][1]))
             first = end

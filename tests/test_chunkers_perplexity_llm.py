@@ -142,6 +142,7 @@ def test_llm_chunks_start_where_the_model_sees_a_shift():
     assert [c.text.split()[0] for c in chunks] == ["Cats", "Stocks", "Lava"]
     assert [c.text.count("paragraph") for c in chunks] == [3, 2, 4]
     assert chunker.model_calls == 3 and chunker.generator.model_calls == 3
+    assert chunker.unusable_answers == 1  # the last window ("Lava" only) has no shift to name
     assert "Answer: ID XXXX" in TopicShiftGenerator.prompts[-1]
 
 
@@ -151,6 +152,7 @@ def test_windows_respect_the_size_and_unparsable_answers_take_the_whole_window()
     chunks = chunker.chunk_text(text)
     check_contract(text, chunks, 30)
     assert len(chunks) >= 4 and chunker.model_calls >= 1
+    assert chunker.unusable_answers == chunker.model_calls
 
 
 def test_answers_outside_the_window_are_ignored():
