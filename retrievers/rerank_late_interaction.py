@@ -129,9 +129,10 @@ class LateInteractionReranker(StepOperator):
                 self._st = SentenceTransformer(resolve_model_path(self.params.model), device="cpu")
         return self._st
 
-    def token_embeddings(self, texts: Sequence[str], ctx: RunContext | None = None) -> list[np.ndarray]:
-        """Normalised token embeddings per text: the rows of all its windows (``long_chunks: windows``) or of the
-        first one, special tokens dropped if configured."""
+    def token_embeddings(self, texts: Sequence[str], ctx: RunContext | None = None,
+                         normalise: bool = True) -> list[np.ndarray]:
+        """Token embeddings per text (L2-normalised unless ``normalise=False``): the rows of all its windows
+        (``long_chunks: windows``) or of the first one, special tokens dropped if configured."""
         import torch
 
         model = self._model(ctx)
@@ -160,7 +161,9 @@ class LateInteractionReranker(StepOperator):
         result = []
         for parts in per_text:  # every text has at least one row; its windows are consecutive, in order
             matrix = np.concatenate(parts)
-            result.append(matrix / np.maximum(np.linalg.norm(matrix, axis=1, keepdims=True), 1e-12))
+            if normalise:
+                matrix = matrix / np.maximum(np.linalg.norm(matrix, axis=1, keepdims=True), 1e-12)
+            result.append(matrix)
         return result
 
     def chunk_embeddings(self, texts: Sequence[str], ctx: RunContext | None = None) -> list[np.ndarray]:
