@@ -298,14 +298,17 @@ def _split_to_limit(text: str, start: int, end: int, tokenizer: TiktokenTokenize
 
 def build_chunks(document: Document, spans: Sequence[Span], counts: Sequence[int],
                  oversize: Sequence[bool] | None = None,
-                 metadata: Sequence[Mapping[str, Any]] | None = None) -> list[Chunk]:
+                 metadata: Sequence[Mapping[str, Any]] | None = None, *,
+                 tokenizer: TiktokenTokenizer) -> list[Chunk]:
     """Chunks of ``document`` for the given character spans, in order, with ids ``doc#i``.
 
-    Each chunk's metadata is the document's metadata plus the per-span ``metadata`` entry; an
-    ``oversize: True`` flag marks an indivisible piece over the limit.
+    ``counts`` are the exact token counts of the spans' texts with ``tokenizer``, whose identity each chunk
+    records (``Chunk.tokenizer``). Each chunk's metadata is the document's metadata plus the per-span
+    ``metadata`` entry; an ``oversize: True`` flag marks an indivisible piece over the limit.
     """
     text = document.text
     base = dict(document.metadata)
+    identity = tokenizer.identity
     chunks = []
     for i, (start, end) in enumerate(spans):
         meta = dict(base)
@@ -313,5 +316,6 @@ def build_chunks(document: Document, spans: Sequence[Span], counts: Sequence[int
             meta.update(metadata[i])
         if oversize is not None and oversize[i]:
             meta["oversize"] = True
-        chunks.append(Chunk(chunk_id(document.id, i), document.id, text[start:end], start, end, int(counts[i]), meta))
+        chunks.append(Chunk(chunk_id(document.id, i), document.id, text[start:end], start, end, int(counts[i]), meta,
+                            identity))
     return chunks

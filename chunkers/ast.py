@@ -309,7 +309,7 @@ class ASTChunker(Chunker):
         for span in spans:  # a piece re-cut by the token ceiling keeps the metadata of the piece it came from
             metadata.append(meta_of.get(span) or dict(meta_of[pieces[bisect.bisect_right(starts, span[0]) - 1][0]],
                                                       definitions=[]))
-        return build_chunks(document, spans, counts, oversize, metadata)
+        return build_chunks(document, spans, counts, oversize, metadata, tokenizer=self.tokenizer_)
 
     def _fallback(self, document: Document, language: str | None, reason: str) -> list[Chunk]:
         from chunkers.recursive import RecursiveChunker

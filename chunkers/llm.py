@@ -137,4 +137,4 @@ class LLMChunker(Chunker):
         spans = self.boundaries(text, splitter, paragraph_units(splitter, limit))
         counts = splitter.index.counts(spans)
         spans, counts, oversize = fit_spans(text, spans, self.tokenizer_, limit, counts)
-        return build_chunks(document, spans, counts, oversize)
+        return build_chunks(document, spans, counts, oversize, tokenizer=self.tokenizer_)

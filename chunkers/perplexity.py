@@ -109,4 +109,4 @@ class PerplexityChunker(Chunker):
         spans = merge_segments(splitter, units, closing, limit)
         counts = splitter.index.counts(spans)
         spans, counts, oversize = fit_spans(text, spans, self.tokenizer_, limit, counts)
-        return build_chunks(document, spans, counts, oversize)
+        return build_chunks(document, spans, counts, oversize, tokenizer=self.tokenizer_)

@@ -289,4 +289,4 @@ class RecursiveChunker(Chunker):
             return []
         splitter = RecursiveSplitter(text, self.tokenizer_, self.params.markdown)
         spans, counts, oversize = splitter.split_exact(0, len(text), self.params.chunk_size)
-        return build_chunks(document, spans, counts, oversize, splitter.metadata(spans))
+        return build_chunks(document, spans, counts, oversize, splitter.metadata(spans), tokenizer=self.tokenizer_)

@@ -188,5 +188,5 @@ class SemanticChunker(Chunker):
                 spans = units
             counts = splitter.index.counts(spans)
             spans, counts, oversize = fit_spans(document.text, spans, self.tokenizer_, self.params.chunk_size, counts)
-            chunks.extend(build_chunks(document, spans, counts, oversize))
+            chunks.extend(build_chunks(document, spans, counts, oversize, tokenizer=self.tokenizer_))
         return chunks

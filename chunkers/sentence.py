@@ -73,4 +73,4 @@ class SentenceChunker(Chunker):
         if not document.text:
             return []
         spans, counts, oversize = self.spans(document.text)
-        return build_chunks(document, spans, counts, oversize)
+        return build_chunks(document, spans, counts, oversize, tokenizer=self.tokenizer_)

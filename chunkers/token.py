@@ -69,4 +69,4 @@ class TokenChunker(Chunker):
         if self.params.overlap:  # a re-cut window may start after its successor: restore document order
             order = sorted(range(len(spans)), key=lambda i: spans[i])
             spans, counts, oversize = [spans[i] for i in order], [counts[i] for i in order], [oversize[i] for i in order]
-        return build_chunks(document, spans, counts, oversize)
+        return build_chunks(document, spans, counts, oversize, tokenizer=self.tokenizer_)

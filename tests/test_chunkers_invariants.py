@@ -36,6 +36,7 @@ def check_contract(text, chunks, size, tiling):
         assert text[c.start:c.end] == c.text
         assert c.start < c.end
         assert c.token_count == tokenizer.count(c.text)
+        assert c.tokenizer == tokenizer.identity  # the count says which tokenizer measured it
         assert c.token_count <= size or c.metadata.get("oversize")
         covered.update(range(c.start, c.end))
     assert [c.start for c in chunks] == sorted(c.start for c in chunks)

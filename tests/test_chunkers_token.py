@@ -21,6 +21,7 @@ def assert_chunk_invariants(text, chunks, chunk_size):
     for c in chunks:
         assert text[c.start:c.end] == c.text
         assert c.token_count == tokenizer.count(c.text)
+        assert c.tokenizer == tokenizer.identity  # the count says which tokenizer measured it
         assert c.token_count <= chunk_size or c.metadata.get("oversize")
     assert all(a.start <= b.start for a, b in zip(chunks, chunks[1:]))
 

