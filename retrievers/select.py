@@ -5,7 +5,9 @@
 Tokens are counted with the generator's tokenizer (``tokenizer``, default the pipeline's, cl100k_base offline)
 on the exact texts that end up in ``state.context``; chunks of one document that overlap or touch are merged
 into one span when that costs no more (``merge_adjacent``), so overlapping text is paid once. The budget is a
-guarantee: ``sum(count(h.chunk.text) for h in state.context) <= budget_tokens`` always holds.
+guarantee: ``sum(count(h.chunk.text) for h in state.context) <= budget_tokens`` always holds. A chunk that
+records the same tokenizer (``Chunk.tokenizer``, set by every chunker) is not counted again: its
+``token_count`` is that count. Merged spans are always counted on their merged text.
 
 When no candidate fits at all (the budget is smaller than every chunk) the default is a ``ConfigError`` naming
 ``budget_tokens`` and the smallest chunk's size — an empty context would silently turn every answer into
@@ -29,6 +31,7 @@ from rag.errors import ConfigError
 from rag.operators import RunContext, StepOperator
 from rag.registry import OperatorParams, operator
 from rag.state import QueryState
+from rag.tokens import tokenizer_identity
 from rag.types import Hit
 from retrievers.selection.pool import SIGNATURE_SIZE, CandidatePool, build_pool, word_signatures
 from retrievers.selection.proposal import Proposal
@@ -102,16 +105,22 @@ class Select(StepOperator):
         return count
 
     def _costs(self, hits: list[Hit], ctx: RunContext) -> list[int]:
+        """Each hit's exact token count with the select tokenizer: the chunk's own ``token_count`` when the chunk
+        records that it was measured with the same tokenizer (``Chunk.tokenizer``, set by every chunker), else
+        counted (chunks built by hand, chunks of an index written before chunks recorded their tokenizer, or
+        chunked with another tokenizer)."""
         tokenizer = ctx.resources.tokenizer(self.params.tokenizer)
-        key = tokenizer.name
+        key, identity = tokenizer.name, tokenizer.identity
+        measured = [h.chunk.tokenizer is not None and tokenizer_identity(h.chunk.tokenizer) == identity for h in hits]
         cache = self._token_counts
         if len(cache) > _CACHE_LIMIT:  # before looking up, so nothing found below is dropped
             cache.clear()
-        missing = list(dict.fromkeys(h.chunk.text for h in hits if (key, h.chunk.text) not in cache))
+        missing = list(dict.fromkeys(h.chunk.text for h, known in zip(hits, measured)
+                                     if not known and (key, h.chunk.text) not in cache))
         # one text at a time: for a query's ~100 candidates, tiktoken's batch call spends more CPU handing texts
         # to its thread pool than the second core gives back (measured: 9.7 vs 5.4 ms CPU per 100 chunks)
         cache.update({(key, t): tokenizer.count(t) for t in missing})
-        return [cache[(key, h.chunk.text)] for h in hits]
+        return [h.chunk.token_count if known else cache[(key, h.chunk.text)] for h, known in zip(hits, measured)]
 
     def _signatures(self, texts: list[str]) -> np.ndarray:
         """MinHash signature rows of ``texts`` (uint32), the missing ones computed in one batch; rows are kept in
@@ -166,7 +175,8 @@ class Select(StepOperator):
                           near_duplicate=p.near_duplicate,
                           neighbour_weight=p.neighbour_weight, signatures_of=self._signatures)
         cost_by_id = {h.chunk.id: c for h, c in zip(candidates, costs)}
-        spans = ContextSpans(self._counter(ctx), lambda h: cost_by_id[h.chunk.id], merge=p.merge_adjacent)
+        spans = ContextSpans(self._counter(ctx), lambda h: cost_by_id[h.chunk.id], merge=p.merge_adjacent,
+                             tokenizer=ctx.resources.tokenizer(p.tokenizer).identity)
         proposal = self.propose(pool)
         chosen = np.zeros(len(pool), dtype=bool)
         for i in proposal.order:

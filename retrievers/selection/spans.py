@@ -63,6 +63,7 @@ class ContextSpans:
     count: Callable[[str], int]
     cost_of: Callable[[Hit], int]
     merge: bool = True
+    tokenizer: str | None = None  # identity of the tokenizer behind ``count``, recorded on chunks built here
     spans: list[ContextSpan] = field(default_factory=list)
     total: int = 0
     admitted: set[str] = field(default_factory=set)
@@ -124,7 +125,8 @@ class ContextSpans:
 
     def to_hits(self) -> tuple[Hit, ...]:
         """The context as hits in admission order; a merged span becomes one chunk ``"a+b+..."`` whose
-        metadata lists ``merged_from`` and whose score is its best member's."""
+        metadata lists ``merged_from`` and whose score is its best member's. A chunk whose ``token_count`` is
+        replaced by the span's count records ``tokenizer`` as the tokenizer that count was measured with."""
         out = []
         for span in sorted(self.spans, key=lambda s: s.order):
             if len(span.members) == 1:
@@ -132,13 +134,13 @@ class ContextSpans:
                 chunk = hit.chunk
                 if chunk.token_count != span.tokens:
                     chunk = Chunk(chunk.id, chunk.doc_id, chunk.text, chunk.start, chunk.end, span.tokens,
-                                  chunk.metadata)
+                                  chunk.metadata, self.tokenizer)
                 out.append(Hit(chunk, hit.score, hit.source))
                 continue
             members = sorted(span.members, key=lambda h: h.chunk.start)
             best = max(span.members, key=lambda h: h.score)
             metadata = {**members[0].chunk.metadata, "merged_from": [m.chunk.id for m in members]}
             merged = Chunk("+".join(m.chunk.id for m in members), span.doc_id, span.text, span.start, span.end,
-                           span.tokens, metadata)
+                           span.tokens, metadata, self.tokenizer)
             out.append(Hit(merged, best.score, best.source))
         return tuple(out)
