@@ -2,11 +2,13 @@
 from __future__ import annotations
 
 import zlib
+from unittest import mock
 
 import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from retrievers.selection import pool
 from retrievers.selection.knapsack import discounted_values
 from retrievers.selection.pool import (_MINHASH_SEEDS, _PRIME, _WORD, build_pool, near_duplicate_pairs,
                                        span_overlap_pairs, touching_pairs, word_signatures)
@@ -59,6 +61,45 @@ def test_word_signatures_are_the_minhash_of_each_texts_distinct_words():
         hashes = np.array([zlib.crc32(w.encode()) for w in words], dtype=np.uint64)
         assert (row == ((hashes[:, None] * a + b) % _PRIME).min(axis=0)).all()
     assert (rows[0] == rows[4]).all()  # same word set, same signature
+
+
+def reference_signature(text: str) -> np.ndarray:
+    """The definition, word by word: min over the text's distinct lower-cased words of each permuted CRC-32."""
+    words = set(_WORD.findall(text.lower()))
+    if not words:
+        return np.full(64, np.iinfo(np.uint64).max, dtype=np.uint64)
+    hashes = np.array([zlib.crc32(w.encode()) for w in words], dtype=np.uint64)
+    a, b = _MINHASH_SEEDS
+    return ((hashes[:, None] * a + b) % _PRIME).min(axis=0)
+
+
+# Case mappings that change length or depend on context, non-ASCII and astral word characters, word characters
+# that are not letters, lone surrogates, words around the 64-byte table limit of the vectorised CRC.
+PIECES = ["The", " cat", "İstanbul", "ΑΣ ", "ΌΣΟΣ", "STRASSE straße", "ǅ", "ﬁ", "日本語のテキスト", "😀", "𝐀𝐁", "e\u0301",
+          "x_y", "3²", "٣", "\u07ff\u0800", "\uffff", "\U00010000", "\ud800", "\udfff", "\n", " ", "!!", "-", "a" * 63, "b" * 64, "c" * 65, "é" * 32, "é" * 33,
+          "語" * 30, "w" * 200]
+signature_texts = st.lists(st.one_of(st.text(max_size=60), st.lists(st.sampled_from(PIECES), max_size=12).map("".join)),
+                           max_size=12)
+
+
+@settings(max_examples=300, deadline=None)
+@given(texts=signature_texts, few_wide=st.sampled_from([0, 256, 10**9]))
+def test_vectorised_word_signatures_equal_the_word_by_word_definition(texts, few_wide):
+    with mock.patch.object(pool, "_FEW_WIDE", few_wide):  # all words from UTF-8, the default, non-ASCII by zlib
+        rows = word_signatures(texts)
+    assert rows.shape == (len(texts), 64) and rows.dtype == np.uint64
+    for text, row in zip(texts, rows):
+        assert (row == reference_signature(text)).all(), text
+
+
+def test_word_signatures_equal_the_definition_over_every_code_point():
+    """Every code point once, in words mixing neighbours (so UTF-8 widths 1–4 and every \\w class meet)."""
+    points = [c for c in range(0x110000) if not 0xD800 <= c < 0xE000 or c % 97 == 0]
+    texts = ["".join(chr(c) + (" " if i % 3 == 2 else "") for i, c in enumerate(points[k:k + 6000]))
+             for k in range(0, len(points), 6000)]
+    rows = word_signatures(texts)
+    for text, row in zip(texts, rows):
+        assert (row == reference_signature(text)).all()
 
 
 texts = st.lists(st.lists(st.sampled_from("alpha beta gamma delta epsilon zeta eta theta".split()), min_size=0,

@@ -16,6 +16,7 @@ from __future__ import annotations
 import re
 import zlib
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Callable, Sequence
 
 import numpy as np
@@ -53,22 +54,103 @@ _EMPTY = np.iinfo(np.uint64).max
 
 def word_signatures(texts: Sequence[str]) -> np.ndarray:
     """One 64-value MinHash signature per text (rows), of its distinct lower-cased words (Broder 1997): the share
-    of equal positions between two signatures estimates the Jaccard similarity of their word sets. All texts
-    are hashed in one numpy pass: each distinct word is permuted once, then ``minimum.reduceat`` over each
-    text's words."""
+    of equal positions between two signatures estimates the Jaccard similarity of their word sets.
+
+    A word is a maximal run of ``\\w`` characters (``re.findall(r"\\w+", text.lower())``) hashed with
+    ``zlib.crc32`` of its UTF-8 bytes, then permuted 64 times (``(a·h + b) mod (2³¹ − 1)``); a text's signature is
+    the minimum of each permutation over its words, and a text without words gets ``2⁶⁴ − 1`` everywhere. All
+    texts go through numpy together: words are found with a table of the ``\\w`` code points, their CRC-32s are
+    XORs of per-byte table entries (CRC is affine in the message bytes; words longer than 64 bytes, and the words
+    of a few non-ASCII characters in ASCII text, go through ``zlib``), each distinct word is permuted once and
+    the minima are one ``minimum.reduceat``. Equal, value for value, to hashing word by word
+    (tests/test_select_pool.py keeps that reference); about twice as fast on English text."""
     out = np.full((len(texts), SIGNATURE_SIZE), _EMPTY, dtype=np.uint64)
-    word_sets = [set(_WORD.findall(t.lower())) for t in texts]
-    filled = [i for i, words in enumerate(word_sets) if words]
-    if not filled:
+    if not len(texts):
         return out
-    sizes = np.array([len(word_sets[i]) for i in filled])
-    hashes = np.fromiter((zlib.crc32(w.encode()) for i in filled for w in word_sets[i]), dtype=np.uint64,
-                         count=int(sizes.sum()))
+    lowered = [t.lower() for t in texts]
+    joined = "\n".join(lowered)  # "\n" is not a word character: no word spans two texts
+    points = np.frombuffer(joined.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+    marks = np.zeros(len(points) + 2, dtype=np.int8)
+    marks[1:-1] = _word_characters()[points]
+    edges = np.flatnonzero(marks[1:] != marks[:-1])
+    if not edges.size:
+        return out
+    starts, ends = edges[0::2], edges[1::2]  # code point offsets of every word (occurrence) in ``joined``
+    lengths = ends - starts
+    characters = points[marks[1:-1].view(bool)]  # the words' code points back to back
+    wide = np.flatnonzero(characters >= 0x80)  # positions of non-ASCII word characters
+    if wide.size > _FEW_WIDE:  # hash every word on its UTF-8 bytes
+        width = 1 + (points >= 0x80).astype(np.int64) + (points >= 0x800) + (points >= 0x10000)
+        utf8 = np.frombuffer(joined.encode("utf-8", "surrogatepass"), dtype=np.uint8)
+        offsets = np.concatenate(([0], np.cumsum(width)))
+        hashes = _crc32_of_words(utf8[np.repeat(marks[1:-1].view(bool), width)], offsets[ends] - offsets[starts])
+    else:  # ASCII words (a code point is its byte) by table, the few others by zlib
+        hashes = _crc32_of_words(characters.astype(np.uint8), lengths)
+        if wide.size:
+            for w in np.unique(np.searchsorted(np.cumsum(lengths) - lengths, wide, side="right") - 1).tolist():
+                hashes[w] = zlib.crc32(joined[starts[w]:ends[w]].encode())
+    text_starts = np.cumsum([0] + [len(t) + 1 for t in lowered[:-1]])
+    words_per_text = np.bincount(np.searchsorted(text_starts, starts, side="right") - 1, minlength=len(texts))
+    filled = np.flatnonzero(words_per_text)
     distinct, where = np.unique(hashes, return_inverse=True)  # texts of one corpus share most of their words
-    a, b = _MINHASH_SEEDS
-    permuted = (distinct[:, None] * a[None, :] + b[None, :]) % _PRIME
-    out[filled] = np.minimum.reduceat(permuted[where], np.concatenate(([0], np.cumsum(sizes)[:-1])), axis=0)
+    permuted = _permute(distinct.astype(np.uint64))  # (64, distinct words), values < 2³¹
+    occurrences = np.take(permuted, where.ravel(), axis=1)  # (64, words), each row contiguous
+    first = np.cumsum(words_per_text[filled]) - words_per_text[filled]  # first word of each filled text
+    segments = (first[None, :] + occurrences.shape[1] * np.arange(SIGNATURE_SIZE)[:, None]).ravel()
+    minima = np.minimum.reduceat(occurrences.ravel(), segments).reshape(SIGNATURE_SIZE, len(filled))
+    out[filled] = minima.T
     return out
+
+
+_CRC_SPAN = 64  # words up to this many UTF-8 bytes are hashed by table; longer ones (rare) by zlib
+_FEW_WIDE = 256  # up to this many non-ASCII word characters, zlib hashes their words faster than converting all
+#                 the text to UTF-8
+
+
+@lru_cache(maxsize=1)
+def _word_characters() -> np.ndarray:
+    """``table[c]``: whether code point ``c`` is a ``\\w`` character for :data:`_WORD` (built from ``re`` itself,
+    once: ~30 ms)."""
+    everything = np.arange(0x110000, dtype=np.uint32).tobytes().decode("utf-32-le", "surrogatepass")
+    table = np.zeros(0x110000, dtype=bool)
+    for match in _WORD.finditer(everything):
+        table[match.start():match.end()] = True
+    return table
+
+
+@lru_cache(maxsize=1)
+def _crc_tables() -> tuple[np.ndarray, np.ndarray]:
+    """``(zeros, byte)``: ``zeros[n] = crc32(n zero bytes)`` and ``byte[j·256 + b]`` = what byte ``b`` followed by
+    ``j`` more bytes adds to a CRC (``crc32(b·0ʲ) ^ crc32(0ʲ⁺¹)``), so that ``crc32(m) = zeros[len(m)] ^
+    XOR_i byte[(len(m) − 1 − i)·256 + m_i]``."""
+    zeros = np.array([zlib.crc32(bytes(n)) for n in range(_CRC_SPAN + 1)], dtype=np.uint32)
+    byte = np.array([[zlib.crc32(bytes([b]) + bytes(j)) ^ zlib.crc32(bytes(j + 1)) for b in range(256)]
+                     for j in range(_CRC_SPAN)], dtype=np.uint32)
+    return zeros, byte.ravel()
+
+
+def _crc32_of_words(data: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """``zlib.crc32`` of consecutive words: ``data`` holds their bytes back to back, ``lengths`` (all ≥ 1) their
+    sizes."""
+    lengths = lengths.astype(np.int32)
+    zeros, byte = _crc_tables()
+    first = np.cumsum(lengths) - lengths
+    after = np.repeat(first + lengths - 1, lengths) - np.arange(len(data), dtype=np.int32)  # bytes after it
+    np.minimum(after, _CRC_SPAN - 1, out=after)
+    hashes = np.bitwise_xor.reduceat(byte[after * 256 + data], first) ^ zeros[np.minimum(lengths, _CRC_SPAN)]
+    for w in np.flatnonzero(lengths > _CRC_SPAN).tolist():
+        hashes[w] = zlib.crc32(data[first[w]:first[w] + lengths[w]].tobytes())
+    return hashes
+
+
+def _permute(hashes: np.ndarray) -> np.ndarray:
+    """``(a·h + b) mod (2³¹ − 1)`` for every seed pair (rows) and uint64 hash ``h < 2³²`` (columns; the product
+    fits in 64 bits), as uint32, computed in place."""
+    a, b = _MINHASH_SEEDS
+    permuted = np.multiply.outer(a, hashes)
+    permuted += b[:, None]
+    np.remainder(permuted, _PRIME, out=permuted)
+    return permuted.astype(np.uint32)
 
 
 def touching_pairs(doc_codes: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
