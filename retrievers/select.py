@@ -14,6 +14,10 @@ When no candidate fits at all (the budget is smaller than every chunk) the defau
 "I don't know". ``when_nothing_fits: empty`` instead returns an empty context and records a warning in the
 step's note (``state.notes["select"]["warning"]``). No hits at all is not an error: the context is empty.
 
+Near-duplicate redundancy compares MinHash signatures of the candidates' words, computed the first time the
+operator sees a text — or read from the index when ``index.structures`` includes ``minhash``
+(:mod:`retrievers.minhash`; same values), which makes a first sight of new candidates as cheap as a repeat.
+
 Strategies: ``topk`` (rank order, baseline), ``density`` (greedy value per token), ``knapsack`` (exact DP over
 token costs), ``gradient`` (SAGE: cut at the steep score drop, then fill), ``mcts`` (CORAG: tree search over
 chunk sets for relevance − redundancy), ``smoothed`` (rank order over relevance smoothed along each document:
@@ -22,7 +26,7 @@ neighbours of strong hits move up). See :mod:`retrievers.selection.pool` for the
 from __future__ import annotations
 
 import logging
-from typing import Callable, Literal
+from typing import Callable, Literal, Sequence
 
 import numpy as np
 from pydantic import Field
@@ -32,7 +36,7 @@ from rag.operators import RunContext, StepOperator
 from rag.registry import OperatorParams, operator
 from rag.state import QueryState
 from rag.tokens import tokenizer_identity
-from rag.types import Hit
+from rag.types import Chunk, Hit
 from retrievers.selection.pool import SIGNATURE_SIZE, CandidatePool, build_pool, word_signatures
 from retrievers.selection.proposal import Proposal
 from retrievers.selection.ranked import gradient, topk
@@ -139,6 +143,30 @@ class Select(StepOperator):
             rows.update((t, first + i) for i, t in enumerate(missing))
         return self._signature_table[[rows[t] for t in texts]]
 
+    def _chunk_signatures(self, chunks: Sequence[Chunk], ctx: RunContext) -> np.ndarray:
+        """MinHash signature rows of ``chunks``: read from the index's ``minhash`` structure (computed at index
+        time, :mod:`retrievers.minhash`) for the index's own chunks — same id, same text — and otherwise
+        computed through :meth:`_signatures`."""
+        index = ctx.index
+        structure = index.structures.get("minhash") if index is not None else None
+        if structure is None:
+            return self._signatures([c.text for c in chunks])
+        held = index.chunks
+
+        def stored(row: int | None, chunk: Chunk) -> bool:  # the row was computed from this chunk's text
+            own = held.get(chunk.id)
+            return row is not None and own is not None and (own is chunk or own.text == chunk.text)
+
+        rows = [row if stored(row, c) else None for row, c in zip(structure.rows_of([c.id for c in chunks]), chunks)]
+        missing = [i for i, row in enumerate(rows) if row is None]
+        if not missing:
+            return structure.table_[rows]
+        out = np.empty((len(chunks), SIGNATURE_SIZE), dtype=np.uint32)
+        found = [i for i, row in enumerate(rows) if row is not None]
+        out[found] = structure.table_[[rows[i] for i in found]]
+        out[missing] = self._signatures([chunks[i].text for i in missing])
+        return out
+
     def propose(self, pool: CandidatePool) -> Proposal:
         p = self.params
         budget = p.budget_tokens
@@ -172,8 +200,8 @@ class Select(StepOperator):
             return (), {**summary, "tokens": 0, "selected": 0}
         costs = self._costs(candidates, ctx)
         pool = build_pool(candidates, costs, normalization=p.normalization, redundancy_weight=p.redundancy_weight,
-                          near_duplicate=p.near_duplicate,
-                          neighbour_weight=p.neighbour_weight, signatures_of=self._signatures)
+                          near_duplicate=p.near_duplicate, neighbour_weight=p.neighbour_weight,
+                          signatures_of=lambda chunks: self._chunk_signatures(chunks, ctx))
         cost_by_id = {h.chunk.id: c for h, c in zip(candidates, costs)}
         spans = ContextSpans(self._counter(ctx), lambda h: cost_by_id[h.chunk.id], merge=p.merge_adjacent,
                              tokenizer=ctx.resources.tokenizer(p.tokenizer).identity)

@@ -21,7 +21,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from rag.types import Hit
+from rag.types import Chunk, Hit
 
 _WORD = re.compile(r"\w+")
 
@@ -46,6 +46,9 @@ def normalized_values(scores: np.ndarray, how: str = "minmax") -> np.ndarray:
 
 
 SIGNATURE_SIZE = 64
+#: What :func:`word_signatures` computes; signatures stored by an index (``structure: minhash``) are only read back
+#: under the same definition. Change it with any change to the words, hash, seeds or size.
+SIGNATURE_DEFINITION = "minhash64/crc32-utf8/lower-re-w+/seed20240607/mod-2^31-1"
 _MINHASH_SEEDS = np.random.default_rng(20240607).integers(1, (1 << 31) - 1, size=(2, SIGNATURE_SIZE),
                                                           dtype=np.uint64)
 _PRIME = np.uint64((1 << 31) - 1)
@@ -275,9 +278,10 @@ def neighbour_propagated(values: np.ndarray, doc_codes: np.ndarray, starts: np.n
 
 def build_pool(hits: Sequence[Hit], costs: Sequence[int], *, normalization: str = "minmax",
                redundancy_weight: float = 1.0, near_duplicate: float = 0.8, neighbour_weight: float = 0.0,
-               signatures_of: Callable[[Sequence[str]], np.ndarray] = word_signatures) -> CandidatePool:
+               signatures_of: Callable[[Sequence[Chunk]], np.ndarray] | None = None) -> CandidatePool:
     """A :class:`CandidatePool` over ``hits`` (already deduplicated) with ``costs`` in generator tokens;
-    ``signatures_of(texts)`` gives the MinHash signature rows (a cache can stand in for :func:`word_signatures`)."""
+    ``signatures_of(chunks)`` gives the MinHash signature rows of the hits' chunks (default: :func:`word_signatures`
+    of their texts; a cache or an index's stored signatures can stand in)."""
     hits = tuple(hits)
     chunks = [h.chunk for h in hits]
     codes: dict[str, int] = {}
@@ -292,8 +296,9 @@ def build_pool(hits: Sequence[Hit], costs: Sequence[int], *, normalization: str 
         if not found:
             rows, cols, r = span_overlap_pairs(doc_codes, starts, ends)
             if near_duplicate <= 1.0:
-                dup_rows, dup_cols, jaccard = near_duplicate_pairs(signatures_of([c.text for c in chunks]),
-                                                                   near_duplicate)
+                signatures = (signatures_of(chunks) if signatures_of is not None
+                              else word_signatures([c.text for c in chunks]))
+                dup_rows, dup_cols, jaccard = near_duplicate_pairs(signatures, near_duplicate)
                 n = max(len(hits), 1)
                 both = np.concatenate((rows * n + cols, dup_rows * n + dup_cols))
                 merged, where = np.unique(both, return_inverse=True)
