@@ -36,9 +36,9 @@ DATASETS = Path(__file__).resolve().parents[2] / "shared" / "datasets"
 
 
 def document_chunks(documents) -> list[Chunk]:
-    """One chunk per document (variable sizes)."""
+    """One chunk per document (variable sizes), its token count measured like a chunker's (and so recorded)."""
     tokens = get_tokenizer()
-    return [Chunk(f"{d.id}#0", d.id, d.text, 0, len(d.text), tokens.count(d.text), dict(d.metadata))
+    return [Chunk(f"{d.id}#0", d.id, d.text, 0, len(d.text), tokens.count(d.text), dict(d.metadata), tokens.identity)
             for d in documents]
 
 

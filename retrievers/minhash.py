@@ -6,7 +6,7 @@ it computes the signature of every candidate it has not seen before — most of 
 index: ~2 ms per 100 chunks of 128 tokens, twice that for 250-token abstracts. With it, select reads the
 signatures the index computed when it added the chunks (the same values, so selections do not change); a hit
 whose chunk is not the index's chunk of that id (other text) is still computed. Cost: 256 bytes per chunk in
-memory and on disk, ~20 µs per chunk at index time.
+memory and on disk, ~20–40 µs per chunk at index time.
 
 YAML::
 
