@@ -29,38 +29,34 @@ DATASET = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "chroma-
 TOP_K = 5
 
 # name -> chunker config ({op: ..., params}); sizes are cl100k tokens.
-CONFIGS: dict[str, dict] = {  # most informative rows first (a partial run still answers the main questions)
+PLAIN: dict[str, dict] = {
     "token 200": {"op": "token", "chunk_size": 200},
     "recursive 100": {"op": "recursive", "chunk_size": 100},
-    "late (recursive 100)": {"op": "late", "boundaries": {"op": "recursive", "chunk_size": 100}},
     "recursive 200": {"op": "recursive", "chunk_size": 200},
-    "late (recursive 200)": {"op": "late", "boundaries": {"op": "recursive", "chunk_size": 200}},
     "sentence 100": {"op": "sentence", "chunk_size": 100},
     "token 400 / overlap 200": {"op": "token", "chunk_size": 400, "overlap": 200},
-    "late (token 400 / overlap 200)": {"op": "late", "boundaries": {"op": "token", "chunk_size": 400,
-                                                                    "overlap": 200}},
     "recursive 400": {"op": "recursive", "chunk_size": 400},
-    "late (recursive 400)": {"op": "late", "boundaries": {"op": "recursive", "chunk_size": 400}},
     "semantic cluster 200": {"op": "semantic", "chunk_size": 200, "breakpoint": "cluster"},
     "sentence 200": {"op": "sentence", "chunk_size": 200},
-    "late (semantic cluster 200)": {"op": "late", "boundaries": {"op": "semantic", "chunk_size": 200,
-                                                                 "breakpoint": "cluster"}},
     # 150- and 175-token rows were added after the 100- and 200-token rows were measured
-    "late (semantic cluster 150)": {"op": "late", "boundaries": {"op": "semantic", "chunk_size": 150,
-                                                                 "breakpoint": "cluster"}},
-    "late (recursive 150)": {"op": "late", "boundaries": {"op": "recursive", "chunk_size": 150}},
     "recursive 150": {"op": "recursive", "chunk_size": 150},
     "semantic cluster 150": {"op": "semantic", "chunk_size": 150, "breakpoint": "cluster"},
     "recursive 175": {"op": "recursive", "chunk_size": 175},
-    "late (recursive 175)": {"op": "late", "boundaries": {"op": "recursive", "chunk_size": 175}},
-    "late (token 200)": {"op": "late", "boundaries": {"op": "token", "chunk_size": 200}},
     "token 100 / overlap 50": {"op": "token", "chunk_size": 100, "overlap": 50},
     "sentence 200 / overlap 1": {"op": "sentence", "chunk_size": 200, "overlap_sentences": 1},
     "semantic percentile 200": {"op": "semantic", "chunk_size": 200, "breakpoint": "percentile"},
     "semantic cluster 400": {"op": "semantic", "chunk_size": 400, "breakpoint": "cluster"},
-    "late (sentence 100)": {"op": "late", "boundaries": {"op": "sentence", "chunk_size": 100}},
-    "late (sentence 200 / overlap 1)": {"op": "late", "boundaries": {"op": "sentence", "chunk_size": 200,
-                                                                     "overlap_sentences": 1}},
+}
+#: boundaries measured with late chunking, each twice: the paper's pooled vectors alone (context_weight 1) and
+#: the default mix with the chunk's own embedding (context_weight 0.5)
+LATE_BOUNDARIES = ["recursive 100", "recursive 150", "recursive 175", "recursive 200", "recursive 400",
+                   "sentence 100", "sentence 200 / overlap 1", "token 200", "token 400 / overlap 200",
+                   "semantic cluster 150", "semantic cluster 200"]
+LATE: dict[str, dict] = {}
+for _name in LATE_BOUNDARIES:
+    LATE[f"late pooled-only ({_name})"] = {"op": "late", "boundaries": PLAIN[_name], "context_weight": 1.0}
+    LATE[f"late ({_name})"] = {"op": "late", "boundaries": PLAIN[_name]}
+LM: dict[str, dict] = {
     # Meta-Chunking PPL with the bundled Gemma 3 270M, default threshold 0 and 1024-token context; bfloat16
     # (2.3-2.6x faster than float32 on this CPU, same chunk boundaries on the two documents compared)
     "perplexity 200": {"op": "perplexity", "chunk_size": 200, "dtype": "bfloat16"},
@@ -70,6 +66,8 @@ CONFIGS: dict[str, dict] = {  # most informative rows first (a partial run still
     "llm 200": {"op": "llm", "chunk_size": 200, "generator": {"name": "hf", "model": "gemma3-270m",
                                                               "dtype": "bfloat16"}},
 }
+# name -> chunker config ({op: ..., params}); sizes are cl100k tokens.
+CONFIGS: dict[str, dict] = {**PLAIN, **LATE, **LM}
 
 
 def read_dataset(root: Path):
@@ -133,8 +131,8 @@ def render(results: dict[str, dict]) -> str:
 
 
 REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "REFERENCE.md"
-#: (late row, the same boundaries embedded chunk by chunk)
-LATE_PAIRS = [(name, name[len("late ("):-1]) for name in CONFIGS if name.startswith("late (")]
+#: (boundaries, pooled-only late row, default late row)
+LATE_PAIRS = [(name, f"late pooled-only ({name})", f"late ({name})") for name in LATE_BOUNDARIES]
 
 
 def reference_rows(path: Path = REFERENCE) -> dict[str, tuple[float, float]]:
@@ -171,11 +169,16 @@ def dominance(results: dict[str, dict], references: dict[str, tuple[float, float
 
 
 def late_comparison(results: dict[str, dict]) -> str:
-    lines = ["| boundaries | recall independent | recall late | IoU independent | IoU late |", "|---|---|---|---|---|"]
-    for late, plain in LATE_PAIRS:
-        if late in results and plain in results:
-            a, b = results[plain], results[late]
-            lines.append(f"| {plain} | {a['recall']:.3f} | {b['recall']:.3f} | {a['iou']:.3f} | {b['iou']:.3f} |")
+    lines = ["| boundaries | recall independent | recall late, pooled only | recall late (mix 0.5) | IoU independent "
+             "| IoU pooled only | IoU late (mix 0.5) |", "|---|---|---|---|---|---|---|"]
+
+    def cell(name, key):
+        return f"{results[name][key]:.3f}" if name in results else "–"
+
+    for plain, pooled, late in LATE_PAIRS:
+        if plain in results:
+            lines.append(f"| {plain} | {cell(plain, 'recall')} | {cell(pooled, 'recall')} | {cell(late, 'recall')} "
+                         f"| {cell(plain, 'iou')} | {cell(pooled, 'iou')} | {cell(late, 'iou')} |")
     return "\n".join(lines)
 
 

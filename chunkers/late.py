@@ -6,10 +6,17 @@ vector sees its surroundings. Texts longer than the model's window are encoded i
 macro-windows (the paper's "long late chunking"); each token keeps the embedding from the window in which
 it is farthest from an edge. Chunk spans map to tokens through the tokenizer's character offsets, exactly.
 
+Each chunk's final vector mixes the pooled-in-context vector with the chunk's text embedded on its own,
+``context_weight · pooled + (1 − context_weight) · own`` (default 0.5; 1 is the paper's method alone). With a
+model trained on short texts (MiniLM), pooling a 100–150-token chunk out of a 256-token context lets the context
+drown the chunk's own content, and the pooled vector alone retrieves worse than independent embedding; the mix
+keeps both signals (docs/results/chunking.md). It costs one extra embedding of the chunk texts.
+
 YAML (any boundary chunker, given as a nested op)::
 
     index:
       chunker: {op: late, boundaries: {op: sentence, chunk_size: 128}, window_overlap: 64}
+      # the paper's pooled vectors alone: {op: late, boundaries: {...}, context_weight: 1.0}
       embedder: {model: minilm}
       structures: [dense]
 
@@ -123,6 +130,9 @@ class LateChunker(Chunker):
         boundaries: dict[str, Any] = Field(default_factory=lambda: {"op": "sentence", "chunk_size": 128},
                                            description="the boundary chunker, as a nested {op: ...}")
         window_overlap: int = Field(64, ge=0, description="tokens shared by consecutive macro-windows")
+        context_weight: float = Field(0.5, ge=0, le=1, description=(
+            "share of the pooled-in-context vector in each chunk vector; the rest is the chunk's text embedded "
+            "on its own (1: the paper's late chunking alone, 0: independent embedding)"))
         batch_size: int = Field(16, gt=0)
         cache: bool = Field(True, description="cache pooled vectors on disk by document text and spans")
 
@@ -156,10 +166,19 @@ class LateChunker(Chunker):
         cache = self._cache_store()
         model_key = f"{embedder.identity}|late|overlap={self.params.window_overlap}"
         key = hashlib.sha256((document.text + json.dumps(spans)).encode("utf-8", "surrogatepass")).digest()
+        vectors = None
         if cache is not None:
             hit = cache.get_many(model_key, [key], None).get(key)
             if hit is not None and hit.size % len(chunks) == 0:
-                return chunks, hit.reshape(len(chunks), -1).copy()
+                vectors = hit.reshape(len(chunks), -1).copy()
+        if vectors is None:
+            vectors = self._pooled(document, chunks, spans, embedder)
+            if cache is not None:
+                cache.put_many(model_key, [(key, vectors.ravel())])
+        return chunks, self._with_own_text(chunks, vectors, embedder)
+
+    def _pooled(self, document: Document, chunks: list[Chunk], spans: list[tuple[int, int]], embedder) -> np.ndarray:
+        """The paper's late-chunking vectors: token embeddings of the whole text mean-pooled per span."""
         embeddings, offsets = token_embeddings(embedder.st, document.text, self.params.window_overlap,
                                                self.params.batch_size)
         vectors, empty = pool_spans(embeddings, offsets, spans)
@@ -168,7 +187,18 @@ class LateChunker(Chunker):
         if embedder.normalize:
             norms = np.linalg.norm(vectors, axis=1, keepdims=True)
             vectors = vectors / np.where(norms == 0, 1, norms)
-        vectors = vectors.astype(np.float32)
-        if cache is not None:
-            cache.put_many(model_key, [(key, vectors.ravel())])
-        return chunks, vectors
+        return vectors.astype(np.float32)
+
+    def _with_own_text(self, chunks: list[Chunk], contextual: np.ndarray, embedder) -> np.ndarray:
+        """``w · contextual + (1 − w) · own`` (renormalised when the embedder normalises), ``own`` being each
+        chunk's text embedded alone. Pooling a small chunk's tokens out of a long context lets the context
+        drown the chunk's own content; the mix keeps both signals (docs/results/chunking.md measures it)."""
+        weight = self.params.context_weight
+        if weight >= 1:
+            return contextual
+        own = embedder.embed([c.text for c in chunks])
+        vectors = weight * contextual + (1 - weight) * own
+        if embedder.normalize:
+            norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+            vectors = vectors / np.where(norms == 0, 1, norms)
+        return vectors.astype(np.float32)

@@ -80,6 +80,27 @@ def test_late_chunking_returns_contextual_unit_vectors_for_the_boundary_chunks(r
     assert float(vectors[1] @ alone) < 0.99
 
 
+def test_context_weight_mixes_the_pooled_vector_with_the_chunks_own_embedding(resources):
+    text = "Berlin is the capital of Germany. Its population is about 3.8 million. " * 25
+    doc = Document("d", text)
+
+    def vectors(weight):
+        chunker = get_chunker("late", boundaries={"op": "sentence", "chunk_size": 16}, window_overlap=8,
+                              cache=False, context_weight=weight)
+        return chunker.chunk_with_embeddings(doc, resources)
+
+    chunks, pooled = vectors(1.0)
+    _, own = vectors(0.0)
+    _, mixed = vectors(0.5)
+    assert np.allclose(own, resources.embedder.embed([c.text for c in chunks]), atol=1e-5)
+    expected = pooled + own
+    assert np.allclose(mixed, expected / np.linalg.norm(expected, axis=1, keepdims=True), atol=1e-5)
+    assert not np.allclose(pooled, own, atol=1e-2)  # the two signals really differ
+    assert get_chunker("late", boundaries={"op": "sentence"}).params.context_weight == 0.5
+    with pytest.raises(ConfigError, match="context_weight"):
+        get_chunker("late", boundaries={"op": "sentence"}, context_weight=1.5)
+
+
 def test_late_chunking_requires_a_nested_boundary_chunker():
     with pytest.raises(ConfigError, match="boundaries"):
         get_chunker("late", boundaries={"chunk_size": 16})
