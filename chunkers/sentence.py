@@ -53,6 +53,21 @@ def pack_with_overlap(splitter: RecursiveSplitter, units: list[Span], limit: int
     return spans
 
 
+def drop_pieces_inside_the_next_chunk(spans: list[Span], counts: list[int], oversize: list[bool]):
+    """With overlap, a chunk that ``fit_spans`` had to split (its estimate fit, its exact count did not) can end
+    in pieces that start after the next chunk does; the next chunk holds them whole (it ends later), so they are
+    dropped and chunks stay in document order."""
+    keep = [True] * len(spans)
+    following = None
+    for i in range(len(spans) - 1, -1, -1):
+        if following is not None and spans[i][0] > spans[following][0] and spans[i][1] <= spans[following][1]:
+            keep[i] = False
+        else:
+            following = i
+    return ([x for x, k in zip(spans, keep) if k], [x for x, k in zip(counts, keep) if k],
+            [x for x, k in zip(oversize, keep) if k])
+
+
 @operator("sentence", kind="chunker")
 class SentenceChunker(Chunker):
     """Packs whole sentences up to ``chunk_size`` tokens, optionally repeating sentences as overlap."""
@@ -67,7 +82,7 @@ class SentenceChunker(Chunker):
         splitter = RecursiveSplitter(text, self.tokenizer_, markdown=False)
         spans = pack_with_overlap(splitter, sentence_units(splitter, limit), limit, self.params.overlap_sentences)
         counts = splitter.index.counts(spans)
-        return fit_spans(text, spans, self.tokenizer_, limit, counts)
+        return drop_pieces_inside_the_next_chunk(*fit_spans(text, spans, self.tokenizer_, limit, counts))
 
     def chunk(self, document: Document) -> list[Chunk]:
         if not document.text:
