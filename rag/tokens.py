@@ -6,8 +6,9 @@
 its ``token_count`` was measured with (:attr:`rag.types.Chunk.tokenizer`).
 
 Encoding text is most of what a token-sized chunker does, so for cl100k the encoding itself is done by
-bpe-openai's Rust BPE (a linear-time encoder; same token ids as tiktoken, 1.6x faster in one thread here) when that package
-is installed, and checked against tiktoken when loaded; decoding and the vocabulary stay tiktoken's.
+bpe-openai's Rust BPE (a linear-time encoder; same token ids as tiktoken, 1.6x faster in one thread here)
+when that package is installed, and checked against tiktoken when loaded; decoding and the vocabulary stay
+tiktoken's.
 ``backend="tiktoken"`` (or ``RAGLOOM_BPE=tiktoken`` in the environment) keeps tiktoken for everything.
 """
 from __future__ import annotations
