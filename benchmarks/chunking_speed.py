@@ -4,8 +4,8 @@ Size 200 cl100k tokens everywhere; median of ``--repeats`` round-robin runs afte
 ratios) and process CPU time. ragloom encodes cl100k with bpe-openai's Rust BPE (its default; same ids as
 tiktoken); the "(tiktoken)" rows run ragloom on tiktoken, the encoder the references are given as their users
 would. Extra rows: Chonkie on its own tokenizer (tokie, cl100k converted locally; not always cl100k's ids, the
-script prints how often) and LangChain counting with bpe-openai. Also measures the semantic chunker's cost against the bare embedding of its sentence
-windows (cache off for both).
+script prints how often) and LangChain counting with bpe-openai. Also measures the semantic chunker's cost
+against the bare embedding of its sentence windows (cache off for both).
 
     HF_HUB_OFFLINE=1 python benchmarks/chunking_speed.py [--repeats 5] [--semantic | --semantic-only]
 """
