@@ -120,6 +120,14 @@ def pool_spans(embeddings: np.ndarray, offsets: np.ndarray, spans: list[tuple[in
     return vectors, empty
 
 
+def _as_embedder_output(vectors: np.ndarray, embedder) -> np.ndarray:
+    """``vectors`` as the embedder returns its own: float32, rows scaled to unit length when it normalises."""
+    if embedder.normalize:
+        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+        vectors = vectors / np.where(norms == 0, 1, norms)
+    return vectors.astype(np.float32)
+
+
 @operator("late", kind="chunker")
 class LateChunker(Chunker):
     """Late chunking (Günther et al. 2024): boundaries from a nested chunker, vectors pooled in context."""
@@ -184,10 +192,7 @@ class LateChunker(Chunker):
         vectors, empty = pool_spans(embeddings, offsets, spans)
         if empty:  # chunks without any word piece (whitespace): embed their text on its own
             vectors[empty] = embedder.embed([chunks[i].text for i in empty])
-        if embedder.normalize:
-            norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-            vectors = vectors / np.where(norms == 0, 1, norms)
-        return vectors.astype(np.float32)
+        return _as_embedder_output(vectors, embedder)
 
     def _with_own_text(self, chunks: list[Chunk], contextual: np.ndarray, embedder) -> np.ndarray:
         """``w · contextual + (1 − w) · own`` (renormalised when the embedder normalises), ``own`` being each
@@ -198,7 +203,4 @@ class LateChunker(Chunker):
             return contextual
         own = embedder.embed([c.text for c in chunks])
         vectors = weight * contextual + (1 - weight) * own
-        if embedder.normalize:
-            norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-            vectors = vectors / np.where(norms == 0, 1, norms)
-        return vectors.astype(np.float32)
+        return _as_embedder_output(vectors, embedder)
