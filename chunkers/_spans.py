@@ -56,7 +56,8 @@ def token_char_bounds(text: str, tokenizer: TiktokenTokenizer, ids: Sequence[int
         ids = tokenizer.encode(text)
     byte_bounds = np.zeros(len(ids) + 1, dtype=np.int64)
     if len(ids):
-        np.cumsum(token_byte_lengths(tokenizer)[np.asarray(ids, dtype=np.int64)], out=byte_bounds[1:])
+        ids = ids if isinstance(ids, np.ndarray) else np.asarray(ids, dtype=np.int64)  # encoders give uint32
+        np.cumsum(token_byte_lengths(tokenizer)[ids], out=byte_bounds[1:])
     return char_offsets(text, byte_bounds)
 
 
@@ -141,9 +142,9 @@ def encode_ordinary(encoding, text: str) -> np.ndarray:
     to build and convert (15% faster). With no special token allowed, ``encode`` is ``encode_ordinary``. A text
     with lone surrogates is not UTF-8, and only ``encode_ordinary`` repairs it."""
     try:
-        return encoding.encode_to_numpy(text, disallowed_special=()).astype(np.int64)
+        return encoding.encode_to_numpy(text, disallowed_special=())
     except UnicodeEncodeError:
-        return np.asarray(encoding.encode_ordinary(text), dtype=np.int64)
+        return np.asarray(encoding.encode_ordinary(text), dtype=np.uint32)
 
 
 def spare_core() -> bool:
