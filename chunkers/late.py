@@ -173,22 +173,27 @@ class LateChunker(Chunker):
     def chunk_with_embeddings(self, document: Document, resources: "Resources") -> tuple[list[Chunk], np.ndarray]:
         chunks = self.chunk(document)
         embedder = resources.embedder
-        spans = [(c.start, c.end) for c in chunks]
         if not chunks:
             return chunks, np.zeros((0, embedder.dim), dtype=np.float32)
+        weight = self.params.context_weight
+        if weight <= 0:  # independent embedding: no forward pass over the whole text
+            return chunks, embedder.embed([c.text for c in chunks])
+        return chunks, self._with_own_text(chunks, self._cached_pooled(document, chunks, embedder), embedder)
+
+    def _cached_pooled(self, document: Document, chunks: list[Chunk], embedder) -> np.ndarray:
+        """:meth:`_pooled`, read from / written to the on-disk cache keyed by document text and chunk spans."""
+        spans = [(c.start, c.end) for c in chunks]
         cache = self._cache_store()
         model_key = f"{embedder.identity}|late|overlap={self.params.window_overlap}"
         key = hashlib.sha256((document.text + json.dumps(spans)).encode("utf-8", "surrogatepass")).digest()
-        vectors = None
         if cache is not None:
             hit = cache.get_many(model_key, [key], None).get(key)
             if hit is not None and hit.size % len(chunks) == 0:
-                vectors = hit.reshape(len(chunks), -1).copy()
-        if vectors is None:
-            vectors = self._pooled(document, chunks, spans, embedder)
-            if cache is not None:
-                cache.put_many(model_key, [(key, vectors.ravel())])
-        return chunks, self._with_own_text(chunks, vectors, embedder)
+                return hit.reshape(len(chunks), -1).copy()
+        vectors = self._pooled(document, chunks, spans, embedder)
+        if cache is not None:
+            cache.put_many(model_key, [(key, vectors.ravel())])
+        return vectors
 
     def _pooled(self, document: Document, chunks: list[Chunk], spans: list[tuple[int, int]], embedder) -> np.ndarray:
         """The paper's late-chunking vectors: token embeddings of the whole text mean-pooled per span."""

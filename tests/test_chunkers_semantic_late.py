@@ -101,6 +101,16 @@ def test_context_weight_mixes_the_pooled_vector_with_the_chunks_own_embedding(re
         get_chunker("late", boundaries={"op": "sentence"}, context_weight=1.5)
 
 
+def test_context_weight_zero_embeds_each_chunk_alone_without_a_forward_pass_over_the_text(resources, monkeypatch):
+    def no_forward_pass(*args, **kwargs):
+        raise AssertionError("context_weight 0 must not run the model over the whole text")
+
+    monkeypatch.setattr("chunkers.late.token_embeddings", no_forward_pass)
+    chunker = get_chunker("late", boundaries={"op": "sentence", "chunk_size": 16}, cache=False, context_weight=0.0)
+    chunks, vectors = chunker.chunk_with_embeddings(Document("d", "Cats purr. Dogs bark. " * 20), resources)
+    assert np.allclose(vectors, resources.embedder.embed([c.text for c in chunks]), atol=1e-6)
+
+
 def test_late_chunking_requires_a_nested_boundary_chunker():
     with pytest.raises(ConfigError, match="boundaries"):
         get_chunker("late", boundaries={"chunk_size": 16})
