@@ -72,7 +72,6 @@ LM: dict[str, dict] = {
     "llm 200": {"op": "llm", "chunk_size": 200, "generator": {"name": "hf", "model": "gemma3-270m",
                                                               "dtype": "bfloat16"}},
 }
-# name -> chunker config ({op: ..., params}); sizes are cl100k tokens.
 CONFIGS: dict[str, dict] = {**PLAIN, **LATE, **LM}
 
 
