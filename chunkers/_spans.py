@@ -6,15 +6,12 @@ hold whatever the boundary logic did.
 """
 from __future__ import annotations
 
-import os
-import threading
-from concurrent.futures import ThreadPoolExecutor
-from functools import lru_cache, partial
+from functools import lru_cache
 from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
-from rag.tokens import SAFE_CUT_ENCODINGS, RustBPEEncoding, TiktokenTokenizer, is_safe_cut
+from rag.tokens import SAFE_CUT_ENCODINGS, TiktokenTokenizer, is_safe_cut
 from rag.types import Chunk, Document, chunk_id
 
 Span = tuple[int, int]
@@ -71,12 +68,6 @@ def char_offsets(text: str, byte_offsets: np.ndarray) -> np.ndarray:
     return byte_offsets - np.searchsorted(continuation, byte_offsets)
 
 
-#: Texts longer than this may be encoded as parallel pieces cut at safe positions (see encode_text).
-PARALLEL_ENCODE_CHARS = 200_000
-#: speed of bpe-openai's cl100k encoder relative to tiktoken's when the two run side by side on two cores
-#: (alone: 1.66x; side by side tiktoken slows more; 2.0 gave the shortest time on chroma-chunking's largest
-#: document, 2026-12-04); sizes the pieces of :func:`encode_text` so both encoders finish together
-RUST_RELATIVE_SPEED = 2.0
 # str.isspace by code point; U+3000 is the last whitespace character, so one more (False) entry stands for
 # every code point above it (see is_space).
 _SPACE_TABLE = np.zeros(0x3002, dtype=bool)
@@ -147,57 +138,6 @@ def encode_ordinary(encoding, text: str) -> np.ndarray:
         return np.asarray(encoding.encode_ordinary(text), dtype=np.uint32)
 
 
-def spare_core() -> bool:
-    """True when, over the last minute, the machine left a core idle besides the one running this thread: only
-    then does a second encoding thread finish sooner; on a busy machine it only adds work."""
-    try:
-        return os.getloadavg()[0] < (os.cpu_count() or 1) - 0.5
-    except (AttributeError, OSError):  # no load average on this platform
-        return True
-
-
-def encode_text(text: str, tokenizer: TiktokenTokenizer, threads: int | None = None) -> np.ndarray:
-    """Token ids of ``text``; a long text under a safe-cut encoding is encoded as ``threads`` pieces cut at safe
-    positions, in parallel (the concatenation equals the single encoding). ``threads=None`` uses two when a core
-    is spare (:func:`spare_core`), else one.
-
-    tiktoken releases the GIL while encoding, so its pieces run in worker threads. bpe-openai's Rust encoder
-    (:class:`rag.tokens.RustBPEEncoding`) holds it: it encodes the first piece in this thread while tiktoken
-    encodes the others in workers, each piece sized by its encoder's speed so that all finish together."""
-    encoding = tokenizer.encoding
-    if threads is None:
-        threads = 2 if len(text) >= PARALLEL_ENCODE_CHARS and spare_core() else 1
-    if len(text) < PARALLEL_ENCODE_CHARS or encoding.name not in SAFE_CUT_ENCODINGS or threads < 2:
-        return encode_ordinary(encoding, text)
-    rust = isinstance(encoding, RustBPEEncoding)
-    weights = [RUST_RELATIVE_SPEED if rust else 1.0] + [1.0] * (threads - 1)
-    shares = np.cumsum(weights) / sum(weights)
-    edges = [0]
-    for share in shares[:-1]:
-        cut = _first_safe_cut(text, max(edges[-1] + 1, int(share * len(text))), len(text) - 2)
-        if cut > edges[-1]:
-            edges.append(cut)
-    edges.append(len(text))
-    pieces = [text[a:b] for a, b in zip(edges[:-1], edges[1:])]
-    if not rust:
-        with ThreadPoolExecutor(threads) as pool:
-            return np.concatenate(list(pool.map(partial(encode_ordinary, encoding), pieces)))
-    if len(pieces) == 1:
-        return encode_ordinary(encoding, text)
-    ready = threading.Semaphore(0)
-
-    def encode_with_tiktoken(piece: str) -> np.ndarray:
-        ready.release()  # from here this worker only needs the GIL until tiktoken releases it
-        return encode_ordinary(encoding.tiktoken, piece)
-
-    with ThreadPoolExecutor(len(pieces) - 1) as pool:
-        rest = [pool.submit(encode_with_tiktoken, piece) for piece in pieces[1:]]
-        for _ in rest:
-            ready.acquire()  # every worker is on its way into tiktoken before the Rust encoder takes the GIL
-        first = encode_ordinary(encoding, pieces[0])
-        return np.concatenate([first] + [future.result() for future in rest])
-
-
 class TokenIndex:
     """One tokenization of a text: token boundaries as character offsets (for size estimates) and exact
     token counts of spans without re-encoding them.
@@ -208,12 +148,12 @@ class TokenIndex:
     safe cuts near their edges, and encodings other than cl100k, are encoded whole.
     """
 
-    def __init__(self, text: str, tokenizer: TiktokenTokenizer, threads: int | None = None):
+    def __init__(self, text: str, tokenizer: TiktokenTokenizer):
         self.text = text
         self.tokenizer = tokenizer
         self.safe_encoding = tokenizer.encoding.name in SAFE_CUT_ENCODINGS
         # A token starting inside a multibyte character maps to that character's end (see token_char_bounds).
-        self.char_bounds = token_char_bounds(text, tokenizer, encode_text(text, tokenizer, threads))
+        self.char_bounds = token_char_bounds(text, tokenizer, encode_ordinary(tokenizer.encoding, text))
 
     def counts(self, spans: Sequence[Span]) -> list[int]:
         text, encode = self.text, self.tokenizer.encoding.encode_ordinary

@@ -6,9 +6,8 @@ import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import chunkers._spans as spans_module
-from chunkers._spans import TokenIndex, char_offsets, encode_ordinary, encode_text, safe_cut_mask, utf8_char_index
-from rag.tokens import TiktokenTokenizer, get_tokenizer
+from chunkers._spans import TokenIndex, char_offsets, encode_ordinary, safe_cut_mask, utf8_char_index
+from rag.tokens import get_tokenizer
 
 # Pieces chosen to sit at and around the safe-cut patterns (space before a letter, after a line feed) and
 # to stress the cl100k pre-tokenizer: contractions, digit runs, punctuation runs, CRLF, unicode letters/spaces.
@@ -26,23 +25,6 @@ def test_span_counts_from_the_document_tokenization_equal_encoding_the_span(text
     spans = [tuple(sorted(data.draw(st.tuples(st.integers(0, n), st.integers(0, n))))) for _ in range(8)]
     spans.append((0, n))
     assert index.counts(spans) == [tokenizer.count(text[a:b]) for a, b in spans]
-
-
-TIKTOKEN_ONLY = TiktokenTokenizer("cl100k_base", backend="tiktoken")
-
-
-@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(text=st.one_of(adversarial, st.text(max_size=300)))
-def test_parallel_encoding_in_safe_pieces_equals_the_single_encoding(text):
-    saved = spans_module.PARALLEL_ENCODE_CHARS
-    spans_module.PARALLEL_ENCODE_CHARS = 0  # force the piecewise path on short texts
-    try:
-        # the default (Rust BPE in this thread + tiktoken workers) and tiktoken-only threads
-        for tokenizer in (get_tokenizer(), TIKTOKEN_ONLY):
-            for threads in (2, 3, 8):
-                assert encode_text(text, tokenizer, threads).tolist() == tokenizer.encode(text)
-    finally:
-        spans_module.PARALLEL_ENCODE_CHARS = saved
 
 
 @settings(max_examples=100, deadline=None)
