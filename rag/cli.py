@@ -1,4 +1,4 @@
-"""The ``ragloom`` command line: index, query, run, validate, quickstart, ops, eval."""
+"""The ``ragloom`` command line: index, query, run, chunk, validate, quickstart, ops, eval."""
 from __future__ import annotations
 
 import argparse
@@ -56,6 +56,108 @@ def _print_result(result, as_json: bool, show_trace: bool) -> None:
 
         add(tree, result.trace)
         console.print(tree)
+
+
+def _chunker_spec(args) -> tuple[str, dict]:
+    """``(op, params)`` of the chunker ``ragloom chunk`` runs: a pipeline's ``index.chunker`` (``--config``),
+    or ``--op`` with ``--set KEY=VALUE`` params (values read as YAML: numbers, booleans, ``{op: ...}``)."""
+    import yaml
+
+    if args.config:
+        if args.set:
+            raise RagloomError("--set goes with --op; with --config, edit the pipeline's index.chunker")
+        from rag.config import load_config
+
+        chunker = load_config(args.config).index.chunker
+        return chunker.op, dict(chunker.params)
+    params = {}
+    for pair in args.set or ():
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise RagloomError(f"--set takes KEY=VALUE (e.g. chunk_size=200), got {pair!r}")
+        try:
+            params[key] = yaml.safe_load(value) if value else ""
+        except yaml.YAMLError as exc:
+            raise RagloomError(f"--set {key}: {value!r} is not a YAML value ({exc.problem})") from None
+    return args.op, params
+
+
+def _write_jsonl_atomically(path: Path, rows) -> None:
+    """Rows as JSON Lines, written to a temporary file next to ``path`` and renamed over it: an interrupted
+    run leaves any previous file whole."""
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        with tmp.open("w", encoding="utf-8") as handle:
+            for row in rows:
+                handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise RagloomError(f"cannot write {path}: {exc.strerror or exc}") from None
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def cmd_chunk(args) -> int:
+    import statistics
+    import time
+
+    from rich.markup import escape
+    from rich.table import Table
+
+    from rag.documents import read_documents
+    from rag.registry import create
+
+    op, params = _chunker_spec(args)
+    chunker = create(op, params, "chunker", "chunker")
+    documents = read_documents(args.input)
+    started = time.perf_counter()
+    chunks = chunker.chunk_documents(documents)
+    seconds = time.perf_counter() - started
+    to_stdout = args.out == "-"
+    if args.out and not to_stdout:
+        _write_jsonl_atomically(Path(args.out), (c.to_json() for c in chunks))
+    elif to_stdout:
+        for c in chunks:
+            print(json.dumps(c.to_json(), ensure_ascii=False))
+    megabytes = sum(len(d.text.encode("utf-8", "surrogatepass")) for d in documents) / 1e6
+    tokens = [c.token_count for c in chunks] or [0]
+    limit = params.get("chunk_size", getattr(chunker.params, "chunk_size", None))
+    summary = {
+        "chunker": {"op": op, **params}, "documents": len(documents), "megabytes": round(megabytes, 3),
+        "chunks": len(chunks), "seconds": round(seconds, 3),
+        "tokens": {"mean": round(statistics.fmean(tokens), 1), "median": statistics.median(tokens),
+                   "max": max(tokens), "limit": limit, "tokenizer": chunks[0].tokenizer if chunks else None},
+        "mean_characters": round(statistics.fmean(len(c.text) for c in chunks), 1) if chunks else 0,
+        "oversize": sum(bool(c.metadata.get("oversize")) for c in chunks),
+    }
+    if args.json:
+        print(json.dumps(summary, indent=2, ensure_ascii=False, default=str), file=sys.stderr if to_stdout else sys.stdout)
+        return 0
+    from rich.console import Console
+
+    console = Console(stderr=to_stdout)
+    spec = ", ".join(f"{k}={v!r}" for k, v in params.items())
+    size = f"{megabytes:.2f} MB" if megabytes >= 0.1 else f"{megabytes * 1000:.1f} kB"
+    console.print(f"[bold]{escape(op)}[/]({escape(spec)}): {len(documents)} document(s), {size} -> "
+                  f"{len(chunks)} chunks in {seconds:.2f} s ({megabytes / max(seconds, 1e-9):.2f} MB/s)")
+    t = summary["tokens"]
+    console.print(f"tokens per chunk ({t['tokenizer']}): mean {t['mean']}, median {t['median']}, max {t['max']}"
+                  + (f" (limit {limit})" if limit else "") + f"; characters: mean {summary['mean_characters']}"
+                  + f"; oversize: {summary['oversize']}")
+    if chunker.embeds_chunks:
+        console.print(f"[dim]{op} computes its chunk vectors when indexing; these are its boundaries")
+    if args.show:
+        table = Table("chunk", "span", "tokens", "text", box=None, padding=(0, 1))
+        for c in chunks[:args.show]:
+            text = " ".join(c.text.split())
+            table.add_row(escape(c.id), f"{c.start}-{c.end}", str(c.token_count),
+                          escape(text if len(text) <= 100 else text[:97] + "..."))
+        console.print(table)
+    if args.out and not to_stdout:
+        console.print(f"wrote {len(chunks)} chunks to {args.out}")
+    return 0
 
 
 def cmd_validate(args) -> int:
@@ -211,6 +313,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("index_dir")
     p.add_argument("doc_ids", nargs="+")
     p.set_defaults(func=cmd_delete)
+
+    p = sub.add_parser("chunk", help="chunk documents and report sizes (and write the chunks as JSONL)",
+                       description="Chunk INPUT with one chunker and print size statistics. The chunker is --op "
+                                   "with --set params, or a pipeline's index.chunker (--config).")
+    p.add_argument("input", help="a folder of text files, a .jsonl of {id, text, metadata}, or one file")
+    source = p.add_mutually_exclusive_group()
+    source.add_argument("--op", default="recursive", help="chunker operator (default recursive; see `ragloom ops "
+                                                          "--kind chunker`)")
+    source.add_argument("--config", help="pipeline YAML whose index.chunker is used")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="chunker param, value as YAML (repeatable)")
+    p.add_argument("--out", help="write the chunks as JSON Lines to this file ('-': stdout, summary to stderr)")
+    p.add_argument("--show", type=int, default=0, metavar="N", help="print the first N chunks")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.set_defaults(func=cmd_chunk)
 
     p = sub.add_parser("validate", help="check pipeline configs without running them")
     p.add_argument("configs", nargs="+")

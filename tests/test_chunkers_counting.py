@@ -6,7 +6,8 @@ import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from chunkers._spans import TokenIndex, char_offsets, encode_ordinary, safe_cut_mask, utf8_char_index
+from chunkers._spans import (TokenIndex, char_offsets, encode_ordinary, safe_cut_mask, token_byte_lengths,
+                             utf8_char_index)
 from rag.tokens import get_tokenizer
 
 # Pieces chosen to sit at and around the safe-cut patterns (space before a letter, after a line feed) and
@@ -44,3 +45,17 @@ def test_safe_cuts_are_spaces_before_letters_and_starts_of_lines():
     text = "ab cd\nef  gh 12\n\nij"
     mask = safe_cut_mask(text)
     assert [p for p in range(len(text) + 1) if mask[p]] == [2, 6, 17]
+
+
+def test_token_byte_lengths_table_matches_every_token_of_the_encoding():
+    tokenizer = get_tokenizer()
+    encoding = tokenizer.encoding
+    table = token_byte_lengths(tokenizer)
+    expected = []
+    for token in range(encoding.max_token_value + 1):
+        try:
+            expected.append(len(encoding.decode_single_token_bytes(token)))
+        except KeyError:  # an id no token has
+            expected.append(0)
+    assert table.tolist() == expected
+    assert table[encoding.eot_token] == len("<|endoftext|>")

@@ -76,3 +76,84 @@ def test_missing_input_and_missing_index_are_clear_errors(tmp_path, capsys):
 def test_ops_lists_operators_of_a_kind(capsys):
     code, out, _ = run(capsys, "ops", "--kind", "router")
     assert code == 0 and "query_kind" in out
+
+
+def _markdown_docs(tmp_path):
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "a.md").write_text("# Alpha\n\n" + "Alpha sentences go here. " * 40 + "\n\n## Beta\n\nBeta text 日本語 😀.\n")
+    (docs / "b.txt").write_text("Short one.\r\nSecond line.\n")
+    return docs
+
+
+def test_chunk_writes_jsonl_with_exact_offsets_and_a_summary_that_matches_it(tmp_path, capsys):
+    docs = _markdown_docs(tmp_path)
+    out_file = tmp_path / "chunks.jsonl"
+    code, out, _ = run(capsys, "chunk", str(docs), "--op", "recursive", "--set", "chunk_size=40",
+                       "--out", str(out_file), "--json")
+    assert code == 0
+    summary = json.loads(out)
+    rows = [json.loads(line) for line in out_file.read_text(encoding="utf-8").splitlines()]
+    texts = {"a.md": (docs / "a.md").read_text(), "b.txt": (docs / "b.txt").read_bytes().decode()}
+    assert summary["chunks"] == len(rows) > 2 and summary["documents"] == 2
+    assert summary["chunker"] == {"op": "recursive", "chunk_size": 40}
+    assert summary["tokens"]["max"] == max(r["token_count"] for r in rows) <= 40
+    for r in rows:
+        assert texts[r["doc_id"]][r["start"]:r["end"]] == r["text"]
+    assert any(r["metadata"].get("heading_path") == ["Alpha", "Beta"] for r in rows)
+
+
+def test_chunk_takes_the_chunker_of_a_pipeline_config_and_nested_yaml_params(tmp_path, capsys):
+    docs = _markdown_docs(tmp_path)
+    code, out, _ = run(capsys, "chunk", str(docs), "--config", str(CONFIGS / "linear.yaml"), "--json")
+    assert code == 0 and json.loads(out)["chunker"]["chunk_size"] == 128
+    code, out, _ = run(capsys, "chunk", str(docs), "--op", "late", "--set", "boundaries={op: sentence, chunk_size: 20}",
+                       "--show", "2")
+    assert code == 0 and "late computes its chunk vectors when indexing" in out and "a.md#0" in out
+
+
+def test_chunk_to_stdout_keeps_the_summary_on_stderr(tmp_path, capsys):
+    code, out, err = run(capsys, "chunk", str(_markdown_docs(tmp_path)), "--op", "token", "--set", "chunk_size=16",
+                         "--out", "-")
+    rows = [json.loads(line) for line in out.splitlines()]
+    assert code == 0 and rows and all(r["token_count"] <= 16 for r in rows) and "chunks in" in err
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--op", "recursve"], "chunker.op: unknown chunker operator 'recursve'"),
+    (["--op", "token", "--set", "chunk_size=0"], "chunker.chunk_size: Input should be greater than 0"),
+    (["--op", "token", "--set", "chunk_sise=10"], "chunker.chunk_sise: unknown key"),
+    (["--set", "chunk_size"], "--set takes KEY=VALUE"),
+    (["--set", "boundaries={op: [}"], "--set boundaries: '{op: [}' is not a YAML value"),
+    (["--config", str(CONFIGS / "linear.yaml"), "--set", "chunk_size=5"], "--set goes with --op"),
+])
+def test_chunk_errors_name_the_problem_and_leave_an_existing_output_file_alone(tmp_path, capsys, argv, message):
+    out_file = tmp_path / "chunks.jsonl"
+    out_file.write_text("previous run\n")
+    code, _, err = run(capsys, "chunk", str(_markdown_docs(tmp_path)), *argv, "--out", str(out_file))
+    assert code == 2 and message in err
+    assert out_file.read_text() == "previous run\n"
+
+
+def test_chunk_reports_a_bad_config_with_file_and_line(tmp_path, capsys):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: x\nindex:\n  chunker: {op: recursive, chunk_size: -3}\nflow: [retrieve]\n")
+    code, _, err = run(capsys, "chunk", str(_markdown_docs(tmp_path)), "--config", str(bad))
+    assert code == 2 and f"{bad}:3: index.chunker.chunk_size" in err
+
+
+def test_an_interrupted_jsonl_write_keeps_the_previous_file_whole(tmp_path):
+    from rag.cli import _write_jsonl_atomically
+
+    target = tmp_path / "chunks.jsonl"
+    target.write_text('{"old": 1}\n')
+
+    def rows():
+        yield {"new": 1}
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        _write_jsonl_atomically(target, rows())
+    assert target.read_text() == '{"old": 1}\n' and not list(tmp_path.glob("*.tmp"))
+    _write_jsonl_atomically(target, iter([{"new": 2}]))
+    assert target.read_text() == '{"new": 2}\n'
