@@ -54,7 +54,10 @@ def utf8_char_index(text: str) -> np.ndarray:
 def token_char_bounds(text: str, tokenizer: TiktokenTokenizer, ids: Sequence[int] | None = None) -> np.ndarray:
     """Character offsets of the token boundaries of ``text``: ``bounds[i]`` is where token ``i`` starts,
     ``bounds[-1] == len(text)``. A boundary inside a multibyte character is moved to that character's end,
-    so every span between two bounds is a valid (possibly empty) character range."""
+    so every span between two bounds is a valid (possibly empty) character range. Tokenizers other than tiktoken's
+    report their bounds themselves (:meth:`rag.tokens.HuggingFaceTokenizer.char_bounds`)."""
+    if not isinstance(tokenizer, TiktokenTokenizer):
+        return tokenizer.char_bounds(text)
     if ids is None:
         ids = tokenizer.encode(text)
     byte_bounds = np.zeros(len(ids) + 1, dtype=np.int64)
@@ -157,14 +160,17 @@ class TokenIndex:
     def __init__(self, text: str, tokenizer: TiktokenTokenizer):
         self.text = text
         self.tokenizer = tokenizer
-        self.safe_encoding = tokenizer.encoding.name in SAFE_CUT_ENCODINGS
+        tiktoken = isinstance(tokenizer, TiktokenTokenizer)
+        self.safe_encoding = tiktoken and tokenizer.encoding.name in SAFE_CUT_ENCODINGS
         # A token starting inside a multibyte character maps to that character's end (see token_char_bounds).
-        self.char_bounds = token_char_bounds(text, tokenizer, encode_ordinary(tokenizer.encoding, text))
+        self.char_bounds = token_char_bounds(text, tokenizer, encode_ordinary(tokenizer.encoding, text) if tiktoken
+                                             else None)
 
     def counts(self, spans: Sequence[Span]) -> list[int]:
-        text, encode = self.text, self.tokenizer.encoding.encode_ordinary
+        text = self.text
         if not self.safe_encoding:
-            return [len(encode(text[a:b])) for a, b in spans]
+            return count_tokens(self.tokenizer, [text[a:b] for a, b in spans])
+        encode = self.tokenizer.encoding.encode_ordinary
         out = []
         inner: list[tuple[int, int]] = []
         n = len(text)
@@ -195,6 +201,8 @@ class TokenIndex:
 
 def count_tokens(tokenizer: TiktokenTokenizer, texts: Sequence[str]) -> list[int]:
     """Token counts of many short texts (a plain loop: tiktoken's batch call pays for a thread pool)."""
+    if not isinstance(tokenizer, TiktokenTokenizer):
+        return tokenizer.count_batch(texts)
     encode = tokenizer.encoding.encode_ordinary
     return [len(encode(t)) for t in texts]
 

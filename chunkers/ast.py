@@ -34,7 +34,7 @@ import numpy as np
 from pydantic import Field
 
 from chunkers._spans import Span, build_chunks, fit_spans, utf8_char_index
-from chunkers.base import Chunker
+from chunkers.base import Chunker, tokenizer_field
 from chunkers.recursive import RecursiveSplitter
 from rag.errors import ConfigError
 from rag.registry import OperatorParams, operator
@@ -269,7 +269,7 @@ class ASTChunker(Chunker):
                                                        "cpp; default: the document's metadata['language']")
         max_chars: int = Field(1200, gt=0, description="non-whitespace characters per chunk (cAST's budget)")
         chunk_size: int = Field(512, gt=0, description="maximum tokens per chunk (hard ceiling)")
-        tokenizer: str = "cl100k_base"
+        tokenizer: str = tokenizer_field()
 
     def __init__(self, **params):
         super().__init__(**params)

@@ -10,12 +10,21 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
+from rag.errors import ConfigError
 from rag.registry import Operator
 from rag.tokens import get_tokenizer
 from rag.types import Chunk, Document
 
 if TYPE_CHECKING:
     from rag.resources import Resources
+
+
+def tokenizer_field():
+    """The ``tokenizer`` param every size-limited chunker takes."""
+    from pydantic import Field
+
+    return Field("cl100k_base", description="what chunk_size counts: a tiktoken encoding (cl100k_base, bundled) or an "
+                                            "embedding model's own tokenizer (minilm, a local model directory)")
 
 
 class Chunker(Operator):
@@ -25,7 +34,10 @@ class Chunker(Operator):
         super().__init__(**params)
         tokenizer = getattr(self.params, "tokenizer", None)
         if isinstance(tokenizer, str):
-            self.tokenizer_ = get_tokenizer(tokenizer)
+            try:
+                self.tokenizer_ = get_tokenizer(tokenizer)
+            except ConfigError as exc:
+                raise ConfigError(exc.message, exc.path or "tokenizer") from None
 
     def chunk(self, document: Document) -> list[Chunk]:
         raise NotImplementedError

@@ -24,7 +24,7 @@ from typing import Any
 from pydantic import Field, field_validator
 
 from chunkers._spans import Span, build_chunks, fit_spans
-from chunkers.base import Chunker
+from chunkers.base import Chunker, tokenizer_field
 from chunkers.recursive import LINES, RecursiveSplitter
 from rag.errors import ConfigError
 from rag.registry import OperatorParams, operator
@@ -74,7 +74,7 @@ class LLMChunker(Chunker):
         generator: dict[str, Any] | str = Field(..., description="a completion generator spec, e.g. {name: hf, "
                                                                  "model: PATH} or {name: openai, ...}")
         max_answer_tokens: int = Field(16, gt=0, description="tokens the LLM may write per answer")
-        tokenizer: str = "cl100k_base"
+        tokenizer: str = tokenizer_field()
 
         @field_validator("generator")
         @classmethod

@@ -31,7 +31,7 @@ from pydantic import Field
 from chunkers._markdown import MarkdownStructure, parse_markdown
 from chunkers._sentences import sentence_cuts
 from chunkers._spans import Span, TokenIndex, build_chunks, codepoints, fit_spans, is_space
-from chunkers.base import Chunker
+from chunkers.base import Chunker, tokenizer_field
 from rag.registry import OperatorParams, operator
 from rag.types import Chunk, Document
 
@@ -280,7 +280,7 @@ class RecursiveChunker(Chunker):
 
     class Params(OperatorParams):
         chunk_size: int = Field(256, gt=0, description="maximum tokens per chunk (hard ceiling)")
-        tokenizer: str = "cl100k_base"
+        tokenizer: str = tokenizer_field()
         markdown: bool = Field(True, description="treat headings, code fences and tables as structure")
 
     def chunk(self, document: Document) -> list[Chunk]:

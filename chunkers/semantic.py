@@ -26,7 +26,7 @@ import numpy as np
 from pydantic import Field
 
 from chunkers._spans import Span, build_chunks, fit_spans
-from chunkers.base import Chunker
+from chunkers.base import Chunker, tokenizer_field
 from chunkers.recursive import RecursiveSplitter
 from chunkers.sentence import sentence_units
 from rag.registry import OperatorParams, operator
@@ -111,7 +111,7 @@ class SemanticChunker(Chunker):
         buffer: int = Field(1, ge=0, description="neighbouring sentences embedded with each sentence")
         piece_size: int = Field(50, gt=0, description="tokens per piece for the cluster variant")
         embedder: dict[str, Any] = Field(default_factory=lambda: {"model": "minilm"})
-        tokenizer: str = "cl100k_base"
+        tokenizer: str = tokenizer_field()
 
     def __init__(self, **params):
         super().__init__(**params)

@@ -16,7 +16,7 @@ from pydantic import Field
 
 from chunkers._sentences import sentence_cuts
 from chunkers._spans import Span, build_chunks, fit_spans
-from chunkers.base import Chunker
+from chunkers.base import Chunker, tokenizer_field
 from chunkers.recursive import WORDS, RecursiveSplitter, edges_to_spans
 from rag.registry import OperatorParams, operator
 from rag.types import Chunk, Document
@@ -75,7 +75,7 @@ class SentenceChunker(Chunker):
     class Params(OperatorParams):
         chunk_size: int = Field(256, gt=0, description="maximum tokens per chunk (hard ceiling)")
         overlap_sentences: int = Field(0, ge=0, description="sentences repeated from the previous chunk")
-        tokenizer: str = "cl100k_base"
+        tokenizer: str = tokenizer_field()
 
     def spans(self, text: str) -> tuple[list[Span], list[int], list[bool]]:
         limit = self.params.chunk_size

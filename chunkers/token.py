@@ -4,6 +4,8 @@ YAML::
 
     index:
       chunker: {op: token, chunk_size: 256, overlap: 32, tokenizer: cl100k_base}
+      # or windows of the embedder's own word pieces, so each chunk fits MiniLM's 256 positions exactly:
+      # chunker: {op: token, chunk_size: 254, tokenizer: minilm}
 
 Window boundaries are token boundaries mapped to character offsets through the tokens' UTF-8 byte
 lengths; a boundary that falls inside a multibyte character moves to the end of that character, so
@@ -15,7 +17,7 @@ from __future__ import annotations
 from pydantic import Field, model_validator
 
 from chunkers._spans import TokenIndex, build_chunks, fit_spans, token_char_bounds
-from chunkers.base import Chunker
+from chunkers.base import Chunker, tokenizer_field
 from rag.errors import ConfigError
 from rag.registry import OperatorParams, operator
 from rag.types import Chunk, Document
@@ -28,6 +30,8 @@ def token_window_spans(text: str, tokenizer, chunk_size: int, overlap: int = 0,
     if bounds is None:
         bounds = token_char_bounds(text, tokenizer)
     n_tokens = len(bounds) - 1
+    if n_tokens == 0:  # text no token covers (whitespace under a word-piece tokenizer): one span of 0 tokens
+        return [(0, len(text))] if text else []
     stride = chunk_size - overlap
     spans = []
     last_end = 0
@@ -48,7 +52,7 @@ class TokenChunker(Chunker):
     class Params(OperatorParams):
         chunk_size: int = Field(256, gt=0, description="maximum tokens per chunk")
         overlap: int = Field(0, ge=0, description="tokens shared by consecutive windows")
-        tokenizer: str = "cl100k_base"
+        tokenizer: str = tokenizer_field()
 
         @model_validator(mode="after")
         def _overlap_below_size(self):

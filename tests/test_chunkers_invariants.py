@@ -29,8 +29,8 @@ def make(key: str, size: int):
     return get_chunker(key.split("_overlap")[0], **MODEL_FREE[key](size))
 
 
-def check_contract(text, chunks, size, tiling):
-    tokenizer = get_tokenizer()
+def check_contract(text, chunks, size, tiling, tokenizer_name="cl100k_base"):
+    tokenizer = get_tokenizer(tokenizer_name)
     covered = set()
     for c in chunks:
         assert text[c.start:c.end] == c.text
@@ -53,6 +53,14 @@ def test_chunk_offsets_cover_text_exactly_and_sizes_stay_within_limit(key, text,
     check_contract(text, chunks, size, key in TILING)
 
 
+@pytest.mark.parametrize("key", sorted(MODEL_FREE))
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(text=texts, size=st.integers(1, 40))
+def test_sizes_in_the_embedders_own_word_pieces_keep_the_contract(key, text, size):
+    chunker = get_chunker(key.split("_overlap")[0], tokenizer="minilm", **MODEL_FREE[key](size))
+    check_contract(text, chunker.chunk_text(text), size, key in TILING, "minilm")
+
+
 BAD_INPUTS = {
     "empty": "",
     "whitespace_only": " \n\t  \r\n  ",
@@ -63,17 +71,19 @@ BAD_INPUTS = {
     "combining": "e\u0301\u0302\u0303" * 200,
     "crlf": "line one\r\nline two\r\n\r\nline three. " * 40,
     "arabic_mixed": "مرحبا بالعالم hello 世界 " * 40,
+    "lone_surrogates": "a\ud800b \udfff c " * 30,
 }
 
 
 @pytest.mark.parametrize("key", sorted(MODEL_FREE))
 @pytest.mark.parametrize("case", sorted(BAD_INPUTS))
-def test_bad_input_never_crashes_and_keeps_the_contract(key, case):
+@pytest.mark.parametrize("tokenizer", ["cl100k_base", "minilm"])
+def test_bad_input_never_crashes_and_keeps_the_contract(key, case, tokenizer):
     text = BAD_INPUTS[case]
-    chunks = make(key, 16).chunk_text(text)
+    chunks = get_chunker(key.split("_overlap")[0], tokenizer=tokenizer, **MODEL_FREE[key](16)).chunk_text(text)
     if not text:
         assert chunks == []
-    check_contract(text, chunks, 16, key in TILING)
+    check_contract(text, chunks, 16, key in TILING, tokenizer)
 
 
 def test_sentence_overlap_keeps_document_order_when_a_chunk_must_be_split_again():

@@ -83,3 +83,50 @@ def test_backend_choice_from_the_environment_and_bad_backend(monkeypatch):
     assert get_tokenizer().backend_name == "bpe-openai"
     with pytest.raises(ConfigError, match="backend"):
         TiktokenTokenizer("cl100k_base", backend="rust")
+
+
+# ------------------------------------------------------------------ an embedding model's own tokenizer
+
+def test_the_embedders_own_tokenizer_counts_its_word_pieces_without_special_tokens():
+    from rag.embedding import Embedder
+
+    tokenizer = get_tokenizer("minilm")
+    assert tokenizer.identity == "hf:minilm-l6-v2" and get_tokenizer("minilm") is tokenizer
+    texts = ["Late chunking pools token embeddings.", "Über naïve café 日本語 😀", "supercalifragilistic " * 20, ""]
+    with_specials = Embedder("minilm", cache=False).token_lengths(texts)  # the model's tokenizer, [CLS] and [SEP]
+    assert [tokenizer.count(t) + 2 for t in texts] == with_specials
+    assert tokenizer.decode(tokenizer.encode("late chunking")) == "late chunking"
+
+
+@settings(max_examples=100, deadline=None)
+@given(text=st.text(max_size=120))
+def test_word_piece_bounds_tile_the_text_and_each_starts_its_token(text):
+    tokenizer = get_tokenizer("minilm")
+    bounds = tokenizer.char_bounds(text).tolist()
+    offsets = tokenizer.backend.encode(text, add_special_tokens=False).offsets
+    assert len(bounds) == len(offsets) + 1 and bounds[-1] == len(text) and bounds == sorted(bounds)
+    assert bounds[0] == (0 if offsets else len(text))  # text no token covers (whitespace): just the end
+    assert bounds[1:-1] == [start for start, _ in offsets[1:]]
+
+
+def test_a_tokenizer_directory_without_tokenizer_json_loads_through_transformers(tmp_path):
+    import json
+
+    tiny = tmp_path / "tiny"  # the files of a slow (vocab-only) BERT tokenizer; transformers converts it
+    tiny.mkdir()
+    (tiny / "vocab.txt").write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "late", "chunk", "##ing",
+                                               "pool", "##s"]))
+    (tiny / "tokenizer_config.json").write_text(json.dumps({"tokenizer_class": "BertTokenizer", "do_lower_case": True}))
+    tokenizer = get_tokenizer(str(tmp_path / "tiny"))
+    assert tokenizer.encode("late chunking pools") == [5, 6, 7, 8, 9]
+    assert tokenizer.count("late chunking pools zzz") == 6  # zzz is [UNK]
+    assert tokenizer.identity == f"hf:{tmp_path / 'tiny'}"
+
+
+def test_an_unknown_tokenizer_names_both_kinds_it_tried(tmp_path):
+    with pytest.raises(ConfigError, match="neither a tiktoken encoding .* nor a local Hugging Face tokenizer"):
+        get_tokenizer(str(tmp_path / "no-such-model"))
+    from chunkers import get_chunker
+
+    with pytest.raises(ConfigError, match=r"^tokenizer: unknown tokenizer"):
+        get_chunker("token", tokenizer=str(tmp_path / "no-such-model"))
