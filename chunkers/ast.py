@@ -11,8 +11,10 @@ The file is parsed with tree-sitter (the per-language grammar wheels: python, ja
 java, go, rust, c, cpp; compiled grammars, nothing downloaded). Size is measured in non-whitespace
 characters (cAST's measure, ``max_chars``) and, as a hard ceiling, in tokens (``chunk_size``). A node that
 fits is one unit; a node over the budget is split recursively into its children; adjacent sibling units are
-merged greedily while the merged span fits. A leaf over the budget (a huge string literal) is split at lines,
-then whitespace, then characters.
+merged greedily while the merged span fits. Beyond cAST, siblings that define nothing (a closing quote or
+brace, statements) join the last piece of a split node before them while it fits, instead of starting a new
+chunk, so splitting leaves no fragments like a lone closing triple quote; a definition still starts its own
+chunk. A leaf over the budget (a huge string literal) is split at lines, then whitespace, then characters.
 
 Unlike the reference cAST code (which drops oversized leaves and rebuilds text approximately) this is
 lossless: every node's span is extended to the start of its next sibling, so the chunks tile the file
@@ -194,14 +196,22 @@ class SyntaxSplitter:
                 group.clear()
                 group_defs.clear()
 
+        tail_open = False  # out[-1] is the last piece of a child that was split, and may take what follows
         for a, b in zip(edges[:-1], edges[1:]):
             child = by_start.get(a)  # the child starting this piece; None for a gap before the first child
             if self.fits(a, b):
+                defs = definition_names(child, self.source) if child is not None else []
+                if tail_open and not defs and self.fits(out[-1][0][0], b):
+                    # a piece that defines nothing (a closing quote or brace, a statement) joins the tail of the
+                    # split child before it instead of standing alone; the chunk now spans both: parent's scope
+                    (tail_start, _), _, tail_defs = out[-1]
+                    out[-1] = ((tail_start, b), inner_scope, tail_defs)
+                    continue
+                tail_open = False
                 if group and not self.fits(group[0][0], b):
                     flush()
                 group.append((a, b))
-                if child is not None:
-                    group_defs.extend(definition_names(child, self.source))
+                group_defs.extend(defs)
                 continue
             if child is None:
                 sub = [(span, inner_scope, []) for span in self.split_text(a, b)]
@@ -215,6 +225,7 @@ class SyntaxSplitter:
                 group_defs.clear()
             flush()
             out.extend(sub)
+            tail_open = bool(sub)
         flush()
         if name and out and start <= self.char(node.start_byte) < out[0][0][1]:
             out[0] = (out[0][0], out[0][1], [name, *out[0][2]])  # the piece holding the header declares it

@@ -149,10 +149,15 @@ def cmd_chunk(args) -> int:
     if chunker.embeds_chunks:
         console.print(f"[dim]{op} computes its chunk vectors when indexing; these are its boundaries")
     if args.show:
-        table = Table("chunk", "span", "tokens", "text", box=None, padding=(0, 1))
-        for c in chunks[:args.show]:
+        shown = chunks[:args.show]
+        # where a chunk sits: its markdown heading path or its code scope (class / function names)
+        paths = [c.metadata.get("heading_path") or c.metadata.get("scope_path") or [] for c in shown]
+        columns = ["chunk", "span", "tokens"] + (["where"] if any(paths) else []) + ["text"]
+        table = Table(*columns, box=None, padding=(0, 1))
+        for c, path in zip(shown, paths):
             text = " ".join(c.text.split())
-            table.add_row(escape(c.id), f"{c.start}-{c.end}", str(c.token_count),
+            where = [escape(" > ".join(map(str, path)))] if any(paths) else []
+            table.add_row(escape(c.id), f"{c.start}-{c.end}", str(c.token_count), *where,
                           escape(text if len(text) <= 100 else text[:97] + "..."))
         console.print(table)
     if args.out and not to_stdout:

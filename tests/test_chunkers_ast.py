@@ -89,6 +89,21 @@ def test_small_siblings_are_merged_and_big_nodes_split():
     assert all(c.text.startswith("def ") for c in chunks)
 
 
+def test_what_follows_a_split_node_joins_its_tail_unless_it_defines_something():
+    docstring = '"""' + " ".join(f"word{i}" for i in range(60)) + '"""\n'
+    text = docstring + "import os\nimport sys\n\n\ndef after():\n    return os.sep\n"
+    chunks = get_chunker("ast", language="python", max_chars=150, chunk_size=512).chunk_text(text)
+    check(text, chunks, 150, 512)
+    # the docstring is split; its closing quotes and the imports join its last piece instead of standing alone
+    assert not any(c.text.strip() in ('"""', "import os", "import sys") for c in chunks)
+    tail = next(c for c in chunks if 'import sys' in c.text)
+    assert tail.text.lstrip().startswith("word") and '"""' in tail.text
+    # a definition after it still starts its own chunk, with its scope
+    last = chunks[-1]
+    assert last.text.startswith("def after") and last.metadata["definitions"] == ["after"]
+    assert tail.metadata["scope_path"] == [] and "after" not in tail.text
+
+
 def test_oversized_leaf_is_split_not_dropped():
     text = 'x = "' + "a" * 3000 + '"\ny = 1\n'
     chunks = get_chunker("ast", language="python", max_chars=200, chunk_size=1000).chunk_text(text)
