@@ -281,12 +281,16 @@ class RecursiveChunker(Chunker):
     class Params(OperatorParams):
         chunk_size: int = Field(256, gt=0, description="maximum tokens per chunk (hard ceiling)")
         tokenizer: str = tokenizer_field()
-        markdown: bool = Field(True, description="treat headings, code fences and tables as structure")
+        markdown: bool = Field(True, description="treat headings, code fences and tables as structure (in "
+                                                 "documents without a language or of language markdown)")
 
     def chunk(self, document: Document) -> list[Chunk]:
         text = document.text
         if not text:
             return []
-        splitter = RecursiveSplitter(text, self.tokenizer_, self.params.markdown)
+        # markdown structure in markdown and plain text, not in code ("# comment" is not a heading)
+        language = document.metadata.get("language")
+        markdown = self.params.markdown and language in (None, "markdown", "md", "text")
+        splitter = RecursiveSplitter(text, self.tokenizer_, markdown)
         spans, counts, oversize = splitter.split_exact(0, len(text), self.params.chunk_size)
         return build_chunks(document, spans, counts, oversize, splitter.metadata(spans), tokenizer=self.tokenizer_)

@@ -11,7 +11,7 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 
 from rag.filters import matches
-from rag.types import Chunk
+from rag.types import Chunk, structure_prefix
 
 
 class FilterMasks:
@@ -38,6 +38,9 @@ class FilterMasks:
 
 
 def indexed_text(chunk: Chunk, with_title: bool) -> str:
-    """What a structure indexes for a chunk: ``title + " " + text`` when the metadata has a title."""
+    """What a structure indexes for a chunk: ``title + " " + text`` when the metadata has a title, the text
+    preceded by the chunk's place in its document when the chunker recorded one (:func:`structure_prefix`)."""
     title = chunk.metadata.get("title") if with_title else None
-    return f"{title} {chunk.text}" if title else chunk.text
+    text = structure_prefix(chunk) + chunk.text
+    return f"{title} {text}" if title else text
+

@@ -11,7 +11,7 @@ import re
 from typing import Sequence
 
 from rag.state import Citation
-from rag.types import Chunk
+from rag.types import Chunk, structure_prefix
 
 ANSWER_INSTRUCTIONS = (
     "Answer the question using only the context passages below. After each sentence of your answer, cite "
@@ -32,7 +32,7 @@ def format_context(contexts: Sequence[Chunk], max_chars: int) -> str:
         room = max_chars - used - len(header)
         if room <= 0:
             break
-        text = chunk.text.strip()
+        text = (structure_prefix(chunk) + chunk.text).strip()
         blocks.append(header + text[:room])
         used += len(header) + min(len(text), room) + 2
     return "\n\n".join(blocks)

@@ -1,0 +1,96 @@
+"""What the text chunkers promise beyond offsets and sizes: markdown structure (recursive), sentence rules
+(sentence), and the structure a chunk carries into what is indexed and read."""
+from __future__ import annotations
+
+from chunkers import get_chunker
+from chunkers._sentences import sentence_spans
+from rag.generation.prompts import format_context
+from rag.types import Chunk, Document, structure_prefix
+from retrievers.bm25 import BM25Index
+from retrievers.filtering import indexed_text
+
+GUIDE = ("# Guide\n\nIntro paragraph about the guide.\n\n"
+         "## Install\n\nRun pip install ragloom to get it.\n\n"
+         "```python\nimport rag\n\n\nprint(rag)\n```\n\n"
+         "## Use\n\n| name | value |\n|---|---|\n" + "".join(f"| row{i} | {i} |\n" for i in range(30)) +
+         "\n### Deeper\n\nFinal words.\n")
+
+
+def recursive(size, **params):
+    return get_chunker("recursive", chunk_size=size, **params)
+
+
+def test_chunks_carry_their_heading_path_and_never_end_with_the_next_heading():
+    chunks = recursive(40).chunk_text(GUIDE)
+    assert chunks[0].metadata["heading_path"] == ["Guide"]
+    assert chunks[-1].text.startswith("### Deeper") and chunks[-1].metadata["heading_path"] == ["Guide", "Use", "Deeper"]
+    for c in chunks:
+        lines = c.text.rstrip("\n").split("\n")
+        assert not any(line.startswith("#") for line in lines[1:]), c.text  # a heading only ever opens a chunk
+
+
+def test_a_code_fence_that_fits_is_kept_whole_blank_lines_and_all():
+    fence = "```python\nimport rag\n\n\nprint(rag)\n```"
+    assert any(fence in c.text for c in recursive(40).chunk_text(GUIDE))
+
+
+def test_pieces_of_a_split_table_repeat_its_header_rows_in_metadata():
+    chunks = [c for c in recursive(40).chunk_text(GUIDE) if "| row" in c.text]
+    assert len(chunks) > 3
+    assert chunks[0].text.startswith("| name | value |") and "table_header" not in chunks[0].metadata
+    for c in chunks[1:]:
+        assert c.metadata["table_header"] == "| name | value |\n|---|---|"
+        assert structure_prefix(c) == "Guide > Use\n| name | value |\n|---|---|\n"
+
+
+def test_paragraphs_stay_whole_when_they_fit_and_sentences_come_before_words():
+    paragraphs = ["First paragraph has one sentence here.", "Second one. It has two sentences, both short."]
+    text = "\n\n".join(paragraphs * 6)
+    chunks = recursive(30).chunk_text(text)
+    assert all(c.text.strip().endswith(".") for c in chunks)  # no cut inside a sentence
+    sentences = " ".join(f"Sentence {i} of one paragraph, with a few words." for i in range(30))
+    assert all(c.text.rstrip().endswith(".") for c in recursive(30).chunk_text(sentences))  # cut between sentences
+
+
+def test_markdown_structure_is_off_for_code_and_on_request():
+    code = "# a comment, not a heading\nx = 1\n\n# another\ny = 2\n" * 20
+    python = Document("m.py", code, {"language": "python"})
+    assert not any(c.metadata.get("heading_path") for c in recursive(20).chunk(python))
+    assert any(c.metadata.get("heading_path") for c in recursive(20).chunk(Document("m.md", code)))
+    assert not any(c.metadata.get("heading_path") for c in recursive(40, markdown=False).chunk_text(GUIDE))
+
+
+def test_sentence_rules_abbreviations_initials_decimals_cjk_and_line_breaks():
+    text = ("Dr. Smith met J. R. R. Tolkien at 3.14 p.m. on Jan. 5. it was fine. Really! 日本語です。次の文。\n"
+            "New line here e.g. this one. The U.S. is big.")
+    assert [text[a:b] for a, b in sentence_spans(text)] == [
+        "Dr. Smith met J. R. R. Tolkien at 3.14 p.m. on Jan. 5. it was fine. ", "Really! ", "日本語です。", "次の文。\n",
+        "New line here e.g. this one. ", "The U.S. is big."]
+
+
+def test_sentence_chunks_are_whole_sentences_and_overlap_repeats_the_last_one():
+    text = " ".join(f"Sentence number {i} says something short." for i in range(20))
+    chunks = get_chunker("sentence", chunk_size=25).chunk_text(text)
+    assert all(c.text.startswith("Sentence number") and c.text.rstrip().endswith(".") for c in chunks)
+    overlapped = get_chunker("sentence", chunk_size=25, overlap_sentences=1).chunk_text(text)
+    for before, after in zip(overlapped, overlapped[1:]):
+        last_sentence = before.text.rstrip().rsplit(". ", 1)[-1]
+        assert after.text.startswith(last_sentence) and after.start < before.end
+
+
+def test_the_structure_prefix_goes_into_what_is_indexed_and_what_the_reader_sees():
+    chunks = recursive(40).chunk_text(GUIDE, doc_id="guide")
+    table_piece = next(c for c in chunks if c.metadata.get("table_header"))
+    assert indexed_text(table_piece, with_title=False) == structure_prefix(table_piece) + table_piece.text
+    titled = Chunk("t#0", "t", "body", 0, 4, 1, {"title": "Doc", "heading_path": ["A", "B"]})
+    assert indexed_text(titled, with_title=True) == "Doc A > B\nbody"
+    plain = Chunk("p#0", "p", "body", 0, 4, 1, {"title": "Doc"})
+    assert indexed_text(plain, with_title=True) == "Doc body"  # chunks without structure: as before
+    assert "Passage 1 [guide#" in format_context([table_piece], 2000)
+    assert "Guide > Use\n| name | value |\n|---|---|\n| row" in format_context([table_piece], 2000)
+    # a word only the heading has finds the rows under it
+    index = BM25Index(with_title=False)
+    index.add(chunks)
+    deeper = next(c for c in chunks if c.metadata.get("table_header") and "row2" in c.text)
+    rows, _ = index.search("use", 20)
+    assert deeper.id in [index.ids_[row] for row in rows]
