@@ -152,6 +152,8 @@ class RecursiveSplitter:
         while len(spans[0]) and level <= TOKENS:
             span_starts, span_ends = spans
             edges = merge_sorted(np.concatenate(spans), self.cuts_in(span_starts, span_ends, level))
+            if level == BLOCKS and len(self.heading_array):
+                edges = self._attach_headings(edges, span_starts, span_ends, limit)
             unit_starts, unit_ends = edges[:-1], edges[1:]
             # Every token has at least one of a character's (at most 4) UTF-8 bytes, so a unit of c characters
             # overlaps at most 4c + 1 tokens: only longer units can be over the limit (most words are skipped).
@@ -165,6 +167,18 @@ class RecursiveSplitter:
         for span_starts, span_ends, edges in reversed(levels):
             packed = self._pack_edges(merge_sorted(edges, packed), span_starts, span_ends, limit)
         return merge_sorted(packed, np.concatenate((starts, ends)))
+
+    def _attach_headings(self, edges: np.ndarray, starts: np.ndarray, ends: np.ndarray, limit: int) -> np.ndarray:
+        """Block edges without the cut after a heading whose next block is over the limit: that block is split
+        further down anyway, and with the cut in place its first piece would be packed full and leave the heading
+        a chunk of its own. A next block that fits keeps the cut (a code fence stays whole)."""
+        unit_starts, unit_ends = edges[:-1], edges[1:]
+        heading_units = np.flatnonzero(np.isin(unit_starts[:-1], self.heading_array))
+        cut = unit_ends[heading_units]
+        inner = ~np.isin(cut, starts) & ~np.isin(cut, ends)  # a span's own edge is never removed
+        heading_units, cut = heading_units[inner], cut[inner]
+        oversized_next = self.estimates(unit_starts[heading_units + 1], unit_ends[heading_units + 1]) > limit
+        return np.setdiff1d(edges, cut[oversized_next], assume_unique=True)
 
     @staticmethod
     def _inside(positions: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:

@@ -29,6 +29,17 @@ def test_chunks_carry_their_heading_path_and_never_end_with_the_next_heading():
         assert not any(line.startswith("#") for line in lines[1:]), c.text  # a heading only ever opens a chunk
 
 
+def test_a_heading_joins_the_first_piece_of_a_block_too_big_to_follow_it_whole():
+    chunks = recursive(40).chunk_text(GUIDE)
+    assert not any(c.text.strip() in ("## Use", "# Guide", "## Install") for c in chunks)
+    use = next(c for c in chunks if c.text.startswith("## Use"))
+    assert "| row0 | 0 |" in use.text and "table_header" not in use.metadata  # it holds the header rows itself
+    # a block that fits keeps its cut: the fence stays whole even if the heading must stand alone
+    fence = "```\n" + "".join(f"line {i}\n" for i in range(6)) + "```\n"  # 28 tokens; 31 with the heading
+    pieces = recursive(30).chunk_text("## Code\n\n" + fence)
+    assert [c.text for c in pieces] == ["## Code\n\n", fence]
+
+
 def test_a_code_fence_that_fits_is_kept_whole_blank_lines_and_all():
     fence = "```python\nimport rag\n\n\nprint(rag)\n```"
     assert any(fence in c.text for c in recursive(40).chunk_text(GUIDE))
@@ -37,7 +48,7 @@ def test_a_code_fence_that_fits_is_kept_whole_blank_lines_and_all():
 def test_pieces_of_a_split_table_repeat_its_header_rows_in_metadata():
     chunks = [c for c in recursive(40).chunk_text(GUIDE) if "| row" in c.text]
     assert len(chunks) > 3
-    assert chunks[0].text.startswith("| name | value |") and "table_header" not in chunks[0].metadata
+    assert chunks[0].text.startswith("## Use\n\n| name | value |") and "table_header" not in chunks[0].metadata
     for c in chunks[1:]:
         assert c.metadata["table_header"] == "| name | value |\n|---|---|"
         assert structure_prefix(c) == "Guide > Use\n| name | value |\n|---|---|\n"
