@@ -98,14 +98,33 @@ class RustBPEEncoding:
         return getattr(self.tiktoken, name)
 
 
+def _rust_bindings():
+    """bpe-openai's Rust extension module. Loaded from its file without running the package's ``__init__``, which
+    builds Python-side tables for every encoding and model it knows at import (0.4 s; ragloom needs none of
+    them); through a normal import when the file is not where expected."""
+    from importlib.machinery import EXTENSION_SUFFIXES, ExtensionFileLoader
+    from importlib.util import find_spec, module_from_spec, spec_from_loader
+
+    package = find_spec("bpe_openai")  # finds the package without importing it
+    for directory in (package.submodule_search_locations or []) if package else []:
+        for suffix in EXTENSION_SUFFIXES:
+            path = os.path.join(directory, "_bindings" + suffix)
+            if os.path.isfile(path):
+                loader = ExtensionFileLoader("bpe_openai._bindings", path)
+                module = module_from_spec(spec_from_loader("bpe_openai._bindings", loader))
+                loader.exec_module(module)
+                return module
+    with warnings.catch_warnings():  # its package init reads data with a deprecated importlib call
+        warnings.simplefilter("ignore", DeprecationWarning)
+        from bpe_openai import _bindings
+    return _bindings
+
+
 def _rust_bpe(encoding, identity: str):
     """``encoding`` served by bpe-openai's Rust encoder, or None when it is not installed, has no such
     encoding, or disagrees with tiktoken on the probe text (then with a warning)."""
     try:
-        with warnings.catch_warnings():  # its package init reads data with a deprecated importlib call
-            warnings.simplefilter("ignore", DeprecationWarning)
-            from bpe_openai import _bindings
-        rust = _bindings.tokenizer_for_encoding(_RUST_BPE_NAMES[identity])
+        rust = _rust_bindings().tokenizer_for_encoding(_RUST_BPE_NAMES[identity])
     except Exception:  # not installed, another build without the binding, or no such encoding
         return None
     if rust.encode(_AGREEMENT_PROBE) != encoding.encode_ordinary(_AGREEMENT_PROBE):

