@@ -111,7 +111,7 @@ def cmd_chunk(args) -> int:
 
     op, params = _chunker_spec(args)
     chunker = create(op, params, "chunker", "chunker")
-    documents = read_documents(args.input)
+    documents = read_documents(args.input, args.encoding)
     started = time.perf_counter()
     chunks = chunker.chunk_documents(documents)
     seconds = time.perf_counter() - started
@@ -139,7 +139,8 @@ def cmd_chunk(args) -> int:
 
     console = Console(stderr=to_stdout)
     spec = ", ".join(f"{k}={v!r}" for k, v in params.items())
-    size = f"{megabytes:.2f} MB" if megabytes >= 0.1 else f"{megabytes * 1000:.1f} kB"
+    size = (f"{megabytes:.2f} MB" if megabytes >= 0.1 else f"{megabytes * 1000:.1f} kB" if megabytes >= 0.001
+            else f"{round(megabytes * 1e6)} B")
     console.print(f"[bold]{escape(op)}[/]({escape(spec)}): {len(documents)} document(s), {size} -> "
                   f"{len(chunks)} chunks in {seconds:.2f} s ({megabytes / max(seconds, 1e-9):.2f} MB/s)")
     t = summary["tokens"]
@@ -182,7 +183,7 @@ def cmd_index(args) -> int:
     from rag.errors import IndexStoreError
     from rag.pipeline import Pipeline
 
-    documents = read_documents(args.input)
+    documents = read_documents(args.input, args.encoding)
     pipe = Pipeline.from_yaml(args.config)
     target = Path(args.index_dir)
     deleted = 0
@@ -225,8 +226,10 @@ def cmd_query(args) -> int:
 def cmd_run(args) -> int:
     from rag.pipeline import Pipeline
 
+    from rag.documents import read_documents
+
     pipe = Pipeline.from_yaml(args.config)
-    pipe.index(args.input, progress=not args.json)
+    pipe.index(read_documents(args.input, args.encoding), progress=not args.json)
     _print_result(pipe.run(args.question, filters=_filters(args.filter)), args.json, args.trace)
     return 0
 
@@ -291,6 +294,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("config", help="pipeline YAML")
     p.add_argument("input", help="a folder of text files, a .jsonl of {id, text, metadata}, or one file")
     p.add_argument("--index-dir", required=True, help="where the index is written (atomically)")
+    p.add_argument("--encoding", default="utf-8", help="text encoding of the input files (default utf-8)")
     p.add_argument("--rebuild", action="store_true", help="replace an existing index built with another config")
     p.add_argument("--prune", action="store_true", help="delete indexed documents that are not in INPUT")
     p.add_argument("-q", "--quiet", action="store_true")
@@ -309,6 +313,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("config")
     p.add_argument("input")
     p.add_argument("question")
+    p.add_argument("--encoding", default="utf-8", help="text encoding of the input files (default utf-8)")
     p.add_argument("--filter", action="append", metavar="KEY=VALUE")
     p.add_argument("--json", action="store_true")
     p.add_argument("--trace", action="store_true")
@@ -330,6 +335,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="chunker param, value as YAML (repeatable)")
     p.add_argument("--out", help="write the chunks as JSON Lines to this file ('-': stdout, summary to stderr)")
     p.add_argument("--show", type=int, default=0, metavar="N", help="print the first N chunks")
+    p.add_argument("--encoding", default="utf-8", help="text encoding of the input files (default utf-8)")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.set_defaults(func=cmd_chunk)
 

@@ -5,6 +5,7 @@ skipped with a warning naming them; input with no usable document at all is an e
 """
 from __future__ import annotations
 
+import codecs
 import logging
 from pathlib import Path
 from typing import Iterable, Iterator
@@ -33,6 +34,10 @@ def read_documents(source: str | Path, encoding: str = "utf-8") -> list[Document
     path = Path(source)
     if not path.exists():
         raise InputError(f"input not found: {path}")
+    try:
+        codecs.lookup(encoding)
+    except LookupError:
+        raise InputError(f"unknown text encoding {encoding!r} (e.g. utf-8, latin-1, cp1252, utf-16)") from None
     if path.is_dir():
         docs = list(_read_folder(path, encoding))
     elif path.suffix == ".jsonl":
@@ -70,8 +75,8 @@ def _read_file(path: Path, doc_id: str, encoding: str) -> Document | None:
     try:
         text = data.decode(encoding)
     except UnicodeDecodeError as exc:
-        raise InputError(f"{path}: not valid {encoding} at byte {exc.start} "
-                         f"(bytes {data[exc.start:exc.start + 4]!r}); convert the file or pass another encoding") from None
+        raise InputError(f"{path}: not valid {encoding} at byte {exc.start} (bytes {data[exc.start:exc.start + 4]!r}); "
+                         "convert the file or pass its encoding (--encoding, e.g. latin-1)") from None
     if text.startswith("\ufeff"):
         text = text[1:]
     metadata = {"path": str(path), "title": Path(doc_id).stem}

@@ -157,3 +157,17 @@ def test_an_interrupted_jsonl_write_keeps_the_previous_file_whole(tmp_path):
     assert target.read_text() == '{"old": 1}\n' and not list(tmp_path.glob("*.tmp"))
     _write_jsonl_atomically(target, iter([{"new": 2}]))
     assert target.read_text() == '{"new": 2}\n'
+
+
+def test_input_in_another_encoding_is_read_with_encoding_and_named_without_it(tmp_path, capsys):
+    latin = tmp_path / "latin.txt"
+    latin.write_bytes("Café crème à Paris.".encode("latin-1"))
+    code, _, err = run(capsys, "chunk", str(latin))
+    assert code == 2 and "not valid utf-8 at byte 3" in err and "--encoding" in err
+    code, out, _ = run(capsys, "chunk", str(latin), "--encoding", "latin-1", "--out", "-")
+    assert code == 0 and json.loads(out.splitlines()[0])["text"] == "Café crème à Paris."
+    code, _, err = run(capsys, "chunk", str(latin), "--encoding", "klingon")
+    assert code == 2 and "unknown text encoding 'klingon'" in err
+    code, _, err = run(capsys, "index", str(CONFIGS / "linear.yaml"), str(latin), "--index-dir", str(tmp_path / "i"),
+                       "--encoding", "latin-1", "-q")
+    assert code == 0
