@@ -99,58 +99,42 @@ def _write_jsonl_atomically(path: Path, rows) -> None:
         raise
 
 
-def cmd_chunk(args) -> int:
+def _chunk_summary(op: str, params: dict, chunker, documents, chunks, seconds: float) -> dict:
+    """Size statistics of one ``ragloom chunk`` run (what ``--json`` prints)."""
     import statistics
-    import time
 
-    from rich.markup import escape
-    from rich.table import Table
-
-    from rag.documents import read_documents
-    from rag.registry import create
-
-    op, params = _chunker_spec(args)
-    chunker = create(op, params, "chunker", "chunker")
-    documents = read_documents(args.input, args.encoding)
-    started = time.perf_counter()
-    chunks = chunker.chunk_documents(documents)
-    seconds = time.perf_counter() - started
-    to_stdout = args.out == "-"
-    if args.out and not to_stdout:
-        _write_jsonl_atomically(Path(args.out), (c.to_json() for c in chunks))
-    elif to_stdout:
-        for c in chunks:
-            print(json.dumps(c.to_json(), ensure_ascii=False))
-    megabytes = sum(len(d.text.encode("utf-8", "surrogatepass")) for d in documents) / 1e6
     tokens = [c.token_count for c in chunks] or [0]
-    limit = params.get("chunk_size", getattr(chunker.params, "chunk_size", None))
-    summary = {
-        "chunker": {"op": op, **params}, "documents": len(documents), "megabytes": round(megabytes, 3),
+    sized = getattr(chunker, "boundary_chunker_", chunker)  # late chunking: its boundary chunker sets the sizes
+    return {
+        "chunker": {"op": op, **params}, "documents": len(documents),
+        "megabytes": round(sum(len(d.text.encode("utf-8", "surrogatepass")) for d in documents) / 1e6, 6),
         "chunks": len(chunks), "seconds": round(seconds, 3),
         "tokens": {"mean": round(statistics.fmean(tokens), 1), "median": statistics.median(tokens),
-                   "max": max(tokens), "limit": limit, "tokenizer": chunks[0].tokenizer if chunks else None},
+                   "max": max(tokens), "limit": getattr(sized.params, "chunk_size", None),
+                   "tokenizer": chunks[0].tokenizer if chunks else None},
         "mean_characters": round(statistics.fmean(len(c.text) for c in chunks), 1) if chunks else 0,
         "oversize": sum(bool(c.metadata.get("oversize")) for c in chunks),
     }
-    if args.json:
-        print(json.dumps(summary, indent=2, ensure_ascii=False, default=str), file=sys.stderr if to_stdout else sys.stdout)
-        return 0
-    from rich.console import Console
 
-    console = Console(stderr=to_stdout)
-    spec = ", ".join(f"{k}={v!r}" for k, v in params.items())
+
+def _print_chunk_summary(console, summary: dict, chunks, show: int, embeds_chunks: bool) -> None:
+    from rich.markup import escape
+    from rich.table import Table
+
+    op, params = summary["chunker"]["op"], {k: v for k, v in summary["chunker"].items() if k != "op"}
+    megabytes, seconds, t = summary["megabytes"], summary["seconds"], summary["tokens"]
     size = (f"{megabytes:.2f} MB" if megabytes >= 0.1 else f"{megabytes * 1000:.1f} kB" if megabytes >= 0.001
             else f"{round(megabytes * 1e6)} B")
-    console.print(f"[bold]{escape(op)}[/]({escape(spec)}): {len(documents)} document(s), {size} -> "
-                  f"{len(chunks)} chunks in {seconds:.2f} s ({megabytes / max(seconds, 1e-9):.2f} MB/s)")
-    t = summary["tokens"]
+    spec = ", ".join(f"{k}={v!r}" for k, v in params.items())
+    console.print(f"[bold]{escape(op)}[/]({escape(spec)}): {summary['documents']} document(s), {size} -> "
+                  f"{summary['chunks']} chunks in {seconds:.2f} s ({megabytes / max(seconds, 1e-9):.2f} MB/s)")
     console.print(f"tokens per chunk ({t['tokenizer']}): mean {t['mean']}, median {t['median']}, max {t['max']}"
-                  + (f" (limit {limit})" if limit else "") + f"; characters: mean {summary['mean_characters']}"
-                  + f"; oversize: {summary['oversize']}")
-    if chunker.embeds_chunks:
+                  + (f" (limit {t['limit']})" if t["limit"] else "")
+                  + f"; characters: mean {summary['mean_characters']}; oversize: {summary['oversize']}")
+    if embeds_chunks:
         console.print(f"[dim]{op} computes its chunk vectors when indexing; these are its boundaries")
-    if args.show:
-        shown = chunks[:args.show]
+    if show:
+        shown = chunks[:show]
         # where a chunk sits: its markdown heading path or its code scope (class / function names)
         paths = [c.metadata.get("heading_path") or c.metadata.get("scope_path") or [] for c in shown]
         columns = ["chunk", "span", "tokens"] + (["where"] if any(paths) else []) + ["text"]
@@ -161,6 +145,33 @@ def cmd_chunk(args) -> int:
             table.add_row(escape(c.id), f"{c.start}-{c.end}", str(c.token_count), *where,
                           escape(text if len(text) <= 100 else text[:97] + "..."))
         console.print(table)
+
+
+def cmd_chunk(args) -> int:
+    import time
+
+    from rich.console import Console
+
+    from rag.documents import read_documents
+    from rag.registry import create
+
+    op, params = _chunker_spec(args)
+    chunker = create(op, params, "chunker", "chunker")
+    documents = read_documents(args.input, args.encoding)
+    started = time.perf_counter()
+    chunks = chunker.chunk_documents(documents)
+    summary = _chunk_summary(op, params, chunker, documents, chunks, time.perf_counter() - started)
+    to_stdout = args.out == "-"
+    if to_stdout:
+        for c in chunks:
+            print(json.dumps(c.to_json(), ensure_ascii=False))
+    elif args.out:
+        _write_jsonl_atomically(Path(args.out), (c.to_json() for c in chunks))
+    if args.json:
+        print(json.dumps(summary, indent=2, ensure_ascii=False, default=str), file=sys.stderr if to_stdout else sys.stdout)
+        return 0
+    console = Console(stderr=to_stdout)
+    _print_chunk_summary(console, summary, chunks, args.show, chunker.embeds_chunks)
     if args.out and not to_stdout:
         console.print(f"wrote {len(chunks)} chunks to {args.out}")
     return 0
@@ -224,9 +235,8 @@ def cmd_query(args) -> int:
 
 
 def cmd_run(args) -> int:
-    from rag.pipeline import Pipeline
-
     from rag.documents import read_documents
+    from rag.pipeline import Pipeline
 
     pipe = Pipeline.from_yaml(args.config)
     pipe.index(read_documents(args.input, args.encoding), progress=not args.json)
