@@ -99,21 +99,19 @@ def _write_jsonl_atomically(path: Path, rows) -> None:
         raise
 
 
-def _chunk_summary(op: str, params: dict, chunker, documents, chunks, seconds: float) -> dict:
-    """Size statistics of one ``ragloom chunk`` run (what ``--json`` prints)."""
-    import statistics
+def _chunk_summary(op: str, params: dict, chunker, documents, chunks, seconds: float, lm: str | None) -> dict:
+    """What ``ragloom chunk`` reports (and ``--json`` prints): the run, and ``evals.chunk_quality``'s size statistics,
+    plus MoC's Boundary Clarity and Chunk Stickiness when a causal LM is named."""
+    from evals.chunk_quality import chunk_quality
 
-    tokens = [c.token_count for c in chunks] or [0]
     sized = getattr(chunker, "boundary_chunker_", chunker)  # late chunking: its boundary chunker sets the sizes
+    limit = getattr(sized.params, "chunk_size", None)
     return {
         "chunker": {"op": op, **params}, "documents": len(documents),
         "megabytes": round(sum(len(d.text.encode("utf-8", "surrogatepass")) for d in documents) / 1e6, 6),
-        "chunks": len(chunks), "seconds": round(seconds, 3),
-        "tokens": {"mean": round(statistics.fmean(tokens), 1), "median": statistics.median(tokens),
-                   "max": max(tokens), "limit": getattr(sized.params, "chunk_size", None),
-                   "tokenizer": chunks[0].tokenizer if chunks else None},
-        "mean_characters": round(statistics.fmean(len(c.text) for c in chunks), 1) if chunks else 0,
+        "seconds": round(seconds, 3), "limit": limit, "tokenizer": chunks[0].tokenizer if chunks else None,
         "oversize": sum(bool(c.metadata.get("oversize")) for c in chunks),
+        **chunk_quality(chunks, lm=lm, limit=limit),
     }
 
 
@@ -122,15 +120,20 @@ def _print_chunk_summary(console, summary: dict, chunks, show: int, embeds_chunk
     from rich.table import Table
 
     op, params = summary["chunker"]["op"], {k: v for k, v in summary["chunker"].items() if k != "op"}
-    megabytes, seconds, t = summary["megabytes"], summary["seconds"], summary["tokens"]
-    size = (f"{megabytes:.2f} MB" if megabytes >= 0.1 else f"{megabytes * 1000:.1f} kB" if megabytes >= 0.001
-            else f"{round(megabytes * 1e6)} B")
+    megabytes, seconds, size = summary["megabytes"], summary["seconds"], summary["size"]
+    volume = (f"{megabytes:.2f} MB" if megabytes >= 0.1 else f"{megabytes * 1000:.1f} kB" if megabytes >= 0.001
+              else f"{round(megabytes * 1e6)} B")
     spec = ", ".join(f"{k}={v!r}" for k, v in params.items())
-    console.print(f"[bold]{escape(op)}[/]({escape(spec)}): {summary['documents']} document(s), {size} -> "
-                  f"{summary['chunks']} chunks in {seconds:.2f} s ({megabytes / max(seconds, 1e-9):.2f} MB/s)")
-    console.print(f"tokens per chunk ({t['tokenizer']}): mean {t['mean']}, median {t['median']}, max {t['max']}"
-                  + (f" (limit {t['limit']})" if t["limit"] else "")
-                  + f"; characters: mean {summary['mean_characters']}; oversize: {summary['oversize']}")
+    console.print(f"[bold]{escape(op)}[/]({escape(spec)}): {summary['documents']} document(s), {volume} -> "
+                  f"{size['chunks']} chunks in {seconds:.2f} s ({megabytes / max(seconds, 1e-9):.2f} MB/s)")
+    if size["chunks"]:
+        t, c = size["tokens"], size["chars"]
+        console.print(f"tokens per chunk ({summary['tokenizer']}): mean {t['mean']:.1f}, median {t['median']:.0f}, "
+                      f"p95 {t['p95']:.0f}, max {t['max']:.0f}" + (f" (limit {summary['limit']})" if summary["limit"] else "")
+                      + f"; characters: mean {c['mean']:.0f}; oversize: {summary['oversize']}")
+    if "boundary_clarity" in summary:
+        console.print(f"boundary clarity {summary['boundary_clarity']:.3f} (higher: cleaner cuts), chunk stickiness "
+                      f"{summary['chunk_stickiness']:.3f} (lower: more self-contained chunks)")
     if embeds_chunks:
         console.print(f"[dim]{op} computes its chunk vectors when indexing; these are its boundaries")
     if show:
@@ -160,7 +163,8 @@ def cmd_chunk(args) -> int:
     documents = read_documents(args.input, args.encoding)
     started = time.perf_counter()
     chunks = chunker.chunk_documents(documents)
-    summary = _chunk_summary(op, params, chunker, documents, chunks, time.perf_counter() - started)
+    seconds = time.perf_counter() - started
+    summary = _chunk_summary(op, params, chunker, documents, chunks, seconds, args.quality)
     to_stdout = args.out == "-"
     if to_stdout:
         for c in chunks:
@@ -345,6 +349,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="chunker param, value as YAML (repeatable)")
     p.add_argument("--out", help="write the chunks as JSON Lines to this file ('-': stdout, summary to stderr)")
     p.add_argument("--show", type=int, default=0, metavar="N", help="print the first N chunks")
+    p.add_argument("--quality", nargs="?", const="gemma3-270m", metavar="LM",
+                   help="also MoC's boundary clarity and chunk stickiness under a causal LM (default the bundled "
+                        "gemma3-270m; a local model directory or .gguf file); one LM pass per chunk pair, slow")
     p.add_argument("--encoding", default="utf-8", help="text encoding of the input files (default utf-8)")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.set_defaults(func=cmd_chunk)

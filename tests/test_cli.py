@@ -95,9 +95,10 @@ def test_chunk_writes_jsonl_with_exact_offsets_and_a_summary_that_matches_it(tmp
     summary = json.loads(out)
     rows = [json.loads(line) for line in out_file.read_text(encoding="utf-8").splitlines()]
     texts = {"a.md": (docs / "a.md").read_text(), "b.txt": (docs / "b.txt").read_bytes().decode()}
-    assert summary["chunks"] == len(rows) > 2 and summary["documents"] == 2
-    assert summary["chunker"] == {"op": "recursive", "chunk_size": 40}
-    assert summary["tokens"]["max"] == max(r["token_count"] for r in rows) <= 40
+    assert summary["size"]["chunks"] == len(rows) > 2 and summary["documents"] == 2
+    assert summary["chunker"] == {"op": "recursive", "chunk_size": 40} and summary["limit"] == 40
+    assert summary["size"]["tokens"]["max"] == max(r["token_count"] for r in rows) <= 40
+    assert summary["size"]["over_limit"] == 0 and "boundary_clarity" not in summary
     for r in rows:
         assert texts[r["doc_id"]][r["start"]:r["end"]] == r["text"]
     assert any(r["metadata"].get("heading_path") == ["Alpha", "Beta"] for r in rows)
@@ -106,7 +107,7 @@ def test_chunk_writes_jsonl_with_exact_offsets_and_a_summary_that_matches_it(tmp
 def test_chunk_takes_the_chunker_of_a_pipeline_config_and_nested_yaml_params(tmp_path, capsys):
     docs = _markdown_docs(tmp_path)
     code, out, _ = run(capsys, "chunk", str(docs), "--config", str(CONFIGS / "linear.yaml"), "--json")
-    assert code == 0 and json.loads(out)["chunker"]["chunk_size"] == 128
+    assert code == 0 and json.loads(out)["chunker"]["chunk_size"] == 128 and json.loads(out)["limit"] == 128
     code, out, _ = run(capsys, "chunk", str(docs), "--op", "late", "--set", "boundaries={op: sentence, chunk_size: 20}",
                        "--show", "2")
     assert code == 0 and "late computes its chunk vectors when indexing" in out and "a.md#0" in out
@@ -171,3 +172,21 @@ def test_input_in_another_encoding_is_read_with_encoding_and_named_without_it(tm
     code, _, err = run(capsys, "index", str(CONFIGS / "linear.yaml"), str(latin), "--index-dir", str(tmp_path / "i"),
                        "--encoding", "latin-1", "-q")
     assert code == 0
+
+
+def test_chunk_quality_reports_boundary_clarity_and_stickiness_under_a_local_lm(tmp_path, capsys):
+    from tests.test_lm import build_tiny_llama
+
+    model = build_tiny_llama(tmp_path / "tiny-llama")
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "a.txt").write_text("the model reads the text . a chunk is a span of a document . " * 6)
+    code, out, _ = run(capsys, "chunk", str(docs), "--op", "token", "--set", "chunk_size=12", "--quality", str(model),
+                       "--json")
+    summary = json.loads(out)
+    assert code == 0 and summary["size"]["chunks"] > 2
+    assert 0 < summary["boundary_clarity"] < 10 and summary["chunk_stickiness"] >= 0
+    code, out, _ = run(capsys, "chunk", str(docs), "--op", "token", "--set", "chunk_size=12", "--quality", str(model))
+    assert code == 0 and "boundary clarity" in out and "chunk stickiness" in out
+    code, _, err = run(capsys, "chunk", str(docs), "--quality", str(tmp_path / "no-model"))
+    assert code == 2 and "no-model" in err
