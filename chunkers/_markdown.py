@@ -102,6 +102,14 @@ def _fence_ranges(text: str) -> list[tuple[int, int]]:
     return ranges
 
 
+def has_structure(text: str) -> bool:
+    """True when ``text`` has a heading, a code fence or a table (a quick test first: no marker, no structure)."""
+    if "#" not in text and "|" not in text and not _has_fence_marker(text):
+        return False
+    structure = parse_markdown(text)
+    return bool(structure.heading_starts or structure.blocks)
+
+
 def parse_markdown(text: str) -> MarkdownStructure:
     structure = MarkdownStructure()
     if "#" not in text and "|" not in text and not _has_fence_marker(text):

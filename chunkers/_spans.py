@@ -67,6 +67,13 @@ def token_char_bounds(text: str, tokenizer: TiktokenTokenizer, ids: Sequence[int
     return char_offsets(text, byte_bounds)
 
 
+def text_char_bounds(text: str, tokenizer) -> np.ndarray:
+    """:func:`token_char_bounds` of ``text``, encoding it (tiktoken encodings through their numpy buffer)."""
+    if isinstance(tokenizer, TiktokenTokenizer):
+        return token_char_bounds(text, tokenizer, encode_ordinary(tokenizer.encoding, text))
+    return token_char_bounds(text, tokenizer)
+
+
 def char_offsets(text: str, byte_offsets: np.ndarray) -> np.ndarray:
     """``utf8_char_index(text)[byte_offsets]`` without building the whole index: the character offset of a byte
     offset is that offset minus the UTF-8 continuation bytes (``10xxxxxx``) before it, and they are few."""
@@ -157,14 +164,16 @@ class TokenIndex:
     safe cuts near their edges, and encodings other than cl100k, are encoded whole.
     """
 
-    def __init__(self, text: str, tokenizer: TiktokenTokenizer):
+    def __init__(self, text: str, tokenizer: TiktokenTokenizer, char_bounds: np.ndarray | None = None,
+                 edges: frozenset[int] = frozenset()):
         self.text = text
         self.tokenizer = tokenizer
-        tiktoken = isinstance(tokenizer, TiktokenTokenizer)
-        self.safe_encoding = tiktoken and tokenizer.encoding.name in SAFE_CUT_ENCODINGS
+        self.safe_encoding = isinstance(tokenizer, TiktokenTokenizer) and tokenizer.encoding.name in SAFE_CUT_ENCODINGS
         # A token starting inside a multibyte character maps to that character's end (see token_char_bounds).
-        self.char_bounds = token_char_bounds(text, tokenizer, encode_ordinary(tokenizer.encoding, text) if tiktoken
-                                             else None)
+        self.char_bounds = text_char_bounds(text, tokenizer) if char_bounds is None else char_bounds
+        #: positions where a tokenization starts or ends (the documents' edges when ``text`` joins several
+        #: documents, each tokenized on its own and given as ``char_bounds``): counted like safe cuts
+        self.edges = edges
 
     def counts(self, spans: Sequence[Span]) -> list[int]:
         text = self.text
@@ -173,13 +182,13 @@ class TokenIndex:
         encode = self.tokenizer.encoding.encode_ordinary
         out = []
         inner: list[tuple[int, int]] = []
-        n = len(text)
+        n, edges = len(text), self.edges
         for a, b in spans:
             # An edge that is itself a safe cut of the document (or the text's start / end) needs no piece.
-            s = a if a == 0 or is_safe_cut(text, a) else _first_safe_cut(text, a + 1, b - 2)
+            s = a if a == 0 or a in edges or is_safe_cut(text, a) else _first_safe_cut(text, a + 1, b - 2)
             if s < 0:
                 e = -1
-            elif b == n or is_safe_cut(text, b):
+            elif b == n or b in edges or is_safe_cut(text, b):
                 e = b
             else:
                 e = _last_safe_cut(text, max(s, a + 1), b - 2)

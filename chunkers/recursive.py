@@ -28,15 +28,18 @@ import numpy as np
 
 from pydantic import Field
 
-from chunkers._markdown import MarkdownStructure, parse_markdown
+from chunkers._markdown import MarkdownStructure, has_structure, parse_markdown
 from chunkers._sentences import sentence_cuts
-from chunkers._spans import Span, TokenIndex, build_chunks, codepoints, fit_spans, is_space
+from chunkers._spans import Span, TokenIndex, build_chunks, codepoints, fit_spans, is_space, text_char_bounds
 from chunkers.base import Chunker, tokenizer_field
 from rag.registry import OperatorParams, operator
 from rag.types import Chunk, Document
 
 HEADINGS, BLOCKS, LINES, SENTENCES, WORDS, TOKENS = range(6)
 _BLANK_LINES = re.compile(r"\n(?:[ \t]*\r?\n)+")
+#: documents without markdown structure are split together up to about this many characters (memory: ~40 bytes
+#: of arrays per character)
+BATCH_CHARACTERS = 1_000_000
 
 
 def positions_inside(positions: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
@@ -69,10 +72,10 @@ class RecursiveSplitter:
     A span's estimate is the number of document tokens overlapping it. Splits are returned as *edges*: the
     sorted boundaries of consecutive pieces, first and last being the span's own start and end."""
 
-    def __init__(self, text: str, tokenizer, markdown: bool = True):
+    def __init__(self, text: str, tokenizer, markdown: bool = True, index: TokenIndex | None = None):
         self.text = text
         self.tokenizer = tokenizer
-        self.index = TokenIndex(text, tokenizer)
+        self.index = TokenIndex(text, tokenizer) if index is None else index
         self.bounds_array = self.index.char_bounds
         self.structure = parse_markdown(text) if markdown else MarkdownStructure()
         self.heading_array = np.asarray(self.structure.heading_starts, dtype=np.int64)
@@ -232,7 +235,16 @@ class RecursiveSplitter:
     def split_exact(self, start: int, end: int, limit: int) -> tuple[list[Span], list[int], list[bool]]:
         """Like :meth:`split`, then measured on the final text; chunks over ``limit`` are re-split with a
         tighter estimate (and, as a last resort, at token boundaries)."""
-        spans = self.split(start, end, limit)
+        if start >= end:
+            return [], [], []
+        return self.split_exact_spans(np.array([start]), np.array([end]), limit)
+
+    def split_exact_spans(self, starts: np.ndarray, ends: np.ndarray,
+                          limit: int) -> tuple[list[Span], list[int], list[bool]]:
+        """:meth:`split_exact` of many sorted, disjoint, non-empty spans at once; no piece crosses a span's
+        edge, and the text between two spans belongs to no piece."""
+        outside = set(ends.tolist())  # a piece starting where a span ends lies between two spans
+        spans = [span for span in edges_to_spans(self.split_edges(starts, ends, limit)) if span[0] not in outside]
         counts = self.index.counts(spans)
         over = [i for i, count in enumerate(counts) if count > limit]
         if not over:
@@ -298,13 +310,62 @@ class RecursiveChunker(Chunker):
         markdown: bool = Field(True, description="treat headings, code fences and tables as structure (in "
                                                  "documents without a language or of language markdown)")
 
+    def _markdown(self, document: Document) -> bool:
+        # markdown structure in markdown and plain text, not in code ("# comment" is not a heading)
+        return self.params.markdown and document.metadata.get("language") in (None, "markdown", "md", "text")
+
     def chunk(self, document: Document) -> list[Chunk]:
         text = document.text
         if not text:
             return []
-        # markdown structure in markdown and plain text, not in code ("# comment" is not a heading)
-        language = document.metadata.get("language")
-        markdown = self.params.markdown and language in (None, "markdown", "md", "text")
-        splitter = RecursiveSplitter(text, self.tokenizer_, markdown)
+        splitter = RecursiveSplitter(text, self.tokenizer_, self._markdown(document))
         spans, counts, oversize = splitter.split_exact(0, len(text), self.params.chunk_size)
         return build_chunks(document, spans, counts, oversize, splitter.metadata(spans), tokenizer=self.tokenizer_)
+
+    def chunk_documents(self, documents: Sequence[Document]) -> list[Chunk]:
+        """Every document's chunks, in order. Documents without markdown structure are split in batches (see
+        :meth:`_chunk_batch`): the same chunks as :meth:`chunk` one document at a time, with the fixed cost of
+        the array work spread over many documents (most of the time on short documents)."""
+        out: list[Chunk] = []
+        batch: list[Document] = []
+        size = 0
+        for document in documents:
+            if not document.text:
+                continue
+            if self._markdown(document) and has_structure(document.text):
+                out.extend(self._chunk_batch(batch) + self.chunk(document))
+                batch, size = [], 0
+                continue
+            batch.append(document)
+            size += len(document.text)
+            if size >= BATCH_CHARACTERS:
+                out.extend(self._chunk_batch(batch))
+                batch, size = [], 0
+        out.extend(self._chunk_batch(batch))
+        return out
+
+    def _chunk_batch(self, documents: list[Document]) -> list[Chunk]:
+        """Chunks of documents without markdown structure, split as one text: the texts joined with a NUL between
+        two (no sentence, word or blank-line scan matches across it), each tokenized on its own, every document a
+        span of the splitter, so no chunk crosses a document edge and every count is the document's own."""
+        if not documents:
+            return []
+        tokenizer = self.tokenizer_
+        starts, ends, bounds, position = [], [], [], 0
+        for document in documents:
+            starts.append(position)
+            ends.append(position + len(document.text))
+            bounds.append(text_char_bounds(document.text, tokenizer) + position)
+            position = ends[-1] + 1
+        text = "\x00".join(document.text for document in documents)
+        index = TokenIndex(text, tokenizer, np.concatenate(bounds), frozenset(starts) | frozenset(ends))
+        splitter = RecursiveSplitter(text, tokenizer, markdown=False, index=index)
+        spans, counts, oversize = splitter.split_exact_spans(np.array(starts), np.array(ends), self.params.chunk_size)
+        out: list[Chunk] = []
+        first = 0
+        for document, start, end in zip(documents, starts, ends):
+            last = bisect.bisect_left(spans, (end, end), first)  # spans are sorted; this document's end here
+            out.extend(build_chunks(document, [(a - start, b - start) for a, b in spans[first:last]],
+                                    counts[first:last], oversize[first:last], tokenizer=tokenizer))
+            first = last
+        return out

@@ -92,3 +92,28 @@ def test_sentence_overlap_keeps_document_order_when_a_chunk_must_be_split_again(
     text = ". 👍🏽# Head\n. . "
     chunks = make("sentence_overlap", 10).chunk_text(text)
     check_contract(text, chunks, 10, tiling=False)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(texts=st.lists(st.one_of(texts, st.just(""), st.just("\x00a\x00"), st.just("# H\n\nx. y")), max_size=8),
+       size=st.integers(1, 30), code=st.lists(st.booleans(), min_size=8, max_size=8),
+       tokenizer=st.sampled_from(["cl100k_base", "minilm"]))
+def test_recursive_chunking_of_many_documents_at_once_equals_one_at_a_time(texts, size, code, tokenizer):
+    from rag.types import Document
+
+    documents = [Document(f"d{i}", text, {"language": "python"} if code[i] else {}) for i, text in enumerate(texts)]
+    chunker = get_chunker("recursive", chunk_size=size, tokenizer=tokenizer)
+    assert chunker.chunk_documents(documents) == [c for d in documents for c in chunker.chunk(d)]
+
+
+def test_recursive_batches_split_at_the_batch_size_and_keep_document_order(monkeypatch):
+    import chunkers.recursive as recursive_module
+    from rag.types import Document
+
+    monkeypatch.setattr(recursive_module, "BATCH_CHARACTERS", 50)
+    documents = [Document(f"d{i}", ("Sentence one here. Another one follows. " * (i % 4 + 1)) + ("# Head\n\nbody" if i % 3 == 0 else ""))
+                 for i in range(12)]
+    chunker = get_chunker("recursive", chunk_size=8)
+    chunks = chunker.chunk_documents(documents)
+    assert chunks == [c for d in documents for c in chunker.chunk(d)]
+    assert [c.doc_id for c in chunks] == sorted((c.doc_id for c in chunks), key=lambda d: int(d[1:]))
