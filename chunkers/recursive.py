@@ -30,16 +30,14 @@ from pydantic import Field
 
 from chunkers._markdown import MarkdownStructure, has_structure, parse_markdown
 from chunkers._sentences import sentence_cuts
-from chunkers._spans import Span, TokenIndex, build_chunks, codepoints, fit_spans, is_space, text_char_bounds
+from chunkers._spans import (Span, TokenIndex, build_chunks, chunk_in_batches, codepoints, fit_spans, is_space,
+                             joined_documents, per_document, without_gaps)
 from chunkers.base import Chunker, tokenizer_field
 from rag.registry import OperatorParams, operator
 from rag.types import Chunk, Document
 
 HEADINGS, BLOCKS, LINES, SENTENCES, WORDS, TOKENS = range(6)
 _BLANK_LINES = re.compile(r"\n(?:[ \t]*\r?\n)+")
-#: documents without markdown structure are split together up to about this many characters (memory: ~40 bytes
-#: of arrays per character)
-BATCH_CHARACTERS = 1_000_000
 
 
 def positions_inside(positions: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
@@ -243,8 +241,7 @@ class RecursiveSplitter:
                           limit: int) -> tuple[list[Span], list[int], list[bool]]:
         """:meth:`split_exact` of many sorted, disjoint, non-empty spans at once; no piece crosses a span's
         edge, and the text between two spans belongs to no piece."""
-        outside = set(ends.tolist())  # a piece starting where a span ends lies between two spans
-        spans = [span for span in edges_to_spans(self.split_edges(starts, ends, limit)) if span[0] not in outside]
+        spans = without_gaps(edges_to_spans(self.split_edges(starts, ends, limit)), ends)
         counts = self.index.counts(spans)
         over = [i for i, count in enumerate(counts) if count > limit]
         if not over:
@@ -324,48 +321,17 @@ class RecursiveChunker(Chunker):
 
     def chunk_documents(self, documents: Sequence[Document]) -> list[Chunk]:
         """Every document's chunks, in order. Documents without markdown structure are split in batches (see
-        :meth:`_chunk_batch`): the same chunks as :meth:`chunk` one document at a time, with the fixed cost of
-        the array work spread over many documents (most of the time on short documents)."""
-        out: list[Chunk] = []
-        batch: list[Document] = []
-        size = 0
-        for document in documents:
-            if not document.text:
-                continue
-            if self._markdown(document) and has_structure(document.text):
-                out.extend(self._chunk_batch(batch) + self.chunk(document))
-                batch, size = [], 0
-                continue
-            batch.append(document)
-            size += len(document.text)
-            if size >= BATCH_CHARACTERS:
-                out.extend(self._chunk_batch(batch))
-                batch, size = [], 0
-        out.extend(self._chunk_batch(batch))
-        return out
+        :func:`chunkers._spans.joined_documents`): the same chunks as :meth:`chunk` one document at a time, with
+        the fixed cost of the array work spread over many documents (most of the time on short documents)."""
+        return chunk_in_batches(documents, self.chunk, self._chunk_batch,
+                                alone=lambda d: self._markdown(d) and has_structure(d.text))
 
     def _chunk_batch(self, documents: list[Document]) -> list[Chunk]:
-        """Chunks of documents without markdown structure, split as one text: the texts joined with a NUL between
-        two (no sentence, word or blank-line scan matches across it), each tokenized on its own, every document a
-        span of the splitter, so no chunk crosses a document edge and every count is the document's own."""
-        if not documents:
-            return []
-        tokenizer = self.tokenizer_
-        starts, ends, bounds, position = [], [], [], 0
-        for document in documents:
-            starts.append(position)
-            ends.append(position + len(document.text))
-            bounds.append(text_char_bounds(document.text, tokenizer) + position)
-            position = ends[-1] + 1
-        text = "\x00".join(document.text for document in documents)
-        index = TokenIndex(text, tokenizer, np.concatenate(bounds), frozenset(starts) | frozenset(ends))
-        splitter = RecursiveSplitter(text, tokenizer, markdown=False, index=index)
-        spans, counts, oversize = splitter.split_exact_spans(np.array(starts), np.array(ends), self.params.chunk_size)
+        text, starts, ends, index = joined_documents(documents, self.tokenizer_)
+        splitter = RecursiveSplitter(text, self.tokenizer_, markdown=False, index=index)
+        spans, counts, oversize = splitter.split_exact_spans(starts, ends, self.params.chunk_size)
         out: list[Chunk] = []
-        first = 0
-        for document, start, end in zip(documents, starts, ends):
-            last = bisect.bisect_left(spans, (end, end), first)  # spans are sorted; this document's end here
+        for document, start, (first, last) in zip(documents, starts.tolist(), per_document(spans, starts, ends)):
             out.extend(build_chunks(document, [(a - start, b - start) for a, b in spans[first:last]],
-                                    counts[first:last], oversize[first:last], tokenizer=tokenizer))
-            first = last
+                                    counts[first:last], oversize[first:last], tokenizer=self.tokenizer_))
         return out

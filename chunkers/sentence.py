@@ -11,24 +11,35 @@ re-measured on the final chunk text; ``chunk_size`` is a hard ceiling.
 """
 from __future__ import annotations
 
+from typing import Sequence
+
 import numpy as np
 from pydantic import Field
 
 from chunkers._sentences import sentence_cuts
-from chunkers._spans import Span, build_chunks, fit_spans
+from chunkers._spans import Span, build_chunks, chunk_in_batches, fit_spans, joined_documents, per_document, without_gaps
 from chunkers.base import Chunker, tokenizer_field
 from chunkers.recursive import WORDS, RecursiveSplitter, edges_to_spans
 from rag.registry import OperatorParams, operator
 from rag.types import Chunk, Document
 
 
-def sentence_units(splitter: RecursiveSplitter, limit: int) -> list[Span]:
-    """Sentence spans tiling the text, with any sentence over ``limit`` split at words or tokens."""
+def sentence_units(splitter: RecursiveSplitter, limit: int, starts: np.ndarray | None = None,
+                   ends: np.ndarray | None = None) -> list[Span]:
+    """Sentence spans tiling the text (or each of the ranges ``[starts[k], ends[k])`` of joined documents), with
+    any sentence over ``limit`` split at words or tokens."""
     text = splitter.text
-    if not text:
-        return []
-    edges = np.array([0, *sentence_cuts(text), len(text)])
-    return edges_to_spans(splitter.split_edges(edges[:-1], edges[1:], limit, WORDS))
+    if starts is None:
+        if not text:
+            return []
+        starts, ends = np.array([0]), np.array([len(text)])
+    unit_starts, unit_ends = [], []
+    for start, end in zip(starts.tolist(), ends.tolist()):
+        edges = [start, *sentence_cuts(text, start, end), end]
+        unit_starts.extend(edges[:-1])
+        unit_ends.extend(edges[1:])
+    edges = splitter.split_edges(np.array(unit_starts), np.array(unit_ends), limit, WORDS)
+    return without_gaps(edges_to_spans(edges), ends)
 
 
 def pack_with_overlap(splitter: RecursiveSplitter, units: list[Span], limit: int, overlap: int) -> list[Span]:
@@ -89,3 +100,28 @@ class SentenceChunker(Chunker):
             return []
         spans, counts, oversize = self.spans(document.text)
         return build_chunks(document, spans, counts, oversize, tokenizer=self.tokenizer_)
+
+    def chunk_documents(self, documents: Sequence[Document]) -> list[Chunk]:
+        """Every document's chunks, in order, split in batches of joined documents
+        (:func:`chunkers._spans.joined_documents`): the same chunks as :meth:`chunk` one document at a time."""
+        return chunk_in_batches(documents, self.chunk, self._chunk_batch)
+
+    def _chunk_batch(self, documents: list[Document]) -> list[Chunk]:
+        limit, overlap = self.params.chunk_size, self.params.overlap_sentences
+        text, starts, ends, index = joined_documents(documents, self.tokenizer_)
+        splitter = RecursiveSplitter(text, self.tokenizer_, markdown=False, index=index)
+        units = sentence_units(splitter, limit, starts, ends)
+        if overlap:
+            spans = [span for first, last in per_document(units, starts, ends)
+                     for span in pack_with_overlap(splitter, units[first:last], limit, overlap)]
+        else:  # every document's greedy packing in one call
+            edges = np.array([units[0][0], *(b for _, b in units)]) if units else np.zeros(0, dtype=np.int64)
+            edges = np.union1d(edges, np.concatenate((starts, ends)))
+            spans = without_gaps(edges_to_spans(splitter._pack_edges(edges, starts, ends, limit)), ends)
+        spans, counts, oversize = fit_spans(text, spans, self.tokenizer_, limit, index.counts(spans))
+        out: list[Chunk] = []
+        for document, start, (first, last) in zip(documents, starts.tolist(), per_document(spans, starts, ends)):
+            kept = drop_pieces_inside_the_next_chunk(spans[first:last], counts[first:last], oversize[first:last])
+            out.extend(build_chunks(document, [(a - start, b - start) for a, b in kept[0]], kept[1], kept[2],
+                                    tokenizer=self.tokenizer_))
+        return out

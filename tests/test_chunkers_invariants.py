@@ -106,14 +106,32 @@ def test_recursive_chunking_of_many_documents_at_once_equals_one_at_a_time(texts
     assert chunker.chunk_documents(documents) == [c for d in documents for c in chunker.chunk(d)]
 
 
-def test_recursive_batches_split_at_the_batch_size_and_keep_document_order(monkeypatch):
-    import chunkers.recursive as recursive_module
+@pytest.mark.parametrize("op", ["recursive", "sentence"])
+def test_batches_split_at_the_batch_size_long_documents_go_alone_and_order_is_kept(monkeypatch, op):
+    import chunkers._spans as spans_module
     from rag.types import Document
 
-    monkeypatch.setattr(recursive_module, "BATCH_CHARACTERS", 50)
-    documents = [Document(f"d{i}", ("Sentence one here. Another one follows. " * (i % 4 + 1)) + ("# Head\n\nbody" if i % 3 == 0 else ""))
-                 for i in range(12)]
-    chunker = get_chunker("recursive", chunk_size=8)
+    monkeypatch.setattr(spans_module, "BATCH_CHARACTERS", 50)
+    monkeypatch.setattr(spans_module, "ALONE_CHARACTERS", 150)
+    documents = [Document(f"d{i}", ("Sentence one here. Another one follows. " * (i % 5 + 1))
+                          + ("# Head\n\nbody" if i % 3 == 0 else "")) for i in range(12)]
+    chunker = get_chunker(op, chunk_size=8)
+    alone = []
+    monkeypatch.setattr(chunker, "chunk", lambda d, chunk=chunker.chunk: alone.append(d.id) or chunk(d))
     chunks = chunker.chunk_documents(documents)
-    assert chunks == [c for d in documents for c in chunker.chunk(d)]
+    assert chunks == [c for d in documents for c in get_chunker(op, chunk_size=8).chunk(d)]
     assert [c.doc_id for c in chunks] == sorted((c.doc_id for c in chunks), key=lambda d: int(d[1:]))
+    long_ones = {d.id for d in documents if len(d.text) >= 150}
+    assert long_ones and long_ones <= set(alone)  # long documents (and, for recursive, markdown) on their own
+    assert len(alone) < len(documents)  # the others in batches
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(texts=st.lists(st.one_of(texts, st.just(""), st.just("\x00a.\x00 B"), st.just("x. y! Z?")), max_size=8),
+       size=st.integers(1, 30), overlap=st.integers(0, 2), tokenizer=st.sampled_from(["cl100k_base", "minilm"]))
+def test_sentence_chunking_of_many_documents_at_once_equals_one_at_a_time(texts, size, overlap, tokenizer):
+    from rag.types import Document
+
+    documents = [Document(f"d{i}", text) for i, text in enumerate(texts)]
+    chunker = get_chunker("sentence", chunk_size=size, overlap_sentences=overlap, tokenizer=tokenizer)
+    assert chunker.chunk_documents(documents) == [c for d in documents for c in chunker.chunk(d)]
