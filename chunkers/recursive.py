@@ -223,12 +223,17 @@ class RecursiveSplitter:
             return []
         return edges_to_spans(self.split_edges(np.array([start]), np.array([end]), limit, level))
 
-    def pack(self, units: Sequence[Span], limit: int) -> list[Span]:
-        """Consecutive units (tiling a range) merged greedily while the merged span stays within ``limit``."""
+    def pack(self, units: Sequence[Span], limit: int, starts: np.ndarray | None = None,
+             ends: np.ndarray | None = None) -> list[Span]:
+        """Consecutive units (tiling a range, or each of the sorted ranges ``[starts[k], ends[k])`` of joined
+        documents) merged greedily while the merged span stays within ``limit``, never across a range's edge."""
         if not units:
             return []
         edges = np.array([units[0][0], *(b for _, b in units)], dtype=np.int64)
-        return edges_to_spans(self._pack_edges(edges, edges[:1], edges[-1:], limit))
+        if starts is None:
+            return edges_to_spans(self._pack_edges(edges, edges[:1], edges[-1:], limit))
+        edges = merge_sorted(edges, np.concatenate((starts, ends)))
+        return without_gaps(edges_to_spans(self._pack_edges(edges, starts, ends, limit)), ends)
 
     def split_exact(self, start: int, end: int, limit: int) -> tuple[list[Span], list[int], list[bool]]:
         """Like :meth:`split`, then measured on the final text; chunks over ``limit`` are re-split with a

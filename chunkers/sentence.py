@@ -115,9 +115,7 @@ class SentenceChunker(Chunker):
             spans = [span for first, last in per_document(units, starts, ends)
                      for span in pack_with_overlap(splitter, units[first:last], limit, overlap)]
         else:  # every document's greedy packing in one call
-            edges = np.array([units[0][0], *(b for _, b in units)]) if units else np.zeros(0, dtype=np.int64)
-            edges = np.union1d(edges, np.concatenate((starts, ends)))
-            spans = without_gaps(edges_to_spans(splitter._pack_edges(edges, starts, ends, limit)), ends)
+            spans = splitter.pack(units, limit, starts, ends)
         spans, counts, oversize = fit_spans(text, spans, self.tokenizer_, limit, index.counts(spans))
         out: list[Chunk] = []
         for document, start, (first, last) in zip(documents, starts.tolist(), per_document(spans, starts, ends)):
