@@ -249,7 +249,8 @@ def per_document(spans: Sequence[Span], starts: np.ndarray, ends: np.ndarray) ->
     return ranges
 
 
-def chunk_in_batches(documents: Sequence[Document], chunk_one, chunk_batch, alone=lambda document: False) -> list[Chunk]:
+def chunk_in_batches(documents: Sequence[Document], chunk_one, chunk_batch,
+                     alone=lambda document: False) -> list[Chunk]:
     """Every document's chunks in order: long documents (:data:`ALONE_CHARACTERS`) and those ``alone`` says must
     be chunked on their own go through ``chunk_one``, the others through ``chunk_batch`` in groups of about
     :data:`BATCH_CHARACTERS`; empty documents have no chunks."""

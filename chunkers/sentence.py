@@ -17,7 +17,8 @@ import numpy as np
 from pydantic import Field
 
 from chunkers._sentences import sentence_cuts
-from chunkers._spans import Span, build_chunks, chunk_in_batches, fit_spans, joined_documents, per_document, without_gaps
+from chunkers._spans import (Span, build_chunks, chunk_in_batches, fit_spans, joined_documents, per_document,
+                             without_gaps)
 from chunkers.base import Chunker, tokenizer_field
 from chunkers.recursive import WORDS, RecursiveSplitter, edges_to_spans
 from rag.registry import OperatorParams, operator
