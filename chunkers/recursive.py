@@ -26,13 +26,14 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from chunkers._markdown import MarkdownStructure, has_structure, parse_markdown
 from chunkers._sentences import sentence_cuts
 from chunkers._spans import (Span, TokenIndex, build_chunks, chunk_in_batches, codepoints, fit_spans, is_space,
                              joined_documents, per_document, without_gaps)
 from chunkers.base import Chunker, tokenizer_field
+from rag.errors import ConfigError
 from rag.registry import OperatorParams, operator
 from rag.types import Chunk, Document
 
@@ -281,6 +282,40 @@ class RecursiveSplitter:
             out_counts.extend(piece_counts)
         return fit_spans(self.text, out_spans, self.tokenizer, limit, out_counts)
 
+    def with_overlap(self, spans: list[Span], overlap: int) -> list[Span]:
+        """``spans`` (consecutive ones meeting end to start) with every span after the first of a run extended
+        back into the one before by at most ``overlap`` estimated tokens: from the earliest line, sentence or
+        chunk start within that budget, else the earliest word start, else not at all. A span the next one, so
+        extended, holds whole (a run's first, or one that could not be extended) is dropped."""
+        out = spans[:1]
+        for (lowest, meets), (start, end) in zip(spans, spans[1:]):
+            if meets != start:  # a new run (the next document of joined ones)
+                out.append((start, end))
+                continue
+            extended = (self._overlap_start(lowest, start, overlap), end)
+            if extended[0] == lowest == out[-1][0]:
+                out[-1] = extended  # only a run's first span keeps its start unextended, so only it is held whole
+            else:
+                out.append(extended)
+        return out
+
+    def _overlap_start(self, lowest: int, start: int, overlap: int) -> int:
+        token = bisect.bisect_right(self.bounds, start) - 1
+        earliest = max(lowest, self.bounds[max(token - overlap, 0)])
+        while earliest < start and self.estimate(earliest, start) > overlap:  # a token cut by ``earliest``
+            earliest = self.bounds[bisect.bisect_right(self.bounds, earliest)]
+        if earliest >= start:
+            return start
+        if earliest == lowest:
+            return lowest
+        coarse = [c for c in sentence_cuts(self.text, earliest, start)]
+        lines = self.line_starts[np.searchsorted(self.line_starts, earliest):np.searchsorted(self.line_starts, start)]
+        candidates = sorted(coarse + lines.tolist())
+        if candidates:
+            return candidates[0]
+        words = self.word_starts[np.searchsorted(self.word_starts, earliest):np.searchsorted(self.word_starts, start)]
+        return int(words[0]) if len(words) else start
+
     def metadata(self, spans: list[Span]) -> list[dict[str, Any]]:
         structure = self.structure
         if not structure.heading_starts and not structure.blocks:
@@ -308,9 +343,18 @@ class RecursiveChunker(Chunker):
 
     class Params(OperatorParams):
         chunk_size: int = Field(256, gt=0, description="maximum tokens per chunk (hard ceiling)")
+        overlap: int = Field(0, ge=0, description="tokens a chunk may repeat from the one before (at most; it "
+                                                 "starts at a line, sentence or word boundary)")
         tokenizer: str = tokenizer_field()
         markdown: bool = Field(True, description="treat headings, code fences and tables as structure (in "
                                                  "documents without a language or of language markdown)")
+
+        @model_validator(mode="after")
+        def _overlap_below_size(self):
+            if self.overlap >= self.chunk_size:
+                raise ConfigError(f"overlap ({self.overlap}) must be smaller than chunk_size ({self.chunk_size})",
+                                  "overlap")
+            return self
 
     def _markdown(self, document: Document) -> bool:
         # markdown structure in markdown and plain text, not in code ("# comment" is not a heading)
@@ -321,8 +365,20 @@ class RecursiveChunker(Chunker):
         if not text:
             return []
         splitter = RecursiveSplitter(text, self.tokenizer_, self._markdown(document))
-        spans, counts, oversize = splitter.split_exact(0, len(text), self.params.chunk_size)
+        spans, counts, oversize = self._split(splitter, np.array([0]), np.array([len(text)]))
         return build_chunks(document, spans, counts, oversize, splitter.metadata(spans), tokenizer=self.tokenizer_)
+
+    def _split(self, splitter: RecursiveSplitter, starts: np.ndarray, ends: np.ndarray):
+        """Exact spans of the ranges ``[starts[k], ends[k])``; with ``overlap``, chunks of ``chunk_size − overlap``
+        tokens, each then extended back by up to ``overlap`` tokens (so at most ``chunk_size``, re-checked)."""
+        limit, overlap = self.params.chunk_size, self.params.overlap
+        spans, counts, oversize = splitter.split_exact_spans(starts, ends, limit - overlap)
+        if not overlap:
+            return spans, counts, oversize
+        spans = splitter.with_overlap(spans, overlap)
+        spans, counts, oversize = fit_spans(splitter.text, spans, self.tokenizer_, limit, splitter.index.counts(spans))
+        order = sorted(range(len(spans)), key=lambda i: spans[i])  # a re-cut chunk may start after its successor
+        return [spans[i] for i in order], [counts[i] for i in order], [oversize[i] for i in order]
 
     def chunk_documents(self, documents: Sequence[Document]) -> list[Chunk]:
         """Every document's chunks, in order. Documents without markdown structure are split in batches (see
@@ -334,7 +390,7 @@ class RecursiveChunker(Chunker):
     def _chunk_batch(self, documents: list[Document]) -> list[Chunk]:
         text, starts, ends, index = joined_documents(documents, self.tokenizer_)
         splitter = RecursiveSplitter(text, self.tokenizer_, markdown=False, index=index)
-        spans, counts, oversize = splitter.split_exact_spans(starts, ends, self.params.chunk_size)
+        spans, counts, oversize = self._split(splitter, starts, ends)
         out: list[Chunk] = []
         for document, start, (first, last) in zip(documents, starts.tolist(), per_document(spans, starts, ends)):
             out.extend(build_chunks(document, [(a - start, b - start) for a, b in spans[first:last]],

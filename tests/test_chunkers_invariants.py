@@ -19,6 +19,7 @@ MODEL_FREE = {
     "token": lambda n: {"chunk_size": n},
     "token_overlap": lambda n: {"chunk_size": n, "overlap": n // 2},
     "recursive": lambda n: {"chunk_size": n},
+    "recursive_overlap": lambda n: {"chunk_size": n, "overlap": n // 2},
     "sentence": lambda n: {"chunk_size": n},
     "sentence_overlap": lambda n: {"chunk_size": n, "overlap_sentences": 1},
 }
@@ -97,12 +98,12 @@ def test_sentence_overlap_keeps_document_order_when_a_chunk_must_be_split_again(
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(texts=st.lists(st.one_of(texts, st.just(""), st.just("\x00a\x00"), st.just("# H\n\nx. y")), max_size=8),
        size=st.integers(1, 30), code=st.lists(st.booleans(), min_size=8, max_size=8),
-       tokenizer=st.sampled_from(["cl100k_base", "minilm"]))
-def test_recursive_chunking_of_many_documents_at_once_equals_one_at_a_time(texts, size, code, tokenizer):
+       tokenizer=st.sampled_from(["cl100k_base", "minilm"]), overlap=st.integers(0, 29))
+def test_recursive_chunking_of_many_documents_at_once_equals_one_at_a_time(texts, size, code, tokenizer, overlap):
     from rag.types import Document
 
     documents = [Document(f"d{i}", text, {"language": "python"} if code[i] else {}) for i, text in enumerate(texts)]
-    chunker = get_chunker("recursive", chunk_size=size, tokenizer=tokenizer)
+    chunker = get_chunker("recursive", chunk_size=size, tokenizer=tokenizer, overlap=min(overlap, size - 1))
     assert chunker.chunk_documents(documents) == [c for d in documents for c in chunker.chunk(d)]
 
 

@@ -105,3 +105,28 @@ def test_the_structure_prefix_goes_into_what_is_indexed_and_what_the_reader_sees
     deeper = next(c for c in chunks if c.metadata.get("table_header") and "row2" in c.text)
     rows, _ = index.search("use", 20)
     assert deeper.id in [index.ids_[row] for row in rows]
+
+
+def test_recursive_overlap_repeats_at_most_overlap_tokens_from_a_boundary():
+    from rag.tokens import get_tokenizer
+
+    text = " ".join(f"Sentence {i} has a handful of plain words in it." for i in range(60))
+    chunks = recursive(60, overlap=25).chunk_text(text)
+    count = get_tokenizer().count
+    assert len(chunks) > 5 and all(c.token_count <= 60 for c in chunks)
+    for before, after in zip(chunks, chunks[1:]):
+        assert before.start < after.start < before.end  # consecutive chunks share text
+        shared = text[after.start:before.end]
+        assert count(shared) <= 25 + 1  # the budget is estimated from whole-text tokens: a token of slack
+        assert after.text.startswith("Sentence")  # it starts at a sentence, not mid-sentence
+    plain = recursive(35).chunk_text(text)  # without overlap, chunks of chunk_size − overlap tile the text
+    assert "".join(c.text for c in plain) == text
+
+
+def test_recursive_overlap_must_be_below_the_chunk_size():
+    import pytest
+
+    from rag.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="overlap"):
+        recursive(10, overlap=10)
