@@ -88,10 +88,11 @@ class Hit:
 
 def structure_prefix(chunk: Chunk) -> str:
     """Where a chunk sits in its document, as lines to put before its text: the markdown heading path
-    (``Setup > Install``) and, for a piece of a split table that does not start with its header, the header rows.
-    What a reader or an embedder needs to place a chunk cut out of its section; ``""`` for chunks without that
-    metadata (chunkers other than ``recursive`` on markdown)."""
-    path = chunk.metadata.get("heading_path")
+    (``Setup > Install``) or the code scope path (``Index > save``: the class and function a piece of code is
+    inside) and, for a piece of a split table that does not start with its header, the header rows. What a
+    reader or an embedder needs to place a chunk cut out of its section; ``""`` for chunks without that metadata
+    (chunkers other than ``recursive`` on markdown and ``ast``)."""
+    path = chunk.metadata.get("heading_path") or chunk.metadata.get("scope_path")
     header = chunk.metadata.get("table_header") or ""
     prefix = " > ".join(map(str, path)) + "\n" if path else ""
     if header:

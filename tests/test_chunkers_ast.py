@@ -164,3 +164,16 @@ code_text = st.lists(st.sampled_from(CODE_PIECES), max_size=60).map("".join)
 def test_any_input_in_any_grammar_keeps_offsets_tiling_and_both_limits(text, max_chars, chunk_size, language):
     chunks = get_chunker("ast", language=language, max_chars=max_chars, chunk_size=chunk_size).chunk_text(text)
     check(text, chunks, max_chars, chunk_size)
+
+
+def test_pieces_of_a_split_definition_are_indexed_with_their_scope_path_first():
+    from rag.types import structure_prefix
+    from retrievers.filtering import indexed_text
+
+    body = "".join(f"        total = total + {i} * factor\n" for i in range(40))
+    text = f"class Ledger:\n    def balance(self, factor):\n        total = 0\n{body}        return total\n"
+    chunks = get_chunker("ast", language="python", max_chars=200, chunk_size=512).chunk_text(text)
+    inner = [c for c in chunks if c.metadata["scope_path"] == ["Ledger", "balance"] and "def balance" not in c.text]
+    assert inner, [c.metadata for c in chunks]
+    assert all(structure_prefix(c) == "Ledger > balance\n" for c in inner)
+    assert indexed_text(inner[0], with_title=False) == "Ledger > balance\n" + inner[0].text
