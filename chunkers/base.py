@@ -54,3 +54,14 @@ class Chunker(Operator):
     def chunk_with_embeddings(self, document: Document, resources: "Resources") -> tuple[list[Chunk], np.ndarray]:
         """Chunks plus one vector per chunk; only for chunkers with ``embeds_chunks``."""
         raise NotImplementedError(f"chunker {self.name!r} does not embed its chunks")
+
+    def chunk_documents_with_embeddings(self, documents: Sequence[Document],
+                                        resources: "Resources") -> tuple[list[Chunk], np.ndarray]:
+        """Every document's chunks plus one vector per chunk (one document at a time unless a chunker batches)."""
+        chunks: list[Chunk] = []
+        vectors = []
+        for document in documents:
+            document_chunks, document_vectors = self.chunk_with_embeddings(document, resources)
+            chunks.extend(document_chunks)
+            vectors.append(np.asarray(document_vectors, dtype=np.float32).reshape(len(document_chunks), -1))
+        return chunks, np.concatenate(vectors) if vectors else np.zeros((0, resources.embedder.dim), np.float32)

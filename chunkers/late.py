@@ -25,14 +25,14 @@ YAML (any boundary chunker, given as a nested op)::
       embedder: {model: minilm}
       structures: [dense]
 
-The chunker sets ``embeds_chunks = True``: the index calls :meth:`LateChunker.chunk_with_embeddings` and the
+The chunker sets ``embeds_chunks = True``: the index calls :meth:`LateChunker.chunk_documents_with_embeddings` and the
 dense structure stores the contextual vectors (queries are embedded as usual).
 """
 from __future__ import annotations
 
 import hashlib
 import json
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 from pydantic import Field
@@ -69,17 +69,18 @@ def window_ranges(n_tokens: int, window: int, overlap: int) -> list[tuple[int, i
 def token_embeddings(st_model, text: str, overlap: int, batch_size: int = 16) -> tuple[np.ndarray, np.ndarray]:
     """``(embeddings (n, dim), offsets (n, 2))`` for the word pieces of ``text`` under a sentence-transformers
     model, computed in overlapping macro-windows of the model's maximum length."""
+    return token_embeddings_many(st_model, [text], overlap, batch_size)[0]
+
+
+def token_embeddings_many(st_model, texts: list[str], overlap: int,
+                          batch_size: int = 16) -> list[tuple[np.ndarray, np.ndarray]]:
+    """:func:`token_embeddings` of several texts, their macro-windows run through the model in shared batches of
+    windows of similar length (each window is its own sequence: batching changes only the padding)."""
     import torch
 
     transformer = st_model[0]
     tokenizer, model = transformer.tokenizer, transformer.auto_model
-    encoded = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True, truncation=False,
-                        verbose=False)
-    ids = encoded["input_ids"]
-    offsets = np.asarray(encoded["offset_mapping"], dtype=np.int64).reshape(-1, 2)
     dim = model.config.hidden_size
-    if not ids:
-        return np.zeros((0, dim), dtype=np.float32), offsets
     specials = [tokenizer.cls_token_id, tokenizer.sep_token_id]
     lead = 1 if specials[0] is not None else 0
     trail = 1 if specials[1] is not None else 0
@@ -87,20 +88,29 @@ def token_embeddings(st_model, text: str, overlap: int, batch_size: int = 16) ->
     if overlap >= window:
         raise ConfigError(f"window_overlap ({overlap}) must be below the model window ({window} tokens)",
                           "window_overlap")
-    ranges = window_ranges(len(ids), window, overlap)
-    out = np.zeros((len(ids), dim), dtype=np.float32)
+    results, jobs = [], []  # jobs: (text number, ids, window start, end, own start, own end)
+    for number, text in enumerate(texts):
+        encoded = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True, truncation=False,
+                            verbose=False)
+        ids = encoded["input_ids"]
+        results.append((np.zeros((len(ids), dim), dtype=np.float32),
+                        np.asarray(encoded["offset_mapping"], dtype=np.int64).reshape(-1, 2)))
+        if ids:
+            jobs.extend((number, ids, *r) for r in window_ranges(len(ids), window, overlap))
+    jobs.sort(key=lambda job: job[3] - job[2])  # windows of similar length batched together: little padding
+    pad = tokenizer.pad_token_id or 0
     with torch.inference_mode():
-        for b in range(0, len(ranges), batch_size):
-            batch = ranges[b:b + batch_size]
-            rows = [([specials[0]] if lead else []) + ids[s:e] + ([specials[1]] if trail else []) for s, e, _, _ in batch]
+        for b in range(0, len(jobs), batch_size):
+            batch = jobs[b:b + batch_size]
+            rows = [([specials[0]] if lead else []) + ids[s:e] + ([specials[1]] if trail else [])
+                    for _, ids, s, e, _, _ in batch]
             width = max(len(r) for r in rows)
-            pad = tokenizer.pad_token_id or 0
             input_ids = torch.tensor([r + [pad] * (width - len(r)) for r in rows])
             mask = torch.tensor([[1] * len(r) + [0] * (width - len(r)) for r in rows])
             hidden = model(input_ids=input_ids, attention_mask=mask).last_hidden_state.float().numpy()
-            for (s, _, own_s, own_e), states in zip(batch, hidden):
-                out[own_s:own_e] = states[lead + own_s - s:lead + own_e - s]
-    return out, offsets
+            for (number, _, s, _, own_s, own_e), states in zip(batch, hidden):
+                results[number][0][own_s:own_e] = states[lead + own_s - s:lead + own_e - s]
+    return results
 
 
 def pool_spans(embeddings: np.ndarray, offsets: np.ndarray, spans: list[tuple[int, int]]) -> tuple[np.ndarray, list[int]]:
@@ -171,38 +181,55 @@ class LateChunker(Chunker):
         return self._cache
 
     def chunk_with_embeddings(self, document: Document, resources: "Resources") -> tuple[list[Chunk], np.ndarray]:
-        chunks = self.chunk(document)
+        return self.chunk_documents_with_embeddings([document], resources)
+
+    def chunk_documents_with_embeddings(self, documents: Sequence[Document],
+                                        resources: "Resources") -> tuple[list[Chunk], np.ndarray]:
+        """Chunks of every document and their vectors. The documents' macro-windows share the model's batches
+        and the chunks' own texts are embedded in one call, so many short documents cost about what one long
+        one does."""
+        per_document = [(document, self.chunk(document)) for document in documents]
+        chunks = [c for _, document_chunks in per_document for c in document_chunks]
         embedder = resources.embedder
         if not chunks:
             return chunks, np.zeros((0, embedder.dim), dtype=np.float32)
-        weight = self.params.context_weight
-        if weight <= 0:  # independent embedding: no forward pass over the whole text
+        if self.params.context_weight <= 0:  # independent embedding: no forward pass over the whole text
             return chunks, embedder.embed([c.text for c in chunks])
-        return chunks, self._with_own_text(chunks, self._cached_pooled(document, chunks, embedder), embedder)
+        pooled = self._cached_pooled([(d, cs) for d, cs in per_document if cs], embedder)
+        return chunks, self._with_own_text(chunks, pooled, embedder)
 
-    def _cached_pooled(self, document: Document, chunks: list[Chunk], embedder) -> np.ndarray:
-        """:meth:`_pooled`, read from / written to the on-disk cache keyed by document text and chunk spans."""
-        spans = [(c.start, c.end) for c in chunks]
+    def _cached_pooled(self, per_document: list[tuple[Document, list[Chunk]]], embedder) -> np.ndarray:
+        """:meth:`_pooled` of every document's chunks (in order), read from / written to the on-disk cache keyed
+        by document text and chunk spans."""
         cache = self._cache_store()
         model_key = f"{embedder.identity}|late|overlap={self.params.window_overlap}"
-        key = hashlib.sha256((document.text + json.dumps(spans)).encode("utf-8", "surrogatepass")).digest()
-        if cache is not None:
-            hit = cache.get_many(model_key, [key], None).get(key)
-            if hit is not None and hit.size % len(chunks) == 0:
-                return hit.reshape(len(chunks), -1).copy()
-        vectors = self._pooled(document, chunks, spans, embedder)
-        if cache is not None:
-            cache.put_many(model_key, [(key, vectors.ravel())])
-        return vectors
+        keys = [hashlib.sha256((d.text + json.dumps([(c.start, c.end) for c in cs])).encode("utf-8", "surrogatepass"))
+                .digest() for d, cs in per_document]
+        hits = cache.get_many(model_key, keys, None) if cache is not None else {}
+        found: dict[int, np.ndarray] = {}
+        for i, ((_, document_chunks), key) in enumerate(zip(per_document, keys)):
+            hit = hits.get(key)
+            if hit is not None and hit.size % len(document_chunks) == 0:
+                found[i] = hit.reshape(len(document_chunks), -1).copy()
+        missing = [i for i in range(len(per_document)) if i not in found]
+        if missing:
+            fresh = self._pooled([per_document[i] for i in missing], embedder)
+            found.update(zip(missing, fresh))
+            if cache is not None:
+                cache.put_many(model_key, [(keys[i], found[i].ravel()) for i in missing])
+        return np.vstack([found[i] for i in range(len(per_document))])
 
-    def _pooled(self, document: Document, chunks: list[Chunk], spans: list[tuple[int, int]], embedder) -> np.ndarray:
-        """The paper's late-chunking vectors: token embeddings of the whole text mean-pooled per span."""
-        embeddings, offsets = token_embeddings(embedder.st, document.text, self.params.window_overlap,
-                                               self.params.batch_size)
-        vectors, empty = pool_spans(embeddings, offsets, spans)
-        if empty:  # chunks without any word piece (whitespace): embed their text on its own
-            vectors[empty] = embedder.embed([chunks[i].text for i in empty])
-        return _as_embedder_output(vectors, embedder)
+    def _pooled(self, per_document: list[tuple[Document, list[Chunk]]], embedder) -> list[np.ndarray]:
+        """The paper's late-chunking vectors: token embeddings of each whole text mean-pooled per chunk span."""
+        encoded = token_embeddings_many(embedder.st, [d.text for d, _ in per_document], self.params.window_overlap,
+                                        self.params.batch_size)
+        out = []
+        for (_, chunks), (embeddings, offsets) in zip(per_document, encoded):
+            vectors, empty = pool_spans(embeddings, offsets, [(c.start, c.end) for c in chunks])
+            if empty:  # chunks without any word piece (whitespace): embed their text on its own
+                vectors[empty] = embedder.embed([chunks[i].text for i in empty])
+            out.append(_as_embedder_output(vectors, embedder))
+        return out
 
     def _with_own_text(self, chunks: list[Chunk], contextual: np.ndarray, embedder) -> np.ndarray:
         """``w · contextual + (1 − w) · own`` (renormalised when the embedder normalises), ``own`` being each

@@ -116,3 +116,25 @@ def test_late_chunking_requires_a_nested_boundary_chunker():
         get_chunker("late", boundaries={"chunk_size": 16})
     with pytest.raises(ConfigError, match="boundaries"):
         get_chunker("late", boundaries={"op": "token", "chunk_sizee": 16})
+
+
+def test_late_chunking_many_documents_at_once_matches_one_at_a_time_and_caches_each(resources, tmp_path,
+                                                                                    monkeypatch):
+    texts = ["Berlin is the capital of Germany. Its population is about 3.8 million. " * 12,  # several windows
+             "Paris is in France.", "", "   ", "Cats purr. Dogs bark. " * 3]
+    documents = [Document(f"d{i}", t) for i, t in enumerate(texts)]
+    chunker = get_chunker("late", boundaries={"op": "sentence", "chunk_size": 16}, window_overlap=8, cache=False)
+    chunks, vectors = chunker.chunk_documents_with_embeddings(documents, resources)
+    one_by_one = [chunker.chunk_with_embeddings(d, resources) for d in documents]
+    assert chunks == [c for cs, _ in one_by_one for c in cs]
+    # the same windows, only batched (and padded) with other documents' windows
+    assert np.allclose(vectors, np.vstack([v for cs, v in one_by_one if cs]), atol=1e-5)
+    # with the cache: a second run reads every document's pooled vectors and runs no model forward pass
+    monkeypatch.setenv("RAGLOOM_CACHE", str(tmp_path))
+    cached = get_chunker("late", boundaries={"op": "sentence", "chunk_size": 16}, window_overlap=8)
+    first = cached.chunk_documents_with_embeddings(documents, resources)[1]
+    import chunkers.late as late_module
+
+    monkeypatch.setattr(late_module, "token_embeddings_many", lambda *a, **k: pytest.fail("forward pass on a hit"))
+    again = get_chunker("late", boundaries={"op": "sentence", "chunk_size": 16}, window_overlap=8)
+    assert np.allclose(again.chunk_documents_with_embeddings(documents, resources)[1], first, atol=1e-6)

@@ -103,11 +103,8 @@ class Index:
         for begin in range(0, len(documents), self.CHUNK_BATCH):
             batch = documents[begin:begin + self.CHUNK_BATCH]
             if self.chunker.embeds_chunks:
-                batch_chunks = []
-                for doc in batch:
-                    doc_chunks, doc_vectors = self.chunker.chunk_with_embeddings(doc, self.resources)
-                    vectors.append(np.asarray(doc_vectors, dtype=np.float32).reshape(len(doc_chunks), -1))
-                    batch_chunks.extend(doc_chunks)
+                batch_chunks, batch_vectors = self.chunker.chunk_documents_with_embeddings(batch, self.resources)
+                vectors.append(np.asarray(batch_vectors, dtype=np.float32).reshape(len(batch_chunks), -1))
             else:
                 batch_chunks = self.chunker.chunk_documents(batch)
             text_of = {doc.id: doc.text for doc in batch}
