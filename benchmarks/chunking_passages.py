@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from chunkers import get_chunker  # noqa: E402
 from evals.datasets import load_beir  # noqa: E402
-from evals.metrics import span_scores  # noqa: E402
+from evals.metrics import top_k_span_scores  # noqa: E402
 from evals.significance import randomisation_test  # noqa: E402
 from rag.resources import Resources  # noqa: E402
 from rag.types import Document  # noqa: E402
@@ -73,9 +73,7 @@ def concatenated_documents(dataset, passages: int, group: int, seed: int = 0):
 
 
 def per_query_scores(chunks, matrix, query_vectors, queries):
-    top = np.argsort(-(query_vectors @ matrix.T), axis=1, kind="stable")[:, :TOP_K]
-    return [span_scores([(chunks[i].doc_id, chunks[i].start, chunks[i].end) for i in row], gold)
-            for (_, gold), row in zip(queries, top)]
+    return top_k_span_scores(chunks, matrix, query_vectors, [gold for _, gold in queries], TOP_K)
 
 
 def unit_rows(matrix: np.ndarray) -> np.ndarray:

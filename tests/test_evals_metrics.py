@@ -125,3 +125,20 @@ def test_answer_in_context_matches_normalised_substrings():
 def test_mean_of_nothing_is_nan():
     assert math.isnan(M.mean([]))
     assert M.mean([1.0, 0.0]) == 0.5
+
+
+def test_top_k_span_scores_score_each_querys_best_chunks_and_break_ties_by_chunk_order():
+    import numpy as np
+
+    from evals.metrics import span_scores, top_k_span_scores
+    from rag.types import Chunk
+
+    chunks = [Chunk(f"d#{i}", "d", "x", 10 * i, 10 * i + 10, 1) for i in range(4)]
+    vectors = np.array([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0], [0.6, 0.8]])  # chunks 0 and 1 tie for query 0
+    queries = np.array([[1.0, 0.0], [0.0, 1.0]])
+    golds = [[("d", 10, 20)], [("d", 20, 30)]]
+    first, second = top_k_span_scores(chunks, vectors, queries, golds, k=1)
+    assert first == span_scores([("d", 0, 10)], golds[0])  # the tie goes to the first chunk: gold missed
+    assert second.recall == 1.0 and second.iou == 1.0
+    two = top_k_span_scores(chunks, vectors, queries, golds, k=2)
+    assert two[0].recall == 1.0 and two[0].precision == 0.5
