@@ -312,6 +312,21 @@ def fit_spans(text: str, spans: Iterable[Span], tokenizer: TiktokenTokenizer, li
     return out_spans, out_counts, oversize
 
 
+def drop_pieces_inside_the_next_chunk(spans: list[Span], counts: list[int], oversize: list[bool]):
+    """With overlapping chunks, a chunk that :func:`fit_spans` had to cut again (its estimate fit, its exact
+    count did not) can end in pieces that start after the next chunk does; the next chunk holds them whole (it
+    ends later), so they are dropped and chunks stay in document order. Used by every chunker with overlap."""
+    keep = [True] * len(spans)
+    following = None
+    for i in range(len(spans) - 1, -1, -1):
+        if following is not None and spans[i][0] > spans[following][0] and spans[i][1] <= spans[following][1]:
+            keep[i] = False
+        else:
+            following = i
+    return ([x for x, k in zip(spans, keep) if k], [x for x, k in zip(counts, keep) if k],
+            [x for x, k in zip(oversize, keep) if k])
+
+
 def _split_to_limit(text: str, start: int, end: int, tokenizer: TiktokenTokenizer, limit: int):
     limit = max(1, limit)
     while start < end:

@@ -30,8 +30,9 @@ from pydantic import Field, model_validator
 
 from chunkers._markdown import MarkdownStructure, has_structure, parse_markdown
 from chunkers._sentences import sentence_cuts
-from chunkers._spans import (Span, TokenIndex, build_chunks, chunk_in_batches, codepoints, fit_spans, is_space,
-                             joined_documents, per_document, without_gaps)
+from chunkers._spans import (Span, TokenIndex, build_chunks, chunk_in_batches, codepoints,
+                             drop_pieces_inside_the_next_chunk, fit_spans, is_space, joined_documents, per_document,
+                             without_gaps)
 from chunkers.base import Chunker, tokenizer_field
 from rag.errors import ConfigError
 from rag.registry import OperatorParams, operator
@@ -377,8 +378,7 @@ class RecursiveChunker(Chunker):
             return spans, counts, oversize
         spans = splitter.with_overlap(spans, overlap)
         spans, counts, oversize = fit_spans(splitter.text, spans, self.tokenizer_, limit, splitter.index.counts(spans))
-        order = sorted(range(len(spans)), key=lambda i: spans[i])  # a re-cut chunk may start after its successor
-        return [spans[i] for i in order], [counts[i] for i in order], [oversize[i] for i in order]
+        return drop_pieces_inside_the_next_chunk(spans, counts, oversize)
 
     def chunk_documents(self, documents: Sequence[Document]) -> list[Chunk]:
         """Every document's chunks, in order. Documents without markdown structure are split in batches (see

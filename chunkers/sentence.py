@@ -17,8 +17,8 @@ import numpy as np
 from pydantic import Field
 
 from chunkers._sentences import sentence_cuts
-from chunkers._spans import (Span, build_chunks, chunk_in_batches, fit_spans, joined_documents, per_document,
-                             without_gaps)
+from chunkers._spans import (Span, build_chunks, chunk_in_batches, drop_pieces_inside_the_next_chunk, fit_spans,
+                             joined_documents, per_document, without_gaps)
 from chunkers.base import Chunker, tokenizer_field
 from chunkers.recursive import WORDS, RecursiveSplitter, edges_to_spans
 from rag.registry import OperatorParams, operator
@@ -63,21 +63,6 @@ def pack_with_overlap(splitter: RecursiveSplitter, units: list[Span], limit: int
             next_first -= 1
         first = next_first
     return spans
-
-
-def drop_pieces_inside_the_next_chunk(spans: list[Span], counts: list[int], oversize: list[bool]):
-    """With overlap, a chunk that ``fit_spans`` had to split (its estimate fit, its exact count did not) can end
-    in pieces that start after the next chunk does; the next chunk holds them whole (it ends later), so they are
-    dropped and chunks stay in document order."""
-    keep = [True] * len(spans)
-    following = None
-    for i in range(len(spans) - 1, -1, -1):
-        if following is not None and spans[i][0] > spans[following][0] and spans[i][1] <= spans[following][1]:
-            keep[i] = False
-        else:
-            following = i
-    return ([x for x, k in zip(spans, keep) if k], [x for x, k in zip(counts, keep) if k],
-            [x for x, k in zip(oversize, keep) if k])
 
 
 @operator("sentence", kind="chunker")

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from pydantic import Field, model_validator
 
-from chunkers._spans import TokenIndex, build_chunks, fit_spans, token_char_bounds
+from chunkers._spans import TokenIndex, build_chunks, drop_pieces_inside_the_next_chunk, fit_spans, token_char_bounds
 from chunkers.base import Chunker, tokenizer_field
 from rag.errors import ConfigError
 from rag.registry import OperatorParams, operator
@@ -70,7 +70,6 @@ class TokenChunker(Chunker):
                                    index.char_bounds)
         spans, counts, oversize = fit_spans(text, spans, self.tokenizer_, self.params.chunk_size,
                                             index.counts(spans))
-        if self.params.overlap:  # a re-cut window may start after its successor: restore document order
-            order = sorted(range(len(spans)), key=lambda i: spans[i])
-            spans, counts, oversize = [spans[i] for i in order], [counts[i] for i in order], [oversize[i] for i in order]
+        if self.params.overlap:
+            spans, counts, oversize = drop_pieces_inside_the_next_chunk(spans, counts, oversize)
         return build_chunks(document, spans, counts, oversize, tokenizer=self.tokenizer_)
