@@ -60,19 +60,12 @@ def token_char_bounds(text: str, tokenizer: TiktokenTokenizer, ids: Sequence[int
     if not isinstance(tokenizer, TiktokenTokenizer):
         return tokenizer.char_bounds(text)
     if ids is None:
-        ids = tokenizer.encode(text)
+        ids = encode_ordinary(tokenizer.encoding, text)  # through the encoder's numpy buffer
     byte_bounds = np.zeros(len(ids) + 1, dtype=np.int64)
     if len(ids):
         ids = ids if isinstance(ids, np.ndarray) else np.asarray(ids, dtype=np.int64)  # encoders give uint32
         np.cumsum(token_byte_lengths(tokenizer)[ids], out=byte_bounds[1:])
     return char_offsets(text, byte_bounds)
-
-
-def text_char_bounds(text: str, tokenizer) -> np.ndarray:
-    """:func:`token_char_bounds` of ``text``, encoding it (tiktoken encodings through their numpy buffer)."""
-    if isinstance(tokenizer, TiktokenTokenizer):
-        return token_char_bounds(text, tokenizer, encode_ordinary(tokenizer.encoding, text))
-    return token_char_bounds(text, tokenizer)
 
 
 def char_offsets(text: str, byte_offsets: np.ndarray) -> np.ndarray:
@@ -171,7 +164,7 @@ class TokenIndex:
         self.tokenizer = tokenizer
         self.safe_encoding = isinstance(tokenizer, TiktokenTokenizer) and tokenizer.encoding.name in SAFE_CUT_ENCODINGS
         # A token starting inside a multibyte character maps to that character's end (see token_char_bounds).
-        self.char_bounds = text_char_bounds(text, tokenizer) if char_bounds is None else char_bounds
+        self.char_bounds = token_char_bounds(text, tokenizer) if char_bounds is None else char_bounds
         #: positions where a tokenization starts or ends (the documents' edges when ``text`` joins several
         #: documents, each tokenized on its own and given as ``char_bounds``): counted like safe cuts
         self.edges = edges
@@ -226,7 +219,7 @@ def joined_documents(documents: Sequence[Document], tokenizer) -> tuple[str, np.
     for document in documents:
         starts.append(position)
         ends.append(position + len(document.text))
-        bounds.append(text_char_bounds(document.text, tokenizer) + position)
+        bounds.append(token_char_bounds(document.text, tokenizer) + position)
         position = ends[-1] + 1
     text = "\x00".join(document.text for document in documents)
     index = TokenIndex(text, tokenizer, np.concatenate(bounds), frozenset(starts) | frozenset(ends))
