@@ -27,6 +27,14 @@ def tokenizer_field():
                                             "embedding model's own tokenizer (minilm, a local model directory)")
 
 
+def overlap_below_size(params):
+    """The check of every chunker whose ``overlap`` counts tokens: it must stay below ``chunk_size`` (used as
+    ``model_validator(mode="after")`` of their params)."""
+    if params.overlap >= params.chunk_size:
+        raise ConfigError(f"overlap ({params.overlap}) must be smaller than chunk_size ({params.chunk_size})", "overlap")
+    return params
+
+
 class Chunker(Operator):
     """Base of every chunker; a chunker with a ``tokenizer`` param measures sizes with ``self.tokenizer_``."""
 

@@ -33,8 +33,7 @@ from chunkers._sentences import sentence_cuts
 from chunkers._spans import (Span, TokenIndex, build_chunks, chunk_in_batches, codepoints,
                              drop_pieces_inside_the_next_chunk, fit_spans, is_space, joined_documents, per_document,
                              without_gaps)
-from chunkers.base import Chunker, tokenizer_field
-from rag.errors import ConfigError
+from chunkers.base import Chunker, overlap_below_size, tokenizer_field
 from rag.registry import OperatorParams, operator
 from rag.types import Chunk, Document
 
@@ -350,12 +349,7 @@ class RecursiveChunker(Chunker):
         markdown: bool = Field(True, description="treat headings, code fences and tables as structure (in "
                                                  "documents without a language or of language markdown)")
 
-        @model_validator(mode="after")
-        def _overlap_below_size(self):
-            if self.overlap >= self.chunk_size:
-                raise ConfigError(f"overlap ({self.overlap}) must be smaller than chunk_size ({self.chunk_size})",
-                                  "overlap")
-            return self
+        _overlap_below_size = model_validator(mode="after")(overlap_below_size)
 
     def _markdown(self, document: Document) -> bool:
         # markdown structure in markdown and plain text, not in code ("# comment" is not a heading)

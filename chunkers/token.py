@@ -17,8 +17,7 @@ from __future__ import annotations
 from pydantic import Field, model_validator
 
 from chunkers._spans import TokenIndex, build_chunks, drop_pieces_inside_the_next_chunk, fit_spans, token_char_bounds
-from chunkers.base import Chunker, tokenizer_field
-from rag.errors import ConfigError
+from chunkers.base import Chunker, overlap_below_size, tokenizer_field
 from rag.registry import OperatorParams, operator
 from rag.types import Chunk, Document
 
@@ -54,12 +53,7 @@ class TokenChunker(Chunker):
         overlap: int = Field(0, ge=0, description="tokens shared by consecutive windows")
         tokenizer: str = tokenizer_field()
 
-        @model_validator(mode="after")
-        def _overlap_below_size(self):
-            if self.overlap >= self.chunk_size:
-                raise ConfigError(f"overlap ({self.overlap}) must be smaller than chunk_size ({self.chunk_size})",
-                                  "overlap")
-            return self
+        _overlap_below_size = model_validator(mode="after")(overlap_below_size)
 
     def chunk(self, document: Document) -> list[Chunk]:
         text = document.text
