@@ -242,6 +242,17 @@ def per_document(spans: Sequence[Span], starts: np.ndarray, ends: np.ndarray) ->
     return ranges
 
 
+def chunks_of_joined(documents: Sequence[Document], starts: np.ndarray, ends: np.ndarray, spans: Sequence[Span],
+                     counts: Sequence[int], oversize: Sequence[bool], tokenizer) -> list[Chunk]:
+    """Every joined document's chunks (:func:`build_chunks`) from the sorted spans of the joined text, each span
+    moved back to its document's offsets."""
+    out: list[Chunk] = []
+    for document, start, (first, last) in zip(documents, starts.tolist(), per_document(spans, starts, ends)):
+        out.extend(build_chunks(document, [(a - start, b - start) for a, b in spans[first:last]],
+                                counts[first:last], oversize[first:last], tokenizer=tokenizer))
+    return out
+
+
 def chunk_in_batches(documents: Sequence[Document], chunk_one, chunk_batch,
                      alone=lambda document: False) -> list[Chunk]:
     """Every document's chunks in order: long documents (:data:`ALONE_CHARACTERS`) and those ``alone`` says must

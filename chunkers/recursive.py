@@ -30,9 +30,8 @@ from pydantic import Field, model_validator
 
 from chunkers._markdown import MarkdownStructure, has_structure, parse_markdown
 from chunkers._sentences import sentence_cuts
-from chunkers._spans import (Span, TokenIndex, build_chunks, chunk_in_batches, codepoints,
-                             drop_pieces_inside_the_next_chunk, fit_spans, is_space, joined_documents, per_document,
-                             without_gaps)
+from chunkers._spans import (Span, TokenIndex, build_chunks, chunk_in_batches, chunks_of_joined, codepoints,
+                             drop_pieces_inside_the_next_chunk, fit_spans, is_space, joined_documents, without_gaps)
 from chunkers.base import Chunker, overlap_below_size, tokenizer_field
 from rag.registry import OperatorParams, operator
 from rag.types import Chunk, Document
@@ -384,9 +383,4 @@ class RecursiveChunker(Chunker):
     def _chunk_batch(self, documents: list[Document]) -> list[Chunk]:
         text, starts, ends, index = joined_documents(documents, self.tokenizer_)
         splitter = RecursiveSplitter(text, self.tokenizer_, markdown=False, index=index)
-        spans, counts, oversize = self._split(splitter, starts, ends)
-        out: list[Chunk] = []
-        for document, start, (first, last) in zip(documents, starts.tolist(), per_document(spans, starts, ends)):
-            out.extend(build_chunks(document, [(a - start, b - start) for a, b in spans[first:last]],
-                                    counts[first:last], oversize[first:last], tokenizer=self.tokenizer_))
-        return out
+        return chunks_of_joined(documents, starts, ends, *self._split(splitter, starts, ends), self.tokenizer_)

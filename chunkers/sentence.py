@@ -17,8 +17,8 @@ import numpy as np
 from pydantic import Field
 
 from chunkers._sentences import sentence_cuts
-from chunkers._spans import (Span, build_chunks, chunk_in_batches, drop_pieces_inside_the_next_chunk, fit_spans,
-                             joined_documents, per_document, without_gaps)
+from chunkers._spans import (Span, build_chunks, chunk_in_batches, chunks_of_joined, drop_pieces_inside_the_next_chunk,
+                             fit_spans, joined_documents, per_document, without_gaps)
 from chunkers.base import Chunker, tokenizer_field
 from chunkers.recursive import WORDS, RecursiveSplitter, edges_to_spans
 from rag.registry import OperatorParams, operator
@@ -102,10 +102,6 @@ class SentenceChunker(Chunker):
                      for span in pack_with_overlap(splitter, units[first:last], limit, overlap)]
         else:  # every document's greedy packing in one call
             spans = splitter.pack(units, limit, starts, ends)
-        spans, counts, oversize = fit_spans(text, spans, self.tokenizer_, limit, index.counts(spans))
-        out: list[Chunk] = []
-        for document, start, (first, last) in zip(documents, starts.tolist(), per_document(spans, starts, ends)):
-            kept = drop_pieces_inside_the_next_chunk(spans[first:last], counts[first:last], oversize[first:last])
-            out.extend(build_chunks(document, [(a - start, b - start) for a, b in kept[0]], kept[1], kept[2],
-                                    tokenizer=self.tokenizer_))
-        return out
+        # pieces dropped for one document never involve another: the next document's chunks start after its end
+        kept = drop_pieces_inside_the_next_chunk(*fit_spans(text, spans, self.tokenizer_, limit, index.counts(spans)))
+        return chunks_of_joined(documents, starts, ends, *kept, self.tokenizer_)
