@@ -14,7 +14,6 @@ The ast rows are also scored as ragloom indexes them (``rag.types.structure_pref
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
@@ -23,11 +22,9 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from chunking_passages import DATASETS, concatenated_documents, per_query_scores  # noqa: E402
+from chunking_passages import load_joined, per_query_scores  # noqa: E402
 from chunkers import get_chunker  # noqa: E402
-from evals.datasets import load_beir  # noqa: E402
 from evals.significance import randomisation_test  # noqa: E402
-from rag.resources import Resources  # noqa: E402
 from rag.types import structure_prefix  # noqa: E402
 
 #: cAST's budget is non-whitespace characters; its token ceiling is lifted so that the budget decides.
@@ -51,15 +48,9 @@ def main() -> None:
     parser.add_argument("--group", type=int, default=20, help="functions per module file")
     parser.add_argument("--only", nargs="*", choices=list(CHUNKERS), help="chunkers to run")
     args = parser.parse_args()
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    path = DATASETS / args.dataset
-    if not path.exists():
-        sys.exit(f"dataset not found: {path}")
-    documents, queries = concatenated_documents(load_beir(path), args.passages, args.group)
-    print(f"{args.dataset}: {len(documents)} files of {args.group} functions "
-          f"({sum(len(d.text) for d in documents) / 1e6:.2f} M characters), {len(queries)} queries", flush=True)
-    embedder = Resources(embedder={"model": "minilm"}).embedder
-    query_vectors = embedder.embed_queries([text for text, _ in queries])
+    documents, queries, resources, query_vectors = load_joined(args.dataset, args.passages, args.group,
+                                                               ("files", "functions"))
+    embedder = resources.embedder
     print("| chunker | chunks | mean chars | recall | precision | IoU | fallbacks |")
     print("|---|---|---|---|---|---|---|")
     results, indexed = {}, {}

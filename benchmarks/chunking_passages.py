@@ -72,6 +72,21 @@ def concatenated_documents(dataset, passages: int, group: int, seed: int = 0):
     return documents, queries
 
 
+def load_joined(dataset: str, passages: int, group: int, names: tuple[str, str]):
+    """``(documents, queries, resources, query_vectors)``: ``dataset``'s passages joined into documents
+    (:func:`concatenated_documents`), MiniLM, and the queries embedded; exits when the dataset is missing.
+    ``names`` says what the documents and the passages are, for the summary line."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    path = DATASETS / dataset
+    if not path.exists():
+        sys.exit(f"dataset not found: {path}")
+    documents, queries = concatenated_documents(load_beir(path), passages, group)
+    print(f"{dataset}: {len(documents)} {names[0]} of {group} {names[1]} "
+          f"({sum(len(d.text) for d in documents) / 1e6:.2f} M characters), {len(queries)} queries", flush=True)
+    resources = Resources(embedder={"model": "minilm"})
+    return documents, queries, resources, resources.embedder.embed_queries([text for text, _ in queries])
+
+
 def per_query_scores(chunks, matrix, query_vectors, queries):
     return top_k_span_scores(chunks, matrix, query_vectors, [gold for _, gold in queries], TOP_K)
 
@@ -87,16 +102,9 @@ def main() -> None:
     parser.add_argument("--group", type=int, default=50, help="passages per concatenated document")
     parser.add_argument("--only", nargs="*", choices=list(BOUNDARIES), help="boundary chunkers to run")
     args = parser.parse_args()
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    path = DATASETS / args.dataset
-    if not path.exists():
-        sys.exit(f"dataset not found: {path}")
-    documents, queries = concatenated_documents(load_beir(path), args.passages, args.group)
-    print(f"{args.dataset}: {len(documents)} documents of {args.group} passages "
-          f"({sum(len(d.text) for d in documents) / 1e6:.2f} M characters), {len(queries)} queries", flush=True)
-    resources = Resources(embedder={"model": "minilm"})
+    documents, queries, resources, query_vectors = load_joined(args.dataset, args.passages, args.group,
+                                                               ("documents", "passages"))
     embedder = resources.embedder
-    query_vectors = embedder.embed_queries([text for text, _ in queries])
     print("| boundaries | chunks | independent | " + " | ".join(
         f"late, context_weight {w}" for w in WEIGHTS if w > 0) + " | mix 0.5 − independent (p) |")
     print("|---|---|---|" + "---|" * (len(WEIGHTS) - 1) + "---|")
@@ -104,12 +112,7 @@ def main() -> None:
         if args.only and name not in args.only:
             continue
         late = get_chunker("late", boundaries=spec, context_weight=1.0)
-        chunks, pooled = [], []
-        for document in documents:
-            doc_chunks, doc_vectors = late.chunk_with_embeddings(document, resources)
-            chunks.extend(doc_chunks)
-            pooled.append(doc_vectors)
-        pooled = np.vstack(pooled)
+        chunks, pooled = late.chunk_documents_with_embeddings(documents, resources)
         own = embedder.embed([c.text for c in chunks])
         scores = {w: per_query_scores(chunks, unit_rows(w * pooled + (1 - w) * own), query_vectors, queries)
                   for w in WEIGHTS}
