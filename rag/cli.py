@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
+from rag.cli_chunk import cmd_chunk
 from rag.errors import RagloomError
 
 PACKAGE_DIR = Path(__file__).parent
@@ -56,129 +57,6 @@ def _print_result(result, as_json: bool, show_trace: bool) -> None:
 
         add(tree, result.trace)
         console.print(tree)
-
-
-def _chunker_spec(args) -> tuple[str, dict]:
-    """``(op, params)`` of the chunker ``ragloom chunk`` runs: a pipeline's ``index.chunker`` (``--config``),
-    or ``--op`` with ``--set KEY=VALUE`` params (values read as YAML: numbers, booleans, ``{op: ...}``)."""
-    import yaml
-
-    if args.config:
-        if args.set:
-            raise RagloomError("--set goes with --op; with --config, edit the pipeline's index.chunker")
-        from rag.config import load_config
-
-        chunker = load_config(args.config).index.chunker
-        return chunker.op, dict(chunker.params)
-    params = {}
-    for pair in args.set or ():
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise RagloomError(f"--set takes KEY=VALUE (e.g. chunk_size=200), got {pair!r}")
-        try:
-            params[key] = yaml.safe_load(value) if value else ""
-        except yaml.YAMLError as exc:
-            raise RagloomError(f"--set {key}: {value!r} is not a YAML value ({exc.problem})") from None
-    return args.op, params
-
-
-def _write_jsonl_atomically(path: Path, rows) -> None:
-    """Rows as JSON Lines, written to a temporary file next to ``path`` and renamed over it: an interrupted
-    run leaves any previous file whole."""
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        with tmp.open("w", encoding="utf-8") as handle:
-            for row in rows:
-                handle.write(json.dumps(row, ensure_ascii=False) + "\n")
-        os.replace(tmp, path)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise RagloomError(f"cannot write {path}: {exc.strerror or exc}") from None
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
-def _chunk_summary(op: str, params: dict, chunker, documents, chunks, seconds: float, lm: str | None) -> dict:
-    """What ``ragloom chunk`` reports (and ``--json`` prints): the run, and ``evals.chunk_quality``'s size statistics,
-    plus MoC's Boundary Clarity and Chunk Stickiness when a causal LM is named."""
-    from evals.chunk_quality import chunk_quality
-
-    sized = getattr(chunker, "boundary_chunker_", chunker)  # late chunking: its boundary chunker sets the sizes
-    limit = getattr(sized.params, "chunk_size", None)
-    return {
-        "chunker": {"op": op, **params}, "documents": len(documents),
-        "megabytes": round(sum(len(d.text.encode("utf-8", "surrogatepass")) for d in documents) / 1e6, 6),
-        "seconds": round(seconds, 3), "limit": limit, "tokenizer": chunks[0].tokenizer if chunks else None,
-        "oversize": sum(bool(c.metadata.get("oversize")) for c in chunks),
-        **chunk_quality(chunks, lm=lm, limit=limit),
-    }
-
-
-def _print_chunk_summary(console, summary: dict, chunks, show: int, embeds_chunks: bool) -> None:
-    from rich.markup import escape
-    from rich.table import Table
-
-    op, params = summary["chunker"]["op"], {k: v for k, v in summary["chunker"].items() if k != "op"}
-    megabytes, seconds, size = summary["megabytes"], summary["seconds"], summary["size"]
-    volume = (f"{megabytes:.2f} MB" if megabytes >= 0.1 else f"{megabytes * 1000:.1f} kB" if megabytes >= 0.001
-              else f"{round(megabytes * 1e6)} B")
-    spec = ", ".join(f"{k}={v!r}" for k, v in params.items())
-    console.print(f"[bold]{escape(op)}[/]({escape(spec)}): {summary['documents']} document(s), {volume} -> "
-                  f"{size['chunks']} chunks in {seconds:.2f} s ({megabytes / max(seconds, 1e-9):.2f} MB/s)")
-    if size["chunks"]:
-        t, c = size["tokens"], size["chars"]
-        console.print(f"tokens per chunk ({summary['tokenizer']}): mean {t['mean']:.1f}, median {t['median']:.0f}, "
-                      f"p95 {t['p95']:.0f}, max {t['max']:.0f}" + (f" (limit {summary['limit']})" if summary["limit"] else "")
-                      + f"; characters: mean {c['mean']:.0f}; oversize: {summary['oversize']}")
-    if "boundary_clarity" in summary:
-        console.print(f"boundary clarity {summary['boundary_clarity']:.3f} (higher: cleaner cuts), chunk stickiness "
-                      f"{summary['chunk_stickiness']:.3f} (lower: more self-contained chunks)")
-    if embeds_chunks:
-        console.print(f"[dim]{op} computes its chunk vectors when indexing; these are its boundaries")
-    if show:
-        shown = chunks[:show]
-        # where a chunk sits: its markdown heading path or its code scope (class / function names)
-        paths = [c.metadata.get("heading_path") or c.metadata.get("scope_path") or [] for c in shown]
-        columns = ["chunk", "span", "tokens"] + (["where"] if any(paths) else []) + ["text"]
-        table = Table(*columns, box=None, padding=(0, 1))
-        for c, path in zip(shown, paths):
-            text = " ".join(c.text.split())
-            where = [escape(" > ".join(map(str, path)))] if any(paths) else []
-            table.add_row(escape(c.id), f"{c.start}-{c.end}", str(c.token_count), *where,
-                          escape(text if len(text) <= 100 else text[:97] + "..."))
-        console.print(table)
-
-
-def cmd_chunk(args) -> int:
-    import time
-
-    from rich.console import Console
-
-    from rag.documents import read_documents
-    from rag.registry import create
-
-    op, params = _chunker_spec(args)
-    chunker = create(op, params, "chunker", "chunker")
-    documents = read_documents(args.input, args.encoding)
-    started = time.perf_counter()
-    chunks = chunker.chunk_documents(documents)
-    seconds = time.perf_counter() - started
-    summary = _chunk_summary(op, params, chunker, documents, chunks, seconds, args.quality)
-    to_stdout = args.out == "-"
-    if to_stdout:
-        for c in chunks:
-            print(json.dumps(c.to_json(), ensure_ascii=False))
-    elif args.out:
-        _write_jsonl_atomically(Path(args.out), (c.to_json() for c in chunks))
-    if args.json:
-        print(json.dumps(summary, indent=2, ensure_ascii=False, default=str), file=sys.stderr if to_stdout else sys.stdout)
-        return 0
-    console = Console(stderr=to_stdout)
-    _print_chunk_summary(console, summary, chunks, args.show, chunker.embeds_chunks)
-    if args.out and not to_stdout:
-        console.print(f"wrote {len(chunks)} chunks to {args.out}")
-    return 0
 
 
 def cmd_validate(args) -> int:

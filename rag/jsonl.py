@@ -1,9 +1,10 @@
-"""Reading JSON Lines files with errors that name the file and line."""
+"""Reading JSON Lines files with errors that name the file and line, and writing them without a torn file."""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterable, Iterator
 
 from rag.errors import InputError, RagloomError
 
@@ -28,3 +29,20 @@ def read_jsonl_objects(path: Path, error: type[RagloomError] = InputError) -> It
             if not isinstance(row, dict):
                 raise error(f"{path}:{number}: expected a JSON object, got {type(row).__name__}")
             yield number, row
+
+
+def write_jsonl_atomically(path: Path, rows: Iterable[dict[str, Any]]) -> None:
+    """Rows as JSON Lines, written to a temporary file next to ``path`` and renamed over it: an interrupted
+    run leaves any previous file whole."""
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        with tmp.open("w", encoding="utf-8") as handle:
+            for row in rows:
+                handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise RagloomError(f"cannot write {path}: {exc.strerror or exc}") from None
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise

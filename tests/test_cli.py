@@ -144,7 +144,7 @@ def test_chunk_reports_a_bad_config_with_file_and_line(tmp_path, capsys):
 
 
 def test_an_interrupted_jsonl_write_keeps_the_previous_file_whole(tmp_path):
-    from rag.cli import _write_jsonl_atomically
+    from rag.jsonl import write_jsonl_atomically
 
     target = tmp_path / "chunks.jsonl"
     target.write_text('{"old": 1}\n')
@@ -154,9 +154,9 @@ def test_an_interrupted_jsonl_write_keeps_the_previous_file_whole(tmp_path):
         raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        _write_jsonl_atomically(target, rows())
+        write_jsonl_atomically(target, rows())
     assert target.read_text() == '{"old": 1}\n' and not list(tmp_path.glob("*.tmp"))
-    _write_jsonl_atomically(target, iter([{"new": 2}]))
+    write_jsonl_atomically(target, iter([{"new": 2}]))
     assert target.read_text() == '{"new": 2}\n'
 
 
