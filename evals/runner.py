@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +21,8 @@ from evals.datasets import Dataset, Query, read_dataset
 from evals.experiment import Experiment, PipelineSpec, RankingSettings
 from evals.index_cache import IndexCache, corpus_fingerprint, run_code_fingerprint
 from rag.config import parse_config
+from rag.errors import RagloomError
+from rag.jsonl import write_jsonl_atomically
 from rag.state import Result
 
 log = logging.getLogger(__name__)
@@ -165,11 +166,7 @@ class ResultLog:
         self._fh = path.open("a", encoding="utf-8")
 
     def _write(self, records: Iterable[dict[str, Any]]) -> None:
-        tmp = self.path.with_suffix(".tmp")
-        with tmp.open("w", encoding="utf-8") as fh:
-            for rec in records:
-                fh.write(json.dumps(rec, ensure_ascii=False) + "\n")
-        os.replace(tmp, self.path)
+        write_jsonl_atomically(self.path, records)
 
     def append(self, record: dict[str, Any]) -> None:
         self._fh.write(json.dumps(record, ensure_ascii=False) + "\n")
@@ -199,7 +196,11 @@ def run_experiment(experiment: Experiment, out_dir: str | Path, limit: int | Non
 
     started = time.perf_counter()
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        reason = "it is a file" if out.is_file() else exc.strerror or exc
+        raise RagloomError(f"cannot create the output directory {out}: {reason}") from None
     cache = IndexCache(cache_dir or experiment.cache_dir)
     log_file = ResultLog(out / "per_query.jsonl")
     limit = limit or experiment.limit

@@ -269,6 +269,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except RagloomError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:  # a file the command reads or writes (permissions, disk full, a file for a directory)
+        if verbose:
+            raise
+        print(f"error: {exc.filename + ': ' if exc.filename else ''}{exc.strerror or exc}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

@@ -78,6 +78,17 @@ def test_ops_lists_operators_of_a_kind(capsys):
     assert code == 0 and "query_kind" in out
 
 
+def test_an_index_dir_under_a_file_is_a_clear_error_not_a_traceback(tmp_path, capsys):
+    docs = tmp_path / "d.jsonl"
+    docs.write_text('{"id": "a", "text": "alpha beta gamma"}\n')
+    a_file = tmp_path / "file"
+    a_file.write_text("keep me")
+    for target in (a_file, a_file / "sub"):
+        code, _, err = run(capsys, "index", str(CONFIGS / "linear.yaml"), str(docs), "--index-dir", str(target), "-q")
+        assert code == 2 and str(a_file) in err and "Traceback" not in err
+    assert a_file.read_text() == "keep me"
+
+
 def _markdown_docs(tmp_path):
     docs = tmp_path / "docs"
     docs.mkdir()

@@ -180,6 +180,19 @@ def test_pipelines_with_the_same_index_section_share_one_index(tiny):
     assert r1 <= r3
 
 
+def test_an_output_path_that_is_a_file_is_a_clear_error_and_the_file_is_kept(tiny):
+    from evals.cli import main
+    from rag.errors import RagloomError
+
+    exp = write_experiment(tiny)
+    a_file = tiny / "results"
+    a_file.write_text("keep me")
+    for out in (a_file, a_file / "sub"):
+        with pytest.raises(RagloomError, match=f"cannot create the output directory {out}"):
+            main([str(exp), "--out", str(out), "--no-progress"])
+    assert a_file.read_text() == "keep me"
+
+
 def test_an_interrupted_run_resumes_without_redoing_finished_queries(tiny, monkeypatch):
     from rag.pipeline import Pipeline
 

@@ -59,7 +59,10 @@ def write_version(directory: Path, write: Callable[[Path], dict[str, Any]]) -> P
         raise IndexStoreError(f"{directory} exists and is not a directory")
     if directory.is_dir() and any(directory.iterdir()) and not (directory / CURRENT).exists():
         raise IndexStoreError(f"{directory} is not empty and is not a ragloom index; choose another --index-dir")
-    directory.mkdir(parents=True, exist_ok=True)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise IndexStoreError(f"cannot create the index directory {directory}: {exc.strerror or exc}") from None
     previous = current_version(directory)
     number = int(previous.name[1:]) + 1 if previous else 1
     tmp = directory / f".tmp-{uuid.uuid4().hex[:12]}"
