@@ -291,8 +291,11 @@ def fit_spans(text: str, spans: Iterable[Span], tokenizer: TiktokenTokenizer, li
     """Split every span whose text has more than ``limit`` tokens into consecutive spans that fit.
 
     Returns ``(spans, token_counts, oversize)``; counts are measured on the final text. A span is cut at
-    token boundaries (mapped to characters); only a single indivisible character that alone needs more
-    than ``limit`` tokens can stay over the limit, and it is flagged in ``oversize``.
+    token boundaries (mapped to characters), the last cut moved back to a word's start when it falls inside a
+    word; what is left after the last cut opens the next span when that span starts where it ends and still
+    fits with it (a chunk packed to the limit by estimate is often a token over, and the rest would otherwise be
+    a chunk of its own: a lone space, or a word's last letters). Only a single indivisible character that alone
+    needs more than ``limit`` tokens can stay over the limit, and it is flagged in ``oversize``.
     """
     spans = list(spans)
     if counts is None:
@@ -303,17 +306,70 @@ def fit_spans(text: str, spans: Iterable[Span], tokenizer: TiktokenTokenizer, li
     out_spans: list[Span] = []
     out_counts: list[int] = []
     oversize: list[bool] = []
+
+    def keep(span: Span, count: int, over: bool = False) -> None:
+        out_spans.append(span)
+        out_counts.append(count)
+        oversize.append(over)
+
+    def keep_alone(rest: Span, count: int) -> None:
+        # Whitespace alone would be a chunk without content: the word before it joins it, if it can.
+        if text[rest[0]:rest[1]].isspace() and out_spans and out_spans[-1][1] == rest[0] and not oversize[-1]:
+            previous = (out_spans.pop(), out_counts.pop(), oversize.pop())
+            pieces = _last_cut_at_a_word(text, [previous, (rest, count, False)], tokenizer, limit, before_space=True)
+            for piece in pieces:
+                keep(*piece)
+        else:
+            keep(rest, count)
+
+    rest: tuple[Span, int] | None = None  # the end of a span cut to fit, offered to the next span
     for (start, end), count in zip(spans, counts):
+        if rest is not None:
+            (rest_start, rest_end), rest_count = rest
+            rest = None
+            merged = tokenizer.count(text[rest_start:end]) if rest_end == start else limit + 1
+            if merged <= limit:
+                start, count = rest_start, merged
+            else:
+                keep_alone((rest_start, rest_end), rest_count)
         if count <= limit:
-            out_spans.append((start, end))
-            out_counts.append(count)
-            oversize.append(False)
+            keep((start, end), count)
             continue
-        for piece, piece_count, over in _split_to_limit(text, start, end, tokenizer, limit):
-            out_spans.append(piece)
-            out_counts.append(piece_count)
-            oversize.append(over)
+        pieces = _last_cut_at_a_word(text, list(_split_to_limit(text, start, end, tokenizer, limit)), tokenizer,
+                                     limit)
+        for piece, piece_count, over in pieces[:-1]:
+            keep(piece, piece_count, over)
+        last, last_count, last_over = pieces[-1]
+        if last_over or len(pieces) == 1:
+            keep(last, last_count, last_over)
+        else:
+            rest = (last, last_count)
+    if rest is not None:
+        keep_alone(*rest)
     return out_spans, out_counts, oversize
+
+
+def _last_cut_at_a_word(text: str, pieces: list, tokenizer: TiktokenTokenizer, limit: int,
+                        before_space: bool = False) -> list:
+    """``pieces`` (consecutive ``(span, count, oversize)``) with the cut before the last one moved back to the
+    start of the word it falls in, or with ``before_space``, of the word before it when the last piece is only
+    whitespace; kept as they are when no word starts inside the piece before or a moved piece would not fit."""
+    if len(pieces) < 2 or pieces[-2][2]:
+        return pieces
+    (a, cut), _, _ = pieces[-2]
+    b = pieces[-1][0][1]
+    inside_word = not text[cut - 1].isspace() and not text[cut].isspace()
+    if not inside_word and not (before_space and not text[cut - 1].isspace() and text[cut:b].isspace()):
+        return pieces
+    word = cut - 1
+    while word > a and not text[word - 1].isspace():
+        word -= 1
+    if word <= a:  # no word start in the piece (one long word, or a script without spaces)
+        return pieces
+    before, after = tokenizer.count(text[a:word]), tokenizer.count(text[word:b])
+    if before > limit or after > limit:
+        return pieces
+    return [*pieces[:-2], ((a, word), before, False), ((word, b), after, False)]
 
 
 def drop_pieces_inside_the_next_chunk(spans: list[Span], counts: list[int], oversize: list[bool]):

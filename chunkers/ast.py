@@ -315,11 +315,7 @@ class ASTChunker(Chunker):
         meta_of = {span: {"language": language, "scope_path": list(scope), "definitions": defs}
                    for span, scope, defs in pieces}
         spans, counts, oversize = fit_spans(text, spans, self.tokenizer_, self.params.chunk_size, counts)
-        starts = [span[0] for span, _, _ in pieces]
-        metadata = []
-        for span in spans:  # a piece re-cut by the token ceiling keeps the metadata of the piece it came from
-            metadata.append(meta_of.get(span) or dict(meta_of[pieces[bisect.bisect_right(starts, span[0]) - 1][0]],
-                                                      definitions=[]))
+        metadata = [meta_of.get(span) or _metadata_of_recut(span, pieces, meta_of) for span in spans]
         return build_chunks(document, spans, counts, oversize, metadata, tokenizer=self.tokenizer_)
 
     def _fallback(self, document: Document, language: str | None, reason: str) -> list[Chunk]:
@@ -331,3 +327,14 @@ class ASTChunker(Chunker):
             c.metadata["fallback"] = f"recursive ({reason})"
         return chunks
 
+
+def _metadata_of_recut(span: Span, pieces: list, meta_of: dict) -> dict:
+    """Metadata of a span the token ceiling re-cut (:func:`chunkers._spans.fit_spans`): that of the piece it
+    overlaps most, whose definitions it lists only when it holds that piece whole."""
+    starts = [piece[0] for piece, _, _ in pieces]
+    first = max(bisect.bisect_right(starts, span[0]) - 1, 0)
+    last = bisect.bisect_left(starts, span[1])
+    best = max(range(first, last), key=lambda i: min(span[1], pieces[i][0][1]) - max(span[0], pieces[i][0][0]))
+    piece = pieces[best][0]
+    meta = meta_of[piece]
+    return meta if span[0] <= piece[0] and piece[1] <= span[1] else dict(meta, definitions=[])

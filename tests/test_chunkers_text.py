@@ -130,3 +130,42 @@ def test_recursive_overlap_must_be_below_the_chunk_size():
 
     with pytest.raises(ConfigError, match="overlap"):
         recursive(10, overlap=10)
+
+
+def test_a_span_a_few_tokens_over_leaves_no_whitespace_chunk_and_no_word_cut_in_two():
+    from chunkers._spans import fit_spans
+    from rag.tokens import get_tokenizer
+
+    tokenizer = get_tokenizer()
+    # "four. " is 5 tokens with its space: the space left over opens the next span, which still fits
+    text = "one two three four. five six. "
+    assert fit_spans(text, [(0, 20), (20, len(text))], tokenizer, 5)[0] == [(0, 19), (19, len(text))]
+    # the 7-token cut falls inside "zetaetaiotakappa": the cut moves back to where that word starts
+    text = "alpha beta gamma delta epsilon zetaetaiotakappa lambda"
+    spans, counts, _ = fit_spans(text, [(0, len(text))], tokenizer, 7)
+    assert [text[a:b] for a, b in spans] == ["alpha beta gamma delta epsilon ", "zetaetaiotakappa lambda"]
+    assert counts == [tokenizer.count(text[a:b]) for a, b in spans] and max(counts) <= 7
+
+
+def test_sentences_packed_to_the_limit_by_estimate_never_make_a_whitespace_only_chunk():
+    # packed by the document's tokens, the second-to-last chunk is one token over when counted on its own text
+    # (its first word loses the space it was tokenized with); its trailing space used to become a chunk
+    text = ("Aggregate to private to aggregate private maturity private were client. Tss of client acquisition "
+            "maturity bank redeemed. Notes were notes amount client increase prior. Of of increase commitment "
+            "commitment amount of private increase acquisition. Retail redeemed were increase bank logistics bank. ")
+    chunks = get_chunker("sentence", chunk_size=11).chunk_text(text)
+    assert "".join(c.text for c in chunks) == text
+    assert all(c.text.strip() and c.token_count <= 11 for c in chunks), [c.text for c in chunks]
+
+
+def test_a_chunk_one_token_over_by_its_own_count_does_not_leave_a_one_word_chunk():
+    # packed by the document's tokens every chunk is full; counted on their own texts several are a token over
+    # (a first word without its space costs more), and their re-split used to leave lone words ("private ")
+    text = ("Of increase maturity contributed private aggregate kichler logistics maturity client services were "
+            "private contributed tss retail prior amount private the of and acquisition approximately increase "
+            "services the client contributed maturity redeemed and maturity.")
+    for size in (6, 10):
+        chunks = get_chunker("recursive", chunk_size=size).chunk_text(text)
+        assert "".join(c.text for c in chunks) == text
+        assert all(c.token_count <= size for c in chunks)
+        assert all(len(c.text.split()) > 1 for c in chunks), [c.text for c in chunks]
