@@ -269,7 +269,9 @@ class RecursiveSplitter:
         carried: tuple[Span, int] | None = None
         pushed = 0  # chunks in a row that a carried piece made too long
         for span, count in zip(spans, counts):
-            if carried is not None:
+            if carried is None:
+                pushed = 0
+            else:
                 (carried_start, carried_end), carried_count = carried
                 carried = None
                 joins = carried_end == span[0] and span[0] not in no_joining
@@ -280,6 +282,7 @@ class RecursiveSplitter:
                 else:
                     out_spans.append((carried_start, carried_end))
                     out_counts.append(carried_count)
+                    pushed = 0
             if count <= limit:
                 out_spans.append(span)
                 out_counts.append(count)

@@ -107,6 +107,16 @@ def test_recursive_chunking_of_many_documents_at_once_equals_one_at_a_time(texts
     assert chunker.chunk_documents(documents) == [c for d in documents for c in chunker.chunk(d)]
 
 
+def test_a_piece_carried_through_full_chunks_stops_at_the_documents_edge_in_a_batch():
+    # found by a long hypothesis run: the count of chunks a carried piece had pushed through leaked from one
+    # joined document into the next, so the batch re-split differently than the document alone
+    from rag.types import Document
+
+    documents = [Document("d0", "\u0f800"), Document("d1", ". " + "supercalifragilisticexpialidocious" * 3)]
+    chunker = get_chunker("recursive", chunk_size=2)
+    assert chunker.chunk_documents(documents) == [c for d in documents for c in chunker.chunk(d)]
+
+
 @pytest.mark.parametrize("op", ["recursive", "sentence"])
 def test_batches_split_at_the_batch_size_long_documents_go_alone_and_order_is_kept(monkeypatch, op):
     import chunkers._spans as spans_module
