@@ -30,11 +30,22 @@ import numpy as np
 from rag.types import Chunk
 
 
+#: A chunk of at most this many tokens is counted as a fragment by :func:`size_statistics` (a lone word or
+#: punctuation left over by a cut; the last chunk of a document is not counted).
+FRAGMENT_TOKENS = 5
+
+
 def size_statistics(chunks: Sequence[Chunk], limit: int | None = None) -> dict[str, Any]:
-    """Counts and the distribution of token and character sizes; ``over_limit`` is the share above ``limit``."""
+    """Counts and the distribution of token and character sizes; ``over_limit`` is the share above ``limit``;
+    ``whitespace_only`` counts chunks with no other character, ``fragments`` those of at most
+    :data:`FRAGMENT_TOKENS` tokens that are not the last of their document."""
     tokens = np.array([c.token_count for c in chunks], dtype=np.float64)
     chars = np.array([len(c.text) for c in chunks], dtype=np.float64)
-    stats: dict[str, Any] = {"chunks": len(chunks), "documents": len({c.doc_id for c in chunks})}
+    last_of_document = {c.doc_id: c.id for c in chunks}
+    stats: dict[str, Any] = {
+        "chunks": len(chunks), "documents": len(last_of_document),
+        "whitespace_only": sum(not c.text.strip() for c in chunks),
+        "fragments": sum(c.token_count <= FRAGMENT_TOKENS and last_of_document[c.doc_id] != c.id for c in chunks)}
     for name, values in (("tokens", tokens), ("chars", chars)):
         if len(values) == 0:
             stats[name] = {}

@@ -53,6 +53,8 @@ def _print_chunk_summary(console, summary: dict, chunks, show: int, embeds_chunk
     from rich.markup import escape
     from rich.table import Table
 
+    from evals.chunk_quality import FRAGMENT_TOKENS
+
     op, params = summary["chunker"]["op"], {k: v for k, v in summary["chunker"].items() if k != "op"}
     megabytes, seconds, size = summary["megabytes"], summary["seconds"], summary["size"]
     volume = (f"{megabytes:.2f} MB" if megabytes >= 0.1 else f"{megabytes * 1000:.1f} kB" if megabytes >= 0.001
@@ -65,6 +67,9 @@ def _print_chunk_summary(console, summary: dict, chunks, show: int, embeds_chunk
         console.print(f"tokens per chunk ({summary['tokenizer']}): mean {t['mean']:.1f}, median {t['median']:.0f}, "
                       f"p95 {t['p95']:.0f}, max {t['max']:.0f}" + (f" (limit {summary['limit']})" if summary["limit"] else "")
                       + f"; characters: mean {c['mean']:.0f}; oversize: {summary['oversize']}")
+        # chunks of a few tokens that are not a document's end: what a cut left over
+        console.print(f"fragments (<= {FRAGMENT_TOKENS} tokens): {size['fragments']}; whitespace-only: "
+                      f"{size['whitespace_only']}")
     if "boundary_clarity" in summary:
         console.print(f"boundary clarity {summary['boundary_clarity']:.3f} (higher: cleaner cuts), chunk stickiness "
                       f"{summary['chunk_stickiness']:.3f} (lower: more self-contained chunks)")

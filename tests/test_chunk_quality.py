@@ -76,6 +76,14 @@ def test_size_statistics_describe_token_and_character_sizes():
     assert size_statistics([])["tokens"] == {}
 
 
+def test_fragments_are_short_chunks_before_a_documents_end_and_whitespace_only_chunks_are_counted():
+    long = " ".join(["word"] * 8)
+    chunks = make_chunks([long, "a few", "  \n", long, "end"]) + make_chunks([long, "tail"], doc_id="e")
+    stats = size_statistics(chunks)
+    assert stats["fragments"] == 2  # "a few" and the whitespace; each document's last chunk is not a fragment
+    assert stats["whitespace_only"] == 1
+
+
 def test_metrics_with_a_real_tiny_causal_lm():
     from tests.test_chunkers_perplexity_llm import shared_tiny_lm
 
