@@ -287,14 +287,15 @@ def count_tokens(tokenizer: TiktokenTokenizer, texts: Sequence[str]) -> list[int
 
 
 def fit_spans(text: str, spans: Iterable[Span], tokenizer: TiktokenTokenizer, limit: int,
-              counts: Sequence[int] | None = None) -> tuple[list[Span], list[int], list[bool]]:
+              counts: Sequence[int] | None = None, join_next: bool = True) -> tuple[list[Span], list[int], list[bool]]:
     """Split every span whose text has more than ``limit`` tokens into consecutive spans that fit.
 
     Returns ``(spans, token_counts, oversize)``; counts are measured on the final text. A span is cut at
     token boundaries (mapped to characters), the last cut moved back to a word's start when it falls inside a
     word; what is left after the last cut opens the next span when that span starts where it ends and still
     fits with it (a chunk packed to the limit by estimate is often a token over, and the rest would otherwise be
-    a chunk of its own: a lone space, or a word's last letters). Only a single indivisible character that alone
+    a chunk of its own: a lone space, or a word's last letters); ``join_next=False`` keeps every piece inside its
+    span (for chunkers whose spans obey another limit too). Only a single indivisible character that alone
     needs more than ``limit`` tokens can stay over the limit, and it is flagged in ``oversize``.
     """
     spans = list(spans)
@@ -327,7 +328,7 @@ def fit_spans(text: str, spans: Iterable[Span], tokenizer: TiktokenTokenizer, li
         if rest is not None:
             (rest_start, rest_end), rest_count = rest
             rest = None
-            merged = tokenizer.count(text[rest_start:end]) if rest_end == start else limit + 1
+            merged = tokenizer.count(text[rest_start:end]) if join_next and rest_end == start else limit + 1
             if merged <= limit:
                 start, count = rest_start, merged
             else:

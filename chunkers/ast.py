@@ -314,7 +314,9 @@ class ASTChunker(Chunker):
         counts = splitter.tokens.index.counts(spans)
         meta_of = {span: {"language": language, "scope_path": list(scope), "definitions": defs}
                    for span, scope, defs in pieces}
-        spans, counts, oversize = fit_spans(text, spans, self.tokenizer_, self.params.chunk_size, counts)
+        # a piece cut by the token ceiling stays inside its piece: joined to the next one it could pass max_chars
+        spans, counts, oversize = fit_spans(text, spans, self.tokenizer_, self.params.chunk_size, counts,
+                                            join_next=False)
         metadata = [meta_of.get(span) or _metadata_of_recut(span, pieces, meta_of) for span in spans]
         return build_chunks(document, spans, counts, oversize, metadata, tokenizer=self.tokenizer_)
 

@@ -177,3 +177,16 @@ def test_pieces_of_a_split_definition_are_indexed_with_their_scope_path_first():
     assert inner, [c.metadata for c in chunks]
     assert all(structure_prefix(c) == "Ledger > balance\n" for c in inner)
     assert indexed_text(inner[0], with_title=False) == "Ledger > balance\n" + inner[0].text
+
+
+def test_a_span_the_token_ceiling_re_cut_takes_the_metadata_of_the_piece_it_overlaps_most():
+    from chunkers.ast import _metadata_of_recut
+
+    pieces = [((0, 10), ("A",), ["f"]), ((10, 30), ("A",), ["g", "h"]), ((30, 35), (), ["k"])]
+    meta_of = {span: {"language": "python", "scope_path": list(scope), "definitions": defs}
+               for span, scope, defs in pieces}
+    # the end of the first piece joined the whole second one: the second's metadata, definitions included
+    assert _metadata_of_recut((8, 30), pieces, meta_of) == meta_of[(10, 30)]
+    # a part of a piece: its scope, but none of its definitions (they are not all in the span)
+    assert _metadata_of_recut((0, 8), pieces, meta_of) == dict(meta_of[(0, 10)], definitions=[])
+    assert _metadata_of_recut((12, 33), pieces, meta_of) == dict(meta_of[(10, 30)], definitions=[])
