@@ -294,7 +294,8 @@ class RecursiveSplitter:
         if carried is not None:
             out_spans.append(carried[0])
             out_counts.append(carried[1])
-        return fit_spans(self.text, out_spans, self.tokenizer, limit, out_counts)
+        # pieces still over (the splitter could not cut them further) are cut in place, not joined across a heading
+        return fit_spans(self.text, out_spans, self.tokenizer, limit, out_counts, join_next=False)
 
     def _refit(self, span: Span, count: int, limit: int) -> tuple[list[Span], list[int]]:
         """Pieces of a span over ``limit`` by its exact count: split by estimate, then with the budget lowered by
