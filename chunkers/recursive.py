@@ -261,14 +261,18 @@ class RecursiveSplitter:
         :data:`CARRY_THROUGH` chunks in a row; then the piece stays a chunk of its own."""
         spans = without_gaps(edges_to_spans(self.split_edges(starts, ends, limit)), ends)
         counts = self.index.counts(spans)
-        if all(count <= limit for count in counts):
+        over = [i for i, count in enumerate(counts) if count > limit]
+        if not over:
             return spans, counts, [False] * len(spans)
+        # every chunk over the limit re-split at once (used unless a carried piece joins it)
+        refit = dict(zip(over, self._refit([spans[i] for i in over], [counts[i] for i in over], limit)))
         no_joining = set(starts.tolist()) | set(self.structure.heading_starts)  # a carried piece stops there
         out_spans: list[Span] = []
         out_counts: list[int] = []
         carried: tuple[Span, int] | None = None
         pushed = 0  # chunks in a row that a carried piece made too long
-        for span, count in zip(spans, counts):
+        for i, (span, count) in enumerate(zip(spans, counts)):
+            pieces = refit.get(i)
             if carried is None:
                 pushed = 0
             else:
@@ -279,6 +283,7 @@ class RecursiveSplitter:
                 if joins and (joined <= limit or pushed < CARRY_THROUGH):
                     pushed = pushed + 1 if joined > limit else 0
                     span, count = (carried_start, span[1]), joined
+                    pieces = self._refit([span], [count], limit)[0] if count > limit else None
                 else:
                     out_spans.append((carried_start, carried_end))
                     out_counts.append(carried_count)
@@ -287,7 +292,7 @@ class RecursiveSplitter:
                 out_spans.append(span)
                 out_counts.append(count)
                 continue
-            piece_spans, piece_counts = self._refit(span, count, limit)
+            piece_spans, piece_counts = pieces
             out_spans.extend(piece_spans[:-1])
             out_counts.extend(piece_counts[:-1])
             carried = (piece_spans[-1], piece_counts[-1])
@@ -297,21 +302,33 @@ class RecursiveSplitter:
         # pieces still over (the splitter could not cut them further) are cut in place, not joined across a heading
         return fit_spans(self.text, out_spans, self.tokenizer, limit, out_counts, join_next=False)
 
-    def _refit(self, span: Span, count: int, limit: int) -> tuple[list[Span], list[int]]:
-        """Pieces of a span over ``limit`` by its exact count: split by estimate, then with the budget lowered by
-        the largest excess until every piece fits (or the budget reaches one token; fit_spans does the rest)."""
-        pieces, piece_counts, budget = [span], [count], limit
-        if self.estimate(*span) > limit:  # over by estimate too (a carried piece joined it): split as usual first
-            pieces = self._split_one(span, limit)
-            piece_counts = self.index.counts(pieces)
-        while max(piece_counts) > limit and budget > 1:
-            budget = max(1, budget - (max(piece_counts) - limit))
-            pieces = self._split_one(span, budget)
-            piece_counts = self.index.counts(pieces)
-        return pieces, piece_counts
+    def _refit(self, spans: list[Span], counts: list[int], limit: int) -> list[tuple[list[Span], list[int]]]:
+        """The pieces (and their counts) of each sorted, disjoint span over ``limit`` by its exact count: split by
+        estimate, then with the budget lowered by the largest excess until every piece fits (or the budget
+        reaches one token; fit_spans does the rest). The spans that need the same budget are split in one call."""
+        pieces = [([span], [count]) for span, count in zip(spans, counts)]
+        budgets = [limit] * len(spans)
+        starts, ends = np.array([a for a, _ in spans]), np.array([b for _, b in spans])
 
-    def _split_one(self, span: Span, budget: int) -> list[Span]:
-        return edges_to_spans(self.split_edges(np.array([span[0]]), np.array([span[1]]), budget))
+        def split(group: list[int]) -> None:
+            for budget in sorted({budgets[k] for k in group}):
+                same = [k for k in group if budgets[k] == budget]
+                edges = self.split_edges(starts[same], ends[same], budget)
+                first = np.searchsorted(edges, starts[same]).tolist()
+                last = np.searchsorted(edges, ends[same]).tolist()
+                for k, a, b in zip(same, first, last):
+                    piece_spans = edges_to_spans(edges[a:b + 1])
+                    pieces[k] = (piece_spans, self.index.counts(piece_spans))
+
+        # over by estimate too (a carried piece joined it): split as usual first
+        split(np.flatnonzero(self.estimates(starts, ends) > limit).tolist())
+        pending = [k for k in range(len(spans)) if max(pieces[k][1]) > limit and budgets[k] > 1]
+        while pending:
+            for k in pending:
+                budgets[k] = max(1, budgets[k] - (max(pieces[k][1]) - limit))
+            split(pending)
+            pending = [k for k in pending if max(pieces[k][1]) > limit and budgets[k] > 1]
+        return pieces
 
     def with_overlap(self, spans: list[Span], overlap: int) -> list[Span]:
         """``spans`` (consecutive ones meeting end to start) with every span after the first of a run extended
