@@ -295,9 +295,10 @@ def fit_spans(text: str, spans: Iterable[Span], tokenizer: TiktokenTokenizer, li
     word; what is left after the last cut opens the next span when that span starts where it ends and still
     fits with it (a chunk packed to the limit by estimate is often a token over, and the rest would otherwise be
     a chunk of its own: a lone space, or a word's last letters); ``join_next=False`` keeps every piece inside its
-    span (for chunkers whose spans obey another limit too), and overlapping spans are only cut at token boundaries
-    (as before; the pieces the next chunk holds are dropped by the caller). Only a single indivisible character that alone
-    needs more than ``limit`` tokens can stay over the limit, and it is flagged in ``oversize``.
+    span (for chunkers whose spans obey another limit too), and a span overlapping a neighbour is only cut at token
+    boundaries (as before; the pieces the next chunk holds are dropped by the caller). Only a single indivisible
+    character that alone needs more than ``limit`` tokens can stay over the limit, and it is flagged in
+    ``oversize``.
     """
     spans = list(spans)
     if counts is None:
@@ -324,9 +325,8 @@ def fit_spans(text: str, spans: Iterable[Span], tokenizer: TiktokenTokenizer, li
         else:
             keep(rest, count)
 
-    overlapping = any(b > next_a for (_, b), (next_a, _) in zip(spans, spans[1:]))
     rest: tuple[Span, int] | None = None  # the end of a span cut to fit, offered to the next span
-    for (start, end), count in zip(spans, counts):
+    for i, ((start, end), count) in enumerate(zip(spans, counts)):
         if rest is not None:
             (rest_start, rest_end), rest_count = rest
             rest = None
@@ -339,9 +339,9 @@ def fit_spans(text: str, spans: Iterable[Span], tokenizer: TiktokenTokenizer, li
             keep((start, end), count)
             continue
         pieces = list(_split_to_limit(text, start, end, tokenizer, limit))
-        if overlapping:
-            # a moved cut could put pieces out of document order; the caller drops the pieces the next chunk
-            # holds (drop_pieces_inside_the_next_chunk)
+        if (i and spans[i - 1][1] > start) or (i + 1 < len(spans) and spans[i + 1][0] < end):
+            # a span overlapping its neighbour is cut at token boundaries only: a moved cut could put pieces out
+            # of document order; the caller drops the pieces the next chunk holds (drop_pieces_inside_the_next_chunk)
             for piece in pieces:
                 keep(*piece)
             continue
