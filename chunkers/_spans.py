@@ -6,7 +6,6 @@ hold whatever the boundary logic did.
 """
 from __future__ import annotations
 
-import bisect
 from functools import lru_cache
 from typing import Any, Iterable, Mapping, Sequence
 
@@ -200,82 +199,6 @@ class TokenIndex:
             middle = (index[:, 1] - index[:, 0]).tolist()
             out = [count + m for count, m in zip(out, middle)]
         return out
-
-
-#: documents chunked together (see :func:`chunk_in_batches`) up to about this many characters per batch (memory:
-#: ~40 bytes of arrays per character)
-BATCH_CHARACTERS = 1_000_000
-#: a document this long is chunked on its own: its fixed cost is small against its size, and joined with others
-#: it would make them slower (one non-ASCII document widens the whole joined string, and scans over it)
-ALONE_CHARACTERS = 20_000
-
-
-def joined_documents(documents: Sequence[Document], tokenizer) -> tuple[str, np.ndarray, np.ndarray, TokenIndex]:
-    """``(text, starts, ends, index)`` for splitting many documents as one text: their texts joined with a NUL
-    between two (no sentence, word or blank-line rule matches across it), each tokenized on its own, the token
-    index knowing the documents' edges. A chunker that keeps every piece inside one ``[starts[k], ends[k])``
-    gets the same pieces and counts as for the documents one at a time."""
-    starts, ends, bounds, position = [], [], [], 0
-    for document in documents:
-        starts.append(position)
-        ends.append(position + len(document.text))
-        bounds.append(token_char_bounds(document.text, tokenizer) + position)
-        position = ends[-1] + 1
-    text = "\x00".join(document.text for document in documents)
-    index = TokenIndex(text, tokenizer, np.concatenate(bounds), frozenset(starts) | frozenset(ends))
-    return text, np.array(starts), np.array(ends), index
-
-
-def without_gaps(spans: list[Span], ends: np.ndarray) -> list[Span]:
-    """The spans that do not start where a document ends (the separators between joined documents)."""
-    outside = set(ends.tolist())
-    return [span for span in spans if span[0] not in outside]
-
-
-def per_document(spans: Sequence[Span], starts: np.ndarray, ends: np.ndarray) -> list[tuple[int, int]]:
-    """For sorted spans of joined documents, the ``[first, last)`` range of each document's spans."""
-    ranges, first = [], 0
-    for end in ends.tolist():
-        last = bisect.bisect_left(spans, (end, end), first)  # spans are sorted; this document's end here
-        ranges.append((first, last))
-        first = last
-    return ranges
-
-
-def chunks_of_joined(documents: Sequence[Document], starts: np.ndarray, ends: np.ndarray, spans: Sequence[Span],
-                     counts: Sequence[int], oversize: Sequence[bool], tokenizer) -> list[Chunk]:
-    """Every joined document's chunks (:func:`build_chunks`) from the sorted spans of the joined text, each span
-    moved back to its document's offsets."""
-    out: list[Chunk] = []
-    for document, start, (first, last) in zip(documents, starts.tolist(), per_document(spans, starts, ends)):
-        out.extend(build_chunks(document, [(a - start, b - start) for a, b in spans[first:last]],
-                                counts[first:last], oversize[first:last], tokenizer=tokenizer))
-    return out
-
-
-def chunk_in_batches(documents: Sequence[Document], chunk_one, chunk_batch,
-                     alone=lambda document: False) -> list[Chunk]:
-    """Every document's chunks in order: long documents (:data:`ALONE_CHARACTERS`) and those ``alone`` says must
-    be chunked on their own go through ``chunk_one``, the others through ``chunk_batch`` in groups of about
-    :data:`BATCH_CHARACTERS`; empty documents have no chunks."""
-    out: list[Chunk] = []
-    batch: list[Document] = []
-    size = 0
-    for document in documents:
-        if not document.text:
-            continue
-        if len(document.text) >= ALONE_CHARACTERS or alone(document):
-            out.extend((chunk_batch(batch) if batch else []) + chunk_one(document))
-            batch, size = [], 0
-            continue
-        batch.append(document)
-        size += len(document.text)
-        if size >= BATCH_CHARACTERS:
-            out.extend(chunk_batch(batch))
-            batch, size = [], 0
-    if batch:
-        out.extend(chunk_batch(batch))
-    return out
 
 
 def count_tokens(tokenizer: TiktokenTokenizer, texts: Sequence[str]) -> list[int]:

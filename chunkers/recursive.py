@@ -28,10 +28,11 @@ import numpy as np
 
 from pydantic import Field, model_validator
 
+from chunkers._batches import chunk_in_batches, chunks_of_joined, joined_documents, without_gaps
 from chunkers._markdown import MarkdownStructure, has_structure, parse_markdown
 from chunkers._sentences import sentence_cuts
-from chunkers._spans import (Span, TokenIndex, build_chunks, chunk_in_batches, chunks_of_joined, codepoints,
-                             drop_pieces_inside_the_next_chunk, fit_spans, is_space, joined_documents, without_gaps)
+from chunkers._spans import (Span, TokenIndex, build_chunks, codepoints, drop_pieces_inside_the_next_chunk, fit_spans,
+                             is_space)
 from chunkers.base import Chunker, overlap_below_size, tokenizer_field
 from rag.registry import OperatorParams, operator
 from rag.types import Chunk, Document
@@ -425,7 +426,7 @@ class RecursiveChunker(Chunker):
 
     def chunk_documents(self, documents: Sequence[Document]) -> list[Chunk]:
         """Every document's chunks, in order. Documents without markdown structure are split in batches (see
-        :func:`chunkers._spans.joined_documents`): the same chunks as :meth:`chunk` one document at a time, with
+        :func:`chunkers._batches.joined_documents`): the same chunks as :meth:`chunk` one document at a time, with
         the fixed cost of the array work spread over many documents (most of the time on short documents)."""
         return chunk_in_batches(documents, self.chunk, self._chunk_batch,
                                 alone=lambda d: self._markdown(d) and has_structure(d.text))

@@ -16,9 +16,9 @@ from typing import Sequence
 import numpy as np
 from pydantic import Field
 
+from chunkers._batches import chunk_in_batches, chunks_of_joined, joined_documents, per_document, without_gaps
 from chunkers._sentences import sentence_cuts
-from chunkers._spans import (Span, build_chunks, chunk_in_batches, chunks_of_joined, drop_pieces_inside_the_next_chunk,
-                             fit_spans, joined_documents, per_document, without_gaps)
+from chunkers._spans import Span, build_chunks, drop_pieces_inside_the_next_chunk, fit_spans
 from chunkers.base import Chunker, tokenizer_field
 from chunkers.recursive import WORDS, RecursiveSplitter, edges_to_spans
 from rag.registry import OperatorParams, operator
@@ -89,7 +89,7 @@ class SentenceChunker(Chunker):
 
     def chunk_documents(self, documents: Sequence[Document]) -> list[Chunk]:
         """Every document's chunks, in order, split in batches of joined documents
-        (:func:`chunkers._spans.joined_documents`): the same chunks as :meth:`chunk` one document at a time."""
+        (:func:`chunkers._batches.joined_documents`): the same chunks as :meth:`chunk` one document at a time."""
         return chunk_in_batches(documents, self.chunk, self._chunk_batch)
 
     def _chunk_batch(self, documents: list[Document]) -> list[Chunk]:

@@ -119,11 +119,11 @@ def test_a_piece_carried_through_full_chunks_stops_at_the_documents_edge_in_a_ba
 
 @pytest.mark.parametrize("op", ["recursive", "sentence"])
 def test_batches_split_at_the_batch_size_long_documents_go_alone_and_order_is_kept(monkeypatch, op):
-    import chunkers._spans as spans_module
+    import chunkers._batches as batches_module
     from rag.types import Document
 
-    monkeypatch.setattr(spans_module, "BATCH_CHARACTERS", 50)
-    monkeypatch.setattr(spans_module, "ALONE_CHARACTERS", 150)
+    monkeypatch.setattr(batches_module, "BATCH_CHARACTERS", 50)
+    monkeypatch.setattr(batches_module, "ALONE_CHARACTERS", 150)
     documents = [Document(f"d{i}", ("Sentence one here. Another one follows. " * (i % 5 + 1))
                           + ("# Head\n\nbody" if i % 3 == 0 else "")) for i in range(12)]
     chunker = get_chunker(op, chunk_size=8)
