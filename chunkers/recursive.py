@@ -140,7 +140,7 @@ class RecursiveSplitter:
         if level == LINES:
             return positions_inside(self.line_starts, starts, ends)
         if level == WORDS:
-            return positions_inside(self.word_starts, starts, ends)
+            return self._word_starts_inside(starts, ends)
         if level == TOKENS:
             return positions_inside(self.token_starts, starts, ends)
         # Blocks and sentences depend on where the scan starts and stops, so each span is scanned on its own.
@@ -149,6 +149,18 @@ class RecursiveSplitter:
         for a, b in zip(starts.tolist(), ends.tolist()):
             cuts.extend(scan(a, b))
         return np.asarray(cuts, dtype=np.int64)
+
+    def _word_starts_inside(self, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+        """``positions_inside(self.word_starts, starts, ends)``, scanning only the spans when they are a small part
+        of the text (usually a few sentences too long for a chunk): the whole text's word starts cost ~5 % of a
+        recursive or sentence chunking run."""
+        if "word_starts" in self.__dict__ or len(starts) * 1000 + int((ends - starts).sum()) > len(self.text):
+            return positions_inside(self.word_starts, starts, ends)
+        pieces = [np.empty(0, dtype=np.int64)]
+        for a, b in zip(starts.tolist(), ends.tolist()):
+            space = is_space(codepoints(self.text[a:b]))
+            pieces.append(np.flatnonzero(space[:-1] & ~space[1:]) + (a + 1))
+        return np.concatenate(pieces)
 
     def split_edges(self, starts: np.ndarray, ends: np.ndarray, limit: int, level: int = HEADINGS) -> np.ndarray:
         """Edges of the pieces that the sorted, disjoint, non-empty spans are split into, each piece estimated at

@@ -59,3 +59,22 @@ def test_token_byte_lengths_table_matches_every_token_of_the_encoding():
             expected.append(0)
     assert table.tolist() == expected
     assert table[encoding.eot_token] == len("<|endoftext|>")
+
+
+
+@settings(max_examples=150, deadline=None)
+@given(text=st.one_of(adversarial, st.text(max_size=300)), data=st.data())
+def test_word_starts_scanned_inside_spans_equal_the_whole_texts_word_starts_inside_them(text, data):
+    from chunkers.recursive import RecursiveSplitter, positions_inside
+
+    n = len(text)
+    cuts = sorted(set(data.draw(st.lists(st.integers(0, n), max_size=10))) | {0, n})
+    spans = [(a, b) for a, b in zip(cuts, cuts[1:]) if data.draw(st.booleans())]
+    starts = np.array([a for a, _ in spans], dtype=np.int64)
+    ends = np.array([b for _, b in spans], dtype=np.int64)
+    # spans that are a small part of a long text are scanned one by one, without the whole text's word starts
+    padded = text + " word" * 2500
+    splitter = RecursiveSplitter(padded, get_tokenizer(), markdown=False)
+    scanned = splitter._word_starts_inside(starts, ends).tolist()
+    assert "word_starts" not in splitter.__dict__
+    assert scanned == positions_inside(splitter.word_starts, starts, ends).tolist()
