@@ -50,11 +50,16 @@ def sentence_cuts(text: str, start: int = 0, end: int | None = None) -> list[int
         cut = match.end()
         if cut >= end:
             break
-        # After . ! ? … (the branch with group 1) a lower-case letter continues the sentence, and so does a
-        # period after an abbreviation or an initial.
-        if match.group(1) is not None and (text[cut].islower() or (
-                text[match.start()] == "." and _abbreviation_before(text, match.start()))):
-            continue
+        # After . ! ? … (the branch with group 1, the only group) a lower-case letter continues the sentence, and
+        # so does a period after an abbreviation or an initial; seven letters or digits before the period are a
+        # longer word than any abbreviation.
+        if match.lastindex:
+            if text[cut].islower():
+                continue
+            period = match.start()
+            if text[period] == "." and not (period >= 7 and text[period - 7:period].isalnum()) \
+                    and _abbreviation_before(text, period):
+                continue
         cuts.append(cut)
     return cuts
 

@@ -77,6 +77,9 @@ def test_sentence_rules_abbreviations_initials_decimals_cjk_and_line_breaks():
     assert [text[a:b] for a, b in sentence_spans(text)] == [
         "Dr. Smith met J. R. R. Tolkien at 3.14 p.m. on Jan. 5. it was fine. ", "Really! ", "日本語です。", "次の文。\n",
         "New line here e.g. this one. ", "The U.S. is big."]
+    # an abbreviation right at the start of a short text, and a word just longer than any abbreviation
+    assert sentence_spans("Dr. X") == [(0, 5)]
+    assert [t[a:b] for t in ["Approxi. Then"] for a, b in sentence_spans(t)] == ["Approxi. ", "Then"]
 
 
 def test_sentence_chunks_are_whole_sentences_and_overlap_repeats_the_last_one():
