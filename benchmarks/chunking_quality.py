@@ -53,13 +53,17 @@ PLAIN: dict[str, dict] = {
     "sentence 400 / overlap 8": {"op": "sentence", "chunk_size": 400, "overlap_sentences": 8},
     # added 2026-12-04 (third session) with the recursive chunker's overlap: the reference's size and overlap
     "recursive 400 / overlap 200": {"op": "recursive", "chunk_size": 400, "overlap": 200},
+    # added 2026-12-04 (fifth session), the last attempt at FixedToken 400/200: the reference's size with a window
+    # starting every 100 tokens instead of every 200 (a MiniLM vector sees a window's first ~220 tokens only, so
+    # denser starts give every stretch of text a vector focused on it; chunk size, hence IoU, unchanged)
+    "token 400 / overlap 300": {"op": "token", "chunk_size": 400, "overlap": 300},
 }
 #: boundaries measured with late chunking, each twice: the paper's pooled vectors alone (context_weight 1) and
 #: the default mix with the chunk's own embedding (context_weight 0.5)
 LATE_BOUNDARIES = ["recursive 100", "recursive 150", "recursive 175", "recursive 200", "recursive 400",
                    "sentence 100", "sentence 200 / overlap 1", "token 200", "token 400 / overlap 200",
                    "semantic cluster 150", "semantic cluster 200", "sentence 400 / overlap 6",
-                   "sentence 400 / overlap 8", "recursive 400 / overlap 200"]
+                   "sentence 400 / overlap 8", "recursive 400 / overlap 200", "token 400 / overlap 300"]
 LATE: dict[str, dict] = {}
 for _name in LATE_BOUNDARIES:
     LATE[f"late pooled-only ({_name})"] = {"op": "late", "boundaries": PLAIN[_name], "context_weight": 1.0}
