@@ -3,8 +3,9 @@
 Rules in the spirit of Punkt / pySBD, kept small: a sentence ends after ``. ! ? …`` (plus closing quotes
 or brackets) followed by whitespace and a character that does not continue the sentence (not a lower-case
 letter), unless the word before the period is a known abbreviation or an initial; after CJK full stops
-``。！？`` with no space needed; and at every line break. Each sentence span keeps its trailing whitespace,
-so the spans tile the text exactly.
+``。！？`` with no space needed; and at every line break. In text without a single capital letter (a lower-cased
+corpus, such as FinQA's filings), a lower-case letter is no sign of a continued sentence, so only abbreviations and
+initials hold a period back. Each sentence span keeps its trailing whitespace, so the spans tile the text exactly.
 """
 from __future__ import annotations
 
@@ -45,16 +46,18 @@ def _abbreviation_before(text: str, period: int) -> bool:
 def sentence_cuts(text: str, start: int = 0, end: int | None = None) -> list[int]:
     """Where the sentences of ``text[start:end]`` after the first begin (strictly inside the range)."""
     end = len(text) if end is None else end
+    # cased letters, none of them upper-case: lower-cased text, where case says nothing about sentence starts
+    cased = not text[start:end].islower()
     cuts = []
     for match in _TERMINAL.finditer(text, start, end):
         cut = match.end()
         if cut >= end:
             break
-        # After . ! ? … (the branch with group 1, the only group) a lower-case letter continues the sentence, and
-        # so does a period after an abbreviation or an initial; seven letters or digits before the period are a
-        # longer word than any abbreviation.
+        # After . ! ? … (the branch with group 1, the only group) a lower-case letter continues the sentence (in
+        # cased text), and so does a period after an abbreviation or an initial; seven letters or digits before
+        # the period are a longer word than any abbreviation.
         if match.lastindex:
-            if text[cut].islower():
+            if cased and text[cut].islower():
                 continue
             period = match.start()
             if text[period] == "." and not (period >= 7 and text[period - 7:period].isalnum()) \

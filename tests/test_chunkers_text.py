@@ -82,6 +82,16 @@ def test_sentence_rules_abbreviations_initials_decimals_cjk_and_line_breaks():
     assert [t[a:b] for t in ["Approxi. Then"] for a, b in sentence_spans(t)] == ["Approxi. ", "Then"]
 
 
+def test_lower_cased_text_is_cut_at_its_sentence_ends_but_not_after_abbreviations():
+    cased = "Revenue rose 4% in 2017. The company paid e.g. taxes. It closed on Jan. 5. Sales fell."
+    lower = cased.lower()
+    assert [lower[a:b] for a, b in sentence_spans(lower)] == [
+        "revenue rose 4% in 2017. ", "the company paid e.g. taxes. ", "it closed on jan. 5. ", "sales fell."]
+    assert sentence_spans(lower) == sentence_spans(cased)
+    # one capital letter makes the text cased: a lower-case letter after a period continues the sentence again
+    assert len(sentence_spans("in 2017. the Company paid.")) == 1
+
+
 def test_sentence_chunks_are_whole_sentences_and_overlap_repeats_the_last_one():
     text = " ".join(f"Sentence number {i} says something short." for i in range(20))
     chunks = get_chunker("sentence", chunk_size=25).chunk_text(text)
