@@ -24,22 +24,20 @@ ABBREVIATIONS = frozenset(
 _TERMINAL = re.compile(r"[.!?…。！？\n](?:(?<=[.!?…])[.!?…]*[\"'”’)\]]*(\s+)|(?<=[。！？])[。！？]*[」』”’)]*\s*|(?<=\n)\s*)")
 #: A longer word is never an abbreviation, so the look-back for one stops after this many characters.
 _LONGEST = max(map(len, ABBREVIATIONS))
+_WORD_AT_END = re.compile(r"[\w.]*\Z")
 
 
 def _abbreviation_before(text: str, period: int) -> bool:
     """True when the word before ``period`` is a known abbreviation or an initial ("J. Smith", or a single letter
     enumerator), so the period does not end the sentence. The word is what ``[\\w.]+$`` finds when searched in the
-    20 characters before ``period`` (``$`` also matches before a final line feed), found without the regex
-    engine and looking back no further than the longest abbreviation."""
-    lo = max(0, period - 20)
-    end = period - 1 if period - 1 >= lo and text[period - 1] == "\n" else period
-    i = end
-    stop = max(lo, end - _LONGEST - 1)
-    while i > stop and (text[i - 1].isalnum() or text[i - 1] in "._"):
-        i -= 1
-    if i == end or end - i > _LONGEST:
+    20 characters before ``period`` (``$`` also matches before a final line feed); only the last
+    ``_LONGEST + 1`` characters are searched, enough to tell a longer word."""
+    end = period - 1 if period >= 1 and text[period - 1] == "\n" else period
+    segment = text[max(0, period - 20, end - _LONGEST - 1):end]
+    word = segment[_WORD_AT_END.search(segment).start():]
+    if not word or len(word) > _LONGEST:
         return False
-    word = text[i:end].lower()
+    word = word.lower()
     return word in ABBREVIATIONS or (len(word) == 1 and word.isalpha())
 
 
