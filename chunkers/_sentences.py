@@ -52,14 +52,15 @@ def sentence_cuts(text: str, start: int = 0, end: int | None = None) -> list[int
         if cut >= end:
             break
         # After . ! ? … (the branch with group 1, the only group) a lower-case letter continues the sentence (in
-        # cased text), and so does a period after an abbreviation or an initial; seven letters or digits before
-        # the period are a longer word than any abbreviation.
+        # cased text), and so does a period after an abbreviation or an initial. Every abbreviation ends in a
+        # letter, so only a letter (or a line feed, which the look-back skips) before the period needs the
+        # look-back; seven letters or digits before it are a longer word than any abbreviation.
         if match.lastindex:
             if cased and text[cut].islower():
                 continue
             period = match.start()
-            if text[period] == "." and not (period >= 7 and text[period - 7:period].isalnum()) \
-                    and _abbreviation_before(text, period):
+            if text[period] == "." and period and (text[period - 1].isalpha() or text[period - 1] == "\n") \
+                    and not (period >= 7 and text[period - 7:period].isalnum()) and _abbreviation_before(text, period):
                 continue
         cuts.append(cut)
     return cuts
