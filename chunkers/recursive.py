@@ -39,6 +39,7 @@ from rag.types import Chunk, Document
 
 HEADINGS, BLOCKS, LINES, SENTENCES, WORDS, TOKENS = range(6)
 _BLANK_LINES = re.compile(r"\n(?:[ \t]*\r?\n)+")
+_NON_SPACE = re.compile(r"\S")
 
 
 def positions_inside(positions: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
@@ -385,15 +386,15 @@ class RecursiveSplitter:
         out = []
         for start, end in spans:
             meta: dict[str, Any] = {}
-            text = self.text[start:end]
-            first = start + (len(text) - len(text.lstrip()))
+            found = _NON_SPACE.search(self.text, start, end)  # the span's first visible character
+            first = found.start() if found else end
             path = structure.heading_path(first)
             if path:
                 meta["heading_path"] = list(path)
             block = structure.block_at(first)
             if block is not None and block[2] == "table" and first > block[0]:
                 header = structure.table_headers.get(block[0], "")
-                if header and not text.lstrip().startswith(header.strip()):
+                if header and not self.text.startswith(header.strip(), first, end):
                     meta["table_header"] = header
             out.append(meta)
         return out
