@@ -179,17 +179,22 @@ class TokenIndex:
         for a, b in spans:
             # An edge that is itself a safe cut of the document (or the text's start / end) needs no piece.
             s = a if a == 0 or a in edges or is_safe_cut(text, a) else _first_safe_cut(text, a + 1, b - 2)
+            tail = 0
             if s < 0:
                 e = -1
             elif b == n or b in edges or is_safe_cut(text, b):
                 e = b
+            elif text[b - 1] == " " and b - 1 >= s and is_safe_cut(text, b - 1):
+                # A span ending with the space after a word or a sentence (the usual chunk end): that lone space
+                # is the span's last token, and every token before it is the document's own.
+                e, tail = b - 1, 1
             else:
                 e = _last_safe_cut(text, max(s, a + 1), b - 2)
             if e < s or e < 0:
                 out.append(len(encode(text[a:b])))
                 inner.append((0, 0))
             else:
-                out.append((len(encode(text[a:s])) if s > a else 0) + (len(encode(text[e:b])) if e < b else 0))
+                out.append((len(encode(text[a:s])) if s > a else 0) + (tail or (len(encode(text[e:b])) if e < b else 0)))
                 inner.append((s, e))
         if inner:
             # A token starts exactly at every safe cut; tokens beginning inside the character before it share

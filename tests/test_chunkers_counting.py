@@ -78,3 +78,14 @@ def test_word_starts_scanned_inside_spans_equal_the_whole_texts_word_starts_insi
     scanned = splitter._word_starts_inside(starts, ends).tolist()
     assert "word_starts" not in splitter.__dict__
     assert scanned == positions_inside(splitter.word_starts, starts, ends).tolist()
+
+
+def test_spans_ending_with_the_space_before_a_word_are_counted_exactly():
+    # the usual chunk end: a sentence or word boundary, the span keeping the space before the next word
+    text = ("The quick brown fox. Jumps over 12 lazy dogs, again and again! Then it ends.\nNew line here  twice. "
+            "Ünïcode wörds 日本 and ' quotes' too.")
+    tokenizer = get_tokenizer()
+    index = TokenIndex(text, tokenizer)
+    word_starts = [i for i in range(1, len(text)) if text[i - 1] == " " and not text[i].isspace()]
+    spans = [(a, b) for a in [0, *word_starts] for b in [*word_starts, len(text)] if b > a]
+    assert index.counts(spans) == [tokenizer.count(text[a:b]) for a, b in spans]
