@@ -194,7 +194,8 @@ class TokenIndex:
                 out.append(len(encode(text[a:b])))
                 inner.append((0, 0))
             else:
-                out.append((len(encode(text[a:s])) if s > a else 0) + (tail or (len(encode(text[e:b])) if e < b else 0)))
+                head = len(encode(text[a:s])) if s > a else 0
+                out.append(head + (tail or (len(encode(text[e:b])) if e < b else 0)))
                 inner.append((s, e))
         if inner:
             # A token starts exactly at every safe cut; tokens beginning inside the character before it share
