@@ -68,6 +68,13 @@ def merge_sorted(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 CARRY_THROUGH = 4
 
 
+def word_starts_of(points: np.ndarray) -> np.ndarray:
+    """Where words start in a text given as code points: the ends of whitespace runs followed by a non-space
+    character (never position 0)."""
+    space = is_space(points)
+    return np.flatnonzero(space[:-1] & ~space[1:]) + 1
+
+
 def edges_to_spans(edges: np.ndarray) -> list[Span]:
     """The spans between consecutive edges."""
     points = edges.tolist()
@@ -104,9 +111,8 @@ class RecursiveSplitter:
 
     @cached_property
     def word_starts(self) -> np.ndarray:
-        """Ends of whitespace runs followed by a non-space character (the WORDS cuts)."""
-        space = is_space(self._codepoints)
-        return np.flatnonzero(space[:-1] & ~space[1:]) + 1
+        """The WORDS cuts (:func:`word_starts_of` the whole text)."""
+        return word_starts_of(self._codepoints)
 
     @cached_property
     def token_starts(self) -> np.ndarray:
@@ -159,8 +165,7 @@ class RecursiveSplitter:
             return positions_inside(self.word_starts, starts, ends)
         pieces = [np.empty(0, dtype=np.int64)]
         for a, b in zip(starts.tolist(), ends.tolist()):
-            space = is_space(codepoints(self.text[a:b]))
-            pieces.append(np.flatnonzero(space[:-1] & ~space[1:]) + (a + 1))
+            pieces.append(word_starts_of(codepoints(self.text[a:b])) + a)
         return np.concatenate(pieces)
 
     def split_edges(self, starts: np.ndarray, ends: np.ndarray, limit: int, level: int = HEADINGS) -> np.ndarray:
