@@ -24,6 +24,8 @@ ABBREVIATIONS = frozenset(
 _TERMINAL = re.compile(r"[.!?…。！？\n](?:(?<=[.!?…])[.!?…]*[\"'”’)\]]*(\s+)|(?<=[。！？])[。！？]*[」』”’)]*\s*|(?<=\n)\s*)")
 #: A longer word is never an abbreviation, so the look-back for one stops after this many characters.
 _LONGEST = max(map(len, ABBREVIATIONS))
+#: a word of this many characters is too long to be an abbreviation
+_TOO_LONG = _LONGEST + 1
 _WORD_AT_END = re.compile(r"[\w.]*\Z")
 
 
@@ -31,9 +33,9 @@ def _abbreviation_before(text: str, period: int) -> bool:
     """True when the word before ``period`` is a known abbreviation or an initial ("J. Smith", or a single letter
     enumerator), so the period does not end the sentence. The word is what ``[\\w.]+$`` finds when searched in the
     20 characters before ``period`` (``$`` also matches before a final line feed); only the last
-    ``_LONGEST + 1`` characters are searched, enough to tell a longer word."""
+    ``_TOO_LONG`` characters are searched, enough to tell a longer word."""
     end = period - 1 if period >= 1 and text[period - 1] == "\n" else period
-    segment = text[max(0, period - 20, end - _LONGEST - 1):end]
+    segment = text[max(0, period - 20, end - _TOO_LONG):end]
     word = segment[_WORD_AT_END.search(segment).start():]
     if not word or len(word) > _LONGEST:
         return False
@@ -54,13 +56,14 @@ def sentence_cuts(text: str, start: int = 0, end: int | None = None) -> list[int
         # After . ! ? … (the branch with group 1, the only group) a lower-case letter continues the sentence (in
         # cased text), and so does a period after an abbreviation or an initial. Every abbreviation ends in a
         # letter, so only a letter (or a line feed, which the look-back skips) before the period needs the
-        # look-back; seven letters or digits before it are a longer word than any abbreviation.
+        # look-back, and not after _TOO_LONG letters or digits.
         if match.lastindex:
             if cased and text[cut].islower():
                 continue
             period = match.start()
             if text[period] == "." and period and (text[period - 1].isalpha() or text[period - 1] == "\n") \
-                    and not (period >= 7 and text[period - 7:period].isalnum()) and _abbreviation_before(text, period):
+                    and not (period >= _TOO_LONG and text[period - _TOO_LONG:period].isalnum()) \
+                    and _abbreviation_before(text, period):
                 continue
         cuts.append(cut)
     return cuts
