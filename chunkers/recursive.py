@@ -62,9 +62,10 @@ def merge_sorted(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 #: How many chunks in a row, each packed full, a piece cut off the chunk before may be pushed through (each
 #: re-split). Unbounded, a long paragraph split at words is re-split chunk by chunk to its end: on
-#: chroma-chunking at 100 tokens (long lower-case paragraphs without sentence ends), fragments of at most 5 tokens
-#: 92 -> 2 but 2.2x the chunking time; through 4 chunks 92 -> 7 for 22% more time (2-4% at 200 tokens); through
-#: none (joining only a chunk with room) 92 -> 46 for 3% more.
+#: chroma-chunking at 100 tokens (measured when its lower-case paragraphs had no sentence ends, before the
+#: lower-cased-text sentence rule), fragments of at most 5 tokens 92 -> 2 but 2.2x the chunking time; through 4
+#: chunks 92 -> 7 for 22% more time (2-4% at 200 tokens); through none (joining only a chunk with room) 92 -> 46
+#: for 3% more.
 CARRY_THROUGH = 4
 
 
