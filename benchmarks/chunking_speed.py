@@ -135,7 +135,7 @@ def contenders(texts, documents):
 def semantic_cost(documents, repeats: int) -> None:
     """Semantic chunking time / bare ``embed`` time of the same sentence windows, cache off, warm model;
     the two are run alternately ``repeats`` times (order swapped each time) and the median ratio printed."""
-    from chunkers.recursive import RecursiveSplitter
+    from chunkers._splitter import RecursiveSplitter
     from chunkers.sentence import sentence_units
     from rag.embedding import Embedder
     from rag.types import Document

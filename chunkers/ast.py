@@ -36,8 +36,8 @@ import numpy as np
 from pydantic import Field
 
 from chunkers._spans import Span, build_chunks, fit_spans, utf8_char_index
+from chunkers._splitter import RecursiveSplitter
 from chunkers.base import Chunker, tokenizer_field
-from chunkers.recursive import RecursiveSplitter
 from rag.errors import ConfigError
 from rag.registry import OperatorParams, operator
 from rag.types import Chunk, Document

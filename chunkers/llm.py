@@ -24,8 +24,8 @@ from typing import Any
 from pydantic import Field, field_validator
 
 from chunkers._spans import Span, build_chunks, fit_spans
+from chunkers._splitter import LINES, RecursiveSplitter
 from chunkers.base import Chunker, tokenizer_field
-from chunkers.recursive import LINES, RecursiveSplitter
 from rag.errors import ConfigError
 from rag.registry import OperatorParams, operator
 from rag.types import Chunk, Document

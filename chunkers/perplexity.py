@@ -22,8 +22,8 @@ import numpy as np
 from pydantic import Field
 
 from chunkers._spans import Span, build_chunks, fit_spans
+from chunkers._splitter import RecursiveSplitter
 from chunkers.base import Chunker, tokenizer_field
-from chunkers.recursive import RecursiveSplitter
 from chunkers.sentence import sentence_units
 from rag.lm import DTYPES
 from rag.registry import OperatorParams, operator

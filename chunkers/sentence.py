@@ -19,8 +19,8 @@ from pydantic import Field
 from chunkers._batches import chunk_in_batches, chunks_of_joined, joined_documents, per_document, without_gaps
 from chunkers._sentences import sentence_cuts
 from chunkers._spans import Span, build_chunks, drop_pieces_inside_the_next_chunk, fit_spans
+from chunkers._splitter import WORDS, RecursiveSplitter, edges_to_spans
 from chunkers.base import Chunker, tokenizer_field
-from chunkers.recursive import WORDS, RecursiveSplitter, edges_to_spans
 from rag.registry import OperatorParams, operator
 from rag.types import Chunk, Document
 

@@ -65,7 +65,7 @@ def test_token_byte_lengths_table_matches_every_token_of_the_encoding():
 @settings(max_examples=150, deadline=None)
 @given(text=st.one_of(adversarial, st.text(max_size=300)), data=st.data())
 def test_word_starts_scanned_inside_spans_equal_the_whole_texts_word_starts_inside_them(text, data):
-    from chunkers.recursive import RecursiveSplitter, positions_inside
+    from chunkers._splitter import RecursiveSplitter, positions_inside
 
     n = len(text)
     cuts = sorted(set(data.draw(st.lists(st.integers(0, n), max_size=10))) | {0, n})

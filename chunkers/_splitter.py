@@ -1,0 +1,395 @@
+"""The separator-hierarchy splitter behind the ``recursive`` chunker, and the boundary step of the ``sentence``,
+``semantic``, ``perplexity``, ``llm`` and ``ast`` chunkers: character spans of one text split into pieces of at
+most a token limit, with exact offsets.
+
+Hierarchy: markdown headings → blocks (blank lines; code fences and tables are single blocks) → lines →
+sentences → words → tokens. A span that fits the limit is kept; otherwise it is cut at the highest level that has
+a cut, oversized pieces recurse one level down, and adjacent pieces are packed greedily up to the limit.
+Everything works on character spans of the original text (no ``find()``), and sizes are estimated from one
+tokenization of the whole text; :meth:`RecursiveSplitter.split_exact_spans` re-measures every piece on its own
+text and splits again any piece over the limit, so the limit is a hard ceiling.
+
+The recursion runs one level at a time over all the spans that are still too big (numpy arrays of
+positions, not one Python call per span), then packs bottom-up: Python only loops per chunk, never per word.
+"""
+from __future__ import annotations
+
+import bisect
+import re
+from functools import cached_property
+from typing import Any, Sequence
+
+import numpy as np
+
+from chunkers._batches import without_gaps
+from chunkers._markdown import MarkdownStructure, parse_markdown
+from chunkers._sentences import sentence_cuts
+from chunkers._spans import Span, TokenIndex, codepoints, fit_spans, is_space
+
+HEADINGS, BLOCKS, LINES, SENTENCES, WORDS, TOKENS = range(6)
+_BLANK_LINES = re.compile(r"\n(?:[ \t]*\r?\n)+")
+_NON_SPACE = re.compile(r"\S")
+
+
+def positions_inside(positions: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """The sorted ``positions`` lying strictly inside one of the sorted, disjoint spans ``(starts[k], ends[k])``."""
+    lo = np.searchsorted(positions, starts, "right")
+    counts = np.searchsorted(positions, ends, "left") - lo
+    # Concatenated ranges positions[lo[k]:lo[k] + counts[k]] without a Python loop: the k-th range's output
+    # slots start at offset[k], so slot j reads positions[j - offset[k] + lo[k]].
+    offsets = np.cumsum(counts) - counts
+    return positions[np.arange(counts.sum()) + np.repeat(lo - offsets, counts)]
+
+
+def merge_sorted(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """The distinct values of both arrays, sorted (``np.union1d`` without its hash-based unique: 50x faster when
+    the arrays are a few sorted runs, which timsort merges in linear time)."""
+    merged = np.concatenate((a, b))
+    merged.sort(kind="stable")
+    return merged[np.concatenate(([True], merged[1:] != merged[:-1]))]
+
+
+#: How many chunks in a row, each packed full, a piece cut off the chunk before may be pushed through (each
+#: re-split). Unbounded, a long paragraph split at words is re-split chunk by chunk to its end: on
+#: chroma-chunking at 100 tokens (measured when its lower-case paragraphs had no sentence ends, before the
+#: lower-cased-text sentence rule), fragments of at most 5 tokens 92 -> 2 but 2.2x the chunking time; through 4
+#: chunks 92 -> 7 for 22% more time (2-4% at 200 tokens); through none (joining only a chunk with room) 92 -> 46
+#: for 3% more.
+CARRY_THROUGH = 4
+
+
+def word_starts_of(points: np.ndarray) -> np.ndarray:
+    """Where words start in a text given as code points: the ends of whitespace runs followed by a non-space
+    character (never position 0)."""
+    space = is_space(points)
+    return np.flatnonzero(space[:-1] & ~space[1:]) + 1
+
+
+def edges_to_spans(edges: np.ndarray) -> list[Span]:
+    """The spans between consecutive edges."""
+    points = edges.tolist()
+    return list(zip(points[:-1], points[1:]))
+
+
+class RecursiveSplitter:
+    """Splits spans of one text into spans of at most ``limit`` tokens (estimated from one tokenization).
+
+    A span's estimate is the number of document tokens overlapping it. Splits are returned as *edges*: the
+    sorted boundaries of consecutive pieces, first and last being the span's own start and end."""
+
+    def __init__(self, text: str, tokenizer, markdown: bool = True, index: TokenIndex | None = None):
+        self.text = text
+        self.tokenizer = tokenizer
+        self.index = TokenIndex(text, tokenizer) if index is None else index
+        self.bounds_array = self.index.char_bounds
+        self.structure = parse_markdown(text) if markdown else MarkdownStructure()
+        self.heading_array = np.asarray(self.structure.heading_starts, dtype=np.int64)
+
+    @cached_property
+    def bounds(self) -> list[int]:
+        """Token boundaries as a list, for scalar :meth:`estimate` calls (bisect beats numpy on scalars)."""
+        return self.bounds_array.tolist()
+
+    @cached_property
+    def _codepoints(self) -> np.ndarray:
+        return codepoints(self.text)
+
+    @cached_property
+    def line_starts(self) -> np.ndarray:
+        """Positions right after each line feed (the LINES cuts)."""
+        return np.flatnonzero(self._codepoints == 10) + 1
+
+    @cached_property
+    def word_starts(self) -> np.ndarray:
+        """The WORDS cuts (:func:`word_starts_of` the whole text)."""
+        return word_starts_of(self._codepoints)
+
+    @cached_property
+    def token_starts(self) -> np.ndarray:
+        """Distinct token boundaries (the TOKENS cuts; tokens inside one character share a boundary)."""
+        bounds = self.bounds_array
+        return bounds[np.flatnonzero(np.diff(bounds, prepend=-1))]
+
+    def estimate(self, start: int, end: int) -> int:
+        """Tokens of the whole-text tokenization that overlap ``[start, end)``."""
+        return bisect.bisect_left(self.bounds, end) - bisect.bisect_right(self.bounds, start) + 1
+
+    def estimates(self, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+        """:meth:`estimate` of many spans at once."""
+        return np.searchsorted(self.bounds_array, ends, "left") - np.searchsorted(self.bounds_array, starts, "right") + 1
+
+    def _block_cuts(self, start: int, end: int) -> list[int]:
+        """Blank-line ends and code fence / table edges strictly inside ``(start, end)``, none inside a block.
+        Scanned per span: a blank-line run cut by the span's edge matches differently than in the whole text."""
+        cuts = [m.end() for m in _BLANK_LINES.finditer(self.text, start, end)]
+        structure = self.structure
+        if not structure.blocks:
+            return [c for c in cuts if c < end]
+        for a, b, _ in structure.blocks:
+            if a < end and b > start:
+                cuts.extend((a, b))
+        return sorted(c for c in set(cuts) if start < c < end and not structure.inside_block(c))
+
+    def cuts_in(self, starts: np.ndarray, ends: np.ndarray, level: int) -> np.ndarray:
+        """The ``level`` cuts strictly inside each of the sorted, disjoint spans, as one sorted array."""
+        if level == HEADINGS:
+            return positions_inside(self.heading_array, starts, ends)
+        if level == LINES:
+            return positions_inside(self.line_starts, starts, ends)
+        if level == WORDS:
+            return self._word_starts_inside(starts, ends)
+        if level == TOKENS:
+            return positions_inside(self.token_starts, starts, ends)
+        # Blocks and sentences depend on where the scan starts and stops, so each span is scanned on its own.
+        scan = self._block_cuts if level == BLOCKS else (lambda a, b: sentence_cuts(self.text, a, b))
+        cuts: list[int] = []
+        for a, b in zip(starts.tolist(), ends.tolist()):
+            cuts.extend(scan(a, b))
+        return np.asarray(cuts, dtype=np.int64)
+
+    def _word_starts_inside(self, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+        """``positions_inside(self.word_starts, starts, ends)``, scanning only the spans when they are a small part
+        of the text (usually a few sentences too long for a chunk): the whole text's word starts cost ~5 % of a
+        recursive or sentence chunking run."""
+        if "word_starts" in self.__dict__ or len(starts) * 1000 + int((ends - starts).sum()) > len(self.text):
+            return positions_inside(self.word_starts, starts, ends)
+        pieces = [np.empty(0, dtype=np.int64)]
+        for a, b in zip(starts.tolist(), ends.tolist()):
+            pieces.append(word_starts_of(codepoints(self.text[a:b])) + a)
+        return np.concatenate(pieces)
+
+    def split_edges(self, starts: np.ndarray, ends: np.ndarray, limit: int, level: int = HEADINGS) -> np.ndarray:
+        """Edges of the pieces that the sorted, disjoint, non-empty spans are split into, each piece estimated at
+        most ``limit`` tokens (unless it is a single token), every span's start and end included.
+
+        Top-down, level by level: a span over the limit is cut at that level's cuts (or passed down whole
+        when it has none), and its units still over the limit form the next level's spans. Then bottom-up, each
+        level packs its spans' units, an oversized unit standing for the pieces packed below it."""
+        oversized = self.estimates(starts, ends) > limit
+        spans, levels = (starts[oversized], ends[oversized]), []
+        while len(spans[0]) and level <= TOKENS:
+            span_starts, span_ends = spans
+            edges = merge_sorted(np.concatenate(spans), self.cuts_in(span_starts, span_ends, level))
+            if level == BLOCKS and len(self.heading_array):
+                edges = self._attach_headings(edges, span_starts, span_ends, limit)
+            unit_starts, unit_ends = edges[:-1], edges[1:]
+            # Every token has at least one of a character's (at most 4) UTF-8 bytes, so a unit of c characters
+            # overlaps at most 4c + 1 tokens: only longer units can be over the limit (most words are skipped).
+            over = np.flatnonzero(4 * (unit_ends - unit_starts) + 1 > limit)
+            over = over[self._inside(unit_starts[over], span_starts, span_ends)]
+            over = over[self.estimates(unit_starts[over], unit_ends[over]) > limit]
+            levels.append((span_starts, span_ends, edges))
+            spans = (unit_starts[over], unit_ends[over])
+            level += 1
+        packed = np.concatenate(spans)  # spans past the TOKENS level stay whole
+        for span_starts, span_ends, edges in reversed(levels):
+            packed = self._pack_edges(merge_sorted(edges, packed), span_starts, span_ends, limit)
+        return merge_sorted(packed, np.concatenate((starts, ends)))
+
+    def _attach_headings(self, edges: np.ndarray, starts: np.ndarray, ends: np.ndarray, limit: int) -> np.ndarray:
+        """Block edges without the cut after a heading whose next block is over the limit: that block is split
+        further down anyway, and with the cut in place its first piece would be packed full and leave the heading
+        a chunk of its own. A next block that fits keeps the cut (a code fence stays whole)."""
+        unit_starts, unit_ends = edges[:-1], edges[1:]
+        heading_units = np.flatnonzero(np.isin(unit_starts[:-1], self.heading_array))
+        cut = unit_ends[heading_units]
+        inner = ~np.isin(cut, starts) & ~np.isin(cut, ends)  # a span's own edge is never removed
+        heading_units, cut = heading_units[inner], cut[inner]
+        oversized_next = self.estimates(unit_starts[heading_units + 1], unit_ends[heading_units + 1]) > limit
+        return np.setdiff1d(edges, cut[oversized_next], assume_unique=True)
+
+    @staticmethod
+    def _inside(positions: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+        """Which ``positions`` lie in one of the sorted, disjoint spans ``[starts[k], ends[k])``."""
+        k = np.searchsorted(starts, positions, "right") - 1
+        return (k >= 0) & (positions < ends[np.maximum(k, 0)])
+
+    def _pack_edges(self, edges: np.ndarray, starts: np.ndarray, ends: np.ndarray, limit: int) -> np.ndarray:
+        """Greedy packing of the units between consecutive ``edges`` inside each span ``[starts[k], ends[k])``:
+        a chunk grows while it stays within ``limit`` tokens, and a markdown heading always starts a new chunk,
+        so no chunk ends with the heading of the next section. Returns the chunk edges.
+
+        The furthest a chunk starting at edge ``e`` may reach is its cap: the boundary ``limit`` tokens after the
+        token containing ``e``, or the next heading, or the span's end. The chunk ends at the last edge within
+        the cap (at least the next edge), computed for every edge at once; Python then follows these jumps
+        once per chunk."""
+        bounds, headings = self.bounds_array, self.heading_array
+        n = len(edges)
+        k = np.maximum(np.searchsorted(starts, edges, "right") - 1, 0)
+        span_end = ends[k]
+        inside = (edges >= starts[k]) & (edges < span_end)
+        cap_token = np.searchsorted(bounds, edges, "right") - 1 + limit
+        cap = np.minimum(bounds[np.minimum(cap_token, len(bounds) - 1)], span_end)
+        cap[cap_token >= len(bounds)] = span_end[cap_token >= len(bounds)]
+        if len(headings):
+            following = np.searchsorted(headings, edges, "right")
+            has_heading = following < len(headings)
+            cap[has_heading] = np.minimum(cap[has_heading], headings[following[has_heading]])
+        following_edge = np.arange(1, n + 1)
+        jump = np.where(inside, np.maximum(np.searchsorted(edges, cap, "right") - 1, following_edge), following_edge)
+        chunk_edges = [0]
+        i = 0
+        while i < n - 1:
+            i = jump.item(i)  # far fewer chunks than edges: no list of all the jumps
+            chunk_edges.append(i)
+        return edges[chunk_edges]
+
+    def split(self, start: int, end: int, limit: int, level: int = HEADINGS) -> list[Span]:
+        """Spans tiling ``[start, end)``, each estimated at most ``limit`` tokens."""
+        if start >= end:
+            return []
+        return edges_to_spans(self.split_edges(np.array([start]), np.array([end]), limit, level))
+
+    def pack(self, units: Sequence[Span], limit: int, starts: np.ndarray | None = None,
+             ends: np.ndarray | None = None) -> list[Span]:
+        """Consecutive units (tiling a range, or each of the sorted ranges ``[starts[k], ends[k])`` of joined
+        documents) merged greedily while the merged span stays within ``limit``, never across a range's edge."""
+        if not units:
+            return []
+        edges = np.array([units[0][0], *(b for _, b in units)], dtype=np.int64)
+        if starts is None:
+            return edges_to_spans(self._pack_edges(edges, edges[:1], edges[-1:], limit))
+        edges = merge_sorted(edges, np.concatenate((starts, ends)))
+        return without_gaps(edges_to_spans(self._pack_edges(edges, starts, ends, limit)), ends)
+
+    def split_exact(self, start: int, end: int, limit: int) -> tuple[list[Span], list[int], list[bool]]:
+        """Like :meth:`split`, then measured on the final text; chunks over ``limit`` are re-split with a
+        tighter estimate (and, as a last resort, at token boundaries)."""
+        if start >= end:
+            return [], [], []
+        return self.split_exact_spans(np.array([start]), np.array([end]), limit)
+
+    def split_exact_spans(self, starts: np.ndarray, ends: np.ndarray,
+                          limit: int) -> tuple[list[Span], list[int], list[bool]]:
+        """:meth:`split_exact` of many sorted, disjoint, non-empty spans at once; no piece crosses a span's
+        edge, and the text between two spans belongs to no piece.
+
+        Packing goes by estimates, which a chunk's own text can exceed by a token or two (its first word
+        tokenized without the space before it). Such a chunk is split again with a budget lowered by its excess,
+        and its last piece (often a word or two) opens the next chunk instead of standing alone. If that makes
+        the next chunk too long, it is split the same way and its own last piece carried on, through at most
+        :data:`CARRY_THROUGH` chunks in a row; then the piece stays a chunk of its own."""
+        spans = without_gaps(edges_to_spans(self.split_edges(starts, ends, limit)), ends)
+        counts = self.index.counts(spans)
+        over = [i for i, count in enumerate(counts) if count > limit]
+        if not over:
+            return spans, counts, [False] * len(spans)
+        # every chunk over the limit re-split at once (used unless a carried piece joins it)
+        refit = dict(zip(over, self._refit([spans[i] for i in over], [counts[i] for i in over], limit)))
+        no_joining = set(starts.tolist()) | set(self.structure.heading_starts)  # a carried piece stops there
+        out_spans: list[Span] = []
+        out_counts: list[int] = []
+        carried: tuple[Span, int] | None = None
+        pushed = 0  # chunks in a row that a carried piece made too long
+        for i, (span, count) in enumerate(zip(spans, counts)):
+            pieces = refit.get(i)
+            if carried is None:
+                pushed = 0
+            else:
+                (carried_start, carried_end), carried_count = carried
+                carried = None
+                joins = carried_end == span[0] and span[0] not in no_joining
+                joined = self.index.counts([(carried_start, span[1])])[0] if joins else 0
+                if joins and (joined <= limit or pushed < CARRY_THROUGH):
+                    pushed = pushed + 1 if joined > limit else 0
+                    span, count = (carried_start, span[1]), joined
+                    pieces = self._refit([span], [count], limit)[0] if count > limit else None
+                else:
+                    out_spans.append((carried_start, carried_end))
+                    out_counts.append(carried_count)
+                    pushed = 0
+            if count <= limit:
+                out_spans.append(span)
+                out_counts.append(count)
+                continue
+            piece_spans, piece_counts = pieces
+            out_spans.extend(piece_spans[:-1])
+            out_counts.extend(piece_counts[:-1])
+            carried = (piece_spans[-1], piece_counts[-1])
+        if carried is not None:
+            out_spans.append(carried[0])
+            out_counts.append(carried[1])
+        # pieces still over (the splitter could not cut them further) are cut in place, not joined across a heading
+        return fit_spans(self.text, out_spans, self.tokenizer, limit, out_counts, join_next=False)
+
+    def _refit(self, spans: list[Span], counts: list[int], limit: int) -> list[tuple[list[Span], list[int]]]:
+        """The pieces (and their counts) of each sorted, disjoint span over ``limit`` by its exact count: split by
+        estimate, then with the budget lowered by the largest excess until every piece fits (or the budget
+        reaches one token; fit_spans does the rest). The spans that need the same budget are split in one call."""
+        pieces = [([span], [count]) for span, count in zip(spans, counts)]
+        budgets = [limit] * len(spans)
+        starts, ends = np.array([a for a, _ in spans]), np.array([b for _, b in spans])
+
+        def split(group: list[int]) -> None:
+            for budget in sorted({budgets[k] for k in group}):
+                same = [k for k in group if budgets[k] == budget]
+                edges = self.split_edges(starts[same], ends[same], budget)
+                first = np.searchsorted(edges, starts[same]).tolist()
+                last = np.searchsorted(edges, ends[same]).tolist()
+                for k, a, b in zip(same, first, last):
+                    piece_spans = edges_to_spans(edges[a:b + 1])
+                    pieces[k] = (piece_spans, self.index.counts(piece_spans))
+
+        # over by estimate too (a carried piece joined it): split as usual first
+        split(np.flatnonzero(self.estimates(starts, ends) > limit).tolist())
+        pending = [k for k in range(len(spans)) if max(pieces[k][1]) > limit and budgets[k] > 1]
+        while pending:
+            for k in pending:
+                budgets[k] = max(1, budgets[k] - (max(pieces[k][1]) - limit))
+            split(pending)
+            pending = [k for k in pending if max(pieces[k][1]) > limit and budgets[k] > 1]
+        return pieces
+
+    def with_overlap(self, spans: list[Span], overlap: int) -> list[Span]:
+        """``spans`` (consecutive ones meeting end to start) with every span after the first of a run extended
+        back into the one before by at most ``overlap`` estimated tokens: from the earliest line, sentence or
+        chunk start within that budget, else the earliest word start, else not at all. A span the next one, so
+        extended, holds whole (a run's first, or one that could not be extended) is dropped."""
+        out = spans[:1]
+        for (lowest, meets), (start, end) in zip(spans, spans[1:]):
+            if meets != start:  # a new run (the next document of joined ones)
+                out.append((start, end))
+                continue
+            extended = (self._overlap_start(lowest, start, overlap), end)
+            if extended[0] == lowest == out[-1][0]:
+                out[-1] = extended  # only a run's first span keeps its start unextended, so only it is held whole
+            else:
+                out.append(extended)
+        return out
+
+    def _overlap_start(self, lowest: int, start: int, overlap: int) -> int:
+        token = bisect.bisect_right(self.bounds, start) - 1
+        earliest = max(lowest, self.bounds[max(token - overlap, 0)])
+        while earliest < start and self.estimate(earliest, start) > overlap:  # a token cut by ``earliest``
+            earliest = self.bounds[bisect.bisect_right(self.bounds, earliest)]
+        if earliest >= start:
+            return start
+        if earliest == lowest:
+            return lowest
+        coarse = [c for c in sentence_cuts(self.text, earliest, start)]
+        lines = self.line_starts[np.searchsorted(self.line_starts, earliest):np.searchsorted(self.line_starts, start)]
+        candidates = sorted(coarse + lines.tolist())
+        if candidates:
+            return candidates[0]
+        words = self.word_starts[np.searchsorted(self.word_starts, earliest):np.searchsorted(self.word_starts, start)]
+        return int(words[0]) if len(words) else start
+
+    def metadata(self, spans: list[Span]) -> list[dict[str, Any]]:
+        structure = self.structure
+        if not structure.heading_starts and not structure.blocks:
+            return [{} for _ in spans]
+        out = []
+        for start, end in spans:
+            meta: dict[str, Any] = {}
+            found = _NON_SPACE.search(self.text, start, end)  # the span's first visible character
+            first = found.start() if found else end
+            path = structure.heading_path(first)
+            if path:
+                meta["heading_path"] = list(path)
+            block = structure.block_at(first)
+            if block is not None and block[2] == "table" and first > block[0]:
+                header = structure.table_headers.get(block[0], "")
+                if header and not self.text.startswith(header.strip(), first, end):
+                    meta["table_header"] = header
+            out.append(meta)
+        return out
