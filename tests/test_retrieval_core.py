@@ -181,12 +181,20 @@ def test_dense_incremental_add_delete_equals_rebuild(factory, resources, tmp_pat
     rebuilt.add([chunks[i] for i in keep], None, embeddings=vectors[keep])
     assert len(incremental) == len(rebuilt) == 6
     queries = resources.embedder.embed_queries(["pets playing", "vector search", "morning in the city"])
-    assert incremental.search_vectors(queries, 6) == rebuilt.search_vectors(queries, 6)
+    _same_hits(incremental.search_vectors(queries, 6), rebuilt.search_vectors(queries, 6))
     incremental.save(tmp_path)
     _persisted_files_are_plain_data(tmp_path)
     loaded = DenseIndex(factory=factory)
     loaded.load(tmp_path, None)
-    assert loaded.search_vectors(queries, 6) == rebuilt.search_vectors(queries, 6)
+    _same_hits(loaded.search_vectors(queries, 6), rebuilt.search_vectors(queries, 6))
+
+
+def _same_hits(found, expected):
+    """Same ids in the same order per query; scores equal up to float rounding (faiss's HNSW may sum a distance in
+    a different order in a graph built another way)."""
+    assert [ids for ids, _ in found] == [ids for ids, _ in expected]
+    for (_, scores), (_, expected_scores) in zip(found, expected):
+        assert scores == pytest.approx(expected_scores, abs=1e-5)
 
 
 def test_dense_uses_given_embeddings_for_late_chunking():
