@@ -8,7 +8,7 @@ from typing import Sequence
 
 import numpy as np
 
-from chunkers._spans import Span, TokenIndex, build_chunks, token_char_bounds
+from chunkers._spans import Span, TokenIndex, build_chunks, joined_token_char_bounds
 from rag.types import Chunk, Document
 
 #: documents chunked together (see :func:`chunk_in_batches`) up to about this many characters per batch (memory:
@@ -24,14 +24,14 @@ def joined_documents(documents: Sequence[Document], tokenizer) -> tuple[str, np.
     between two (no sentence, word or blank-line rule matches across it), each tokenized on its own, the token
     index knowing the documents' edges. A chunker that keeps every piece inside one ``[starts[k], ends[k])``
     gets the same pieces and counts as for the documents one at a time."""
-    starts, ends, bounds, position = [], [], [], 0
+    starts, ends, position = [], [], 0
     for document in documents:
         starts.append(position)
         ends.append(position + len(document.text))
-        bounds.append(token_char_bounds(document.text, tokenizer) + position)
         position = ends[-1] + 1
     text = "\x00".join(document.text for document in documents)
-    index = TokenIndex(text, tokenizer, np.concatenate(bounds), frozenset(starts) | frozenset(ends))
+    bounds = joined_token_char_bounds([document.text for document in documents], tokenizer, text)
+    index = TokenIndex(text, tokenizer, bounds, frozenset(starts) | frozenset(ends))
     return text, np.array(starts), np.array(ends), index
 
 

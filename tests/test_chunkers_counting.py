@@ -6,8 +6,8 @@ import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from chunkers._spans import (TokenIndex, char_offsets, encode_ordinary, safe_cut_mask, token_byte_lengths,
-                             utf8_char_index)
+from chunkers._spans import (TokenIndex, char_offsets, encode_ordinary, joined_token_char_bounds, safe_cut_mask,
+                             token_byte_lengths, token_char_bounds, utf8_char_index)
 from rag.tokens import get_tokenizer
 
 # Pieces chosen to sit at and around the safe-cut patterns (space before a letter, after a line feed) and
@@ -89,3 +89,16 @@ def test_spans_ending_with_the_space_before_a_word_are_counted_exactly():
     word_starts = [i for i in range(1, len(text)) if text[i - 1] == " " and not text[i].isspace()]
     spans = [(a, b) for a in [0, *word_starts] for b in [*word_starts, len(text)] if b > a]
     assert index.counts(spans) == [tokenizer.count(text[a:b]) for a, b in spans]
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(texts=st.lists(st.one_of(adversarial, st.text(max_size=60)), max_size=6),
+       name=st.sampled_from(["cl100k_base", "minilm"]))
+def test_bounds_of_joined_texts_are_each_texts_own_bounds_moved_to_where_it_starts(texts, name):
+    tokenizer = get_tokenizer(name)
+    expected, position = [np.zeros(0, dtype=np.int64)], 0
+    for text in texts:
+        expected.append(token_char_bounds(text, tokenizer) + position)
+        position += len(text) + 1
+    joined = "\x00".join(texts)
+    assert np.array_equal(joined_token_char_bounds(texts, tokenizer, joined), np.concatenate(expected))
