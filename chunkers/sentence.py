@@ -8,6 +8,10 @@ YAML::
 Sentences come from :func:`chunkers._sentences.sentence_spans` (rules, no model download). A sentence
 longer than the limit is split at words, then tokens (the recursive splitter's lower levels). Sizes are
 re-measured on the final chunk text; ``chunk_size`` is a hard ceiling.
+
+Paragraphs (text between blank lines) that fit in one chunk are kept whole (``keep_paragraphs``): a chunk that
+has no room for the whole next paragraph closes before it rather than cutting it. A paragraph over the limit
+is packed sentence by sentence, with its neighbours.
 """
 from __future__ import annotations
 
@@ -19,16 +23,16 @@ from pydantic import Field
 from chunkers._batches import chunk_in_batches, chunks_of_joined, joined_documents, per_document, without_gaps
 from chunkers._sentences import sentence_cuts
 from chunkers._spans import Span, build_chunks, drop_pieces_inside_the_next_chunk, fit_spans
-from chunkers._splitter import WORDS, RecursiveSplitter, edges_to_spans
+from chunkers._splitter import BLOCKS, WORDS, RecursiveSplitter, edges_to_spans, merge_sorted
 from chunkers.base import Chunker, tokenizer_field
 from rag.registry import OperatorParams, operator
 from rag.types import Chunk, Document
 
 
 def sentence_units(splitter: RecursiveSplitter, limit: int, starts: np.ndarray | None = None,
-                   ends: np.ndarray | None = None) -> list[Span]:
+                   ends: np.ndarray | None = None, paragraph_starts: np.ndarray | None = None) -> list[Span]:
     """Sentence spans tiling the text (or each of the ranges ``[starts[k], ends[k])`` of joined documents), with
-    any sentence over ``limit`` split at words or tokens."""
+    any sentence over ``limit`` split at words or tokens; a sentence also ends at any of ``paragraph_starts``."""
     text = splitter.text
     if starts is None:
         if not text:
@@ -39,27 +43,70 @@ def sentence_units(splitter: RecursiveSplitter, limit: int, starts: np.ndarray |
         edges = [start, *sentence_cuts(text, start, end), end]
         unit_starts.extend(edges[:-1])
         unit_ends.extend(edges[1:])
-    edges = splitter.split_edges(np.array(unit_starts), np.array(unit_ends), limit, WORDS)
+    unit_starts, unit_ends = np.array(unit_starts), np.array(unit_ends)
+    if paragraph_starts is not None and len(paragraph_starts):
+        edges = merge_sorted(np.concatenate((unit_starts, unit_ends)), paragraph_starts)
+        in_documents = ~np.isin(edges[:-1], ends)  # not the separator between two joined documents
+        unit_starts, unit_ends = edges[:-1][in_documents], edges[1:][in_documents]
+    edges = splitter.split_edges(unit_starts, unit_ends, limit, WORDS)
     return without_gaps(edges_to_spans(edges), ends)
 
 
-def pack_with_overlap(splitter: RecursiveSplitter, units: list[Span], limit: int, overlap: int) -> list[Span]:
+def paragraph_reach(splitter: RecursiveSplitter, units: list[Span], paragraph_starts: np.ndarray,
+                    limit: int) -> np.ndarray:
+    """For each unit, the index of the last unit that a chunk taking it must take too: the last unit of its
+    paragraph when the unit opens a paragraph (one of ``paragraph_starts``) that fits in ``limit``, else itself.
+    A paragraph runs from its start to the next paragraph start or the end of its document's units."""
+    unit_starts = np.array([a for a, _ in units], dtype=np.int64)
+    unit_ends = np.array([b for _, b in units], dtype=np.int64)
+    reach = np.arange(len(units))
+    opens = np.flatnonzero(np.isin(unit_starts, paragraph_starts))
+    if not len(opens):
+        return reach
+    # a paragraph's last unit: the one before the next opening unit, or before a gap (the next document)
+    closes = np.flatnonzero(np.append(unit_ends[:-1] != unit_starts[1:], True))
+    last = np.minimum(np.append(opens[1:] - 1, len(units) - 1), closes[np.searchsorted(closes, opens)])
+    fits = splitter.estimates(unit_starts[opens], unit_ends[last]) <= limit
+    reach[opens[fits]] = last[fits]
+    return reach
+
+
+def joined_through_reach(units: list[Span], reach: np.ndarray) -> list[Span]:
+    """The units with each run ``i .. reach[i]`` joined into one: greedy packing without overlap of the joined
+    units takes the same chunks as the unit-by-unit packing that honours ``reach``."""
+    if not units:
+        return []
+    inside = np.zeros(len(units) + 1, dtype=np.int64)
+    runs = np.flatnonzero(reach > np.arange(len(units)))
+    np.add.at(inside, runs, 1)
+    np.add.at(inside, reach[runs], -1)
+    last = np.flatnonzero(np.cumsum(inside)[:-1] == 0)  # units whose end is not inside a run: a joined unit's last
+    first = np.concatenate(([0], last[:-1] + 1))
+    unit_starts = np.array([a for a, _ in units], dtype=np.int64)
+    unit_ends = np.array([b for _, b in units], dtype=np.int64)
+    return list(zip(unit_starts[first].tolist(), unit_ends[last].tolist()))
+
+
+def pack_with_overlap(splitter: RecursiveSplitter, units: list[Span], limit: int, overlap: int,
+                      reach: np.ndarray | None = None) -> list[Span]:
     """Consecutive units packed greedily under ``limit``; each chunk after the first repeats up to ``overlap``
-    trailing units of the previous one (fewer if they would not fit)."""
+    trailing units of the previous one (fewer if they would not fit). A chunk takes unit ``i`` only if units
+    ``i`` to ``reach[i]`` all fit (:func:`paragraph_reach`)."""
     if not overlap:  # plain greedy packing, which the splitter does without a Python step per unit
-        return splitter.pack(units, limit)
+        return splitter.pack(units if reach is None else joined_through_reach(units, reach), limit)
+    reach_of = range(len(units)) if reach is None else reach.tolist()
     spans: list[Span] = []
     first = 0
     while first < len(units):
         last = first
-        while last + 1 < len(units) and splitter.estimate(units[first][0], units[last + 1][1]) <= limit:
+        while last + 1 < len(units) and splitter.estimate(units[first][0], units[reach_of[last + 1]][1]) <= limit:
             last += 1
         spans.append((units[first][0], units[last][1]))
         if last + 1 >= len(units):
             break
         next_first = last + 1
         while next_first > max(first + 1, last + 1 - overlap) and \
-                splitter.estimate(units[next_first - 1][0], units[last + 1][1]) <= limit:
+                splitter.estimate(units[next_first - 1][0], units[reach_of[last + 1]][1]) <= limit:
             next_first -= 1
         first = next_first
     return spans
@@ -72,12 +119,31 @@ class SentenceChunker(Chunker):
     class Params(OperatorParams):
         chunk_size: int = Field(256, gt=0, description="maximum tokens per chunk (hard ceiling)")
         overlap_sentences: int = Field(0, ge=0, description="sentences repeated from the previous chunk")
+        keep_paragraphs: bool = Field(True, description=(
+            "a paragraph (text between blank lines) that fits in one chunk is never split across two: the chunk "
+            "before it closes early instead"))
         tokenizer: str = tokenizer_field()
+
+    def _packed(self, splitter: RecursiveSplitter, starts: np.ndarray, ends: np.ndarray) -> list[Span]:
+        """Chunk spans of the ranges ``[starts[k], ends[k])`` (one per document), before the exact re-measure."""
+        limit, overlap = self.params.chunk_size, self.params.overlap_sentences
+        reach = None
+        if self.params.keep_paragraphs:
+            paragraph_starts = merge_sorted(starts, splitter.cuts_in(starts, ends, BLOCKS))
+            units = sentence_units(splitter, limit, starts, ends, paragraph_starts)
+            reach = paragraph_reach(splitter, units, paragraph_starts, limit)
+        else:
+            units = sentence_units(splitter, limit, starts, ends)
+        if not overlap:  # every document's greedy packing in one call
+            return splitter.pack(units if reach is None else joined_through_reach(units, reach), limit, starts, ends)
+        return [span for first, last in per_document(units, starts, ends)
+                for span in pack_with_overlap(splitter, units[first:last], limit, overlap,
+                                              None if reach is None else reach[first:last] - first)]
 
     def spans(self, text: str) -> tuple[list[Span], list[int], list[bool]]:
         limit = self.params.chunk_size
         splitter = RecursiveSplitter(text, self.tokenizer_, markdown=False)
-        spans = pack_with_overlap(splitter, sentence_units(splitter, limit), limit, self.params.overlap_sentences)
+        spans = self._packed(splitter, np.array([0]), np.array([len(text)]))
         counts = splitter.index.counts(spans)
         return drop_pieces_inside_the_next_chunk(*fit_spans(text, spans, self.tokenizer_, limit, counts))
 
@@ -93,15 +159,10 @@ class SentenceChunker(Chunker):
         return chunk_in_batches(documents, self.chunk, self._chunk_batch)
 
     def _chunk_batch(self, documents: list[Document]) -> list[Chunk]:
-        limit, overlap = self.params.chunk_size, self.params.overlap_sentences
+        limit = self.params.chunk_size
         text, starts, ends, index = joined_documents(documents, self.tokenizer_)
         splitter = RecursiveSplitter(text, self.tokenizer_, markdown=False, index=index)
-        units = sentence_units(splitter, limit, starts, ends)
-        if overlap:
-            spans = [span for first, last in per_document(units, starts, ends)
-                     for span in pack_with_overlap(splitter, units[first:last], limit, overlap)]
-        else:  # every document's greedy packing in one call
-            spans = splitter.pack(units, limit, starts, ends)
+        spans = self._packed(splitter, starts, ends)
         # pieces dropped for one document never involve another: the next document's chunks start after its end
         kept = drop_pieces_inside_the_next_chunk(*fit_spans(text, spans, self.tokenizer_, limit, index.counts(spans)))
         return chunks_of_joined(documents, starts, ends, *kept, self.tokenizer_)

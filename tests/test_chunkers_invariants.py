@@ -140,10 +140,13 @@ def test_batches_split_at_the_batch_size_long_documents_go_alone_and_order_is_ke
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(texts=st.lists(st.one_of(texts, st.just(""), st.just("\x00a.\x00 B"), st.just("x. y! Z?")), max_size=8),
-       size=st.integers(1, 30), overlap=st.integers(0, 2), tokenizer=st.sampled_from(["cl100k_base", "minilm"]))
-def test_sentence_chunking_of_many_documents_at_once_equals_one_at_a_time(texts, size, overlap, tokenizer):
+       size=st.integers(1, 30), overlap=st.integers(0, 2), tokenizer=st.sampled_from(["cl100k_base", "minilm"]),
+       keep_paragraphs=st.booleans())
+def test_sentence_chunking_of_many_documents_at_once_equals_one_at_a_time(texts, size, overlap, tokenizer,
+                                                                           keep_paragraphs):
     from rag.types import Document
 
     documents = [Document(f"d{i}", text) for i, text in enumerate(texts)]
-    chunker = get_chunker("sentence", chunk_size=size, overlap_sentences=overlap, tokenizer=tokenizer)
+    chunker = get_chunker("sentence", chunk_size=size, overlap_sentences=overlap, tokenizer=tokenizer,
+                          keep_paragraphs=keep_paragraphs)
     assert chunker.chunk_documents(documents) == [c for d in documents for c in chunker.chunk(d)]

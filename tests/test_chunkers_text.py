@@ -102,6 +102,29 @@ def test_sentence_chunks_are_whole_sentences_and_overlap_repeats_the_last_one():
         assert after.text.startswith(last_sentence) and after.start < before.end
 
 
+def test_sentence_chunks_keep_a_paragraph_that_fits_whole_and_pack_a_longer_one_sentence_by_sentence():
+    short = ["Alpha one is here. Alpha two is here.", "Beta one is here. Beta two is here. Beta three is here.",
+             "Gamma one is here."]  # each under 25 tokens
+    long = " ".join(f"Delta {i} runs on for a while." for i in range(12))
+    paragraphs = short * 3 + [long] + short
+    text = "\n\n".join(paragraphs)
+    spans, position = [], 0
+    for paragraph in paragraphs:
+        spans.append((position, position + len(paragraph)))
+        position += len(paragraph) + 2
+    short_spans = [span for span, paragraph in zip(spans, paragraphs) if paragraph != long]
+
+    def split_paragraphs(chunks):
+        return [(a, b) for a, b in short_spans if not any(c.start <= a and b <= c.end for c in chunks)]
+
+    for overlap in (0, 1):
+        chunks = get_chunker("sentence", chunk_size=25, overlap_sentences=overlap).chunk_text(text)
+        assert split_paragraphs(chunks) == []
+        assert len([c for c in chunks if "Delta" in c.text]) >= 3 and all(c.token_count <= 25 for c in chunks)
+    flat = get_chunker("sentence", chunk_size=25, keep_paragraphs=False).chunk_text(text)
+    assert split_paragraphs(flat)  # without the rule, chunks fill up and cut paragraphs
+
+
 def test_the_structure_prefix_goes_into_what_is_indexed_and_what_the_reader_sees():
     chunks = recursive(40).chunk_text(GUIDE, doc_id="guide")
     table_piece = next(c for c in chunks if c.metadata.get("table_header"))
