@@ -14,8 +14,12 @@ lengths; a boundary that falls inside a multibyte character moves to the end of 
 """
 from __future__ import annotations
 
+from typing import Sequence
+
+import numpy as np
 from pydantic import Field, model_validator
 
+from chunkers._batches import chunk_in_batches, chunks_of_joined, joined_documents
 from chunkers._spans import TokenIndex, build_chunks, drop_pieces_inside_the_next_chunk, fit_spans, token_char_bounds
 from chunkers.base import Chunker, overlap_below_size, tokenizer_field
 from rag.registry import OperatorParams, operator
@@ -67,3 +71,26 @@ class TokenChunker(Chunker):
         if self.params.overlap:
             spans, counts, oversize = drop_pieces_inside_the_next_chunk(spans, counts, oversize)
         return build_chunks(document, spans, counts, oversize, tokenizer=self.tokenizer_)
+
+    def chunk_documents(self, documents: Sequence[Document]) -> list[Chunk]:
+        """Every document's chunks, in order, split in batches of joined documents
+        (:func:`chunkers._batches.joined_documents`): the same chunks as :meth:`chunk` one document at a time,
+        without its per-document numpy steps (which cost more than encoding a short document)."""
+        return chunk_in_batches(documents, self.chunk, self._chunk_batch)
+
+    def _chunk_batch(self, documents: list[Document]) -> list[Chunk]:
+        size, overlap = self.params.chunk_size, self.params.overlap
+        text, starts, ends, index = joined_documents(documents, self.tokenizer_)
+        bounds = index.char_bounds
+        # each document's bounds are one block of the joined bounds, from its start to its end (a NUL apart)
+        firsts = np.searchsorted(bounds, starts, "left").tolist()
+        lasts = (np.searchsorted(bounds, ends, "right") - 1).tolist()
+        spans = []
+        for document, start, first, last in zip(documents, starts.tolist(), firsts, lasts):
+            spans.extend((a + start, b + start) for a, b in token_window_spans(
+                document.text, self.tokenizer_, size, overlap, bounds[first:last + 1] - start))
+        kept = fit_spans(text, spans, self.tokenizer_, size, index.counts(spans))
+        if overlap:  # pieces dropped for one document never involve another: the next one's chunks start after
+            kept = drop_pieces_inside_the_next_chunk(*kept)
+        return chunks_of_joined(documents, starts, ends, *kept, self.tokenizer_)
+

@@ -150,3 +150,14 @@ def test_sentence_chunking_of_many_documents_at_once_equals_one_at_a_time(texts,
     chunker = get_chunker("sentence", chunk_size=size, overlap_sentences=overlap, tokenizer=tokenizer,
                           keep_paragraphs=keep_paragraphs)
     assert chunker.chunk_documents(documents) == [c for d in documents for c in chunker.chunk(d)]
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(texts=st.lists(st.one_of(texts, st.just(""), st.just("  "), st.just("\x00a.\x00 B")), max_size=8),
+       size=st.integers(1, 30), overlap_fraction=st.floats(0, 0.9), tokenizer=st.sampled_from(["cl100k_base", "minilm"]))
+def test_token_chunking_of_many_documents_at_once_equals_one_at_a_time(texts, size, overlap_fraction, tokenizer):
+    from rag.types import Document
+
+    documents = [Document(f"d{i}", text) for i, text in enumerate(texts)]
+    chunker = get_chunker("token", chunk_size=size, overlap=int(size * overlap_fraction), tokenizer=tokenizer)
+    assert chunker.chunk_documents(documents) == [c for d in documents for c in chunker.chunk(d)]
