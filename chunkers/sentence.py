@@ -91,9 +91,8 @@ def pack_with_overlap(splitter: RecursiveSplitter, units: list[Span], limit: int
                       reach: np.ndarray | None = None) -> list[Span]:
     """Consecutive units packed greedily under ``limit``; each chunk after the first repeats up to ``overlap``
     trailing units of the previous one (fewer if they would not fit). A chunk takes unit ``i`` only if units
-    ``i`` to ``reach[i]`` all fit (:func:`paragraph_reach`)."""
-    if not overlap:  # plain greedy packing, which the splitter does without a Python step per unit
-        return splitter.pack(units if reach is None else joined_through_reach(units, reach), limit)
+    ``i`` to ``reach[i]`` all fit (:func:`paragraph_reach`). Without overlap the splitter packs every document at
+    once and without a Python step per unit (:meth:`SentenceChunker._packed`)."""
     reach_of = range(len(units)) if reach is None else reach.tolist()
     spans: list[Span] = []
     first = 0
