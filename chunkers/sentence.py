@@ -11,7 +11,9 @@ re-measured on the final chunk text; ``chunk_size`` is a hard ceiling.
 
 Paragraphs (text between blank lines) that fit in one chunk are kept whole (``keep_paragraphs``): a chunk that
 has no room for the whole next paragraph closes before it rather than cutting it. A paragraph over the limit
-is packed sentence by sentence, with its neighbours.
+is packed sentence by sentence, with its neighbours. With ``overlap_sentences``, a chunk repeats the last
+sentences of the one before; across a paragraph break only whole paragraphs are repeated, never the tail of a
+paragraph that ended before the chunk's new text.
 """
 from __future__ import annotations
 
@@ -52,13 +54,24 @@ def sentence_units(splitter: RecursiveSplitter, limit: int, starts: np.ndarray |
     return without_gaps(edges_to_spans(edges), ends)
 
 
+def unit_edges(units: list[Span]) -> tuple[np.ndarray, np.ndarray]:
+    """The units' starts and ends as two arrays."""
+    edges = np.array(units, dtype=np.int64).reshape(-1, 2)
+    return edges[:, 0], edges[:, 1]
+
+
+def paragraph_of(units: list[Span], paragraph_starts: np.ndarray) -> np.ndarray:
+    """For each unit, the number of the paragraph it belongs to: a unit starting at one of ``paragraph_starts``
+    opens the next paragraph."""
+    return np.cumsum(np.isin(unit_edges(units)[0], paragraph_starts))
+
+
 def paragraph_reach(splitter: RecursiveSplitter, units: list[Span], paragraph_starts: np.ndarray,
                     limit: int) -> np.ndarray:
     """For each unit, the index of the last unit that a chunk taking it must take too: the last unit of its
     paragraph when the unit opens a paragraph (one of ``paragraph_starts``) that fits in ``limit``, else itself.
     A paragraph runs from its start to the next paragraph start or the end of its document's units."""
-    unit_starts = np.array([a for a, _ in units], dtype=np.int64)
-    unit_ends = np.array([b for _, b in units], dtype=np.int64)
+    unit_starts, unit_ends = unit_edges(units)
     reach = np.arange(len(units))
     opens = np.flatnonzero(np.isin(unit_starts, paragraph_starts))
     if not len(opens):
@@ -82,18 +95,20 @@ def joined_through_reach(units: list[Span], reach: np.ndarray) -> list[Span]:
     np.add.at(inside, reach[runs], -1)
     last = np.flatnonzero(np.cumsum(inside)[:-1] == 0)  # units whose end is not inside a run: a joined unit's last
     first = np.concatenate(([0], last[:-1] + 1))
-    unit_starts = np.array([a for a, _ in units], dtype=np.int64)
-    unit_ends = np.array([b for _, b in units], dtype=np.int64)
+    unit_starts, unit_ends = unit_edges(units)
     return list(zip(unit_starts[first].tolist(), unit_ends[last].tolist()))
 
 
 def pack_with_overlap(splitter: RecursiveSplitter, units: list[Span], limit: int, overlap: int,
-                      reach: np.ndarray | None = None) -> list[Span]:
+                      reach: np.ndarray | None = None, paragraph: np.ndarray | None = None) -> list[Span]:
     """Consecutive units packed greedily under ``limit``; each chunk after the first repeats up to ``overlap``
     trailing units of the previous one (fewer if they would not fit). A chunk takes unit ``i`` only if units
-    ``i`` to ``reach[i]`` all fit (:func:`paragraph_reach`). Without overlap the splitter packs every document at
-    once and without a Python step per unit (:meth:`SentenceChunker._packed`)."""
+    ``i`` to ``reach[i]`` all fit (:func:`paragraph_reach`). Given each unit's ``paragraph``
+    (:func:`paragraph_of`), the repeated units never begin inside a paragraph that ended before the chunk's new
+    text: across a paragraph break only whole paragraphs are repeated. Without overlap the splitter packs every
+    document at once and without a Python step per unit (:meth:`SentenceChunker._packed`)."""
     reach_of = range(len(units)) if reach is None else reach.tolist()
+    paragraph_list = None if paragraph is None else paragraph.tolist()
     spans: list[Span] = []
     first = 0
     while first < len(units):
@@ -103,10 +118,14 @@ def pack_with_overlap(splitter: RecursiveSplitter, units: list[Span], limit: int
         spans.append((units[first][0], units[last][1]))
         if last + 1 >= len(units):
             break
-        next_first = last + 1
-        while next_first > max(first + 1, last + 1 - overlap) and \
-                splitter.estimate(units[next_first - 1][0], units[reach_of[last + 1]][1]) <= limit:
-            next_first -= 1
+        fresh = last + 1  # the next chunk's first unit not in this one
+        next_first = candidate = fresh
+        while candidate > max(first + 1, fresh - overlap) and \
+                splitter.estimate(units[candidate - 1][0], units[reach_of[fresh]][1]) <= limit:
+            candidate -= 1
+            if paragraph_list is None or paragraph_list[candidate] in (paragraph_list[fresh],
+                                                                        paragraph_list[candidate - 1] + 1):
+                next_first = candidate  # inside the paragraph the chunk continues, or opening a paragraph
         first = next_first
     return spans
 
@@ -117,7 +136,9 @@ class SentenceChunker(Chunker):
 
     class Params(OperatorParams):
         chunk_size: int = Field(256, gt=0, description="maximum tokens per chunk (hard ceiling)")
-        overlap_sentences: int = Field(0, ge=0, description="sentences repeated from the previous chunk")
+        overlap_sentences: int = Field(0, ge=0, description=(
+            "sentences repeated from the previous chunk (with keep_paragraphs, across a paragraph break only "
+            "whole paragraphs)"))
         keep_paragraphs: bool = Field(True, description=(
             "a paragraph (text between blank lines) that fits in one chunk is never split across two: the chunk "
             "before it closes early instead"))
@@ -126,18 +147,20 @@ class SentenceChunker(Chunker):
     def _packed(self, splitter: RecursiveSplitter, starts: np.ndarray, ends: np.ndarray) -> list[Span]:
         """Chunk spans of the ranges ``[starts[k], ends[k])`` (one per document), before the exact re-measure."""
         limit, overlap = self.params.chunk_size, self.params.overlap_sentences
-        reach = None
+        reach = paragraph = None
         if self.params.keep_paragraphs:
             paragraph_starts = merge_sorted(starts, splitter.cuts_in(starts, ends, BLOCKS))
             units = sentence_units(splitter, limit, starts, ends, paragraph_starts)
             reach = paragraph_reach(splitter, units, paragraph_starts, limit)
+            paragraph = paragraph_of(units, paragraph_starts)
         else:
             units = sentence_units(splitter, limit, starts, ends)
         if not overlap:  # every document's greedy packing in one call
             return splitter.pack(units if reach is None else joined_through_reach(units, reach), limit, starts, ends)
         return [span for first, last in per_document(units, starts, ends)
                 for span in pack_with_overlap(splitter, units[first:last], limit, overlap,
-                                              None if reach is None else reach[first:last] - first)]
+                                              None if reach is None else reach[first:last] - first,
+                                              None if paragraph is None else paragraph[first:last])]
 
     def spans(self, text: str) -> tuple[list[Span], list[int], list[bool]]:
         limit = self.params.chunk_size

@@ -125,6 +125,29 @@ def test_sentence_chunks_keep_a_paragraph_that_fits_whole_and_pack_a_longer_one_
     assert split_paragraphs(flat)  # without the rule, chunks fill up and cut paragraphs
 
 
+def test_sentence_overlap_repeats_only_whole_paragraphs_across_a_paragraph_break():
+    four = " ".join(f"Point {i} of this part holds." for i in range(4))  # about 28 tokens: two do not fit in 40
+    one = "A single short line here."
+    long = " ".join(f"Delta {i} runs on for a while." for i in range(12))  # over the limit: packed sentence-wise
+    paragraphs = [four] * 3 + [one] * 6 + [long] + [four] * 2
+    text = "\n\n".join(paragraphs)
+    starts, position = [], 0
+    for paragraph in paragraphs:
+        starts.append(position)
+        position += len(paragraph) + 2
+    long_span = (starts[9], starts[9] + len(long))
+    for overlap in (1, 2, 3):
+        chunks = get_chunker("sentence", chunk_size=40, overlap_sentences=overlap).chunk_text(text)
+        assert all(c.token_count <= 40 for c in chunks)
+        for chunk in chunks:  # a paragraph start, or a sentence inside the paragraph a chunk boundary cut
+            assert chunk.start in starts or long_span[0] < chunk.start < long_span[1], (overlap, chunk.text)
+        repeated = [after for before, after in zip(chunks, chunks[1:]) if after.start < before.end]
+        assert any(c.text.startswith(one) for c in repeated)  # short paragraphs are still repeated whole
+        assert any(long_span[0] < c.start < long_span[1] for c in repeated)  # and sentences inside a long one
+    old = get_chunker("sentence", chunk_size=40, overlap_sentences=2, keep_paragraphs=False).chunk_text(text)
+    assert any(c.start not in starts and not long_span[0] < c.start < long_span[1] for c in old)
+
+
 def test_the_structure_prefix_goes_into_what_is_indexed_and_what_the_reader_sees():
     chunks = recursive(40).chunk_text(GUIDE, doc_id="guide")
     table_piece = next(c for c in chunks if c.metadata.get("table_header"))
