@@ -40,6 +40,7 @@ from pydantic import Field
 from chunkers.base import Chunker
 from rag.errors import ConfigError
 from rag.registry import OperatorParams, create, operator
+from rag.tokens import without_lone_surrogates
 from rag.types import Chunk, Document
 
 if TYPE_CHECKING:
@@ -90,7 +91,7 @@ def token_embeddings_many(st_model, texts: list[str], overlap: int,
                           "window_overlap")
     results, jobs = [], []  # jobs: (text number, ids, window start, end, own start, own end)
     for number, text in enumerate(texts):
-        encoded = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True, truncation=False,
+        encoded = tokenizer(without_lone_surrogates(text), add_special_tokens=False, return_offsets_mapping=True, truncation=False,
                             verbose=False)
         ids = encoded["input_ids"]
         results.append((np.zeros((len(ids), dim), dtype=np.float32),

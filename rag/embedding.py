@@ -16,6 +16,7 @@ from typing import Sequence
 import numpy as np
 
 from rag.errors import ConfigError
+from rag.tokens import without_lone_surrogates
 
 log = logging.getLogger(__name__)
 
@@ -145,11 +146,12 @@ class Embedder:
 
     def token_lengths(self, texts: Sequence[str]) -> list[int]:
         """Word-piece counts with the model's own tokenizer (special tokens included)."""
-        enc = self.st.tokenizer(list(texts), add_special_tokens=True, truncation=False)["input_ids"]
+        enc = self.st.tokenizer([without_lone_surrogates(t) for t in texts], add_special_tokens=True,
+                                truncation=False)["input_ids"]
         return [len(ids) for ids in enc]
 
     def _encode(self, texts: Sequence[str], prefix: str, show_progress: bool) -> np.ndarray:
-        inputs = [prefix + t for t in texts]
+        inputs = [without_lone_surrogates(prefix + t) for t in texts]
         lengths = self.token_lengths(inputs)
         over = sum(1 for n in lengths if n > self.max_tokens)
         if over:

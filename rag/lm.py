@@ -34,6 +34,7 @@ import numpy as np
 
 from rag.errors import ConfigError
 from rag.lm_files import load_weights, resolve_lm_path
+from rag.tokens import without_lone_surrogates
 
 log = logging.getLogger(__name__)
 
@@ -105,7 +106,7 @@ class CausalLM:
 
     def encode(self, text: str) -> list[int]:
         """Token ids of ``text`` without special tokens."""
-        return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+        return list(self.tokenizer(without_lone_surrogates(text), add_special_tokens=False)["input_ids"])
 
     def count_tokens(self, text: str) -> int:
         return len(self.encode(text))
@@ -281,7 +282,7 @@ class CausalLM:
         """
         import torch
 
-        text = self.format_prompt(prompt, chat)
+        text = without_lone_surrogates(self.format_prompt(prompt, chat))
         tokenizer, model = self.tokenizer, self.model
         ids = tokenizer(text, add_special_tokens=not _starts_with_bos(text, tokenizer))["input_ids"]
         if not ids:  # an empty prompt: start from the first special token the model has

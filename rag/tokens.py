@@ -55,6 +55,18 @@ def is_safe_cut(text: str, p: int) -> bool:
     return before == "\n" and not here.isspace()
 
 
+def without_lone_surrogates(text: str) -> str:
+    """``text`` with every lone surrogate (not valid Unicode: Hugging Face tokenizers and UTF-8 reject it) replaced
+    by U+FFFD, one character for one, so character offsets stay the same; ``text`` itself when it has none."""
+    if text.isascii():
+        return text
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+
+
 def tokenizer_identity(name: str) -> str:
     """The tiktoken encoding ``name`` loads: names with the same identity count every text alike."""
     return _OFFLINE_NAMES.get(name, name)
@@ -82,7 +94,7 @@ class RustBPEEncoding:
         try:
             return self.rust.encode(text)
         except UnicodeEncodeError:  # lone surrogates: replaced by U+FFFD, as tiktoken does
-            return self.rust.encode(text.encode("utf-16", "surrogatepass").decode("utf-16", "replace"))
+            return self.rust.encode(without_lone_surrogates(text))
 
     def encode_to_numpy(self, text: str, *, allowed_special=frozenset(), disallowed_special="all") -> np.ndarray:
         if allowed_special or disallowed_special:  # special-token handling: tiktoken's semantics
@@ -214,8 +226,7 @@ class HuggingFaceTokenizer:
         try:
             return self.backend.encode(text, add_special_tokens=False)
         except (UnicodeEncodeError, TypeError):  # lone surrogates: one U+FFFD each, so offsets stay aligned
-            return self.backend.encode(text.encode("utf-16", "surrogatepass").decode("utf-16", "replace"),
-                                       add_special_tokens=False)
+            return self.backend.encode(without_lone_surrogates(text), add_special_tokens=False)
 
     def encode(self, text: str) -> list[int]:
         return self._encode(text).ids

@@ -85,7 +85,7 @@ def tiny_lm():
 
 
 def test_perplexity_chunker_with_a_real_tiny_causal_lm(tiny_lm):
-    text = " ".join(TOPICS * 4) + " 日本語の文です。😀 e\u0301!\r\n\r\n" + "x" * 200
+    text = " ".join(TOPICS * 4) + " 日本語の文です。😀 e\u0301 \ud800!\r\n\r\n" + "x" * 200
     chunker = get_chunker("perplexity", chunk_size=20).use_lm(tiny_lm)
     calls = tiny_lm.forward_calls
     chunks = chunker.chunk_text(text)

@@ -80,6 +80,15 @@ def test_late_chunking_returns_contextual_unit_vectors_for_the_boundary_chunks(r
     assert float(vectors[1] @ alone) < 0.99
 
 
+def test_lone_surrogates_reach_no_model_tokenizer(resources):
+    # Hugging Face tokenizers reject them (a raw TypeError before): one U+FFFD each, offsets unchanged
+    text = "One cat sat. Two \ud800 dogs ran far away. Three \udfff birds. " * 3
+    semantic = get_chunker("semantic", chunk_size=16).use_embedder(resources.embedder).chunk_text(text)
+    assert "".join(c.text for c in semantic) == text
+    chunks, vectors = get_chunker("late", cache=False).chunk_with_embeddings(Document("d", text), resources)
+    assert [text[c.start:c.end] for c in chunks] == [c.text for c in chunks] and np.isfinite(vectors).all()
+
+
 def test_context_weight_mixes_the_pooled_vector_with_the_chunks_own_embedding(resources):
     text = "Berlin is the capital of Germany. Its population is about 3.8 million. " * 25
     doc = Document("d", text)
