@@ -23,12 +23,13 @@ from __future__ import annotations
 from typing import Any, Literal, Sequence
 
 import numpy as np
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from chunkers._spans import Span, build_chunks, fit_spans
 from chunkers._splitter import RecursiveSplitter
 from chunkers.base import Chunker, tokenizer_field
 from chunkers.sentence import sentence_units
+from rag.errors import ConfigError
 from rag.registry import OperatorParams, operator
 from rag.types import Chunk, Document
 
@@ -112,6 +113,14 @@ class SemanticChunker(Chunker):
         piece_size: int = Field(50, gt=0, description="tokens per piece for the cluster variant")
         embedder: dict[str, Any] = Field(default_factory=lambda: {"model": "minilm"})
         tokenizer: str = tokenizer_field()
+
+        @model_validator(mode="after")
+        def _percentile_in_range(self):
+            if self.threshold is not None and self.breakpoint in ("percentile", "gradient") \
+                    and not 0 <= self.threshold <= 100:
+                raise ConfigError(f"threshold ({self.threshold}) is a percentile for breakpoint {self.breakpoint!r}: "
+                                  "it must be between 0 and 100", "threshold")
+            return self
 
     def __init__(self, **params):
         super().__init__(**params)

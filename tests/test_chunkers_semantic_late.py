@@ -120,6 +120,13 @@ def test_context_weight_zero_embeds_each_chunk_alone_without_a_forward_pass_over
     assert np.allclose(vectors, resources.embedder.embed([c.text for c in chunks]), atol=1e-6)
 
 
+def test_a_percentile_threshold_outside_0_to_100_is_a_config_error_naming_it():
+    for params in ({"threshold": 150}, {"breakpoint": "gradient", "threshold": -1}):
+        with pytest.raises(ConfigError, match="threshold"):
+            get_chunker("semantic", **params)
+    get_chunker("semantic", breakpoint="stddev", threshold=3)  # standard deviations: any number
+
+
 def test_late_chunking_requires_a_nested_boundary_chunker():
     with pytest.raises(ConfigError, match="boundaries"):
         get_chunker("late", boundaries={"chunk_size": 16})
