@@ -139,7 +139,7 @@ def parse_markdown(text: str) -> MarkdownStructure:
         blocks.append((start, end, "table"))
         lines = text[start:end].split("\n")
         header = "\n".join(lines[:2]) if len(lines) > 1 and "-" in lines[1] else lines[0]
-        structure.table_headers[start] = header
+        structure.table_headers[start] = header.rstrip("\r")  # without the CR of a CRLF line end
     structure.blocks = sorted(blocks)
     structure._block_starts = [b[0] for b in structure.blocks]
     return structure

@@ -52,6 +52,8 @@ def test_pieces_of_a_split_table_repeat_its_header_rows_in_metadata():
     for c in chunks[1:]:
         assert c.metadata["table_header"] == "| name | value |\n|---|---|"
         assert structure_prefix(c) == "Guide > Use\n| name | value |\n|---|---|\n"
+    crlf = [c for c in recursive(40).chunk_text(GUIDE.replace("\n", "\r\n")) if c.metadata.get("table_header")]
+    assert crlf and all(c.metadata["table_header"] == "| name | value |\r\n|---|---|" for c in crlf)
 
 
 def test_paragraphs_stay_whole_when_they_fit_and_sentences_come_before_words():
