@@ -20,7 +20,7 @@ programming, subject to the segment fitting ``chunk_size`` tokens.
 """
 from __future__ import annotations
 
-from typing import Any, Literal, Sequence
+from typing import Literal, Sequence
 
 import numpy as np
 from pydantic import Field, model_validator
@@ -29,6 +29,7 @@ from chunkers._spans import Span, build_chunks, fit_spans
 from chunkers._splitter import RecursiveSplitter
 from chunkers.base import Chunker, tokenizer_field
 from chunkers.sentence import sentence_units
+from rag.config import EmbedderConfig
 from rag.errors import ConfigError
 from rag.registry import OperatorParams, operator
 from rag.types import Chunk, Document
@@ -111,7 +112,7 @@ class SemanticChunker(Chunker):
         threshold: float | None = Field(None, description="percentile (0-100) or number of standard deviations")
         buffer: int = Field(1, ge=0, description="neighbouring sentences embedded with each sentence")
         piece_size: int = Field(50, gt=0, description="tokens per piece for the cluster variant")
-        embedder: dict[str, Any] = Field(default_factory=lambda: {"model": "minilm"})
+        embedder: EmbedderConfig = Field(default_factory=EmbedderConfig, description="used when no embedder is shared")
         tokenizer: str = tokenizer_field()
 
         @model_validator(mode="after")
@@ -131,7 +132,7 @@ class SemanticChunker(Chunker):
         if self._embedder is None:
             from rag.embedding import Embedder
 
-            self._embedder = Embedder(**self.params.embedder)
+            self._embedder = Embedder(**self.params.embedder.model_dump())
         return self._embedder
 
     def use_embedder(self, embedder) -> "SemanticChunker":
