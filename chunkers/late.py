@@ -91,8 +91,8 @@ def token_embeddings_many(st_model, texts: list[str], overlap: int,
                           "window_overlap")
     results, jobs = [], []  # jobs: (text number, ids, window start, end, own start, own end)
     for number, text in enumerate(texts):
-        encoded = tokenizer(without_lone_surrogates(text), add_special_tokens=False, return_offsets_mapping=True, truncation=False,
-                            verbose=False)
+        encoded = tokenizer(without_lone_surrogates(text), add_special_tokens=False, return_offsets_mapping=True,
+                            truncation=False, verbose=False)
         ids = encoded["input_ids"]
         results.append((np.zeros((len(ids), dim), dtype=np.float32),
                         np.asarray(encoded["offset_mapping"], dtype=np.int64).reshape(-1, 2)))

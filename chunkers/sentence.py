@@ -152,11 +152,12 @@ class SentenceChunker(Chunker):
             paragraph_starts = merge_sorted(starts, splitter.cuts_in(starts, ends, BLOCKS))
             units = sentence_units(splitter, limit, starts, ends, paragraph_starts)
             reach = paragraph_reach(splitter, units, paragraph_starts, limit)
-            paragraph = paragraph_of(units, paragraph_starts)
         else:
             units = sentence_units(splitter, limit, starts, ends)
         if not overlap:  # every document's greedy packing in one call
             return splitter.pack(units if reach is None else joined_through_reach(units, reach), limit, starts, ends)
+        if self.params.keep_paragraphs:  # only the overlap needs to know where paragraphs change
+            paragraph = paragraph_of(units, paragraph_starts)
         return [span for first, last in per_document(units, starts, ends)
                 for span in pack_with_overlap(splitter, units[first:last], limit, overlap,
                                               None if reach is None else reach[first:last] - first,
