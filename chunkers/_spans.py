@@ -294,7 +294,7 @@ def fit_spans(text: str, spans: Iterable[Span], tokenizer: TiktokenTokenizer, li
         pieces = list(_split_to_limit(text, start, end, tokenizer, limit))
         if (i and spans[i - 1][1] > start) or (i + 1 < len(spans) and spans[i + 1][0] < end):
             # a span overlapping its neighbour is cut at token boundaries only: a moved cut could put pieces out
-            # of document order; the caller drops the pieces the next chunk holds (drop_pieces_inside_the_next_chunk)
+            # of document order; the caller drops the pieces another chunk holds (drop_chunks_held_by_another)
             for piece in pieces:
                 keep(*piece)
             continue
@@ -334,19 +334,19 @@ def _last_cut_at_a_word(text: str, pieces: list, tokenizer: TiktokenTokenizer, l
     return [*pieces[:-2], ((a, word), before, False), ((word, b), after, False)]
 
 
-def drop_pieces_inside_the_next_chunk(spans: list[Span], counts: list[int], oversize: list[bool]):
+def drop_chunks_held_by_another(spans: list[Span], counts: list[int], oversize: list[bool]):
     """With overlapping chunks, a chunk that :func:`fit_spans` had to cut again (its estimate fit, its exact
-    count did not) can end in pieces that start after the next chunk does; the next chunk holds them whole (it
-    ends later), so they are dropped and chunks stay in document order. Used by every chunker with overlap."""
-    keep = [True] * len(spans)
-    following = None
-    for i in range(len(spans) - 1, -1, -1):
-        if following is not None and spans[i][0] > spans[following][0] and spans[i][1] <= spans[following][1]:
-            keep[i] = False
-        else:
-            following = i
-    return ([x for x, k in zip(spans, keep) if k], [x for x, k in zip(counts, keep) if k],
-            [x for x, k in zip(oversize, keep) if k])
+    count did not) can end in pieces that another chunk holds whole: pieces starting after the next chunk does,
+    or, when one character takes several tokens, a piece equal to or inside a neighbour. They are dropped (nothing
+    is lost: the chunk holding one covers it), so chunks are in document order with starts and ends both
+    strictly increasing. Used by every chunker with overlap."""
+    order = sorted(range(len(spans)), key=lambda i: (spans[i][0], -spans[i][1]))
+    keep, reach = [], -1
+    for i in order:
+        if spans[i][1] > reach:  # not inside a chunk starting before it (or at the same place, and longer)
+            keep.append(i)
+            reach = spans[i][1]
+    return [spans[i] for i in keep], [counts[i] for i in keep], [oversize[i] for i in keep]
 
 
 def _split_to_limit(text: str, start: int, end: int, tokenizer: TiktokenTokenizer, limit: int):
@@ -366,6 +366,11 @@ def _split_to_limit(text: str, start: int, end: int, tokenizer: TiktokenTokenize
         if cut == 0:  # the first token lies inside a character: take that whole character
             cut = int(bounds[np.searchsorted(bounds, 0, side="right")])
         piece_count = tokenizer.count(piece[:cut])
+        while piece_count > limit and cut > 1:
+            # the cut was moved to the end of a character its token boundary fell inside (each of " \u200d" and
+            # "漢" takes several tokens): step back a character, so only a single character is ever over the limit
+            cut -= 1
+            piece_count = tokenizer.count(piece[:cut])
         yield (start, start + cut), piece_count, piece_count > limit
         start += cut
 

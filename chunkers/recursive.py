@@ -23,7 +23,7 @@ from pydantic import Field, model_validator
 
 from chunkers._batches import chunk_in_batches, chunks_of_joined, joined_documents
 from chunkers._markdown import has_structure
-from chunkers._spans import build_chunks, drop_pieces_inside_the_next_chunk, fit_spans
+from chunkers._spans import build_chunks, drop_chunks_held_by_another, fit_spans
 from chunkers._splitter import RecursiveSplitter
 from chunkers.base import Chunker, overlap_below_size, tokenizer_field
 from rag.registry import OperatorParams, operator
@@ -65,7 +65,7 @@ class RecursiveChunker(Chunker):
             return spans, counts, oversize
         spans = splitter.with_overlap(spans, overlap)
         spans, counts, oversize = fit_spans(splitter.text, spans, self.tokenizer_, limit, splitter.index.counts(spans))
-        return drop_pieces_inside_the_next_chunk(spans, counts, oversize)
+        return drop_chunks_held_by_another(spans, counts, oversize)
 
     def chunk_documents(self, documents: Sequence[Document]) -> list[Chunk]:
         """Every document's chunks, in order. Documents without markdown structure are split in batches (see

@@ -24,7 +24,7 @@ from pydantic import Field
 
 from chunkers._batches import chunk_in_batches, chunks_of_joined, joined_documents, per_document, without_gaps
 from chunkers._sentences import sentence_cuts
-from chunkers._spans import Span, build_chunks, drop_pieces_inside_the_next_chunk, fit_spans
+from chunkers._spans import Span, build_chunks, drop_chunks_held_by_another, fit_spans
 from chunkers._splitter import BLOCKS, WORDS, RecursiveSplitter, edges_to_spans, merge_sorted
 from chunkers.base import Chunker, tokenizer_field
 from rag.registry import OperatorParams, operator
@@ -168,7 +168,7 @@ class SentenceChunker(Chunker):
         splitter = RecursiveSplitter(text, self.tokenizer_, markdown=False)
         spans = self._packed(splitter, np.array([0]), np.array([len(text)]))
         counts = splitter.index.counts(spans)
-        return drop_pieces_inside_the_next_chunk(*fit_spans(text, spans, self.tokenizer_, limit, counts))
+        return drop_chunks_held_by_another(*fit_spans(text, spans, self.tokenizer_, limit, counts))
 
     def chunk(self, document: Document) -> list[Chunk]:
         if not document.text:
@@ -187,5 +187,5 @@ class SentenceChunker(Chunker):
         splitter = RecursiveSplitter(text, self.tokenizer_, markdown=False, index=index)
         spans = self._packed(splitter, starts, ends)
         # pieces dropped for one document never involve another: the next document's chunks start after its end
-        kept = drop_pieces_inside_the_next_chunk(*fit_spans(text, spans, self.tokenizer_, limit, index.counts(spans)))
+        kept = drop_chunks_held_by_another(*fit_spans(text, spans, self.tokenizer_, limit, index.counts(spans)))
         return chunks_of_joined(documents, starts, ends, *kept, self.tokenizer_)

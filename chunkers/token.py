@@ -20,7 +20,7 @@ import numpy as np
 from pydantic import Field, model_validator
 
 from chunkers._batches import chunk_in_batches, chunks_of_joined, joined_documents
-from chunkers._spans import TokenIndex, build_chunks, drop_pieces_inside_the_next_chunk, fit_spans, token_char_bounds
+from chunkers._spans import TokenIndex, build_chunks, drop_chunks_held_by_another, fit_spans, token_char_bounds
 from chunkers.base import Chunker, overlap_below_size, tokenizer_field
 from rag.registry import OperatorParams, operator
 from rag.types import Chunk, Document
@@ -69,7 +69,7 @@ class TokenChunker(Chunker):
         spans, counts, oversize = fit_spans(text, spans, self.tokenizer_, self.params.chunk_size,
                                             index.counts(spans))
         if self.params.overlap:
-            spans, counts, oversize = drop_pieces_inside_the_next_chunk(spans, counts, oversize)
+            spans, counts, oversize = drop_chunks_held_by_another(spans, counts, oversize)
         return build_chunks(document, spans, counts, oversize, tokenizer=self.tokenizer_)
 
     def chunk_documents(self, documents: Sequence[Document]) -> list[Chunk]:
@@ -91,6 +91,6 @@ class TokenChunker(Chunker):
                 document.text, self.tokenizer_, size, overlap, bounds[first:last + 1] - start))
         kept = fit_spans(text, spans, self.tokenizer_, size, index.counts(spans))
         if overlap:  # pieces dropped for one document never involve another: the next one's chunks start after
-            kept = drop_pieces_inside_the_next_chunk(*kept)
+            kept = drop_chunks_held_by_another(*kept)
         return chunks_of_joined(documents, starts, ends, *kept, self.tokenizer_)
 

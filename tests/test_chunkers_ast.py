@@ -48,6 +48,7 @@ def check(text: str, chunks, max_chars: int, chunk_size: int) -> None:
         assert c.token_count == tokenizer.count(c.text)
         assert c.tokenizer == tokenizer.identity  # the count says which tokenizer measured it
         assert c.token_count <= chunk_size or c.metadata.get("oversize")
+        assert not c.metadata.get("oversize") or len(c.text) == 1  # only a character is indivisible
         if "fallback" not in c.metadata:
             assert nonspace[c.end] - nonspace[c.start] <= max_chars
 

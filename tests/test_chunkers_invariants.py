@@ -40,8 +40,11 @@ def check_contract(text, chunks, size, tiling, tokenizer_name="cl100k_base"):
         assert c.token_count == tokenizer.count(c.text)
         assert c.tokenizer == tokenizer.identity  # the count says which tokenizer measured it
         assert c.token_count <= size or c.metadata.get("oversize")
+        if c.metadata.get("oversize"):  # only what cannot be cut: a single character
+            assert len(c.text) == 1, c
         covered.update(range(c.start, c.end))
-    assert [c.start for c in chunks] == sorted(c.start for c in chunks)
+    for before, after in zip(chunks, chunks[1:]):  # document order; no chunk repeats or holds another
+        assert before.start < after.start and before.end < after.end, (before, after)
     assert covered == set(range(len(text)))
     if tiling:
         assert "".join(c.text for c in chunks) == text
@@ -86,6 +89,17 @@ def test_bad_input_never_crashes_and_keeps_the_contract(key, case, tokenizer):
     if not text:
         assert chunks == []
     check_contract(text, chunks, 16, key in TILING, tokenizer)
+
+
+@pytest.mark.parametrize("key, text, size", [
+    ("token_overlap", "👍👍👍", 5),  # each emoji is 3 tokens: two windows were cut into the same piece
+    ("token_overlap", "日本語", 2),  # a piece held by the chunk before it
+    ("recursive_overlap", "日本語", 2),
+    ("token", "a 漢", 2),  # " 漢" was flagged oversize though " " and "漢" can be apart
+    ("recursive", " \u200d", 1),
+])
+def test_characters_of_several_tokens_at_tiny_sizes_keep_order_and_flag_only_single_characters(key, text, size):
+    check_contract(text, make(key, size).chunk_text(text), size, key in TILING)
 
 
 def test_sentence_overlap_keeps_document_order_when_a_chunk_must_be_split_again():

@@ -32,6 +32,7 @@ def check_contract(text, chunks, size):
         assert c.token_count == tokenizer.count(c.text)
         assert c.tokenizer == tokenizer.identity  # the count says which tokenizer measured it
         assert c.token_count <= size or c.metadata.get("oversize")
+        assert not c.metadata.get("oversize") or len(c.text) == 1  # only a character is indivisible
 
 
 # -- perplexity -----------------------------------------------------------------------------------------
