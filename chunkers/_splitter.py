@@ -178,6 +178,8 @@ class RecursiveSplitter:
             over = np.flatnonzero(4 * (unit_ends - unit_starts) + 1 > limit)
             over = over[self._inside(unit_starts[over], span_starts, span_ends)]
             over = over[self.estimates(unit_starts[over], unit_ends[over]) > limit]
+            if level == BLOCKS and len(over) and self.structure.blocks:
+                over = self._without_blocks_that_fit(unit_starts, unit_ends, over, limit)
             levels.append((span_starts, span_ends, edges))
             spans = (unit_starts[over], unit_ends[over])
             level += 1
@@ -197,6 +199,19 @@ class RecursiveSplitter:
         heading_units, cut = heading_units[inner], cut[inner]
         oversized_next = self.estimates(unit_starts[heading_units + 1], unit_ends[heading_units + 1]) > limit
         return np.setdiff1d(edges, cut[oversized_next], assume_unique=True)
+
+    def _without_blocks_that_fit(self, starts: np.ndarray, ends: np.ndarray, over: np.ndarray,
+                                 limit: int) -> np.ndarray:
+        """``over`` without the units that are a whole code fence or table whose own text fits ``limit``. The
+        estimate also counts a token straddling the block's end (its last line feed tokenized with the blank line
+        after it, or its closing backticks with the text before), so a block that fits exactly would be split."""
+        blocks = {(a, b) for a, b, _ in self.structure.blocks}
+        whole = [i for i in over.tolist() if (int(starts[i]), int(ends[i])) in blocks]
+        if not whole:
+            return over
+        counts = self.index.counts([(int(starts[i]), int(ends[i])) for i in whole])
+        fits = [i for i, count in zip(whole, counts) if count <= limit]
+        return over[~np.isin(over, fits)]
 
     @staticmethod
     def _inside(positions: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:

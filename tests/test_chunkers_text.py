@@ -5,6 +5,7 @@ from __future__ import annotations
 from chunkers import get_chunker
 from chunkers._sentences import sentence_spans
 from rag.generation.prompts import format_context
+from rag.tokens import get_tokenizer
 from rag.types import Chunk, Document, structure_prefix
 from retrievers.bm25 import BM25Index
 from retrievers.filtering import indexed_text
@@ -43,6 +44,14 @@ def test_a_heading_joins_the_first_piece_of_a_block_too_big_to_follow_it_whole()
 def test_a_code_fence_that_fits_is_kept_whole_blank_lines_and_all():
     fence = "```python\nimport rag\n\n\nprint(rag)\n```"
     assert any(fence in c.text for c in recursive(40).chunk_text(GUIDE))
+
+
+def test_a_code_fence_exactly_at_the_limit_is_kept_whole_though_its_last_line_feed_joins_the_blank_line():
+    # in the document "\n\n" after the closing fence is one token, so the fence's estimate is a token over the limit
+    fence = "````\nx = 1\n````\n"
+    assert get_tokenizer("cl100k_base").count(fence) == 9
+    chunks = recursive(9).chunk_text("Intro.\n\n" + fence + "\nTail.")
+    assert fence in [c.text for c in chunks]
 
 
 def test_pieces_of_a_split_table_repeat_its_header_rows_in_metadata():
