@@ -6,9 +6,10 @@ in document order; ``c.token_count`` is measured on ``c.text`` with the chunker'
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Annotated, Any, Sequence
 
 import numpy as np
+from pydantic import AfterValidator
 
 from rag.errors import ConfigError
 from rag.registry import Operator
@@ -17,6 +18,20 @@ from rag.types import Chunk, Document
 
 if TYPE_CHECKING:
     from rag.resources import Resources
+
+
+def _loadable_tokenizer(name: str) -> str:
+    # loaded (once, shared) when the params are validated, so `ragloom validate` and the config's file and line
+    # name an unknown tokenizer, not the first chunking run
+    try:
+        get_tokenizer(name)
+    except ConfigError as exc:
+        raise ValueError(exc.message) from None
+    return name
+
+
+#: The type of the ``tokenizer`` param: a tokenizer name that loads.
+TokenizerName = Annotated[str, AfterValidator(_loadable_tokenizer)]
 
 
 def tokenizer_field():

@@ -35,11 +35,11 @@ import json
 from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from chunkers.base import Chunker
 from rag.errors import ConfigError
-from rag.registry import OperatorParams, create, operator
+from rag.registry import OperatorParams, create, get_spec, operator, validate_params
 from rag.tokens import without_lone_surrogates
 from rag.types import Chunk, Document
 
@@ -144,6 +144,17 @@ def _as_embedder_output(vectors: np.ndarray, embedder) -> np.ndarray:
     return vectors.astype(np.float32)
 
 
+def boundary_spec(boundaries: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """The nested chunker's name and params from ``{op: ..., **params}``."""
+    params = dict(boundaries)
+    name = params.pop("op", None)
+    if not name or not isinstance(name, str):
+        raise ConfigError("needs a nested chunker, e.g. {op: sentence, chunk_size: 128}", "boundaries.op")
+    if name == "late":
+        raise ConfigError("late chunking cannot wrap itself", "boundaries.op")
+    return name, params
+
+
 @operator("late", kind="chunker")
 class LateChunker(Chunker):
     """Late chunking (Günther et al. 2024): boundaries from a nested chunker, vectors pooled in context."""
@@ -160,15 +171,17 @@ class LateChunker(Chunker):
         batch_size: int = Field(16, gt=0)
         cache: bool = Field(True, description="cache pooled vectors on disk by document text and spans")
 
+        @model_validator(mode="after")
+        def _boundaries_are_a_chunker(self):
+            # checked with the params, so `ragloom validate` and the config's line name a bad nested key
+            name, params = boundary_spec(self.boundaries)
+            validate_params(get_spec(name, "chunker", "boundaries.op").cls, params, "boundaries")
+            return self
+
     def __init__(self, **params):
         super().__init__(**params)
-        spec = dict(self.params.boundaries)
-        name = spec.pop("op", None)
-        if not name:
-            raise ConfigError("needs a nested chunker, e.g. {op: sentence, chunk_size: 128}", "boundaries.op")
-        if name == "late":
-            raise ConfigError("late chunking cannot wrap itself", "boundaries.op")
-        self.boundary_chunker_ = create(name, spec, kinds="chunker", path="boundaries")
+        name, params = boundary_spec(self.params.boundaries)
+        self.boundary_chunker_ = create(name, params, kinds="chunker", path="boundaries")
         self._cache = None
 
     def chunk(self, document: Document) -> list[Chunk]:

@@ -25,7 +25,7 @@ from pydantic import Field, field_validator
 
 from chunkers._spans import Span, build_chunks, fit_spans
 from chunkers._splitter import LINES, RecursiveSplitter
-from chunkers.base import Chunker, tokenizer_field
+from chunkers.base import Chunker, TokenizerName, tokenizer_field
 from rag.errors import ConfigError
 from rag.registry import OperatorParams, operator
 from rag.types import Chunk, Document
@@ -74,7 +74,7 @@ class LLMChunker(Chunker):
         generator: dict[str, Any] | str = Field(..., description="a completion generator spec, e.g. {name: hf, "
                                                                  "model: PATH} or {name: openai, ...}")
         max_answer_tokens: int = Field(16, gt=0, description="tokens the LLM may write per answer")
-        tokenizer: str = tokenizer_field()
+        tokenizer: TokenizerName = tokenizer_field()
 
         @field_validator("generator")
         @classmethod

@@ -23,7 +23,7 @@ from pydantic import Field
 
 from chunkers._spans import Span, build_chunks, fit_spans
 from chunkers._splitter import RecursiveSplitter
-from chunkers.base import Chunker, tokenizer_field
+from chunkers.base import Chunker, TokenizerName, tokenizer_field
 from chunkers.sentence import sentence_units
 from rag.lm import DTYPES
 from rag.registry import OperatorParams, operator
@@ -75,7 +75,7 @@ class PerplexityChunker(Chunker):
         threshold: float = Field(0.0, ge=0, description="perplexity drop that marks a minimum")
         max_context_tokens: int = Field(1024, gt=1, description="LM context for each sentence's perplexity")
         dtype: str = Field("float32", description=f"one of {', '.join(DTYPES)}")
-        tokenizer: str = tokenizer_field()
+        tokenizer: TokenizerName = tokenizer_field()
 
     def __init__(self, **params):
         super().__init__(**params)

@@ -25,7 +25,7 @@ from chunkers._batches import chunk_in_batches, chunks_of_joined, joined_documen
 from chunkers._markdown import has_structure
 from chunkers._spans import build_chunks, drop_chunks_held_by_another, fit_spans
 from chunkers._splitter import RecursiveSplitter
-from chunkers.base import Chunker, overlap_below_size, tokenizer_field
+from chunkers.base import Chunker, TokenizerName, overlap_below_size, tokenizer_field
 from rag.registry import OperatorParams, operator
 from rag.types import Chunk, Document
 
@@ -38,7 +38,7 @@ class RecursiveChunker(Chunker):
         chunk_size: int = Field(256, gt=0, description="maximum tokens per chunk (hard ceiling)")
         overlap: int = Field(0, ge=0, description="tokens a chunk may repeat from the one before (at most; it "
                                                  "starts at a line, sentence or word boundary)")
-        tokenizer: str = tokenizer_field()
+        tokenizer: TokenizerName = tokenizer_field()
         markdown: bool = Field(True, description="treat headings, code fences and tables as structure (in "
                                                  "documents without a language or of language markdown)")
 

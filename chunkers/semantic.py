@@ -27,7 +27,7 @@ from pydantic import Field, model_validator
 
 from chunkers._spans import Span, build_chunks, fit_spans
 from chunkers._splitter import RecursiveSplitter
-from chunkers.base import Chunker, tokenizer_field
+from chunkers.base import Chunker, TokenizerName, tokenizer_field
 from chunkers.sentence import sentence_units
 from rag.config import EmbedderConfig
 from rag.errors import ConfigError
@@ -113,7 +113,7 @@ class SemanticChunker(Chunker):
         buffer: int = Field(1, ge=0, description="neighbouring sentences embedded with each sentence")
         piece_size: int = Field(50, gt=0, description="tokens per piece for the cluster variant")
         embedder: EmbedderConfig = Field(default_factory=EmbedderConfig, description="used when no embedder is shared")
-        tokenizer: str = tokenizer_field()
+        tokenizer: TokenizerName = tokenizer_field()
 
         @model_validator(mode="after")
         def _percentile_in_range(self):

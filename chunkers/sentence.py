@@ -26,7 +26,7 @@ from chunkers._batches import chunk_in_batches, chunks_of_joined, joined_documen
 from chunkers._sentences import sentence_cuts
 from chunkers._spans import Span, build_chunks, drop_chunks_held_by_another, fit_spans
 from chunkers._splitter import BLOCKS, WORDS, RecursiveSplitter, edges_to_spans, merge_sorted
-from chunkers.base import Chunker, tokenizer_field
+from chunkers.base import Chunker, TokenizerName, tokenizer_field
 from rag.registry import OperatorParams, operator
 from rag.types import Chunk, Document
 
@@ -142,7 +142,7 @@ class SentenceChunker(Chunker):
         keep_paragraphs: bool = Field(True, description=(
             "a paragraph (text between blank lines) that fits in one chunk is never split across two: the chunk "
             "before it closes early instead"))
-        tokenizer: str = tokenizer_field()
+        tokenizer: TokenizerName = tokenizer_field()
 
     def _packed(self, splitter: RecursiveSplitter, starts: np.ndarray, ends: np.ndarray) -> list[Span]:
         """Chunk spans of the ranges ``[starts[k], ends[k])`` (one per document), before the exact re-measure."""

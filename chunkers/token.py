@@ -21,7 +21,7 @@ from pydantic import Field, model_validator
 
 from chunkers._batches import chunk_in_batches, chunks_of_joined, joined_documents
 from chunkers._spans import TokenIndex, build_chunks, drop_chunks_held_by_another, fit_spans, token_char_bounds
-from chunkers.base import Chunker, overlap_below_size, tokenizer_field
+from chunkers.base import Chunker, TokenizerName, overlap_below_size, tokenizer_field
 from rag.registry import OperatorParams, operator
 from rag.types import Chunk, Document
 
@@ -55,7 +55,7 @@ class TokenChunker(Chunker):
     class Params(OperatorParams):
         chunk_size: int = Field(256, gt=0, description="maximum tokens per chunk")
         overlap: int = Field(0, ge=0, description="tokens shared by consecutive windows")
-        tokenizer: str = tokenizer_field()
+        tokenizer: TokenizerName = tokenizer_field()
 
         _overlap_below_size = model_validator(mode="after")(overlap_below_size)
 

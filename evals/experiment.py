@@ -43,7 +43,7 @@ from typing import Any
 
 from evals.metrics import parse_metric
 from rag.errors import ConfigError
-from rag.yaml_io import line_of, load_yaml, plain
+from rag.yaml_io import line_at, line_of, load_yaml, plain
 
 _TOP_KEYS = ("name", "description", "datasets", "pipelines", "metrics", "limit", "span", "ranking", "cache_dir")
 _PIPELINE_ENTRY_KEYS = ("path", "name", "grid", "datasets", "ranking")
@@ -219,10 +219,12 @@ def _pipeline_entries(raw: Any, source: str | None, base: Path, dataset_names: l
             file = file if file.is_absolute() else base / file
             if not file.is_file():
                 raise _error(f"pipeline file not found: {file}", f"{where}.path", source, entry, "path")
-            config = plain(load_yaml(file))
+            located = load_yaml(file)
+            config = plain(located)
             pipe_source = str(file)
             name = str(entry.get("name") or config.get("name") or file.stem)
         else:
+            located = entry
             config = plain({k: v for k, v in entry.items() if k not in ("grid", "datasets", "ranking")})
             if "name" not in config:
                 raise _error("an inline pipeline needs a 'name'", f"{where}.name", source, raw, i)
@@ -234,8 +236,16 @@ def _pipeline_entries(raw: Any, source: str | None, base: Path, dataset_names: l
             try:
                 parse_config(copy.deepcopy(spec.config), pipe_source)  # validate before anything runs
             except ConfigError as exc:
-                raise ConfigError(f"{spec.name}: {exc.message}", f"{where}:{exc.path}" if exc.path else where,
-                                  exc.source or source, exc.line) from None
+                # located in the pipeline's own YAML: its file, or the experiment's lines of an inline one
+                in_file = "path" in entry
+                try:
+                    line = line_at(located, parse_key_path(exc.path)) if exc.path else None
+                except ValueError:
+                    line = None
+                line = line or exc.line or (None if in_file else line_of(raw, i))
+                path = (f"{where}:{exc.path}" if in_file else f"{where}.{exc.path}") if exc.path else where
+                raise ConfigError(f"{spec.name}: {exc.message}", path, pipe_source if in_file else source,
+                                  line) from None
             specs.append(PipelineSpec(spec.name, spec.config, pipe_source, only, ranking))
     names = [s.name for s in specs]
     dup = next((n for n in names if names.count(n) > 1), None)

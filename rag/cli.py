@@ -64,11 +64,26 @@ def cmd_validate(args) -> int:
     from rag.flow import compile_flow
 
     for path in args.configs:
+        if _is_experiment(path):
+            from evals.experiment import load_experiment
+
+            experiment = load_experiment(path)
+            print(f"{path}: ok (experiment {experiment.name}: {len(experiment.pipelines)} pipelines on "
+                  f"{', '.join(d.name for d in experiment.datasets)})")
+            continue
         config = load_config(path)
         compile_flow(config.flow)
         print(f"{path}: ok ({config.name}: {len(config.flow)} steps, structures "
               f"{', '.join(s.op for s in config.index.structures)})")
     return 0
+
+
+def _is_experiment(path: str) -> bool:
+    """An experiment file (``ragloom eval``'s input) has ``pipelines``; a pipeline config has ``flow``."""
+    from rag.yaml_io import load_yaml
+
+    data = load_yaml(path)
+    return isinstance(data, dict) and "pipelines" in data and "flow" not in data
 
 
 def cmd_index(args) -> int:
@@ -234,7 +249,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.set_defaults(func=cmd_chunk)
 
-    p = sub.add_parser("validate", help="check pipeline configs without running them")
+    p = sub.add_parser("validate", help="check pipeline and experiment configs without running them")
     p.add_argument("configs", nargs="+")
     p.set_defaults(func=cmd_validate)
 

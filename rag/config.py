@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from rag.errors import ConfigError
 from rag.registry import STEP_KINDS, get_spec, validate_params
-from rag.yaml_io import dump_yaml, line_of, load_yaml, loads_yaml, plain
+from rag.yaml_io import dump_yaml, line_at, line_of, load_yaml, loads_yaml, plain
 
 MAX_LOOP_ITERS = 100
 
@@ -223,10 +223,9 @@ class _Parser:
             spec = get_spec(name, kinds, f"{path}.op")
             validate_params(spec.cls, params, path)
         except ConfigError as exc:
-            inner = params if isinstance(params, dict) else None
-            inner_key = exc.path.rsplit(".", 1)[-1] if exc.path else None
-            line = line_of(inner, inner_key) if inner is not None and inner_key in inner else line_of(container, key)
-            raise exc.located(self.source, line) from None
+            inner = exc.path[len(path) + 1:].split(".") if exc.path.startswith(f"{path}.") else []
+            line = line_at(params, inner)  # the nested key's own line (boundaries.chunk_size)
+            raise exc.located(self.source, line or line_of(container, key)) from None
         return OpStep(name, plain(params), path)
 
     def op(self, data: Any, path: str, kinds: tuple[str, ...], container: Any, key: Any) -> OpStep:

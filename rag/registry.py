@@ -162,14 +162,30 @@ def params_error(exc: ValidationError, cls: type[Operator], path: str) -> Config
     err = exc.errors()[0]
     loc = ".".join(str(p) for p in err["loc"])
     key_path = f"{path}.{loc}" if path and loc else (path or loc)
-    valid = ", ".join(cls.Params.model_fields)
     if err["type"] == "extra_forbidden":
-        message = f"unknown key {err['loc'][-1]!r} for op {cls.name!r}; valid keys: {valid or '(none)'}"
+        owner = _model_holding(cls.Params, err["loc"])
+        valid = ", ".join(owner.model_fields) if owner else ""
+        where = f"op {cls.name!r}" if owner is cls.Params or owner is None else f"{err['loc'][-2]!r} of op {cls.name!r}"
+        message = f"unknown key {err['loc'][-1]!r} for {where}; valid keys: {valid or '(none)'}"
     elif err["type"] == "missing":
         message = f"is required by op {cls.name!r}"
+    elif err["type"] == "value_error" and "error" in err.get("ctx", {}):  # a validator's own message, unprefixed
+        message = str(err["ctx"]["error"])
     else:
         message = f"{err['msg']} (got {err.get('input')!r})"
     return ConfigError(message, key_path)
+
+
+def _model_holding(model: type[BaseModel], loc: tuple) -> type[BaseModel] | None:
+    """The pydantic model whose field the last part of ``loc`` would be (a nested settings model such as a
+    chunker's ``embedder``), or None when ``loc`` goes through something else (a list, a dict)."""
+    for part in loc[:-1]:
+        field = model.model_fields.get(part) if isinstance(part, str) else None
+        inner = field.annotation if field is not None else None
+        if not (isinstance(inner, type) and issubclass(inner, BaseModel)):
+            return None
+        model = inner
+    return model
 
 
 def create(name: str, params: dict[str, Any] | None = None, kinds: str | Iterable[str] | None = None,

@@ -213,10 +213,13 @@ class HuggingFaceTokenizer:
 
                 backend = AutoTokenizer.from_pretrained(path, local_files_only=True, use_fast=True).backend_tokenizer
         except Exception as exc:
+            # offline, a name with no local files is an OSError about connecting to the Hub: say what is missing
+            detail = ("no tokenizer files in that directory or the local Hugging Face cache" if isinstance(exc, OSError)
+                      else f"{type(exc).__name__}: {str(exc).splitlines()[0][:160]}")
             raise ConfigError(
                 f"unknown tokenizer {name!r}: neither a tiktoken encoding ('cl100k_base' is bundled) nor a local "
                 f"Hugging Face tokenizer (embedder alias 'minilm', a model directory, or a model in the HF cache; "
-                f"nothing is downloaded): {type(exc).__name__}: {str(exc).splitlines()[0][:160]}"
+                f"nothing is downloaded): {detail}"
             ) from None
         backend.no_truncation()
         backend.no_padding()

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import yaml
 
@@ -84,6 +84,19 @@ def line_of(container: Any, key: Any) -> int | None:
     if isinstance(container, LocatedList) and isinstance(key, int) and key < len(container.lines):
         return container.lines[key]
     return getattr(container, "line", None)
+
+
+def line_at(data: Any, keys: Sequence[Any]) -> int | None:
+    """The line of the deepest key of the key path ``keys`` (``["flow", 0, "top_k"]``) found in YAML ``data``."""
+    line = None
+    for key in keys:
+        found = key in data if isinstance(data, dict) else (
+            isinstance(data, list) and isinstance(key, int) and 0 <= key < len(data))
+        if not found:
+            break
+        line = line_of(data, key) or line
+        data = data[key]
+    return line
 
 
 def plain(value: Any) -> Any:

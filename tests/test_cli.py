@@ -26,6 +26,32 @@ def test_validate_reports_file_line_and_key_path(tmp_path, capsys):
     assert "Traceback" not in err
 
 
+@pytest.mark.parametrize("chunker, where, message", [
+    ("{op: late, boundaries: {op: sentence,\n              chunk_siz: 5}}", ":4: index.chunker.boundaries.chunk_siz:",
+     "unknown key 'chunk_siz' for op 'sentence'"),
+    ("{op: semantic, embedder: {modle: minilm}}", ":3: index.chunker.embedder.modle:",
+     "unknown key 'modle' for 'embedder' of op 'semantic'; valid keys: model, batch_size"),
+    ("{op: token, tokenizer: minilmx}", ":3: index.chunker.tokenizer:", "unknown tokenizer 'minilmx'"),
+])
+def test_validate_names_the_line_of_a_bad_nested_chunker_key(tmp_path, capsys, chunker, where, message):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(f"name: x\nindex:\n  chunker: {chunker}\nflow:\n  - {{op: bm25}}\n")
+    code, _, err = run(capsys, "validate", str(bad))
+    assert code == 2 and f"{bad}{where}" in err and message in err, err
+
+
+def test_validate_checks_an_experiment_and_names_the_line_inside_an_inline_pipeline(tmp_path, capsys):
+    experiment = tmp_path / "exp.yaml"
+    text = ("name: e\ndatasets: [scifact]\npipelines:\n  - name: p\n    index:\n      chunker: {op: token}\n"
+            "    flow:\n      - {op: bm25, top_k: 5}\n")
+    experiment.write_text(text)
+    code, out, _ = run(capsys, "validate", str(experiment))
+    assert code == 0 and "ok (experiment e: 1 pipelines on scifact)" in out
+    experiment.write_text(text.replace("top_k", "top_kk"))
+    code, _, err = run(capsys, "validate", str(experiment))
+    assert code == 2 and f"{experiment}:8: pipelines[0].flow[0].top_kk: p: unknown key 'top_kk'" in err, err
+
+
 def test_validate_accepts_the_examples(capsys):
     code, out, _ = run(capsys, "validate", str(CONFIGS / "linear.yaml"), str(CONFIGS / "loop.yaml"))
     assert code == 0 and out.count(": ok") == 2
