@@ -20,7 +20,11 @@ Unlike the reference cAST code (which drops oversized leaves and rebuilds text a
 lossless: every node's span is extended to the start of its next sibling, so the chunks tile the file
 exactly (``"".join(c.text for c in chunks) == text``). Tree-sitter's byte offsets are converted to
 character offsets exactly. Chunk metadata: ``language``, ``scope_path`` (names of the definitions that
-enclose the chunk, outermost first) and ``definitions`` (definitions that start in the chunk).
+enclose the chunk, outermost first) and ``definitions``: the names of all definitions whose node starts in the
+chunk, nested ones included (a class and its methods), in document order, so every named definition of the
+file is listed by exactly one chunk. A definition is a named node of :data:`SCOPE_TYPES`, wherever it sits
+(inside a Go ``type`` declaration, a Rust ``mod``, a C++ namespace); a C/C++ struct, class, union or enum
+specifier only with a body (``struct point *p`` names a type, it does not define one).
 
 Unknown languages, missing grammars and input that does not parse (errors over half the file) fall back to
 the recursive text chunker with the same ``chunk_size``; those chunks carry ``metadata["fallback"]``.
@@ -72,6 +76,8 @@ _NAME_TYPES = frozenset({"identifier", "field_identifier", "type_identifier", "p
                          "qualified_identifier", "scoped_identifier", "destructor_name", "operator_name",
                          "namespace_identifier", "private_property_identifier"})
 _WRAPPER_TYPES = frozenset({"decorated_definition", "export_statement", "template_declaration"})
+#: Scope types that also occur as a mere reference to a type (``struct point *p``): a definition needs a body.
+_DEFINED_WITH_BODY = frozenset({"struct_specifier", "class_specifier", "union_specifier", "enum_specifier"})
 #: Parsed input whose ERROR nodes cover more than this fraction of the bytes is treated as unparsable.
 MAX_ERROR_FRACTION = 0.5
 
@@ -142,15 +148,43 @@ def scope_name(node, source: bytes) -> str | None:
     return source[target.start_byte:target.end_byte].decode("utf-8", "replace")
 
 
-def definition_names(node, source: bytes) -> list[str]:
-    """Names of the scopes ``node`` declares: itself, or the definitions a wrapper holds (a decorated
-    definition, an ``export`` statement, a C++ template)."""
+def starts_definition(node, source: bytes) -> bool:
+    """Whether ``node`` is a named scope or a wrapper holding one (a decorated definition, an ``export``
+    statement, a C++ template): the test of the boundary rule "a definition starts its own chunk". It looks
+    no deeper (a Go ``type`` declaration is not a wrapper here) and is left so, as a deeper look would move
+    chunk boundaries; the ``definitions`` metadata comes from :func:`find_definitions`."""
     if node.type in SCOPE_TYPES:
-        name = scope_name(node, source)
-        return [name] if name else []
+        return scope_name(node, source) is not None
     if node.type in _WRAPPER_TYPES:
-        return [n for child in node.named_children for n in definition_names(child, source)]
-    return []
+        return any(starts_definition(child, source) for child in node.named_children)
+    return False
+
+
+@lru_cache(maxsize=None)
+def definition_query(language: str):
+    """A tree-sitter query capturing the definition nodes of ``language`` as ``@definition``."""
+    import tree_sitter
+
+    grammar = get_parser(language).language
+    patterns = [f"({kind} body: (_)) @definition" if kind in _DEFINED_WITH_BODY else f"({kind}) @definition"
+                for kind in sorted(SCOPE_TYPES) if grammar.id_for_node_kind(kind, True) is not None]
+    return tree_sitter.Query(grammar, "\n".join(patterns))
+
+
+def find_definitions(root, language: str, source: bytes) -> list[tuple[int, str]]:
+    """``(start byte, name)`` of every named definition node under ``root``, nested ones included, in document
+    order. The query walks the tree in C; Python only touches the captured nodes."""
+    import tree_sitter
+
+    query = definition_query(language)
+    if hasattr(tree_sitter, "QueryCursor"):  # tree-sitter 0.25 moved running a query to a cursor
+        captures = tree_sitter.QueryCursor(query).captures(root)
+    else:
+        captures = query.captures(root)
+    nodes = list(captures.get("definition", ()))
+    nodes.sort(key=lambda node: (node.start_byte, -node.end_byte))  # captures come grouped by pattern
+    named = ((node.start_byte, scope_name(node, source)) for node in nodes)
+    return [(start, name) for start, name in named if name]
 
 
 class SyntaxSplitter:
@@ -172,8 +206,8 @@ class SyntaxSplitter:
         return (self.nonspace[end] - self.nonspace[start] <= self.max_chars
                 and self.tokens.estimate(start, end) <= self.max_tokens)
 
-    def split_node(self, node, start: int, end: int, scope: tuple[str, ...]) -> list[tuple[Span, tuple, list]]:
-        """Chunks ``(span, scope_path, definitions)`` tiling ``[start, end)``, which contains ``node``."""
+    def split_node(self, node, start: int, end: int, scope: tuple[str, ...]) -> list[tuple[Span, tuple]]:
+        """Chunks ``(span, scope_path)`` tiling ``[start, end)``, which contains ``node``."""
         name = scope_name(node, self.source) if node.type in SCOPE_TYPES else None
         inner_scope = scope + (name,) if name else scope
         children = [c for c in node.children if c.end_byte > c.start_byte]
@@ -182,53 +216,45 @@ class SyntaxSplitter:
         if not cuts:
             if len(children) == 1:  # a wrapper (module with one class, a decorated definition): descend
                 return self.split_node(children[0], start, end, inner_scope)
-            return [(span, inner_scope, []) for span in self.split_text(start, end)]
+            return [(span, inner_scope) for span in self.split_text(start, end)]
         if children and self.char(children[0].start_byte) <= start:
             by_start[start] = children[0]
         edges = [start, *cuts, end]
-        out: list[tuple[Span, tuple, list]] = []
+        out: list[tuple[Span, tuple]] = []
         group: list[Span] = []
-        group_defs: list[str] = []
 
         def flush():
             if group:
-                out.append(((group[0][0], group[-1][1]), inner_scope, list(group_defs)))
+                out.append(((group[0][0], group[-1][1]), inner_scope))
                 group.clear()
-                group_defs.clear()
 
         tail_open = False  # out[-1] is the last piece of a child that was split, and may take what follows
         for a, b in zip(edges[:-1], edges[1:]):
             child = by_start.get(a)  # the child starting this piece; None for a gap before the first child
             if self.fits(a, b):
-                defs = definition_names(child, self.source) if child is not None else []
-                if tail_open and not defs and self.fits(out[-1][0][0], b):
+                if (tail_open and (child is None or not starts_definition(child, self.source))
+                        and self.fits(out[-1][0][0], b)):
                     # a piece that defines nothing (a closing quote or brace, a statement) joins the tail of the
                     # split child before it instead of standing alone; the chunk now spans both: parent's scope
-                    (tail_start, _), _, tail_defs = out[-1]
-                    out[-1] = ((tail_start, b), inner_scope, tail_defs)
+                    out[-1] = ((out[-1][0][0], b), inner_scope)
                     continue
                 tail_open = False
                 if group and not self.fits(group[0][0], b):
                     flush()
                 group.append((a, b))
-                group_defs.extend(defs)
                 continue
             if child is None:
-                sub = [(span, inner_scope, []) for span in self.split_text(a, b)]
+                sub = [(span, inner_scope) for span in self.split_text(a, b)]
             else:
                 sub = self.split_node(child, a, b, inner_scope)
             if group and sub and self.fits(group[0][0], sub[0][0][1]):
                 # a header (``class A:``, a signature) joins the first piece of the body it introduces
-                (_, first_end), _, first_defs = sub[0]
-                sub[0] = ((group[0][0], first_end), inner_scope, group_defs + first_defs)
+                sub[0] = ((group[0][0], sub[0][0][1]), inner_scope)
                 group.clear()
-                group_defs.clear()
             flush()
             out.extend(sub)
             tail_open = bool(sub)
         flush()
-        if name and out and start <= self.char(node.start_byte) < out[0][0][1]:
-            out[0] = (out[0][0], out[0][1], [name, *out[0][2]])  # the piece holding the header declares it
         return out
 
     def split_text(self, start: int, end: int) -> list[Span]:
@@ -310,14 +336,17 @@ class ASTChunker(Chunker):
             pieces = splitter.split_node(root, 0, len(text), ())
         except RecursionError:  # pathological nesting (thousands of levels): chunk as text instead
             return self._fallback(document, language, "nesting too deep")
-        spans = [span for span, _, _ in pieces]
+        spans = [span for span, _ in pieces]
         counts = splitter.tokens.index.counts(spans)
-        meta_of = {span: {"language": language, "scope_path": list(scope), "definitions": defs}
-                   for span, scope, defs in pieces}
+        scope_of = dict(pieces)
         # a piece cut by the token ceiling stays inside its piece: joined to the next one it could pass max_chars
         spans, counts, oversize = fit_spans(text, spans, self.tokenizer_, self.params.chunk_size, counts,
                                             join_next=False)
-        metadata = [meta_of.get(span) or _metadata_of_recut(span, pieces, meta_of) for span in spans]
+        definitions = [(splitter.char(start), name) for start, name in find_definitions(root, language, source)]
+        metadata = []
+        for span, names in zip(spans, names_starting_in(spans, definitions)):
+            scope = scope_of[span] if span in scope_of else _scope_of_recut(span, pieces)
+            metadata.append({"language": language, "scope_path": list(scope), "definitions": names})
         return build_chunks(document, spans, counts, oversize, metadata, tokenizer=self.tokenizer_)
 
     def _fallback(self, document: Document, language: str | None, reason: str) -> list[Chunk]:
@@ -330,13 +359,22 @@ class ASTChunker(Chunker):
         return chunks
 
 
-def _metadata_of_recut(span: Span, pieces: list, meta_of: dict) -> dict:
-    """Metadata of a span the token ceiling re-cut (:func:`chunkers._spans.fit_spans`): that of the piece it
-    overlaps most, whose definitions it lists only when it holds that piece whole."""
-    starts = [piece[0] for piece, _, _ in pieces]
+def names_starting_in(spans: list[Span], definitions: list[tuple[int, str]]) -> list[list[str]]:
+    """For each of the ordered, tiling ``spans``, the names of the ``(start, name)`` definitions (in document
+    order) that start inside it."""
+    starts = [start for start, _ in definitions]
+    out = []
+    for start, end in spans:
+        first, last = bisect.bisect_left(starts, start), bisect.bisect_left(starts, end)
+        out.append([name for _, name in definitions[first:last]])
+    return out
+
+
+def _scope_of_recut(span: Span, pieces: list) -> tuple:
+    """Scope path of a span the token ceiling re-cut (:func:`chunkers._spans.fit_spans`): that of the piece it
+    overlaps most."""
+    starts = [piece[0] for piece, _ in pieces]
     first = max(bisect.bisect_right(starts, span[0]) - 1, 0)
     last = bisect.bisect_left(starts, span[1])
     best = max(range(first, last), key=lambda i: min(span[1], pieces[i][0][1]) - max(span[0], pieces[i][0][0]))
-    piece = pieces[best][0]
-    meta = meta_of[piece]
-    return meta if span[0] <= piece[0] and piece[1] <= span[1] else dict(meta, definitions=[])
+    return pieces[best][1]

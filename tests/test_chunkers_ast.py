@@ -81,6 +81,62 @@ def test_scope_path_names_the_enclosing_definitions(language):
         assert any(outer in path for path in paths)
 
 
+#: language -> (code, every definition it holds in document order); nested definitions and ones a non-wrapper
+#: node holds (a Go ``type`` declaration, a Rust ``mod``, a TypeScript namespace) included
+DEFINITIONS = {
+    "python": ("class A:\n    def f(self):\n        def helper():\n            pass\n\n    class Inner:\n"
+               "        pass\n\nif True:\n    def g():\n        pass\n\n@dec\ndef h():\n    pass\n",
+               ["A", "f", "helper", "Inner", "g", "h"]),
+    "go": ("package main\n\ntype Point struct {\n\tX int\n}\n\ntype (\n\tID int\n\tName string\n)\n\n"
+           "type Shape interface {\n\tArea() int\n}\n\nfunc (p Point) Area() int { return p.X }\n\n"
+           "func main() {}\n", ["Point", "ID", "Name", "Shape", "Area", "main"]),
+    "rust": ("mod shapes {\n    pub struct Square { side: i32 }\n    pub enum Kind { A }\n"
+             "    pub trait Area {\n        fn area(&self) -> i32;\n        fn twice(&self) -> i32 { 2 * self.area() }\n"
+             "    }\n    impl Area for Square {\n        fn area(&self) -> i32 { self.side }\n    }\n}\n\n"
+             "fn main() {}\n", ["shapes", "Square", "Kind", "Area", "twice", "Square", "area", "main"]),
+    "typescript": ("namespace Geo {\n  export interface Shape { area(): number }\n  export type Id = string;\n"
+                   "  export enum Color { Red }\n}\nclass Square implements Geo.Shape {\n"
+                   "  area(): number { return 4; }\n}\n", ["Geo", "Shape", "Id", "Color", "Square", "area"]),
+    "javascript": ("class Counter {\n  constructor() { this.n = 0; }\n  increment() { return ++this.n; }\n}\n"
+                   "function outer() {\n  function inner() {}\n}\n", ["Counter", "constructor", "increment", "outer",
+                                                                         "inner"]),
+    "java": ("public class Outer {\n    interface Visitor { void visit(); }\n    enum Mode { ON, OFF }\n"
+             "    record Pair(int a, int b) {}\n    Outer() {}\n    int size() { return 0; }\n}\n",
+             ["Outer", "Visitor", "visit", "Mode", "Pair", "Outer", "size"]),
+    # a struct named without a body (the parameter's type) declares nothing; one defined in a function does
+    "c": ("struct point { int x; };\n\nint area(struct point *p) {\n    struct box { int w; } b = {1};\n"
+          "    return p->x * b.w;\n}\n", ["point", "area", "box"]),
+    "cpp": ("namespace geo {\nclass Shape {\n public:\n  struct Corner { int x; };\n  int area() const { return 4; }\n"
+            "};\ntemplate <typename T> T twice(T x) { return 2 * x; }\n}  // namespace geo\n",
+            ["geo", "Shape", "Corner", "area", "twice"]),
+}
+
+
+@pytest.mark.parametrize("language", sorted(DEFINITIONS))
+def test_definitions_list_every_definition_once_nested_ones_included(language):
+    text, expected = DEFINITIONS[language]
+    whole = get_chunker("ast", language=language, max_chars=5000, chunk_size=5000).chunk_text(text)
+    assert len(whole) == 1 and whole[0].metadata["definitions"] == expected
+    for max_chars in (8, 20, 40):  # however the file is cut, each definition is listed by one chunk, in order
+        chunks = get_chunker("ast", language=language, max_chars=max_chars, chunk_size=64).chunk_text(text)
+        check(text, chunks, max_chars, 64)
+        assert [name for c in chunks for name in c.metadata["definitions"]] == expected
+
+
+def test_a_nested_definition_is_listed_by_the_chunk_its_header_starts():
+    text = "class A:\n    def f(self):\n        return 1\n\ndef g():\n    pass\n"
+    chunks = get_chunker("ast", language="python", max_chars=20).chunk_text(text)
+    assert [c.text for c in chunks] == ["class A:\n    ", "def f(self):\n        return 1\n\n", "def g():\n    pass\n"]
+    assert [c.metadata["definitions"] for c in chunks] == [["A"], ["f"], ["g"]]
+    assert [c.metadata["scope_path"] for c in chunks] == [["A"], ["A"], []]
+
+
+def test_a_go_type_declaration_lists_its_type():
+    text = "package main\n\ntype Point struct {\n\tX int\n}\n\nfunc F() int { return 1 }\n"
+    (chunk,) = get_chunker("ast", language="go").chunk_text(text)
+    assert chunk.metadata["definitions"] == ["Point", "F"]
+
+
 def test_small_siblings_are_merged_and_big_nodes_split():
     text = "".join(f"def f{i}(x):\n    return x + {i}\n\n" for i in range(30))
     chunks = get_chunker("ast", language="python", max_chars=120, chunk_size=512).chunk_text(text)
@@ -180,14 +236,19 @@ def test_pieces_of_a_split_definition_are_indexed_with_their_scope_path_first():
     assert indexed_text(inner[0], with_title=False) == "Ledger > balance\n" + inner[0].text
 
 
-def test_a_span_the_token_ceiling_re_cut_takes_the_metadata_of_the_piece_it_overlaps_most():
-    from chunkers.ast import _metadata_of_recut
+def test_a_span_the_token_ceiling_re_cut_takes_the_scope_of_the_piece_it_overlaps_most():
+    from chunkers.ast import _scope_of_recut
 
-    pieces = [((0, 10), ("A",), ["f"]), ((10, 30), ("A",), ["g", "h"]), ((30, 35), (), ["k"])]
-    meta_of = {span: {"language": "python", "scope_path": list(scope), "definitions": defs}
-               for span, scope, defs in pieces}
-    # the end of the first piece joined the whole second one: the second's metadata, definitions included
-    assert _metadata_of_recut((8, 30), pieces, meta_of) == meta_of[(10, 30)]
-    # a part of a piece: its scope, but none of its definitions (they are not all in the span)
-    assert _metadata_of_recut((0, 8), pieces, meta_of) == dict(meta_of[(0, 10)], definitions=[])
-    assert _metadata_of_recut((12, 33), pieces, meta_of) == dict(meta_of[(10, 30)], definitions=[])
+    pieces = [((0, 10), ("A",)), ((10, 30), ("A", "f")), ((30, 35), ())]
+    assert _scope_of_recut((8, 30), pieces) == ("A", "f")  # the end of the first piece joined the second one
+    assert _scope_of_recut((0, 8), pieces) == ("A",)
+    assert _scope_of_recut((12, 33), pieces) == ("A", "f")
+
+
+def test_a_span_lists_the_definitions_that_start_in_it_whatever_cut_it():
+    from chunkers.ast import names_starting_in
+
+    definitions = [(0, "A"), (4, "f"), (10, "g"), (29, "h"), (30, "k")]
+    spans = [(0, 4), (4, 8), (8, 30), (30, 35)]  # (4, 8) and (8, 30) as the token ceiling may re-cut a piece
+    assert names_starting_in(spans, definitions) == [["A"], ["f"], ["g", "h"], ["k"]]
+    assert names_starting_in([(0, 35)], []) == [[]]
