@@ -41,7 +41,7 @@ from pydantic import Field
 
 from chunkers._spans import Span, build_chunks, fit_spans, utf8_char_index
 from chunkers._splitter import RecursiveSplitter
-from chunkers.base import Chunker, tokenizer_field
+from chunkers.base import Chunker, TokenizerName, tokenizer_field
 from rag.errors import ConfigError
 from rag.registry import OperatorParams, operator
 from rag.types import Chunk, Document
@@ -81,7 +81,9 @@ _DEFINED_WITH_BODY = frozenset({"struct_specifier", "class_specifier", "union_sp
 #: Parsed input whose ERROR nodes cover more than this fraction of the bytes is treated as unparsable.
 MAX_ERROR_FRACTION = 0.5
 
-_SPACE_CODEPOINTS = np.array([c for c in range(0x3001) if chr(c).isspace()], dtype=np.uint32)
+#: ``_NONSPACE[c]`` is True unless ``chr(c).isspace()``, for every code point up to U+3000 (the highest space);
+#: higher code points are looked up at the table's last entry, which is True
+_NONSPACE = np.array([not chr(c).isspace() for c in range(0x3001)] + [True])
 _LINE_END = re.compile(r"\n")
 _WHITESPACE = re.compile(r"\s+")
 
@@ -112,7 +114,7 @@ def nonspace_prefix(text: str) -> np.ndarray:
     """``prefix[i]`` = number of non-whitespace characters in ``text[:i]`` (``str.isspace`` semantics)."""
     codepoints = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
     prefix = np.zeros(len(codepoints) + 1, dtype=np.int64)
-    np.cumsum(~np.isin(codepoints, _SPACE_CODEPOINTS), out=prefix[1:])
+    np.cumsum(_NONSPACE[np.minimum(codepoints, len(_NONSPACE) - 1)], out=prefix[1:])
     return prefix
 
 
@@ -306,7 +308,7 @@ class ASTChunker(Chunker):
                                                        "cpp; default: the document's metadata['language']")
         max_chars: int = Field(1200, gt=0, description="non-whitespace characters per chunk (cAST's budget)")
         chunk_size: int = Field(512, gt=0, description="maximum tokens per chunk (hard ceiling)")
-        tokenizer: str = tokenizer_field()
+        tokenizer: TokenizerName = tokenizer_field()
 
     def __init__(self, **params):
         super().__init__(**params)

@@ -32,6 +32,7 @@ def test_validate_reports_file_line_and_key_path(tmp_path, capsys):
     ("{op: semantic, embedder: {modle: minilm}}", ":3: index.chunker.embedder.modle:",
      "unknown key 'modle' for 'embedder' of op 'semantic'; valid keys: model, batch_size"),
     ("{op: token, tokenizer: minilmx}", ":3: index.chunker.tokenizer:", "unknown tokenizer 'minilmx'"),
+    ("{op: ast, tokenizer: minilmx}", ":3: index.chunker.tokenizer:", "unknown tokenizer 'minilmx'"),
 ])
 def test_validate_names_the_line_of_a_bad_nested_chunker_key(tmp_path, capsys, chunker, where, message):
     bad = tmp_path / "bad.yaml"
