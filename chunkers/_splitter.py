@@ -179,7 +179,8 @@ class RecursiveSplitter:
             over = over[self._inside(unit_starts[over], span_starts, span_ends)]
             over = over[self.estimates(unit_starts[over], unit_ends[over]) > limit]
             if level == BLOCKS and len(over) and self.structure.blocks:
-                over = self._without_blocks_that_fit(unit_starts, unit_ends, over, limit)
+                edges, over = self._without_blocks_that_fit(edges, over, limit, span_ends)
+                unit_starts, unit_ends = edges[:-1], edges[1:]
             levels.append((span_starts, span_ends, edges))
             spans = (unit_starts[over], unit_ends[over])
             level += 1
@@ -200,18 +201,48 @@ class RecursiveSplitter:
         oversized_next = self.estimates(unit_starts[heading_units + 1], unit_ends[heading_units + 1]) > limit
         return np.setdiff1d(edges, cut[oversized_next], assume_unique=True)
 
-    def _without_blocks_that_fit(self, starts: np.ndarray, ends: np.ndarray, over: np.ndarray,
-                                 limit: int) -> np.ndarray:
-        """``over`` without the units that are a whole code fence or table whose own text fits ``limit``. The
-        estimate also counts a token straddling the block's end (its last line feed tokenized with the blank line
-        after it, or its closing backticks with the text before), so a block that fits exactly would be split."""
+    def _without_blocks_that_fit(self, edges: np.ndarray, over: np.ndarray, limit: int,
+                                 span_ends: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The edges and ``over`` (indices of units over the limit) without the units that are a whole code fence
+        or table whose own text fits ``limit``. The estimate also counts a token straddling the block's end (its
+        last line feed tokenized with the blank line after it, or its closing backticks with the text before),
+        so a block that fits exactly would be split. A block that fits only without its last line break gets an
+        edge before it: the line break goes with the blank line and the text after the block, when there is text
+        to go with (:meth:`_text_follows`; else the break would be a chunk of its own)."""
         blocks = {(a, b) for a, b, _ in self.structure.blocks}
-        whole = [i for i in over.tolist() if (int(starts[i]), int(ends[i])) in blocks]
+        starts, ends = edges[:-1].tolist(), edges[1:].tolist()
+        whole = [i for i in over.tolist() if (starts[i], ends[i]) in blocks]
         if not whole:
-            return over
-        counts = self.index.counts([(int(starts[i]), int(ends[i])) for i in whole])
-        fits = [i for i, count in zip(whole, counts) if count <= limit]
-        return over[~np.isin(over, fits)]
+            return edges, over
+        spans = [(starts[i], ends[i]) for i in whole]
+        fits = {i for i, count in zip(whole, self.index.counts(spans)) if count <= limit}
+        trimmed = [(i, starts[i], self._before_last_line_break(starts[i], ends[i])) for i in whole if i not in fits]
+        trimmed = [(i, a, cut) for i, a, cut in trimmed if cut < ends[i] and self._text_follows(ends[i], span_ends)]
+        counts = self.index.counts([(a, cut) for _, a, cut in trimmed]) if trimmed else []
+        new_edges = [cut for (i, _, cut), count in zip(trimmed, counts) if count <= limit]
+        fits.update(i for (i, _, _), count in zip(trimmed, counts) if count <= limit)
+        still_over = over[~np.isin(over, list(fits))]
+        if not new_edges:
+            return edges, still_over
+        over_starts = edges[still_over]  # a unit keeps its start; later units shift by the edges added before
+        edges = merge_sorted(edges, np.asarray(new_edges, dtype=np.int64))
+        return edges, np.searchsorted(edges, over_starts)
+
+    def _text_follows(self, position: int, span_ends: np.ndarray) -> bool:
+        """True when the first visible character after ``position`` lies in the same span and starts plain text:
+        not a heading, nor a code fence or table (split to the limit, its first piece would leave no room)."""
+        visible = _NON_SPACE.search(self.text, position, int(span_ends[np.searchsorted(span_ends, position)]))
+        if visible is None:
+            return False
+        start = visible.start()
+        return start not in self.structure.heading_starts and self.structure.block_at(start) is None
+
+    def _before_last_line_break(self, start: int, end: int) -> int:
+        """Where the block ``[start, end)``'s final line break (LF or CRLF) begins, or ``end`` if it has none."""
+        text = self.text
+        if end - start < 2 or text[end - 1] != "\n":
+            return end
+        return end - 2 if text[end - 2] == "\r" and end - 2 > start else end - 1
 
     @staticmethod
     def _inside(positions: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
