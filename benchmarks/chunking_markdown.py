@@ -12,7 +12,8 @@ are scored against it:
 - cuts mid-line, mid-word and inside a list item;
 - chunk count, mean / max tokens, chunks over the limit, tiny chunks (under 10 % of the limit);
 - non-whitespace characters covered by some chunk; chunking time;
-- ragloom only: ``heading_path`` equal to the ATX headings enclosing the chunk's first visible character.
+- ragloom only: ``heading_path`` equal to the ATX headings enclosing the chunk's first visible character past
+  the heading lines it starts with (its first text; a chunk of headings only: its last heading).
 
 All token counts are cl100k (tiktoken ``encode_ordinary``), for every contender and metric. A *cut* is the gap
 between one chunk's last visible character and the next chunk's first, so whitespace a splitter strips
@@ -283,7 +284,10 @@ def score(text: str, layout: Layout, spans: Sequence[tuple[int, int] | None], li
         h = bisect.bisect_right(heading_starts, end - 1) - 1
         c["orphan_headings"] += h >= 0 and end <= layout.headings[h].end
     if metadata is not None:
-        for start, _, meta in chunks:
+        heading_at = {h.start: h for h in layout.headings}
+        for start, end, meta in chunks:
+            while start in heading_at and (found := _VISIBLE.search(text, heading_at[start].end, end)):
+                start = found.start()  # past a heading line the chunk starts with, to its text
             c["heading_paths"] += 1
             c["heading_paths_carried"] += "heading_path" in meta
             c["heading_paths_equal"] += tuple(meta.get("heading_path", ())) == layout.heading_path(start)

@@ -29,6 +29,8 @@ from chunkers._spans import Span, TokenIndex, codepoints, fit_spans, is_space
 HEADINGS, BLOCKS, LINES, SENTENCES, WORDS, TOKENS = range(6)
 _BLANK_LINES = re.compile(r"\n(?:[ \t]*\r?\n)+")
 _NON_SPACE = re.compile(r"\S")
+#: a setext heading's underline: the line after its title
+_UNDERLINE = re.compile(r"[ \t]{0,3}(?:=+|-+)[ \t]*\r?(?:\n|\Z)")
 
 
 def positions_inside(positions: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
@@ -109,6 +111,36 @@ class RecursiveSplitter:
         """Distinct token boundaries (the TOKENS cuts; tokens inside one character share a boundary)."""
         bounds = self.bounds_array
         return bounds[np.flatnonzero(np.diff(bounds, prepend=-1))]
+
+    @cached_property
+    def _past_bare_headings(self) -> np.ndarray:
+        """``[j]``: the first heading index ``j' >= j`` whose previous heading has text of its own (``j`` itself
+        unless heading ``j − 1`` is *bare*: followed by nothing but blank lines before heading ``j``). A chunk
+        starting at heading ``i`` may run on to heading ``_past_bare_headings[i + 1]``: a parent heading
+        directly followed by a sub-heading is not left a chunk of its own."""
+        headings = self.structure.heading_starts
+        past = np.arange(len(headings) + 1)
+        for j in range(len(headings) - 1, 0, -1):
+            if self._bare(j - 1):
+                past[j] = past[j + 1]
+        return past
+
+    def _bare(self, i: int) -> bool:
+        """True when heading ``i`` is followed only by blank lines up to the next heading."""
+        return self._text_after_heading(i) >= self.structure.heading_starts[i + 1]
+
+    def _text_after_heading(self, i: int) -> int:
+        """Where the first visible character after heading ``i``'s line (and a setext underline) is, or the
+        text's length."""
+        text, start = self.text, self.structure.heading_starts[i]
+        end = text.find("\n", start)
+        if end < 0:
+            return len(text)
+        underline = _UNDERLINE.match(text, end + 1)
+        if underline is not None:
+            end = underline.end() - 1
+        visible = _NON_SPACE.search(text, end)
+        return visible.start() if visible else len(text)
 
     def estimate(self, start: int, end: int) -> int:
         """Tokens of the whole-text tokenization that overlap ``[start, end)``."""
@@ -253,7 +285,9 @@ class RecursiveSplitter:
     def _pack_edges(self, edges: np.ndarray, starts: np.ndarray, ends: np.ndarray, limit: int) -> np.ndarray:
         """Greedy packing of the units between consecutive ``edges`` inside each span ``[starts[k], ends[k])``:
         a chunk grows while it stays within ``limit`` tokens, and a markdown heading always starts a new chunk,
-        so no chunk ends with the heading of the next section. Returns the chunk edges.
+        so no chunk ends with the heading of the next section — except the headings right after a bare one (a
+        parent heading directly followed by a sub-heading), which join its chunk when the chunk reaches their
+        text, so neither is left alone. Returns the chunk edges.
 
         The furthest a chunk starting at edge ``e`` may reach is its cap: the boundary ``limit`` tokens after the
         token containing ``e``, or the next heading, or the span's end. The chunk ends at the last edge within
@@ -267,12 +301,33 @@ class RecursiveSplitter:
         cap_token = np.searchsorted(bounds, edges, "right") - 1 + limit
         cap = np.minimum(bounds[np.minimum(cap_token, len(bounds) - 1)], span_end)
         cap[cap_token >= len(bounds)] = span_end[cap_token >= len(bounds)]
-        if len(headings):
+        following_edge = np.arange(1, n + 1)
+
+        def jumps(caps: np.ndarray, at: np.ndarray | slice = slice(None)) -> np.ndarray:
+            last_within = np.maximum(np.searchsorted(edges, caps, "right") - 1, following_edge[at])
+            return np.where(inside[at], last_within, following_edge[at])
+
+        if not len(headings):
+            jump = jumps(cap)
+        else:
             following = np.searchsorted(headings, edges, "right")
             has_heading = following < len(headings)
-            cap[has_heading] = np.minimum(cap[has_heading], headings[following[has_heading]])
-        following_edge = np.arange(1, n + 1)
-        jump = np.where(inside, np.maximum(np.searchsorted(edges, cap, "right") - 1, following_edge), following_edge)
+            strict = cap.copy()
+            strict[has_heading] = np.minimum(cap[has_heading], headings[following[has_heading]])
+            jump = jumps(strict)
+            # a chunk starting at a bare heading may take the headings right after it, if it reaches their text
+            past = self._past_bare_headings[following]
+            at_bare = np.flatnonzero((past > following) & (following > 0))
+            at_bare = at_bare[headings[following[at_bare] - 1] == edges[at_bare]]
+            if len(at_bare):
+                past = past[at_bare]
+                relaxed = cap[at_bare]
+                more = past < len(headings)
+                relaxed[more] = np.minimum(relaxed[more], headings[past[more]])
+                relaxed_jump = jumps(relaxed, at_bare)
+                text_start = np.array([self._text_after_heading(h) for h in (past - 1).tolist()])
+                takes_text = edges[np.minimum(relaxed_jump, n - 1)] > text_start
+                jump[at_bare[takes_text]] = relaxed_jump[takes_text]
         chunk_edges = [0]
         i = 0
         while i < n - 1:
@@ -420,6 +475,17 @@ class RecursiveSplitter:
         words = self.word_starts[np.searchsorted(self.word_starts, earliest):np.searchsorted(self.word_starts, start)]
         return int(words[0]) if len(words) else start
 
+    def _past_bare_headings_in(self, position: int, end: int) -> int:
+        """The last of the bare headings (:meth:`_past_bare_headings`) starting a chunk at ``position`` and inside
+        it, whose heading path is the chunk's (or ``position`` when no heading starts there)."""
+        headings = self.structure.heading_starts
+        i = bisect.bisect_left(headings, position)
+        if i == len(headings) or headings[i] != position:
+            return position
+        while i + 1 < len(headings) and headings[i + 1] < end and self._bare(i):
+            i += 1
+        return headings[i]
+
     def metadata(self, spans: list[Span]) -> list[dict[str, Any]]:
         structure = self.structure
         if not structure.heading_starts and not structure.blocks:
@@ -429,7 +495,7 @@ class RecursiveSplitter:
             meta: dict[str, Any] = {}
             found = _NON_SPACE.search(self.text, start, end)  # the span's first visible character
             first = found.start() if found else end
-            path = structure.heading_path(first)
+            path = structure.heading_path(self._past_bare_headings_in(first, end))
             if path:
                 meta["heading_path"] = list(path)
             block = structure.block_at(first)

@@ -64,6 +64,19 @@ def test_a_code_fence_that_fits_only_without_its_last_line_feed_is_kept_whole():
         assert fence in [c.text for c in recursive(18).chunk_text(text)]
 
 
+NESTED = ("# Guide\n\nIntro text here.\n\n## Part A\n\n### A.1\n\nBody of A.1 is here.\n\n### A.2\n\nBody of A.2.\n\n"
+          "## Part B\n\nBody B.\n")
+
+
+def test_a_heading_directly_followed_by_a_sub_heading_shares_its_chunk_when_the_text_after_fits():
+    chunks = recursive(30).chunk_text(NESTED)
+    part_a = next(c for c in chunks if "## Part A" in c.text)
+    assert part_a.text == "## Part A\n\n### A.1\n\nBody of A.1 is here.\n\n"
+    assert part_a.metadata["heading_path"] == ["Guide", "Part A", "A.1"]  # the path of the chunk's text
+    # when A.1's text does not fit with both headings, A.1 stays with its text, not with its parent
+    assert "### A.1\n\nBody of A.1 is here.\n\n" in [c.text for c in recursive(14).chunk_text(NESTED)]
+
+
 def test_pieces_of_a_split_table_repeat_its_header_rows_in_metadata():
     chunks = [c for c in recursive(40).chunk_text(GUIDE) if "| row" in c.text]
     assert len(chunks) > 3
