@@ -2,8 +2,8 @@
 ``semantic``, ``perplexity``, ``llm`` and ``ast`` chunkers: character spans of one text split into pieces of at
 most a token limit, with exact offsets.
 
-Hierarchy: markdown headings → blocks (blank lines; code fences and tables are single blocks) → lines →
-sentences → words → tokens. A span that fits the limit is kept; otherwise it is cut at the highest level that has
+Hierarchy: markdown headings → blocks (blank lines; code fences and tables are single blocks) → list items (in
+text with markdown structure) → lines → sentences → words → tokens. A span that fits the limit is kept; otherwise it is cut at the highest level that has
 a cut, oversized pieces recurse one level down, and adjacent pieces are packed greedily up to the limit.
 Everything works on character spans of the original text (no ``find()``), and sizes are estimated from one
 tokenization of the whole text; :meth:`RecursiveSplitter.split_exact_spans` re-measures every piece on its own
@@ -26,7 +26,9 @@ from chunkers._markdown import MarkdownStructure, parse_markdown
 from chunkers._sentences import sentence_cuts
 from chunkers._spans import Span, TokenIndex, codepoints, fit_spans, is_space
 
-HEADINGS, BLOCKS, LINES, SENTENCES, WORDS, TOKENS = range(6)
+HEADINGS, BLOCKS, ITEMS, LINES, SENTENCES, WORDS, TOKENS = range(7)
+#: a list item's first line: a bullet (``-``, ``*``, ``+``) or a number (``1.``, ``1)``), then a space and text
+_LIST_ITEM = re.compile(r"^[ \t]*(?:[-*+]|\d{1,9}[.)])[ \t]+\S", re.M)
 _BLANK_LINES = re.compile(r"\n(?:[ \t]*\r?\n)+")
 _NON_SPACE = re.compile(r"\S")
 #: a setext heading's underline: the line after its title
@@ -102,6 +104,16 @@ class RecursiveSplitter:
         return np.flatnonzero(self._codepoints == 10) + 1
 
     @cached_property
+    def item_starts(self) -> np.ndarray:
+        """The ITEMS cuts: where list items start (their line's start), outside code fences; none in text without
+        markdown structure (so a document chunks alike alone and batched with others, see ``chunk_documents``)."""
+        structure = self.structure
+        if not structure.heading_starts and not structure.blocks:
+            return np.empty(0, dtype=np.int64)
+        starts = [m.start() for m in _LIST_ITEM.finditer(self.text)]
+        return np.asarray([s for s in starts if structure.block_at(s) is None], dtype=np.int64)
+
+    @cached_property
     def word_starts(self) -> np.ndarray:
         """The WORDS cuts (:func:`word_starts_of` the whole text)."""
         return word_starts_of(self._codepoints)
@@ -166,6 +178,8 @@ class RecursiveSplitter:
         """The ``level`` cuts strictly inside each of the sorted, disjoint spans, as one sorted array."""
         if level == HEADINGS:
             return positions_inside(self.heading_array, starts, ends)
+        if level == ITEMS:
+            return positions_inside(self.item_starts, starts, ends)
         if level == LINES:
             return positions_inside(self.line_starts, starts, ends)
         if level == WORDS:

@@ -77,6 +77,15 @@ def test_a_heading_directly_followed_by_a_sub_heading_shares_its_chunk_when_the_
     assert "### A.1\n\nBody of A.1 is here.\n\n" in [c.text for c in recursive(14).chunk_text(NESTED)]
 
 
+def test_a_list_is_cut_between_items_not_inside_an_item_that_fits():
+    items = ["- First item that is long enough to wrap\n  onto a second line here.\n",
+             "- Second item also long\n  and wrapping onto more.\n", "- Third item, the last one\n  with a continuation.\n"]
+    text = "# Changes\n\n" + "".join(items)
+    for size in (20, 30, 40):  # each item fits; the line cuts inside them were taken before
+        chunks = recursive(size).chunk_text(text)
+        assert all(c.text.startswith("- ") for c in chunks[1:]), (size, [c.text for c in chunks])
+
+
 def test_pieces_of_a_split_table_repeat_its_header_rows_in_metadata():
     chunks = [c for c in recursive(40).chunk_text(GUIDE) if "| row" in c.text]
     assert len(chunks) > 3
