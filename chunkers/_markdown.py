@@ -1,17 +1,61 @@
-"""Markdown structure found by line scanning: ATX headings, fenced code blocks and pipe tables.
+"""Markdown structure found by line scanning: ATX and setext headings, fenced code blocks and pipe tables.
 
 Used by the recursive chunker to keep code fences and tables whole when they fit, to repeat a split table's
 header (in metadata, since chunk text is always an exact slice) and to record each chunk's heading path.
+
+Rules (CommonMark where practical; indentation is counted in characters, a tab as one, except for setext
+headings, where a tab counts to the next multiple of 4 as in CommonMark):
+
+- *ATX heading*: 1–6 ``#`` after at most 3 spaces, then a space or tab. An optional closing run of ``#`` is
+  dropped from the title only when a space or tab precedes it (or it is the whole title): ``# C#`` is ``C#``,
+  ``## Using F# ##`` is ``Using F#``.
+- *Setext heading*: a paragraph underlined by a line of only ``=`` (level 1) or only ``-`` (level 2), at least
+  2 of them (CommonMark takes 1, but a lone ``=`` or ``-`` line after text is far more often a formula sign
+  or a stray bullet in extracted plain text), at most 3 spaces before and any spaces after. The heading starts
+  at the paragraph's first line and its title is the whole paragraph, lines stripped and joined by a space
+  (CommonMark's reading of a multi-line paragraph). The paragraph runs up from the underline to a blank line,
+  an ATX heading, a fence line, a thematic break or another underline. It is no heading when one of its lines
+  starts a list item, a block quote, a pipe table row or an HTML tag, or is a table delimiter row, or when its
+  first line is indented 4 or more (indented code): with such a line the paragraph may be a list item's or a
+  table's, and the underline a thematic break or text, so it is safer to see no heading (a setext heading
+  inside a list item is missed). A ``---`` after a blank line is a thematic break, and ``|---|---|`` is never
+  an underline.
+- *Front matter*: a YAML block opened by ``---`` on the text's first line and closed by ``---`` or ``...``
+  holds no heading (its ``---`` is not an underline, its ``# comment`` lines are not headings).
+- *Code fence*: a line of 3 or more backticks or tildes (and an info string), closed by a line of the same
+  character at least as long. At most 3 spaces of indentation at top level. Inside a list item a fence may be
+  indented up to the item's content offset + 3 (the offset is where the item's text starts after its marker
+  ``-``, ``*``, ``+``, ``1.`` or ``1)`` and 1–4 spaces); the item is the nearest preceding marker line, since
+  the last unindented line, whose content can hold the fence, and no line after a blank line in between may
+  be indented less than its offset (that would end the item). An opener indented 4 or more elsewhere is the
+  text of an indented code block, not a fence. A closing fence may be indented up to 3 at top level, up to the
+  item's content offset + 3 in a list item. Lazy continuation lines (an item's paragraph wrapped without
+  indentation) are not followed: after one, only a fence indented at most 3 is seen. An unclosed fence runs
+  to the end of the text.
+- *Table*: two or more consecutive lines starting with ``|``.
+
+Not parsed: block quotes, HTML blocks, indented code blocks (beyond not mistaking one for a fence).
 """
 from __future__ import annotations
 
 import bisect
 import re
 from dataclasses import dataclass, field
+from functools import lru_cache
 
-_FENCE = re.compile(r"^[ \t]{0,3}(`{3,}|~{3,})[^\n]*\n?", re.M)
-_HEADING = re.compile(r"^[ \t]{0,3}(#{1,6})[ \t]+([^\n]*?)[ \t#]*$", re.M)
+_FENCE = re.compile(r"^([ \t]*)(`{3,}|~{3,})[^\n]*\n?", re.M)
+_HEADING = re.compile(r"^[ \t]{0,3}(#{1,6})[ \t]+([^\n]*)", re.M)
+_CLOSING_HASHES = re.compile(r"(?:^|[ \t]+)#+$")
 _TABLE = re.compile(r"(?:^[ \t]*\|[^\n]*(?:\n|$)){2,}", re.M)
+_UNDERLINE = re.compile(r"\n {0,3}(={2,}|-{2,})[ \t]*(?=\r?\n|$)")
+_FRONT_MATTER = re.compile(r"---[ \t]*\r?\n(?:[^\n]*\n)*?(?:---|\.\.\.)[ \t]*(?:\r?\n|$)")
+_LIST_ITEM = re.compile(r"^([ \t]*)([-*+]|\d{1,9}[.)])([ \t]+|(?=\r?$))([^\n]*)", re.M)
+# Lines that end a paragraph above them (the paragraph starts after such a line) ...
+_PARAGRAPH_STOP = re.compile(r"[ \t]*$|[ \t]{0,3}#{1,6}(?:[ \t]|$)|[ \t]*(?:```|~~~)| {0,3}(?:=+|-+)[ \t]*$"
+                             r"| {0,3}([-*_])(?:[ \t]*\1){2,}[ \t]*$")
+# ... and lines after which an underline is no setext heading of a plain paragraph.
+_NOT_PLAIN = re.compile(r"[ \t]*(?:[>|<]|(?:[-*+]|\d{1,9}[.)])(?:[ \t]|$))"
+                        r"|[ \t]*\|?[ \t]*:?-+:?[ \t]*(?:\|[ \t]*:?-+:?[ \t]*)+\|?[ \t]*$")
 
 
 @dataclass
@@ -43,8 +87,9 @@ class MarkdownStructure:
 
 
 _HEADING_LINE = re.compile(r"\n[ \t]{0,3}#")
-_FENCE_LINE = re.compile(r"\n[ \t]{0,3}[`~]{3}")
+_FENCE_LINE = re.compile(r"\n[ \t]*[`~]{3}")
 _PIPE_LINE = re.compile(r"\n[ \t]*\|[^\n]*")
+_UNINDENTED_LINE = re.compile(r"\n(?=[^ \t\r\n])")
 
 
 def _line_starts(probe: re.Pattern, text: str) -> list[int]:
@@ -85,16 +130,65 @@ def _has_fence_marker(text: str) -> bool:
     return ("`" in text and "```" in text) or ("~" in text and "~~~" in text)
 
 
+@lru_cache(maxsize=64)
+def _shallower_line(offset: int) -> re.Pattern:
+    """A non-blank line indented fewer than ``offset`` characters (``offset`` ≥ 1) after a blank line (right
+    after a paragraph line it may be a lazy continuation line)."""
+    return re.compile(r"\n[ \t]*\r?\n[ \t]{0,%d}[^ \t\r\n]" % (offset - 1))
+
+
+def _content_offset(item: re.Match) -> int:
+    """Where a list item's content starts (CommonMark: after the marker and 1–4 spaces; marker width + 1 when
+    the item's line is otherwise blank or 5 or more spaces follow the marker)."""
+    marker_end = len(item.group(1)) + len(item.group(2))
+    spaces = len(item.group(3))
+    if not item.group(4).strip() or spaces > 4:
+        return marker_end + 1
+    return marker_end + spaces
+
+
+class _ListContext:
+    """The content offset of the list item holding a line, for fences indented 4 or more (found lazily: most
+    texts have no such line)."""
+
+    def __init__(self, text: str):
+        self.text = text
+        self.unindented = [0] + [m.end() for m in _UNINDENTED_LINE.finditer(text)]
+
+    def item_offset(self, line_start: int, indent: int) -> int | None:
+        """The content offset of the list item whose content may hold a fence indented ``indent`` at
+        ``line_start`` (within offset + 3), or None when the line is no list item's content."""
+        text = self.text
+        since = self.unindented[bisect.bisect_right(self.unindented, line_start - 1) - 1]
+        for item in reversed(list(_LIST_ITEM.finditer(text, since, line_start))):
+            offset = _content_offset(item)
+            if indent < offset:
+                continue  # not this item's content (that item has ended): an outer item's, perhaps
+            if indent > offset + 3:
+                return None  # an indented code block inside this item
+            if offset > 1 and _shallower_line(offset).search(text, item.end(), line_start - 1):
+                continue  # a line in between closed this item
+            return offset
+        return None
+
+
 def _fence_ranges(text: str) -> list[tuple[int, int]]:
     ranges = []
-    opening = None
     if not _has_fence_marker(text):
         return ranges
+    opening = None  # (start, marker, most indentation of its closing fence)
+    lists = None
     for match in _anchored(_FENCE, _FENCE_LINE, text):
-        marker = match.group(1)
+        indent, marker = len(match.group(1)), match.group(2)
         if opening is None:
-            opening = (match.start(), marker)
-        elif marker[0] == opening[1][0] and len(marker) >= len(opening[1]):
+            if indent <= 3:
+                opening = (match.start(), marker, 3)
+                continue
+            lists = lists or _ListContext(text)
+            offset = lists.item_offset(match.start(), indent)
+            if offset is not None:
+                opening = (match.start(), marker, offset + 3)
+        elif marker[0] == opening[1][0] and len(marker) >= len(opening[1]) and indent <= opening[2]:
             ranges.append((opening[0], match.end()))
             opening = None
     if opening is not None:  # an unclosed fence runs to the end of the text
@@ -102,9 +196,67 @@ def _fence_ranges(text: str) -> list[tuple[int, int]]:
     return ranges
 
 
+def _front_matter_end(text: str) -> int:
+    """The end of a YAML front matter block opening the text (0 when there is none)."""
+    if not text.startswith("---"):
+        return 0
+    match = _FRONT_MATTER.match(text)
+    return match.end() if match else 0
+
+
+def _atx_title(raw: str) -> str:
+    title = raw.strip()
+    return _CLOSING_HASHES.sub("", title).strip() if title.endswith("#") else title
+
+
+def _setext_paragraph(text: str, line_feed: int, floor: int) -> tuple[int, str] | None:
+    """The start and title of the setext heading whose underline follows the line feed at ``line_feed`` (its
+    paragraph starting at or after ``floor``), or None when the lines above are no plain paragraph (rules:
+    module docstring)."""
+    lines: list[tuple[int, str]] = []
+    end = line_feed
+    while end >= floor:
+        previous = text.rfind("\n", floor, end)  # the line feed before the line ending at ``end``
+        start = previous + 1 if previous >= 0 else floor
+        line = text[start:end].rstrip("\r")
+        if _PARAGRAPH_STOP.match(line):
+            break
+        if _NOT_PLAIN.match(line):
+            return None
+        lines.append((start, line))
+        if previous < 0:
+            break
+        end = previous
+    if not lines:
+        return None
+    first_start, first_line = lines[-1]
+    indent = first_line[:len(first_line) - len(first_line.lstrip(" \t"))]
+    if len(indent.expandtabs(4)) > 3:
+        return None  # an indented code block (a tab counts to the next multiple of 4)
+    return first_start, " ".join(line.strip() for _, line in reversed(lines))
+
+
+def _setext_headings(text: str, floor: int, in_fence) -> list[tuple[int, int, str]]:
+    """(start, level, title) of the setext headings starting at or after ``floor`` (a line start)."""
+    out = []
+    for match in _UNDERLINE.finditer(text, max(floor - 1, 0)):
+        if in_fence(match.start() + 1):
+            continue
+        paragraph = _setext_paragraph(text, match.start(), floor)
+        if paragraph is not None:
+            out.append((paragraph[0], 1 if match.group(1)[0] == "=" else 2, paragraph[1]))
+    return out
+
+
+def _may_have_structure(text: str) -> bool:
+    """False when ``text`` has no marker of any structure (a quick test: most plain texts)."""
+    return ("#" in text or "|" in text or _has_fence_marker(text)
+            or (("=" in text or "-" in text) and _UNDERLINE.search(text) is not None))
+
+
 def has_structure(text: str) -> bool:
     """True when ``text`` has a heading, a code fence or a table (a quick test first: no marker, no structure)."""
-    if "#" not in text and "|" not in text and not _has_fence_marker(text):
+    if not _may_have_structure(text):
         return False
     structure = parse_markdown(text)
     return bool(structure.heading_starts or structure.blocks)
@@ -112,7 +264,7 @@ def has_structure(text: str) -> bool:
 
 def parse_markdown(text: str) -> MarkdownStructure:
     structure = MarkdownStructure()
-    if "#" not in text and "|" not in text and not _has_fence_marker(text):
+    if not _may_have_structure(text):
         return structure
     fences = _fence_ranges(text)
     fence_starts = [a for a, _ in fences]
@@ -121,15 +273,20 @@ def parse_markdown(text: str) -> MarkdownStructure:
         i = bisect.bisect_right(fence_starts, pos) - 1
         return i >= 0 and fences[i][0] <= pos < fences[i][1]
 
+    front_matter = _front_matter_end(text)
+    headings = [(m.start(), len(m.group(1)), _atx_title(m.group(2)))
+                for m in (_anchored(_HEADING, _HEADING_LINE, text) if "#" in text else ())
+                if m.start() >= front_matter and not in_fence(m.start())]
+    if "=" in text or "-" in text:
+        setext = _setext_headings(text, front_matter, in_fence)
+        if setext:
+            headings = sorted(headings + setext)
     stack: list[tuple[int, str]] = []
-    for match in (_anchored(_HEADING, _HEADING_LINE, text) if "#" in text else ()):
-        if in_fence(match.start()):
-            continue
-        level = len(match.group(1))
+    for start, level, title in headings:
         while stack and stack[-1][0] >= level:
             stack.pop()
-        stack.append((level, match.group(2).strip()))
-        structure.heading_starts.append(match.start())
+        stack.append((level, title))
+        structure.heading_starts.append(start)
         structure.heading_paths.append(tuple(title for _, title in stack))
 
     blocks = [(a, b, "code") for a, b in fences]

@@ -1,0 +1,101 @@
+"""How the recursive chunker reads markdown structure (chunkers/_markdown.py): fences inside list items,
+ATX titles ending in ``#``, setext headings, and what is *not* structure (indented code, thematic breaks,
+table delimiter rows, front matter)."""
+from __future__ import annotations
+
+import pytest
+
+from chunkers import get_chunker
+from chunkers._markdown import parse_markdown
+
+LIST_FENCE = ("1. Send the pre-alert, word for word:\n\n"
+              "    ```text\n    Dear all,\n\n    the release is on Monday.\n    ```\n")
+FENCE = "```text\n    Dear all,\n\n    the release is on Monday.\n    ```\n"
+
+
+def recursive(size, **params):
+    return get_chunker("recursive", chunk_size=size, **params)
+
+
+def headings(text):
+    structure = parse_markdown(text)
+    return [(text[start:].split("\n", 1)[0], path) for start, path in zip(structure.heading_starts,
+                                                                           structure.heading_paths)]
+
+
+def test_a_fence_indented_inside_a_list_item_is_kept_whole_when_it_fits():
+    chunks = recursive(20).chunk_text(LIST_FENCE)
+    assert any(FENCE in c.text for c in chunks), [c.text for c in chunks]
+    start = LIST_FENCE.index("    ```text")
+    assert parse_markdown(LIST_FENCE).blocks == [(start, len(LIST_FENCE), "code")]
+
+
+@pytest.mark.parametrize("text", [
+    "* `linker` {Function}\n  * `specifier` {string} The module:\n    ```mjs\n    import foo from 'foo';\n\n    ```\n",
+    "- step\n\n  more about it\n\n     ```\n     make\n     ```\n",  # content offset 2: a fence up to 5 spaces
+])
+def test_nested_and_multi_paragraph_list_items_hold_indented_fences(text):
+    (start, end, kind), = parse_markdown(text).blocks
+    assert kind == "code" and text[start:end].lstrip().startswith("```") and end == len(text)
+
+
+@pytest.mark.parametrize("text", [
+    "Example:\n\n    ```\n    code\n\n    more\n    ```\n\nAfter.\n",  # top level: an indented code block
+    "- item\n\n        ```\n        code\n        ```\n",  # past the item's content offset + 3: indented code
+    "1. Item\n\nA paragraph ends the list.\n\n    ```\n    code\n    ```\n",
+])
+def test_backticks_in_an_indented_code_block_open_no_fence(text):
+    assert parse_markdown(text).blocks == []
+
+
+@pytest.mark.parametrize("line, title", [
+    ("# C#", "C#"), ("## Using F# ##", "Using F#"), ("### Title ###   ", "Title"), ("# Issue #12", "Issue #12"),
+    ("## Escaped \\#", "Escaped \\#"),
+])
+def test_an_atx_title_keeps_a_hash_not_preceded_by_a_space(line, title):
+    chunks = recursive(50).chunk_text(f"{line}\n\nText.\n")
+    assert chunks[0].metadata["heading_path"] == [title]
+
+
+SETEXT = ("Guide\n=====\n\nIntro paragraph about the guide, long enough to fill a chunk of its own here.\n\n"
+          "Install\n-------\nRun pip install ragloom to get it, then read on for the details.\n\n"
+          "### Options\n\nSome options.\n\n"
+          "Use\n---\n\nCall it.\n\n"
+          "Reference\n=========\n\nThe end.\n")
+
+
+def test_setext_headings_start_chunks_and_nest_with_atx_headings():
+    assert headings(SETEXT) == [
+        ("Guide", ("Guide",)), ("Install", ("Guide", "Install")), ("### Options", ("Guide", "Install", "Options")),
+        ("Use", ("Guide", "Use")), ("Reference", ("Reference",))]
+    chunks = recursive(25).chunk_text(SETEXT)
+    starts = {c.text.split("\n", 1)[0]: c.metadata["heading_path"] for c in chunks}
+    assert starts["Install"] == ["Guide", "Install"] and starts["Use"] == ["Guide", "Use"]
+    assert starts["Reference"] == ["Reference"]
+    for c in chunks:  # the text line of a setext heading only ever opens a chunk, with its underline
+        assert all(line not in ("Install", "Use", "Reference") for line in c.text.split("\n")[1:]), c.text
+
+
+def test_a_multi_line_paragraph_underlined_is_one_heading_from_its_first_line():
+    text = "Intro.\n\nRelease notes\nfor 1.0\n-------\n\nBody.\n"
+    assert headings(text) == [("Release notes", ("Release notes for 1.0",))]
+
+
+@pytest.mark.parametrize("text", [
+    "Some text.\n\n---\n\nMore text.\n",  # after a blank line: a thematic break
+    "- item one\n---\n",  # after a list item: a thematic break
+    "> quoted\n---\n",
+    "    indented code\n---\n",
+    "```\nTitle\n---\n```\n",  # inside a fence
+    "| a | b |\n|---|---|\n| 1 | 2 |\n",  # a table's delimiter row
+    "a | b\n--|--\n1 | 2\n",
+    "Term\n=\n",  # one character: a formula sign more often than an underline (see the module doc)
+])
+def test_lines_that_are_no_setext_underline(text):
+    assert headings(text) == []
+
+
+def test_front_matter_holds_no_heading():
+    text = "---\ntitle: Guide\n# a YAML comment\nlayout: page\n---\n\nBody text.\n\nSection\n-------\n\nMore.\n"
+    assert headings(text) == [("Section", ("Section",))]
+    assert recursive(50).chunk_text(text)[0].metadata.get("heading_path") is None
