@@ -12,7 +12,7 @@ are scored against it:
 - cuts mid-line, mid-word and inside a list item;
 - chunk count, mean / max tokens, chunks over the limit, tiny chunks (under 10 % of the limit);
 - non-whitespace characters covered by some chunk; chunking time;
-- ragloom only: ``heading_path`` equal to the ATX headings enclosing the chunk's first visible character past
+- ragloom only: ``heading_path`` equal to the headings (ATX and setext) enclosing the chunk's first visible character past
   the heading lines it starts with (its first text; a chunk of headings only: its last heading).
 
 All token counts are cl100k (tiktoken ``encode_ordinary``), for every contender and metric. A *cut* is the gap
@@ -81,12 +81,12 @@ class Layout:
     tables: list[Block] = field(default_factory=list)
     headings: list[Block] = field(default_factory=list)  # ATX and setext
     items: list[Block] = field(default_factory=list)
-    atx_starts: list[int] = field(default_factory=list)
-    atx_paths: list[tuple[str, ...]] = field(default_factory=list)  # titles of the enclosing ATX headings
+    path_starts: list[int] = field(default_factory=list)
+    paths: list[tuple[str, ...]] = field(default_factory=list)  # titles of the enclosing headings
 
     def heading_path(self, position: int) -> tuple[str, ...]:
-        i = bisect.bisect_right(self.atx_starts, position) - 1
-        return self.atx_paths[i] if i >= 0 else ()
+        i = bisect.bisect_right(self.path_starts, position) - 1
+        return self.paths[i] if i >= 0 else ()
 
 
 def _is_table_start(lines: list[str], i: int) -> bool:
@@ -147,12 +147,21 @@ def parse_layout(text: str, count_tokens: Callable[[list[str]], list[int]]) -> L
                 stack.pop()
             stack.append((level, title))
             layout.headings.append(Block(first(i), last(i)))
-            layout.atx_starts.append(first(i))
-            layout.atx_paths.append(tuple(t for _, t in stack))
+            layout.path_starts.append(first(i))
+            layout.paths.append(tuple(t for _, t in stack))
             i, previous = i + 1, "heading"
             continue
-        if previous == "paragraph" and _SETEXT.match(line):
+        setext = _SETEXT.match(line) if previous == "paragraph" else None
+        if setext:
+            # CommonMark: the whole paragraph above the underline is the title; "=" level 1, "-" level 2
+            level = 1 if setext.group(1)[0] == "=" else 2
+            title = " ".join(lines[k].strip() for k in range(paragraph_start, i))
+            while stack and stack[-1][0] >= level:
+                stack.pop()
+            stack.append((level, title))
             layout.headings.append(Block(first(paragraph_start), last(i)))
+            layout.path_starts.append(first(paragraph_start))
+            layout.paths.append(tuple(t for _, t in stack))
             i, previous = i + 1, "heading"
             continue
         if _is_table_start(lines, i):

@@ -59,7 +59,8 @@ def spans_of(blocks):
 def test_parser_finds_headings_fences_tables_and_items_outside_comments_and_fences():
     layout = chunking_markdown.parse_layout(TEXT, words)
     assert spans_of(layout.headings) == ["# Title", "## Setup ##", "Sub\n---", "# C#"]
-    assert layout.atx_paths == [("Title",), ("Title", "Setup"), ("C#",)]  # closing #s dropped, "C#" kept
+    # closing #s dropped, "C#" kept; the setext "Sub" is level 2, a sibling of "Setup"
+    assert layout.paths == [("Title",), ("Title", "Setup"), ("Title", "Sub"), ("C#",)]
     assert spans_of(layout.fences) == ["```py\na = 1\nb = 2\n```", "~~~\n```\n# not a heading\n~~~"]
     assert [b.tokens for b in layout.fences] == [8, 7]
     assert spans_of(layout.items) == ["- item one\n  continued", "- item two"]  # not the YAML list in the comment
