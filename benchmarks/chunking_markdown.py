@@ -117,6 +117,15 @@ def parse_layout(text: str, count_tokens: Callable[[list[str]], list[int]]) -> L
 
     layout = Layout()
     stack: list[tuple[int, str]] = []
+
+    def heading(level: int, title: str, first_line: int, last_line: int) -> None:
+        while stack and stack[-1][0] >= level:
+            stack.pop()
+        stack.append((level, title))
+        layout.headings.append(Block(first(first_line), last(last_line)))
+        layout.path_starts.append(first(first_line))
+        layout.paths.append(tuple(t for _, t in stack))
+
     previous, paragraph_start = "blank", 0
     i, n = 0, len(lines)
     while i < n:
@@ -142,26 +151,14 @@ def parse_layout(text: str, count_tokens: Callable[[list[str]], list[int]]) -> L
             continue
         atx = _ATX.match(line)
         if atx:
-            level, title = len(atx.group(1)), _ATX_CLOSING.sub("", (atx.group(2) or "").strip()).strip()
-            while stack and stack[-1][0] >= level:
-                stack.pop()
-            stack.append((level, title))
-            layout.headings.append(Block(first(i), last(i)))
-            layout.path_starts.append(first(i))
-            layout.paths.append(tuple(t for _, t in stack))
+            heading(len(atx.group(1)), _ATX_CLOSING.sub("", (atx.group(2) or "").strip()).strip(), i, i)
             i, previous = i + 1, "heading"
             continue
         setext = _SETEXT.match(line) if previous == "paragraph" else None
         if setext:
             # CommonMark: the whole paragraph above the underline is the title; "=" level 1, "-" level 2
-            level = 1 if setext.group(1)[0] == "=" else 2
             title = " ".join(lines[k].strip() for k in range(paragraph_start, i))
-            while stack and stack[-1][0] >= level:
-                stack.pop()
-            stack.append((level, title))
-            layout.headings.append(Block(first(paragraph_start), last(i)))
-            layout.path_starts.append(first(paragraph_start))
-            layout.paths.append(tuple(t for _, t in stack))
+            heading(1 if setext.group(1)[0] == "=" else 2, title, paragraph_start, i)
             i, previous = i + 1, "heading"
             continue
         if _is_table_start(lines, i):
