@@ -245,6 +245,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quality", nargs="?", const="gemma3-270m", metavar="LM",
                    help="also MoC's boundary clarity and chunk stickiness under a causal LM (default the bundled "
                         "gemma3-270m; a local model directory or .gguf file); one LM pass per chunk pair, slow")
+    p.add_argument("--quality-window", type=int, metavar="W",
+                   help="chunk stickiness links each chunk to the W chunks before it only (default: all of its "
+                        "document's earlier chunks, MoC's graph, whose cost grows with the square of the chunks)")
     p.add_argument("--encoding", default="utf-8", help="text encoding of the input files (default utf-8)")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.set_defaults(func=cmd_chunk)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections import Counter
 from pathlib import Path
 
 from rag.errors import RagloomError
@@ -33,7 +34,8 @@ def _chunker_spec(args) -> tuple[str, dict]:
     return args.op, params
 
 
-def _chunk_summary(op: str, params: dict, chunker, documents, chunks, seconds: float, lm: str | None) -> dict:
+def _chunk_summary(op: str, params: dict, chunker, documents, chunks, seconds: float, lm: str | None,
+                   window: int | None = None) -> dict:
     """What ``ragloom chunk`` reports (and ``--json`` prints): the run, and ``evals.chunk_quality``'s size statistics,
     plus MoC's Boundary Clarity and Chunk Stickiness when a causal LM is named."""
     from evals.chunk_quality import chunk_quality
@@ -45,8 +47,17 @@ def _chunk_summary(op: str, params: dict, chunker, documents, chunks, seconds: f
         "megabytes": round(sum(len(d.text.encode("utf-8", "surrogatepass")) for d in documents) / 1e6, 6),
         "seconds": round(seconds, 3), "limit": limit, "tokenizer": chunks[0].tokenizer if chunks else None,
         "oversize": sum(bool(c.metadata.get("oversize")) for c in chunks),
-        **chunk_quality(chunks, lm=lm, limit=limit),
+        **chunk_quality(chunks, lm=lm, limit=limit, window=window),
     }
+
+
+def _lm_passes(chunks, window: int | None) -> int:
+    """About the conditioned LM passes of boundary clarity (consecutive pairs) and chunk stickiness (each chunk given
+    every earlier chunk of its document, or the ``window`` before it), as ``evals.chunk_quality`` makes them."""
+    per_document = Counter(c.doc_id for c in chunks)
+    stickiness = sum(n * (n - 1) // 2 if window is None else sum(min(i, window) for i in range(n))
+                     for n in per_document.values())
+    return sum(n - 1 for n in per_document.values()) + stickiness
 
 
 def _print_chunk_summary(console, summary: dict, chunks, show: int, embeds_chunks: bool) -> None:
@@ -103,7 +114,12 @@ def cmd_chunk(args) -> int:
     started = time.perf_counter()
     chunks = chunker.chunk_documents(documents)
     seconds = time.perf_counter() - started
-    summary = _chunk_summary(op, params, chunker, documents, chunks, seconds, args.quality)
+    if args.quality_window is not None and args.quality_window < 1:
+        raise RagloomError(f"--quality-window must be at least 1, got {args.quality_window}")
+    if args.quality:
+        print(f"scoring with {args.quality}: {_lm_passes(chunks, args.quality_window):,} chunk pairs, one LM pass "
+              "each (about 30-60 per second for gemma3-270m on 2 CPU cores)", file=sys.stderr)
+    summary = _chunk_summary(op, params, chunker, documents, chunks, seconds, args.quality, args.quality_window)
     to_stdout = args.out == "-"
     if to_stdout:
         for c in chunks:

@@ -228,3 +228,10 @@ def test_chunk_quality_reports_boundary_clarity_and_stickiness_under_a_local_lm(
     assert code == 0 and "boundary clarity" in out and "chunk stickiness" in out
     code, _, err = run(capsys, "chunk", str(docs), "--quality", str(tmp_path / "no-model"))
     assert code == 2 and "no-model" in err
+    # the cost is announced first; a window bounds stickiness to the chunks just before each one
+    code, out, err = run(capsys, "chunk", str(docs), "--op", "token", "--set", "chunk_size=12", "--quality",
+                         str(model), "--quality-window", "1", "--json")
+    n = summary["size"]["chunks"]
+    assert code == 0 and f"{2 * (n - 1):,} chunk pairs" in err and json.loads(out)["chunk_stickiness"] >= 0
+    code, _, err = run(capsys, "chunk", str(docs), "--quality", str(model), "--quality-window", "0")
+    assert code == 2 and "--quality-window must be at least 1" in err
