@@ -10,7 +10,8 @@ from rag.tokens import get_tokenizer
 
 PIECES = ["word", "Word", " ", "  ", "\n", "\r\n", "\n\n", ".", ". ", "! ", "? ", ",", "日本語", "。", "😀", "👍🏽",
           "e\u0301", "مرحبا", "\u200d", "# Head\n", "## Sub\n", "```\ncode\n\n```\n", "| a | b |\n|---|---|\n| 1 | 2 |\n",
-          "- item\n", "supercalifragilisticexpialidocious" * 3, "\t"]
+          "- item\n", "supercalifragilisticexpialidocious" * 3, "\t", "Title\n===\n", "---\n", "1. step\n",
+          "   - nested\n", "    ```\n    x\n    ```\n", "## C# #\n"]
 structured_text = st.lists(st.sampled_from(PIECES), max_size=80).map("".join)
 # lower-cased text has its own sentence rule (no capital letters to tell sentence starts)
 texts = st.one_of(structured_text, structured_text.map(str.lower), st.text(max_size=250))
