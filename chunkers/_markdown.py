@@ -64,6 +64,9 @@ class MarkdownStructure:
 
     heading_starts: list[int] = field(default_factory=list)
     heading_paths: list[tuple[str, ...]] = field(default_factory=list)
+    #: where each heading's text begins: the first visible character after the heading (its line; a setext
+    #: heading's title and underline), or the text's length
+    heading_text_starts: list[int] = field(default_factory=list)
     blocks: list[tuple[int, int, str]] = field(default_factory=list)  # (start, end, "code" | "table")
     table_headers: dict[int, str] = field(default_factory=dict)  # table start -> header lines
     _block_starts: list[int] = field(default_factory=list)
@@ -90,6 +93,7 @@ _HEADING_LINE = re.compile(r"\n[ \t]{0,3}#")
 _FENCE_LINE = re.compile(r"\n[ \t]*[`~]{3}")
 _PIPE_LINE = re.compile(r"\n[ \t]*\|[^\n]*")
 _UNINDENTED_LINE = re.compile(r"\n(?=[^ \t\r\n])")
+_VISIBLE = re.compile(r"\S")
 
 
 def _line_starts(probe: re.Pattern, text: str) -> list[int]:
@@ -237,14 +241,14 @@ def _setext_paragraph(text: str, line_feed: int, floor: int) -> tuple[int, str] 
 
 
 def _setext_headings(text: str, floor: int, in_fence) -> list[tuple[int, int, str]]:
-    """(start, level, title) of the setext headings starting at or after ``floor`` (a line start)."""
+    """(start, level, title, end) of the setext headings starting at or after ``floor`` (a line start)."""
     out = []
     for match in _UNDERLINE.finditer(text, max(floor - 1, 0)):
         if in_fence(match.start() + 1):
             continue
         paragraph = _setext_paragraph(text, match.start(), floor)
         if paragraph is not None:
-            out.append((paragraph[0], 1 if match.group(1)[0] == "=" else 2, paragraph[1]))
+            out.append((paragraph[0], 1 if match.group(1)[0] == "=" else 2, paragraph[1], match.end()))
     return out
 
 
@@ -274,7 +278,7 @@ def parse_markdown(text: str) -> MarkdownStructure:
         return i >= 0 and fences[i][0] <= pos < fences[i][1]
 
     front_matter = _front_matter_end(text)
-    headings = [(m.start(), len(m.group(1)), _atx_title(m.group(2)))
+    headings = [(m.start(), len(m.group(1)), _atx_title(m.group(2)), m.end())
                 for m in (_anchored(_HEADING, _HEADING_LINE, text) if "#" in text else ())
                 if m.start() >= front_matter and not in_fence(m.start())]
     if "=" in text or "-" in text:
@@ -282,12 +286,14 @@ def parse_markdown(text: str) -> MarkdownStructure:
         if setext:
             headings = sorted(headings + setext)
     stack: list[tuple[int, str]] = []
-    for start, level, title in headings:
+    for start, level, title, end in headings:
         while stack and stack[-1][0] >= level:
             stack.pop()
         stack.append((level, title))
         structure.heading_starts.append(start)
         structure.heading_paths.append(tuple(title for _, title in stack))
+        visible = _VISIBLE.search(text, end)
+        structure.heading_text_starts.append(visible.start() if visible else len(text))
 
     blocks = [(a, b, "code") for a, b in fences]
     for start, end in (_tables(text) if "|" in text else ()):

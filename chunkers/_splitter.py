@@ -31,8 +31,6 @@ HEADINGS, BLOCKS, ITEMS, LINES, SENTENCES, WORDS, TOKENS = range(7)
 _LIST_ITEM = re.compile(r"^[ \t]*(?:[-*+]|\d{1,9}[.)])[ \t]+\S", re.M)
 _BLANK_LINES = re.compile(r"\n(?:[ \t]*\r?\n)+")
 _NON_SPACE = re.compile(r"\S")
-#: a setext heading's underline: the line after its title
-_UNDERLINE = re.compile(r"[ \t]{0,3}(?:=+|-+)[ \t]*\r?(?:\n|\Z)")
 
 
 def positions_inside(positions: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
@@ -139,20 +137,7 @@ class RecursiveSplitter:
 
     def _bare(self, i: int) -> bool:
         """True when heading ``i`` is followed only by blank lines up to the next heading."""
-        return self._text_after_heading(i) >= self.structure.heading_starts[i + 1]
-
-    def _text_after_heading(self, i: int) -> int:
-        """Where the first visible character after heading ``i``'s line (and a setext underline) is, or the
-        text's length."""
-        text, start = self.text, self.structure.heading_starts[i]
-        end = text.find("\n", start)
-        if end < 0:
-            return len(text)
-        underline = _UNDERLINE.match(text, end + 1)
-        if underline is not None:
-            end = underline.end() - 1
-        visible = _NON_SPACE.search(text, end)
-        return visible.start() if visible else len(text)
+        return self.structure.heading_text_starts[i] >= self.structure.heading_starts[i + 1]
 
     def estimate(self, start: int, end: int) -> int:
         """Tokens of the whole-text tokenization that overlap ``[start, end)``."""
@@ -339,7 +324,7 @@ class RecursiveSplitter:
                 more = past < len(headings)
                 relaxed[more] = np.minimum(relaxed[more], headings[past[more]])
                 relaxed_jump = jumps(relaxed, at_bare)
-                text_start = np.array([self._text_after_heading(h) for h in (past - 1).tolist()])
+                text_start = np.asarray(self.structure.heading_text_starts)[past - 1]
                 takes_text = edges[np.minimum(relaxed_jump, n - 1)] > text_start
                 jump[at_bare[takes_text]] = relaxed_jump[takes_text]
         chunk_edges = [0]
@@ -496,9 +481,8 @@ class RecursiveSplitter:
         i = bisect.bisect_left(headings, position)
         if i == len(headings) or headings[i] != position:
             return position
-        while i + 1 < len(headings) and headings[i + 1] < end and self._bare(i):
-            i += 1
-        return headings[i]
+        last = min(int(self._past_bare_headings[i + 1]) - 1, bisect.bisect_left(headings, end) - 1)
+        return headings[last]
 
     def metadata(self, spans: list[Span]) -> list[dict[str, Any]]:
         structure = self.structure
