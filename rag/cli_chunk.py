@@ -108,17 +108,17 @@ def cmd_chunk(args) -> int:
     from rag.documents import read_documents
     from rag.registry import create
 
+    if args.quality_window is not None and args.quality_window < 1:
+        raise RagloomError(f"--quality-window must be at least 1, got {args.quality_window}")
     op, params = _chunker_spec(args)
     chunker = create(op, params, "chunker", "chunker")
     documents = read_documents(args.input, args.encoding)
     started = time.perf_counter()
     chunks = chunker.chunk_documents(documents)
     seconds = time.perf_counter() - started
-    if args.quality_window is not None and args.quality_window < 1:
-        raise RagloomError(f"--quality-window must be at least 1, got {args.quality_window}")
     if args.quality:
         print(f"scoring with {args.quality}: {_lm_passes(chunks, args.quality_window):,} chunk pairs, one LM pass "
-              "each (about 30-60 per second for gemma3-270m on 2 CPU cores)", file=sys.stderr)
+              "each over both chunks' tokens", file=sys.stderr)
     summary = _chunk_summary(op, params, chunker, documents, chunks, seconds, args.quality, args.quality_window)
     to_stdout = args.out == "-"
     if to_stdout:
