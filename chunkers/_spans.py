@@ -40,8 +40,8 @@ def utf8_char_index(text: str) -> np.ndarray:
     """``index[b]`` = the character offset of UTF-8 byte offset ``b`` of ``text``, rounded up to the next
     character start when ``b`` falls inside a multibyte character (length ``len(bytes) + 1``).
 
-    Lone surrogates are encoded with ``surrogatepass`` (3 bytes), the same width tiktoken gives the
-    U+FFFD it substitutes for them, so byte offsets stay aligned.
+    Surrogates are encoded with ``surrogatepass`` (3 bytes), the width of the U+FFFD the tokenizer encodes for
+    each of them (:func:`rag.tokens.without_lone_surrogates`), so byte offsets stay aligned.
     """
     data = np.frombuffer(text.encode("utf-8", "surrogatepass"), dtype=np.uint8)
     is_char_start = (data & 0xC0) != 0x80
@@ -162,13 +162,10 @@ def _last_safe_cut(text: str, lo: int, hi: int) -> int:
 
 
 def encode_ordinary(encoding, text: str) -> np.ndarray:
-    """``encoding.encode_ordinary(text)`` as an array, read from tiktoken's numpy buffer: no list of Python ints
-    to build and convert (15% faster). With no special token allowed, ``encode`` is ``encode_ordinary``. A text
-    with lone surrogates is not UTF-8, and only ``encode_ordinary`` repairs it."""
-    try:
-        return encoding.encode_to_numpy(text, disallowed_special=())
-    except UnicodeEncodeError:
-        return np.asarray(encoding.encode_ordinary(text), dtype=np.uint32)
+    """``encoding.encode_ordinary(text)`` as an array, read from the encoder's numpy buffer: no list of Python ints
+    to build and convert (15% faster). With no special token allowed, ``encode`` is ``encode_ordinary``.
+    ``encoding`` is a :class:`rag.tokens.RepairedEncoding`: surrogates become one U+FFFD each, so offsets hold."""
+    return encoding.encode_to_numpy(text, disallowed_special=())
 
 
 class TokenIndex:

@@ -14,6 +14,7 @@ tiktoken's.
 from __future__ import annotations
 
 import os
+import re
 import warnings
 from array import array
 from functools import lru_cache
@@ -55,16 +56,21 @@ def is_safe_cut(text: str, p: int) -> bool:
     return before == "\n" and not here.isspace()
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
 def without_lone_surrogates(text: str) -> str:
-    """``text`` with every lone surrogate (not valid Unicode: Hugging Face tokenizers and UTF-8 reject it) replaced
-    by U+FFFD, one character for one, so character offsets stay the same; ``text`` itself when it has none."""
+    """``text`` with every surrogate code unit (not valid Unicode in a ``str``: Hugging Face tokenizers and UTF-8
+    reject it) replaced by U+FFFD, one character for one, so character offsets stay the same; ``text`` itself when
+    it has none. Two surrogates that would form a pair in UTF-16 are replaced too, each on its own: tiktoken joins
+    such a pair into one character, which shifts every later offset (and its ids then differ from ours there)."""
     if text.isascii():
         return text
     try:
         text.encode("utf-8")
         return text
     except UnicodeEncodeError:
-        return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+        return _SURROGATE.sub("\ufffd", text)
 
 
 def tokenizer_identity(name: str) -> str:
@@ -81,33 +87,50 @@ class Tokenizer(Protocol):
     def count(self, text: str) -> int: ...
 
 
-class RustBPEEncoding:
-    """A tiktoken ``Encoding`` whose ``encode_ordinary`` (and ``encode_to_numpy`` without special tokens) runs
-    on bpe-openai's Rust encoder; every other attribute is the tiktoken encoding's own."""
+class RepairedEncoding:
+    """A tiktoken ``Encoding`` that replaces every surrogate code unit with U+FFFD before encoding
+    (:func:`without_lone_surrogates`), so token offsets map one for one onto the text's characters; every other
+    attribute is the tiktoken encoding's own. (tiktoken's own repair joins two surrogates that form a UTF-16 pair
+    into one character, and every offset after it would be off.)"""
 
-    def __init__(self, encoding, rust_encoder):
+    def __init__(self, encoding):
         self.tiktoken = encoding
-        self.rust = rust_encoder
         self.name = encoding.name
 
     def encode_ordinary(self, text: str) -> list[int]:
-        try:
-            return self.rust.encode(text)
-        except UnicodeEncodeError:  # lone surrogates: replaced by U+FFFD, as tiktoken does
-            return self.rust.encode(without_lone_surrogates(text))
+        return self.tiktoken.encode_ordinary(without_lone_surrogates(text))
 
     def encode_to_numpy(self, text: str, *, allowed_special=frozenset(), disallowed_special="all") -> np.ndarray:
-        if allowed_special or disallowed_special:  # special-token handling: tiktoken's semantics
-            return self.tiktoken.encode_to_numpy(text, allowed_special=allowed_special,
-                                                 disallowed_special=disallowed_special)
-        # through array's buffer: 3x faster than np.asarray on a list of Python ints
-        return np.frombuffer(array("I", self.encode_ordinary(text)), dtype=np.uint32)
+        return self.tiktoken.encode_to_numpy(without_lone_surrogates(text), allowed_special=allowed_special,
+                                             disallowed_special=disallowed_special)
 
     def encode_ordinary_batch(self, texts: Sequence[str], **_) -> list[list[int]]:
         return [self.encode_ordinary(t) for t in texts]
 
     def __getattr__(self, name: str):
         return getattr(self.tiktoken, name)
+
+
+class RustBPEEncoding(RepairedEncoding):
+    """A :class:`RepairedEncoding` whose ``encode_ordinary`` (and ``encode_to_numpy`` without special tokens)
+    runs on bpe-openai's Rust encoder."""
+
+    def __init__(self, encoding, rust_encoder):
+        super().__init__(encoding)
+        self.rust = rust_encoder
+
+    def encode_ordinary(self, text: str) -> list[int]:
+        try:
+            return self.rust.encode(text)
+        except UnicodeEncodeError:  # surrogates: one U+FFFD each
+            return self.rust.encode(without_lone_surrogates(text))
+
+    def encode_to_numpy(self, text: str, *, allowed_special=frozenset(), disallowed_special="all") -> np.ndarray:
+        if allowed_special or disallowed_special:  # special-token handling: tiktoken's semantics
+            return super().encode_to_numpy(text, allowed_special=allowed_special,
+                                           disallowed_special=disallowed_special)
+        # through array's buffer: 3x faster than np.asarray on a list of Python ints
+        return np.frombuffer(array("I", self.encode_ordinary(text)), dtype=np.uint32)
 
 
 def _rust_bindings():
@@ -166,9 +189,10 @@ class TiktokenTokenizer:
                 f"{str(exc).splitlines()[0][:120]}); 'cl100k_base' is bundled, or name an embedding model "
                 "(e.g. 'minilm') to count its own word pieces"
             ) from None
+        self.encoding = RepairedEncoding(self.encoding)
         self.backend_name = "tiktoken"
         if backend == "auto" and self.identity in _RUST_BPE_NAMES:
-            fast = _rust_bpe(self.encoding, self.identity)
+            fast = _rust_bpe(self.encoding.tiktoken, self.identity)
             if fast is not None:
                 self.encoding, self.backend_name = fast, "bpe-openai"
 

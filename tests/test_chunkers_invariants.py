@@ -78,6 +78,9 @@ BAD_INPUTS = {
     "crlf": "line one\r\nline two\r\n\r\nline three. " * 40,
     "arabic_mixed": "مرحبا بالعالم hello 世界 " * 40,
     "lone_surrogates": "a\ud800b \udfff c " * 30,
+    # two surrogates forming a UTF-16 pair: tiktoken's own repair joins them into one character, which shifted
+    # every later token boundary by two bytes (wrong counts, unflagged chunks over the limit)
+    "surrogate_pairs": "'\ud83d\ude00'\ndef f(): pass \ud83d\ude00x. " * 30,
 }
 
 

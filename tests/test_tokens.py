@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from rag.errors import ConfigError
-from rag.tokens import RustBPEEncoding, TiktokenTokenizer, _rust_bpe, get_tokenizer
+from rag.tokens import RustBPEEncoding, TiktokenTokenizer, _rust_bpe, get_tokenizer, without_lone_surrogates
 
 # Pre-tokenizer edge cases of cl100k's pattern: contractions in any case, digit runs (split by threes),
 # whitespace runs before a word or at the end, letters of other scripts, combining marks, emoji sequences.
@@ -43,6 +43,17 @@ def test_lone_surrogates_and_special_token_text_encode_like_tiktoken():
         assert encoding.encode_ordinary(text) == TIKTOKEN.encode_ordinary(text)
     # special tokens allowed: tiktoken's semantics (the Rust encoder knows no special tokens)
     assert encoding.encode_to_numpy("x<|endoftext|>", allowed_special="all").tolist() == [87, 100257]
+
+
+@pytest.mark.parametrize("backend", ["auto", "tiktoken"])
+def test_each_surrogate_encodes_as_one_replacement_character_even_when_two_form_a_pair(backend):
+    # tiktoken's own repair joins a pair into one 4-byte character; chunk offsets assume one U+FFFD per code unit
+    encoding = TiktokenTokenizer("cl100k_base", backend=backend).encoding
+    text = "'\ud83d\ude00' a\udfff"
+    expected = TIKTOKEN.encode_ordinary("'\ufffd\ufffd' a\ufffd")
+    assert encoding.encode_ordinary(text) == expected
+    assert encoding.encode_to_numpy(text, disallowed_special=()).tolist() == expected
+    assert without_lone_surrogates(text) == "'\ufffd\ufffd' a\ufffd"
 
 
 def test_a_long_text_encodes_like_tiktoken():
