@@ -19,9 +19,10 @@ import importlib
 import pkgutil
 from dataclasses import dataclass
 from importlib.metadata import entry_points
-from typing import Any, Callable, ClassVar, Iterable, TypeVar
+from types import UnionType
+from typing import Any, Callable, ClassVar, Iterable, TypeVar, Union, get_args, get_origin
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError, ValidationInfo, field_validator
 
 from rag.errors import ConfigError
 
@@ -35,9 +36,24 @@ ENTRY_POINT_GROUP = "ragloom.operators"
 
 
 class OperatorParams(BaseModel):
-    """Base of every operator's parameter model: unknown keys are errors, values are immutable."""
+    """Base of every operator's parameter model: unknown keys are errors, values are immutable, and a number
+    is never given as ``true`` / ``false`` (pydantic would read them as 1 / 0)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_booleans_for_numbers(cls, value: Any, info: ValidationInfo) -> Any:
+        if isinstance(value, bool) and _number_not_bool(cls.model_fields[info.field_name].annotation):
+            raise ValueError(f"expected a number, got {str(value).lower()}")
+        return value
+
+
+def _number_not_bool(annotation: Any) -> bool:
+    """Whether a field annotated ``annotation`` takes an int or a float but not a bool (``Optional`` and unions
+    looked through)."""
+    kinds = set(get_args(annotation)) if get_origin(annotation) in (Union, UnionType) else {annotation}
+    return bool(kinds & {int, float}) and not kinds & {bool, Any}
 
 
 class Operator:

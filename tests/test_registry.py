@@ -27,6 +27,20 @@ def test_create_validates_params_and_names_the_key():
     assert info.value.path == "flow[0].top_k"
 
 
+@pytest.mark.parametrize("op, key, value", [("recursive", "chunk_size", True), ("ast", "max_chars", True),
+                                           ("late", "context_weight", False)])
+def test_a_number_given_as_a_boolean_is_an_error_naming_the_key(op, key, value):
+    # pydantic reads true / false as 1 / 0: `--set max_chars=true` ran with one character per chunk
+    with pytest.raises(ConfigError, match="expected a number") as info:
+        create(op, {key: value}, kinds="chunker", path="chunker")
+    assert info.value.path == f"chunker.{key}"
+
+
+def test_a_boolean_param_still_takes_booleans_and_an_optional_number_takes_none():
+    assert create("recursive", {"markdown": False}, kinds="chunker").params.markdown is False
+    assert create("ast", {"language": None}, kinds="chunker").params.language is None
+
+
 def test_third_party_operators_register_through_entry_points(monkeypatch):
     class FakeEntryPoint:
         def load(self):
