@@ -23,11 +23,15 @@ character offsets exactly. Chunk metadata: ``language``, ``scope_path`` (names o
 enclose the chunk, outermost first) and ``definitions``: the names of all definitions whose node starts in the
 chunk, nested ones included (a class and its methods), in document order, so every named definition of the
 file is listed by exactly one chunk. A definition is a named node of :data:`SCOPE_TYPES`, wherever it sits
-(inside a Go ``type`` declaration, a Rust ``mod``, a C++ namespace); a C/C++ struct, class, union or enum
-specifier only with a body (``struct point *p`` names a type, it does not define one).
+(inside a Go ``type`` declaration, a Rust ``mod``, a C++ namespace), or a JavaScript / TypeScript variable bound to
+a function (``const handler = (req, res) => ...``); a C/C++ struct, class, union or enum specifier only with a
+body (``struct point *p`` names a type, it does not define one). Names have their whitespace collapsed.
 
-Unknown languages, missing grammars and input that does not parse (errors over half the file) fall back to
-the recursive text chunker with the same ``chunk_size``; those chunks carry ``metadata["fallback"]``.
+A C file with parse errors is parsed as C++ too, and the parse with fewer bytes in errors is kept (headers named
+``.h`` are often C++). Unknown languages, missing grammars and input that does not parse (errors over half the
+file) fall back to the recursive text chunker with the same ``chunk_size``, its chunks over ``max_chars`` split
+again down the same separators; those chunks carry ``metadata["fallback"]``. A document's
+``metadata["language"]`` that is not a string is an :class:`~rag.errors.InputError` naming the document.
 """
 from __future__ import annotations
 
@@ -39,10 +43,10 @@ from functools import lru_cache
 import numpy as np
 from pydantic import Field
 
-from chunkers._spans import Span, build_chunks, fit_spans, utf8_char_index
+from chunkers._spans import Span, TokenIndex, build_chunks, fit_spans, utf8_char_index
 from chunkers._splitter import RecursiveSplitter
 from chunkers.base import Chunker, TokenizerName, tokenizer_field
-from rag.errors import ConfigError
+from rag.errors import ConfigError, InputError
 from rag.registry import OperatorParams, operator
 from rag.types import Chunk, Document
 
@@ -68,10 +72,15 @@ SCOPE_TYPES = frozenset({
     "abstract_class_declaration", "method_definition", "interface_declaration", "enum_declaration",
     "internal_module", "module", "type_alias_declaration",
     "method_declaration", "constructor_declaration", "record_declaration", "annotation_type_declaration",
-    "type_spec",                                                                        # go
+    "type_spec", "type_alias",                                                          # go
     "function_item", "impl_item", "struct_item", "enum_item", "trait_item", "mod_item", "union_item",  # rust
+    "type_item", "const_item", "static_item", "macro_definition",
     "struct_specifier", "class_specifier", "union_specifier", "enum_specifier", "namespace_definition",  # c/cpp
+    "type_definition",
 })
+#: JavaScript / TypeScript functions bound to a name (``const handler = (req, res) => {...}``): a
+#: ``variable_declarator`` whose value is one of these is a definition too (:func:`is_scope`).
+_FUNCTION_VALUES = ("arrow_function", "function_expression", "function", "generator_function")
 _NAME_TYPES = frozenset({"identifier", "field_identifier", "type_identifier", "property_identifier",
                          "qualified_identifier", "scoped_identifier", "destructor_name", "operator_name",
                          "namespace_identifier", "private_property_identifier"})
@@ -86,10 +95,16 @@ MAX_ERROR_FRACTION = 0.5
 _NONSPACE = np.array([not chr(c).isspace() for c in range(0x3001)] + [True])
 _LINE_END = re.compile(r"\n")
 _WHITESPACE = re.compile(r"\s+")
+_AROUND_SCOPE_OPERATOR = re.compile(r" ?:: ?")
+
+
+#: A file with parse errors in the first language is parsed in the second too, and the parse with fewer bytes
+#: in errors is kept (C++ headers named ``.h``).
+RETRY_LANGUAGE = {"c": "cpp"}
 
 
 def normalise_language(language: str | None) -> str | None:
-    if not language:
+    if language is None:
         return None
     key = language.strip().lower()
     return ALIASES.get(key, key)
@@ -134,20 +149,32 @@ def error_fraction(root) -> float:
     return covered / total
 
 
+def is_scope(node) -> bool:
+    """Whether ``node`` is a definition that opens a named scope: a :data:`SCOPE_TYPES` node, or a JavaScript /
+    TypeScript variable bound to a function (:data:`_FUNCTION_VALUES`)."""
+    if node.type == "variable_declarator":
+        value = node.child_by_field_name("value")
+        return value is not None and value.type in _FUNCTION_VALUES
+    return node.type in SCOPE_TYPES
+
+
 def scope_name(node, source: bytes) -> str | None:
-    """The declared name of a scope node (following C declarators and Rust impl types), if it has one."""
+    """The declared name of a scope node (following C declarators and Rust impl types), if it has one, with its
+    whitespace collapsed (a C++ ``Box<T>::\n    size`` is ``Box<T>::size``)."""
     target = node.child_by_field_name("name")
     if target is None and node.type == "impl_item":
         target = node.child_by_field_name("type")
-    if target is None:  # C / C++ functions: the name sits inside nested declarators
+    if target is None:  # C / C++ functions: the name sits inside nested (possibly parenthesized) declarators
         declarator = node.child_by_field_name("declarator")
         while declarator is not None and declarator.type not in _NAME_TYPES:
             declarator = declarator.child_by_field_name("declarator") or next(
-                (c for c in declarator.named_children if c.type in _NAME_TYPES), None)
+                (c for c in declarator.named_children if c.type in _NAME_TYPES or c.type.endswith("declarator")),
+                None)
         target = declarator
     if target is None:
         return None
-    return source[target.start_byte:target.end_byte].decode("utf-8", "replace")
+    name = source[target.start_byte:target.end_byte].decode("utf-8", "replace")
+    return _AROUND_SCOPE_OPERATOR.sub("::", _WHITESPACE.sub(" ", name).strip())
 
 
 def starts_definition(node, source: bytes) -> bool:
@@ -155,7 +182,7 @@ def starts_definition(node, source: bytes) -> bool:
     statement, a C++ template): the test of the boundary rule "a definition starts its own chunk". It looks
     no deeper (a Go ``type`` declaration is not a wrapper here) and is left so, as a deeper look would move
     chunk boundaries; the ``definitions`` metadata comes from :func:`find_definitions`."""
-    if node.type in SCOPE_TYPES:
+    if is_scope(node):
         return scope_name(node, source) is not None
     if node.type in _WRAPPER_TYPES:
         return any(starts_definition(child, source) for child in node.named_children)
@@ -168,8 +195,13 @@ def definition_query(language: str):
     import tree_sitter
 
     grammar = get_parser(language).language
+    known = [kind for kind in sorted(SCOPE_TYPES) if grammar.id_for_node_kind(kind, True) is not None]
     patterns = [f"({kind} body: (_)) @definition" if kind in _DEFINED_WITH_BODY else f"({kind}) @definition"
-                for kind in sorted(SCOPE_TYPES) if grammar.id_for_node_kind(kind, True) is not None]
+                for kind in known]
+    functions = [kind for kind in _FUNCTION_VALUES if grammar.id_for_node_kind(kind, True) is not None]
+    if functions and grammar.id_for_node_kind("variable_declarator", True) is not None:
+        values = " ".join(f"({kind})" for kind in functions)
+        patterns.append(f"(variable_declarator value: [{values}]) @definition")
     return tree_sitter.Query(grammar, "\n".join(patterns))
 
 
@@ -210,13 +242,15 @@ class SyntaxSplitter:
 
     def split_node(self, node, start: int, end: int, scope: tuple[str, ...]) -> list[tuple[Span, tuple]]:
         """Chunks ``(span, scope_path)`` tiling ``[start, end)``, which contains ``node``."""
-        name = scope_name(node, self.source) if node.type in SCOPE_TYPES else None
+        name = scope_name(node, self.source) if is_scope(node) else None
         inner_scope = scope + (name,) if name else scope
         children = [c for c in node.children if c.end_byte > c.start_byte]
         by_start = {self.char(c.start_byte): c for c in children}
         cuts = sorted(c for c in by_start if start < c < end)
         if not cuts:
-            if len(children) == 1:  # a wrapper (module with one class, a decorated definition): descend
+            if len(children) == 1 and not self.fits(start, end):
+                # a wrapper (module with one class, a decorated definition) too big for one chunk: descend. (One
+                # that fits is a chunk in this scope: a file holding one function is not inside it.)
                 return self.split_node(children[0], start, end, inner_scope)
             return [(span, inner_scope) for span in self.split_text(start, end)]
         if children and self.char(children[0].start_byte) <= start:
@@ -319,7 +353,13 @@ class ASTChunker(Chunker):
         self.language_ = language
 
     def language_of(self, document: Document) -> str | None:
-        return self.language_ or normalise_language(document.metadata.get("language"))
+        if self.language_:
+            return self.language_
+        language = document.metadata.get("language")
+        if language is not None and not isinstance(language, str):
+            raise InputError(f"document {document.id!r}: metadata 'language' must be a language name such as "
+                             f"'python', got {type(language).__name__} {language!r}")
+        return normalise_language(language)
 
     def chunk(self, document: Document) -> list[Chunk]:
         text = document.text
@@ -331,6 +371,10 @@ class ASTChunker(Chunker):
             return self._fallback(document, language, "no grammar" if language else "no language")
         source = text.encode("utf-8", "surrogatepass")
         root = parser.parse(source).root_node
+        if root.has_error and language in RETRY_LANGUAGE and get_parser(RETRY_LANGUAGE[language]) is not None:
+            retried = get_parser(RETRY_LANGUAGE[language]).parse(source).root_node
+            if error_fraction(retried) < error_fraction(root):  # fewer bytes in errors: a C++ header
+                language, root = RETRY_LANGUAGE[language], retried
         if root.has_error and error_fraction(root) > MAX_ERROR_FRACTION:
             return self._fallback(document, language, "parse errors")
         splitter = SyntaxSplitter(text, source, self.tokenizer_, self.params.max_chars, self.params.chunk_size)
@@ -356,9 +400,40 @@ class ASTChunker(Chunker):
 
         chunks = RecursiveChunker(chunk_size=self.params.chunk_size, tokenizer=self.params.tokenizer,
                                   markdown=language in (None, "markdown")).chunk(document)
+        chunks = self._within_max_chars(document, chunks)
         for c in chunks:
             c.metadata["fallback"] = f"recursive ({reason})"
         return chunks
+
+    def _within_max_chars(self, document: Document, chunks: list[Chunk]) -> list[Chunk]:
+        """``chunks`` (tiling the text) with those over ``max_chars`` non-whitespace characters split again down
+        the recursive separator hierarchy (blank lines, lines, sentences, words, characters), by a recursive
+        splitter whose "tokens" are non-whitespace characters (each with the whitespace after it); pieces keep
+        their chunk's metadata and get exact token counts."""
+        text, limit = document.text, self.params.max_chars
+        nonspace = nonspace_prefix(text)
+        over = [c for c in chunks if nonspace[c.end] - nonspace[c.start] > limit]
+        if not over:
+            return chunks
+        visible = np.flatnonzero(np.diff(nonspace))  # where each non-whitespace character is
+        bounds = np.unique(np.concatenate(([0], visible, [len(text)])))
+        by_chars = RecursiveSplitter(text, self.tokenizer_, markdown=False,
+                                     index=TokenIndex(text, self.tokenizer_, char_bounds=bounds))
+        edges = by_chars.split_edges(np.array([c.start for c in over]), np.array([c.end for c in over]), limit)
+        spans: list[Span] = []
+        metadata: list[dict] = []
+        for c in chunks:
+            inner = edges[np.searchsorted(edges, c.start):np.searchsorted(edges, c.end) + 1].tolist() \
+                if c in over else [c.start, c.end]
+            spans.extend(zip(inner[:-1], inner[1:]))
+            meta = {k: v for k, v in c.metadata.items() if k != "oversize"}
+            metadata.extend([meta] * (len(inner) - 1))
+        counts = TokenIndex(text, self.tokenizer_).counts(spans)
+        fitted, counts, oversize = fit_spans(text, spans, self.tokenizer_, self.params.chunk_size, counts,
+                                             join_next=False)
+        starts = [a for a, _ in spans]
+        metadata = [metadata[bisect.bisect_right(starts, a) - 1] for a, _ in fitted]
+        return build_chunks(document, fitted, counts, oversize, metadata, tokenizer=self.tokenizer_)
 
 
 def names_starting_in(spans: list[Span], definitions: list[tuple[int, str]]) -> list[list[str]]:

