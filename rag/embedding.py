@@ -10,6 +10,7 @@ import logging
 import os
 import sqlite3
 import threading
+from functools import lru_cache
 from pathlib import Path
 from typing import Sequence
 
@@ -29,10 +30,39 @@ MINILM_NAMES = ("minilm", "all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-
 
 def model_tag(model: str) -> str:
     """A short stable name of ``model`` for identities and cache keys: ``minilm-l6-v2`` for the bundled MiniLM
-    (wherever its package is installed), a local directory's name, else the name itself."""
+    (wherever its package is installed), a local directory's name with a fingerprint of its files
+    (:func:`directory_fingerprint`: two models in folders of the same name never share cached vectors), else the
+    name itself."""
     if model in MINILM_NAMES:
         return "minilm-l6-v2"
-    return Path(model).name if os.path.isdir(model) else model
+    if os.path.isdir(model):
+        return f"{Path(model).resolve().name}@{directory_fingerprint(model)}"
+    return model
+
+
+#: bytes read from the start, the middle and the end of each file by :func:`directory_fingerprint`
+FINGERPRINT_SAMPLE = 1 << 20
+
+
+def directory_fingerprint(directory: str) -> str:
+    """12 hex digits of a hash over every file under ``directory`` (relative path, size, and three 1 MiB samples of
+    its content): the same for a copy of the folder, different once weights or config change (fine-tuning changes
+    every tensor, so the samples see it). Costs a few MiB of reading per file, cached per process."""
+    files = sorted(p for p in Path(directory).rglob("*") if p.is_file() and ".cache" not in p.parts)
+    stats = tuple((str(p.relative_to(directory)), p.stat().st_size, p.stat().st_mtime_ns) for p in files)
+    return _fingerprint(str(Path(directory).resolve()), stats)
+
+
+@lru_cache(maxsize=64)
+def _fingerprint(directory: str, stats: tuple) -> str:
+    digest = hashlib.sha256()
+    for relative, size, _ in stats:
+        digest.update(f"{relative}\0{size}\0".encode("utf-8", "surrogatepass"))
+        with open(Path(directory) / relative, "rb") as handle:
+            for offset in sorted({0, max(0, size // 2 - FINGERPRINT_SAMPLE // 2), max(0, size - FINGERPRINT_SAMPLE)}):
+                handle.seek(offset)
+                digest.update(handle.read(FINGERPRINT_SAMPLE))
+    return digest.hexdigest()[:12]
 
 
 def resolve_model_path(model: str) -> str:

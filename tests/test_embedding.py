@@ -52,3 +52,25 @@ def test_unloadable_model_is_a_clear_error(tmp_path):
 
     with pytest.raises(ConfigError, match="nothing is downloaded"):
         Embedder(str(tmp_path / "no-model"), cache=False).embed(["x"])
+
+
+def test_models_in_folders_of_the_same_name_never_share_an_identity_and_a_copy_keeps_it(tmp_path):
+    # the identity (cache key, index manifest) was the folder's name alone: a second model at /y/model returned
+    # the vectors cached for /x/model
+    import shutil
+
+    from rag.embedding import Embedder
+
+    first, second = tmp_path / "x" / "model", tmp_path / "y" / "model"
+    first.mkdir(parents=True)
+    (first / "config.json").write_text('{"hidden_size": 4}')
+    (first / "model.safetensors").write_bytes(bytes(range(256)) * 9000)  # samples from start, middle and end differ
+    shutil.copytree(first, second)
+    copy = tmp_path / "z" / "model"
+    shutil.copytree(first, copy)
+    weights = bytearray((second / "model.safetensors").read_bytes())
+    weights[len(weights) // 2] ^= 1  # one changed byte, in the middle of the weights
+    (second / "model.safetensors").write_bytes(bytes(weights))
+    identities = [Embedder(model=str(path), cache=False).identity for path in (first, second, copy)]
+    assert identities[0] != identities[1] and identities[0] == identities[2]
+    assert identities[0].startswith("model@")
