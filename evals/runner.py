@@ -22,7 +22,7 @@ from evals.experiment import Experiment, PipelineSpec, RankingSettings
 from evals.index_cache import IndexCache, corpus_fingerprint, run_code_fingerprint
 from rag.config import parse_config
 from rag.errors import RagloomError
-from rag.jsonl import write_jsonl_atomically
+from rag.jsonl import json_line, write_jsonl_atomically
 from rag.state import Result
 
 log = logging.getLogger(__name__)
@@ -169,7 +169,7 @@ class ResultLog:
         write_jsonl_atomically(self.path, records)
 
     def append(self, record: dict[str, Any]) -> None:
-        self._fh.write(json.dumps(record, ensure_ascii=False) + "\n")
+        self._fh.write(json_line(record) + "\n")
         self._fh.flush()
         self.done[(record["run"], record["query_id"])] = record
 

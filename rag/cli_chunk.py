@@ -7,7 +7,8 @@ from collections import Counter
 from pathlib import Path
 
 from rag.errors import RagloomError
-from rag.jsonl import write_jsonl_atomically
+from rag.jsonl import json_line, write_jsonl_atomically
+from rag.tokens import without_lone_surrogates
 
 
 def _chunker_spec(args) -> tuple[str, dict]:
@@ -93,8 +94,8 @@ def _print_chunk_summary(console, summary: dict, chunks, show: int, embeds_chunk
         columns = ["chunk", "span", "tokens"] + (["where"] if any(paths) else []) + ["text"]
         table = Table(*columns, box=None, padding=(0, 1))
         for c, path in zip(shown, paths):
-            text = " ".join(c.text.split())
-            where = [escape(" > ".join(map(str, path)))] if any(paths) else []
+            text = " ".join(without_lone_surrogates(c.text).split())
+            where = [escape(without_lone_surrogates(" > ".join(map(str, path))))] if any(paths) else []
             table.add_row(escape(c.id), f"{c.start}-{c.end}", str(c.token_count), *where,
                           escape(text if len(text) <= 100 else text[:97] + "..."))
         console.print(table)
@@ -123,7 +124,7 @@ def cmd_chunk(args) -> int:
     to_stdout = args.out == "-"
     if to_stdout:
         for c in chunks:
-            print(json.dumps(c.to_json(), ensure_ascii=False))
+            print(json_line(c.to_json(), sys.stdout.encoding or "utf-8"))
     elif args.out:
         write_jsonl_atomically(Path(args.out), (c.to_json() for c in chunks))
     if args.json:

@@ -31,6 +31,17 @@ def read_jsonl_objects(path: Path, error: type[RagloomError] = InputError) -> It
             yield number, row
 
 
+def json_line(row: dict[str, Any], encoding: str = "utf-8") -> str:
+    """``row`` as one line of JSON, non-ASCII characters as they are unless ``encoding`` cannot write them (a
+    surrogate in a text: then escaped, ``"\\ud800"``, which reads back as the same string)."""
+    line = json.dumps(row, ensure_ascii=False)
+    try:
+        line.encode(encoding)
+    except UnicodeEncodeError:
+        return json.dumps(row)
+    return line
+
+
 def write_jsonl_atomically(path: Path, rows: Iterable[dict[str, Any]]) -> None:
     """Rows as JSON Lines, written to a temporary file next to ``path`` and renamed over it: an interrupted
     run leaves any previous file whole."""
@@ -38,7 +49,7 @@ def write_jsonl_atomically(path: Path, rows: Iterable[dict[str, Any]]) -> None:
     try:
         with tmp.open("w", encoding="utf-8") as handle:
             for row in rows:
-                handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+                handle.write(json_line(row) + "\n")
         os.replace(tmp, path)
     except OSError as exc:
         tmp.unlink(missing_ok=True)

@@ -158,6 +158,18 @@ def test_chunk_to_stdout_keeps_the_summary_on_stderr(tmp_path, capsys):
     assert code == 0 and rows and all(r["token_count"] <= 16 for r in rows) and "chunks in" in err
 
 
+def test_chunk_writes_and_shows_text_holding_a_lone_surrogate(tmp_path, capsys):
+    # JSON input may escape a lone surrogate; writing it as UTF-8 raised UnicodeEncodeError (a traceback, no file)
+    source = tmp_path / "docs.jsonl"
+    source.write_text('{"id": "s", "text": "abc \\ud800 def. Next sentence."}\n')
+    out_file = tmp_path / "chunks.jsonl"
+    code, out, _ = run(capsys, "chunk", str(source), "--out", str(out_file), "--show", "1")
+    assert code == 0 and "abc \ufffd def" in out
+    assert json.loads(out_file.read_text(encoding="utf-8"))["text"] == "abc \ud800 def. Next sentence."
+    code, out, _ = run(capsys, "chunk", str(source), "--out", "-")
+    assert code == 0 and json.loads(out)["text"] == "abc \ud800 def. Next sentence."
+
+
 @pytest.mark.parametrize("argv, message", [
     (["--op", "recursve"], "chunker.op: unknown chunker operator 'recursve'"),
     (["--op", "token", "--set", "chunk_size=0"], "chunker.chunk_size: Input should be greater than 0"),

@@ -82,6 +82,15 @@ def test_save_and_load_round_trip(tmp_path):
     assert [h.chunk.id for h in loaded.run("alpha gamma").hits] == [h.chunk.id for h in pipe.run("alpha gamma").hits]
 
 
+def test_a_document_holding_a_lone_surrogate_saves_and_loads_unchanged(tmp_path):
+    # writing it as UTF-8 raised UnicodeEncodeError; it is escaped in the JSON instead
+    pipe = Pipeline.from_config(loads_config(CONFIG))
+    pipe.index([Document("s", "broken \ud800 text and more words here to chunk")])
+    pipe.save(tmp_path / "idx")
+    loaded = Pipeline.load(tmp_path / "idx")
+    assert loaded.index_.documents == pipe.index_.documents and loaded.index_.chunks == pipe.index_.chunks
+
+
 def test_an_index_saved_before_chunks_recorded_their_tokenizer_loads_them_as_unknown(tmp_path):
     import dataclasses
     import hashlib

@@ -6,7 +6,6 @@ text replaces its chunks; deleting removes them everywhere. ``save``/``load`` go
 """
 from __future__ import annotations
 
-import json
 import logging
 import time
 from pathlib import Path
@@ -18,7 +17,7 @@ from rag.config import IndexConfig, parse_index_config
 from rag.errors import ConfigError, IndexStoreError, InputError
 from rag.index import persistence
 from rag.index.structure import IndexStructure
-from rag.jsonl import read_jsonl_objects
+from rag.jsonl import json_line, read_jsonl_objects
 from rag.registry import create
 from rag.resources import Resources
 from rag.types import Chunk, Document
@@ -144,13 +143,12 @@ class Index:
         def write(tmp: Path) -> dict:
             with (tmp / "documents.jsonl").open("w", encoding="utf-8") as out:
                 for doc in self.documents.values():
-                    out.write(json.dumps({"id": doc.id, "text": doc.text, "metadata": dict(doc.metadata)},
-                                         ensure_ascii=False) + "\n")
+                    out.write(json_line({"id": doc.id, "text": doc.text, "metadata": dict(doc.metadata)}) + "\n")
             with (tmp / "chunks.jsonl").open("w", encoding="utf-8") as out:
                 for chunk in self.chunks.values():
                     data = chunk.to_json()
                     del data["text"]  # recovered exactly from the document and the offsets
-                    out.write(json.dumps(data, ensure_ascii=False) + "\n")
+                    out.write(json_line(data) + "\n")
             identities = {}
             for name, structure in self.structures.items():
                 sub = tmp / "structures" / name
