@@ -44,7 +44,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 
 _FENCE = re.compile(r"^([ \t]*)(`{3,}|~{3,})[^\n]*\n?", re.M)
-_HEADING = re.compile(r"^[ \t]{0,3}(#{1,6})[ \t]+([^\n]*)", re.M)
+_HEADING = re.compile(r"^[ \t]{0,3}(#{1,6})[ \t]+([^\r\n]*)", re.M)  # a title ends at a CR too (CR-only files)
 _CLOSING_HASHES = re.compile(r"(?:^|[ \t]+)#+$")
 _TABLE = re.compile(r"(?:^[ \t]*\|[^\n]*(?:\n|$)){2,}", re.M)
 _UNDERLINE = re.compile(r"\n {0,3}(={2,}|-{2,})[ \t]*(?=\r?\n|$)")

@@ -99,3 +99,9 @@ def test_front_matter_holds_no_heading():
     text = "---\ntitle: Guide\n# a YAML comment\nlayout: page\n---\n\nBody text.\n\nSection\n-------\n\nMore.\n"
     assert headings(text) == [("Section", ("Section",))]
     assert recursive(50).chunk_text(text)[0].metadata.get("heading_path") is None
+
+
+def test_a_heading_title_ends_at_a_carriage_return():
+    # CR-only line ends: the title ran to the next line feed, i.e. the whole document, on every chunk
+    text = "# Intro\rFirst section body. It goes on.\r\r## Details\rSecond section body here.\r"
+    assert parse_markdown(text).heading_paths[0] == ("Intro",)
