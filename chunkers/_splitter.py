@@ -293,6 +293,7 @@ class RecursiveSplitter:
         the cap (at least the next edge), computed for every edge at once; Python then follows these jumps
         once per chunk."""
         bounds, headings = self.bounds_array, self.heading_array
+        limit = min(limit, len(bounds))  # no int64 overflow below for a huge chunk_size
         n = len(edges)
         k = np.maximum(np.searchsorted(starts, edges, "right") - 1, 0)
         span_end = ends[k]

@@ -18,6 +18,8 @@ The default model is the bundled Gemma 3 270M GGUF (``gemma3-270m``); any local 
 """
 from __future__ import annotations
 
+from typing import Literal
+
 import numpy as np
 from pydantic import Field
 
@@ -74,7 +76,7 @@ class PerplexityChunker(Chunker):
         model: str = Field("gemma3-270m", description="local model directory, .gguf file or bundled alias")
         threshold: float = Field(0.0, ge=0, description="perplexity drop that marks a minimum")
         max_context_tokens: int = Field(1024, gt=1, description="LM context for each sentence's perplexity")
-        dtype: str = Field("float32", description=f"one of {', '.join(DTYPES)}")
+        dtype: Literal[DTYPES] = Field("float32", description=f"one of {', '.join(DTYPES)}")
         tokenizer: TokenizerName = tokenizer_field()
 
     def __init__(self, **params):

@@ -109,7 +109,8 @@ class SemanticChunker(Chunker):
     class Params(OperatorParams):
         chunk_size: int = Field(256, gt=0, description="maximum tokens per chunk (hard ceiling)")
         breakpoint: Literal["percentile", "stddev", "gradient", "cluster"] = "percentile"
-        threshold: float | None = Field(None, description="percentile (0-100) or number of standard deviations")
+        threshold: float | None = Field(None, allow_inf_nan=False,
+                                        description="percentile (0-100) or number of standard deviations")
         buffer: int = Field(1, ge=0, description="neighbouring sentences embedded with each sentence")
         piece_size: int = Field(50, gt=0, description="tokens per piece for the cluster variant")
         embedder: EmbedderConfig = Field(default_factory=EmbedderConfig, description="used when no embedder is shared")

@@ -281,3 +281,21 @@ def test_a_chunk_one_token_over_by_its_own_count_does_not_leave_a_one_word_chunk
         assert "".join(c.text for c in chunks) == text
         assert all(c.token_count <= size for c in chunks)
         assert all(len(c.text.split()) > 1 for c in chunks), [c.text for c in chunks]
+
+
+def test_a_huge_chunk_size_is_one_chunk_not_an_integer_overflow():
+    # the packing cap was token index + limit in int64: IndexError at 2**63 - 1
+    for name in ("sentence", "recursive", "token"):
+        chunks = get_chunker(name, chunk_size=2**63 - 1).chunk_text("Hello world. Bye.")
+        assert [c.text for c in chunks] == ["Hello world. Bye."]
+
+
+def test_numeric_params_that_would_be_ignored_or_fail_late_are_config_errors():
+    import pytest
+
+    from rag.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="threshold"):  # NaN never cuts
+        get_chunker("semantic", threshold=float("nan"))
+    with pytest.raises(ConfigError, match="dtype"):  # was only reported once the LM loaded
+        get_chunker("perplexity", dtype="float128")
