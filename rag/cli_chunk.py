@@ -109,6 +109,8 @@ def cmd_chunk(args) -> int:
     from rag.documents import read_documents
     from rag.registry import create
 
+    if args.show < 0:
+        raise RagloomError(f"--show must be 0 or more, got {args.show}")
     if args.quality_window is not None and args.quality_window < 1:
         raise RagloomError(f"--quality-window must be at least 1, got {args.quality_window}")
     op, params = _chunker_spec(args)

@@ -41,7 +41,7 @@ def read_documents(source: str | Path, encoding: str = "utf-8") -> list[Document
     if path.is_dir():
         docs = list(_read_folder(path, encoding))
     elif path.suffix == ".jsonl":
-        docs = list(_read_jsonl(path))
+        docs = list(_read_jsonl(path, encoding))
     else:
         docs = [d for d in [_read_file(path, path.name, encoding)] if d is not None]
     return _keep_nonempty(docs, str(path))
@@ -86,9 +86,12 @@ def _read_file(path: Path, doc_id: str, encoding: str) -> Document | None:
     return Document(doc_id, text, metadata)
 
 
-def _read_jsonl(path: Path) -> Iterator[Document]:
+def _read_jsonl(path: Path, encoding: str = "utf-8") -> Iterator[Document]:
+    if "\n".encode(encoding) != b"\n":
+        raise InputError(f"{path}: JSON Lines are read line by line, so {encoding!r} cannot be used (its line feed "
+                         "is not the byte 0x0A); convert the file to UTF-8")
     seen: set[str] = set()
-    for number, record in read_jsonl_objects(path):
+    for number, record in read_jsonl_objects(path, encoding=encoding):
         doc_id = record.get("id", record.get("_id"))
         if doc_id is None or "text" not in record:
             raise InputError(f"{path}:{number}: a document needs 'id' (or '_id') and 'text'; got keys {sorted(record)}")

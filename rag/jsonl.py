@@ -9,17 +9,22 @@ from typing import Any, Iterable, Iterator
 from rag.errors import InputError, RagloomError
 
 
-def read_jsonl_objects(path: Path, error: type[RagloomError] = InputError) -> Iterator[tuple[int, dict[str, Any]]]:
-    """``(line number, object)`` for every non-blank line; a missing file, undecodable bytes, invalid JSON or
-    a non-object line raises ``error`` naming ``path:line``."""
+def read_jsonl_objects(path: Path, error: type[RagloomError] = InputError,
+                       encoding: str = "utf-8") -> Iterator[tuple[int, dict[str, Any]]]:
+    """``(line number, object)`` for every non-blank line (in ``encoding``; a byte order mark before the first
+    line is skipped); a missing file, undecodable bytes, invalid JSON or a non-object line raises ``error``
+    naming ``path:line``. (Lines are split at LF bytes, so ``encoding`` is one whose LF is that byte: UTF-8, Latin-1,
+    cp1252, ...)"""
     if not path.is_file():
         raise error(f"{path}: file not found")
     with path.open("rb") as handle:
         for number, raw in enumerate(handle, start=1):
             try:
-                line = raw.decode("utf-8")
+                line = raw.decode(encoding)
             except UnicodeDecodeError as exc:
-                raise error(f"{path}:{number}: not valid UTF-8 at byte {exc.start} of the line") from None
+                raise error(f"{path}:{number}: not valid {encoding} at byte {exc.start} of the line") from None
+            if number == 1:
+                line = line.removeprefix("\ufeff")
             if not line.strip():
                 continue
             try:

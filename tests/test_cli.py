@@ -177,6 +177,7 @@ def test_chunk_writes_and_shows_text_holding_a_lone_surrogate(tmp_path, capsys):
     (["--set", "chunk_size"], "--set takes KEY=VALUE"),
     (["--set", "boundaries={op: [}"], "--set boundaries: '{op: [}' is not a YAML value"),
     (["--config", str(CONFIGS / "linear.yaml"), "--set", "chunk_size=5"], "--set goes with --op"),
+    (["--show", "-5"], "--show must be 0 or more, got -5"),
 ])
 def test_chunk_errors_name_the_problem_and_leave_an_existing_output_file_alone(tmp_path, capsys, argv, message):
     out_file = tmp_path / "chunks.jsonl"

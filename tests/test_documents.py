@@ -65,3 +65,16 @@ def test_only_empty_input_is_an_error(tmp_path):
 def test_missing_input_is_an_error(tmp_path):
     with pytest.raises(InputError, match="not found"):
         read_documents(tmp_path / "nope")
+
+
+def test_jsonl_input_is_read_in_the_given_encoding_and_a_leading_byte_order_mark_is_skipped(tmp_path):
+    latin = tmp_path / "latin.jsonl"
+    latin.write_bytes('{"id": "a", "text": "caf\u00e9 cr\u00e8me"}\n'.encode("latin-1"))
+    assert read_documents(latin, "latin-1")[0].text == "caf\u00e9 cr\u00e8me"
+    with pytest.raises(InputError, match="not valid utf-8"):
+        read_documents(latin)
+    bom = tmp_path / "bom.jsonl"
+    bom.write_bytes(b"\xef\xbb\xbf" + b'{"id": "b", "text": "x"}\n')
+    assert read_documents(bom)[0].text == "x"
+    with pytest.raises(InputError, match="convert the file to UTF-8"):
+        read_documents(latin, "utf-16")
