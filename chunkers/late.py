@@ -12,6 +12,14 @@ model trained on short texts (MiniLM), pooling a 100–150-token chunk out of a 
 drown the chunk's own content, and the pooled vector alone retrieves worse than independent embedding; the mix
 keeps both signals (docs/results/chunking.md). It costs one extra embedding of the chunk texts.
 
+Overlapping chunks (``token`` windows with ``overlap``, ``sentence`` with ``overlap_sentences``, ``recursive``
+with ``overlap``) pool only their *centre* by default (``pooling: centre``, :func:`centre_spans`): from the middle
+of the overlap with the previous chunk to the middle of the overlap with the next. Pooled over their whole
+spans, neighbours that share most of their text get nearly the same vector and fill the top k with copies of one
+region. Decided by a rule written down before measuring (2026-12-05): mean recall over the six overlapping
+boundary sets on chroma-chunking 0.832 → 0.840 (IoU not lower), and over three on scifact passages 0.711 → 0.714;
+token 400 / overlap 200 on chroma-chunking alone drops 0.870 → 0.850 (``pooling: whole`` keeps it).
+
 Late chunking assumes the parts of a document belong together. A "document" made of short unrelated texts
 (passages joined into one file) pools other topics into each chunk: on hotpotqa-100 passages joined 50 at a
 time, 200-token chunks lose 0.046 recall against independent embedding (benchmarks/chunking_passages.py). Keep
@@ -32,7 +40,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any, Literal, Sequence
 
 import numpy as np
 from pydantic import Field, model_validator
@@ -136,6 +144,22 @@ def pool_spans(embeddings: np.ndarray, offsets: np.ndarray, spans: list[tuple[in
     return vectors, empty
 
 
+def centre_spans(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """For one document's chunk spans in order, the part of each that its token embeddings are pooled over with
+    ``pooling: centre``: from the middle of its overlap with the previous span to the middle of its overlap with
+    the next; a span that meets or misses a neighbour keeps that edge. So each stretch of overlapped text feeds
+    the one chunk it is most central in (as each token's embedding comes from the macro-window it is most
+    central in), and chunks without overlap pool their whole span."""
+    out = []
+    for i, (start, end) in enumerate(spans):
+        if i and spans[i - 1][1] > start:
+            start = (start + spans[i - 1][1]) // 2
+        if i + 1 < len(spans) and spans[i + 1][0] < end:
+            end = (end + spans[i + 1][0]) // 2
+        out.append((start, end) if end > start else spans[i])
+    return out
+
+
 def _as_embedder_output(vectors: np.ndarray, embedder) -> np.ndarray:
     """``vectors`` as the embedder returns its own: float32, rows scaled to unit length when it normalises."""
     if embedder.normalize:
@@ -168,6 +192,10 @@ class LateChunker(Chunker):
         context_weight: float = Field(0.5, ge=0, le=1, description=(
             "share of the pooled-in-context vector in each chunk vector; the rest is the chunk's text embedded "
             "on its own (1: the paper's late chunking alone, 0: independent embedding)"))
+        pooling: Literal["centre", "whole"] = Field("centre", description=(
+            "tokens pooled for a chunk that overlaps its neighbours: 'centre', from the middle of its overlap with "
+            "the previous chunk to the middle of its overlap with the next; 'whole', all of its tokens (the "
+            "paper). Chunks without overlap pool their whole span either way"))
         batch_size: int = Field(16, gt=0)
         cache: bool = Field(True, description="cache pooled vectors on disk by document text and spans")
 
@@ -217,6 +245,8 @@ class LateChunker(Chunker):
         by document text and chunk spans."""
         cache = self._cache_store()
         model_key = f"{embedder.identity}|late|overlap={self.params.window_overlap}"
+        if self.params.pooling == "centre":  # the same vectors as 'whole' where chunks do not overlap
+            model_key += "|centre"
         keys = [hashlib.sha256((d.text + json.dumps([(c.start, c.end) for c in cs])).encode("utf-8", "surrogatepass"))
                 .digest() for d, cs in per_document]
         hits = cache.get_many(model_key, keys, None) if cache is not None else {}
@@ -234,12 +264,15 @@ class LateChunker(Chunker):
         return np.vstack([found[i] for i in range(len(per_document))])
 
     def _pooled(self, per_document: list[tuple[Document, list[Chunk]]], embedder) -> list[np.ndarray]:
-        """The paper's late-chunking vectors: token embeddings of each whole text mean-pooled per chunk span."""
+        """The paper's late-chunking vectors: token embeddings of each whole text mean-pooled per chunk span (its
+        centre, :func:`centre_spans`, under ``pooling: centre``)."""
         encoded = token_embeddings_many(embedder.st, [d.text for d, _ in per_document], self.params.window_overlap,
                                         self.params.batch_size)
         out = []
         for (_, chunks), (embeddings, offsets) in zip(per_document, encoded):
-            vectors, empty = pool_spans(embeddings, offsets, [(c.start, c.end) for c in chunks])
+            spans = [(c.start, c.end) for c in chunks]
+            vectors, empty = pool_spans(embeddings, offsets, centre_spans(spans) if self.params.pooling == "centre"
+                                        else spans)
             if empty:  # chunks without any word piece (whitespace): embed their text on its own
                 vectors[empty] = embedder.embed([chunks[i].text for i in empty])
             out.append(_as_embedder_output(vectors, embedder))

