@@ -30,8 +30,8 @@ def joined_documents(documents: Sequence[Document], tokenizer) -> tuple[str, np.
         ends.append(position + len(document.text))
         position = ends[-1] + 1
     text = "\x00".join(document.text for document in documents)
-    bounds = joined_token_char_bounds([document.text for document in documents], tokenizer, text)
-    index = TokenIndex(text, tokenizer, bounds, frozenset(starts) | frozenset(ends))
+    bounds, inside = joined_token_char_bounds([document.text for document in documents], tokenizer, text)
+    index = TokenIndex(text, tokenizer, bounds, frozenset(starts) | frozenset(ends), inside)
     return text, np.array(starts), np.array(ends), index
 
 

@@ -51,33 +51,37 @@ def utf8_char_index(text: str) -> np.ndarray:
     return index
 
 
-def token_char_bounds(text: str, tokenizer: TiktokenTokenizer, ids: Sequence[int] | None = None) -> np.ndarray:
+def token_char_bounds(text: str, tokenizer: TiktokenTokenizer, ids: Sequence[int] | None = None,
+                      with_inside: bool = False):
     """Character offsets of the token boundaries of ``text``: ``bounds[i]`` is where token ``i`` starts,
     ``bounds[-1] == len(text)``. A boundary inside a multibyte character is moved to that character's end,
     so every span between two bounds is a valid (possibly empty) character range. Tokenizers other than tiktoken's
-    report their bounds themselves (:meth:`rag.tokens.HuggingFaceTokenizer.char_bounds`)."""
+    report their bounds themselves (:meth:`rag.tokens.HuggingFaceTokenizer.char_bounds`). ``with_inside``:
+    returns ``(bounds, inside)``, ``inside[i]`` True when boundary ``i`` was moved (None when none was)."""
     if not isinstance(tokenizer, TiktokenTokenizer):
-        return tokenizer.char_bounds(text)
+        return (tokenizer.char_bounds(text), None) if with_inside else tokenizer.char_bounds(text)
     if ids is None:
         ids = encode_ordinary(tokenizer.encoding, text)  # through the encoder's numpy buffer
     byte_bounds = np.zeros(len(ids) + 1, dtype=np.int64)
     if len(ids):
         ids = ids if isinstance(ids, np.ndarray) else np.asarray(ids, dtype=np.int64)  # encoders give uint32
         np.cumsum(token_byte_lengths(tokenizer)[ids], out=byte_bounds[1:])
+    if with_inside:
+        return char_offsets(text, byte_bounds), inside_characters(text, byte_bounds)
     return char_offsets(text, byte_bounds)
 
 
-def joined_token_char_bounds(texts: Sequence[str], tokenizer: TiktokenTokenizer, joined: str) -> np.ndarray:
-    """:func:`token_char_bounds` of every text, moved to where the text starts in ``joined`` (the texts joined with
-    one NUL between two), concatenated. With tiktoken's encodings the texts are encoded one by one but the byte
-    and character offsets are computed for all of them at once: the numpy steps per text cost more than
-    encoding a short text."""
+def joined_token_char_bounds(texts: Sequence[str], tokenizer: TiktokenTokenizer, joined: str):
+    """``(bounds, inside)``: :func:`token_char_bounds` of every text (``with_inside``), moved to where the text
+    starts in ``joined`` (the texts joined with one NUL between two), concatenated. With tiktoken's encodings the
+    texts are encoded one by one but the byte and character offsets are computed for all of them at once: the
+    numpy steps per text cost more than encoding a short text."""
     if not isinstance(tokenizer, TiktokenTokenizer):
         bounds, position = [], 0
         for text in texts:
             bounds.append(tokenizer.char_bounds(text) + position)
             position += len(text) + 1
-        return np.concatenate(bounds) if bounds else np.zeros(0, dtype=np.int64)
+        return (np.concatenate(bounds) if bounds else np.zeros(0, dtype=np.int64)), None
     ids = [encode_ordinary(tokenizer.encoding, text) for text in texts]
     token_counts = np.fromiter(map(len, ids), dtype=np.int64, count=len(ids))
     # one byte step per token, and before each text's tokens the step to its start: the NUL before it (1 byte)
@@ -88,7 +92,20 @@ def joined_token_char_bounds(texts: Sequence[str], tokenizer: TiktokenTokenizer,
     if len(ids):
         steps[is_token] = token_byte_lengths(tokenizer)[np.concatenate(ids)]
         steps[0] = 0
-    return char_offsets(joined, np.cumsum(steps))
+    byte_offsets = np.cumsum(steps)
+    return char_offsets(joined, byte_offsets), inside_characters(joined, byte_offsets)
+
+
+def inside_characters(text: str, byte_offsets: np.ndarray) -> np.ndarray | None:
+    """Which ``byte_offsets`` of ``text`` fall inside a multibyte character (on a UTF-8 continuation byte); None
+    when none does."""
+    if text.isascii():
+        return None
+    data = np.frombuffer(text.encode("utf-8", "surrogatepass"), dtype=np.uint8)
+    inside = np.zeros(len(byte_offsets), dtype=bool)
+    within = byte_offsets < len(data)
+    inside[within] = (data[byte_offsets[within]] & 0xC0) == 0x80
+    return inside if inside.any() else None
 
 
 def char_offsets(text: str, byte_offsets: np.ndarray) -> np.ndarray:
@@ -179,12 +196,16 @@ class TokenIndex:
     """
 
     def __init__(self, text: str, tokenizer: TiktokenTokenizer, char_bounds: np.ndarray | None = None,
-                 edges: frozenset[int] = frozenset()):
+                 edges: frozenset[int] = frozenset(), inside: np.ndarray | None = None):
         self.text = text
         self.tokenizer = tokenizer
         self.safe_encoding = isinstance(tokenizer, TiktokenTokenizer) and tokenizer.encoding.name in SAFE_CUT_ENCODINGS
-        # A token starting inside a multibyte character maps to that character's end (see token_char_bounds).
-        self.char_bounds = token_char_bounds(text, tokenizer) if char_bounds is None else char_bounds
+        # A token starting inside a multibyte character maps to that character's end (see token_char_bounds);
+        # ``inside`` says which boundaries were so moved (None: none, or not known when char_bounds are given).
+        if char_bounds is None:
+            char_bounds, inside = token_char_bounds(text, tokenizer, with_inside=True)
+        self.char_bounds = char_bounds
+        self.inside = inside
         #: positions where a tokenization starts or ends (the documents' edges when ``text`` joins several
         #: documents, each tokenized on its own and given as ``char_bounds``): counted like safe cuts
         self.edges = edges

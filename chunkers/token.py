@@ -8,8 +8,9 @@ YAML::
       # chunker: {op: token, chunk_size: 254, tokenizer: minilm}
 
 Window boundaries are token boundaries mapped to character offsets through the tokens' UTF-8 byte
-lengths; a boundary that falls inside a multibyte character moves to the end of that character, so
-``document.text[c.start:c.end] == c.text`` always holds (Chonkie's token chunker gets this wrong).
+lengths; a window whose end falls inside a character of several tokens (CJK, emoji) ends before it, and the next
+window starts there, so ``document.text[c.start:c.end] == c.text`` always holds (Chonkie's token chunker gets this
+wrong) and no character is left a chunk of its own.
 ``token_count`` is then measured on the final text and any window over ``chunk_size`` is cut again.
 """
 from __future__ import annotations
@@ -27,14 +28,17 @@ from rag.types import Chunk, Document
 
 
 def token_window_spans(text: str, tokenizer, chunk_size: int, overlap: int = 0,
-                       bounds=None) -> list[tuple[int, int]]:
+                       bounds=None, inside=None) -> list[tuple[int, int]]:
     """Character spans of consecutive windows of ``chunk_size`` tokens, each starting ``chunk_size - overlap``
-    tokens after the previous one; empty spans (a window inside one character) are dropped."""
+    tokens after the previous one; empty spans (a window inside one character) are dropped. ``inside`` (from
+    :func:`token_char_bounds`) marks token boundaries inside a character: see :func:`_windows_ending_at_characters`."""
     if bounds is None:
-        bounds = token_char_bounds(text, tokenizer)
+        bounds, inside = token_char_bounds(text, tokenizer, with_inside=True)
     n_tokens = len(bounds) - 1
     if n_tokens == 0:  # text no token covers (whitespace under a word-piece tokenizer): one span of 0 tokens
         return [(0, len(text))] if text else []
+    if inside is not None and inside.any():
+        return _windows_ending_at_characters(bounds, inside, chunk_size, overlap)
     stride = chunk_size - overlap
     spans = []
     last_end = 0
@@ -46,6 +50,30 @@ def token_window_spans(text: str, tokenizer, chunk_size: int, overlap: int = 0,
         if first + chunk_size >= n_tokens:
             break
     return spans
+
+
+def _windows_ending_at_characters(bounds, inside, chunk_size: int, overlap: int) -> list[tuple[int, int]]:
+    """:func:`token_window_spans` where some token boundaries fall inside a character (a CJK character or an emoji
+    of several tokens). A window whose end falls inside a character ends before that character instead of after
+    it (a window of ``chunk_size`` + 1 tokens would be cut again, leaving the character a chunk of its own), and
+    the next window starts ``overlap`` tokens before that end. Only a character of more than ``chunk_size`` tokens
+    still ends a window after it (and is flagged oversize)."""
+    n_tokens = len(bounds) - 1
+    spans: list[tuple[int, int]] = []
+    first, last_end = 0, 0
+    while True:
+        end = min(first + chunk_size, n_tokens)
+        while end > first + 1 and inside[end]:
+            end -= 1
+        if inside[end]:  # no character boundary within chunk_size tokens: the end rounds up
+            end = min(first + chunk_size, n_tokens)
+        start_char, end_char = int(bounds[first]), int(bounds[end])
+        if end_char > start_char and end_char > last_end:
+            spans.append((start_char, end_char))
+            last_end = end_char
+        if end >= n_tokens:
+            return spans
+        first = max(end - overlap, first + 1)
 
 
 @operator("token", kind="chunker")
@@ -65,7 +93,7 @@ class TokenChunker(Chunker):
             return []
         index = TokenIndex(text, self.tokenizer_)
         spans = token_window_spans(text, self.tokenizer_, self.params.chunk_size, self.params.overlap,
-                                   index.char_bounds)
+                                   index.char_bounds, index.inside)
         spans, counts, oversize = fit_spans(text, spans, self.tokenizer_, self.params.chunk_size,
                                             index.counts(spans))
         if self.params.overlap:
@@ -81,14 +109,15 @@ class TokenChunker(Chunker):
     def _chunk_batch(self, documents: list[Document]) -> list[Chunk]:
         size, overlap = self.params.chunk_size, self.params.overlap
         text, starts, ends, index = joined_documents(documents, self.tokenizer_)
-        bounds = index.char_bounds
+        bounds, inside = index.char_bounds, index.inside
         # each document's bounds are one block of the joined bounds, from its start to its end (a NUL apart)
         firsts = np.searchsorted(bounds, starts, "left").tolist()
         lasts = (np.searchsorted(bounds, ends, "right") - 1).tolist()
         spans = []
         for document, start, first, last in zip(documents, starts.tolist(), firsts, lasts):
             spans.extend((a + start, b + start) for a, b in token_window_spans(
-                document.text, self.tokenizer_, size, overlap, bounds[first:last + 1] - start))
+                document.text, self.tokenizer_, size, overlap, bounds[first:last + 1] - start,
+                None if inside is None else inside[first:last + 1]))
         kept = fit_spans(text, spans, self.tokenizer_, size, index.counts(spans))
         if overlap:  # pieces dropped for one document never involve another: the next one's chunks start after
             kept = drop_chunks_held_by_another(*kept)

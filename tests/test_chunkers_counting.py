@@ -96,9 +96,14 @@ def test_spans_ending_with_the_space_before_a_word_are_counted_exactly():
        name=st.sampled_from(["cl100k_base", "minilm"]))
 def test_bounds_of_joined_texts_are_each_texts_own_bounds_moved_to_where_it_starts(texts, name):
     tokenizer = get_tokenizer(name)
-    expected, position = [np.zeros(0, dtype=np.int64)], 0
+    expected, expected_inside, position = [np.zeros(0, dtype=np.int64)], [np.zeros(0, dtype=bool)], 0
     for text in texts:
-        expected.append(token_char_bounds(text, tokenizer) + position)
+        bounds, inside = token_char_bounds(text, tokenizer, with_inside=True)
+        expected.append(bounds + position)
+        expected_inside.append(np.zeros(len(bounds), dtype=bool) if inside is None else inside)
         position += len(text) + 1
     joined = "\x00".join(texts)
-    assert np.array_equal(joined_token_char_bounds(texts, tokenizer, joined), np.concatenate(expected))
+    bounds, inside = joined_token_char_bounds(texts, tokenizer, joined)
+    assert np.array_equal(bounds, np.concatenate(expected))
+    inside = np.zeros(len(bounds), dtype=bool) if inside is None else inside
+    assert np.array_equal(inside, np.concatenate(expected_inside))  # which bounds were moved to a character's end

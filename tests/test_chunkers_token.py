@@ -80,3 +80,21 @@ def test_empty_and_whitespace_only_text():
 def test_overlap_not_below_chunk_size_is_a_config_error_naming_the_key():
     with pytest.raises(ConfigError, match="overlap"):
         get_chunker("token", chunk_size=8, overlap=8)
+
+
+@pytest.mark.parametrize("overlap", [0, 5])
+def test_a_window_ending_inside_a_character_ends_before_it_instead_of_leaving_it_a_chunk_of_its_own(overlap):
+    # a window rounded up to the end of a character of several tokens had chunk_size + 1 tokens, was cut again, and
+    # the character became a chunk of its own: 20 single characters in 100 chunks of this text at size 20
+    from rag.types import Document
+
+    text = ("北京是中华人民共和国的首都，也是全国的政治、文化中心。燕山山脉位于北京北部，创造了独特的地理环境。"
+            "서울특별시는 한강을 끼고 있다. 👩‍👩‍👧‍👦 emoji family. ") * 6
+    chunker = get_chunker("token", chunk_size=20, overlap=overlap)
+    chunks = chunker.chunk_text(text)
+    tokenizer = get_tokenizer()
+    assert all(c.token_count == tokenizer.count(c.text) <= 20 for c in chunks)
+    assert "".join(text[c.start:c.end] for c in chunks) == text if not overlap else chunks[-1].end == len(text)
+    assert sum(tokenizer.count(c.text) < 10 for c in chunks[:-1]) == 0, [c.text for c in chunks if c.token_count < 10]
+    documents = [Document("a", text), Document("b", text[:50])]
+    assert chunker.chunk_documents(documents) == [c for d in documents for c in chunker.chunk(d)]  # batched alike
