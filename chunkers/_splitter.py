@@ -443,19 +443,36 @@ class RecursiveSplitter:
 
     def with_overlap(self, spans: list[Span], overlap: int) -> list[Span]:
         """``spans`` (consecutive ones meeting end to start) with every span after the first of a run extended
-        back into the one before by at most ``overlap`` estimated tokens: from the earliest line, sentence or
-        chunk start within that budget, else the earliest word start, else not at all. A span the next one, so
-        extended, holds whole (a run's first, or one that could not be extended) is dropped."""
+        back into the one before by at most ``overlap`` tokens (of the repeated text's own count): from the
+        earliest line, sentence or chunk start within that budget, else the earliest word start, else not at
+        all. A span the next one, so extended, holds whole (a run's first, or one that could not be extended) is
+        dropped."""
+        pairs = [(i, lowest, start) for i, ((lowest, meets), (start, _)) in enumerate(zip(spans, spans[1:]), 1)
+                 if meets == start]  # not across runs (the next document of joined ones)
+        budgets = {i: overlap for i, _, _ in pairs}
+        extended = {i: self._overlap_start(lowest, start, overlap) for i, lowest, start in pairs}
+        # the budget is in estimated tokens; a repeated stretch starting at a word has lost the space before it
+        # and may count one more: extend such spans less, with the budget lowered by the excess
+        pending = [(i, start) for i, _, start in pairs if extended[i] < start]
+        while pending:
+            counts = self.index.counts([(extended[i], start) for i, start in pending])
+            over = [(i, start, count) for (i, start), count in zip(pending, counts) if count > overlap]
+            for i, start, count in over:
+                budgets[i] -= count - overlap
+                lowest = spans[i - 1][0]
+                extended[i] = self._overlap_start(lowest, start, budgets[i]) if budgets[i] > 0 else start
+            pending = [(i, start) for i, start, _ in over if extended[i] < start]
         out = spans[:1]
-        for (lowest, meets), (start, end) in zip(spans, spans[1:]):
-            if meets != start:  # a new run (the next document of joined ones)
+        for i, (start, end) in enumerate(spans[1:], 1):
+            if i not in extended:
                 out.append((start, end))
                 continue
-            extended = (self._overlap_start(lowest, start, overlap), end)
-            if extended[0] == lowest == out[-1][0]:
-                out[-1] = extended  # only a run's first span keeps its start unextended, so only it is held whole
+            lowest = spans[i - 1][0]
+            extended_span = (extended[i], end)
+            if extended_span[0] == lowest == out[-1][0]:
+                out[-1] = extended_span  # only a run's first span keeps its start unextended, so only it is held whole
             else:
-                out.append(extended)
+                out.append(extended_span)
         return out
 
     def _overlap_start(self, lowest: int, start: int, overlap: int) -> int:

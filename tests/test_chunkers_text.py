@@ -299,3 +299,15 @@ def test_numeric_params_that_would_be_ignored_or_fail_late_are_config_errors():
         get_chunker("semantic", threshold=float("nan"))
     with pytest.raises(ConfigError, match="dtype"):  # was only reported once the LM loaded
         get_chunker("perplexity", dtype="float128")
+
+
+def test_recursive_overlap_repeats_at_most_overlap_tokens_by_the_repeated_texts_own_count():
+    # the budget was checked on the document's tokens: starting at a word, the repeated text lost the space before
+    # it and counted one more ('indivisible character over the limit is ' is 9 tokens against overlap 8)
+    text = ("chunker, including on\nCJK / emoji / combining marks / CRLF / lone surrogates; an indivisible character "
+            "over the limit is flagged\n`metadata[\"oversize\"]`).\n\n")
+    tokenizer = get_tokenizer()
+    for source in (text, text * 20 + "Some closing words in a final sentence here."):
+        chunks = get_chunker("recursive", chunk_size=32, overlap=8).chunk_text(source)
+        repeated = [source[b.start:a.end] for a, b in zip(chunks, chunks[1:]) if b.start < a.end]
+        assert repeated and all(tokenizer.count(r) <= 8 for r in repeated), repeated
