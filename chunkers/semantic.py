@@ -118,6 +118,10 @@ class SemanticChunker(Chunker):
 
         @model_validator(mode="after")
         def _percentile_in_range(self):
+            if self.threshold is not None and self.breakpoint == "cluster":
+                raise ConfigError("threshold has no effect with breakpoint 'cluster' (it maximises within-chunk "
+                                  "similarity under chunk_size; piece_size sets its granularity): remove it",
+                                  "threshold")
             if self.threshold is not None and self.breakpoint in ("percentile", "gradient") \
                     and not 0 <= self.threshold <= 100:
                 raise ConfigError(f"threshold ({self.threshold}) is a percentile for breakpoint {self.breakpoint!r}: "

@@ -154,6 +154,8 @@ def test_a_percentile_threshold_outside_0_to_100_is_a_config_error_naming_it():
         with pytest.raises(ConfigError, match="threshold"):
             get_chunker("semantic", **params)
     get_chunker("semantic", breakpoint="stddev", threshold=3)  # standard deviations: any number
+    with pytest.raises(ConfigError, match="threshold has no effect with breakpoint 'cluster'"):  # was ignored
+        get_chunker("semantic", breakpoint="cluster", threshold=90)
     with pytest.raises(ConfigError, match="embedder.modle"):  # checked when built, not when first embedding
         get_chunker("semantic", embedder={"modle": "minilm"})
 
