@@ -68,6 +68,9 @@ LATE: dict[str, dict] = {}
 for _name in LATE_BOUNDARIES:
     LATE[f"late pooled-only ({_name})"] = {"op": "late", "boundaries": PLAIN[_name], "context_weight": 1.0}
     LATE[f"late ({_name})"] = {"op": "late", "boundaries": PLAIN[_name]}
+# added 2026-12-05 when overlapping chunks began pooling their centre by default: the paper's whole-span pooling
+LATE["late, whole pooling (token 400 / overlap 200)"] = {"op": "late", "boundaries": PLAIN["token 400 / overlap 200"],
+                                                        "pooling": "whole"}
 LM: dict[str, dict] = {
     # Meta-Chunking PPL with the bundled Gemma 3 270M, default threshold 0 and 1024-token context; bfloat16
     # (2.3-2.6x faster than float32 on this CPU, same chunk boundaries on the two documents compared)

@@ -66,9 +66,7 @@ def token_char_bounds(text: str, tokenizer: TiktokenTokenizer, ids: Sequence[int
     if len(ids):
         ids = ids if isinstance(ids, np.ndarray) else np.asarray(ids, dtype=np.int64)  # encoders give uint32
         np.cumsum(token_byte_lengths(tokenizer)[ids], out=byte_bounds[1:])
-    if with_inside:
-        return char_offsets(text, byte_bounds), inside_characters(text, byte_bounds)
-    return char_offsets(text, byte_bounds)
+    return char_offsets_and_inside(text, byte_bounds) if with_inside else char_offsets(text, byte_bounds)
 
 
 def joined_token_char_bounds(texts: Sequence[str], tokenizer: TiktokenTokenizer, joined: str):
@@ -92,30 +90,25 @@ def joined_token_char_bounds(texts: Sequence[str], tokenizer: TiktokenTokenizer,
     if len(ids):
         steps[is_token] = token_byte_lengths(tokenizer)[np.concatenate(ids)]
         steps[0] = 0
-    byte_offsets = np.cumsum(steps)
-    return char_offsets(joined, byte_offsets), inside_characters(joined, byte_offsets)
-
-
-def inside_characters(text: str, byte_offsets: np.ndarray) -> np.ndarray | None:
-    """Which ``byte_offsets`` of ``text`` fall inside a multibyte character (on a UTF-8 continuation byte); None
-    when none does."""
-    if text.isascii():
-        return None
-    data = np.frombuffer(text.encode("utf-8", "surrogatepass"), dtype=np.uint8)
-    inside = np.zeros(len(byte_offsets), dtype=bool)
-    within = byte_offsets < len(data)
-    inside[within] = (data[byte_offsets[within]] & 0xC0) == 0x80
-    return inside if inside.any() else None
+    return char_offsets_and_inside(joined, np.cumsum(steps))
 
 
 def char_offsets(text: str, byte_offsets: np.ndarray) -> np.ndarray:
     """``utf8_char_index(text)[byte_offsets]`` without building the whole index: the character offset of a byte
     offset is that offset minus the UTF-8 continuation bytes (``10xxxxxx``) before it, and they are few."""
+    return char_offsets_and_inside(text, byte_offsets)[0]
+
+
+def char_offsets_and_inside(text: str, byte_offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    """:func:`char_offsets`, and which ``byte_offsets`` fall inside a multibyte character (on a continuation byte,
+    so rounded up to the character's end), or None when none does."""
     if text.isascii():
-        return byte_offsets
+        return byte_offsets, None
     data = np.frombuffer(text.encode("utf-8", "surrogatepass"), dtype=np.uint8)
     continuation = np.flatnonzero((data & 0xC0) == 0x80)
-    return byte_offsets - np.searchsorted(continuation, byte_offsets)
+    before = np.searchsorted(continuation, byte_offsets)
+    inside = continuation[np.minimum(before, len(continuation) - 1)] == byte_offsets if len(continuation) else None
+    return byte_offsets - before, (inside if inside is not None and inside.any() else None)
 
 
 # str.isspace by code point; U+3000 is the last whitespace character, so one more (False) entry stands for
