@@ -311,3 +311,18 @@ def test_recursive_overlap_repeats_at_most_overlap_tokens_by_the_repeated_texts_
         chunks = get_chunker("recursive", chunk_size=32, overlap=8).chunk_text(source)
         repeated = [source[b.start:a.end] for a, b in zip(chunks, chunks[1:]) if b.start < a.end]
         assert repeated and all(tokenizer.count(r) <= 8 for r in repeated), repeated
+
+
+def test_re_splits_for_carried_pieces_are_bounded_in_text_where_every_chunk_counts_over_its_estimate(monkeypatch):
+    # ZWJ emoji families without a space are one pre-token: nearly every chunk counts a token or two over its
+    # estimate, and each chunk a carried piece pushed over was re-split on its own (160,000 characters: 11 s)
+    from chunkers import _splitter
+
+    calls = []
+    original = _splitter.RecursiveSplitter._refit
+    monkeypatch.setattr(_splitter.RecursiveSplitter, "_refit",
+                        lambda self, spans, counts, limit: calls.append(len(spans)) or original(self, spans, counts, limit))
+    text = "👩‍👩‍👧‍👦" * 1000
+    chunks = get_chunker("recursive", chunk_size=200).chunk_text(text)
+    assert "".join(c.text for c in chunks) == text and all(c.token_count <= 200 for c in chunks)
+    assert len(calls) <= 1 + _splitter.CARRY_RESPLITS_MIN, calls  # the batched re-split, then the bounded carries
