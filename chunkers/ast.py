@@ -415,6 +415,7 @@ class ASTChunker(Chunker):
         over = [c for c in chunks if nonspace[c.end] - nonspace[c.start] > limit]
         if not over:
             return chunks
+        over_starts = {c.start for c in over}
         visible = np.flatnonzero(np.diff(nonspace))  # where each non-whitespace character is
         bounds = np.unique(np.concatenate(([0], visible, [len(text)])))
         by_chars = RecursiveSplitter(text, self.tokenizer_, markdown=False,
@@ -424,7 +425,7 @@ class ASTChunker(Chunker):
         metadata: list[dict] = []
         for c in chunks:
             inner = edges[np.searchsorted(edges, c.start):np.searchsorted(edges, c.end) + 1].tolist() \
-                if c in over else [c.start, c.end]
+                if c.start in over_starts else [c.start, c.end]
             spans.extend(zip(inner[:-1], inner[1:]))
             meta = {k: v for k, v in c.metadata.items() if k != "oversize"}
             metadata.extend([meta] * (len(inner) - 1))
