@@ -173,8 +173,14 @@ class ResultLog:
         self._fh.flush()
         self.done[(record["run"], record["query_id"])] = record
 
-    def finish(self, keep_runs: list[str]) -> None:
+    def finish(self, keep_runs: list[str] | None) -> None:
+        """Close the log, rewritten to the records of ``keep_runs`` in that order (the runs of a complete
+        experiment), or to every record when ``keep_runs`` is None (an interrupted one: the records of runs it
+        did not reach yet are still valid, and a rerun resumes from them)."""
         self._fh.close()
+        if keep_runs is None:
+            self._write(self.done.values())
+            return
         order = {run: i for i, run in enumerate(keep_runs)}
         kept = [r for (run, _), r in self.done.items() if run in order]
         kept.sort(key=lambda r: order[r["run"]])
@@ -206,6 +212,7 @@ def run_experiment(experiment: Experiment, out_dir: str | Path, limit: int | Non
     limit = limit or experiment.limit
     runs: list[RunOutcome] = []
     run_keys: list[str] = []
+    complete = False
     try:
         for dspec in experiment.datasets:
             dataset = read_dataset(dspec.ref, experiment.source, split=dspec.split).limited(limit)
@@ -217,8 +224,9 @@ def run_experiment(experiment: Experiment, out_dir: str | Path, limit: int | Non
                                      progress, Pipeline))
                 if on_run:
                     on_run(runs[-1])
+        complete = True
     finally:
-        log_file.finish(run_keys)
+        log_file.finish(run_keys if complete else None)  # interrupted: later runs' records are kept
     return ExperimentOutcome(experiment, runs, cache.model_calls, cache.built, cache.loaded,
                              time.perf_counter() - started)
 

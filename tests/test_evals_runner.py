@@ -210,6 +210,37 @@ def test_an_interrupted_run_resumes_without_redoing_finished_queries(tiny, monke
     assert len(log.read_text().splitlines()) == 3
 
 
+def test_an_interrupt_keeps_the_records_of_runs_it_had_not_reached(tiny, monkeypatch):
+    # Ctrl-C while the first pipeline re-ran kept only the runs reached so far: the second's finished records were
+    # deleted (finish() pruned to the runs of the interrupted loop)
+    from rag.pipeline import Pipeline
+
+    exp = parse_experiment({
+        "name": "two", "datasets": [str(tiny / "tiny")],
+        "pipelines": [{"name": "a", "index": {"chunker": {"op": "token", "chunk_size": 12, "overlap": 0},
+                                              "structures": ["evaltest_vectors"]},
+                       "flow": [{"op": "evaltest_search", "top_k": 4}], "grid": {"flow[0].top_k": [1, 3]}}]})
+    run_experiment(exp, tiny / "out", progress=False)
+    log = tiny / "out" / "per_query.jsonl"
+    before = log.read_text().splitlines()
+    changed = parse_experiment({"name": "two", "datasets": [str(tiny / "tiny")], "pipelines": [
+        {"name": "a", "index": {"chunker": {"op": "token", "chunk_size": 12, "overlap": 0},
+                                "structures": ["evaltest_vectors"]},
+         "flow": [{"op": "evaltest_search", "top_k": 4}], "grid": {"flow[0].top_k": [2, 3]}}]})
+
+    def interrupted(self, q, filters=None):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Pipeline, "run", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        run_experiment(changed, tiny / "out", progress=False)  # top_k=2 is new and interrupted; top_k=3 is done
+    assert log.read_text().splitlines() == before
+    monkeypatch.undo()
+    outcome = run_experiment(changed, tiny / "out", progress=False)
+    assert [len(r.records) for r in outcome.runs] == [3, 3]
+    assert len(log.read_text().splitlines()) == 6  # a complete run keeps only its own runs' records
+
+
 def test_a_change_to_operator_code_reruns_queries_instead_of_reusing_old_records(tiny, monkeypatch):
     from evals import index_cache
     from rag.pipeline import Pipeline
