@@ -55,9 +55,19 @@ def paragraph_units(splitter: RecursiveSplitter, limit: int) -> list[Span]:
     return units
 
 
+_ANSWER_WORD = re.compile("answer", re.I)
+_ANSWER_LINE = re.compile(r"answer\s*:?\s*ID\s*:?\s*(\d+)", re.I)  # the prompt's own format
+
+
 def parse_shift(answer: str, first: int, last: int) -> int | None:
-    """The paragraph id in ``answer`` if it lies in ``(first, last]`` (the first id after 'Answer' wins)."""
-    tail = answer[answer.lower().rfind("answer"):] if "answer" in answer.lower() else answer
+    """The paragraph id in ``answer`` if it lies in ``(first, last]``: the first 'Answer: ID n' in range (the
+    prompt's format, wherever reasoning or an explanation puts it), else the first id in range after the first
+    'answer' (an explanation after it may say 'answer' again), else None."""
+    for match in _ANSWER_LINE.finditer(answer):
+        if first < int(match.group(1)) <= last:
+            return int(match.group(1))
+    word = _ANSWER_WORD.search(answer)
+    tail = answer[word.start():] if word else answer
     for match in _ANSWER.finditer(tail):
         value = int(match.group(1))
         if first < value <= last:

@@ -48,6 +48,9 @@ def _chunk_summary(op: str, params: dict, chunker, documents, chunks, seconds: f
         "megabytes": round(sum(len(d.text.encode("utf-8", "surrogatepass")) for d in documents) / 1e6, 6),
         "seconds": round(seconds, 3), "limit": limit, "tokenizer": chunks[0].tokenizer if chunks else None,
         "oversize": sum(bool(c.metadata.get("oversize")) for c in chunks),
+        # an LLM-guided chunker's calls and the answers that named no usable boundary (its fallback packed those)
+        **({"model_calls": chunker.model_calls, "unusable_answers": chunker.unusable_answers}
+           if hasattr(chunker, "unusable_answers") else {}),
         **chunk_quality(chunks, lm=lm, limit=limit, window=window),
     }
 
@@ -82,6 +85,9 @@ def _print_chunk_summary(console, summary: dict, chunks, show: int, embeds_chunk
         # chunks of a few tokens that are not a document's end: what a cut left over
         console.print(f"fragments (<= {FRAGMENT_TOKENS} tokens): {size['fragments']}; whitespace-only: "
                       f"{size['whitespace_only']}")
+    if "model_calls" in summary:
+        console.print(f"LLM calls: {summary['model_calls']}; unusable answers: {summary['unusable_answers']} "
+                      "(no boundary named in the window: those windows were packed by paragraphs)")
     if "boundary_clarity" in summary:
         console.print(f"boundary clarity {summary['boundary_clarity']:.3f} (higher: cleaner cuts), chunk stickiness "
                       f"{summary['chunk_stickiness']:.3f} (lower: more self-contained chunks)")

@@ -164,6 +164,27 @@ def test_answers_outside_the_window_are_ignored():
     assert parse_shift("Answer: id 5", 3, 9) == 5
 
 
+def test_an_answer_is_read_from_the_prompts_format_whatever_explanation_surrounds_it():
+    # the last 'answer' in the text was read: an explanation saying 'answer' again made a right answer unusable
+    assert parse_shift("Answer: ID 0005. I chose this answer because ID 0003 ends a topic.", 2, 8) == 5
+    assert parse_shift("Answer: ID 0005\n\n(My answer is based on the shift in topic.)", 2, 8) == 5
+    assert parse_shift("Paragraph ID 0004 continues; the shift comes later. Answer: ID 0006", 2, 8) == 6
+    assert parse_shift("The answer is ID 0007.", 2, 8) == 7
+    assert parse_shift("\u0130\u0130 answer: ID 0004", 2, 8) == 4  # lower() lengthens 'İ': offsets were off
+
+
+def test_ragloom_chunk_reports_an_llm_chunkers_calls_and_unusable_answers():
+    from rag.cli_chunk import _chunk_summary
+    from rag.types import Document
+
+    class Counted:
+        params = type("P", (), {"chunk_size": 50})()
+        model_calls, unusable_answers = 7, 7
+
+    summary = _chunk_summary("llm", {}, Counted(), [Document("d", "x")], [], 0.1, None)
+    assert summary["model_calls"] == 7 and summary["unusable_answers"] == 7
+
+
 class ScriptedGenerator:
     def __init__(self, seed):
         self.rng = np.random.default_rng(seed)
