@@ -135,6 +135,19 @@ def test_malformed_replies_are_clear_errors(server):
         generator.complete("hi")
 
 
+def test_content_given_as_parts_is_their_text_and_content_of_another_type_is_a_clear_error(server):
+    # a number or a list as content ended in a bare AttributeError in the caller (QA pass)
+    parts = reply("")
+    parts["choices"][0]["message"]["content"] = [{"type": "text", "text": "Answer: "}, {"type": "text", "text": "ID 3"}]
+    number = reply("")
+    number["choices"][0]["message"]["content"] = 5
+    server.replies += [(200, parts, {}), (200, number, {})]
+    generator = generator_for(server)
+    assert generator.complete("hi") == "Answer: ID 3"
+    with pytest.raises(GenerationError, match="returned a int as choices\\[0\\].message.content, not text"):
+        generator.complete("hi")
+
+
 def test_connection_refused_is_a_clear_error_naming_the_base_url():
     with socket.socket() as probe:  # a port nobody listens on
         probe.bind(("127.0.0.1", 0))

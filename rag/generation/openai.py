@@ -91,6 +91,12 @@ class OpenAIGenerator(LLMGenerator):
         except (KeyError, IndexError, TypeError):
             raise GenerationError(f"{self.endpoint} returned no choices[0].message.content: "
                                   f"{json.dumps(reply)[:300]}") from None
+        if isinstance(content, list):  # content parts ([{"type": "text", "text": ...}]): their text, in order
+            content = "".join(part.get("text", "") for part in content
+                              if isinstance(part, dict) and isinstance(part.get("text", ""), str))
+        if content is not None and not isinstance(content, str):
+            raise GenerationError(f"{self.endpoint} returned a {type(content).__name__} as choices[0].message.content, "
+                                  f"not text: {json.dumps(reply)[:300]}")
         text = content or ""
         for s in stop[4:]:  # stops the server was not sent
             found = text.find(s)
