@@ -298,10 +298,15 @@ def parse_experiment(data: Any, source: str | None = None) -> Experiment:
     raw_span = data.get("span") or {}
     if not isinstance(raw_span, dict) or set(raw_span) - {"k", "source", "union_retrieved"}:
         raise _error("must be a mapping with k, source and/or union_retrieved", "span", source, data, "span")
-    span = SpanSettings(int(raw_span.get("k", 5)), str(raw_span.get("source", "auto")),
-                        bool(raw_span.get("union_retrieved", False)))
-    if span.source not in ("auto", "hits", "context") or span.k < 1:
-        raise _error("span.source must be auto, hits or context and span.k ≥ 1", "span", source, data, "span")
+    k, union = raw_span.get("k", 5), raw_span.get("union_retrieved", False)
+    if not isinstance(k, int) or isinstance(k, bool) or k < 1:  # int() read 'five' as a crash and 2.7 as 2
+        raise _error(f"must be a positive integer (chunks scored per query), got {k!r}", "span.k", source, raw_span, "k")
+    if not isinstance(union, bool):  # bool() read "false" as True
+        raise _error(f"must be true or false, got {union!r}", "span.union_retrieved", source, raw_span,
+                     "union_retrieved")
+    span = SpanSettings(k, str(raw_span.get("source", "auto")), union)
+    if span.source not in ("auto", "hits", "context"):
+        raise _error("must be auto, hits or context", "span.source", source, raw_span, "source")
 
     ranking = _ranking(data.get("ranking") or {}, "ranking", source, data, "ranking")
 

@@ -393,3 +393,18 @@ def _raw(exp) -> dict:
     from rag.yaml_io import load_yaml, plain
 
     return plain(load_yaml(Path(exp.source)))
+
+
+@pytest.mark.parametrize("span, key, message", [
+    ("{k: five}", "span.k", "positive integer"), ("{k: 2.7}", "span.k", "positive integer"),
+    ("{k: [5]}", "span.k", "positive integer"), ("{union_retrieved: 'false'}", "span.union_retrieved", "true or false"),
+    ("{source: everything}", "span.source", "auto, hits or context"),
+])
+def test_span_settings_of_the_wrong_type_are_errors_naming_file_line_and_key(tiny, span, key, message):
+    # int() crashed on 'five' and truncated 2.7; bool() read the string 'false' as true (QA pass)
+    from rag.errors import ConfigError
+
+    path = write_experiment(tiny)
+    path.write_text(path.read_text().replace("span: {k: 2}", f"span: {span}"))
+    with pytest.raises(ConfigError, match=f"{path.name}:4: {key}: .*{message}"):
+        load_experiment(path)
