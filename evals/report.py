@@ -149,12 +149,13 @@ def write_reports(outcome: ExperimentOutcome, out: Path, command: str = "", roun
              f"{outcome.embedding_model_calls}; indexes built: {len(outcome.indexes_built)}, loaded from cache: "
              f"{len(outcome.indexes_loaded)}.")
     sig_note = ("Paired tests over the queries both pipelines were scored on: sign-flip randomisation and "
-                "bootstrap (10,000 rounds each), two-sided; CI is the bootstrap 95% interval of A − B.")
+                f"bootstrap ({rounds:,} rounds each), two-sided; CI is the bootstrap 95% interval of A − B.")
 
     md = [f"# {exp.name}", "", intro, ""]
     if command:
         md += ["```", command, "```", ""]
-    md += ["## Quality", "", _md_table(q_header, q_rows), "", "## Cost (means per query)", "",
+    cost_title = "Cost (context tokens and latency: means per query; embedding model calls and queries: totals)"
+    md += ["## Quality", "", _md_table(q_header, q_rows), "", f"## {cost_title}", "",
            _md_table(c_header, c_rows), ""]
     if s_rows:
         md += ["## Significance", "", sig_note, "", _md_table(s_header, s_rows), ""]
@@ -168,7 +169,7 @@ def write_reports(outcome: ExperimentOutcome, out: Path, command: str = "", roun
     body = [f"<h1>{html.escape(exp.name)}</h1>", f"<p>{html.escape(intro)}</p>"]
     if command:
         body.append(f"<pre>{html.escape(command)}</pre>")
-    body += ["<h2>Quality</h2>", _html_table(q_header, q_rows), "<h2>Cost (means per query)</h2>",
+    body += ["<h2>Quality</h2>", _html_table(q_header, q_rows), f"<h2>{html.escape(cost_title)}</h2>",
              _html_table(c_header, c_rows)]
     if s_rows:
         body += ["<h2>Significance</h2>", f"<p>{html.escape(sig_note)}</p>", _html_table(s_header, s_rows)]

@@ -408,3 +408,17 @@ def test_span_settings_of_the_wrong_type_are_errors_naming_file_line_and_key(tin
     path.write_text(path.read_text().replace("span: {k: 2}", f"span: {span}"))
     with pytest.raises(ConfigError, match=f"{path.name}:4: {key}: .*{message}"):
         load_experiment(path)
+
+
+def test_the_report_states_the_rounds_its_tests_used(tiny):
+    # it said "10,000 rounds" whatever --rounds was (QA pass)
+    from evals.report import write_reports
+
+    exp = parse_experiment({"name": "r", "datasets": [str(tiny / "tiny")], "pipelines": [
+        {"name": "a", "index": {"chunker": {"op": "token", "chunk_size": 12, "overlap": 0},
+                                "structures": ["evaltest_vectors"]},
+         "flow": [{"op": "evaltest_search", "top_k": 4}], "grid": {"flow[0].top_k": [1, 3]}}]})
+    outcome = run_experiment(exp, tiny / "out", progress=False)
+    write_reports(outcome, tiny / "out", rounds=200)
+    report = (tiny / "out" / "report.md").read_text()
+    assert "(200 rounds each)" in report and "10,000" not in report
