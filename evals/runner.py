@@ -207,15 +207,18 @@ def run_experiment(experiment: Experiment, out_dir: str | Path, limit: int | Non
     except OSError as exc:
         reason = "it is a file" if out.is_file() else exc.strerror or exc
         raise RagloomError(f"cannot create the output directory {out}: {reason}") from None
+    limit = limit or experiment.limit
+    # every dataset read (and its references checked) before anything runs: a bad second dataset is not found
+    # after hours on the first
+    datasets = [read_dataset(dspec.ref, experiment.source, split=dspec.split).limited(limit)
+                for dspec in experiment.datasets]
     cache = IndexCache(cache_dir or experiment.cache_dir)
     log_file = ResultLog(out / "per_query.jsonl")
-    limit = limit or experiment.limit
     runs: list[RunOutcome] = []
     run_keys: list[str] = []
     complete = False
     try:
-        for dspec in experiment.datasets:
-            dataset = read_dataset(dspec.ref, experiment.source, split=dspec.split).limited(limit)
+        for dspec, dataset in zip(experiment.datasets, datasets):
             dataset.name = dspec.name
             fingerprint = corpus_fingerprint(dataset.documents)
             names = metric_names_for(experiment, dataset)

@@ -422,3 +422,25 @@ def test_the_report_states_the_rounds_its_tests_used(tiny):
     write_reports(outcome, tiny / "out", rounds=200)
     report = (tiny / "out" / "report.md").read_text()
     assert "(200 rounds each)" in report and "10,000" not in report
+
+
+def test_a_bad_dataset_is_reported_before_any_pipeline_runs(tiny, monkeypatch):
+    # datasets were read one at a time: every pipeline ran on the first before the second's error appeared
+    import shutil
+
+    from rag.errors import RagloomError
+    from rag.pipeline import Pipeline
+
+    bad = tiny / "bad"
+    shutil.copytree(tiny / "tiny", bad)
+    (bad / "queries.jsonl").write_text('{"_id": "q", "text": "x", "references": [{"doc_id": "nope", "start": 0, '
+                                       '"end": 3}]}\n')
+    exp = parse_experiment({"name": "two", "datasets": [str(tiny / "tiny"), str(bad)], "pipelines": [
+        {"name": "a", "index": {"chunker": {"op": "token", "chunk_size": 12, "overlap": 0},
+                                "structures": ["evaltest_vectors"]},
+         "flow": [{"op": "evaltest_search", "top_k": 4}]}]})
+    calls = []
+    monkeypatch.setattr(Pipeline, "run", lambda self, q, filters=None: calls.append(q))
+    with pytest.raises(RagloomError, match="queries.jsonl:1"):
+        run_experiment(exp, tiny / "out", progress=False)
+    assert calls == []
