@@ -209,7 +209,10 @@ def _references(row: dict, where: str, text_of: dict[str, str]) -> tuple[Span, .
         doc_text = text_of[doc_id]
         if "start" in ref and "end" in ref:
             start, end = ref["start"], ref["end"]
-            if not (isinstance(start, int) and isinstance(end, int) and 0 <= start < end <= len(doc_text)):
+            if not all(isinstance(v, int) and not isinstance(v, bool) for v in (start, end)):
+                raise InputError(f"{at}: 'start' and 'end' must be integers (character offsets), got {start!r} "
+                                 f"and {end!r}")
+            if not 0 <= start < end <= len(doc_text):
                 raise InputError(f"{at}: span [{start}, {end}) is not inside document {doc_id!r} "
                                  f"(length {len(doc_text)})")
         elif isinstance(ref.get("text"), str) and ref["text"]:

@@ -56,6 +56,17 @@ def test_span_outside_document_is_rejected(tmp_path):
         load_beir(root)
 
 
+@pytest.mark.parametrize("start", ['"1"', "true", "1.5"])
+def test_span_offsets_that_are_not_integers_are_rejected_as_such(tmp_path, start):
+    # a string offset was reported as "not inside the document"; true was read as offset 1 (QA pass)
+    import json
+
+    root = write_beir(tmp_path / "types", queries=[
+        {"_id": "q1", "text": "x", "references": [{"doc_id": "d2", "start": json.loads(start), "end": 3}]}])
+    with pytest.raises(InputError, match=r"queries.jsonl:1: references\[0\]: 'start' and 'end' must be integers"):
+        load_beir(root)
+
+
 def test_qrels_naming_an_unknown_document_is_rejected(tmp_path):
     root = write_beir(tmp_path / "qr", qrels="q1\tnope\t1\n")
     with pytest.raises(InputError, match=r"test.tsv:1: corpus id 'nope'"):
