@@ -21,7 +21,7 @@ from evals.datasets import Dataset, Query, read_dataset
 from evals.experiment import Experiment, PipelineSpec, RankingSettings
 from evals.index_cache import IndexCache, corpus_fingerprint, run_code_fingerprint
 from rag.config import parse_config
-from rag.errors import RagloomError
+from rag.errors import ConfigError, RagloomError
 from rag.jsonl import json_line, write_jsonl_atomically
 from rag.state import Result
 
@@ -69,6 +69,9 @@ def metric_names_for(experiment: Experiment, dataset: Dataset) -> list[str]:
         names += ranking if requested else list(DEFAULT_RANKING_METRICS)
     if dataset.has_references and (not requested or any(m in M.SPAN_METRICS for m in requested)):
         names += list(M.SPAN_METRICS)
+    elif any(m in M.SPAN_METRICS for m in requested):
+        log.warning("dataset %s has no character-span references: the span metrics asked for (%s) are not reported",
+                    dataset.name, ", ".join(m for m in requested if m in M.SPAN_METRICS))
     if dataset.has_answers and (not requested or any(m in M.ANSWER_METRICS for m in requested)):
         names += list(M.ANSWER_METRICS)
     return names
@@ -101,6 +104,10 @@ def score_query(query: Query, qrels: dict[str, int] | None, result: Result, name
         scores.update(M.ranking_scores(ranked_docs, qrels, [n for n in names if "@" in n or n == "MAP"]))
         curve = {str(k): M.recall_at_k(ranked_docs, qrels, k) for k in RECALL_CURVE_KS}
 
+    if experiment.span.source == "context" and result.state.context is None and query.references:
+        # scored as an empty context, every span metric would be a silent 0
+        raise ConfigError("is 'context' but the flow selects no context (add a selector such as {op: select}, or "
+                          "use span.source: auto or hits)", "span.source", experiment.source)
     use_context = experiment.span.source == "context" or (experiment.span.source == "auto" and
                                                           result.state.context is not None)
     evidence = list(result.contexts) if use_context else [h.chunk for h in result.hits[:experiment.span.k]]

@@ -444,3 +444,29 @@ def test_a_bad_dataset_is_reported_before_any_pipeline_runs(tiny, monkeypatch):
     with pytest.raises(RagloomError, match="queries.jsonl:1"):
         run_experiment(exp, tiny / "out", progress=False)
     assert calls == []
+
+
+def test_span_source_context_with_a_flow_that_selects_no_context_is_an_error_not_zeros(tiny):
+    # every span metric was a silent 0.0 (QA pass)
+    from rag.errors import ConfigError
+
+    path = write_experiment(tiny)
+    path.write_text(path.read_text().replace("span: {k: 2}", "span: {k: 2, source: context}"))
+    with pytest.raises(ConfigError, match="span.source: is 'context' but the flow selects no context"):
+        run_experiment(load_experiment(path), tiny / "out", progress=False)
+
+
+def test_span_metrics_asked_of_a_dataset_without_references_are_reported_missing(tiny, caplog):
+    import dataclasses
+
+    from evals.runner import metric_names_for
+
+    exp = load_experiment(write_experiment(tiny))
+    exp = dataclasses.replace(exp, metrics=("R@5", "span_recall"))
+    from evals.datasets import read_dataset
+
+    dataset = read_dataset(str(tiny / "tiny"))
+    dataset = dataclasses.replace(dataset, queries=[dataclasses.replace(q, references=()) for q in dataset.queries])
+    with caplog.at_level("WARNING"):
+        assert "span_recall" not in metric_names_for(exp, dataset)
+    assert "has no character-span references" in caplog.text
