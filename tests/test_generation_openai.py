@@ -169,6 +169,18 @@ def test_base_url_comes_from_the_environment_or_is_a_config_error(monkeypatch):
         create_generator({"name": "openai", "model": "m", "base_url": "localhost:8000"})
 
 
+def test_a_missing_base_url_is_found_when_the_config_is_read_with_its_file_and_line(monkeypatch, tmp_path):
+    # it was found only when the llm chunker first sent a prompt, after earlier pipelines had run (QA pass)
+    from rag.config import load_config
+
+    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
+    path = tmp_path / "pipe.yaml"
+    path.write_text("name: t\nindex:\n  chunker:\n    op: llm\n    generator: {name: openai, model: fake}\n"
+                    "  structures: [bm25]\nflow: [{op: bm25, top_k: 3}]\n")
+    with pytest.raises(ConfigError, match="pipe.yaml:5: index.chunker.generator.base_url: is required"):
+        load_config(path)
+
+
 def test_complete_rejects_bad_arguments_before_calling_the_server(server):
     generator = generator_for(server)
     with pytest.raises(GenerationError, match="max_tokens"):

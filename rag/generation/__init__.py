@@ -78,6 +78,8 @@ def parse_generator_spec(spec: Mapping[str, Any] | str | None,
         else:
             message = f"{err['msg']} (got {err.get('input')!r})"
         raise ConfigError(message, f"{path}.{loc}" if loc else path) from None
+    except ConfigError as exc:  # raised by a Params validator, its path relative to the generator's options
+        raise ConfigError(exc.message, f"{path}.{exc.path}" if exc.path else path) from None
     return cls, params
 
 

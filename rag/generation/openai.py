@@ -20,7 +20,7 @@ import urllib.error
 import urllib.request
 from typing import Any
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from rag.errors import ConfigError
 from rag.generation.base import GenerationError, LLMGenerator, LLMParams
@@ -49,6 +49,14 @@ class OpenAIGenerator(LLMGenerator):
             if value is not None and not value.startswith(("http://", "https://")):
                 raise ValueError("must start with http:// or https://")
             return value
+
+        @model_validator(mode="after")
+        def _has_a_server(self):
+            # checked with the config (ragloom validate, file and line), not when the first prompt is sent
+            if not self.base_url and not os.environ.get("OPENAI_BASE_URL"):
+                raise ConfigError("is required for the 'openai' generator (or set OPENAI_BASE_URL), e.g. "
+                                  "http://localhost:8000/v1", "base_url")
+            return self
 
     def __init__(self, params: Params, resources=None):
         super().__init__(params, resources)
