@@ -253,14 +253,22 @@ def _run_one(pspec: PipelineSpec, dataset: Dataset, fingerprint: str, names: lis
     todo = [q for q in dataset.queries if (key, q.id) not in log_file.done]
     bar = _progress(len(dataset.queries), len(dataset.queries) - len(todo), f"{pspec.name} × {dataset.name}",
                     progress)
+    span_k = experiment.span.k if any(n in M.SPAN_METRICS for n in names) else 0
+    short = 0  # queries whose span metrics, scored on hits, saw fewer than span.k chunks
     try:
         for query in todo:
             result = pipe.run(query.text)
             record = score_query(query, dataset.qrels.get(query.id), result, names, experiment, pspec.ranking)
             log_file.append({"run": key, "pipeline": pspec.name, "dataset": dataset.name, **record})
+            on_hits = experiment.span.source == "hits" or (experiment.span.source == "auto"
+                                                          and result.state.context is None)
+            short += bool(span_k and query.references and on_hits and len(result.hits) < span_k)
             bar.update(1)
     finally:
         bar.close()
+    if short:
+        log.warning("%s × %s: %d of %d queries returned fewer than span.k = %d chunks (the flow's top_k?); their "
+                    "span metrics score the chunks there were", pspec.name, dataset.name, short, len(todo), span_k)
     records = [log_file.done[(key, q.id)] for q in dataset.queries]
     metrics = aggregate(records, names)
     calls = cache.model_calls - calls_before

@@ -470,3 +470,16 @@ def test_span_metrics_asked_of_a_dataset_without_references_are_reported_missing
     with caplog.at_level("WARNING"):
         assert "span_recall" not in metric_names_for(exp, dataset)
     assert "has no character-span references" in caplog.text
+
+
+def test_a_flow_returning_fewer_chunks_than_span_k_is_reported(tiny, caplog):
+    # span.k 10 with top_k 2 silently scored 2 chunks (QA pass)
+    path = write_experiment(tiny)
+    path.write_text(path.read_text().replace("span: {k: 2}", "span: {k: 10}").replace("top_k: 20", "top_k: 2"))
+    with caplog.at_level("WARNING"):
+        run_experiment(load_experiment(path), tiny / "out", progress=False)
+    assert "3 of 3 queries returned fewer than span.k = 10 chunks" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        run_experiment(load_experiment(write_experiment(tiny, name="enough")), tiny / "out2", progress=False)
+    assert "fewer than span.k" not in caplog.text
