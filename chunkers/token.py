@@ -29,44 +29,27 @@ from rag.types import Chunk, Document
 
 def token_window_spans(text: str, tokenizer, chunk_size: int, overlap: int = 0,
                        bounds=None, inside=None) -> list[tuple[int, int]]:
-    """Character spans of consecutive windows of ``chunk_size`` tokens, each starting ``chunk_size - overlap``
-    tokens after the previous one; empty spans (a window inside one character) are dropped. ``inside`` (from
-    :func:`token_char_bounds`) marks token boundaries inside a character: see :func:`_windows_ending_at_characters`."""
+    """Character spans of consecutive windows of ``chunk_size`` tokens, each starting ``overlap`` tokens before the
+    previous one ends; empty spans (a window inside one character) are dropped. ``inside`` (from
+    :func:`token_char_bounds`) marks token boundaries that fall inside a character (CJK, emoji of several
+    tokens): a window whose end falls there ends before that character instead of after it (a window of
+    ``chunk_size`` + 1 tokens would be cut again, leaving the character a chunk of its own). Only a character of
+    more than ``chunk_size`` tokens still ends a window after it (and is flagged oversize)."""
     if bounds is None:
         bounds, inside = token_char_bounds(text, tokenizer, with_inside=True)
     n_tokens = len(bounds) - 1
     if n_tokens == 0:  # text no token covers (whitespace under a word-piece tokenizer): one span of 0 tokens
         return [(0, len(text))] if text else []
-    if inside is not None and inside.any():
-        return _windows_ending_at_characters(bounds, inside, chunk_size, overlap)
-    stride = chunk_size - overlap
-    spans = []
-    last_end = 0
-    for first in range(0, max(n_tokens, 1), stride):
-        start, end = int(bounds[first]), int(bounds[min(first + chunk_size, n_tokens)])
-        if end > start and end > last_end:
-            spans.append((start, end))
-            last_end = end
-        if first + chunk_size >= n_tokens:
-            break
-    return spans
-
-
-def _windows_ending_at_characters(bounds, inside, chunk_size: int, overlap: int) -> list[tuple[int, int]]:
-    """:func:`token_window_spans` where some token boundaries fall inside a character (a CJK character or an emoji
-    of several tokens). A window whose end falls inside a character ends before that character instead of after
-    it (a window of ``chunk_size`` + 1 tokens would be cut again, leaving the character a chunk of its own), and
-    the next window starts ``overlap`` tokens before that end. Only a character of more than ``chunk_size`` tokens
-    still ends a window after it (and is flagged oversize)."""
-    n_tokens = len(bounds) - 1
     spans: list[tuple[int, int]] = []
     first, last_end = 0, 0
     while True:
         end = min(first + chunk_size, n_tokens)
-        while end > first + 1 and inside[end]:
-            end -= 1
-        if inside[end]:  # no character boundary within chunk_size tokens: the end rounds up
-            end = min(first + chunk_size, n_tokens)
+        if inside is not None:
+            back = end
+            while back > first + 1 and inside[back]:
+                back -= 1
+            if not inside[back]:  # else no character boundary within chunk_size tokens: the end rounds up
+                end = back
         start_char, end_char = int(bounds[first]), int(bounds[end])
         if end_char > start_char and end_char > last_end:
             spans.append((start_char, end_char))
