@@ -43,7 +43,7 @@ from functools import lru_cache
 import numpy as np
 from pydantic import Field
 
-from chunkers._spans import Span, TokenIndex, build_chunks, fit_spans, utf8_char_index
+from chunkers._spans import Span, TokenIndex, build_chunks, count_tokens, fit_spans, utf8_char_index
 from chunkers._splitter import RecursiveSplitter
 from chunkers.base import Chunker, TokenizerName, tokenizer_field
 from rag.errors import ConfigError, InputError
@@ -371,8 +371,9 @@ class ASTChunker(Chunker):
             return self._fallback(document, language, "no grammar" if language else "no language")
         source = text.encode("utf-8", "surrogatepass")
         root = parser.parse(source).root_node
-        if root.has_error and language in RETRY_LANGUAGE and get_parser(RETRY_LANGUAGE[language]) is not None:
-            retried = get_parser(RETRY_LANGUAGE[language]).parse(source).root_node
+        retry = get_parser(RETRY_LANGUAGE[language]) if root.has_error and language in RETRY_LANGUAGE else None
+        if retry is not None:
+            retried = retry.parse(source).root_node
             if error_fraction(retried) < error_fraction(root):  # fewer bytes in errors: a C++ header
                 language, root = RETRY_LANGUAGE[language], retried
         if root.has_error and error_fraction(root) > MAX_ERROR_FRACTION:
@@ -422,14 +423,18 @@ class ASTChunker(Chunker):
                                      index=TokenIndex(text, self.tokenizer_, char_bounds=bounds))
         edges = by_chars.split_edges(np.array([c.start for c in over]), np.array([c.end for c in over]), limit)
         spans: list[Span] = []
+        counts: list[int | None] = []  # a chunk left whole keeps its count; the pieces are counted below
         metadata: list[dict] = []
         for c in chunks:
             inner = edges[np.searchsorted(edges, c.start):np.searchsorted(edges, c.end) + 1].tolist() \
                 if c.start in over_starts else [c.start, c.end]
             spans.extend(zip(inner[:-1], inner[1:]))
+            counts.extend([None] * (len(inner) - 1) if c.start in over_starts else [c.token_count])
             meta = {k: v for k, v in c.metadata.items() if k != "oversize"}
             metadata.extend([meta] * (len(inner) - 1))
-        counts = TokenIndex(text, self.tokenizer_).counts(spans)
+        pieces = [i for i, count in enumerate(counts) if count is None]
+        for i, count in zip(pieces, count_tokens(self.tokenizer_, [text[a:b] for a, b in (spans[i] for i in pieces)])):
+            counts[i] = count
         fitted, counts, oversize = fit_spans(text, spans, self.tokenizer_, self.params.chunk_size, counts,
                                              join_next=False)
         starts = [a for a, _ in spans]
