@@ -89,11 +89,17 @@ def run_key(config: dict[str, Any], fingerprint: str, metric_names: Iterable[str
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
+def _on_context(source: str, result: Result) -> bool:
+    """Whether a ranking or span ``source`` setting scores the flow's selected context rather than its hits:
+    'context' always, 'auto' when the flow selected one, 'hits' never."""
+    return source == "context" or (source == "auto" and result.state.context is not None)
+
+
 def score_query(query: Query, qrels: dict[str, int] | None, result: Result, names: list[str],
                 experiment: Experiment, ranking: RankingSettings | None = None) -> dict[str, Any]:
     """Everything recorded for one query: scores, the document ranking, spans, answer, cost and trace."""
     ranking_source = (ranking or experiment.ranking).source
-    on_context = ranking_source == "context" or (ranking_source == "auto" and result.state.context is not None)
+    on_context = _on_context(ranking_source, result)
     doc_best: dict[str, float] = {}
     for hit in (result.state.context or ()) if on_context else result.hits:
         doc_best.setdefault(hit.chunk.doc_id, float(hit.score))
@@ -108,8 +114,7 @@ def score_query(query: Query, qrels: dict[str, int] | None, result: Result, name
         # scored as an empty context, every span metric would be a silent 0
         raise ConfigError("is 'context' but the flow selects no context (add a selector such as {op: select}, or "
                           "use span.source: auto or hits)", "span.source", experiment.source)
-    use_context = experiment.span.source == "context" or (experiment.span.source == "auto" and
-                                                          result.state.context is not None)
+    use_context = _on_context(experiment.span.source, result)
     evidence = list(result.contexts) if use_context else [h.chunk for h in result.hits[:experiment.span.k]]
     spans = [(c.doc_id, c.start, c.end) for c in evidence]
     if query.references and any(n in M.SPAN_METRICS for n in names):
@@ -260,8 +265,7 @@ def _run_one(pspec: PipelineSpec, dataset: Dataset, fingerprint: str, names: lis
             result = pipe.run(query.text)
             record = score_query(query, dataset.qrels.get(query.id), result, names, experiment, pspec.ranking)
             log_file.append({"run": key, "pipeline": pspec.name, "dataset": dataset.name, **record})
-            on_hits = experiment.span.source == "hits" or (experiment.span.source == "auto"
-                                                          and result.state.context is None)
+            on_hits = not _on_context(experiment.span.source, result)
             short += bool(span_k and query.references and on_hits and len(result.hits) < span_k)
             bar.update(1)
     finally:

@@ -60,10 +60,7 @@ class OpenAIGenerator(LLMGenerator):
 
     def __init__(self, params: Params, resources=None):
         super().__init__(params, resources)
-        base_url = params.base_url or os.environ.get("OPENAI_BASE_URL", "")
-        if not base_url:
-            raise ConfigError("is required for the 'openai' generator (or set OPENAI_BASE_URL), e.g. "
-                              "http://localhost:8000/v1", "generator.base_url")
+        base_url = params.base_url or os.environ.get("OPENAI_BASE_URL", "")  # one of them: Params._has_a_server
         if not base_url.startswith(("http://", "https://")):
             raise ConfigError(f"must start with http:// or https:// (got {base_url!r})", "generator.base_url")
         self.base_url = base_url.rstrip("/")
