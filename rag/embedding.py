@@ -10,7 +10,7 @@ import logging
 import os
 import sqlite3
 import threading
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Sequence
 
@@ -49,7 +49,8 @@ def directory_fingerprint(directory: str) -> str:
     its content): the same for a copy of the folder, different once weights or config change (fine-tuning changes
     every tensor, so the samples see it). Costs a few MiB of reading per file, cached per process."""
     files = sorted(p for p in Path(directory).rglob("*") if p.is_file() and ".cache" not in p.parts)
-    stats = tuple((str(p.relative_to(directory)), p.stat().st_size, p.stat().st_mtime_ns) for p in files)
+    stats = tuple((str(p.relative_to(directory)), stat.st_size, stat.st_mtime_ns) for p, stat in
+                  ((p, p.stat()) for p in files))
     return _fingerprint(str(Path(directory).resolve()), stats)
 
 
@@ -160,9 +161,10 @@ class Embedder:
                 ) from None
         return self._st
 
-    @property
+    @cached_property
     def identity(self) -> str:
-        """Names the model and the settings that change its vectors (used as the cache key and in manifests)."""
+        """Names the model and the settings that change its vectors (used as the cache key and in manifests);
+        computed once, as the model is loaded once (a local folder is fingerprinted, see :func:`model_tag`)."""
         return f"{model_tag(self.model)}|norm={int(self.normalize)}|q={self.query_prefix}|d={self.document_prefix}"
 
     @property
