@@ -141,6 +141,12 @@ def _shallower_line(offset: int) -> re.Pattern:
     return re.compile(r"\n[ \t]*\r?\n[ \t]{0,%d}[^ \t\r\n]" % (offset - 1))
 
 
+def list_item_starts(text: str) -> list[int]:
+    """Where the list items of ``text`` with text right after their marker's spaces start (their line's start)."""
+    return [m.start() for m in _LIST_ITEM.finditer(text)
+            if m.group(3) and m.group(4)[:1] and not m.group(4)[0].isspace()]
+
+
 def _content_offset(item: re.Match) -> int:
     """Where a list item's content starts (CommonMark: after the marker and 1–4 spaces; marker width + 1 when
     the item's line is otherwise blank or 5 or more spaces follow the marker)."""

@@ -22,13 +22,11 @@ from typing import Any, Sequence
 import numpy as np
 
 from chunkers._batches import without_gaps
-from chunkers._markdown import MarkdownStructure, parse_markdown
+from chunkers._markdown import MarkdownStructure, list_item_starts, parse_markdown
 from chunkers._sentences import sentence_cuts
 from chunkers._spans import Span, TokenIndex, codepoints, fit_spans, is_space
 
 HEADINGS, BLOCKS, ITEMS, LINES, SENTENCES, WORDS, TOKENS = range(7)
-#: a list item's first line: a bullet (``-``, ``*``, ``+``) or a number (``1.``, ``1)``), then a space and text
-_LIST_ITEM = re.compile(r"^[ \t]*(?:[-*+]|\d{1,9}[.)])[ \t]+\S", re.M)
 _BLANK_LINES = re.compile(r"\n(?:[ \t]*\r?\n)+")
 _NON_SPACE = re.compile(r"\S")
 
@@ -115,8 +113,7 @@ class RecursiveSplitter:
         structure = self.structure
         if not structure.heading_starts and not structure.blocks:
             return np.empty(0, dtype=np.int64)
-        starts = [m.start() for m in _LIST_ITEM.finditer(self.text)]
-        return np.asarray([s for s in starts if structure.block_at(s) is None], dtype=np.int64)
+        return np.asarray([s for s in list_item_starts(self.text) if structure.block_at(s) is None], dtype=np.int64)
 
     @cached_property
     def word_starts(self) -> np.ndarray:
