@@ -43,7 +43,8 @@ from functools import lru_cache
 import numpy as np
 from pydantic import Field
 
-from chunkers._spans import Span, TokenIndex, build_chunks, count_tokens, fit_spans, utf8_char_index
+from chunkers._spans import (Span, TokenIndex, build_chunks, codepoints, count_tokens, fit_spans, is_space,
+                             utf8_char_index)
 from chunkers._splitter import RecursiveSplitter
 from chunkers.base import Chunker, TokenizerName, tokenizer_field
 from rag.errors import ConfigError, InputError
@@ -90,9 +91,6 @@ _DEFINED_WITH_BODY = frozenset({"struct_specifier", "class_specifier", "union_sp
 #: Parsed input whose ERROR nodes cover more than this fraction of the bytes is treated as unparsable.
 MAX_ERROR_FRACTION = 0.5
 
-#: ``_NONSPACE[c]`` is True unless ``chr(c).isspace()``, for every code point up to U+3000 (the highest space);
-#: higher code points are looked up at the table's last entry, which is True
-_NONSPACE = np.array([not chr(c).isspace() for c in range(0x3001)] + [True])
 _LINE_END = re.compile(r"\n")
 _WHITESPACE = re.compile(r"\s+")
 _AROUND_SCOPE_OPERATOR = re.compile(r" ?:: ?")
@@ -127,9 +125,9 @@ def get_parser(language: str):
 
 def nonspace_prefix(text: str) -> np.ndarray:
     """``prefix[i]`` = number of non-whitespace characters in ``text[:i]`` (``str.isspace`` semantics)."""
-    codepoints = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
-    prefix = np.zeros(len(codepoints) + 1, dtype=np.int64)
-    np.cumsum(_NONSPACE[np.minimum(codepoints, len(_NONSPACE) - 1)], out=prefix[1:])
+    nonspace = ~is_space(codepoints(text))
+    prefix = np.zeros(len(nonspace) + 1, dtype=np.int64)
+    np.cumsum(nonspace, out=prefix[1:])
     return prefix
 
 
