@@ -8,7 +8,8 @@ from typing import Sequence
 
 import numpy as np
 
-from chunkers._spans import Span, TokenIndex, build_chunks, joined_token_char_bounds
+from chunkers._spans import Span, build_chunks
+from chunkers._token_index import TokenIndex, joined_token_char_bounds
 from rag.types import Chunk, Document
 
 #: documents chunked together (see :func:`chunk_in_batches`) up to about this many characters per batch (memory:

@@ -24,7 +24,8 @@ import numpy as np
 from chunkers._batches import without_gaps
 from chunkers._markdown import MarkdownStructure, list_item_starts, parse_markdown
 from chunkers._sentences import sentence_cuts
-from chunkers._spans import Span, TokenIndex, codepoints, fit_spans, is_space
+from chunkers._spans import Span, fit_spans
+from chunkers._token_index import TokenIndex, codepoints, is_space
 
 HEADINGS, BLOCKS, ITEMS, LINES, SENTENCES, WORDS, TOKENS = range(7)
 _BLANK_LINES = re.compile(r"\n(?:[ \t]*\r?\n)+")

@@ -43,8 +43,8 @@ from functools import lru_cache
 import numpy as np
 from pydantic import Field
 
-from chunkers._spans import (Span, TokenIndex, build_chunks, codepoints, count_tokens, fit_spans, is_space,
-                             utf8_char_index)
+from chunkers._spans import Span, build_chunks, fit_spans
+from chunkers._token_index import TokenIndex, codepoints, count_tokens, is_space, utf8_char_index
 from chunkers._splitter import RecursiveSplitter
 from chunkers.base import Chunker, TokenizerName, tokenizer_field
 from rag.errors import ConfigError, InputError

@@ -21,7 +21,8 @@ import numpy as np
 from pydantic import Field, model_validator
 
 from chunkers._batches import chunk_in_batches, chunks_of_joined, joined_documents
-from chunkers._spans import TokenIndex, build_chunks, drop_chunks_held_by_another, fit_spans, token_char_bounds
+from chunkers._spans import build_chunks, drop_chunks_held_by_another, fit_spans
+from chunkers._token_index import TokenIndex, token_char_bounds
 from chunkers.base import Chunker, TokenizerName, overlap_below_size, tokenizer_field
 from rag.registry import OperatorParams, operator
 from rag.types import Chunk, Document

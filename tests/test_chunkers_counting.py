@@ -6,8 +6,8 @@ import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from chunkers._spans import (TokenIndex, char_offsets, encode_ordinary, joined_token_char_bounds, safe_cut_mask,
-                             token_byte_lengths, token_char_bounds, utf8_char_index)
+from chunkers._token_index import (TokenIndex, char_offsets, encode_ordinary, joined_token_char_bounds,
+                                  safe_cut_mask, token_byte_lengths, token_char_bounds, utf8_char_index)
 from rag.tokens import get_tokenizer
 
 # Pieces chosen to sit at and around the safe-cut patterns (space before a letter, after a line feed) and
