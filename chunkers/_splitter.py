@@ -451,57 +451,6 @@ class RecursiveSplitter:
             pending = [k for k in pending if max(pieces[k][1]) > limit and budgets[k] > 1]
         return pieces
 
-    def with_overlap(self, spans: list[Span], overlap: int) -> list[Span]:
-        """``spans`` (consecutive ones meeting end to start) with every span after the first of a run extended
-        back into the one before by at most ``overlap`` tokens (of the repeated text's own count): from the
-        earliest line, sentence or chunk start within that budget, else the earliest word start, else not at
-        all. A span the next one, so extended, holds whole (a run's first, or one that could not be extended) is
-        dropped."""
-        pairs = [(i, lowest, start) for i, ((lowest, meets), (start, _)) in enumerate(zip(spans, spans[1:]), 1)
-                 if meets == start]  # not across runs (the next document of joined ones)
-        budgets = {i: overlap for i, _, _ in pairs}
-        extended = {i: self._overlap_start(lowest, start, overlap) for i, lowest, start in pairs}
-        # the budget is in estimated tokens; a repeated stretch starting at a word has lost the space before it
-        # and may count one more: extend such spans less, with the budget lowered by the excess
-        pending = [(i, start) for i, _, start in pairs if extended[i] < start]
-        while pending:
-            counts = self.index.counts([(extended[i], start) for i, start in pending])
-            over = [(i, start, count) for (i, start), count in zip(pending, counts) if count > overlap]
-            for i, start, count in over:
-                budgets[i] -= count - overlap
-                lowest = spans[i - 1][0]
-                extended[i] = self._overlap_start(lowest, start, budgets[i]) if budgets[i] > 0 else start
-            pending = [(i, start) for i, start, _ in over if extended[i] < start]
-        out = spans[:1]
-        for i, (start, end) in enumerate(spans[1:], 1):
-            if i not in extended:
-                out.append((start, end))
-                continue
-            lowest = spans[i - 1][0]
-            extended_span = (extended[i], end)
-            if extended_span[0] == lowest == out[-1][0]:
-                out[-1] = extended_span  # only a run's first span keeps its start unextended, so only it is held whole
-            else:
-                out.append(extended_span)
-        return out
-
-    def _overlap_start(self, lowest: int, start: int, overlap: int) -> int:
-        token = bisect.bisect_right(self.bounds, start) - 1
-        earliest = max(lowest, self.bounds[max(token - overlap, 0)])
-        while earliest < start and self.estimate(earliest, start) > overlap:  # a token cut by ``earliest``
-            earliest = self.bounds[bisect.bisect_right(self.bounds, earliest)]
-        if earliest >= start:
-            return start
-        if earliest == lowest:
-            return lowest
-        coarse = [c for c in sentence_cuts(self.text, earliest, start)]
-        lines = self.line_starts[np.searchsorted(self.line_starts, earliest):np.searchsorted(self.line_starts, start)]
-        candidates = sorted(coarse + lines.tolist())
-        if candidates:
-            return candidates[0]
-        words = self.word_starts[np.searchsorted(self.word_starts, earliest):np.searchsorted(self.word_starts, start)]
-        return int(words[0]) if len(words) else start
-
     def _past_bare_headings_in(self, position: int, end: int) -> int:
         """The last of the bare headings (:meth:`_past_bare_headings`) starting a chunk at ``position`` and inside
         it, whose heading path is the chunk's (or ``position`` when no heading starts there)."""

@@ -23,6 +23,7 @@ from pydantic import Field, model_validator
 
 from chunkers._batches import chunk_in_batches, chunks_of_joined, joined_documents
 from chunkers._markdown import has_structure
+from chunkers._overlap import with_overlap
 from chunkers._spans import build_chunks, drop_chunks_held_by_another, fit_spans
 from chunkers._splitter import RecursiveSplitter
 from chunkers.base import Chunker, TokenizerName, overlap_below_size, tokenizer_field
@@ -63,7 +64,7 @@ class RecursiveChunker(Chunker):
         spans, counts, oversize = splitter.split_exact_spans(starts, ends, limit - overlap)
         if not overlap:
             return spans, counts, oversize
-        spans = splitter.with_overlap(spans, overlap)
+        spans = with_overlap(splitter, spans, overlap)
         spans, counts, oversize = fit_spans(splitter.text, spans, self.tokenizer_, limit, splitter.index.counts(spans))
         return drop_chunks_held_by_another(spans, counts, oversize)
 

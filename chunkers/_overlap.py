@@ -1,0 +1,73 @@
+"""Overlap for the ``recursive`` chunker: chunks that meet end to start, each extended back into the one before by
+at most a number of tokens, from a line, sentence or chunk start within that budget, else from a word start.
+
+The budget is taken in the splitter's estimates (one tokenization of the whole text) and then re-checked on the
+repeated text's own count, so a repeated stretch is never over it.
+"""
+from __future__ import annotations
+
+import bisect
+
+import numpy as np
+
+from chunkers._sentences import sentence_cuts
+from chunkers._spans import Span
+from chunkers._splitter import RecursiveSplitter
+
+
+def with_overlap(splitter: RecursiveSplitter, spans: list[Span], overlap: int) -> list[Span]:
+    """``spans`` (consecutive ones meeting end to start) with every span after the first of a run extended
+    back into the one before by at most ``overlap`` tokens (of the repeated text's own count): from the
+    earliest line, sentence or chunk start within that budget, else the earliest word start, else not at
+    all. A span the next one, so extended, holds whole (a run's first, or one that could not be extended) is
+    dropped."""
+    pairs = [(i, lowest, start) for i, ((lowest, meets), (start, _)) in enumerate(zip(spans, spans[1:]), 1)
+             if meets == start]  # not across runs (the next document of joined ones)
+    budgets = {i: overlap for i, _, _ in pairs}
+    extended = {i: _overlap_start(splitter, lowest, start, overlap) for i, lowest, start in pairs}
+    # the budget is in estimated tokens; a repeated stretch starting at a word has lost the space before it
+    # and may count one more: extend such spans less, with the budget lowered by the excess
+    pending = [(i, start) for i, _, start in pairs if extended[i] < start]
+    while pending:
+        counts = splitter.index.counts([(extended[i], start) for i, start in pending])
+        over = [(i, start, count) for (i, start), count in zip(pending, counts) if count > overlap]
+        for i, start, count in over:
+            budgets[i] -= count - overlap
+            lowest = spans[i - 1][0]
+            extended[i] = _overlap_start(splitter, lowest, start, budgets[i]) if budgets[i] > 0 else start
+        pending = [(i, start) for i, start, _ in over if extended[i] < start]
+    out = spans[:1]
+    for i, (start, end) in enumerate(spans[1:], 1):
+        if i not in extended:
+            out.append((start, end))
+            continue
+        lowest = spans[i - 1][0]
+        extended_span = (extended[i], end)
+        if extended_span[0] == lowest == out[-1][0]:
+            out[-1] = extended_span  # only a run's first span keeps its start unextended, so only it is held whole
+        else:
+            out.append(extended_span)
+    return out
+
+
+def _overlap_start(splitter: RecursiveSplitter, lowest: int, start: int, overlap: int) -> int:
+    """Where a span starting at ``start`` begins when extended back by at most ``overlap`` estimated tokens, not
+    before ``lowest`` (the previous span's start): see :func:`with_overlap`."""
+    bounds = splitter.bounds
+    token = bisect.bisect_right(bounds, start) - 1
+    earliest = max(lowest, bounds[max(token - overlap, 0)])
+    while earliest < start and splitter.estimate(earliest, start) > overlap:  # a token cut by ``earliest``
+        earliest = bounds[bisect.bisect_right(bounds, earliest)]
+    if earliest >= start:
+        return start
+    if earliest == lowest:
+        return lowest
+    line_starts = splitter.line_starts
+    lines = line_starts[np.searchsorted(line_starts, earliest):np.searchsorted(line_starts, start)]
+    candidates = sorted(sentence_cuts(splitter.text, earliest, start) + lines.tolist())
+    if candidates:
+        return candidates[0]
+    word_starts = splitter.word_starts
+    words = word_starts[np.searchsorted(word_starts, earliest):np.searchsorted(word_starts, start)]
+    return int(words[0]) if len(words) else start
+
