@@ -6,7 +6,7 @@ Hierarchy: markdown headings → blocks (blank lines; code fences and tables are
 text with markdown structure) → lines → sentences → words → tokens. A span that fits the limit is kept; otherwise it is cut at the highest level that has
 a cut, oversized pieces recurse one level down, and adjacent pieces are packed greedily up to the limit.
 Everything works on character spans of the original text (no ``find()``), and sizes are estimated from one
-tokenization of the whole text; :meth:`RecursiveSplitter.split_exact_spans` re-measures every piece on its own
+tokenization of the whole text; :func:`chunkers._exact_fit.split_exact_spans` re-measures every piece on its own
 text and splits again any piece over the limit, so the limit is a hard ceiling.
 
 The recursion runs one level at a time over all the spans that are still too big (numpy arrays of
@@ -24,7 +24,7 @@ import numpy as np
 from chunkers._batches import without_gaps
 from chunkers._markdown import MarkdownStructure, list_item_starts, parse_markdown
 from chunkers._sentences import sentence_cuts
-from chunkers._spans import Span, fit_spans
+from chunkers._spans import Span
 from chunkers._token_index import TokenIndex, codepoints, is_space
 
 HEADINGS, BLOCKS, ITEMS, LINES, SENTENCES, WORDS, TOKENS = range(7)
@@ -48,22 +48,6 @@ def merge_sorted(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     merged = np.concatenate((a, b))
     merged.sort(kind="stable")
     return merged[np.concatenate(([True], merged[1:] != merged[:-1]))]
-
-
-#: How many chunks in a row, each packed full, a piece cut off the chunk before may be pushed through (each
-#: re-split). Unbounded, a long paragraph split at words is re-split chunk by chunk to its end: on
-#: chroma-chunking at 100 tokens (measured when its lower-case paragraphs had no sentence ends, before the
-#: lower-cased-text sentence rule), fragments of at most 5 tokens 92 -> 2 but 2.2x the chunking time; through 4
-#: chunks 92 -> 7 for 22% more time (2-4% at 200 tokens); through none (joining only a chunk with room) 92 -> 46
-#: for 3% more.
-CARRY_THROUGH = 4
-#: Re-splits of a chunk a carried piece made too long, at most this share of the chunks (and at least
-#: :data:`CARRY_RESPLITS_MIN`); then a piece joins the next chunk only where it fits. Each costs a split of its own:
-#: in text whose every chunk counts a token or two over its estimate (160,000 characters of ZWJ emoji families
-#: without a space: one pre-token for the whole text) they were 11 s of a run; on chroma-chunking they are under 1 %
-#: of the chunks at every size, so the bound changes nothing there.
-CARRY_RESPLIT_SHARE = 0.1
-CARRY_RESPLITS_MIN = 16
 
 
 def word_starts_of(points: np.ndarray) -> np.ndarray:
@@ -104,8 +88,13 @@ class RecursiveSplitter:
 
     @cached_property
     def line_starts(self) -> np.ndarray:
-        """Positions right after each line feed (the LINES cuts)."""
-        return np.flatnonzero(self._codepoints == 10) + 1
+        """Positions right after each line break (the LINES cuts): a line feed, or a lone CR (old Mac line ends;
+        the CR of a CRLF breaks no line of its own)."""
+        points = self._codepoints
+        breaks = points == 10
+        if "\r" in self.text:
+            breaks |= (points == 13) & np.append(points[1:] != 10, True)
+        return np.flatnonzero(breaks) + 1
 
     @cached_property
     def item_starts(self) -> np.ndarray:
@@ -357,99 +346,6 @@ class RecursiveSplitter:
             return edges_to_spans(self._pack_edges(edges, edges[:1], edges[-1:], limit))
         edges = merge_sorted(edges, np.concatenate((starts, ends)))
         return without_gaps(edges_to_spans(self._pack_edges(edges, starts, ends, limit)), ends)
-
-    def split_exact(self, start: int, end: int, limit: int) -> tuple[list[Span], list[int], list[bool]]:
-        """Like :meth:`split`, then measured on the final text; chunks over ``limit`` are re-split with a
-        tighter estimate (and, as a last resort, at token boundaries)."""
-        if start >= end:
-            return [], [], []
-        return self.split_exact_spans(np.array([start]), np.array([end]), limit)
-
-    def split_exact_spans(self, starts: np.ndarray, ends: np.ndarray,
-                          limit: int) -> tuple[list[Span], list[int], list[bool]]:
-        """:meth:`split_exact` of many sorted, disjoint, non-empty spans at once; no piece crosses a span's
-        edge, and the text between two spans belongs to no piece.
-
-        Packing goes by estimates, which a chunk's own text can exceed by a token or two (its first word
-        tokenized without the space before it). Such a chunk is split again with a budget lowered by its excess,
-        and its last piece (often a word or two) opens the next chunk instead of standing alone. If that makes
-        the next chunk too long, it is split the same way and its own last piece carried on, through at most
-        :data:`CARRY_THROUGH` chunks in a row (and for at most :data:`CARRY_RESPLIT_SHARE` of the chunks); then the
-        piece stays a chunk of its own."""
-        spans = without_gaps(edges_to_spans(self.split_edges(starts, ends, limit)), ends)
-        counts = self.index.counts(spans)
-        over = [i for i, count in enumerate(counts) if count > limit]
-        if not over:
-            return spans, counts, [False] * len(spans)
-        # every chunk over the limit re-split at once (used unless a carried piece joins it)
-        refit = dict(zip(over, self._refit([spans[i] for i in over], [counts[i] for i in over], limit)))
-        no_joining = set(starts.tolist()) | set(self.structure.heading_starts)  # a carried piece stops there
-        out_spans: list[Span] = []
-        out_counts: list[int] = []
-        carried: tuple[Span, int] | None = None
-        pushed = 0  # chunks in a row that a carried piece made too long
-        resplits = max(CARRY_RESPLITS_MIN, int(CARRY_RESPLIT_SHARE * len(spans)))  # left for such chunks
-        for i, (span, count) in enumerate(zip(spans, counts)):
-            pieces = refit.get(i)
-            if carried is None:
-                pushed = 0
-            else:
-                (carried_start, carried_end), carried_count = carried
-                carried = None
-                joins = carried_end == span[0] and span[0] not in no_joining
-                joined = self.index.counts([(carried_start, span[1])])[0] if joins else 0
-                if joins and (joined <= limit or (pushed < CARRY_THROUGH and resplits > 0)):
-                    pushed = pushed + 1 if joined > limit else 0
-                    span, count = (carried_start, span[1]), joined
-                    pieces = None
-                    if count > limit:
-                        resplits -= 1
-                        pieces = self._refit([span], [count], limit)[0]
-                else:
-                    out_spans.append((carried_start, carried_end))
-                    out_counts.append(carried_count)
-                    pushed = 0
-            if count <= limit:
-                out_spans.append(span)
-                out_counts.append(count)
-                continue
-            piece_spans, piece_counts = pieces
-            out_spans.extend(piece_spans[:-1])
-            out_counts.extend(piece_counts[:-1])
-            carried = (piece_spans[-1], piece_counts[-1])
-        if carried is not None:
-            out_spans.append(carried[0])
-            out_counts.append(carried[1])
-        # pieces still over (the splitter could not cut them further) are cut in place, not joined across a heading
-        return fit_spans(self.text, out_spans, self.tokenizer, limit, out_counts, join_next=False)
-
-    def _refit(self, spans: list[Span], counts: list[int], limit: int) -> list[tuple[list[Span], list[int]]]:
-        """The pieces (and their counts) of each sorted, disjoint span over ``limit`` by its exact count: split by
-        estimate, then with the budget lowered by the largest excess until every piece fits (or the budget
-        reaches one token; fit_spans does the rest). The spans that need the same budget are split in one call."""
-        pieces = [([span], [count]) for span, count in zip(spans, counts)]
-        budgets = [limit] * len(spans)
-        starts, ends = np.array([a for a, _ in spans]), np.array([b for _, b in spans])
-
-        def split(group: list[int]) -> None:
-            for budget in sorted({budgets[k] for k in group}):
-                same = [k for k in group if budgets[k] == budget]
-                edges = self.split_edges(starts[same], ends[same], budget)
-                first = np.searchsorted(edges, starts[same]).tolist()
-                last = np.searchsorted(edges, ends[same]).tolist()
-                for k, a, b in zip(same, first, last):
-                    piece_spans = edges_to_spans(edges[a:b + 1])
-                    pieces[k] = (piece_spans, self.index.counts(piece_spans))
-
-        # over by estimate too (a carried piece joined it): split as usual first
-        split(np.flatnonzero(self.estimates(starts, ends) > limit).tolist())
-        pending = [k for k in range(len(spans)) if max(pieces[k][1]) > limit and budgets[k] > 1]
-        while pending:
-            for k in pending:
-                budgets[k] = max(1, budgets[k] - (max(pieces[k][1]) - limit))
-            split(pending)
-            pending = [k for k in pending if max(pieces[k][1]) > limit and budgets[k] > 1]
-        return pieces
 
     def _past_bare_headings_in(self, position: int, end: int) -> int:
         """The last of the bare headings (:meth:`_past_bare_headings`) starting a chunk at ``position`` and inside

@@ -22,6 +22,7 @@ import numpy as np
 from pydantic import Field, model_validator
 
 from chunkers._batches import chunk_in_batches, chunks_of_joined, joined_documents
+from chunkers._exact_fit import split_exact_spans
 from chunkers._markdown import has_structure
 from chunkers._overlap import with_overlap
 from chunkers._spans import build_chunks, drop_chunks_held_by_another, fit_spans
@@ -61,7 +62,7 @@ class RecursiveChunker(Chunker):
         """Exact spans of the ranges ``[starts[k], ends[k])``; with ``overlap``, chunks of ``chunk_size − overlap``
         tokens, each then extended back by up to ``overlap`` tokens (so at most ``chunk_size``, re-checked)."""
         limit, overlap = self.params.chunk_size, self.params.overlap
-        spans, counts, oversize = splitter.split_exact_spans(starts, ends, limit - overlap)
+        spans, counts, oversize = split_exact_spans(splitter, starts, ends, limit - overlap)
         if not overlap:
             return spans, counts, oversize
         spans = with_overlap(splitter, spans, overlap)

@@ -316,13 +316,13 @@ def test_recursive_overlap_repeats_at_most_overlap_tokens_by_the_repeated_texts_
 def test_re_splits_for_carried_pieces_are_bounded_in_text_where_every_chunk_counts_over_its_estimate(monkeypatch):
     # ZWJ emoji families without a space are one pre-token: nearly every chunk counts a token or two over its
     # estimate, and each chunk a carried piece pushed over was re-split on its own (160,000 characters: 11 s)
-    from chunkers import _splitter
+    from chunkers import _exact_fit
 
     calls = []
-    original = _splitter.RecursiveSplitter._refit
-    monkeypatch.setattr(_splitter.RecursiveSplitter, "_refit",
-                        lambda self, spans, counts, limit: calls.append(len(spans)) or original(self, spans, counts, limit))
+    original = _exact_fit.exact_pieces
+    monkeypatch.setattr(_exact_fit, "exact_pieces", lambda splitter, spans, counts, limit:
+                        calls.append(len(spans)) or original(splitter, spans, counts, limit))
     text = "👩‍👩‍👧‍👦" * 1000
     chunks = get_chunker("recursive", chunk_size=200).chunk_text(text)
     assert "".join(c.text for c in chunks) == text and all(c.token_count <= 200 for c in chunks)
-    assert len(calls) <= 1 + _splitter.CARRY_RESPLITS_MIN, calls  # the batched re-split, then the bounded carries
+    assert len(calls) <= 1 + _exact_fit.CARRY_RESPLITS_MIN, calls  # the batched re-split, then the bounded carries
