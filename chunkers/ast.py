@@ -22,10 +22,11 @@ exactly (``"".join(c.text for c in chunks) == text``). Tree-sitter's byte offset
 character offsets exactly. Chunk metadata: ``language``, ``scope_path`` (names of the definitions that
 enclose the chunk, outermost first) and ``definitions``: the names of all definitions whose node starts in the
 chunk, nested ones included (a class and its methods), in document order, so every named definition of the
-file is listed by exactly one chunk. A definition is a named node of :data:`SCOPE_TYPES`, wherever it sits
-(inside a Go ``type`` declaration, a Rust ``mod``, a C++ namespace), or a JavaScript / TypeScript variable bound to
-a function (``const handler = (req, res) => ...``); a C/C++ struct, class, union or enum specifier only with a
-body (``struct point *p`` names a type, it does not define one). Names have their whitespace collapsed.
+file is listed by exactly one chunk. A definition (:mod:`chunkers._syntax`) is a named node of
+:data:`~chunkers._syntax.SCOPE_TYPES`, wherever it sits (inside a Go ``type`` declaration, a Rust ``mod``, a C++
+namespace), or a JavaScript / TypeScript variable bound to a function (``const handler = (req, res) => ...``); a
+C/C++ struct, class, union or enum specifier only with a body (``struct point *p`` names a type, it does not
+define one). Names have their whitespace collapsed.
 
 A C file with parse errors is parsed as C++ too, and the parse with fewer bytes in errors is kept (headers named
 ``.h`` are often C++). Unknown languages, missing grammars and input that does not parse (errors over half the
@@ -36,91 +37,26 @@ again down the same separators; those chunks carry ``metadata["fallback"]``. A d
 from __future__ import annotations
 
 import bisect
-import importlib
 import re
-from functools import lru_cache
 
 import numpy as np
 from pydantic import Field
 
 from chunkers._spans import Span, build_chunks, fit_spans
-from chunkers._token_index import TokenIndex, codepoints, count_tokens, is_space, utf8_char_index
 from chunkers._splitter import RecursiveSplitter
+from chunkers._syntax import (GRAMMARS, RETRY_LANGUAGE, error_fraction, find_definitions, get_parser, is_scope,
+                              normalise_language, scope_name, starts_definition)
+from chunkers._token_index import TokenIndex, codepoints, count_tokens, is_space, utf8_char_index
 from chunkers.base import Chunker, TokenizerName, tokenizer_field
 from rag.errors import ConfigError, InputError
 from rag.registry import OperatorParams, operator
 from rag.types import Chunk, Document
 
-#: language -> (grammar module, function returning the language pointer)
-GRAMMARS = {
-    "python": ("tree_sitter_python", "language"),
-    "javascript": ("tree_sitter_javascript", "language"),
-    "typescript": ("tree_sitter_typescript", "language_typescript"),
-    "tsx": ("tree_sitter_typescript", "language_tsx"),
-    "java": ("tree_sitter_java", "language"),
-    "go": ("tree_sitter_go", "language"),
-    "rust": ("tree_sitter_rust", "language"),
-    "c": ("tree_sitter_c", "language"),
-    "cpp": ("tree_sitter_cpp", "language"),
-}
-ALIASES = {"py": "python", "js": "javascript", "jsx": "javascript", "ts": "typescript", "c++": "cpp",
-           "cxx": "cpp", "golang": "go", "rs": "rust"}
-
-#: Node types that open a named scope (functions, classes, methods, types, modules) across the grammars.
-SCOPE_TYPES = frozenset({
-    "function_definition", "class_definition",                                         # python, c, cpp
-    "function_declaration", "generator_function_declaration", "class_declaration",     # js, ts, java, go
-    "abstract_class_declaration", "method_definition", "interface_declaration", "enum_declaration",
-    "internal_module", "module", "type_alias_declaration",
-    "method_declaration", "constructor_declaration", "record_declaration", "annotation_type_declaration",
-    "type_spec", "type_alias",                                                          # go
-    "function_item", "impl_item", "struct_item", "enum_item", "trait_item", "mod_item", "union_item",  # rust
-    "type_item", "const_item", "static_item", "macro_definition",
-    "struct_specifier", "class_specifier", "union_specifier", "enum_specifier", "namespace_definition",  # c/cpp
-    "type_definition",
-})
-#: JavaScript / TypeScript functions bound to a name (``const handler = (req, res) => {...}``): a
-#: ``variable_declarator`` whose value is one of these is a definition too (:func:`is_scope`).
-_FUNCTION_VALUES = ("arrow_function", "function_expression", "function", "generator_function")
-_NAME_TYPES = frozenset({"identifier", "field_identifier", "type_identifier", "property_identifier",
-                         "qualified_identifier", "scoped_identifier", "destructor_name", "operator_name",
-                         "namespace_identifier", "private_property_identifier"})
-_WRAPPER_TYPES = frozenset({"decorated_definition", "export_statement", "template_declaration"})
-#: Scope types that also occur as a mere reference to a type (``struct point *p``): a definition needs a body.
-_DEFINED_WITH_BODY = frozenset({"struct_specifier", "class_specifier", "union_specifier", "enum_specifier"})
 #: Parsed input whose ERROR nodes cover more than this fraction of the bytes is treated as unparsable.
 MAX_ERROR_FRACTION = 0.5
 
 _LINE_END = re.compile(r"\n")
 _WHITESPACE = re.compile(r"\s+")
-_AROUND_SCOPE_OPERATOR = re.compile(r" ?:: ?")
-
-
-#: A file with parse errors in the first language is parsed in the second too, and the parse with fewer bytes
-#: in errors is kept (C++ headers named ``.h``).
-RETRY_LANGUAGE = {"c": "cpp"}
-
-
-def normalise_language(language: str | None) -> str | None:
-    if language is None:
-        return None
-    key = language.strip().lower()
-    return ALIASES.get(key, key)
-
-
-@lru_cache(maxsize=None)
-def get_parser(language: str):
-    """A tree-sitter parser for ``language``, or ``None`` when the language or its grammar wheel is missing."""
-    if language not in GRAMMARS:
-        return None
-    module_name, function = GRAMMARS[language]
-    try:
-        import tree_sitter
-
-        module = importlib.import_module(module_name)
-        return tree_sitter.Parser(tree_sitter.Language(getattr(module, function)()))
-    except (ImportError, AttributeError, ValueError):
-        return None
 
 
 def nonspace_prefix(text: str) -> np.ndarray:
@@ -129,94 +65,6 @@ def nonspace_prefix(text: str) -> np.ndarray:
     prefix = np.zeros(len(nonspace) + 1, dtype=np.int64)
     np.cumsum(nonspace, out=prefix[1:])
     return prefix
-
-
-def error_fraction(root) -> float:
-    """Fraction of the parsed bytes inside outermost ERROR nodes (only subtrees flagged with errors are visited)."""
-    total = max(1, root.end_byte - root.start_byte)
-    if root.type == "ERROR":
-        return 1.0
-    covered, stack = 0, [root]
-    while stack:
-        node = stack.pop()
-        for child in node.children:
-            if child.type == "ERROR":
-                covered += child.end_byte - child.start_byte
-            elif child.has_error:
-                stack.append(child)
-    return covered / total
-
-
-def is_scope(node) -> bool:
-    """Whether ``node`` is a definition that opens a named scope: a :data:`SCOPE_TYPES` node, or a JavaScript /
-    TypeScript variable bound to a function (:data:`_FUNCTION_VALUES`)."""
-    if node.type == "variable_declarator":
-        value = node.child_by_field_name("value")
-        return value is not None and value.type in _FUNCTION_VALUES
-    return node.type in SCOPE_TYPES
-
-
-def scope_name(node, source: bytes) -> str | None:
-    """The declared name of a scope node (following C declarators and Rust impl types), if it has one, with its
-    whitespace collapsed (a C++ ``Box<T>::\n    size`` is ``Box<T>::size``)."""
-    target = node.child_by_field_name("name")
-    if target is None and node.type == "impl_item":
-        target = node.child_by_field_name("type")
-    if target is None:  # C / C++ functions: the name sits inside nested (possibly parenthesized) declarators
-        declarator = node.child_by_field_name("declarator")
-        while declarator is not None and declarator.type not in _NAME_TYPES:
-            declarator = declarator.child_by_field_name("declarator") or next(
-                (c for c in declarator.named_children if c.type in _NAME_TYPES or c.type.endswith("declarator")),
-                None)
-        target = declarator
-    if target is None:
-        return None
-    name = source[target.start_byte:target.end_byte].decode("utf-8", "replace")
-    return _AROUND_SCOPE_OPERATOR.sub("::", _WHITESPACE.sub(" ", name).strip())
-
-
-def starts_definition(node, source: bytes) -> bool:
-    """Whether ``node`` is a named scope or a wrapper holding one (a decorated definition, an ``export``
-    statement, a C++ template): the test of the boundary rule "a definition starts its own chunk". It looks
-    no deeper (a Go ``type`` declaration is not a wrapper here) and is left so, as a deeper look would move
-    chunk boundaries; the ``definitions`` metadata comes from :func:`find_definitions`."""
-    if is_scope(node):
-        return scope_name(node, source) is not None
-    if node.type in _WRAPPER_TYPES:
-        return any(starts_definition(child, source) for child in node.named_children)
-    return False
-
-
-@lru_cache(maxsize=None)
-def definition_query(language: str):
-    """A tree-sitter query capturing the definition nodes of ``language`` as ``@definition``."""
-    import tree_sitter
-
-    grammar = get_parser(language).language
-    known = [kind for kind in sorted(SCOPE_TYPES) if grammar.id_for_node_kind(kind, True) is not None]
-    patterns = [f"({kind} body: (_)) @definition" if kind in _DEFINED_WITH_BODY else f"({kind}) @definition"
-                for kind in known]
-    functions = [kind for kind in _FUNCTION_VALUES if grammar.id_for_node_kind(kind, True) is not None]
-    if functions and grammar.id_for_node_kind("variable_declarator", True) is not None:
-        values = " ".join(f"({kind})" for kind in functions)
-        patterns.append(f"(variable_declarator value: [{values}]) @definition")
-    return tree_sitter.Query(grammar, "\n".join(patterns))
-
-
-def find_definitions(root, language: str, source: bytes) -> list[tuple[int, str]]:
-    """``(start byte, name)`` of every named definition node under ``root``, nested ones included, in document
-    order. The query walks the tree in C; Python only touches the captured nodes."""
-    import tree_sitter
-
-    query = definition_query(language)
-    if hasattr(tree_sitter, "QueryCursor"):  # tree-sitter 0.25 moved running a query to a cursor
-        captures = tree_sitter.QueryCursor(query).captures(root)
-    else:
-        captures = query.captures(root)
-    nodes = list(captures.get("definition", ()))
-    nodes.sort(key=lambda node: (node.start_byte, -node.end_byte))  # captures come grouped by pattern
-    named = ((node.start_byte, scope_name(node, source)) for node in nodes)
-    return [(start, name) for start, name in named if name]
 
 
 class SyntaxSplitter:
