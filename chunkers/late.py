@@ -34,7 +34,10 @@ YAML (any boundary chunker, given as a nested op)::
       structures: [dense]
 
 The chunker sets ``embeds_chunks = True``: the index calls :meth:`LateChunker.chunk_documents_with_embeddings` and the
-dense structure stores the contextual vectors (queries are embedded as usual).
+dense structure stores the contextual vectors (queries are embedded as usual). Its passes count in the embedder's
+``model_calls`` (what ``ragloom eval`` reports as ``embedding_model_calls``): one per macro-window run through the
+model, as the embedder counts one per text it encodes, plus the chunk texts it embeds on its own; vectors read from
+the cache cost none.
 """
 from __future__ import annotations
 
@@ -75,6 +78,13 @@ def window_ranges(n_tokens: int, window: int, overlap: int) -> list[tuple[int, i
     return ranges
 
 
+def model_window(st_model) -> int:
+    """Word pieces of text one macro-window holds: the model's maximum length less its [CLS] / [SEP] tokens."""
+    tokenizer = st_model[0].tokenizer
+    return (int(st_model.max_seq_length) - (tokenizer.cls_token_id is not None)
+            - (tokenizer.sep_token_id is not None))
+
+
 def token_embeddings(st_model, text: str, overlap: int, batch_size: int = 16) -> tuple[np.ndarray, np.ndarray]:
     """``(embeddings (n, dim), offsets (n, 2))`` for the word pieces of ``text`` under a sentence-transformers
     model, computed in overlapping macro-windows of the model's maximum length."""
@@ -93,7 +103,7 @@ def token_embeddings_many(st_model, texts: list[str], overlap: int,
     specials = [tokenizer.cls_token_id, tokenizer.sep_token_id]
     lead = 1 if specials[0] is not None else 0
     trail = 1 if specials[1] is not None else 0
-    window = int(st_model.max_seq_length) - lead - trail
+    window = model_window(st_model)
     if overlap >= window:
         raise ConfigError(f"window_overlap ({overlap}) must be below the model window ({window} tokens)",
                           "window_overlap")
@@ -265,9 +275,16 @@ class LateChunker(Chunker):
 
     def _pooled(self, per_document: list[tuple[Document, list[Chunk]]], embedder) -> list[np.ndarray]:
         """The paper's late-chunking vectors: token embeddings of each whole text mean-pooled per chunk span (its
-        centre, :func:`centre_spans`, under ``pooling: centre``)."""
-        encoded = token_embeddings_many(embedder.st, [d.text for d, _ in per_document], self.params.window_overlap,
+        centre, :func:`centre_spans`, under ``pooling: centre``).
+
+        Each macro-window run through the model counts as one of ``embedder.model_calls``, as each text the
+        embedder encodes does: a text within the model's window costs one call, a longer one a call per window."""
+        overlap = self.params.window_overlap
+        encoded = token_embeddings_many(embedder.st, [d.text for d, _ in per_document], overlap,
                                         self.params.batch_size)
+        window = model_window(embedder.st)
+        embedder.model_calls += sum(len(window_ranges(len(offsets), window, overlap))
+                                    for _, offsets in encoded if len(offsets))
         out = []
         for (_, chunks), (embeddings, offsets) in zip(per_document, encoded):
             spans = [(c.start, c.end) for c in chunks]

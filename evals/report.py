@@ -20,6 +20,8 @@ from evals.runner import ExperimentOutcome, RunOutcome
 from evals.significance import PairedComparison, compare
 
 COST_COLUMNS = ("context_tokens", "latency_ms", "embedding_model_calls")
+#: Costs only runs whose chunker calls an LLM record (``evals.runner.chunker_llm_costs``).
+CHUNKER_COST_COLUMNS = ("chunker_model_calls", "chunker_unusable_answers")
 
 
 def _safe(name: str) -> str:
@@ -41,9 +43,15 @@ def quality_metrics(runs: Sequence[RunOutcome]) -> list[str]:
     names: list[str] = []
     for run in runs:
         for name in run.metrics:
-            if name not in names and name not in (*COST_COLUMNS, "queries", "generator_model_calls"):
+            if name not in names and name not in (*COST_COLUMNS, *CHUNKER_COST_COLUMNS, "queries",
+                                                  "generator_model_calls"):
                 names.append(name)
     return names
+
+
+def chunker_cost_columns(runs: Sequence[RunOutcome]) -> list[str]:
+    """The :data:`CHUNKER_COST_COLUMNS` some run recorded (none when no pipeline's chunker calls an LLM)."""
+    return [c for c in CHUNKER_COST_COLUMNS if any(c in r.metrics for r in runs)]
 
 
 def write_metrics_json(outcome: ExperimentOutcome, out: Path) -> Path:
@@ -142,12 +150,17 @@ def write_reports(outcome: ExperimentOutcome, out: Path, command: str = "", roun
     figures = write_plots(outcome, out)
     quality = quality_metrics(outcome.runs)
     q_header, q_rows = _table(outcome.runs, quality)
-    c_header, c_rows = _table(outcome.runs, [*COST_COLUMNS, "queries"])
+    chunker_costs = chunker_cost_columns(outcome.runs)
+    c_header, c_rows = _table(outcome.runs, [*COST_COLUMNS, *chunker_costs, "queries"])
     s_header, s_rows = _sig_rows(tests)
     exp = outcome.experiment
+    llm_chunking = ""
+    if chunker_costs:
+        calls, unusable = (sum(r.metrics.get(c, 0) for r in outcome.runs) for c in CHUNKER_COST_COLUMNS)
+        llm_chunking = f"; chunker LLM calls this run: {calls} (unusable answers: {unusable})"
     intro = (f"{len(outcome.runs)} runs in {outcome.seconds:.1f} s; embedding model calls this run: "
-             f"{outcome.embedding_model_calls}; indexes built: {len(outcome.indexes_built)}, loaded from cache: "
-             f"{len(outcome.indexes_loaded)}.")
+             f"{outcome.embedding_model_calls}{llm_chunking}; indexes built: {len(outcome.indexes_built)}, "
+             f"loaded from cache: {len(outcome.indexes_loaded)}.")
     sig_note = ("Paired tests over the queries both pipelines were scored on: sign-flip randomisation and "
                 f"bootstrap ({rounds:,} rounds each), two-sided; CI is the bootstrap 95% interval of A − B.")
 
@@ -155,6 +168,10 @@ def write_reports(outcome: ExperimentOutcome, out: Path, command: str = "", roun
     if command:
         md += ["```", command, "```", ""]
     cost_title = "Cost (context tokens and latency: means per query; embedding model calls and queries: totals)"
+    if chunker_costs:
+        cost_title = ("Cost (context tokens and latency: means per query; embedding model calls, chunker LLM calls "
+                      "and unusable answers, and queries: totals; calls made by this invocation, a chunker's while "
+                      "building the run's index: 0 when it was loaded from the cache or built for an earlier run)")
     md += ["## Quality", "", _md_table(q_header, q_rows), "", f"## {cost_title}", "",
            _md_table(c_header, c_rows), ""]
     if s_rows:
@@ -191,12 +208,14 @@ def print_summary(outcome: ExperimentOutcome, console=None) -> None:
     console = console or Console()
     if not console.is_terminal:  # piped or captured: do not squeeze the table into 80 columns
         console = Console(width=200)
-    columns = quality_metrics(outcome.runs)[:9] + ["latency_ms", "embedding_model_calls"]
+    columns = (quality_metrics(outcome.runs)[:9] + ["latency_ms", "embedding_model_calls"]
+               + [c for c in chunker_cost_columns(outcome.runs) if c == "chunker_model_calls"])
     table = Table(title=outcome.experiment.name, show_lines=False)
     table.add_column("pipeline", style="bold")
     table.add_column("dataset")
+    short = {"embedding_model_calls": "emb calls", "chunker_model_calls": "chunker LLM calls"}
     for c in columns:
-        table.add_column(c.replace("embedding_model_calls", "emb calls"), justify="right")
+        table.add_column(short.get(c, c), justify="right")
     for run in outcome.runs:
         table.add_row(escape(run.pipeline), escape(run.dataset),
                       *(_fmt(run.metrics.get(c, float("nan"))) for c in columns))

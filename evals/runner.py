@@ -160,6 +160,17 @@ def aggregate(records: list[dict[str, Any]], names: list[str]) -> dict[str, floa
     return out
 
 
+def chunker_llm_costs(chunker, built: bool) -> dict[str, int]:
+    """``chunker_model_calls`` (LLM calls) and ``chunker_unusable_answers`` of a chunker that asks an LLM for its
+    boundaries (``llm``, also as late chunking's ``boundaries``), made while building the index in this
+    invocation: 0 for an index loaded from the cache or built for an earlier pipeline; {} for other chunkers."""
+    counted = getattr(chunker, "boundary_chunker_", chunker)
+    if not hasattr(counted, "unusable_answers"):
+        return {}
+    return {"chunker_model_calls": counted.model_calls if built else 0,
+            "chunker_unusable_answers": counted.unusable_answers if built else 0}
+
+
 class ResultLog:
     """``per_query.jsonl``: append-only while running, rewritten to the current runs at the end."""
 
@@ -252,7 +263,7 @@ def _run_one(pspec: PipelineSpec, dataset: Dataset, fingerprint: str, names: lis
     resolved = config.to_dict()
     key = run_key(resolved, fingerprint, names, experiment, pspec.ranking)
     run_keys.append(key)
-    calls_before = cache.model_calls
+    calls_before, built_before = cache.model_calls, len(cache.built)
     index = cache.get(config, dataset.documents, fingerprint, progress=progress)
     pipe = pipeline_cls(config, index=index)
     todo = [q for q in dataset.queries if (key, q.id) not in log_file.done]
@@ -277,6 +288,7 @@ def _run_one(pspec: PipelineSpec, dataset: Dataset, fingerprint: str, names: lis
     metrics = aggregate(records, names)
     calls = cache.model_calls - calls_before
     metrics["embedding_model_calls"] = calls  # texts sent to an embedding model by this invocation
+    metrics.update(chunker_llm_costs(index.chunker, built=len(cache.built) > built_before))
     chunks = list(index.chunks.values())
     return RunOutcome(pspec.name, dataset.name, resolved, records, metrics,
                       [c.token_count for c in chunks], [c.end - c.start for c in chunks], calls)

@@ -187,3 +187,26 @@ def test_late_chunking_many_documents_at_once_matches_one_at_a_time_and_caches_e
     monkeypatch.setattr(late_module, "token_embeddings_many", lambda *a, **k: pytest.fail("forward pass on a hit"))
     again = get_chunker("late", boundaries={"op": "sentence", "chunk_size": 16}, window_overlap=8)
     assert np.allclose(again.chunk_documents_with_embeddings(documents, resources)[1], first, atol=1e-6)
+
+
+def test_late_chunking_counts_each_macro_window_run_through_the_model_as_an_embedding_model_call(resources,
+                                                                                                 tmp_path,
+                                                                                                 monkeypatch):
+    long = "Berlin is the capital of Germany. Its population is about 3.8 million. " * 40
+    documents = [Document("long", long), Document("short", "Paris is in France.")]
+    embedder, overlap = resources.embedder, 8
+    pieces = len(embedder.st.tokenizer(long, add_special_tokens=False)["input_ids"])
+    windows = len(window_ranges(pieces, embedder.max_tokens - 2, overlap))  # MiniLM adds [CLS] and [SEP]
+    assert windows > 1
+
+    def calls(**params):
+        chunker = get_chunker("late", boundaries={"op": "sentence", "chunk_size": 16}, window_overlap=overlap,
+                              context_weight=1.0, **params)
+        before = embedder.model_calls
+        chunker.chunk_documents_with_embeddings(documents, resources)
+        return embedder.model_calls - before
+
+    assert calls(cache=False) == windows + 1  # the short text fits one window
+    monkeypatch.setenv("RAGLOOM_CACHE", str(tmp_path))
+    assert calls() == windows + 1
+    assert calls() == 0  # every pooled vector read from the cache: no pass

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Collection, Sequence
+from typing import Collection
 
 import numpy as np
 import pytest
@@ -11,6 +11,8 @@ import pytest
 from evals.experiment import load_experiment, parse_experiment, set_key_path
 from evals.runner import run_experiment
 from rag.errors import ConfigError
+from rag.generation import GENERATORS
+from rag.generation.base import LLMGenerator
 from rag.operators import StepOperator
 from rag.registry import OperatorParams, operator
 from rag.index.structure import IndexStructure
@@ -31,7 +33,10 @@ class EvalTestVectors(IndexStructure):
         self.vectors_ = np.zeros((0, 384), dtype=np.float32)
 
     def add(self, chunks, resources, embeddings=None):
-        vecs = resources.embedder.embed([c.text for c in chunks]) if chunks else np.zeros((0, 384), np.float32)
+        if embeddings is not None:  # a chunker's own vectors (late chunking), as the dense structure keeps them
+            vecs = np.asarray(embeddings, dtype=np.float32).reshape(len(chunks), 384)
+        else:
+            vecs = resources.embedder.embed([c.text for c in chunks]) if chunks else np.zeros((0, 384), np.float32)
         self.ids_ += [c.id for c in chunks]
         self.vectors_ = np.vstack([self.vectors_, vecs])
 
@@ -162,6 +167,74 @@ def test_changing_a_downstream_operator_makes_no_embedding_model_calls(tiny):
     assert second.embedding_model_calls == 0
     run = second.runs[0]
     assert len(run.records) == 3 and all(r["context_tokens"] <= 20 for r in run.records)
+
+
+def test_late_chunkings_forward_passes_count_as_embedding_model_calls_on_a_cold_build(tiny):
+    def late_experiment():
+        return parse_experiment({
+            "name": "late", "datasets": [str(tiny / "tiny")],
+            "pipelines": [{"name": "late", "flow": [{"op": "evaltest_search", "top_k": 4}], "index": {
+                "chunker": {"op": "late", "boundaries": {"op": "token", "chunk_size": 12, "overlap": 0},
+                            "context_weight": 1.0},  # pooled vectors alone: no chunk text is embedded on its own
+                "structures": ["evaltest_vectors"]}}],
+        })
+
+    cold = run_experiment(late_experiment(), tiny / "out1", progress=False)
+    # one pass per document (each fits one macro-window of MiniLM) plus one per query
+    assert cold.runs[0].metrics["embedding_model_calls"] == len(DOCS) + len(QUERIES) == cold.embedding_model_calls
+    warm = run_experiment(late_experiment(), tiny / "out2", progress=False)
+    assert warm.indexes_loaded and warm.runs[0].metrics["embedding_model_calls"] == 0
+
+
+class FirstShiftGenerator(LLMGenerator):
+    """A fake LLM that always names paragraph 1 as the shift: usable only in a window starting at paragraph 0."""
+
+    name = "evaltest_first_shift"
+
+    def _complete(self, prompt, max_tokens, stop):
+        return "Answer: ID 0001"
+
+
+def test_an_llm_chunkers_calls_are_reported_for_the_run_that_built_its_index_this_invocation(tiny, monkeypatch):
+    from evals.cli import main
+
+    monkeypatch.setitem(GENERATORS, FirstShiftGenerator.name, FirstShiftGenerator)  # this test's only
+
+    root = tiny / "paragraphs"
+    (root / "qrels").mkdir(parents=True)
+    docs = {"one": "Cats purr.",  # a single paragraph: no call
+            "two": "Cats purr.\n\nDogs bark.",  # one call, paragraph 1 named: usable
+            "three": "Cats purr.\n\nDogs bark.\n\nTea steeps."}  # then a window from paragraph 1: unusable
+    (root / "corpus.jsonl").write_text("".join(json.dumps({"_id": d, "text": t}) + "\n" for d, t in docs.items()))
+    (root / "queries.jsonl").write_text(json.dumps({"_id": "q1", "text": "dogs"}) + "\n")
+    (root / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\nq1\ttwo\t1\n")
+    llm_index = {"chunker": {"op": "llm", "chunk_size": 200, "generator": {"name": "evaltest_first_shift"}},
+                 "structures": ["evaltest_vectors"]}
+    exp = tiny / "llm.yaml"
+    exp.write_text(json.dumps({
+        "name": "llm", "datasets": [str(root)], "pipelines": [
+            {"name": "llm", "index": llm_index, "flow": [{"op": "evaltest_search", "top_k": 4}],
+             "grid": {"flow[0].top_k": [4, 1]}},  # the second shares the first one's index
+            {"name": "vec", "index": {"chunker": {"op": "token", "chunk_size": 12, "overlap": 0},
+                                      "structures": ["evaltest_vectors"]},
+             "flow": [{"op": "evaltest_search", "top_k": 4}]}]}))
+
+    def costs(out):
+        assert main([str(exp), "--out", str(tiny / out), "--no-progress", "--rounds", "10"]) == 0
+        records = json.loads((tiny / out / "metrics.json").read_text())
+        return [{k: v for k, v in r["metrics"].items() if k.startswith("chunker_")} for r in records]
+
+    assert costs("out1") == [{"chunker_model_calls": 3, "chunker_unusable_answers": 1},
+                             {"chunker_model_calls": 0, "chunker_unusable_answers": 0}, {}]
+    report = (tiny / "out1" / "report.md").read_text()
+    assert "chunker LLM calls this run: 3 (unusable answers: 1)" in report
+    cost_table = report.split("## Cost")[1].split("##")[0]
+    assert "| chunker_model_calls | chunker_unusable_answers | queries |" in cost_table
+    assert "| 3 | 1 | 1 |" in cost_table and "| – | – | 1 |" in cost_table  # vec's chunker calls no LLM
+    assert "chunker_model_calls" not in report.split("## Cost")[0].split("## Quality")[1]
+    # another invocation loads the index from the cache: no LLM call was made for it
+    assert costs("out2") == [{"chunker_model_calls": 0, "chunker_unusable_answers": 0}] * 2 + [{}]
+    assert "chunker LLM calls this run: 0 (unusable answers: 0)" in (tiny / "out2" / "report.md").read_text()
 
 
 def test_pipelines_with_the_same_index_section_share_one_index(tiny):
