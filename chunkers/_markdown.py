@@ -33,6 +33,8 @@ headings, where a tab counts to the next multiple of 4 as in CommonMark):
   indentation) are not followed: after one, only a fence indented at most 3 is seen. An unclosed fence runs
   to the end of the text.
 - *Table*: two or more consecutive lines starting with ``|``.
+- *Line ends*: LF, CRLF or a lone CR (old Mac files). A lone CR is read as a line feed, so a CR-only text has
+  the structure of its LF copy at the same positions (a table header keeps the text's own line ends).
 
 Not parsed: block quotes, HTML blocks, indented code blocks (beyond not mistaking one for a fence).
 """
@@ -44,7 +46,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 
 _FENCE = re.compile(r"^([ \t]*)(`{3,}|~{3,})[^\n]*\n?", re.M)
-_HEADING = re.compile(r"^[ \t]{0,3}(#{1,6})[ \t]+([^\r\n]*)", re.M)  # a title ends at a CR too (CR-only files)
+_HEADING = re.compile(r"^[ \t]{0,3}(#{1,6})[ \t]+([^\r\n]*)", re.M)  # a title ends before a CRLF's CR
 _CLOSING_HASHES = re.compile(r"(?:^|[ \t]+)#+$")
 _TABLE = re.compile(r"(?:^[ \t]*\|[^\n]*(?:\n|$)){2,}", re.M)
 _UNDERLINE = re.compile(r"\n {0,3}(={2,}|-{2,})[ \t]*(?=\r?\n|$)")
@@ -94,6 +96,13 @@ _FENCE_LINE = re.compile(r"\n[ \t]*[`~]{3}")
 _PIPE_LINE = re.compile(r"\n[ \t]*\|[^\n]*")
 _UNINDENTED_LINE = re.compile(r"\n(?=[^ \t\r\n])")
 _VISIBLE = re.compile(r"\S")
+_LONE_CR = re.compile(r"\r(?!\n)")
+
+
+def _with_line_feeds(text: str) -> str:
+    """``text`` with every lone CR (an old Mac line end) made a line feed: same length, so the positions found
+    in it are the text's own; a CRLF is left as it is (the patterns allow its CR)."""
+    return _LONE_CR.sub("\n", text) if "\r" in text else text
 
 
 def _line_starts(probe: re.Pattern, text: str) -> list[int]:
@@ -143,6 +152,7 @@ def _shallower_line(offset: int) -> re.Pattern:
 
 def list_item_starts(text: str) -> list[int]:
     """Where the list items of ``text`` with text right after their marker's spaces start (their line's start)."""
+    text = _with_line_feeds(text)
     return [m.start() for m in _LIST_ITEM.finditer(text)
             if m.group(3) and m.group(4)[:1] and not m.group(4)[0].isspace()]
 
@@ -266,6 +276,7 @@ def _may_have_structure(text: str) -> bool:
 
 def has_structure(text: str) -> bool:
     """True when ``text`` has a heading, a code fence or a table (a quick test first: no marker, no structure)."""
+    text = _with_line_feeds(text)
     if not _may_have_structure(text):
         return False
     structure = parse_markdown(text)
@@ -273,6 +284,7 @@ def has_structure(text: str) -> bool:
 
 
 def parse_markdown(text: str) -> MarkdownStructure:
+    source, text = text, _with_line_feeds(text)
     structure = MarkdownStructure()
     if not _may_have_structure(text):
         return structure
@@ -308,7 +320,8 @@ def parse_markdown(text: str) -> MarkdownStructure:
         blocks.append((start, end, "table"))
         lines = text[start:end].split("\n")
         header = "\n".join(lines[:2]) if len(lines) > 1 and "-" in lines[1] else lines[0]
-        structure.table_headers[start] = header.rstrip("\r")  # without the CR of a CRLF line end
+        # the source's own line ends (a lone CR stays a CR), without the CR of a final CRLF
+        structure.table_headers[start] = source[start:start + len(header)].rstrip("\r")
     structure.blocks = sorted(blocks)
     structure._block_starts = [b[0] for b in structure.blocks]
     return structure

@@ -1,12 +1,15 @@
 """How the recursive chunker reads markdown structure (chunkers/_markdown.py): fences inside list items,
 ATX titles ending in ``#``, setext headings, and what is *not* structure (indented code, thematic breaks,
-table delimiter rows, front matter)."""
+table delimiter rows, front matter); CR-only line ends (old Mac files) read as line feeds."""
 from __future__ import annotations
 
 import pytest
 
 from chunkers import get_chunker
-from chunkers._markdown import parse_markdown
+from chunkers._markdown import list_item_starts, parse_markdown
+from chunkers._sentences import sentence_cuts
+from chunkers._splitter import RecursiveSplitter
+from rag.tokens import get_tokenizer
 
 LIST_FENCE = ("1. Send the pre-alert, word for word:\n\n"
               "    ```text\n    Dear all,\n\n    the release is on Monday.\n    ```\n")
@@ -105,3 +108,57 @@ def test_a_heading_title_ends_at_a_carriage_return():
     # CR-only line ends: the title ran to the next line feed, i.e. the whole document, on every chunk
     text = "# Intro\rFirst section body. It goes on.\r\r## Details\rSecond section body here.\r"
     assert parse_markdown(text).heading_paths[0] == ("Intro",)
+
+
+CR_DOC = ("# Guide\n\nWhat the guide covers, in one paragraph of plain text.\n\n"
+          "## Install\n\nRun the installer:\n\n```sh\npip install ragloom\n# a comment, no heading\n```\n\n"
+          "## Options\n\n| name | value |\n|---|---|\n" + "".join(f"| option {i} | value {i} |\n" for i in range(12))
+          + "\nSetup\n-----\n\n- first step\n- second step\n")
+
+
+def cr_only(text):
+    return text.replace("\n", "\r")
+
+
+def structure_of(text):
+    structure = parse_markdown(text)
+    return (structure.heading_starts, structure.heading_paths, structure.heading_text_starts, structure.blocks,
+            list(structure.table_headers), list_item_starts(text))
+
+
+@pytest.mark.parametrize("text", [
+    CR_DOC, SETEXT, LIST_FENCE,
+    "---\ntitle: Guide\n# a YAML comment\n---\n\nSection\n-------\n\nMore.\n",
+    "* `linker` {Function}\n  * `specifier` {string} The module:\n    ```mjs\n    import foo from 'foo';\n\n    ```\n",
+    "Intro.\n\nRelease notes\nfor 1.0\n-------\n\n## Closing #\n",
+])
+def test_cr_only_text_has_the_structure_of_its_lf_copy(text):
+    assert structure_of(text)[0] or structure_of(text)[3]  # something to find
+    assert structure_of(cr_only(text)) == structure_of(text)
+
+
+def test_cr_only_document_chunks_like_its_lf_copy():
+    lf = recursive(30).chunk_text(CR_DOC)
+    cr = recursive(30).chunk_text(cr_only(CR_DOC))
+    # a split table's header in metadata is the document's own text, CR line end included (as CRLF keeps its CR)
+    headers = {c.metadata.pop("table_header") for c in cr if "table_header" in c.metadata}
+    assert headers == {"| name | value |\r|---|---|"}
+    assert sum("table_header" in c.metadata for c in lf) >= 2  # the table is split at its rows (line starts)
+    for c in lf:
+        c.metadata.pop("table_header", None)
+    assert [(c.start, c.end, c.metadata) for c in cr] == [(c.start, c.end, c.metadata) for c in lf]
+
+
+LINES = "A first line with no period\nA second one. Dr. Who\nthird line\n\n  Etc.\nA last line.\n"
+
+
+def test_a_lone_cr_ends_a_sentence_as_a_line_feed_does():
+    assert sentence_cuts(cr_only(LINES)) == sentence_cuts(LINES) == [28, 42, 50, 64]
+    assert sentence_cuts("One line\r\nTwo. Three\r\n\r\nFour\rFive") == [10, 15, 24, 29]  # a CRLF: one break
+
+
+def test_a_lone_cr_starts_a_line_for_the_splitter_as_a_line_feed_does():
+    tokenizer = get_tokenizer()
+    lf = RecursiveSplitter(LINES, tokenizer).line_starts.tolist()
+    assert RecursiveSplitter(cr_only(LINES), tokenizer).line_starts.tolist() == lf
+    assert RecursiveSplitter("a\r\nb\rc\nd\r", tokenizer).line_starts.tolist() == [3, 5, 7, 9]  # a CRLF: after its LF
