@@ -99,7 +99,7 @@ _VISIBLE = re.compile(r"\S")
 _LONE_CR = re.compile(r"\r(?!\n)")
 
 
-def _with_line_feeds(text: str) -> str:
+def with_line_feeds(text: str) -> str:
     """``text`` with every lone CR (an old Mac line end) made a line feed: same length, so the positions found
     in it are the text's own; a CRLF is left as it is (the patterns allow its CR)."""
     return _LONE_CR.sub("\n", text) if "\r" in text else text
@@ -152,7 +152,7 @@ def _shallower_line(offset: int) -> re.Pattern:
 
 def list_item_starts(text: str) -> list[int]:
     """Where the list items of ``text`` with text right after their marker's spaces start (their line's start)."""
-    text = _with_line_feeds(text)
+    text = with_line_feeds(text)
     return [m.start() for m in _LIST_ITEM.finditer(text)
             if m.group(3) and m.group(4)[:1] and not m.group(4)[0].isspace()]
 
@@ -276,7 +276,7 @@ def _may_have_structure(text: str) -> bool:
 
 def has_structure(text: str) -> bool:
     """True when ``text`` has a heading, a code fence or a table (a quick test first: no marker, no structure)."""
-    text = _with_line_feeds(text)
+    text = with_line_feeds(text)
     if not _may_have_structure(text):
         return False
     structure = parse_markdown(text)
@@ -284,7 +284,7 @@ def has_structure(text: str) -> bool:
 
 
 def parse_markdown(text: str) -> MarkdownStructure:
-    source, text = text, _with_line_feeds(text)
+    source, text = text, with_line_feeds(text)
     structure = MarkdownStructure()
     if not _may_have_structure(text):
         return structure

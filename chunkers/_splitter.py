@@ -22,7 +22,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from chunkers._batches import without_gaps
-from chunkers._markdown import MarkdownStructure, list_item_starts, parse_markdown
+from chunkers._markdown import MarkdownStructure, list_item_starts, parse_markdown, with_line_feeds
 from chunkers._sentences import sentence_cuts
 from chunkers._spans import Span
 from chunkers._token_index import TokenIndex, codepoints, is_space
@@ -141,10 +141,19 @@ class RecursiveSplitter:
         """:meth:`estimate` of many spans at once."""
         return np.searchsorted(self.bounds_array, ends, "left") - np.searchsorted(self.bounds_array, starts, "right") + 1
 
+    @cached_property
+    def _line_feed_text(self) -> str:
+        """The text with every lone CR (an old Mac line end) read as a line feed, at the same positions."""
+        return with_line_feeds(self.text)
+
+    def blank_line_ends(self, start: int, end: int) -> list[int]:
+        """Where each run of blank lines inside ``[start, end)`` ends (the next paragraph's start)."""
+        return [m.end() for m in _BLANK_LINES.finditer(self._line_feed_text, start, end)]
+
     def _block_cuts(self, start: int, end: int) -> list[int]:
         """Blank-line ends and code fence / table edges strictly inside ``(start, end)``, none inside a block.
         Scanned per span: a blank-line run cut by the span's edge matches differently than in the whole text."""
-        cuts = [m.end() for m in _BLANK_LINES.finditer(self.text, start, end)]
+        cuts = self.blank_line_ends(start, end)
         structure = self.structure
         if not structure.blocks:
             return [c for c in cuts if c < end]
@@ -263,8 +272,9 @@ class RecursiveSplitter:
         return start not in self.structure.heading_starts and self.structure.block_at(start) is None
 
     def _before_last_line_break(self, start: int, end: int) -> int:
-        """Where the block ``[start, end)``'s final line break (LF or CRLF) begins, or ``end`` if it has none."""
-        text = self.text
+        """Where the block ``[start, end)``'s final line break (LF, CRLF or a lone CR) begins, or ``end`` if it has
+        none."""
+        text = self._line_feed_text
         if end - start < 2 or text[end - 1] != "\n":
             return end
         return end - 2 if text[end - 2] == "\r" and end - 2 > start else end - 1

@@ -42,13 +42,12 @@ Document:
 {paragraphs}
 """
 _ANSWER = re.compile(r"ID\s*:?\s*(\d+)", re.I)
-_BLANK_LINES = re.compile(r"\n(?:[ \t]*\r?\n)+")
 
 
 def paragraph_units(splitter: RecursiveSplitter, limit: int) -> list[Span]:
     """Paragraph spans tiling the text (cut after blank lines); a paragraph over ``limit`` is split further."""
     text = splitter.text
-    cuts = [m.end() for m in _BLANK_LINES.finditer(text) if 0 < m.end() < len(text)]
+    cuts = [c for c in splitter.blank_line_ends(0, len(text)) if 0 < c < len(text)]
     units: list[Span] = []
     for a, b in zip([0, *cuts], [*cuts, len(text)]):
         units.extend([(a, b)] if splitter.estimate(a, b) <= limit else splitter.split(a, b, limit, LINES))

@@ -162,3 +162,27 @@ def test_a_lone_cr_starts_a_line_for_the_splitter_as_a_line_feed_does():
     lf = RecursiveSplitter(LINES, tokenizer).line_starts.tolist()
     assert RecursiveSplitter(cr_only(LINES), tokenizer).line_starts.tolist() == lf
     assert RecursiveSplitter("a\r\nb\rc\nd\r", tokenizer).line_starts.tolist() == [3, 5, 7, 9]  # a CRLF: after its LF
+
+
+PARAGRAPHS = "First paragraph, one line.\n\nSecond paragraph\nover two lines.\n \n\t\nThird, after blank lines.\n"
+
+
+def test_a_lone_cr_ends_paragraphs_for_the_splitter_as_a_line_feed_does():
+    tokenizer = get_tokenizer()
+    lf = RecursiveSplitter(PARAGRAPHS, tokenizer)
+    cr = RecursiveSplitter(cr_only(PARAGRAPHS), tokenizer)
+    assert cr.blank_line_ends(0, len(PARAGRAPHS)) == lf.blank_line_ends(0, len(PARAGRAPHS)) == [28, 65]
+    crlf = PARAGRAPHS.replace("\n", "\r\n")
+    assert RecursiveSplitter(crlf, tokenizer).blank_line_ends(0, len(crlf)) == [30, 71]
+    # a fence that fits only without its final line break ends before it, CR or LF
+    fence = "Text before.\n\n```\ncode\n```\n\nAfter."
+    for text in (fence, cr_only(fence)):
+        assert RecursiveSplitter(text, tokenizer)._before_last_line_break(14, 27) == 26
+
+
+def test_cr_only_paragraphs_are_kept_whole_by_the_sentence_chunker():
+    text = "Cats purr. Dogs bark. Birds sing.\n\nFish swim. Frogs jump. Bees hum.\n"
+    for source in (text, cr_only(text)):
+        # greedy packing would take "Fish swim." into the first chunk; each paragraph fits, so neither is cut
+        chunks = get_chunker("sentence", chunk_size=18).chunk_text(source)
+        assert [(c.start, c.end) for c in chunks] == [(0, 35), (35, 68)]
