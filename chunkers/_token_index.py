@@ -56,9 +56,10 @@ def token_char_bounds(text: str, tokenizer: TiktokenTokenizer, ids: Sequence[int
     ``bounds[-1] == len(text)``. A boundary inside a multibyte character is moved to that character's end,
     so every span between two bounds is a valid (possibly empty) character range. Tokenizers other than tiktoken's
     report their bounds themselves (:meth:`rag.tokens.HuggingFaceTokenizer.char_bounds`). ``with_inside``:
-    returns ``(bounds, inside)``, ``inside[i]`` True when boundary ``i`` was moved (None when none was)."""
+    returns ``(bounds, inside)``, ``inside[i]`` True when boundary ``i`` was moved, or for a word-piece tokenizer
+    when it falls inside a word (None when none does)."""
     if not isinstance(tokenizer, TiktokenTokenizer):
-        return (tokenizer.char_bounds(text), None) if with_inside else tokenizer.char_bounds(text)
+        return tokenizer.char_bounds_and_inside(text) if with_inside else tokenizer.char_bounds(text)
     if ids is None:
         ids = encode_ordinary(tokenizer.encoding, text)  # through the encoder's numpy buffer
     byte_bounds = np.zeros(len(ids) + 1, dtype=np.int64)
@@ -74,11 +75,16 @@ def joined_token_char_bounds(texts: Sequence[str], tokenizer: TiktokenTokenizer,
     texts are encoded one by one but the byte and character offsets are computed for all of them at once: the
     numpy steps per text cost more than encoding a short text."""
     if not isinstance(tokenizer, TiktokenTokenizer):
-        bounds, position = [], 0
+        bounds, insides, position = [], [], 0
         for text in texts:
-            bounds.append(tokenizer.char_bounds(text) + position)
+            text_bounds, inside = tokenizer.char_bounds_and_inside(text)
+            bounds.append(text_bounds + position)
+            insides.append(np.zeros(len(text_bounds), dtype=bool) if inside is None else inside)
             position += len(text) + 1
-        return (np.concatenate(bounds) if bounds else np.zeros(0, dtype=np.int64)), None
+        if not bounds:
+            return np.zeros(0, dtype=np.int64), None
+        inside = np.concatenate(insides)
+        return np.concatenate(bounds), (inside if inside.any() else None)
     ids = [encode_ordinary(tokenizer.encoding, text) for text in texts]
     token_counts = np.fromiter(map(len, ids), dtype=np.int64, count=len(ids))
     # one byte step per token, and before each text's tokens the step to its start: the NUL before it (1 byte)

@@ -8,9 +8,11 @@ YAML::
       # chunker: {op: token, chunk_size: 254, tokenizer: minilm}
 
 Window boundaries are token boundaries mapped to character offsets through the tokens' UTF-8 byte
-lengths; a window whose end falls inside a character of several tokens (CJK, emoji) ends before it, and the next
-window starts there, so ``document.text[c.start:c.end] == c.text`` always holds (Chonkie's token chunker gets this
-wrong) and no character is left a chunk of its own.
+lengths (a word-piece tokenizer's own offsets); a window whose end falls inside a character of several tokens (CJK,
+emoji), or with a word-piece tokenizer inside a word (a ``##`` piece, a Hangul syllable's jamo), ends before it, and
+an overlapping window starts after the character or word its first token is in, so
+``document.text[c.start:c.end] == c.text`` always holds (Chonkie's token chunker gets this wrong) and no
+character or piece of a word is left a chunk of its own.
 ``token_count`` is then measured on the final text and any window over ``chunk_size`` is cut again.
 """
 from __future__ import annotations
@@ -33,9 +35,11 @@ def token_window_spans(text: str, tokenizer, chunk_size: int, overlap: int = 0,
     """Character spans of consecutive windows of ``chunk_size`` tokens, each starting ``overlap`` tokens before the
     previous one ends; empty spans (a window inside one character) are dropped. ``inside`` (from
     :func:`token_char_bounds`) marks token boundaries that fall inside a character (CJK, emoji of several
-    tokens): a window whose end falls there ends before that character instead of after it (a window of
-    ``chunk_size`` + 1 tokens would be cut again, leaving the character a chunk of its own). Only a character of
-    more than ``chunk_size`` tokens still ends a window after it (and is flagged oversize)."""
+    tokens) or, with a word-piece tokenizer, inside a word: a window whose end falls there ends before that
+    character or word instead of after it or inside it (the window would count more tokens on its own and be cut
+    again, leaving the character or the word's end a chunk of its own), and a window whose start falls there
+    starts after it. Only a character or word of more than ``chunk_size`` tokens still ends a window inside or
+    after it (and is cut again or flagged oversize)."""
     if bounds is None:
         bounds, inside = token_char_bounds(text, tokenizer, with_inside=True)
     n_tokens = len(bounds) - 1
@@ -58,6 +62,9 @@ def token_window_spans(text: str, tokenizer, chunk_size: int, overlap: int = 0,
         if end >= n_tokens:
             return spans
         first = max(end - overlap, first + 1)
+        if inside is not None:  # the next window starts after the character (or word) its first token is in
+            while first < end and inside[first]:
+                first += 1
 
 
 @operator("token", kind="chunker")

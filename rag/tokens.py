@@ -271,13 +271,24 @@ class HuggingFaceTokenizer:
         """Character offsets of the token boundaries: ``bounds[i]`` is where token ``i`` starts (the first at 0,
         so leading text a token does not cover belongs to it), ``bounds[-1] == len(text)``; non-decreasing. A
         text no token covers (whitespace only) gives ``[len(text)]``."""
-        offsets = self._encode(text).offsets
+        return self.char_bounds_and_inside(text)[0]
+
+    def char_bounds_and_inside(self, text: str) -> tuple[np.ndarray, np.ndarray | None]:
+        """:meth:`char_bounds`, and which boundaries fall inside a word (token ``i`` continues the word of token
+        ``i - 1``: a ``##`` piece, or one of the pieces a Hangul syllable is split into), or None when none does.
+        Cut there, the word's pieces are tokenized again as words of their own: other pieces, often more, or an
+        [UNK] for the whole word."""
+        encoding = self._encode(text)
+        offsets = encoding.offsets
         bounds = np.empty(len(offsets) + 1, dtype=np.int64)
         bounds[0], bounds[-1] = 0, len(text)
         if len(offsets) > 1:
             bounds[1:-1] = np.fromiter((start for start, _ in offsets[1:]), np.int64, len(offsets) - 1)
         np.clip(bounds, 0, len(text), out=bounds)
-        return np.maximum.accumulate(bounds)
+        words = np.array([-1 if w is None else w for w in encoding.word_ids], dtype=np.int64)
+        inside = np.zeros(len(bounds), dtype=bool)
+        inside[1:-1] = (words[1:] == words[:-1]) & (words[1:] >= 0)
+        return np.maximum.accumulate(bounds), (inside if inside.any() else None)
 
 
 @lru_cache(maxsize=1)

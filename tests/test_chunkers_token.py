@@ -98,3 +98,27 @@ def test_a_window_ending_inside_a_character_ends_before_it_instead_of_leaving_it
     assert sum(tokenizer.count(c.text) < 10 for c in chunks[:-1]) == 0, [c.text for c in chunks if c.token_count < 10]
     documents = [Document("a", text), Document("b", text[:50])]
     assert chunker.chunk_documents(documents) == [c for d in documents for c in chunker.chunk(d)]  # batched alike
+
+
+KOREAN = ("대한민국은 민주공화국이다. 모든 권력은 국민으로부터 나온다. 서울은 한국의 수도이며 인구가 많은 도시입니다. "
+          "오늘은 날씨가 맑고 따뜻합니다. Tokenization splits unbelievably long words into pieces. ") * 8
+
+
+@pytest.mark.parametrize("overlap", [0, 7])
+def test_word_piece_windows_end_and_start_at_words_so_no_piece_of_a_word_is_left_a_chunk_of_its_own(overlap):
+    # with a word-piece tokenizer a window ending inside a word (a ## piece, a Hangul syllable's jamo) re-tokenized
+    # the cut word on its own: one more token, cut again, and its last syllable left as a chunk (50 of 493 chunks)
+    from rag.types import Document
+
+    tokenizer = get_tokenizer("minilm")
+    chunker = get_chunker("token", chunk_size=24, overlap=overlap, tokenizer="minilm")
+    chunks = chunker.chunk_text(KOREAN)
+    assert all(c.token_count == tokenizer.count(c.text) <= 24 for c in chunks)
+    assert not any(c.metadata.get("oversize") for c in chunks)
+    inside_word = [(c.start, c.end) for c in chunks
+                   if any(0 < p < len(KOREAN) and KOREAN[p - 1].isalnum() and KOREAN[p].isalnum()
+                          for p in (c.start, c.end))]
+    assert not inside_word, inside_word
+    assert sum(c.token_count < 12 for c in chunks[:-1]) == 0, [c.text for c in chunks if c.token_count < 12]
+    documents = [Document("a", KOREAN), Document("b", KOREAN[:60])]
+    assert chunker.chunk_documents(documents) == [c for d in documents for c in chunker.chunk(d)]  # batched alike
