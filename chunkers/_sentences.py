@@ -1,9 +1,10 @@
 """Offline sentence segmentation into spans that tile the text (no model, no download).
 
-Rules in the spirit of Punkt / pySBD, kept small: a sentence ends after ``. ! ? …`` (plus closing quotes
-or brackets) followed by whitespace and a character that does not continue the sentence (not a lower-case
+Rules in the spirit of Punkt / pySBD, kept small: a sentence ends after ``. ! ? …`` (and the full stops and
+question marks of Arabic, Urdu, Devanagari, Ethiopic, Armenian and Myanmar: :data:`SPACED_ENDS`; plus closing
+quotes or brackets) followed by whitespace and a character that does not continue the sentence (not a lower-case
 letter), unless the word before the period is a known abbreviation or an initial; after CJK full stops
-``。！？`` with no space needed; and at every line break (LF, CRLF, or a lone CR: old Mac line ends, read as LF).
+``。！？｡`` with no space needed; and at every line break (LF, CRLF, or a lone CR: old Mac line ends, read as LF).
 In text without a single capital letter (a lower-cased corpus, such as FinQA's filings), a lower-case letter is no
 sign of a continued sentence, so only abbreviations and initials hold a period back. Each sentence span keeps its
 trailing whitespace, so the spans tile the text exactly.
@@ -18,15 +19,22 @@ ABBREVIATIONS = frozenset(
     "vol pp ed eds rev".split()
 )
 
-# Three kinds of sentence end: ``[.!?…]+[\"'”’)\]]*(\s+)`` (group 1: the whitespace it needs),
-# ``[。！？]+[」』”’)]*\s*`` and a line break, ``\n\s*`` or ``\r\s*`` (a CRLF's CR starts the match its LF
-# started: same end; two one-character look-behinds, as one ``[\r\n]`` made the scan 7 % slower). Their first
+#: Sentence ends that need whitespace after them: . ! ? … and the full stops and question marks of scripts that
+#: put a space after theirs (Arabic ؟ and Urdu ۔, Devanagari । ॥, Ethiopic ። ፧, Armenian ։, Myanmar ။).
+SPACED_ENDS = ".!?…؟۔।॥።፧։။"
+#: Sentence ends that need no space: CJK full stops and question / exclamation marks, and the halfwidth ｡.
+UNSPACED_ENDS = "。！？｡"
+# Three kinds of sentence end: ``[SPACED_ENDS]+[\"'”’)\]]*(\s+)`` (group 1: the whitespace it needs),
+# ``[UNSPACED_ENDS]+[」』”’)]*\s*`` and a line break, ``\n\s*`` or ``\r\s*`` (a CRLF's CR starts the match its
+# LF started: same end; two one-character look-behinds, as one ``[\r\n]`` made the scan 7 % slower). Their first
 # characters differ, so the first character is matched once and a look-behind picks the branch: a pattern that
 # starts with a character class lets the regex engine skip ahead to candidate characters instead of trying every
 # branch at every position (4x faster, same matches).
-# Only the first of a run of . ! ? … starts the first branch, and its runs are possessive: a later one ends the
-# same way, and retrying from each one made a long run with no space after it quadratic (20,000 dots: 10 s).
-_TERMINAL = re.compile(r"[.!?…。！？\r\n](?:(?<=[.!?…])(?<![.!?…][.!?…])[.!?…]*+[\"'”’)\]]*+(\s+)|(?<=[。！？])[。！？]*[」』”’)]*\s*|(?<=\n)\s*|(?<=\r)\s*)")
+# Only the first of a run of spaced ends starts the first branch, and its runs are possessive: a later one ends
+# the same way, and retrying from each one made a long run with no space after it quadratic (20,000 dots: 10 s).
+_TERMINAL = re.compile(
+    rf"[{SPACED_ENDS}{UNSPACED_ENDS}\r\n](?:(?<=[{SPACED_ENDS}])(?<![{SPACED_ENDS}][{SPACED_ENDS}])[{SPACED_ENDS}]*+"
+    rf"[\"'”’)\]]*+(\s+)|(?<=[{UNSPACED_ENDS}])[{UNSPACED_ENDS}]*[」』”’)]*\s*|(?<=\n)\s*|(?<=\r)\s*)")
 #: A longer word is never an abbreviation, so the look-back for one stops after this many characters.
 _LONGEST = max(map(len, ABBREVIATIONS))
 #: a word of this many characters is too long to be an abbreviation
@@ -56,7 +64,7 @@ def sentence_cuts(text: str, start: int = 0, end: int | None = None) -> list[int
     cuts = []
     # The pattern's look-behind must not see a . ! ? … before the range (the range's first one starts a match):
     # then the range is scanned as a string of its own, the offsets shifted back.
-    shift = start if start and text[start - 1] in ".!?…" else 0
+    shift = start if start and text[start - 1] in SPACED_ENDS else 0
     for match in _TERMINAL.finditer(text[start:end] if shift else text, start - shift, end - shift):
         cut = match.end() + shift
         if cut >= end:

@@ -2,6 +2,8 @@
 (sentence), and the structure a chunk carries into what is indexed and read."""
 from __future__ import annotations
 
+import pytest
+
 from chunkers import get_chunker
 from chunkers._sentences import sentence_spans
 from rag.generation.prompts import format_context
@@ -123,6 +125,21 @@ def test_sentence_rules_abbreviations_initials_decimals_cjk_and_line_breaks():
     # an abbreviation right at the start of a short text, and a word just longer than any abbreviation
     assert sentence_spans("Dr. X") == [(0, 5)]
     assert [t[a:b] for t in ["Approxi. Then"] for a, b in sentence_spans(t)] == ["Approxi. ", "Then"]
+
+
+@pytest.mark.parametrize("sentences", [
+    ["كيف حالك؟ ", "أنا بخير. ", "شكرا"],  # Arabic question mark
+    ["یہ پہلا جملہ ہے۔ ", "یہ دوسرا ہے۔"],  # Urdu full stop
+    ["यह पहला वाक्य है। ", "यह दूसरा वाक्य है॥ ", "तीसरा"],  # Devanagari danda and double danda
+    ["ሰላም ነው። ", "እንዴት ነህ፧ ", "ደህና"],  # Ethiopic full stop and question mark
+    ["Բարեւ։ ", "Ինչպես ես"],  # Armenian full stop
+    ["မင်္ဂလာပါ။ ", "နေကောင်းလား"],  # Myanmar full stop
+    ["ﾃｽﾄです｡", "次の文｡"],  # halfwidth ideographic full stop, no space needed
+])
+def test_sentences_end_at_the_full_stops_and_question_marks_of_other_scripts(sentences):
+    text = "".join(sentences)
+    assert [text[a:b] for a, b in sentence_spans(text)] == sentences
+    assert [text[a:b] for a, b in sentence_spans(text[:-1])] == [*sentences[:-1], sentences[-1][:-1]]
 
 
 def test_lower_cased_text_is_cut_at_its_sentence_ends_but_not_after_abbreviations():
