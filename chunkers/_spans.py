@@ -23,8 +23,8 @@ def fit_spans(text: str, spans: Iterable[Span], tokenizer: TiktokenTokenizer, li
     word; what is left after the last cut opens the next span when that span starts where it ends and still
     fits with it (a chunk packed to the limit by estimate is often a token over, and the rest would otherwise be
     a chunk of its own: a lone space, or a word's last letters); ``join_next=False`` keeps every piece inside its
-    span (for chunkers whose spans obey another limit too), and a span overlapping a neighbour is only cut at token
-    boundaries (as before; the pieces the next chunk holds are dropped by the caller). Only a single indivisible
+    span (for chunkers whose spans obey another limit too), and a span overlapping the next one is only cut at token
+    boundaries (the pieces the next chunk holds are dropped by the caller). Only a single indivisible
     character that alone needs more than ``limit`` tokens can stay over the limit, and it is flagged in
     ``oversize``.
     """
@@ -67,8 +67,8 @@ def fit_spans(text: str, spans: Iterable[Span], tokenizer: TiktokenTokenizer, li
             keep((start, end), count)
             continue
         pieces = list(_split_to_limit(text, start, end, tokenizer, limit))
-        if (i and spans[i - 1][1] > start) or (i + 1 < len(spans) and spans[i + 1][0] < end):
-            # a span overlapping its neighbour is cut at token boundaries only: a moved cut could put pieces out
+        if i + 1 < len(spans) and spans[i + 1][0] < end:
+            # a span overlapping the next one is cut at token boundaries only: a moved cut could put pieces out
             # of document order; the caller drops the pieces another chunk holds (drop_chunks_held_by_another)
             for piece in pieces:
                 keep(*piece)

@@ -287,6 +287,19 @@ def test_sentences_packed_to_the_limit_by_estimate_never_make_a_whitespace_only_
     assert all(c.text.strip() and c.token_count <= 11 for c in chunks), [c.text for c in chunks]
 
 
+def test_sentences_with_overlap_never_make_a_whitespace_only_chunk():
+    # a chunk overlapping the one before was cut at token boundaries only, and where a space is a token of its own
+    # (between Hangul words under cl100k) the space after its last sentence was left a chunk of its own
+    assert [c.text for c in get_chunker("sentence", chunk_size=12, overlap_sentences=2).chunk_text(
+        "날씨가. 모든. 대한민국은. 권력은")] == ["날씨가. 모든. ", "모든. 대한민국은.", " 권력은"]
+    words = "대한민국은 민주공화국이다 모든 권력은 국민으로부터 나온다 서울은 한국의 수도이며 날씨가 맑고".split()
+    text = " ".join(words[i * 7 % len(words)] + ("." if i % 3 == 2 else "") for i in range(600))
+    for size, overlap in ((32, 1), (12, 2)):
+        chunks = get_chunker("sentence", chunk_size=size, overlap_sentences=overlap).chunk_text(text)
+        assert all(c.text.strip() and c.token_count <= size for c in chunks), [c.text for c in chunks
+                                                                                if not c.text.strip()]
+
+
 def test_a_chunk_one_token_over_by_its_own_count_does_not_leave_a_one_word_chunk():
     # packed by the document's tokens every chunk is full; counted on their own texts several are a token over
     # (a first word without its space costs more), and their re-split used to leave lone words ("private ")
