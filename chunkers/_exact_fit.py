@@ -41,8 +41,8 @@ def split_exact_spans(splitter: RecursiveSplitter, starts: np.ndarray, ends: np.
     spans = without_gaps(edges_to_spans(splitter.split_edges(starts, ends, limit)), ends)
     counts = splitter.index.counts(spans)
     over = [i for i, count in enumerate(counts) if count > limit]
-    if not over:
-        return spans, counts, [False] * len(spans)
+    if not over:  # (fit_spans still joins a whitespace-only piece to the one before)
+        return fit_spans(splitter.text, spans, splitter.tokenizer, limit, counts, join_next=False)
     # every chunk over the limit re-split at once (used unless a carried piece joins it)
     refit = dict(zip(over, exact_pieces(splitter, [spans[i] for i in over], [counts[i] for i in over], limit)))
     no_joining = set(starts.tolist()) | set(splitter.structure.heading_starts)  # a carried piece stops there

@@ -44,10 +44,13 @@ def fit_spans(text: str, spans: Iterable[Span], tokenizer: TiktokenTokenizer, li
         oversize.append(over)
 
     def keep_alone(rest: Span, count: int) -> None:
-        # Whitespace alone would be a chunk without content: the word before it joins it, if it can.
+        # Whitespace alone would be a chunk without content: the word before it joins it, if it can, else the
+        # last token before it (the end of a word longer than the limit).
         if text[rest[0]:rest[1]].isspace() and out_spans and out_spans[-1][1] == rest[0] and not oversize[-1]:
             previous = (out_spans.pop(), out_counts.pop(), oversize.pop())
             pieces = _last_cut_at_a_word(text, [previous, (rest, count, False)], tokenizer, limit, before_space=True)
+            if pieces[-1][0] == rest:
+                pieces = _last_cut_a_token_back(text, pieces, tokenizer, limit)
             for piece in pieces:
                 keep(*piece)
         else:
@@ -64,7 +67,10 @@ def fit_spans(text: str, spans: Iterable[Span], tokenizer: TiktokenTokenizer, li
             else:
                 keep_alone((rest_start, rest_end), rest_count)
         if count <= limit:
-            keep((start, end), count)
+            if text[start:end].isspace():
+                keep_alone((start, end), count)
+            else:
+                keep((start, end), count)
             continue
         pieces = list(_split_to_limit(text, start, end, tokenizer, limit))
         if i + 1 < len(spans) and spans[i + 1][0] < end:
@@ -107,6 +113,21 @@ def _last_cut_at_a_word(text: str, pieces: list, tokenizer: TiktokenTokenizer, l
     if before > limit or after > limit:
         return pieces
     return [*pieces[:-2], ((a, word), before, False), ((word, b), after, False)]
+
+
+def _last_cut_a_token_back(text: str, pieces: list, tokenizer: TiktokenTokenizer, limit: int) -> list:
+    """``pieces`` (consecutive ``(span, count, oversize)``) with the cut before the last one moved back to the
+    start of the piece before's last token, when both pieces still fit; else as they are."""
+    (a, cut), _, _ = pieces[-2]
+    b = pieces[-1][0][1]
+    bounds = token_char_bounds(text[a:cut], tokenizer)
+    last_token = a + int(bounds[np.searchsorted(bounds, bounds[-1], "left") - 1]) if len(bounds) > 2 else a
+    if last_token <= a:
+        return pieces
+    before, after = tokenizer.count(text[a:last_token]), tokenizer.count(text[last_token:b])
+    if before > limit or after > limit:
+        return pieces
+    return [*pieces[:-2], ((a, last_token), before, False), ((last_token, b), after, False)]
 
 
 def drop_chunks_held_by_another(spans: list[Span], counts: list[int], oversize: list[bool]):

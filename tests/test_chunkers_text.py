@@ -300,6 +300,15 @@ def test_sentences_with_overlap_never_make_a_whitespace_only_chunk():
                                                                                 if not c.text.strip()]
 
 
+@pytest.mark.parametrize("op", ["recursive", "sentence", "token"])
+def test_the_space_after_a_word_longer_than_the_limit_is_not_left_a_chunk_of_its_own(op):
+    # the word's last piece is full, so the space could not join it and became a whitespace-only last chunk
+    for text in ("abcdefghij" * 30 + " ", ("e\u0301" * 50 + " ") * 2, "abcdefghij" * 30 + " \n"):
+        chunks = get_chunker(op, chunk_size=20).chunk_text(text)
+        assert "".join(c.text for c in chunks) == text
+        assert all(c.text.strip() and c.token_count <= 20 for c in chunks), [c.text for c in chunks[-2:]]
+
+
 def test_a_chunk_one_token_over_by_its_own_count_does_not_leave_a_one_word_chunk():
     # packed by the document's tokens every chunk is full; counted on their own texts several are a token over
     # (a first word without its space costs more), and their re-split used to leave lone words ("private ")
