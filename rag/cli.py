@@ -155,14 +155,24 @@ def cmd_quickstart(args) -> int:
 def cmd_ops(args) -> int:
     from rich.table import Table
 
-    from rag.registry import registered
+    from rag.errors import ConfigError
+    from rag.registry import KINDS, registered
 
+    if args.kind is not None and args.kind not in KINDS:
+        raise ConfigError(f"unknown operator kind {args.kind!r}; valid: {', '.join(KINDS)}", "--kind")
     table = Table("op", "kind", "params", "what it does")
     for spec in registered(args.kind):
         params = ", ".join(f"{k}={_default_text(f)}" for k, f in spec.params_model.model_fields.items())
-        table.add_row(spec.name, spec.kind, params, spec.summary)
+        table.add_row(spec.name, spec.kind, params, _plain_rst(spec.summary))
     _console().print(table)
     return 0
+
+
+def _plain_rst(text: str) -> str:
+    """A docstring line as plain text for a terminal: reST roles and double backquotes removed."""
+    import re
+
+    return re.sub(r":\w+:`([^`]*)`", r"\1", text).replace("``", "")
 
 
 def _default_text(field) -> str:

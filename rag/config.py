@@ -16,10 +16,11 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Union
+from typing import Annotated, Any, Mapping, Union
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError
 
+from rag.embedding import check_model_directory
 from rag.errors import ConfigError
 from rag.registry import STEP_KINDS, get_spec, validate_params
 from rag.yaml_io import dump_yaml, line_at, line_of, load_yaml, loads_yaml, plain
@@ -27,11 +28,18 @@ from rag.yaml_io import dump_yaml, line_at, line_of, load_yaml, loads_yaml, plai
 MAX_LOOP_ITERS = 100
 
 
+def _model_directory(model: str) -> str:
+    try:
+        return check_model_directory(model)
+    except ConfigError as exc:
+        raise ValueError(exc.message) from None
+
+
 class EmbedderConfig(BaseModel):
     """``index.embedder``: which sentence-transformers model embeds chunks and queries."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
-    model: str = "minilm"
+    model: Annotated[str, AfterValidator(_model_directory)] = "minilm"
     batch_size: int = 64
     device: str = "cpu"
     normalize: bool = True
@@ -197,7 +205,7 @@ class _Parser:
             err = exc.errors()[0]
             key = ".".join(str(p) for p in err["loc"])
             msg = (f"unknown key; valid keys: {', '.join(EmbedderConfig.model_fields)}"
-                   if err["type"] == "extra_forbidden" else err["msg"])
+                   if err["type"] == "extra_forbidden" else str(err.get("ctx", {}).get("error") or err["msg"]))
             raise self.error(msg, f"index.embedder.{key}", raw_embedder, err["loc"][0]) from None
         raw_structures = data.get("structures", _DEFAULT_INDEX["structures"])
         self.expect(raw_structures, list, "a list of structure names", "index.structures", data, "structures")

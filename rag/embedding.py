@@ -36,7 +36,26 @@ def model_tag(model: str) -> str:
     if model in MINILM_NAMES:
         return "minilm-l6-v2"
     if os.path.isdir(model):
-        return f"{Path(model).resolve().name}@{directory_fingerprint(model)}"
+        try:
+            return f"{Path(model).resolve().name}@{directory_fingerprint(model)}"
+        except OSError as exc:  # unreadable, or a file went away while being read
+            raise ConfigError(f"model directory {model!r} could not be read to fingerprint it: {exc}") from None
+    return model
+
+
+#: a local directory the embedder loads holds one of these: ``modules.json`` (a saved sentence-transformers
+#: model) or ``config.json`` (a plain Hugging Face model, loaded with mean pooling)
+MODEL_DIRECTORY_FILES = ("modules.json", "config.json")
+
+
+def check_model_directory(model: str) -> str:
+    """``model``, once a local directory it names is seen to hold a model (:data:`MODEL_DIRECTORY_FILES`); a
+    :class:`ConfigError` otherwise. Two file checks: run before :func:`model_tag` reads every file under the
+    directory, so ``/usr`` or a folder of several models is refused at once."""
+    if os.path.isdir(model) and not any(os.path.isfile(os.path.join(model, f)) for f in MODEL_DIRECTORY_FILES):
+        raise ConfigError(f"embedding model {model!r} is a directory with no model in it (no "
+                          f"{' or '.join(MODEL_DIRECTORY_FILES)}); name a sentence-transformers model directory or "
+                          "'minilm' (bundled)")
     return model
 
 
@@ -165,7 +184,8 @@ class Embedder:
     def identity(self) -> str:
         """Names the model and the settings that change its vectors (used as the cache key and in manifests);
         computed once, as the model is loaded once (a local folder is fingerprinted, see :func:`model_tag`)."""
-        return f"{model_tag(self.model)}|norm={int(self.normalize)}|q={self.query_prefix}|d={self.document_prefix}"
+        tag = model_tag(check_model_directory(self.model))
+        return f"{tag}|norm={int(self.normalize)}|q={self.query_prefix}|d={self.document_prefix}"
 
     @property
     def dim(self) -> int:

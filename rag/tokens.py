@@ -212,6 +212,11 @@ class TiktokenTokenizer:
         return [len(t) for t in self.encoding.encode_ordinary_batch(list(texts))]
 
 
+#: a local tokenizer directory holds one of these: ``tokenizer.json`` (loaded as is), else a file from which
+#: transformers' ``AutoTokenizer`` learns which tokenizer to build
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "config.json")
+
+
 class HuggingFaceTokenizer:
     """A Hugging Face fast tokenizer — an embedding model's own word pieces, e.g. ``minilm`` — loaded from local
     files only. Counts exclude special tokens ([CLS], [SEP]): a chunk of ``n`` tokens fills ``n + 2`` positions
@@ -225,7 +230,11 @@ class HuggingFaceTokenizer:
 
         self.name = name
         path = resolve_model_path(name)
-        self.identity = f"hf:{model_tag(name)}"
+        if os.path.isdir(path) and not any(os.path.isfile(os.path.join(path, f)) for f in TOKENIZER_FILES):
+            raise ConfigError(
+                f"unknown tokenizer {name!r}: the directory holds no Hugging Face tokenizer (no "
+                f"{', '.join(TOKENIZER_FILES[:-1])} or {TOKENIZER_FILES[-1]}); name a model or tokenizer directory, the "
+                "embedder alias 'minilm' or a tiktoken encoding ('cl100k_base' is bundled)")
         try:
             if os.path.isfile(os.path.join(path, "tokenizer.json")):
                 from tokenizers import Tokenizer
@@ -248,6 +257,8 @@ class HuggingFaceTokenizer:
         backend.no_truncation()
         backend.no_padding()
         self.backend = backend
+        # only now that the directory holds a tokenizer: a directory's tag reads every file under it
+        self.identity = f"hf:{model_tag(name)}"
 
     def _encode(self, text: str):
         try:

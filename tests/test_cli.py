@@ -41,6 +41,35 @@ def test_validate_names_the_line_of_a_bad_nested_chunker_key(tmp_path, capsys, c
     assert code == 2 and f"{bad}{where}" in err and message in err, err
 
 
+def test_validate_names_the_line_of_a_directory_that_holds_no_embedding_model(tmp_path, capsys):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(f"name: x\nindex:\n  embedder:\n    model: {tmp_path}\nflow:\n  - {{op: bm25}}\n")
+    code, _, err = run(capsys, "validate", str(bad))
+    assert code == 2 and f"{bad}:4: index.embedder.model: embedding model {str(tmp_path)!r} is a directory with no model" \
+        in err, err
+
+
+def test_validate_names_the_line_of_a_tokenizer_directory_that_cannot_be_read(tmp_path, capsys, monkeypatch):
+    # an OS error while the tokenizer folder was fingerprinted came out bare: no file, line or key
+    import pathlib
+    import shutil
+
+    from rag.embedding import resolve_model_path
+
+    (tmp_path / "tok").mkdir()
+    shutil.copy(f"{resolve_model_path('minilm')}/tokenizer.json", tmp_path / "tok" / "tokenizer.json")
+
+    def unreadable(self, pattern):  # running as root, chmod would not make a subfolder unreadable
+        raise PermissionError(13, "Permission denied", str(tmp_path / "tok" / "locked"))
+
+    monkeypatch.setattr(pathlib.Path, "rglob", unreadable)
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(f"name: x\nindex:\n  chunker:\n    op: sentence\n    tokenizer: {tmp_path / 'tok'}\n"
+                   "flow:\n  - {op: bm25}\n")
+    code, _, err = run(capsys, "validate", str(bad))
+    assert code == 2 and f"{bad}:5: index.chunker.tokenizer: model directory" in err and "Permission denied" in err, err
+
+
 def test_validate_checks_an_experiment_and_names_the_line_inside_an_inline_pipeline(tmp_path, capsys):
     experiment = tmp_path / "exp.yaml"
     text = ("name: e\ndatasets: [scifact]\npipelines:\n  - name: p\n    index:\n      chunker: {op: token}\n"
@@ -103,6 +132,18 @@ def test_missing_input_and_missing_index_are_clear_errors(tmp_path, capsys):
 def test_ops_lists_operators_of_a_kind(capsys):
     code, out, _ = run(capsys, "ops", "--kind", "router")
     assert code == 0 and "query_kind" in out
+
+
+def test_ops_shows_docstrings_without_rest_markup(capsys):
+    code, out, _ = run(capsys, "ops", "--kind", "retriever")
+    assert code == 0 and "search_query" in out and "``" not in out
+
+
+@pytest.mark.parametrize("kind", ["bogus", "chunkers", "Chunker"])
+def test_ops_of_an_unknown_kind_is_an_error_listing_the_kinds(capsys, kind):
+    code, out, err = run(capsys, "ops", "--kind", kind)
+    assert code == 2 and out == ""
+    assert f"--kind: unknown operator kind {kind!r}; valid: chunker, structure, retriever, step" in err, err
 
 
 def test_an_index_dir_under_a_file_is_a_clear_error_not_a_traceback(tmp_path, capsys):

@@ -74,3 +74,34 @@ def test_models_in_folders_of_the_same_name_never_share_an_identity_and_a_copy_k
     identities = [Embedder(model=str(path), cache=False).identity for path in (first, second, copy)]
     assert identities[0] != identities[1] and identities[0] == identities[2]
     assert identities[0].startswith("model@")
+
+
+def test_a_directory_holding_no_model_is_refused_before_any_file_under_it_is_read(tmp_path, monkeypatch):
+    # Embedder('/usr').identity fingerprinted every file under /usr before the model failed to load
+    import rag.embedding
+    from rag.errors import ConfigError
+
+    fingerprinted = []
+    monkeypatch.setattr(rag.embedding, "directory_fingerprint", lambda d: fingerprinted.append(d) or "0" * 12)
+    (tmp_path / "models" / "a").mkdir(parents=True)
+    (tmp_path / "models" / "a" / "modules.json").write_text("[]")
+    with pytest.raises(ConfigError, match="is a directory with no model in it"):
+        Embedder(str(tmp_path / "models"), cache=False).identity
+    assert fingerprinted == []
+    assert Embedder(str(tmp_path / "models" / "a"), cache=False).identity.startswith("a@000000000000|")
+
+
+def test_an_os_error_while_fingerprinting_a_model_directory_is_a_config_error(tmp_path, monkeypatch):
+    import pathlib
+
+    from rag.errors import ConfigError
+
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "config.json").write_text("{}")
+
+    def unreadable(self, pattern):
+        raise PermissionError(13, "Permission denied", str(tmp_path / "model" / "locked"))
+
+    monkeypatch.setattr(pathlib.Path, "rglob", unreadable)
+    with pytest.raises(ConfigError, match="model directory .* could not be read .*Permission denied"):
+        Embedder(str(tmp_path / "model"), cache=False).identity

@@ -145,3 +145,48 @@ def test_an_unknown_tokenizer_names_both_kinds_it_tried(tmp_path):
 
     with pytest.raises(ConfigError, match=r"^tokenizer: unknown tokenizer"):
         get_chunker("token", tokenizer=str(tmp_path / "no-such-model"))
+
+
+def _tokenizer_folder(path):
+    """A tokenizer directory holding only minilm's tokenizer.json (loads without transformers)."""
+    import shutil
+
+    from rag.embedding import resolve_model_path
+
+    path.mkdir(parents=True)
+    shutil.copy(f"{resolve_model_path('minilm')}/tokenizer.json", path / "tokenizer.json")
+    return path
+
+
+def test_a_directory_holding_no_tokenizer_is_refused_before_any_file_under_it_is_read(tmp_path, monkeypatch):
+    # a tokenizer naming /usr or a folder of several models was fingerprinted in full (minutes) before the check
+    import rag.embedding
+
+    fingerprinted = []
+    monkeypatch.setattr(rag.embedding, "directory_fingerprint", lambda d: fingerprinted.append(d) or "0" * 12)
+    models = tmp_path / "models"  # a parent folder: the tokenizer is one level down
+    _tokenizer_folder(models / "mini")
+    (models / "notes.txt").write_text("not a model")
+    from chunkers import get_chunker
+
+    with pytest.raises(ConfigError, match=r"^tokenizer: unknown tokenizer .*holds no Hugging Face tokenizer"):
+        get_chunker("sentence", tokenizer=str(models))
+    assert fingerprinted == []
+    assert get_tokenizer(str(models / "mini")).identity == "hf:mini@000000000000" and fingerprinted
+
+
+def test_an_os_error_while_fingerprinting_a_tokenizer_directory_is_a_config_error_naming_the_key(tmp_path,
+                                                                                                 monkeypatch):
+    # a PermissionError from the walk (an unreadable subfolder) escaped as a bare OS error with no key
+    import pathlib
+
+    folder = _tokenizer_folder(tmp_path / "tok")
+
+    def unreadable(self, pattern):
+        raise PermissionError(13, "Permission denied", str(folder / "locked"))
+
+    monkeypatch.setattr(pathlib.Path, "rglob", unreadable)
+    from chunkers import get_chunker
+
+    with pytest.raises(ConfigError, match=r"^tokenizer: model directory .* could not be read .*Permission denied"):
+        get_chunker("token", tokenizer=str(folder))
