@@ -197,9 +197,11 @@ class Embedder:
         return int(self.st.max_seq_length)
 
     def token_lengths(self, texts: Sequence[str]) -> list[int]:
-        """Word-piece counts with the model's own tokenizer (special tokens included)."""
+        """Word-piece counts with the model's own tokenizer (special tokens included). ``verbose=False``: texts over
+        the model's length are expected here (counting them is the point), so transformers' warning that they
+        "will result in indexing errors" is not shown; :meth:`_encode` says what really happens to them."""
         enc = self.st.tokenizer([without_lone_surrogates(t) for t in texts], add_special_tokens=True,
-                                truncation=False)["input_ids"]
+                                truncation=False, verbose=False)["input_ids"]
         return [len(ids) for ids in enc]
 
     def _encode(self, texts: Sequence[str], prefix: str, show_progress: bool) -> np.ndarray:
