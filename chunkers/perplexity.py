@@ -18,16 +18,18 @@ The default model is the bundled Gemma 3 270M GGUF (``gemma3-270m``); any local 
 """
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 import numpy as np
-from pydantic import Field
+from pydantic import AfterValidator, Field
 
 from chunkers._spans import Span, build_chunks, fit_spans
 from chunkers._splitter import RecursiveSplitter
 from chunkers.base import Chunker, TokenizerName, tokenizer_field
 from chunkers.sentence import sentence_units
+from rag.errors import ConfigError
 from rag.lm import DTYPES
+from rag.lm_files import BUNDLED_ALIASES, resolve_lm_path
 from rag.registry import OperatorParams, operator
 from rag.types import Chunk, Document
 
@@ -67,13 +69,25 @@ def merge_segments(splitter: RecursiveSplitter, units: list[Span], closing: np.n
     return merged
 
 
+def local_lm(model: str) -> str:
+    """``model``, once seen to name a local model directory or ``.gguf`` file (checked when the config is read; a
+    bundled alias is resolved when it is loaded)."""
+    if model not in BUNDLED_ALIASES:
+        try:
+            resolve_lm_path(model)
+        except ConfigError as exc:
+            raise ValueError(exc.message) from None
+    return model
+
+
 @operator("perplexity", kind="chunker")
 class PerplexityChunker(Chunker):
     """Meta-Chunking: cut after sentences at local minima of LM perplexity, then merge up to the size."""
 
     class Params(OperatorParams):
         chunk_size: int = Field(256, gt=0, description="maximum tokens per chunk (hard ceiling)")
-        model: str = Field("gemma3-270m", description="local model directory, .gguf file or bundled alias")
+        model: Annotated[str, AfterValidator(local_lm)] = Field(
+            "gemma3-270m", description="local model directory, .gguf file or bundled alias")
         threshold: float = Field(0.0, ge=0, description="perplexity drop that marks a minimum")
         max_context_tokens: int = Field(1024, gt=1, description="LM context for each sentence's perplexity")
         dtype: Literal[DTYPES] = Field("float32", description=f"one of {', '.join(DTYPES)}")

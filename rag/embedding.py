@@ -49,14 +49,34 @@ MODEL_DIRECTORY_FILES = ("modules.json", "config.json")
 
 
 def check_model_directory(model: str) -> str:
-    """``model``, once a local directory it names is seen to hold a model (:data:`MODEL_DIRECTORY_FILES`); a
-    :class:`ConfigError` otherwise. Two file checks: run before :func:`model_tag` reads every file under the
-    directory, so ``/usr`` or a folder of several models is refused at once."""
-    if os.path.isdir(model) and not any(os.path.isfile(os.path.join(model, f)) for f in MODEL_DIRECTORY_FILES):
-        raise ConfigError(f"embedding model {model!r} is a directory with no model in it (no "
-                          f"{' or '.join(MODEL_DIRECTORY_FILES)}); name a sentence-transformers model directory or "
-                          "'minilm' (bundled)")
+    """``model``, once seen to be loadable without a download: the bundled alias, a local directory holding a
+    model (:data:`MODEL_DIRECTORY_FILES`), or a name in the Hugging Face cache; a :class:`ConfigError` otherwise.
+    A few file checks: run when a config is read and before :func:`model_tag` reads every file under a directory,
+    so ``/usr``, a folder of several models or a mistyped path is refused at once."""
+    if model in MINILM_NAMES:
+        return model
+    if os.path.isdir(model):
+        if not any(os.path.isfile(os.path.join(model, f)) for f in MODEL_DIRECTORY_FILES):
+            raise ConfigError(f"embedding model {model!r} is a directory with no model in it (no "
+                              f"{' or '.join(MODEL_DIRECTORY_FILES)}); name a sentence-transformers model directory "
+                              "or 'minilm' (bundled)")
+        return model
+    if not _in_hub_cache(model):
+        raise ConfigError(f"embedding model {model!r} is neither a local directory nor a model in the Hugging Face "
+                          "cache, and nothing is downloaded; name a sentence-transformers model directory or 'minilm' "
+                          "(bundled)")
     return model
+
+
+def _in_hub_cache(name: str) -> bool:
+    """True when the Hugging Face cache holds a model repository of that name (sentence-transformers also
+    tries ``sentence-transformers/<name>`` for a name without an owner)."""
+    try:
+        from huggingface_hub.constants import HF_HUB_CACHE
+    except ImportError:
+        return False
+    repos = [name] if "/" in name else [name, f"sentence-transformers/{name}"]
+    return any((Path(HF_HUB_CACHE) / f"models--{repo.replace('/', '--')}").is_dir() for repo in repos)
 
 
 #: bytes read from the start, the middle and the end of each file by :func:`directory_fingerprint`

@@ -49,6 +49,22 @@ def test_validate_names_the_line_of_a_directory_that_holds_no_embedding_model(tm
         in err, err
 
 
+@pytest.mark.parametrize("chunker, key, message", [
+    ("{op: semantic, embedder: {model: MISSING}}", "index.chunker.embedder.model",
+     "is neither a local directory nor a model in the Hugging Face cache"),
+    ("{op: perplexity, model: MISSING}", "index.chunker.model", "is not a local path"),
+])
+def test_validate_names_the_line_of_a_chunkers_model_path_that_does_not_exist(tmp_path, capsys, chunker, key,
+                                                                                message):
+    # they passed validate and failed at indexing time, without file, line or key (the semantic one with the
+    # message a bad index.embedder gives)
+    bad = tmp_path / "bad.yaml"
+    chunker = chunker.replace("MISSING", str(tmp_path / "no-such-model"))
+    bad.write_text(f"name: x\nindex:\n  chunker: {chunker}\n  structures: [bm25]\nflow:\n  - {{op: bm25}}\n")
+    code, _, err = run(capsys, "validate", str(bad))
+    assert code == 2 and f"{bad}:3: {key}: " in err and message in err, err
+
+
 def test_validate_names_the_line_of_a_tokenizer_directory_that_cannot_be_read(tmp_path, capsys, monkeypatch):
     # an OS error while the tokenizer folder was fingerprinted came out bare: no file, line or key
     import pathlib
