@@ -69,7 +69,8 @@ def paragraph_of(units: list[Span], paragraph_starts: np.ndarray) -> np.ndarray:
 def paragraph_reach(splitter: RecursiveSplitter, units: list[Span], paragraph_starts: np.ndarray,
                     limit: int) -> np.ndarray:
     """For each unit, the index of the last unit that a chunk taking it must take too: the last unit of its
-    paragraph when the unit opens a paragraph (one of ``paragraph_starts``) that fits in ``limit``, else itself.
+    paragraph when the unit opens a paragraph (one of ``paragraph_starts``) whose text (without the whitespace
+    after it) fits in ``limit``, else itself.
     A paragraph runs from its start to the next paragraph start or the end of its document's units."""
     unit_starts, unit_ends = unit_edges(units)
     reach = np.arange(len(units))
@@ -79,7 +80,12 @@ def paragraph_reach(splitter: RecursiveSplitter, units: list[Span], paragraph_st
     # a paragraph's last unit: the one before the next opening unit, or before a gap (the next document)
     closes = np.flatnonzero(np.append(unit_ends[:-1] != unit_starts[1:], True))
     last = np.minimum(np.append(opens[1:] - 1, len(units) - 1), closes[np.searchsorted(closes, opens)])
-    fits = splitter.estimates(unit_starts[opens], unit_ends[last]) <= limit
+    # a paragraph fits when its text does: the blank lines after it can open the next chunk instead
+    text = splitter.text
+    text_ends = np.fromiter((a + len(text[a:b].rstrip()) for a, b in zip(unit_starts[last].tolist(),
+                                                                        unit_ends[last].tolist())),
+                            np.int64, len(last))
+    fits = splitter.estimates(unit_starts[opens], np.maximum(text_ends, unit_starts[opens] + 1)) <= limit
     reach[opens[fits]] = last[fits]
     return reach
 

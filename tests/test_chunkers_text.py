@@ -195,6 +195,14 @@ def test_sentence_chunks_keep_a_paragraph_that_fits_whole_and_pack_a_longer_one_
     assert split_paragraphs(flat)  # without the rule, chunks fill up and cut paragraphs
 
 
+def test_a_paragraph_whose_text_fits_exactly_is_kept_whole_when_its_blank_lines_would_not_fit():
+    # 'Eta ... kappa!' is 8 tokens, 9 with the CRLF blank lines after it: it was cut in the middle of its sentence
+    text = "Alpha beta.\r\n\r\nEta eta theta theta zeta kappa!\r\n\r\nGamma delta."
+    chunks = get_chunker("sentence", chunk_size=8).chunk_text(text)
+    assert "Eta eta theta theta zeta kappa!" in [c.text.strip() for c in chunks], [c.text for c in chunks]
+    assert "".join(c.text for c in chunks) == text and all(c.token_count <= 8 for c in chunks)
+
+
 def test_sentence_overlap_repeats_only_whole_paragraphs_across_a_paragraph_break():
     four = " ".join(f"Point {i} of this part holds." for i in range(4))  # about 28 tokens: two do not fit in 40
     one = "A single short line here."
