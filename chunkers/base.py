@@ -62,6 +62,12 @@ class Chunker(Operator):
             except ConfigError as exc:
                 raise ConfigError(exc.message, exc.path or "tokenizer") from None
 
+    @classmethod
+    def check_embedder(cls, params: dict[str, Any], embedder) -> None:
+        """Check ``params`` against the index's embedder (``index.embedder``) when a pipeline config is read; a
+        :class:`ConfigError` with a path inside the params. Only chunkers that run that embedder's model over the
+        text (late chunking) have anything to check."""
+
     def chunk(self, document: Document) -> list[Chunk]:
         raise NotImplementedError
 

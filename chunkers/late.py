@@ -7,10 +7,13 @@ macro-windows (the paper's "long late chunking"); each token keeps the embedding
 it is farthest from an edge. Chunk spans map to tokens through the tokenizer's character offsets, exactly.
 
 Each chunk's final vector mixes the pooled-in-context vector with the chunk's text embedded on its own,
-``context_weight · pooled + (1 − context_weight) · own`` (default 0.5; 1 is the paper's method alone). With a
-model trained on short texts (MiniLM), pooling a 100–150-token chunk out of a 256-token context lets the context
-drown the chunk's own content, and the pooled vector alone retrieves worse than independent embedding; the mix
-keeps both signals (docs/results/chunking.md). It costs one extra embedding of the chunk texts.
+``context_weight · pooled + (1 − context_weight) · own`` (default 0.5; 1 is the paper's method alone), both halves
+unit vectors, so ``context_weight`` is a share of direction whatever their raw lengths. The result is unit length
+when the embedder normalises (the default); with ``embedder: {normalize: false}`` it is left as that mix (length at
+most 1, shorter where the halves disagree), and ``context_weight: 0`` returns the embedder's own vectors as they come.
+With a model trained on short texts (MiniLM), pooling a 100–150-token chunk out of a 256-token context lets the
+context drown the chunk's own content, and the pooled vector alone retrieves worse than independent embedding; the
+mix keeps both signals (docs/results/chunking.md). It costs one extra embedding of the chunk texts.
 
 Overlapping chunks (``token`` windows with ``overlap``, ``sentence`` with ``overlap_sentences``, ``recursive``
 with ``overlap``) pool only their *centre* by default (``pooling: centre``, :func:`centre_spans`): from the middle
@@ -38,17 +41,24 @@ dense structure stores the contextual vectors (queries are embedded as usual). I
 ``model_calls`` (what ``ragloom eval`` reports as ``embedding_model_calls``): one per macro-window run through the
 model, as the embedder counts one per text it encodes, plus the chunk texts it embeds on its own; vectors read from
 the cache cost none.
+
+The embedder's ``document_prefix`` (e5's ``"passage: "``) opens every macro-window, after [CLS], as it opens every
+text the model embeds; its tokens take room in the window and are pooled into no chunk. ``window_overlap`` must stay
+below the text a window holds (:func:`window_from_files` checks it when the config is read) and a stride under a
+quarter of the window warns, since the model passes grow as ``window / stride``.
 """
 from __future__ import annotations
 
 import hashlib
 import json
+import warnings
 from typing import TYPE_CHECKING, Any, Literal, Sequence
 
 import numpy as np
 from pydantic import Field, model_validator
 
 from chunkers.base import Chunker
+from chunkers.model_window import model_window, window_from_files
 from rag.errors import ConfigError
 from rag.registry import OperatorParams, create, get_spec, operator, validate_params
 from rag.tokens import without_lone_surrogates
@@ -78,23 +88,27 @@ def window_ranges(n_tokens: int, window: int, overlap: int) -> list[tuple[int, i
     return ranges
 
 
-def model_window(st_model) -> int:
-    """Word pieces of text one macro-window holds: the model's maximum length less its [CLS] / [SEP] tokens."""
-    tokenizer = st_model[0].tokenizer
-    return (int(st_model.max_seq_length) - (tokenizer.cls_token_id is not None)
-            - (tokenizer.sep_token_id is not None))
-
-
-def token_embeddings(st_model, text: str, overlap: int, batch_size: int = 16) -> tuple[np.ndarray, np.ndarray]:
+def token_embeddings(st_model, text: str, overlap: int, batch_size: int = 16,
+                     prefix: str = "") -> tuple[np.ndarray, np.ndarray]:
     """``(embeddings (n, dim), offsets (n, 2))`` for the word pieces of ``text`` under a sentence-transformers
-    model, computed in overlapping macro-windows of the model's maximum length."""
-    return token_embeddings_many(st_model, [text], overlap, batch_size)[0]
+    model, computed in overlapping macro-windows of the model's maximum length, each opening with ``prefix``."""
+    return token_embeddings_many(st_model, [text], overlap, batch_size, prefix)[0]
 
 
-def token_embeddings_many(st_model, texts: list[str], overlap: int,
-                          batch_size: int = 16) -> list[tuple[np.ndarray, np.ndarray]]:
+def token_embeddings_many(st_model, texts: list[str], overlap: int, batch_size: int = 16,
+                          prefix: str = "") -> list[tuple[np.ndarray, np.ndarray]]:
     """:func:`token_embeddings` of several texts, their macro-windows run through the model in shared batches of
     windows of similar length (each window is its own sequence: batching changes only the padding)."""
+    return _windowed_token_embeddings(st_model, texts, overlap, batch_size, prefix)[0]
+
+
+def _windowed_token_embeddings(st_model, texts: list[str], overlap: int, batch_size: int,
+                               prefix: str) -> tuple[list[tuple[np.ndarray, np.ndarray]], int]:
+    """:func:`token_embeddings_many` and the number of macro-windows run through the model.
+
+    Each text is tokenized behind ``prefix``, as the embedder encodes ``prefix + text``; the leading tokens that end
+    within the prefix are the prefix's, put after [CLS] in every window and pooled nowhere; the rest keep offsets in
+    ``text`` (a token straddling the seam starts at 0). With no prefix the windows are exactly the text's."""
     import torch
 
     transformer = st_model[0]
@@ -105,31 +119,63 @@ def token_embeddings_many(st_model, texts: list[str], overlap: int,
     trail = 1 if specials[1] is not None else 0
     window = model_window(st_model)
     if overlap >= window:
-        raise ConfigError(f"window_overlap ({overlap}) must be below the model window ({window} tokens)",
-                          "window_overlap")
-    results, jobs = [], []  # jobs: (text number, ids, window start, end, own start, own end)
+        raise ConfigError(_overlap_message(overlap, window, 0, str(st_model.max_seq_length)), "window_overlap")
+    results, jobs = [], []  # jobs: (text number, prefix ids, ids, window start, end, own start, own end)
+    warned = False
     for number, text in enumerate(texts):
-        encoded = tokenizer(without_lone_surrogates(text), add_special_tokens=False, return_offsets_mapping=True,
-                            truncation=False, verbose=False)
+        encoded = tokenizer(without_lone_surrogates(prefix + text), add_special_tokens=False,
+                            return_offsets_mapping=True, truncation=False, verbose=False)
         ids = encoded["input_ids"]
-        results.append((np.zeros((len(ids), dim), dtype=np.float32),
-                        np.asarray(encoded["offset_mapping"], dtype=np.int64).reshape(-1, 2)))
+        offsets = np.asarray(encoded["offset_mapping"], dtype=np.int64).reshape(-1, 2)
+        prefix_ids: list[int] = []
+        if prefix:
+            n_prefix = int(np.searchsorted(offsets[:, 1], len(prefix), side="right"))
+            prefix_ids, ids = ids[:n_prefix], ids[n_prefix:]
+            offsets = np.maximum(offsets[n_prefix:] - len(prefix), 0)
+        text_window = window - len(prefix_ids)
+        if overlap >= text_window:
+            raise ConfigError(_overlap_message(overlap, window, len(prefix_ids), str(st_model.max_seq_length)),
+                              "window_overlap")
+        results.append((np.zeros((len(ids), dim), dtype=np.float32), offsets))
         if ids:
-            jobs.extend((number, ids, *r) for r in window_ranges(len(ids), window, overlap))
-    jobs.sort(key=lambda job: job[3] - job[2])  # windows of similar length batched together: little padding
+            ranges = window_ranges(len(ids), text_window, overlap)
+            if len(ranges) > 1 and not warned and 4 * (text_window - overlap) < text_window:
+                warnings.warn(_stride_message(overlap, text_window), stacklevel=3)
+                warned = True
+            jobs.extend((number, prefix_ids, ids, *r) for r in ranges)
+    jobs.sort(key=lambda job: job[4] - job[3])  # windows of similar length batched together: little padding
     pad = tokenizer.pad_token_id or 0
     with torch.inference_mode():
         for b in range(0, len(jobs), batch_size):
             batch = jobs[b:b + batch_size]
-            rows = [([specials[0]] if lead else []) + ids[s:e] + ([specials[1]] if trail else [])
-                    for _, ids, s, e, _, _ in batch]
+            rows = [([specials[0]] if lead else []) + prefix_ids + ids[s:e] + ([specials[1]] if trail else [])
+                    for _, prefix_ids, ids, s, e, _, _ in batch]
             width = max(len(r) for r in rows)
             input_ids = torch.tensor([r + [pad] * (width - len(r)) for r in rows])
             mask = torch.tensor([[1] * len(r) + [0] * (width - len(r)) for r in rows])
             hidden = model(input_ids=input_ids, attention_mask=mask).last_hidden_state.float().numpy()
-            for (number, _, s, _, own_s, own_e), states in zip(batch, hidden):
-                results[number][0][own_s:own_e] = states[lead + own_s - s:lead + own_e - s]
-    return results
+            for (number, prefix_ids, _, s, _, own_s, own_e), states in zip(batch, hidden):
+                first = lead + len(prefix_ids) - s
+                results[number][0][own_s:own_e] = states[first + own_s:first + own_e]
+    return results, len(jobs)
+
+
+def _overlap_message(overlap: int, window: int, prefix_tokens: int, positions: str) -> str:
+    text_window = window - prefix_tokens
+    room = f"{positions} positions less [CLS] and [SEP]" + (
+        f" and the {prefix_tokens} tokens of document_prefix" if prefix_tokens else "")
+    hint = f"e.g. window_overlap: {min(64, max(text_window, 4) // 4)}" if text_window > 0 else \
+        "use a shorter document_prefix or a model with a longer window"
+    return (f"is {overlap}, but must be below the {max(text_window, 0)} tokens of text one macro-window of the "
+            f"embedding model holds ({room}); {hint}")
+
+
+def _stride_message(overlap: int, text_window: int) -> str:
+    stride = text_window - overlap
+    return (f"late chunking: window_overlap {overlap} leaves a stride of {stride} token(s) per {text_window}-token "
+            f"macro-window, so texts longer than a window take about {text_window / stride:.0f}x the model passes of "
+            f"windows without overlap; a window_overlap of at most {text_window - -(-text_window // 4)} keeps that "
+            "under 4x")
 
 
 def pool_spans(embeddings: np.ndarray, offsets: np.ndarray, spans: list[tuple[int, int]]) -> tuple[np.ndarray, list[int]]:
@@ -170,11 +216,15 @@ def centre_spans(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
     return out
 
 
+def _unit_rows(vectors: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    return vectors / np.where(norms == 0, 1, norms)
+
+
 def _as_embedder_output(vectors: np.ndarray, embedder) -> np.ndarray:
     """``vectors`` as the embedder returns its own: float32, rows scaled to unit length when it normalises."""
     if embedder.normalize:
-        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-        vectors = vectors / np.where(norms == 0, 1, norms)
+        vectors = _unit_rows(vectors)
     return vectors.astype(np.float32)
 
 
@@ -215,6 +265,16 @@ class LateChunker(Chunker):
             name, params = boundary_spec(self.boundaries)
             validate_params(get_spec(name, "chunker", "boundaries.op").cls, params, "boundaries")
             return self
+
+    @classmethod
+    def check_embedder(cls, params: dict[str, Any], embedder) -> None:
+        """``window_overlap`` below the text a macro-window of the index's embedder holds, read from the model's
+        files when the config is read (:func:`window_from_files`); a model those can't describe is checked when
+        it is loaded."""
+        overlap = params.get("window_overlap", cls.Params.model_fields["window_overlap"].default)
+        found = window_from_files(embedder.model, embedder.document_prefix)
+        if found is not None and overlap >= found[0] - found[1]:
+            raise ConfigError(_overlap_message(overlap, found[0], found[1], str(found[2])), "window_overlap")
 
     def __init__(self, **params):
         super().__init__(**params)
@@ -257,6 +317,8 @@ class LateChunker(Chunker):
         model_key = f"{embedder.identity}|late|overlap={self.params.window_overlap}"
         if self.params.pooling == "centre":  # the same vectors as 'whole' where chunks do not overlap
             model_key += "|centre"
+        if embedder.document_prefix:  # vectors cached before the prefix opened each macro-window are not these
+            model_key += "|prefixed-windows"
         keys = [hashlib.sha256((d.text + json.dumps([(c.start, c.end) for c in cs])).encode("utf-8", "surrogatepass"))
                 .digest() for d, cs in per_document]
         hits = cache.get_many(model_key, keys, None) if cache is not None else {}
@@ -279,12 +341,10 @@ class LateChunker(Chunker):
 
         Each macro-window run through the model counts as one of ``embedder.model_calls``, as each text the
         embedder encodes does: a text within the model's window costs one call, a longer one a call per window."""
-        overlap = self.params.window_overlap
-        encoded = token_embeddings_many(embedder.st, [d.text for d, _ in per_document], overlap,
-                                        self.params.batch_size)
-        window = model_window(embedder.st)
-        embedder.model_calls += sum(len(window_ranges(len(offsets), window, overlap))
-                                    for _, offsets in encoded if len(offsets))
+        encoded, windows = _windowed_token_embeddings(embedder.st, [d.text for d, _ in per_document],
+                                                      self.params.window_overlap, self.params.batch_size,
+                                                      embedder.document_prefix)
+        embedder.model_calls += windows
         out = []
         for (_, chunks), (embeddings, offsets) in zip(per_document, encoded):
             spans = [(c.start, c.end) for c in chunks]
@@ -296,12 +356,16 @@ class LateChunker(Chunker):
         return out
 
     def _with_own_text(self, chunks: list[Chunk], contextual: np.ndarray, embedder) -> np.ndarray:
-        """``w · contextual + (1 − w) · own`` (renormalised when the embedder normalises), ``own`` being each
-        chunk's text embedded alone. Pooling a small chunk's tokens out of a long context lets the context
-        drown the chunk's own content; the mix keeps both signals (docs/results/chunking.md measures it)."""
+        """``w · contextual + (1 − w) · own`` of unit vectors (renormalised when the embedder normalises), ``own``
+        being each chunk's text embedded alone. Pooling a small chunk's tokens out of a long context lets the
+        context drown the chunk's own content; the mix keeps both signals (docs/results/chunking.md measures it)."""
         weight = self.params.context_weight
+        if not embedder.normalize:  # a mean of token states is 2-3 long, a sentence vector often 1: equal footing
+            contextual = _unit_rows(contextual)
         if weight >= 1:
             return contextual
         own = embedder.embed([c.text for c in chunks])
+        if not embedder.normalize:
+            own = _unit_rows(own)
         vectors = weight * contextual + (1 - weight) * own
         return _as_embedder_output(vectors, embedder)

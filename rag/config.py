@@ -207,6 +207,13 @@ class _Parser:
             msg = (f"unknown key; valid keys: {', '.join(EmbedderConfig.model_fields)}"
                    if err["type"] == "extra_forbidden" else str(err.get("ctx", {}).get("error") or err["msg"]))
             raise self.error(msg, f"index.embedder.{key}", raw_embedder, err["loc"][0]) from None
+        try:  # a chunker that runs the embedder's model (late chunking) checks its params against it
+            get_spec(chunker.op, "chunker").cls.check_embedder(dict(chunker.params), embedder)
+        except ConfigError as exc:
+            raw_chunker = data.get("chunker")
+            line = line_at(raw_chunker, exc.path.split(".")) if isinstance(raw_chunker, dict) else None
+            raise ConfigError(exc.message, f"index.chunker.{exc.path}" if exc.path else "index.chunker",
+                              self.source, line or line_of(data, "chunker")) from None
         raw_structures = data.get("structures", _DEFAULT_INDEX["structures"])
         self.expect(raw_structures, list, "a list of structure names", "index.structures", data, "structures")
         structures = []

@@ -184,7 +184,8 @@ def test_late_chunking_many_documents_at_once_matches_one_at_a_time_and_caches_e
     first = cached.chunk_documents_with_embeddings(documents, resources)[1]
     import chunkers.late as late_module
 
-    monkeypatch.setattr(late_module, "token_embeddings_many", lambda *a, **k: pytest.fail("forward pass on a hit"))
+    monkeypatch.setattr(late_module, "_windowed_token_embeddings",
+                        lambda *a, **k: pytest.fail("forward pass on a hit"))
     again = get_chunker("late", boundaries={"op": "sentence", "chunk_size": 16}, window_overlap=8)
     assert np.allclose(again.chunk_documents_with_embeddings(documents, resources)[1], first, atol=1e-6)
 

@@ -101,11 +101,16 @@ class Index:
             bar = tqdm(total=len(documents), desc="chunking", unit="doc")
         for begin in range(0, len(documents), self.CHUNK_BATCH):
             batch = documents[begin:begin + self.CHUNK_BATCH]
-            if self.chunker.embeds_chunks:
-                batch_chunks, batch_vectors = self.chunker.chunk_documents_with_embeddings(batch, self.resources)
-                vectors.append(np.asarray(batch_vectors, dtype=np.float32).reshape(len(batch_chunks), -1))
-            else:
-                batch_chunks = self.chunker.chunk_documents(batch)
+            try:
+                if self.chunker.embeds_chunks:
+                    batch_chunks, batch_vectors = self.chunker.chunk_documents_with_embeddings(batch, self.resources)
+                    vectors.append(np.asarray(batch_vectors, dtype=np.float32).reshape(len(batch_chunks), -1))
+                else:
+                    batch_chunks = self.chunker.chunk_documents(batch)
+            except ConfigError as exc:  # a param found wrong only now (late chunking's window_overlap for a model
+                if not exc.path or exc.path.startswith("index."):  # known once loaded): name it as in the config
+                    raise
+                raise ConfigError(exc.message, f"index.chunker.{exc.path}", exc.source, exc.line) from None
             text_of = {doc.id: doc.text for doc in batch}
             for c in batch_chunks:
                 if text_of[c.doc_id][c.start:c.end] != c.text:

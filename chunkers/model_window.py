@@ -1,0 +1,85 @@
+"""The text one macro-window of a sentence-transformers model holds: from the loaded model, or read from its
+files when a config is read (late chunking checks ``window_overlap`` against it before any model is loaded)."""
+from __future__ import annotations
+
+import json
+import os
+from functools import lru_cache
+from typing import Any
+
+from rag.errors import ConfigError
+from rag.tokens import without_lone_surrogates
+
+__all__ = ["model_window", "window_from_files"]
+
+
+def model_window(st_model) -> int:
+    """Word pieces of text one macro-window holds: the model's maximum length less its [CLS] / [SEP] tokens."""
+    tokenizer = st_model[0].tokenizer
+    return (int(st_model.max_seq_length) - (tokenizer.cls_token_id is not None)
+            - (tokenizer.sep_token_id is not None))
+
+
+def _json_file(path: str) -> Any:
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return json.load(handle)
+    except (OSError, ValueError):
+        return None
+
+
+def window_from_files(model: str, document_prefix: str = "") -> tuple[int, int, int] | None:
+    """``(window, prefix tokens, max_seq_length)`` of the embedding model ``model`` read from its local files
+    without loading it: the word pieces one macro-window holds as :func:`model_window` computes it (the
+    sentence_bert_config.json ``max_seq_length``, else the smaller of the tokenizer's ``model_max_length`` and the
+    config's ``max_position_embeddings``, as sentence-transformers decides; less the [CLS] / [SEP] its tokenizer
+    files name) and the tokens ``document_prefix`` takes in each window. ``None`` when the files can't tell (a name
+    to look up in the Hugging Face cache, a folder without them): the check then runs when the model is loaded."""
+    from rag.embedding import resolve_model_path
+
+    try:
+        path = resolve_model_path(model)
+    except ConfigError:
+        return None
+    if not os.path.isdir(path):
+        return None
+    return _window_in_directory(os.path.realpath(path), document_prefix)
+
+
+@lru_cache(maxsize=32)
+def _window_in_directory(path: str, document_prefix: str) -> tuple[int, int, int] | None:
+    modules = _json_file(os.path.join(path, "modules.json"))
+    folder = path
+    if isinstance(modules, list):
+        transformer = next((m for m in modules if isinstance(m, dict)
+                            and str(m.get("type", "")).endswith("Transformer")), None)
+        if transformer is None:
+            return None
+        folder = os.path.join(path, str(transformer.get("path") or ""))
+    tokenizer_config = {**(_json_file(os.path.join(folder, "special_tokens_map.json")) or {}),
+                        **(_json_file(os.path.join(folder, "tokenizer_config.json")) or {})}
+    if "cls_token" not in tokenizer_config and "sep_token" not in tokenizer_config:
+        return None
+    length = (_json_file(os.path.join(folder, "sentence_bert_config.json")) or {}).get("max_seq_length")
+    if not isinstance(length, int) or isinstance(length, bool):
+        limits = [tokenizer_config.get("model_max_length"),
+                  (_json_file(os.path.join(folder, "config.json")) or {}).get("max_position_embeddings")]
+        limits = [n for n in limits if isinstance(n, int) and not isinstance(n, bool) and n > 0]
+        if not limits:
+            return None
+        length = min(limits)
+    window = length - bool(tokenizer_config.get("cls_token")) - bool(tokenizer_config.get("sep_token"))
+    prefix_tokens = 0
+    if document_prefix:
+        if not os.path.isfile(os.path.join(folder, "tokenizer.json")):
+            return None
+        from tokenizers import Tokenizer
+
+        # as in the text's own tokenization: the tokens ending within the prefix (trailing space joins the text)
+        stem = without_lone_surrogates(document_prefix).rstrip()
+        tokenizer = Tokenizer.from_file(os.path.join(folder, "tokenizer.json"))
+        tokenizer.no_padding()
+        tokenizer.no_truncation()
+        encoding = tokenizer.encode(without_lone_surrogates(document_prefix), add_special_tokens=False)
+        prefix_tokens = sum(1 for _, end in encoding.offsets if end <= len(stem))
+    return window, prefix_tokens, length
