@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Sequence
 import numpy as np
 from pydantic import AfterValidator
 
-from rag.errors import ConfigError
+from rag.errors import ConfigError, field_check
 from rag.registry import Operator
 from rag.tokens import get_tokenizer
 from rag.types import Chunk, Document
@@ -20,18 +20,9 @@ if TYPE_CHECKING:
     from rag.resources import Resources
 
 
-def _loadable_tokenizer(name: str) -> str:
-    # loaded (once, shared) when the params are validated, so `ragloom validate` and the config's file and line
-    # name an unknown tokenizer, not the first chunking run
-    try:
-        get_tokenizer(name)
-    except ConfigError as exc:
-        raise ValueError(exc.message) from None
-    return name
-
-
-#: The type of the ``tokenizer`` param: a tokenizer name that loads.
-TokenizerName = Annotated[str, AfterValidator(_loadable_tokenizer)]
+#: The type of the ``tokenizer`` param: a tokenizer name that loads. It is loaded (once, shared) when the params are
+#: validated, so `ragloom validate` and the config's file and line name an unknown tokenizer, not the first run.
+TokenizerName = Annotated[str, AfterValidator(field_check(get_tokenizer))]
 
 
 def tokenizer_field():

@@ -27,7 +27,7 @@ from chunkers._spans import Span, build_chunks, fit_spans
 from chunkers._splitter import RecursiveSplitter
 from chunkers.base import Chunker, TokenizerName, tokenizer_field
 from chunkers.sentence import sentence_units
-from rag.errors import ConfigError
+from rag.errors import field_check
 from rag.lm import DTYPES
 from rag.lm_files import BUNDLED_ALIASES, resolve_lm_path
 from rag.registry import OperatorParams, operator
@@ -69,15 +69,11 @@ def merge_segments(splitter: RecursiveSplitter, units: list[Span], closing: np.n
     return merged
 
 
-def local_lm(model: str) -> str:
-    """``model``, once seen to name a local model directory or ``.gguf`` file (checked when the config is read; a
-    bundled alias is resolved when it is loaded)."""
+def check_local_lm(model: str) -> None:
+    """A :class:`ConfigError` unless ``model`` names a local model directory or ``.gguf`` file (checked when the
+    config is read; a bundled alias is resolved when it is loaded)."""
     if model not in BUNDLED_ALIASES:
-        try:
-            resolve_lm_path(model)
-        except ConfigError as exc:
-            raise ValueError(exc.message) from None
-    return model
+        resolve_lm_path(model)
 
 
 @operator("perplexity", kind="chunker")
@@ -86,7 +82,7 @@ class PerplexityChunker(Chunker):
 
     class Params(OperatorParams):
         chunk_size: int = Field(256, gt=0, description="maximum tokens per chunk (hard ceiling)")
-        model: Annotated[str, AfterValidator(local_lm)] = Field(
+        model: Annotated[str, AfterValidator(field_check(check_local_lm))] = Field(
             "gemma3-270m", description="local model directory, .gguf file or bundled alias")
         threshold: float = Field(0.0, ge=0, description="perplexity drop that marks a minimum")
         max_context_tokens: int = Field(1024, gt=1, description="LM context for each sentence's perplexity")

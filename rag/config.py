@@ -21,25 +21,18 @@ from typing import Annotated, Any, Mapping, Union
 from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError
 
 from rag.embedding import check_model_directory
-from rag.errors import ConfigError
+from rag.errors import ConfigError, field_check
 from rag.registry import STEP_KINDS, get_spec, validate_params
 from rag.yaml_io import dump_yaml, line_at, line_of, load_yaml, loads_yaml, plain
 
 MAX_LOOP_ITERS = 100
 
 
-def _model_directory(model: str) -> str:
-    try:
-        return check_model_directory(model)
-    except ConfigError as exc:
-        raise ValueError(exc.message) from None
-
-
 class EmbedderConfig(BaseModel):
     """``index.embedder``: which sentence-transformers model embeds chunks and queries."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
-    model: Annotated[str, AfterValidator(_model_directory)] = "minilm"
+    model: Annotated[str, AfterValidator(field_check(check_model_directory))] = "minilm"
     batch_size: int = 64
     device: str = "cpu"
     normalize: bool = True

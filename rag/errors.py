@@ -40,3 +40,18 @@ class IndexStoreError(RagloomError):
     """An index directory is missing, incomplete, corrupted or of an unsupported format."""
 
 
+
+
+def field_check(check):
+    """A pydantic ``AfterValidator`` function from ``check(value)``, a check that raises :class:`ConfigError`: the
+    value is kept, and the error becomes the ``ValueError`` pydantic reports under the field's key (with the
+    config's file and line when a config is read)."""
+
+    def validate(value):
+        try:
+            check(value)
+        except ConfigError as exc:
+            raise ValueError(exc.message) from None
+        return value
+
+    return validate
