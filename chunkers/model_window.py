@@ -33,16 +33,19 @@ def window_from_files(model: str, document_prefix: str = "") -> tuple[int, int, 
     without loading it: the word pieces one macro-window holds as :func:`model_window` computes it (the
     sentence_bert_config.json ``max_seq_length``, else the smaller of the tokenizer's ``model_max_length`` and the
     config's ``max_position_embeddings``, as sentence-transformers decides; less the [CLS] / [SEP] its tokenizer
-    files name) and the tokens ``document_prefix`` takes in each window. ``None`` when the files can't tell (a name
-    to look up in the Hugging Face cache, a folder without them): the check then runs when the model is loaded."""
-    from rag.embedding import resolve_model_path
+    files name) and the tokens ``document_prefix`` takes in each window. A name is looked up in the Hugging Face
+    cache (its snapshot's files; nothing is downloaded). ``None`` when the files can't tell (a model not cached, a
+    folder without them): the check then runs when the model is loaded."""
+    from rag.embedding import hub_cache_snapshot, resolve_model_path
 
     try:
         path = resolve_model_path(model)
     except ConfigError:
         return None
     if not os.path.isdir(path):
-        return None
+        path = hub_cache_snapshot(path)
+        if path is None:
+            return None
     return _window_in_directory(os.path.realpath(path), document_prefix)
 
 

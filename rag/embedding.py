@@ -68,15 +68,36 @@ def check_model_directory(model: str) -> str:
     return model
 
 
+def _hub_repos(name: str) -> list[str]:
+    """The Hub repositories sentence-transformers tries for ``name``: ``sentence-transformers/<name>`` too for a
+    name without an owner."""
+    return [name] if "/" in name else [name, f"sentence-transformers/{name}"]
+
+
 def _in_hub_cache(name: str) -> bool:
-    """True when the Hugging Face cache holds a model repository of that name (sentence-transformers also
-    tries ``sentence-transformers/<name>`` for a name without an owner)."""
+    """True when the Hugging Face cache holds a model repository of that name (:func:`_hub_repos`)."""
     try:
         from huggingface_hub.constants import HF_HUB_CACHE
     except ImportError:
         return False
-    repos = [name] if "/" in name else [name, f"sentence-transformers/{name}"]
-    return any((Path(HF_HUB_CACHE) / f"models--{repo.replace('/', '--')}").is_dir() for repo in repos)
+    return any((Path(HF_HUB_CACHE) / f"models--{repo.replace('/', '--')}").is_dir() for repo in _hub_repos(name))
+
+
+def hub_cache_snapshot(name: str) -> str | None:
+    """The folder of the Hugging Face cache holding the files of model ``name`` at the revision ``main`` points
+    to (what an offline load reads), found without any network call; ``None`` when it is not cached."""
+    try:
+        from huggingface_hub import snapshot_download
+        from huggingface_hub.constants import HF_HUB_CACHE
+        from huggingface_hub.errors import HFValidationError, LocalEntryNotFoundError
+    except ImportError:
+        return None
+    for repo in _hub_repos(name):
+        try:
+            return snapshot_download(repo, cache_dir=HF_HUB_CACHE, local_files_only=True)
+        except (LocalEntryNotFoundError, HFValidationError, OSError):
+            continue
+    return None
 
 
 #: bytes read from the start, the middle and the end of each file by :func:`directory_fingerprint`

