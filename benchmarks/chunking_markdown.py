@@ -12,8 +12,9 @@ are scored against it:
 - cuts mid-line, mid-word and inside a list item;
 - chunk count, mean / max tokens, chunks over the limit, tiny chunks (under 10 % of the limit);
 - non-whitespace characters covered by some chunk; chunking time;
-- ragloom only: ``heading_path`` equal to the headings (ATX and setext) enclosing the chunk's first visible character past
-  the heading lines it starts with (its first text; a chunk of headings only: its last heading).
+- ragloom only: ``heading_path`` equal to the headings (ATX and setext) enclosing the chunk from its first visible
+  character past the heading lines it starts with (its first text; a chunk of headings only: its last heading) to
+  its end: a chunk of several small sections (``pack_sections``) is enclosed by their common parents.
 
 All token counts are cl100k (tiktoken ``encode_ordinary``), for every contender and metric. A *cut* is the gap
 between one chunk's last visible character and the next chunk's first, so whitespace a splitter strips
@@ -87,6 +88,14 @@ class Layout:
     def heading_path(self, position: int) -> tuple[str, ...]:
         i = bisect.bisect_right(self.path_starts, position) - 1
         return self.paths[i] if i >= 0 else ()
+
+    def enclosing_path(self, start: int, end: int) -> tuple[str, ...]:
+        """The headings enclosing all of ``[start, end)``: the path at ``start`` less the levels that a heading
+        starting inside the range closes (by its depth, not its title)."""
+        path = self.heading_path(start)
+        for i in range(bisect.bisect_right(self.path_starts, start), bisect.bisect_left(self.path_starts, end)):
+            path = path[:len(self.paths[i]) - 1]
+        return path
 
 
 def _is_table_start(lines: list[str], i: int) -> bool:
@@ -296,7 +305,7 @@ def score(text: str, layout: Layout, spans: Sequence[tuple[int, int] | None], li
                 start = found.start()  # past a heading line the chunk starts with, to its text
             c["heading_paths"] += 1
             c["heading_paths_carried"] += "heading_path" in meta
-            c["heading_paths_equal"] += tuple(meta.get("heading_path", ())) == layout.heading_path(start)
+            c["heading_paths_equal"] += tuple(meta.get("heading_path", ())) == layout.enclosing_path(start, end)
     return c
 
 
@@ -350,8 +359,9 @@ def contenders(size: int, only: Sequence[str] | None = None) -> list[Contender]:
 
     encoding = tiktoken.get_encoding(ENCODING)
     out: list[Contender] = []
-    for label, markdown in (("ragloom recursive", True), ("ragloom recursive markdown=False", False)):
-        chunker = get_chunker("recursive", chunk_size=size, markdown=markdown)
+    for label, params in (("ragloom recursive", {}), ("ragloom recursive pack_sections=False", {"pack_sections": False}),
+                          ("ragloom recursive markdown=False", {"markdown": False})):
+        chunker = get_chunker("recursive", chunk_size=size, **params)
 
         def run(text, chunker=chunker):
             chunks = chunker.chunk(Document("file", text))

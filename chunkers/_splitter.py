@@ -69,8 +69,10 @@ class RecursiveSplitter:
     A span's estimate is the number of document tokens overlapping it. Splits are returned as *edges*: the
     sorted boundaries of consecutive pieces, first and last being the span's own start and end."""
 
-    def __init__(self, text: str, tokenizer, markdown: bool = True, index: TokenIndex | None = None):
+    def __init__(self, text: str, tokenizer, markdown: bool = True, index: TokenIndex | None = None,
+                 pack_sections: bool = False):
         self.text = text
+        self.pack_sections = pack_sections
         self.tokenizer = tokenizer
         self.index = TokenIndex(text, tokenizer) if index is None else index
         self.bounds_array = self.index.char_bounds
@@ -128,6 +130,15 @@ class RecursiveSplitter:
             if self._bare(j - 1):
                 past[j] = past[j + 1]
         return past
+
+    @cached_property
+    def _last_chunk_end_heading(self) -> np.ndarray:
+        """``[j]``: the last heading index ``j' <= j`` a chunk may end at (before it) when it packs whole sections:
+        one whose previous heading is not bare, so the chunk does not end with a heading cut off from its text;
+        −1 when there is none."""
+        count = len(self.structure.heading_starts)
+        endable = np.array([j == 0 or not self._bare(j - 1) for j in range(count)], dtype=bool)
+        return np.maximum.accumulate(np.where(endable, np.arange(count), -1)) if count else np.empty(0, np.int64)
 
     def _bare(self, i: int) -> bool:
         """True when heading ``i`` is followed only by blank lines up to the next heading."""
@@ -287,10 +298,12 @@ class RecursiveSplitter:
 
     def _pack_edges(self, edges: np.ndarray, starts: np.ndarray, ends: np.ndarray, limit: int) -> np.ndarray:
         """Greedy packing of the units between consecutive ``edges`` inside each span ``[starts[k], ends[k])``:
-        a chunk grows while it stays within ``limit`` tokens, and a markdown heading always starts a new chunk,
-        so no chunk ends with the heading of the next section — except the headings right after a bare one (a
-        parent heading directly followed by a sub-heading), which join its chunk when the chunk reaches their
-        text, so neither is left alone. Returns the chunk edges.
+        a chunk grows while it stays within ``limit`` tokens, and a markdown heading starts a new chunk, so no
+        chunk ends with the heading of the next section — except the headings right after a bare one (a parent
+        heading directly followed by a sub-heading), which join its chunk when the chunk reaches their text, so
+        neither is left alone. With ``pack_sections``, whole sections after a heading join the chunk too while
+        it stays within the limit: a chunk that crosses a heading ends at a heading (or the span's end), so it
+        never stops inside a section it entered. Returns the chunk edges.
 
         The furthest a chunk starting at edge ``e`` may reach is its cap: the boundary ``limit`` tokens after the
         token containing ``e``, or the next heading, or the span's end. The chunk ends at the last edge within
@@ -318,6 +331,14 @@ class RecursiveSplitter:
             has_heading = following < len(headings)
             strict = cap.copy()
             strict[has_heading] = np.minimum(cap[has_heading], headings[following[has_heading]])
+            if self.pack_sections:
+                # the last heading within the cap, when there is one after the edge: whole sections up to it fit
+                within = np.searchsorted(headings, cap, "right") - 1
+                last = np.where(within >= 0, self._last_chunk_end_heading[np.maximum(within, 0)], -1)
+                crosses = last >= following
+                strict[crosses] = headings[last[crosses]]
+                rest_fits = cap >= span_end
+                strict[rest_fits] = span_end[rest_fits]
             jump = jumps(strict)
             # a chunk starting at a bare heading may take the headings right after it, if it reaches their text
             past = self._past_bare_headings[following]
@@ -331,7 +352,7 @@ class RecursiveSplitter:
                 relaxed_jump = jumps(relaxed, at_bare)
                 text_start = np.asarray(self.structure.heading_text_starts)[past - 1]
                 takes_text = edges[np.minimum(relaxed_jump, n - 1)] > text_start
-                jump[at_bare[takes_text]] = relaxed_jump[takes_text]
+                jump[at_bare[takes_text]] = np.maximum(jump[at_bare[takes_text]], relaxed_jump[takes_text])
         chunk_edges = [0]
         i = 0
         while i < n - 1:
@@ -367,6 +388,17 @@ class RecursiveSplitter:
         last = min(int(self._past_bare_headings[i + 1]) - 1, bisect.bisect_left(headings, end) - 1)
         return headings[last]
 
+    def _enclosing_path(self, position: int, end: int) -> tuple[str, ...]:
+        """The titles of the headings enclosing all of ``[position, end)``: the path at ``position`` less the
+        levels that a heading inside the range closes (a sibling section packed after it closes its own level;
+        by nesting depth, so two sections of the same title are not mistaken for one)."""
+        structure = self.structure
+        path = structure.heading_path(position)
+        first = bisect.bisect_right(structure.heading_starts, position)
+        for j in range(first, bisect.bisect_left(structure.heading_starts, end)):
+            path = path[:len(structure.heading_paths[j]) - 1]
+        return path
+
     def metadata(self, spans: list[Span]) -> list[dict[str, Any]]:
         structure = self.structure
         if not structure.heading_starts and not structure.blocks:
@@ -376,7 +408,7 @@ class RecursiveSplitter:
             meta: dict[str, Any] = {}
             found = _NON_SPACE.search(self.text, start, end)  # the span's first visible character
             first = found.start() if found else end
-            path = structure.heading_path(self._past_bare_headings_in(first, end))
+            path = self._enclosing_path(self._past_bare_headings_in(first, end), end)
             if path:
                 meta["heading_path"] = list(path)
             block = structure.block_at(first)

@@ -8,11 +8,12 @@ YAML::
 Hierarchy: markdown headings → blocks (blank lines; code fences and tables are single blocks) → lines →
 sentences → words → tokens (the splitter in :mod:`chunkers._splitter`). A span that fits ``chunk_size`` is kept;
 otherwise it is cut at the highest level that has a cut, oversized pieces recurse one level down, and adjacent
-pieces are packed greedily up to the limit. Token counts come from one tokenization of the whole document;
-final counts are re-measured on the chunk text and any chunk over the limit is split again, so the limit is a
-hard ceiling. Chunk metadata carries ``heading_path`` (titles of the enclosing markdown headings) and, for a
-chunk that starts inside a table after its header, ``table_header`` (the header rows, repeated for the
-reader/embedder).
+pieces are packed greedily up to the limit. Small whole sections share a chunk (``pack_sections``; a chunk that
+crosses a heading ends at one, so no section is cut after it starts); ``pack_sections: false`` starts a chunk at
+every heading. Token counts come from one tokenization of the whole document; final counts are re-measured on the
+chunk text and any chunk over the limit is split again, so the limit is a hard ceiling. Chunk metadata carries
+``heading_path`` (titles of the markdown headings enclosing all of the chunk) and, for a chunk that starts inside a
+table after its header, ``table_header`` (the header rows, repeated for the reader/embedder).
 """
 from __future__ import annotations
 
@@ -43,6 +44,10 @@ class RecursiveChunker(Chunker):
         tokenizer: TokenizerName = tokenizer_field()
         markdown: bool = Field(True, description="treat headings, code fences and tables as structure (in "
                                                  "documents without a language or of language markdown)")
+        pack_sections: bool = Field(True, description="small whole markdown sections share a chunk up to "
+                                    "chunk_size (a chunk that crosses a heading ends at a heading, so no section "
+                                    "is cut after it starts; heading_path then holds the headings enclosing all "
+                                    "of them); false: every heading starts a new chunk")
 
         _overlap_below_size = model_validator(mode="after")(overlap_below_size)
 
@@ -54,7 +59,8 @@ class RecursiveChunker(Chunker):
         text = document.text
         if not text:
             return []
-        splitter = RecursiveSplitter(text, self.tokenizer_, self._markdown(document))
+        splitter = RecursiveSplitter(text, self.tokenizer_, self._markdown(document),
+                                     pack_sections=self.params.pack_sections)
         spans, counts, oversize = self._split(splitter, np.array([0]), np.array([len(text)]))
         return build_chunks(document, spans, counts, oversize, splitter.metadata(spans), tokenizer=self.tokenizer_)
 

@@ -106,3 +106,12 @@ def test_score_flags_a_cut_inside_a_list_item_and_uncovered_text():
 def test_locate_searches_forward_past_repeated_text():
     text = "ab\n\nab  ab"
     assert chunking_markdown.locate(text, ["ab", "ab", "ab", "zz"]) == [(0, 2), (4, 6), (8, 10), None]
+
+
+def test_the_expected_heading_path_of_a_chunk_is_what_encloses_all_of_it_by_depth():
+    # headings at 0 (# G), 10 (## Example), 30 (## Example again), 50 (# H)
+    layout = chunking_markdown.Layout(path_starts=[0, 10, 30, 50],
+                                      paths=[("G",), ("G", "Example"), ("G", "Example"), ("H",)])
+    assert layout.enclosing_path(12, 29) == ("G", "Example")
+    assert layout.enclosing_path(12, 31) == ("G",)  # two sections of one title: enclosed by their parent only
+    assert layout.enclosing_path(12, 51) == ()

@@ -71,7 +71,7 @@ def test_setext_headings_start_chunks_and_nest_with_atx_headings():
     assert headings(SETEXT) == [
         ("Guide", ("Guide",)), ("Install", ("Guide", "Install")), ("### Options", ("Guide", "Install", "Options")),
         ("Use", ("Guide", "Use")), ("Reference", ("Reference",))]
-    chunks = recursive(25).chunk_text(SETEXT)
+    chunks = recursive(25, pack_sections=False).chunk_text(SETEXT)
     starts = {c.text.split("\n", 1)[0]: c.metadata["heading_path"] for c in chunks}
     assert starts["Install"] == ["Guide", "Install"] and starts["Use"] == ["Guide", "Use"]
     assert starts["Reference"] == ["Reference"]
@@ -138,8 +138,9 @@ def test_cr_only_text_has_the_structure_of_its_lf_copy(text):
 
 
 def test_cr_only_document_chunks_like_its_lf_copy():
-    lf = recursive(30).chunk_text(CR_DOC)
-    cr = recursive(30).chunk_text(cr_only(CR_DOC))
+    # sections packed together follow the token counts, which differ ("\r\r" is not "\n\n"): compared without
+    lf = recursive(30, pack_sections=False).chunk_text(CR_DOC)
+    cr = recursive(30, pack_sections=False).chunk_text(cr_only(CR_DOC))
     # a split table's header in metadata is the document's own text, CR line end included (as CRLF keeps its CR)
     headers = {c.metadata.pop("table_header") for c in cr if "table_header" in c.metadata}
     assert headers == {"| name | value |\r|---|---|"}
@@ -186,3 +187,38 @@ def test_cr_only_paragraphs_are_kept_whole_by_the_sentence_chunker():
         # greedy packing would take "Fish swim." into the first chunk; each paragraph fits, so neither is cut
         chunks = get_chunker("sentence", chunk_size=18).chunk_text(source)
         assert [(c.start, c.end) for c in chunks] == [(0, 35), (35, 68)]
+
+
+# ---------------------------------------------------------------- small sections packed together (pack_sections)
+
+FAQ = "# FAQ\n\nQuestions people ask.\n\n" + "".join(
+    f"## Question {i}\n\nA short answer number {i}.\n\n" for i in range(12))
+
+
+def test_small_whole_sections_share_a_chunk_and_every_chunk_ends_where_a_section_does():
+    packed, apart = recursive(60).chunk_text(FAQ), recursive(60, pack_sections=False).chunk_text(FAQ)
+    assert len(apart) == 13 and len(packed) <= 4  # one chunk per heading, or full chunks of whole sections
+    section_edges = set(parse_markdown(FAQ).heading_starts) | {len(FAQ)}
+    for c in packed:
+        assert c.token_count <= 60 and c.end in section_edges  # no section is cut
+    assert packed[0].metadata["heading_path"] == ["FAQ"]  # the headings enclosing all of the chunk
+    assert all(c.metadata["heading_path"] == ["FAQ"] for c in packed[1:])
+
+
+def test_the_heading_path_of_packed_sections_follows_nesting_not_titles():
+    # two sections titled "Example", one after the other: one chunk holds both, enclosed by "Guide" only
+    text = "# Guide\n\n## Example\n\nFirst one.\n\n## Example\n\nSecond one.\n"
+    (chunk,) = recursive(100).chunk_text(text)
+    assert chunk.metadata["heading_path"] == ["Guide"]
+    (chunk,) = recursive(100).chunk_text("## Example\n\nFirst one.\n\n## Example\n\nSecond one.\n")
+    assert "heading_path" not in chunk.metadata
+
+
+def test_a_section_too_big_to_join_whole_starts_its_own_chunk():
+    text = "# A\n\nShort.\n\n# B\n\n" + "Long sentence about B goes here. " * 20 + "\n"
+    chunks = recursive(60).chunk_text(text)
+    assert chunks[0].text == "# A\n\nShort.\n\n" and chunks[1].text.startswith("# B")
+    # a bare parent heading is not left at the end of a chunk of packed sections
+    nested = "# A\n\nShort.\n\n# B\n\n## B.1\n\nShort too.\n\n## B.2\n\n" + "A long sentence on B. " * 20
+    assert not any(c.text.rstrip().endswith("# B") for c in recursive(60).chunk_text(nested))
+

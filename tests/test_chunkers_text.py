@@ -24,7 +24,7 @@ def recursive(size, **params):
 
 
 def test_chunks_carry_their_heading_path_and_never_end_with_the_next_heading():
-    chunks = recursive(40).chunk_text(GUIDE)
+    chunks = recursive(40, pack_sections=False).chunk_text(GUIDE)
     assert chunks[0].metadata["heading_path"] == ["Guide"]
     assert chunks[-1].text.startswith("### Deeper") and chunks[-1].metadata["heading_path"] == ["Guide", "Use", "Deeper"]
     for c in chunks:
@@ -71,7 +71,7 @@ NESTED = ("# Guide\n\nIntro text here.\n\n## Part A\n\n### A.1\n\nBody of A.1 is
 
 
 def test_a_heading_directly_followed_by_a_sub_heading_shares_its_chunk_when_the_text_after_fits():
-    chunks = recursive(30).chunk_text(NESTED)
+    chunks = recursive(30, pack_sections=False).chunk_text(NESTED)
     part_a = next(c for c in chunks if "## Part A" in c.text)
     assert part_a.text == "## Part A\n\n### A.1\n\nBody of A.1 is here.\n\n"
     assert part_a.metadata["heading_path"] == ["Guide", "Part A", "A.1"]  # the path of the chunk's text
