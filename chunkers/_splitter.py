@@ -174,7 +174,22 @@ class RecursiveSplitter:
         return sorted(c for c in set(cuts) if start < c < end and not structure.inside_block(c))
 
     def cuts_in(self, starts: np.ndarray, ends: np.ndarray, level: int) -> np.ndarray:
-        """The ``level`` cuts strictly inside each of the sorted, disjoint spans, as one sorted array."""
+        """The ``level`` cuts strictly inside each of the sorted, disjoint spans, as one sorted array. Below the
+        blocks, down to sentences, none between a heading and its text: a heading joined to a block too big to
+        follow it whole (:meth:`_attach_headings`) stays with the block's first piece instead of being packed
+        apart from it, alone."""
+        cuts = self._cuts_in(starts, ends, level)
+        if ITEMS <= level <= SENTENCES and len(self.heading_array) and len(cuts):
+            heading = np.searchsorted(self.heading_array, cuts, "left") - 1
+            text_starts = self._heading_text_array
+            cuts = cuts[(heading < 0) | (cuts > text_starts[np.maximum(heading, 0)])]
+        return cuts
+
+    @cached_property
+    def _heading_text_array(self) -> np.ndarray:
+        return np.asarray(self.structure.heading_text_starts, dtype=np.int64)
+
+    def _cuts_in(self, starts: np.ndarray, ends: np.ndarray, level: int) -> np.ndarray:
         if level == HEADINGS:
             return positions_inside(self.heading_array, starts, ends)
         if level == ITEMS:

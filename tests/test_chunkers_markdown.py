@@ -222,3 +222,16 @@ def test_a_section_too_big_to_join_whole_starts_its_own_chunk():
     nested = "# A\n\nShort.\n\n# B\n\n## B.1\n\nShort too.\n\n## B.2\n\n" + "A long sentence on B. " * 20
     assert not any(c.text.rstrip().endswith("# B") for c in recursive(60).chunk_text(nested))
 
+
+@pytest.mark.parametrize("body", [
+    "Long sentence about B goes here. " * 20,  # one paragraph line: cut at sentences
+    "Long sentence about B goes here.\n" * 20,  # a block of lines: cut at lines
+    "- Long sentence about B goes here.\n" * 20,  # a list: cut at items
+], ids=["sentences", "lines", "items"])
+def test_a_heading_stays_with_the_first_piece_of_a_block_too_big_to_follow_it_whole(body):
+    # (with the pieces packed below the heading first, a heading of a few tokens fitted next to the first one
+    # only by chance: a piece of 57 tokens left room for "## B", not for "## Part B.1")
+    for text in ("# A\n\nShort.\n\n## Part B.1\n\n" + body + "\n", "## Part B.1\n" + body + "\nMore.\n"):
+        chunks = recursive(60).chunk_text(text)
+        heading = next(c for c in chunks if "## Part B.1" in c.text)
+        assert "Long sentence" in heading.text, [c.text for c in chunks]  # not a chunk of its own
