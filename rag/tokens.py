@@ -257,6 +257,10 @@ class HuggingFaceTokenizer:
         backend.no_truncation()
         backend.no_padding()
         self.backend = backend
+        # a word-piece model reads a word longer than this as one unknown token ([UNK]); none for BPE models
+        self.longest_word = getattr(backend.model, "max_input_chars_per_word", None)
+        unknown = getattr(backend.model, "unk_token", None)
+        self.unknown_id = backend.token_to_id(unknown) if self.longest_word and unknown else None
         # only now that the directory holds a tokenizer: a directory's tag reads every file under it
         self.identity = f"hf:{model_tag(name)}"
 
@@ -291,6 +295,8 @@ class HuggingFaceTokenizer:
         [UNK] for the whole word."""
         encoding = self._encode(text)
         offsets = encoding.offsets
+        if self.unknown_id is not None:
+            self._warn_of_long_unknown_words(encoding)
         bounds = np.empty(len(offsets) + 1, dtype=np.int64)
         bounds[0], bounds[-1] = 0, len(text)
         if len(offsets) > 1:
@@ -300,6 +306,19 @@ class HuggingFaceTokenizer:
         inside = np.zeros(len(bounds), dtype=bool)
         inside[1:-1] = (words[1:] == words[:-1]) & (words[1:] >= 0)
         return np.maximum.accumulate(bounds), (inside if inside.any() else None)
+
+
+    def _warn_of_long_unknown_words(self, encoding) -> None:
+        """Warn when a word over :attr:`longest_word` characters (no space or punctuation: a DNA sequence, a hex
+        dump) is one [UNK] token: ``chunk_size`` then bounds tokens, not characters, and the model reads nothing of
+        it. Once per process (one message)."""
+        unknown = np.flatnonzero(np.asarray(encoding.ids) == self.unknown_id)
+        if len(unknown) and any(end - start > self.longest_word for start, end in
+                                (encoding.offsets[i] for i in unknown.tolist())):
+            warnings.warn(f"a word of over {self.longest_word} characters without a space or punctuation is a single "
+                          f"[UNK] token for the word-piece tokenizer {self.name!r}: there, chunk_size bounds tokens, "
+                          "not characters, and the embedding model reads nothing of the word; split such runs before "
+                          "chunking, or count sizes in cl100k_base", UserWarning, stacklevel=2)
 
 
 @lru_cache(maxsize=1)

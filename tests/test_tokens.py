@@ -113,6 +113,22 @@ def test_the_embedders_own_tokenizer_counts_its_word_pieces_without_special_toke
     assert tokenizer.decode(tokenizer.encode("late chunking")) == "late chunking"
 
 
+def test_a_word_the_word_piece_tokenizer_reads_as_one_unknown_token_is_reported_when_chunked():
+    import warnings
+
+    from chunkers import get_chunker
+
+    sequence = "ACGT" * 100  # 400 characters, no space: one [UNK]
+    chunker = get_chunker("token", chunk_size=16, tokenizer="minilm")
+    with pytest.warns(UserWarning, match=r"over 100 characters .* single \[UNK\] token .* 'minilm'"):
+        (chunk,) = chunker.chunk_text(f"The gene reads {sequence} in full.")
+    assert chunk.token_count == 7 and len(chunk.text) > 400  # what the warning is about
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        chunker.chunk_text(f"The gene reads {sequence[:100]} and {'ab-' * 200}.")  # 100 characters, or split words
+        get_chunker("token", chunk_size=16).chunk_text(f"The gene reads {sequence} in full.")  # cl100k: no [UNK]
+
+
 @settings(max_examples=100, deadline=None)
 @given(text=st.text(max_size=120))
 def test_word_piece_bounds_tile_the_text_and_each_starts_its_token(text):
