@@ -15,13 +15,19 @@ after the window's first (or cannot be parsed) makes the whole window one chunk,
 Chunks tile the text and never exceed ``chunk_size``; ``model_calls`` counts the LLM calls and
 ``unusable_answers`` the calls whose answer named no paragraph of the window after its first (a model that
 often fails to answer the prompt segments by window size alone).
+
+``answer: choose`` asks a local model (``generator: {name: hf, ...}``) for the log-probability of each possible
+answer, ``Answer: ID n`` for every paragraph of the window after its first, and takes the likeliest: a choice
+constrained to the answers the prompt allows, as multiple-choice questions are scored, so a model that does not
+write the answer format (a small base model) still chooses; no answer is unusable. Same prompt; one pass over it,
+whose cached keys and values the answers share (:meth:`rag.lm.CausalLM.option_logprobs`).
 """
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from chunkers._spans import Span, build_chunks, fit_spans
 from chunkers._splitter import LINES, RecursiveSplitter
@@ -83,6 +89,9 @@ class LLMChunker(Chunker):
         generator: dict[str, Any] | str = Field(..., description="a completion generator spec, e.g. {name: hf, "
                                                                  "model: PATH} or {name: openai, ...}")
         max_answer_tokens: int = Field(16, gt=0, description="tokens the LLM may write per answer")
+        answer: Literal["generate", "choose"] = Field(
+            "generate", description="generate: the LLM writes its answer, parsed for a paragraph ID (the paper); "
+                                    "choose: the likeliest of the allowed answers under a local model (hf)")
         tokenizer: TokenizerName = tokenizer_field()
 
         @field_validator("generator")
@@ -95,6 +104,17 @@ class LLMChunker(Chunker):
                 raise ConfigError(f"generator {generator_cls.name!r} cannot complete prompts; use one of "
                                   f"{', '.join(completion_generators())}", "generator")
             return spec
+
+        @model_validator(mode="after")
+        def _choice_needs_a_scoring_generator(self):
+            from rag.generation import option_scoring_generators, parse_generator_spec
+
+            generator_cls, _ = parse_generator_spec(self.generator, "generator")
+            if self.answer == "choose" and not generator_cls.can_score_options:
+                raise ConfigError(f"'choose' scores each allowed answer, which the generator {generator_cls.name!r} "
+                                  f"cannot do; use one of {', '.join(option_scoring_generators())}, or "
+                                  "answer: generate", "answer")
+            return self
 
     def __init__(self, **params):
         super().__init__(**params)
@@ -127,11 +147,16 @@ class LLMChunker(Chunker):
             if last > first:
                 listing = "\n".join(f"ID {i:04d}: {text[a:b].strip()}" for i, (a, b) in
                                     enumerate(units[first:last + 1], start=first))
-                answer = self.generator.complete(PROMPT.format(paragraphs=listing),
-                                                 max_tokens=self.params.max_answer_tokens)
+                prompt = PROMPT.format(paragraphs=listing)
                 self.model_calls += 1
-                shift = parse_shift(answer, first, last)
-                self.unusable_answers += shift is None
+                if self.params.answer == "choose":
+                    scores = self.generator.score_options(prompt, [f"Answer: ID {i:04d}"
+                                                                   for i in range(first + 1, last + 1)])
+                    shift = first + 1 + max(range(len(scores)), key=scores.__getitem__)
+                else:
+                    answer = self.generator.complete(prompt, max_tokens=self.params.max_answer_tokens)
+                    shift = parse_shift(answer, first, last)
+                    self.unusable_answers += shift is None
             end = shift if shift is not None else last + 1
             spans.append((units[first][0], units[end - 1][1]))
             first = end

@@ -263,6 +263,57 @@ class CausalLM:
             position += len(piece)
         return out
 
+    def option_logprobs(self, prompt: str, options: Sequence[str], chat: bool | None = None) -> np.ndarray:
+        """Log-probability of each option (its tokens, encoded on its own) following ``prompt`` as a generation
+        would see it (through :meth:`format_prompt`): a choice among fixed answers scored instead of parsed from
+        free text, so a model that would not follow the prompt's answer format still chooses. The prompt is run
+        once and its cached keys and values shared by the options, run together in one batch; the same numbers
+        as scoring every prompt + option sequence on its own (:meth:`_score_sequences`, the path taken when the
+        model's cache cannot be shared). A prompt too long for the context keeps its last tokens."""
+        import torch
+
+        option_ids = [self.encode(option) for option in options]
+        if not option_ids:
+            return np.zeros(0)
+        if not all(option_ids):
+            raise ValueError("every option needs at least one token")
+        text = without_lone_surrogates(self.format_prompt(prompt, chat))
+        tokenizer, model = self.tokenizer, self.model
+        prompt_ids = tokenizer(text, add_special_tokens=not _starts_with_bos(text, tokenizer))["input_ids"]
+        prompt_ids = prompt_ids or [self._bos[0] if self._bos else self._pad_id()]
+        longest = max(map(len, option_ids))
+        room = self.context_length - longest
+        if room < 1:
+            raise ValueError(f"an option of {longest} tokens leaves no room for the prompt in the model's "
+                             f"{self.context_length}-token context")
+        prompt_ids = prompt_ids[-room:]
+        parameters = inspect.signature(model.forward).parameters
+        cache_key = "cache" if "cache" in parameters else "past_key_values"  # renamed in transformers 5.x
+        last_only = {"logits_to_keep": 1} if "logits_to_keep" in parameters else {}
+        with self._lock, torch.inference_mode():
+            try:
+                prompt_pass = model(input_ids=torch.tensor([prompt_ids], device=self.device), use_cache=True,
+                                    **last_only)
+                cache = getattr(prompt_pass, cache_key, None)
+                cache.batch_repeat_interleave(len(option_ids))
+            except (AttributeError, TypeError, NotImplementedError):  # no shareable cache: one sequence each
+                scored = self._score_sequences([prompt_ids + ids for ids in option_ids], list(map(len, option_ids)))
+                return np.array([float(values.sum()) for values in scored])
+            first = torch.log_softmax(prompt_pass.logits[0, -1].float(), dim=-1)
+            ids = torch.full((len(option_ids), longest), self._pad_id(), dtype=torch.long)
+            mask = torch.zeros((len(option_ids), len(prompt_ids) + longest), dtype=torch.long)
+            mask[:, :len(prompt_ids)] = 1
+            for row, option in enumerate(option_ids):
+                ids[row, :len(option)] = torch.tensor(option, dtype=torch.long)
+                mask[row, len(prompt_ids):len(prompt_ids) + len(option)] = 1
+            logits = model(input_ids=ids.to(self.device), attention_mask=mask.to(self.device),
+                           **{cache_key: cache}).logits.float()
+            rest = torch.log_softmax(logits[:, :-1], dim=-1).gather(-1, ids[:, 1:, None].to(logits.device))[..., 0]
+            self.forward_calls += 2
+        rest = rest.cpu().numpy().astype(np.float64)
+        return np.array([float(first[option[0]]) + float(rest[row, :len(option) - 1].sum())
+                         for row, option in enumerate(option_ids)])
+
     # -- generation ------------------------------------------------------------------------------------
     def format_prompt(self, prompt: str, chat: bool | None = None) -> str:
         """The prompt wrapped in the tokenizer's chat template when it has one (``chat=None``) or when asked."""

@@ -131,6 +131,25 @@ class TopicShiftGenerator(LLMGenerator):
         return "no shift found"
 
 
+@register_generator
+class TopicShiftScorer(LLMGenerator):
+    """A fake local model for ``answer: choose``: the answer naming the first paragraph whose first word differs
+    from the first paragraph's is likeliest; the last paragraph of the window when there is none."""
+
+    name = "t_topic_scorer"
+    can_score_options = True
+    options: list[list[str]] = []
+
+    def score_options(self, prompt, options):
+        TopicShiftScorer.options.append(list(options))
+        rows = dict(re.findall(r"^ID (\d+): (\S+)", prompt, re.M))
+        first_word = next(iter(rows.values()))
+        ids = [re.search(r"\d+", option).group() for option in options]
+        shift = next((i for i in ids if rows[i] != first_word), ids[-1])
+        self.model_calls += 1
+        return [0.0 if i == shift else -5.0 - k for k, i in enumerate(ids)]
+
+
 def paragraphs(*words_and_counts):
     return "".join(f"{word} paragraph {i} talks about {word}.\n\n"
                    for word, count in words_and_counts for i in range(count))
@@ -146,6 +165,35 @@ def test_llm_chunks_start_where_the_model_sees_a_shift():
     assert chunker.model_calls == 3 and chunker.generator.model_calls == 3
     assert chunker.unusable_answers == 1  # the last window ("Lava" only) has no shift to name
     assert "Answer: ID XXXX" in TopicShiftGenerator.prompts[-1]
+
+
+def test_a_choosing_llm_picks_the_likeliest_allowed_answer_and_none_is_unusable():
+    text = paragraphs(("Cats", 3), ("Stocks", 2), ("Lava", 4))
+    chunker = get_chunker("llm", chunk_size=200, generator={"name": "t_topic_scorer"}, answer="choose")
+    chunks = chunker.chunk_text(text)
+    check_contract(text, chunks, 200)
+    assert [c.text.count("paragraph") for c in chunks] == [3, 2, 3, 1]  # no shift in "Lava": its last paragraph
+    assert TopicShiftScorer.options[0] == [f"Answer: ID {i:04d}" for i in range(1, 9)]  # after the first only
+    # the last window is one paragraph: nothing to choose, no call
+    assert chunker.model_calls == chunker.generator.model_calls == 3 and chunker.unusable_answers == 0
+
+
+def test_choosing_needs_a_generator_that_scores_options():
+    with pytest.raises(ConfigError, match="'choose' .* cannot do; use one of hf") as caught:
+        get_chunker("llm", generator={"name": "t_topic_shift"}, answer="choose")
+    assert caught.value.path == "answer"
+
+
+def test_a_choosing_llm_chunker_with_a_real_tiny_causal_lm(tiny_lm, monkeypatch):
+    from rag.generation import HFGenerator
+
+    generator = HFGenerator(HFGenerator.Params(model=tiny_lm.model_name, chat=False))
+    monkeypatch.setattr(generator, "_lm", tiny_lm)
+    text = "\n\n".join(TOPICS * 3)
+    chunker = get_chunker("llm", chunk_size=40, generator={"name": "hf", "model": tiny_lm.model_name},
+                          answer="choose").use_generator(generator)
+    check_contract(text, chunker.chunk_text(text), 40)
+    assert chunker.model_calls == generator.model_calls > 0 and chunker.unusable_answers == 0
 
 
 def test_windows_respect_the_size_and_unparsable_answers_take_the_whole_window():

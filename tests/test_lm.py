@@ -142,6 +142,34 @@ def test_context_conditions_the_text_but_only_text_tokens_are_scored(tiny_lm):
     assert not np.allclose(got, tiny_lm.token_logprobs(text))
 
 
+OPTIONS = ["the cat sat on the mat .", "paris", "late chunking pools", "a chunk is a span of a document ."]
+
+
+def test_options_are_scored_as_continuations_of_the_prompt_sharing_one_pass_over_it(tiny_lm):
+    prompt = "the dog chased the cat ."
+    calls = tiny_lm.forward_calls
+    got = tiny_lm.option_logprobs(prompt, OPTIONS, chat=False)
+    assert tiny_lm.forward_calls - calls == 2  # the prompt once, then every option in one batch
+    prompt_ids = tiny_lm._bos + tiny_lm.encode(prompt)
+    expected = [reference_logprobs(tiny_lm, prompt_ids + tiny_lm.encode(o))[-len(tiny_lm.encode(o)):].sum()
+                for o in OPTIONS]
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4)
+    assert len(set(np.round(got, 4))) == len(OPTIONS) and tiny_lm.option_logprobs(prompt, []).shape == (0,)
+
+
+def test_options_are_scored_one_sequence_each_when_the_cache_cannot_be_shared(tiny_lm, monkeypatch):
+    from transformers import DynamicCache
+
+    shared = tiny_lm.option_logprobs("the dog chased the cat .", OPTIONS, chat=False)
+
+    def unsupported(self, repeats):
+        raise NotImplementedError
+
+    monkeypatch.setattr(DynamicCache, "batch_repeat_interleave", unsupported)
+    np.testing.assert_allclose(tiny_lm.option_logprobs("the dog chased the cat .", OPTIONS, chat=False), shared,
+                               rtol=1e-4, atol=1e-4)
+
+
 def test_perplexity_is_exp_of_negative_mean_logprob(tiny_lm):
     texts = ["the cat sat on the mat .", "a chunk is a span"]
     ppl = tiny_lm.perplexities(texts)

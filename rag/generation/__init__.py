@@ -46,6 +46,11 @@ def completion_generators() -> list[str]:
     return sorted(name for name, cls in GENERATORS.items() if cls.can_complete)
 
 
+def option_scoring_generators() -> list[str]:
+    """Names of the generators that can ``score_options`` (a choice among fixed answers)."""
+    return sorted(name for name, cls in GENERATORS.items() if cls.can_score_options)
+
+
 def parse_generator_spec(spec: Mapping[str, Any] | str | None,
                          path: str = "generator") -> tuple[type[Generator], GeneratorParams]:
     """The generator class and its validated options for ``spec``, without creating anything."""
@@ -92,5 +97,5 @@ def create_generator(spec: Mapping[str, Any] | str | None, resources: "Resources
 __all__ = [
     "GENERATORS", "NO_CONTEXT_ANSWER", "ExtractiveGenerator", "GenerationError", "Generator", "GeneratorParams",
     "HFGenerator", "LLMGenerator", "OpenAIGenerator", "completion_generators", "create_generator",
-    "parse_generator_spec", "register_generator",
+    "option_scoring_generators", "parse_generator_spec", "register_generator",
 ]

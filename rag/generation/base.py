@@ -45,6 +45,8 @@ class Generator:
     Params: ClassVar[type[GeneratorParams]] = GeneratorParams
     #: Whether :meth:`complete` is available (only language-model generators can continue a prompt).
     can_complete: ClassVar[bool] = False
+    #: Whether :meth:`score_options` is available (a local model that gives the log-probability of a text).
+    can_score_options: ClassVar[bool] = False
 
     def __init__(self, params: GeneratorParams, resources: "Resources | None" = None):
         self.params = params
@@ -62,6 +64,13 @@ class Generator:
             f"the {self.name!r} generator cannot complete prompts (it only extracts answers from context); "
             f"operators that call complete() need a language-model generator: {', '.join(completion_generators())}"
         )
+
+    def score_options(self, prompt: str, options: Sequence[str]) -> list[float]:
+        """The log-probability of each option as the continuation of ``prompt`` (a choice among fixed answers)."""
+        from rag.generation import option_scoring_generators
+
+        raise GenerationError(f"the {self.name!r} generator cannot score options; generators that can: "
+                              f"{', '.join(option_scoring_generators())}")
 
     def no_context_answer(self) -> Answer:
         return Answer(NO_CONTEXT_ANSWER, (), self.name, 0)

@@ -9,7 +9,7 @@ using the same model). Prompts go through the tokenizer's chat template when it 
 """
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, Sequence
 
 from pydantic import Field
 
@@ -22,6 +22,7 @@ class HFGenerator(LLMGenerator):
     """Answers with a local causal LM (transformers; GGUF files via ``gguf_file=``)."""
 
     name = "hf"
+    can_score_options = True
 
     class Params(LLMParams):
         model: str = Field(description="a model directory, a .gguf file, or 'gemma3-270m'")
@@ -50,3 +51,8 @@ class HFGenerator(LLMGenerator):
         params = self.params
         return self.lm.generate(prompt, max_new_tokens=max_tokens, temperature=params.temperature,
                                 top_p=params.top_p, stop=stop, seed=params.seed, chat=params.chat)
+
+    def score_options(self, prompt: str, options: Sequence[str]) -> list[float]:
+        scores = self.lm.option_logprobs(prompt, options, chat=self.params.chat)
+        self.model_calls += 1
+        return [float(score) for score in scores]
