@@ -397,8 +397,8 @@ class RecursiveSplitter:
         """The last of the bare headings (:meth:`_past_bare_headings`) starting a chunk at ``position`` and inside
         it, whose heading path is the chunk's (or ``position`` when no heading starts there)."""
         headings = self.structure.heading_starts
-        i = bisect.bisect_left(headings, position)
-        if i == len(headings) or headings[i] != position:
+        i = bisect.bisect_right(headings, position) - 1  # a heading's start is its line's, indentation included
+        if i < 0 or not self.text[headings[i]:position].isspace() and headings[i] != position:
             return position
         last = min(int(self._past_bare_headings[i + 1]) - 1, bisect.bisect_left(headings, end) - 1)
         return headings[last]
@@ -415,15 +415,21 @@ class RecursiveSplitter:
         return path
 
     def metadata(self, spans: list[Span]) -> list[dict[str, Any]]:
+        """Per span (in document order): ``heading_path``, the headings enclosing the text the chunk adds (past
+        the overlap it repeats from the chunk before, unless that is all it has), and ``table_header``."""
         structure = self.structure
         if not structure.heading_starts and not structure.blocks:
             return [{} for _ in spans]
         out = []
+        previous_end = 0
         for start, end in spans:
             meta: dict[str, Any] = {}
             found = _NON_SPACE.search(self.text, start, end)  # the span's first visible character
             first = found.start() if found else end
-            path = self._enclosing_path(self._past_bare_headings_in(first, end), end)
+            own = _NON_SPACE.search(self.text, max(start, previous_end), end) if previous_end > start else found
+            own_first = own.start() if own else first
+            previous_end = max(previous_end, end)
+            path = self._enclosing_path(self._past_bare_headings_in(own_first, end), end)
             if path:
                 meta["heading_path"] = list(path)
             block = structure.block_at(first)

@@ -235,3 +235,24 @@ def test_a_heading_stays_with_the_first_piece_of_a_block_too_big_to_follow_it_wh
         chunks = recursive(60).chunk_text(text)
         heading = next(c for c in chunks if "## Part B.1" in c.text)
         assert "Long sentence" in heading.text, [c.text for c in chunks]  # not a chunk of its own
+
+
+@pytest.mark.parametrize("text, path", [
+    (" # A\n\n## B\n\ntext b\n", ["A", "B"]),  # a bare heading indented by a space starts the chunk
+    ("  A\n===\nB\n---\ntext b\n", ["A", "B"]),  # setext, indented
+    (" ## X\n\n# Y\n\n### Z\n\ntext\n", ["Y", "Z"]),
+])
+def test_the_heading_path_of_a_chunk_starting_with_an_indented_bare_heading_is_its_texts(text, path):
+    for pack_sections in (True, False):
+        (chunk,) = recursive(200, pack_sections=pack_sections).chunk_text(text)
+        assert chunk.metadata["heading_path"] == path
+
+
+def test_with_overlap_the_heading_path_is_that_of_the_text_a_chunk_adds_not_of_the_overlap_it_repeats():
+    text = ("# Guide\n\n## Install\n\nRun the installer and wait. " + "It copies files. " * 6 +
+            "\n\n## Usage\n\nCall the tool with a path. " + "It prints a report. " * 6 + "\n")
+    for pack_sections in (True, False):
+        chunks = recursive(40, overlap=10, pack_sections=pack_sections).chunk_text(text)
+        usage = next(c for c in chunks if "## Usage" in c.text)
+        assert usage.text.startswith("It copies files.")  # the overlap, from the section before
+        assert usage.metadata["heading_path"] == ["Guide", "Usage"]
