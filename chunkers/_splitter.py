@@ -250,16 +250,21 @@ class RecursiveSplitter:
         return merge_sorted(packed, np.concatenate((starts, ends)))
 
     def _attach_headings(self, edges: np.ndarray, starts: np.ndarray, ends: np.ndarray, limit: int) -> np.ndarray:
-        """Block edges without the cut after a heading whose next block is over the limit: that block is split
-        further down anyway, and with the cut in place its first piece would be packed full and leave the heading
-        a chunk of its own. A next block that fits keeps the cut (a code fence stays whole)."""
+        """Block edges without the cut after a heading whose next block does not fit with it: that block is split
+        further down, its first piece joined to the heading, instead of the heading being left a chunk of its
+        own. A next code fence or table that fits alone keeps the cut (it stays whole, the heading alone)."""
         unit_starts, unit_ends = edges[:-1], edges[1:]
         heading_units = np.flatnonzero(np.isin(unit_starts[:-1], self.heading_array))
         cut = unit_ends[heading_units]
         inner = ~np.isin(cut, starts) & ~np.isin(cut, ends)  # a span's own edge is never removed
         heading_units, cut = heading_units[inner], cut[inner]
-        oversized_next = self.estimates(unit_starts[heading_units + 1], unit_ends[heading_units + 1]) > limit
-        return np.setdiff1d(edges, cut[oversized_next], assume_unique=True)
+        next_starts, next_ends = unit_starts[heading_units + 1], unit_ends[heading_units + 1]
+        oversized_next = self.estimates(next_starts, next_ends) > limit
+        apart = self.estimates(unit_starts[heading_units], next_ends) > limit
+        if self.structure.blocks:
+            block_starts = np.asarray([a for a, _, _ in self.structure.blocks], dtype=np.int64)
+            apart &= ~np.isin(next_starts, block_starts)
+        return np.setdiff1d(edges, cut[oversized_next | apart], assume_unique=True)
 
     def _without_blocks_that_fit(self, edges: np.ndarray, over: np.ndarray, limit: int,
                                  span_ends: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

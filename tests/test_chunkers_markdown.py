@@ -256,3 +256,15 @@ def test_with_overlap_the_heading_path_is_that_of_the_text_a_chunk_adds_not_of_t
         usage = next(c for c in chunks if "## Usage" in c.text)
         assert usage.text.startswith("It copies files.")  # the overlap, from the section before
         assert usage.metadata["heading_path"] == ["Guide", "Usage"]
+
+
+def test_a_heading_whose_next_paragraph_fits_alone_but_not_with_it_goes_with_its_first_piece():
+    text = "# Title\n\nintro.\n\n## Heading two\n\n" + " ".join(["word"] * 17) + ".\n\n## Next\n\nmore.\n"
+    for pack_sections in (True, False):
+        chunks = recursive(20, pack_sections=pack_sections).chunk_text(text)
+        heading = next(c for c in chunks if "## Heading two" in c.text)
+        assert heading.text.startswith("## Heading two\n\nword word"), [c.text for c in chunks]
+    # a code fence that fits alone stays whole, the heading apart (as before)
+    fence = "```\n" + "x = 1\n" * 3 + "```\n"  # 19 tokens, 23 with the heading
+    chunks = recursive(20).chunk_text("# Title\n\nintro.\n\n## Heading two\n\n" + fence)
+    assert fence in [c.text for c in chunks]
