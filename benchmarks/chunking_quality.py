@@ -80,6 +80,9 @@ LM: dict[str, dict] = {
     # LumberChunker with the bundled Gemma 3 270M (a base model) through the hf generator
     "llm 200": {"op": "llm", "chunk_size": 200, "generator": {"name": "hf", "model": "gemma3-270m",
                                                               "dtype": "bfloat16"}},
+    # the same, the answer chosen among the allowed ones by log-probability (added 2026-12-06)
+    "llm 200 (choose)": {"op": "llm", "chunk_size": 200, "answer": "choose",
+                         "generator": {"name": "hf", "model": "gemma3-270m", "dtype": "bfloat16"}},
 }
 CONFIGS: dict[str, dict] = {**PLAIN, **LATE, **LM}
 #: one row per chunker at 200 tokens (and the late chunker's best rows), the table kept in the README
