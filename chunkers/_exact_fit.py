@@ -17,7 +17,7 @@ from chunkers._splitter import RecursiveSplitter, edges_to_spans
 #: chunks 92 -> 7 for 22% more time (2-4% at 200 tokens); through none (joining only a chunk with room) 92 -> 46
 #: for 3% more.
 CARRY_THROUGH = 4
-#: Re-splits of a chunk a carried piece made too long, at most this share of the chunks (and at least
+#: Re-splits of a chunk a carried piece made too long, at most this share of a document's chunks (and at least
 #: :data:`CARRY_RESPLITS_MIN`); then a piece joins the next chunk only where it fits. Each costs a split of its own:
 #: in text whose every chunk counts a token or two over its estimate (160,000 characters of ZWJ emoji families
 #: without a space: one pre-token for the whole text) they were 11 s of a run; on chroma-chunking they are under 1 %
@@ -36,7 +36,7 @@ def split_exact_spans(splitter: RecursiveSplitter, starts: np.ndarray, ends: np.
     tokenized without the space before it). Such a chunk is split again with a budget lowered by its excess,
     and its last piece (often a word or two) opens the next chunk instead of standing alone. If that makes
     the next chunk too long, it is split the same way and its own last piece carried on, through at most
-    :data:`CARRY_THROUGH` chunks in a row (and for at most :data:`CARRY_RESPLIT_SHARE` of the chunks); then the
+    :data:`CARRY_THROUGH` chunks in a row (and for at most :data:`CARRY_RESPLIT_SHARE` of a document's chunks); then the
     piece stays a chunk of its own."""
     spans = without_gaps(edges_to_spans(splitter.split_edges(starts, ends, limit)), ends)
     counts = splitter.index.counts(spans)
@@ -50,7 +50,10 @@ def split_exact_spans(splitter: RecursiveSplitter, starts: np.ndarray, ends: np.
     out_counts: list[int] = []
     carried: tuple[Span, int] | None = None
     pushed = 0  # chunks in a row that a carried piece made too long
-    resplits = max(CARRY_RESPLITS_MIN, int(CARRY_RESPLIT_SHARE * len(spans)))  # left for such chunks
+    # re-splits left for such chunks, per range (a document of a batch: the same chunks as alone)
+    ranges = np.searchsorted(starts, [a for a, _ in spans], "right") - 1
+    resplits = [max(CARRY_RESPLITS_MIN, int(CARRY_RESPLIT_SHARE * n))
+                for n in np.bincount(ranges, minlength=len(starts)).tolist()]
     for i, (span, count) in enumerate(zip(spans, counts)):
         pieces = refit.get(i)
         if carried is None:
@@ -60,12 +63,12 @@ def split_exact_spans(splitter: RecursiveSplitter, starts: np.ndarray, ends: np.
             carried = None
             joins = carried_end == span[0] and span[0] not in no_joining
             joined = splitter.index.counts([(carried_start, span[1])])[0] if joins else 0
-            if joins and (joined <= limit or (pushed < CARRY_THROUGH and resplits > 0)):
+            if joins and (joined <= limit or (pushed < CARRY_THROUGH and resplits[ranges[i]] > 0)):
                 pushed = pushed + 1 if joined > limit else 0
                 span, count = (carried_start, span[1]), joined
                 pieces = None
                 if count > limit:
-                    resplits -= 1
+                    resplits[ranges[i]] -= 1
                     pieces = exact_pieces(splitter, [span], [count], limit)[0]
             else:
                 out_spans.append((carried_start, carried_end))

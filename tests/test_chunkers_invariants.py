@@ -126,6 +126,20 @@ def test_recursive_chunking_of_many_documents_at_once_equals_one_at_a_time(texts
     assert chunker.chunk_documents(documents) == [c for d in documents for c in chunker.chunk(d)]
 
 
+def test_the_re_split_budget_is_each_documents_so_a_batch_chunks_every_document_as_alone(monkeypatch):
+    from rag.types import Document
+
+    # every chunk of ZWJ emoji families counts a token or two over its estimate: pieces carried on are re-split
+    monkeypatch.setattr("chunkers._exact_fit.CARRY_RESPLITS_MIN", 2)
+    monkeypatch.setattr("chunkers._exact_fit.CARRY_RESPLIT_SHARE", 0.0)
+    documents = [Document(f"d{i}", "\U0001F468\u200d\U0001F469\u200d\U0001F467\u200d\U0001F466" * 60,
+                          {"language": "python"}) for i in range(3)]
+    chunker = get_chunker("recursive", chunk_size=20)
+    alone = [[(c.start, c.end) for c in chunker.chunk(d)] for d in documents]
+    batched = chunker.chunk_documents(documents)
+    assert [[(c.start, c.end) for c in batched if c.doc_id == d.id] for d in documents] == alone
+
+
 def test_a_piece_carried_through_full_chunks_stops_at_the_documents_edge_in_a_batch():
     # found by a long hypothesis run: the count of chunks a carried piece had pushed through leaked from one
     # joined document into the next, so the batch re-split differently than the document alone
