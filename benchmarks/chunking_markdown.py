@@ -359,7 +359,8 @@ def contenders(size: int, only: Sequence[str] | None = None) -> list[Contender]:
 
     encoding = tiktoken.get_encoding(ENCODING)
     out: list[Contender] = []
-    for label, params in (("ragloom recursive", {}), ("ragloom recursive pack_sections=False", {"pack_sections": False}),
+    for label, params in (("ragloom recursive", {}),
+                          ("ragloom recursive pack_sections=False", {"pack_sections": False}),
                           ("ragloom recursive markdown=False", {"markdown": False})):
         chunker = get_chunker("recursive", chunk_size=size, **params)
 
