@@ -5,7 +5,7 @@ YAML::
     index:
       chunker: {op: recursive, chunk_size: 256}
 
-Hierarchy: markdown headings → blocks (blank lines; code fences and tables are single blocks) → lines →
+Hierarchy: markdown headings → blocks (blank lines; code fences and tables are single blocks) → list items → lines →
 sentences → words → tokens (the splitter in :mod:`chunkers._splitter`). A span that fits ``chunk_size`` is kept;
 otherwise it is cut at the highest level that has a cut, oversized pieces recurse one level down, and adjacent
 pieces are packed greedily up to the limit. Small whole sections share a chunk (``pack_sections``; a chunk that
@@ -35,7 +35,8 @@ from rag.types import Chunk, Document
 
 @operator("recursive", kind="chunker")
 class RecursiveChunker(Chunker):
-    """Separator-hierarchy splitting (headings → blocks → lines → sentences → words → tokens), markdown-aware."""
+    """Separator-hierarchy splitting (headings → blocks → list items → lines → sentences → words → tokens),
+    markdown-aware."""
 
     class Params(OperatorParams):
         chunk_size: int = Field(256, gt=0, description="maximum tokens per chunk (hard ceiling)")

@@ -35,6 +35,13 @@ def _chunker_spec(args) -> tuple[str, dict]:
     return args.op, params
 
 
+def _as_read(params: dict, chunker) -> dict:
+    """Each given param with the value the chunker's validated params hold for it (the given value when the
+    chunker keeps no such field)."""
+    read = chunker.params.model_dump(mode="json") if hasattr(chunker.params, "model_dump") else {}
+    return {key: read.get(key, value) for key, value in params.items()}
+
+
 def _chunk_summary(op: str, params: dict, chunker, documents, chunks, seconds: float, lm: str | None,
                    window: int | None = None) -> dict:
     """What ``ragloom chunk`` reports (and ``--json`` prints): the run, and ``evals.chunk_quality``'s size statistics,
@@ -44,7 +51,8 @@ def _chunk_summary(op: str, params: dict, chunker, documents, chunks, seconds: f
     sized = getattr(chunker, "boundary_chunker_", chunker)  # late chunking: its boundary chunker sets the sizes
     limit = getattr(sized.params, "chunk_size", None)
     return {
-        "chunker": {"op": op, **params}, "documents": len(documents),
+        # the given params as the chunker read them ("--set pack_sections=0" is false)
+        "chunker": {"op": op, **_as_read(params, chunker)}, "documents": len(documents),
         "megabytes": round(sum(len(d.text.encode("utf-8", "surrogatepass")) for d in documents) / 1e6, 6),
         "seconds": round(seconds, 3), "limit": limit, "tokenizer": chunks[0].tokenizer if chunks else None,
         "oversize": sum(bool(c.metadata.get("oversize")) for c in chunks),

@@ -199,6 +199,14 @@ def test_chunk_writes_jsonl_with_exact_offsets_and_a_summary_that_matches_it(tmp
     assert any(r["metadata"].get("heading_path") == ["Alpha", "Beta"] for r in rows)
 
 
+def test_the_chunk_summary_shows_params_as_the_chunker_read_them(tmp_path, capsys):
+    code, out, _ = run(capsys, "chunk", str(_markdown_docs(tmp_path)), "--op", "recursive", "--set",
+                       "pack_sections=0", "--set", "chunk_size=40", "--json")
+    chunker = json.loads(out)["chunker"]
+    assert code == 0 and chunker == {"op": "recursive", "pack_sections": False, "chunk_size": 40}
+    assert chunker["pack_sections"] is False  # not the 0 given (0 == False in Python)
+
+
 def test_chunk_takes_the_chunker_of_a_pipeline_config_and_nested_yaml_params(tmp_path, capsys):
     docs = _markdown_docs(tmp_path)
     code, out, _ = run(capsys, "chunk", str(docs), "--config", str(CONFIGS / "linear.yaml"), "--json")
