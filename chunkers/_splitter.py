@@ -373,6 +373,12 @@ class RecursiveSplitter:
                 text_start = np.asarray(self.structure.heading_text_starts)[past - 1]
                 takes_text = edges[np.minimum(relaxed_jump, n - 1)] > text_start
                 jump[at_bare[takes_text]] = np.maximum(jump[at_bare[takes_text]], relaxed_jump[takes_text])
+                # a run of bare headings too long to reach its text in one chunk: as many of them as fit, none
+                # taking the heading that has the text away from it
+                stuck = at_bare[~takes_text]
+                if len(stuck):
+                    bare_cap = np.minimum(cap[stuck], headings[past[~takes_text] - 1])
+                    jump[stuck] = np.maximum(jump[stuck], jumps(bare_cap, stuck))
         chunk_edges = [0]
         i = 0
         while i < n - 1:

@@ -268,3 +268,14 @@ def test_a_heading_whose_next_paragraph_fits_alone_but_not_with_it_goes_with_its
     fence = "```\n" + "x = 1\n" * 3 + "```\n"  # 19 tokens, 23 with the heading
     chunks = recursive(20).chunk_text("# Title\n\nintro.\n\n## Heading two\n\n" + fence)
     assert fence in [c.text for c in chunks]
+
+
+def test_a_run_of_bare_headings_too_long_for_one_chunk_is_packed_not_split_into_one_chunk_each():
+    text = "".join(f"## Heading number {i}\n\n" for i in range(10)) + "Lorem ipsum dolor sit amet, elit. " * 3
+    for pack_sections in (True, False):
+        chunks = recursive(20, pack_sections=pack_sections).chunk_text(text)
+        assert [c.text.count("## ") for c in chunks[:3]] == [3, 3, 3]  # was one heading per chunk
+        assert chunks[3].text.startswith("## Heading number 9\n\nLorem")  # the last keeps its text
+    # a sub-heading is never taken away from its text: the parent stays alone when both do not fit with it
+    alone = recursive(20).chunk_text("# Part\n\n## Chapter\n\n" + "Long sentence about the chapter here. " * 10)
+    assert alone[0].text == "# Part\n\n" and alone[1].text.startswith("## Chapter\n\nLong sentence")
