@@ -29,7 +29,7 @@ from chunkers.base import Chunker, TokenizerName, tokenizer_field
 from chunkers.sentence import sentence_units
 from rag.errors import field_check
 from rag.lm import DTYPES
-from rag.lm_files import BUNDLED_ALIASES, resolve_lm_path
+from rag.lm_files import check_local_lm
 from rag.registry import OperatorParams, operator
 from rag.types import Chunk, Document
 
@@ -67,13 +67,6 @@ def merge_segments(splitter: RecursiveSplitter, units: list[Span], closing: np.n
         else:
             merged.append((start, end))
     return merged
-
-
-def check_local_lm(model: str) -> None:
-    """A :class:`ConfigError` unless ``model`` names a local model directory or ``.gguf`` file (checked when the
-    config is read; a bundled alias is resolved when it is loaded)."""
-    if model not in BUNDLED_ALIASES:
-        resolve_lm_path(model)
 
 
 @operator("perplexity", kind="chunker")

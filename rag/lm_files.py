@@ -125,3 +125,10 @@ def _gguf_tokenizer(directory: str, gguf_file: str):
     except OSError as exc:  # a read-only cache only costs time
         log.warning("could not cache the converted tokenizer in %s (%s)", cached, exc)
     return tokenizer
+
+
+def check_local_lm(model: str) -> None:
+    """A :class:`ConfigError` unless ``model`` names a local model directory or ``.gguf`` file (checked when the
+    config is read; a bundled alias is resolved when it is loaded)."""
+    if model not in BUNDLED_ALIASES:
+        resolve_lm_path(model)

@@ -27,6 +27,17 @@ def test_hub_names_are_rejected_at_creation_with_the_key_path():
     assert err.value.path == "generator.model"
 
 
+def test_a_missing_model_is_a_config_error_with_line_and_key_when_the_config_is_read():
+    from rag.config import loads_config
+
+    chunker = "{op: llm, answer: choose, generator: {name: hf, model: /nonexistent/model}}"
+    with pytest.raises(ConfigError) as err:
+        loads_config(f"name: x\nindex:\n  chunker: {chunker}\n  structures: [bm25]\nflow:\n  - {{op: bm25}}\n",
+                     "p.yaml")
+    assert err.value.line == 3 and err.value.path == "index.chunker.generator.model"
+    assert str(err.value).startswith("p.yaml:3: index.chunker.generator.model: model '/nonexistent/model' is not")
+
+
 def test_complete_generates_at_most_max_tokens_and_counts_calls(tiny_model):
     generator = create_generator({"name": "hf", "model": tiny_model})
     assert isinstance(generator, HFGenerator)

@@ -80,6 +80,8 @@ def parse_generator_spec(spec: Mapping[str, Any] | str | None,
             message = f"unknown key {err['loc'][-1]!r} for generator {name!r}; valid keys: {valid}"
         elif err["type"] == "missing":
             message = f"is required by generator {name!r}"
+        elif err["type"] == "value_error" and "error" in err.get("ctx", {}):  # a validator's own message
+            message = str(err["ctx"]["error"])
         else:
             message = f"{err['msg']} (got {err.get('input')!r})"
         raise ConfigError(message, f"{path}.{loc}" if loc else path) from None

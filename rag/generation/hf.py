@@ -9,13 +9,14 @@ using the same model). Prompts go through the tokenizer's chat template when it 
 """
 from __future__ import annotations
 
-from typing import Literal, Sequence
+from typing import Annotated, Literal, Sequence
 
-from pydantic import Field
+from pydantic import AfterValidator, Field
 
-from rag.errors import ConfigError
+from rag.errors import ConfigError, field_check
 from rag.generation.base import LLMGenerator, LLMParams
 from rag.lm import CausalLM, load_causal_lm, resolve_lm_path
+from rag.lm_files import check_local_lm
 
 
 class HFGenerator(LLMGenerator):
@@ -25,7 +26,8 @@ class HFGenerator(LLMGenerator):
     can_score_options = True
 
     class Params(LLMParams):
-        model: str = Field(description="a model directory, a .gguf file, or 'gemma3-270m'")
+        model: Annotated[str, AfterValidator(field_check(check_local_lm))] = Field(
+            description="a model directory, a .gguf file, or 'gemma3-270m'")
         dtype: Literal["float32", "bfloat16", "float16"] = "float32"
         device: str = "cpu"
         top_p: float = Field(1.0, gt=0.0, le=1.0)
@@ -53,6 +55,10 @@ class HFGenerator(LLMGenerator):
                                 top_p=params.top_p, stop=stop, seed=params.seed, chat=params.chat)
 
     def score_options(self, prompt: str, options: Sequence[str]) -> list[float]:
+        if isinstance(options, str):
+            raise TypeError("score_options() needs a sequence of option strings, not one string")
+        if not options:
+            return []
         scores = self.lm.option_logprobs(prompt, options, chat=self.params.chat)
         self.model_calls += 1
         return [float(score) for score in scores]
