@@ -261,6 +261,7 @@ class HuggingFaceTokenizer:
         self.longest_word = getattr(backend.model, "max_input_chars_per_word", None)
         unknown = getattr(backend.model, "unk_token", None)
         self.unknown_id = backend.token_to_id(unknown) if self.longest_word and unknown else None
+        self._warned_of_long_words = False
         # only now that the directory holds a tokenizer: a directory's tag reads every file under it
         self.identity = f"hf:{model_tag(name)}"
 
@@ -295,7 +296,7 @@ class HuggingFaceTokenizer:
         [UNK] for the whole word."""
         encoding = self._encode(text)
         offsets = encoding.offsets
-        if self.unknown_id is not None:
+        if self.unknown_id is not None and not self._warned_of_long_words:
             self._warn_of_long_unknown_words(encoding)
         bounds = np.empty(len(offsets) + 1, dtype=np.int64)
         bounds[0], bounds[-1] = 0, len(text)
@@ -311,10 +312,11 @@ class HuggingFaceTokenizer:
     def _warn_of_long_unknown_words(self, encoding) -> None:
         """Warn when a word over :attr:`longest_word` characters (no space or punctuation: a DNA sequence, a hex
         dump) is one [UNK] token: ``chunk_size`` then bounds tokens, not characters, and the model reads nothing of
-        it. Once per process (one message)."""
+        it. Once per tokenizer."""
         unknown = np.flatnonzero(np.asarray(encoding.ids) == self.unknown_id)
         if len(unknown) and any(end - start > self.longest_word for start, end in
                                 (encoding.offsets[i] for i in unknown.tolist())):
+            self._warned_of_long_words = True
             warnings.warn(f"a word of over {self.longest_word} characters without a space or punctuation is a single "
                           f"[UNK] token for the word-piece tokenizer {self.name!r}: there, chunk_size bounds tokens, "
                           "not characters, and the embedding model reads nothing of the word; split such runs before "
