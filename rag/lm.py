@@ -267,9 +267,12 @@ class CausalLM:
         """Log-probability of each option (its tokens, encoded on its own) following ``prompt`` as a generation
         would see it (through :meth:`format_prompt`): a choice among fixed answers scored instead of parsed from
         free text, so a model that would not follow the prompt's answer format still chooses. The prompt is run
-        once and its cached keys and values shared by the options, run together in one batch; the same numbers
-        as scoring every prompt + option sequence on its own (:meth:`_score_sequences`, the path taken when the
-        model's cache cannot be shared). A prompt too long for the context keeps its last tokens."""
+        once and its cached keys and values shared by the options, run in batches that keep their logits within
+        about 1 GiB; the same numbers as scoring every prompt + option sequence on its own
+        (:meth:`_score_sequences`, the path taken when the model's cache cannot be shared). A prompt too long for
+        the context keeps its first token (BOS) and its last tokens, with a warning."""
+        import copy
+
         import torch
 
         option_ids = [self.encode(option) for option in options]
@@ -286,33 +289,49 @@ class CausalLM:
         if room < 1:
             raise ValueError(f"an option of {longest} tokens leaves no room for the prompt in the model's "
                              f"{self.context_length}-token context")
-        prompt_ids = prompt_ids[-room:]
+        if len(prompt_ids) > room:
+            log.warning("prompt of %d tokens exceeds the %d available next to the options; keeping the last %d",
+                        len(prompt_ids), room, room)
+            head = prompt_ids[:1] if self._bos and prompt_ids[0] == self._bos[0] and room > 1 else []
+            prompt_ids = head + prompt_ids[len(prompt_ids) - room + len(head):]
         parameters = inspect.signature(model.forward).parameters
         cache_key = "cache" if "cache" in parameters else "past_key_values"  # renamed in transformers 5.x
         last_only = {"logits_to_keep": 1} if "logits_to_keep" in parameters else {}
+        rows = max(1, _LOGIT_BUDGET // (longest * max(1, self.vocab_size)))  # options per batch
+        totals = np.zeros(len(option_ids))
         with self._lock, torch.inference_mode():
-            try:
-                prompt_pass = model(input_ids=torch.tensor([prompt_ids], device=self.device), use_cache=True,
-                                    **last_only)
-                cache = getattr(prompt_pass, cache_key, None)
-                cache.batch_repeat_interleave(len(option_ids))
-            except (AttributeError, TypeError, NotImplementedError):  # no shareable cache: one sequence each
+            prompt_pass = model(input_ids=torch.tensor([prompt_ids], device=self.device), use_cache=True,
+                                **last_only)
+            self.forward_calls += 1
+            prompt_cache = getattr(prompt_pass, cache_key, None)
+            if not hasattr(prompt_cache, "batch_repeat_interleave"):  # no shareable cache: one sequence each
                 scored = self._score_sequences([prompt_ids + ids for ids in option_ids], list(map(len, option_ids)))
                 return np.array([float(values.sum()) for values in scored])
             first = torch.log_softmax(prompt_pass.logits[0, -1].float(), dim=-1)
-            ids = torch.full((len(option_ids), longest), self._pad_id(), dtype=torch.long)
-            mask = torch.zeros((len(option_ids), len(prompt_ids) + longest), dtype=torch.long)
-            mask[:, :len(prompt_ids)] = 1
-            for row, option in enumerate(option_ids):
-                ids[row, :len(option)] = torch.tensor(option, dtype=torch.long)
-                mask[row, len(prompt_ids):len(prompt_ids) + len(option)] = 1
-            logits = model(input_ids=ids.to(self.device), attention_mask=mask.to(self.device),
-                           **{cache_key: cache}).logits.float()
-            rest = torch.log_softmax(logits[:, :-1], dim=-1).gather(-1, ids[:, 1:, None].to(logits.device))[..., 0]
-            self.forward_calls += 2
-        rest = rest.cpu().numpy().astype(np.float64)
-        return np.array([float(first[option[0]]) + float(rest[row, :len(option) - 1].sum())
-                         for row, option in enumerate(option_ids)])
+            for begin in range(0, len(option_ids), rows):
+                batch = option_ids[begin:begin + rows]
+                cache = copy.deepcopy(prompt_cache) if begin + rows < len(option_ids) else prompt_cache
+                try:
+                    cache.batch_repeat_interleave(len(batch))
+                except NotImplementedError:
+                    scored = self._score_sequences([prompt_ids + ids for ids in option_ids],
+                                                   list(map(len, option_ids)))
+                    return np.array([float(values.sum()) for values in scored])
+                width = max(map(len, batch))
+                ids = torch.full((len(batch), width), self._pad_id(), dtype=torch.long)
+                mask = torch.zeros((len(batch), len(prompt_ids) + width), dtype=torch.long)
+                mask[:, :len(prompt_ids)] = 1
+                for row, option in enumerate(batch):
+                    ids[row, :len(option)] = torch.tensor(option, dtype=torch.long)
+                    mask[row, len(prompt_ids):len(prompt_ids) + len(option)] = 1
+                logits = model(input_ids=ids.to(self.device), attention_mask=mask.to(self.device),
+                               **{cache_key: cache}).logits[:, :-1].float()
+                self.forward_calls += 1
+                targets = ids[:, 1:, None].to(logits.device)
+                rest = (logits.gather(-1, targets)[..., 0] - torch.logsumexp(logits, dim=-1)).cpu().numpy()
+                for row, option in enumerate(batch):
+                    totals[begin + row] = float(first[option[0]]) + float(rest[row, :len(option) - 1].sum())
+        return totals
 
     # -- generation ------------------------------------------------------------------------------------
     def format_prompt(self, prompt: str, chat: bool | None = None) -> str:

@@ -157,6 +157,26 @@ def test_options_are_scored_as_continuations_of_the_prompt_sharing_one_pass_over
     assert len(set(np.round(got, 4))) == len(OPTIONS) and tiny_lm.option_logprobs(prompt, []).shape == (0,)
 
 
+def test_options_beyond_the_logit_budget_are_scored_in_batches_sharing_the_prompts_cache(tiny_lm, monkeypatch):
+    together = tiny_lm.option_logprobs("the dog chased the cat .", OPTIONS, chat=False)
+    monkeypatch.setattr("rag.lm._LOGIT_BUDGET", 1)  # one option per batch
+    calls = tiny_lm.forward_calls
+    np.testing.assert_allclose(tiny_lm.option_logprobs("the dog chased the cat .", OPTIONS, chat=False), together,
+                               rtol=1e-5, atol=1e-5)
+    assert tiny_lm.forward_calls - calls == 1 + len(OPTIONS)
+
+
+def test_a_prompt_too_long_for_the_options_keeps_its_bos_and_end_with_a_warning(tiny_lm, caplog):
+    prompt = " ".join(CORPUS * 8)  # far over the tiny model's context
+    with caplog.at_level("WARNING", logger="rag.lm"):
+        got = tiny_lm.option_logprobs(prompt, ["paris"], chat=False)
+    assert "exceeds" in caplog.text
+    room = tiny_lm.context_length - 1
+    kept = tiny_lm._bos + tiny_lm.encode(prompt)[-(room - 1):]
+    expected = reference_logprobs(tiny_lm, kept + tiny_lm.encode("paris"))[-1]
+    np.testing.assert_allclose(got, [expected], rtol=1e-4, atol=1e-4)
+
+
 def test_options_are_scored_one_sequence_each_when_the_cache_cannot_be_shared(tiny_lm, monkeypatch):
     from transformers import DynamicCache
 
