@@ -178,6 +178,14 @@ def test_a_choosing_llm_picks_the_likeliest_allowed_answer_and_none_is_unusable(
     assert chunker.model_calls == chunker.generator.model_calls == 3 and chunker.unusable_answers == 0
 
 
+def test_a_window_with_one_allowed_answer_asks_no_model():
+    text = paragraphs(("Cats", 4))  # about 9 tokens each: windows of two paragraphs at 20
+    chunker = get_chunker("llm", chunk_size=20, generator={"name": "t_topic_scorer"}, answer="choose")
+    chunks = chunker.chunk_text(text)
+    check_contract(text, chunks, 20)
+    assert [c.text.count("paragraph") for c in chunks] == [1, 1, 1, 1] and chunker.model_calls == 0
+
+
 def test_choosing_needs_a_generator_that_scores_options():
     with pytest.raises(ConfigError, match="'choose' .* cannot do; use one of hf") as caught:
         get_chunker("llm", generator={"name": "t_topic_shift"}, answer="choose")
