@@ -249,7 +249,9 @@ def build_parser() -> argparse.ArgumentParser:
     source.add_argument("--op", default="recursive", help="chunker operator (default recursive; see `ragloom ops "
                                                           "--kind chunker`)")
     source.add_argument("--config", help="pipeline YAML whose index.chunker is used")
-    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="chunker param, value as YAML (repeatable)")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="chunker param, value as YAML (repeatable); a dotted key sets a nested param, e.g. "
+                        "generator.model=PATH")
     p.add_argument("--out", help="write the chunks as JSON Lines to this file ('-': stdout, summary to stderr)")
     p.add_argument("--show", type=int, default=0, metavar="N", help="print the first N chunks")
     p.add_argument("--quality", nargs="?", const="gemma3-270m", metavar="LM",

@@ -13,7 +13,8 @@ from rag.tokens import without_lone_surrogates
 
 def _chunker_spec(args) -> tuple[str, dict]:
     """``(op, params)`` of the chunker ``ragloom chunk`` runs: a pipeline's ``index.chunker`` (``--config``),
-    or ``--op`` with ``--set KEY=VALUE`` params (values read as YAML: numbers, booleans, ``{op: ...}``)."""
+    or ``--op`` with ``--set KEY=VALUE`` params (values read as YAML: numbers, booleans, ``{op: ...}``; a dotted
+    key sets a nested param, ``generator.name=hf``)."""
     import yaml
 
     if args.config:
@@ -29,9 +30,18 @@ def _chunker_spec(args) -> tuple[str, dict]:
         if not sep or not key:
             raise RagloomError(f"--set takes KEY=VALUE (e.g. chunk_size=200), got {pair!r}")
         try:
-            params[key] = yaml.safe_load(value) if value else ""
+            parsed = yaml.safe_load(value) if value else ""
         except yaml.YAMLError as exc:
             raise RagloomError(f"--set {key}: {value!r} is not a YAML value ({exc.problem})") from None
+        # a dotted key sets a nested param: generator.model=PATH is generator: {model: PATH}
+        *parents, leaf = key.split(".")
+        target = params
+        for depth, parent in enumerate(parents):
+            target = target.setdefault(parent, {})
+            if not isinstance(target, dict):
+                raise RagloomError(f"--set {key}: {'.'.join(parents[:depth + 1])} is already set to a value, not a "
+                                   "mapping")
+        target[leaf] = parsed
     return args.op, params
 
 

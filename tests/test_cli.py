@@ -207,6 +207,16 @@ def test_the_chunk_summary_shows_params_as_the_chunker_read_them(tmp_path, capsy
     assert chunker["pack_sections"] is False  # not the 0 given (0 == False in Python)
 
 
+def test_a_dotted_set_key_sets_a_nested_param(tmp_path, capsys):
+    docs = _markdown_docs(tmp_path)
+    code, out, _ = run(capsys, "chunk", str(docs), "--op", "late", "--set", "boundaries.op=token",
+                       "--set", "boundaries.chunk_size=30", "--set", "context_weight=0", "--json")
+    assert code == 0 and json.loads(out)["chunker"]["boundaries"] == {"op": "token", "chunk_size": 30}
+    code, _, err = run(capsys, "chunk", str(docs), "--op", "late", "--set", "boundaries=token",
+                       "--set", "boundaries.chunk_size=30")
+    assert code == 2 and "--set boundaries.chunk_size: boundaries is already set to a value" in err
+
+
 def test_chunk_takes_the_chunker_of_a_pipeline_config_and_nested_yaml_params(tmp_path, capsys):
     docs = _markdown_docs(tmp_path)
     code, out, _ = run(capsys, "chunk", str(docs), "--config", str(CONFIGS / "linear.yaml"), "--json")
