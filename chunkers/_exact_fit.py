@@ -36,8 +36,8 @@ def split_exact_spans(splitter: RecursiveSplitter, starts: np.ndarray, ends: np.
     tokenized without the space before it). Such a chunk is split again with a budget lowered by its excess,
     and its last piece (often a word or two) opens the next chunk instead of standing alone. If that makes
     the next chunk too long, it is split the same way and its own last piece carried on, through at most
-    :data:`CARRY_THROUGH` chunks in a row (and for at most :data:`CARRY_RESPLIT_SHARE` of a document's chunks); then the
-    piece stays a chunk of its own."""
+    :data:`CARRY_THROUGH` chunks in a row (and for at most :data:`CARRY_RESPLIT_SHARE` of a document's chunks);
+    then the piece stays a chunk of its own."""
     spans = without_gaps(edges_to_spans(splitter.split_edges(starts, ends, limit)), ends)
     counts = splitter.index.counts(spans)
     over = [i for i, count in enumerate(counts) if count > limit]
