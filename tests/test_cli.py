@@ -176,7 +176,8 @@ def test_an_index_dir_under_a_file_is_a_clear_error_not_a_traceback(tmp_path, ca
 def _markdown_docs(tmp_path):
     docs = tmp_path / "docs"
     docs.mkdir()
-    (docs / "a.md").write_text("# Alpha\n\n" + "Alpha sentences go here. " * 40 + "\n\n## Beta\n\n" + "Beta text 日本語 😀. " * 8 + "\n")
+    (docs / "a.md").write_text("# Alpha\n\n" + "Alpha sentences go here. " * 40 + "\n\n## Beta\n\n"
+                               + "Beta text 日本語 😀. " * 8 + "\n")
     (docs / "b.txt").write_text("Short one.\r\nSecond line.\n")
     return docs
 
