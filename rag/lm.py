@@ -46,8 +46,9 @@ DTYPES = ("float32", "bfloat16", "float16")
 class CausalLM:
     """A local causal LM with its tokenizer, loaded lazily on first use.
 
-    ``max_context_tokens`` bounds every forward pass used for scoring (longer inputs are scored with a
-    sliding window); ``batch_size`` is the most sequences per forward pass (fewer when the vocabulary
+    ``max_context_tokens`` bounds every forward pass that scores a text's own tokens (perplexities; longer
+    inputs are scored with a sliding window); prompts for :meth:`generate` and :meth:`option_logprobs` may use
+    the model's whole context. ``batch_size`` is the most sequences per forward pass (fewer when the vocabulary
     is large, so the logits fit in about 1 GiB).
     """
 
