@@ -40,8 +40,6 @@ class IndexStoreError(RagloomError):
     """An index directory is missing, incomplete, corrupted or of an unsupported format."""
 
 
-
-
 def field_check(check):
     """A pydantic ``AfterValidator`` function from ``check(value)``, a check that raises :class:`ConfigError`: the
     value is kept, and the error becomes the ``ValueError`` pydantic reports under the field's key (with the

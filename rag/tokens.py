@@ -287,7 +287,7 @@ class HuggingFaceTokenizer:
         """Character offsets of the token boundaries: ``bounds[i]`` is where token ``i`` starts (the first at 0,
         so leading text a token does not cover belongs to it), ``bounds[-1] == len(text)``; non-decreasing. A
         text no token covers (whitespace only) gives ``[len(text)]``."""
-        return self.char_bounds_and_inside(text)[0]
+        return self._bounds(self._encode(text), text)
 
     def char_bounds_and_inside(self, text: str) -> tuple[np.ndarray, np.ndarray | None]:
         """:meth:`char_bounds`, and which boundaries fall inside a word (token ``i`` continues the word of token
@@ -295,6 +295,14 @@ class HuggingFaceTokenizer:
         Cut there, the word's pieces are tokenized again as words of their own: other pieces, often more, or an
         [UNK] for the whole word."""
         encoding = self._encode(text)
+        bounds = self._bounds(encoding, text)
+        words = np.array([-1 if w is None else w for w in encoding.word_ids], dtype=np.int64)
+        inside = np.zeros(len(bounds), dtype=bool)
+        inside[1:-1] = (words[1:] == words[:-1]) & (words[1:] >= 0)
+        return bounds, (inside if inside.any() else None)
+
+    def _bounds(self, encoding, text: str) -> np.ndarray:
+        """:meth:`char_bounds` from the text's encoding (warning once of words read as a single [UNK])."""
         offsets = encoding.offsets
         if self.unknown_id is not None and not self._warned_of_long_words:
             self._warn_of_long_unknown_words(encoding)
@@ -303,11 +311,7 @@ class HuggingFaceTokenizer:
         if len(offsets) > 1:
             bounds[1:-1] = np.fromiter((start for start, _ in offsets[1:]), np.int64, len(offsets) - 1)
         np.clip(bounds, 0, len(text), out=bounds)
-        words = np.array([-1 if w is None else w for w in encoding.word_ids], dtype=np.int64)
-        inside = np.zeros(len(bounds), dtype=bool)
-        inside[1:-1] = (words[1:] == words[:-1]) & (words[1:] >= 0)
-        return np.maximum.accumulate(bounds), (inside if inside.any() else None)
-
+        return np.maximum.accumulate(bounds)
 
     def _warn_of_long_unknown_words(self, encoding) -> None:
         """Warn when a word over :attr:`longest_word` characters (no space or punctuation: a DNA sequence, a hex
