@@ -11,18 +11,21 @@ text and splits again any piece over the limit, so the limit is a hard ceiling.
 
 The recursion runs one level at a time over all the spans that are still too big (numpy arrays of
 positions, not one Python call per span), then packs bottom-up: Python only loops per chunk, never per word.
+What a chunk may do around markdown headings, and the ``heading_path`` / ``table_header`` metadata it records,
+come from :class:`chunkers._sections.Sections`.
 """
 from __future__ import annotations
 
 import bisect
 import re
 from functools import cached_property
-from typing import Any, Sequence
+from typing import Sequence
 
 import numpy as np
 
 from chunkers._batches import without_gaps
 from chunkers._markdown import MarkdownStructure, list_item_starts, parse_markdown, with_line_feeds
+from chunkers._sections import Sections
 from chunkers._sentences import sentence_cuts
 from chunkers._spans import Span
 from chunkers._token_index import TokenIndex, codepoints, is_space
@@ -78,6 +81,7 @@ class RecursiveSplitter:
         self.bounds_array = self.index.char_bounds
         self.structure = parse_markdown(text) if markdown else MarkdownStructure()
         self.heading_array = np.asarray(self.structure.heading_starts, dtype=np.int64)
+        self.sections = Sections(text, self.structure)
 
     @cached_property
     def bounds(self) -> list[int]:
@@ -118,32 +122,6 @@ class RecursiveSplitter:
         bounds = self.bounds_array
         return bounds[np.flatnonzero(np.diff(bounds, prepend=-1))]
 
-    @cached_property
-    def _past_bare_headings(self) -> np.ndarray:
-        """``[j]``: the first heading index ``j' >= j`` whose previous heading has text of its own (``j`` itself
-        unless heading ``j − 1`` is *bare*: followed by nothing but blank lines before heading ``j``). A chunk
-        starting at heading ``i`` may run on to heading ``_past_bare_headings[i + 1]``: a parent heading
-        directly followed by a sub-heading is not left a chunk of its own."""
-        headings = self.structure.heading_starts
-        past = np.arange(len(headings) + 1)
-        for j in range(len(headings) - 1, 0, -1):
-            if self._bare(j - 1):
-                past[j] = past[j + 1]
-        return past
-
-    @cached_property
-    def _last_chunk_end_heading(self) -> np.ndarray:
-        """``[j]``: the last heading index ``j' <= j`` a chunk may end at (before it) when it packs whole sections:
-        one whose previous heading is not bare, so the chunk does not end with a heading cut off from its text;
-        −1 when there is none."""
-        count = len(self.structure.heading_starts)
-        endable = np.array([j == 0 or not self._bare(j - 1) for j in range(count)], dtype=bool)
-        return np.maximum.accumulate(np.where(endable, np.arange(count), -1)) if count else np.empty(0, np.int64)
-
-    def _bare(self, i: int) -> bool:
-        """True when heading ``i`` is followed only by blank lines up to the next heading."""
-        return self.structure.heading_text_starts[i] >= self.structure.heading_starts[i + 1]
-
     def estimate(self, start: int, end: int) -> int:
         """Tokens of the whole-text tokenization that overlap ``[start, end)``."""
         return bisect.bisect_left(self.bounds, end) - bisect.bisect_right(self.bounds, start) + 1
@@ -181,13 +159,9 @@ class RecursiveSplitter:
         cuts = self._cuts_in(starts, ends, level)
         if ITEMS <= level <= SENTENCES and len(self.heading_array) and len(cuts):
             heading = np.searchsorted(self.heading_array, cuts, "left") - 1
-            text_starts = self._heading_text_array
+            text_starts = self.sections.text_starts
             cuts = cuts[(heading < 0) | (cuts > text_starts[np.maximum(heading, 0)])]
         return cuts
-
-    @cached_property
-    def _heading_text_array(self) -> np.ndarray:
-        return np.asarray(self.structure.heading_text_starts, dtype=np.int64)
 
     def _cuts_in(self, starts: np.ndarray, ends: np.ndarray, level: int) -> np.ndarray:
         if level == HEADINGS:
@@ -262,8 +236,7 @@ class RecursiveSplitter:
         oversized_next = self.estimates(next_starts, next_ends) > limit
         apart = self.estimates(unit_starts[heading_units], next_ends) > limit
         if self.structure.blocks:
-            block_starts = np.asarray([a for a, _, _ in self.structure.blocks], dtype=np.int64)
-            apart &= ~np.isin(next_starts, block_starts)
+            apart &= ~np.isin(next_starts, self.structure._block_starts)
         return np.setdiff1d(edges, cut[oversized_next | apart], assume_unique=True)
 
     def _without_blocks_that_fit(self, edges: np.ndarray, over: np.ndarray, limit: int,
@@ -354,14 +327,14 @@ class RecursiveSplitter:
             if self.pack_sections:
                 # the last heading within the cap, when there is one after the edge: whole sections up to it fit
                 within = np.searchsorted(headings, cap, "right") - 1
-                last = np.where(within >= 0, self._last_chunk_end_heading[np.maximum(within, 0)], -1)
+                last = np.where(within >= 0, self.sections.last_chunk_end[np.maximum(within, 0)], -1)
                 crosses = last >= following
                 strict[crosses] = headings[last[crosses]]
                 rest_fits = cap >= span_end
                 strict[rest_fits] = span_end[rest_fits]
             jump = jumps(strict)
             # a chunk starting at a bare heading may take the headings right after it, if it reaches their text
-            past = self._past_bare_headings[following]
+            past = self.sections.past_bare[following]
             at_bare = np.flatnonzero((past > following) & (following > 0))
             at_bare = at_bare[headings[following[at_bare] - 1] == edges[at_bare]]
             if len(at_bare):
@@ -370,7 +343,7 @@ class RecursiveSplitter:
                 more = past < len(headings)
                 relaxed[more] = np.minimum(relaxed[more], headings[past[more]])
                 relaxed_jump = jumps(relaxed, at_bare)
-                text_start = np.asarray(self.structure.heading_text_starts)[past - 1]
+                text_start = self.sections.text_starts[past - 1]
                 takes_text = edges[np.minimum(relaxed_jump, n - 1)] > text_start
                 jump[at_bare[takes_text]] = np.maximum(jump[at_bare[takes_text]], relaxed_jump[takes_text])
                 # a run of bare headings too long to reach its text in one chunk: as many of them as fit, none
@@ -403,50 +376,3 @@ class RecursiveSplitter:
             return edges_to_spans(self._pack_edges(edges, edges[:1], edges[-1:], limit))
         edges = merge_sorted(edges, np.concatenate((starts, ends)))
         return without_gaps(edges_to_spans(self._pack_edges(edges, starts, ends, limit)), ends)
-
-    def _past_bare_headings_in(self, position: int, end: int) -> int:
-        """The last of the bare headings (:meth:`_past_bare_headings`) starting a chunk at ``position`` and inside
-        it, whose heading path is the chunk's (or ``position`` when no heading starts there)."""
-        headings = self.structure.heading_starts
-        i = bisect.bisect_right(headings, position) - 1  # a heading's start is its line's, indentation included
-        if i < 0 or not self.text[headings[i]:position].isspace() and headings[i] != position:
-            return position
-        last = min(int(self._past_bare_headings[i + 1]) - 1, bisect.bisect_left(headings, end) - 1)
-        return headings[last]
-
-    def _enclosing_path(self, position: int, end: int) -> tuple[str, ...]:
-        """The titles of the headings enclosing all of ``[position, end)``: the path at ``position`` less the
-        levels that a heading inside the range closes (a sibling section packed after it closes its own level;
-        by nesting depth, so two sections of the same title are not mistaken for one)."""
-        structure = self.structure
-        path = structure.heading_path(position)
-        first = bisect.bisect_right(structure.heading_starts, position)
-        for j in range(first, bisect.bisect_left(structure.heading_starts, end)):
-            path = path[:len(structure.heading_paths[j]) - 1]
-        return path
-
-    def metadata(self, spans: list[Span]) -> list[dict[str, Any]]:
-        """Per span (in document order): ``heading_path``, the headings enclosing the text the chunk adds (past
-        the overlap it repeats from the chunk before, unless that is all it has), and ``table_header``."""
-        structure = self.structure
-        if not structure.heading_starts and not structure.blocks:
-            return [{} for _ in spans]
-        out = []
-        previous_end = 0
-        for start, end in spans:
-            meta: dict[str, Any] = {}
-            found = _NON_SPACE.search(self.text, start, end)  # the span's first visible character
-            first = found.start() if found else end
-            own = _NON_SPACE.search(self.text, max(start, previous_end), end) if previous_end > start else found
-            own_first = own.start() if own else first
-            previous_end = max(previous_end, end)
-            path = self._enclosing_path(self._past_bare_headings_in(own_first, end), end)
-            if path:
-                meta["heading_path"] = list(path)
-            block = structure.block_at(first)
-            if block is not None and block[2] == "table" and first > block[0]:
-                header = structure.table_headers.get(block[0], "")
-                if header and not self.text.startswith(header.strip(), first, end):
-                    meta["table_header"] = header
-            out.append(meta)
-        return out

@@ -63,7 +63,7 @@ class RecursiveChunker(Chunker):
         splitter = RecursiveSplitter(text, self.tokenizer_, self._markdown(document),
                                      pack_sections=self.params.pack_sections)
         spans, counts, oversize = self._split(splitter, np.array([0]), np.array([len(text)]))
-        return build_chunks(document, spans, counts, oversize, splitter.metadata(spans), tokenizer=self.tokenizer_)
+        return build_chunks(document, spans, counts, oversize, splitter.sections.metadata(spans), tokenizer=self.tokenizer_)
 
     def _split(self, splitter: RecursiveSplitter, starts: np.ndarray, ends: np.ndarray):
         """Exact spans of the ranges ``[starts[k], ends[k])``; with ``overlap``, chunks of ``chunk_size − overlap``
