@@ -300,14 +300,18 @@ class CausalLM:
         last_only = {"logits_to_keep": 1} if "logits_to_keep" in parameters else {}
         rows = max(1, _LOGIT_BUDGET // (longest * max(1, self.vocab_size)))  # options per batch
         totals = np.zeros(len(option_ids))
+
+        def one_sequence_each() -> np.ndarray:  # a cache that cannot be shared: every prompt + option on its own
+            scored = self._score_sequences([prompt_ids + ids for ids in option_ids], list(map(len, option_ids)))
+            return np.array([float(values.sum()) for values in scored])
+
         with self._lock, torch.inference_mode():
             prompt_pass = model(input_ids=torch.tensor([prompt_ids], device=self.device), use_cache=True,
                                 **last_only)
             self.forward_calls += 1
             prompt_cache = getattr(prompt_pass, cache_key, None)
-            if not hasattr(prompt_cache, "batch_repeat_interleave"):  # no shareable cache: one sequence each
-                scored = self._score_sequences([prompt_ids + ids for ids in option_ids], list(map(len, option_ids)))
-                return np.array([float(values.sum()) for values in scored])
+            if not hasattr(prompt_cache, "batch_repeat_interleave"):
+                return one_sequence_each()
             first = torch.log_softmax(prompt_pass.logits[0, -1].float(), dim=-1)
             for begin in range(0, len(option_ids), rows):
                 batch = option_ids[begin:begin + rows]
@@ -315,9 +319,7 @@ class CausalLM:
                 try:
                     cache.batch_repeat_interleave(len(batch))
                 except NotImplementedError:
-                    scored = self._score_sequences([prompt_ids + ids for ids in option_ids],
-                                                   list(map(len, option_ids)))
-                    return np.array([float(values.sum()) for values in scored])
+                    return one_sequence_each()
                 width = max(map(len, batch))
                 ids = torch.full((len(batch), width), self._pad_id(), dtype=torch.long)
                 mask = torch.zeros((len(batch), len(prompt_ids) + width), dtype=torch.long)
