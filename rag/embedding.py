@@ -85,18 +85,22 @@ def _in_hub_cache(name: str) -> bool:
 
 def hub_cache_snapshot(name: str) -> str | None:
     """The folder of the Hugging Face cache holding the files of model ``name`` at the revision ``main`` points
-    to (what an offline load reads), found without any network call; ``None`` when it is not cached."""
+    to (what an offline load reads): the folder of its cached :data:`MODEL_DIRECTORY_FILES`, looked up in the cache
+    only (``try_to_load_from_cache`` makes no network call); ``None`` when it is not cached."""
     try:
-        from huggingface_hub import snapshot_download
+        from huggingface_hub import try_to_load_from_cache
         from huggingface_hub.constants import HF_HUB_CACHE
-        from huggingface_hub.errors import HFValidationError, LocalEntryNotFoundError
+        from huggingface_hub.errors import HFValidationError
     except ImportError:
         return None
     for repo in _hub_repos(name):
-        try:
-            return snapshot_download(repo, cache_dir=HF_HUB_CACHE, local_files_only=True)
-        except (LocalEntryNotFoundError, HFValidationError, OSError):
-            continue
+        for file in MODEL_DIRECTORY_FILES:
+            try:
+                found = try_to_load_from_cache(repo, file, cache_dir=HF_HUB_CACHE)
+            except (HFValidationError, OSError):
+                break
+            if isinstance(found, str):
+                return os.path.dirname(found)
     return None
 
 
