@@ -144,19 +144,18 @@ class LLMChunker(Chunker):
             while last + 1 < len(units) and splitter.estimate(units[first][0], units[last + 1][1]) <= limit:
                 last += 1
             shift = None
-            if last > first:
+            if last == first + 1 and self.params.answer == "choose":
+                shift = last  # one allowed answer: nothing to ask
+            elif last > first:
                 listing = "\n".join(f"ID {i:04d}: {text[a:b].strip()}" for i, (a, b) in
                                     enumerate(units[first:last + 1], start=first))
                 prompt = PROMPT.format(paragraphs=listing)
-                if self.params.answer == "choose" and last == first + 1:
-                    shift = last  # one allowed answer: nothing to ask
-                elif self.params.answer == "choose":
-                    self.model_calls += 1
+                self.model_calls += 1
+                if self.params.answer == "choose":
                     scores = self.generator.score_options(prompt, [f"Answer: ID {i:04d}"
                                                                    for i in range(first + 1, last + 1)])
                     shift = first + 1 + max(range(len(scores)), key=scores.__getitem__)
                 else:
-                    self.model_calls += 1
                     answer = self.generator.complete(prompt, max_tokens=self.params.max_answer_tokens)
                     shift = parse_shift(answer, first, last)
                     self.unusable_answers += shift is None
