@@ -6,9 +6,9 @@
 its ``token_count`` was measured with (:attr:`rag.types.Chunk.tokenizer`).
 
 Encoding text is most of what a token-sized chunker does, so for cl100k the encoding itself is done by
-fastokens' Rust BPE (same token ids as tiktoken, about 2x faster than bpe-openai and 3x faster than tiktoken
-on text it has not seen) when that package is installed, checked against tiktoken when loaded
-(:class:`FastEncoding`); decoding and the vocabulary stay tiktoken's.
+fastokens' Rust BPE when that package is installed (same token ids as tiktoken, checked when loaded; on
+chroma-chunking's 1.45 MB, 0.019 s against tiktoken's 0.113 s and bpe-openai's ~0.055 s, on text it had not
+seen: :class:`FastEncoding`); decoding and the vocabulary stay tiktoken's.
 ``backend="tiktoken"`` (or ``RAGLOOM_BPE=tiktoken`` in the environment) keeps tiktoken for everything.
 """
 from __future__ import annotations
