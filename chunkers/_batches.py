@@ -64,17 +64,30 @@ def chunks_of_joined(documents: Sequence[Document], starts: np.ndarray, ends: np
 
 
 def chunk_in_batches(documents: Sequence[Document], chunk_one, chunk_batch,
-                     alone=lambda document: False) -> list[Chunk]:
+                     alone=lambda document: False, tokenizer=None) -> list[Chunk]:
     """Every document's chunks in order: long documents (:data:`ALONE_CHARACTERS`) and those ``alone`` says must
     be chunked on their own go through ``chunk_one``, the others through ``chunk_batch`` in groups of about
-    :data:`BATCH_CHARACTERS`; empty documents have no chunks."""
+    :data:`BATCH_CHARACTERS`; empty documents have no chunks. With ``tokenizer``'s encoding able to encode
+    ahead (:meth:`rag.tokens.FastEncoding.encode_ahead`), the next document chunked on its own is encoded in
+    a worker thread while this one is split."""
+    own = [bool(d.text) and (len(d.text) >= ALONE_CHARACTERS or alone(d)) for d in documents]
+    encode_ahead = getattr(getattr(tokenizer, "encoding", None), "encode_ahead", None)
+    upcoming = iter([d.text for d, alone_ in zip(documents, own) if alone_] if encode_ahead else [])
+
+    def encode_next() -> None:
+        text = next(upcoming, None)
+        if text is not None:
+            encode_ahead(text)
+
+    encode_next()
     out: list[Chunk] = []
     batch: list[Document] = []
     size = 0
-    for document in documents:
+    for document, on_its_own in zip(documents, own):
         if not document.text:
             continue
-        if len(document.text) >= ALONE_CHARACTERS or alone(document):
+        if on_its_own:
+            encode_next()  # the one after this
             out.extend((chunk_batch(batch) if batch else []) + chunk_one(document))
             batch, size = [], 0
             continue

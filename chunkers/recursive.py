@@ -81,7 +81,7 @@ class RecursiveChunker(Chunker):
         :func:`chunkers._batches.joined_documents`): the same chunks as :meth:`chunk` one document at a time, with
         the fixed cost of the array work spread over many documents (most of the time on short documents)."""
         return chunk_in_batches(documents, self.chunk, self._chunk_batch,
-                                alone=lambda d: self._markdown(d) and has_structure(d.text))
+                                alone=lambda d: self._markdown(d) and has_structure(d.text), tokenizer=self.tokenizer_)
 
     def _chunk_batch(self, documents: list[Document]) -> list[Chunk]:
         text, starts, ends, index = joined_documents(documents, self.tokenizer_)

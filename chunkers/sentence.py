@@ -185,7 +185,7 @@ class SentenceChunker(Chunker):
     def chunk_documents(self, documents: Sequence[Document]) -> list[Chunk]:
         """Every document's chunks, in order, split in batches of joined documents
         (:func:`chunkers._batches.joined_documents`): the same chunks as :meth:`chunk` one document at a time."""
-        return chunk_in_batches(documents, self.chunk, self._chunk_batch)
+        return chunk_in_batches(documents, self.chunk, self._chunk_batch, tokenizer=self.tokenizer_)
 
     def _chunk_batch(self, documents: list[Document]) -> list[Chunk]:
         limit = self.params.chunk_size

@@ -95,7 +95,7 @@ class TokenChunker(Chunker):
         """Every document's chunks, in order, split in batches of joined documents
         (:func:`chunkers._batches.joined_documents`): the same chunks as :meth:`chunk` one document at a time,
         without its per-document numpy steps (which cost more than encoding a short document)."""
-        return chunk_in_batches(documents, self.chunk, self._chunk_batch)
+        return chunk_in_batches(documents, self.chunk, self._chunk_batch, tokenizer=self.tokenizer_)
 
     def _chunk_batch(self, documents: list[Document]) -> list[Chunk]:
         size, overlap = self.params.chunk_size, self.params.overlap

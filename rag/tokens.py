@@ -17,6 +17,7 @@ import os
 import re
 import threading
 import warnings
+from concurrent.futures import Future, ThreadPoolExecutor
 from functools import lru_cache
 from typing import Protocol, Sequence
 
@@ -119,7 +120,13 @@ class FastEncoding(RepairedEncoding):
     while tiktoken encodes; both give the same ids (checked on a probe text when the load ends), so what a text
     is encoded with never changes a result. In a child forked after fastokens has run, its worker threads are
     gone and a long text would hang: there tiktoken encodes (as Hugging Face tokenizers turn off their
-    parallelism after a fork)."""
+    parallelism after a fork).
+
+    :meth:`encode_ahead` encodes a text in a worker thread for a later call to pick up: fastokens releases the
+    GIL, so a chunker encodes its next long document while it splits this one in Python."""
+
+    #: texts encoded ahead and not yet asked for, at most (the oldest is dropped)
+    AHEAD = 2
 
     def __init__(self, encoding, load_fast):
         super().__init__(encoding)
@@ -127,6 +134,9 @@ class FastEncoding(RepairedEncoding):
         self._pid = os.getpid()
         self._loader = threading.Thread(target=self._load, args=(load_fast,), name="ragloom-fastokens", daemon=True)
         self._loader.start()
+        self._ahead: dict[str, Future] = {}
+        self._ahead_lock = threading.Lock()
+        self._ahead_worker: ThreadPoolExecutor | None = None
 
     def _load(self, load_fast) -> None:
         self.fast = load_fast()
@@ -160,11 +170,37 @@ class FastEncoding(RepairedEncoding):
         if fast is None or allowed_special or disallowed_special:  # special-token handling: tiktoken's semantics
             return super().encode_to_numpy(text, allowed_special=allowed_special,
                                            disallowed_special=disallowed_special)
-        try:
-            ids, _ = fast.encode_batch_flat([text])  # little-endian uint32 bytes: no Python int per token
-        except UnicodeEncodeError:
-            ids, _ = fast.encode_batch_flat([without_lone_surrogates(text)])
-        return np.frombuffer(ids, dtype="<u4").astype(np.uint32, copy=False)
+        if self._ahead:
+            with self._ahead_lock:
+                ahead = self._ahead.pop(text, None)
+            if ahead is not None:
+                return ahead.result()
+        return _fast_array(fast, text)
+
+    def encode_ahead(self, text: str) -> None:
+        """Start encoding ``text`` (as :meth:`encode_to_numpy` does, without special tokens) in a worker thread;
+        the next ``encode_to_numpy`` of an equal text takes the result. A no-op before fastokens is loaded and in a
+        forked child."""
+        fast = self._native()
+        if fast is None:
+            return
+        with self._ahead_lock:
+            if text in self._ahead:
+                return
+            if self._ahead_worker is None:
+                self._ahead_worker = ThreadPoolExecutor(1, thread_name_prefix="ragloom-encode-ahead")
+            self._ahead[text] = self._ahead_worker.submit(_fast_array, fast, text)
+            while len(self._ahead) > self.AHEAD:
+                del self._ahead[next(iter(self._ahead))]
+
+
+def _fast_array(fast, text: str) -> np.ndarray:
+    """``text``'s ids from fastokens as a uint32 array (its little-endian bytes: no Python int per token)."""
+    try:
+        ids, _ = fast.encode_batch_flat([text])
+    except UnicodeEncodeError:  # surrogates: one U+FFFD each
+        ids, _ = fast.encode_batch_flat([without_lone_surrogates(text)])
+    return np.frombuffer(ids, dtype="<u4").astype(np.uint32, copy=False)
 
 
 def _fastokens_vocabulary(identity: str) -> str | None:

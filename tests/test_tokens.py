@@ -121,6 +121,39 @@ def test_a_child_forked_after_fastokens_ran_encodes_with_tiktoken():
     assert encoding.backend == "fastokens"  # the parent keeps it
 
 
+def test_text_encoded_ahead_is_taken_by_the_next_call_and_at_most_two_wait():
+    encoding = TiktokenTokenizer("cl100k_base").encoding.wait_until_loaded()  # its own: nothing else encodes ahead
+    texts = [f"Document {i}: late chunking pools token embeddings. " * 50 for i in range(3)]
+    for text in texts:
+        encoding.encode_ahead(text)
+    assert list(encoding._ahead) == texts[1:]  # the oldest was dropped
+    ahead = encoding._ahead[texts[2]]
+    assert encoding.encode_to_numpy(texts[2], disallowed_special=()) is ahead.result()  # taken, not encoded again
+    for text in texts:
+        assert encoding.encode_to_numpy(text, disallowed_special=()).tolist() == TIKTOKEN.encode_ordinary(text)
+    assert not encoding._ahead
+
+
+def test_chunkers_encode_the_next_long_document_ahead_and_get_the_same_chunks(monkeypatch):
+    from chunkers import get_chunker
+    from chunkers._batches import ALONE_CHARACTERS
+    from rag.types import Document
+
+    encoding = fast_encoding()
+    asked = []
+    monkeypatch.setattr(encoding, "encode_ahead", lambda text: asked.append(text) or FastEncoding.encode_ahead(
+        encoding, text))
+    words = "Each chunk's count is exact. Sentences end here. Another one starts! 12345 tokens?\n\n"
+    documents = [Document(f"d{i}", f"{i} " + words * (ALONE_CHARACTERS // len(words) + 1 + i)) for i in range(3)]
+    documents.insert(1, Document("short", "A short document joins a batch."))
+    for name in ("token", "recursive", "sentence"):
+        asked.clear()
+        chunker = get_chunker(name, chunk_size=50)
+        assert chunker.chunk_documents(documents) == [c for d in documents for c in chunker.chunk(d)]
+        assert asked == [d.text for d in documents if d.id != "short"]  # each long one, before it was needed
+        assert not encoding._ahead  # and every one taken
+
+
 def test_backend_choice_from_the_environment_and_bad_backend(monkeypatch):
     monkeypatch.setenv("RAGLOOM_BPE", "tiktoken")
     assert get_tokenizer().backend_name == "tiktoken"
