@@ -219,7 +219,9 @@ def main() -> None:
                         help="time each run in a fresh process, on text the contender has not seen")
     parser.add_argument("--warm-dataset", default="scifact", help="what --unseen runs warm up on (default scifact)")
     parser.add_argument("--time-unseen", metavar="CONTENDER", help=argparse.SUPPRESS)  # one --unseen run
-    parser.add_argument("--only", default="", help="only contenders whose name contains this (e.g. Recursive)")
+    parser.add_argument("--only", default="",
+                        help="only contenders whose name contains one of these comma-separated strings "
+                             "(e.g. 'ragloom recursive,RecursiveChunker (tokie)')")
     parser.add_argument("--semantic", action="store_true", help="also measure semantic cost vs bare embedding")
     parser.add_argument("--semantic-only", action="store_true", help="only the semantic cost ratio")
     args = parser.parse_args()
@@ -237,7 +239,8 @@ def main() -> None:
     # all of them alike instead of whichever happened to run during it; the median per contender is reported.
     # CPU time (all threads of this process) is printed too: on a shared machine it moves far less with the
     # other processes' load than wall time does; MB/s and the ratios are wall time.
-    runs = {name: run for name, run in contenders(texts, documents) if args.only.lower() in name.lower()}
+    wanted = [part.strip().lower() for part in args.only.split(",")]
+    runs = {name: run for name, run in contenders(texts, documents) if any(w in name.lower() for w in wanted)}
     if args.unseen:
         print(f"--unseen: each run a fresh process, warmed up on {args.warm_dataset}, timed once on {args.dataset}")
         times, cpu_times = unseen_times(list(runs), args)

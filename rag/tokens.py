@@ -108,6 +108,10 @@ class RepairedEncoding:
     def encode_ordinary_batch(self, texts: Sequence[str], **_) -> list[list[int]]:
         return [self.encode_ordinary(t) for t in texts]
 
+    def wait_until_loaded(self) -> "RepairedEncoding":
+        """Nothing loads in the background here (see :class:`FastEncoding`)."""
+        return self
+
     def __getattr__(self, name: str):
         return getattr(self.tiktoken, name)
 
