@@ -116,6 +116,20 @@ class RepairedEncoding:
         return getattr(self.tiktoken, name)
 
 
+#: True in a process forked from another (set by an at-fork hook; a per-call os.getpid() costs 0.2 us here):
+#: fastokens' worker threads do not survive a fork, so there :class:`FastEncoding` encodes with tiktoken
+_forked = False
+
+
+def _note_fork() -> None:
+    global _forked
+    _forked = True
+
+
+if hasattr(os, "register_at_fork"):  # not on Windows, which does not fork
+    os.register_at_fork(after_in_child=_note_fork)
+
+
 class FastEncoding(RepairedEncoding):
     """A :class:`RepairedEncoding` whose ``encode_ordinary`` (and ``encode_to_numpy`` without special tokens) runs
     on fastokens' Rust BPE once that is ready; tiktoken encodes until then, and always in a forked child.
@@ -135,7 +149,6 @@ class FastEncoding(RepairedEncoding):
     def __init__(self, encoding, load_fast):
         super().__init__(encoding)
         self.fast = None
-        self._pid = os.getpid()
         self._loader = threading.Thread(target=self._load, args=(load_fast,), name="ragloom-fastokens", daemon=True)
         self._loader.start()
         self._ahead: dict[str, Future] = {}
@@ -158,7 +171,7 @@ class FastEncoding(RepairedEncoding):
         return "tiktoken (fastokens loading)" if self._loader.is_alive() else "tiktoken"
 
     def _native(self):
-        return self.fast if self._pid == os.getpid() else None  # a forked child: tiktoken
+        return None if _forked else self.fast  # a forked child: tiktoken
 
     def encode_ordinary(self, text: str) -> list[int]:
         fast = self._native()
