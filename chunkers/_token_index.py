@@ -212,8 +212,11 @@ class TokenIndex:
         text = self.text
         if not self.safe_encoding:
             return count_tokens(self.tokenizer, [text[a:b] for a, b in spans])
-        encode = self.tokenizer.encoding.encode_ordinary
-        out = []
+        # Each span's count: its pieces before the first and after the last safe cut, encoded (all of them in
+        # one batch), plus the document's own tokens between the two cuts. A span without two such cuts is one
+        # piece; -1 stands for no piece.
+        pieces: list[str] = []
+        heads, tails, fixed = [], [], []
         inner: list[tuple[int, int]] = []
         n, edges = len(text), self.edges
         for a, b in spans:
@@ -231,25 +234,37 @@ class TokenIndex:
             else:
                 e = _last_safe_cut(text, max(s, a + 1), b - 2)
             if e < s or e < 0:
-                out.append(len(encode(text[a:b])))
+                heads.append(len(pieces))
+                pieces.append(text[a:b])
+                tails.append(-1)
                 inner.append((0, 0))
             else:
-                head = len(encode(text[a:s])) if s > a else 0
-                out.append(head + (tail or (len(encode(text[e:b])) if e < b else 0)))
+                heads.append(len(pieces) if s > a else -1)
+                if s > a:
+                    pieces.append(text[a:s])
+                tails.append(len(pieces) if not tail and e < b else -1)
+                if not tail and e < b:
+                    pieces.append(text[e:b])
                 inner.append((s, e))
-        if inner:
-            # A token starts exactly at every safe cut; tokens beginning inside the character before it share
-            # its character offset, so the token at the cut is the last one with that offset.
-            cuts = np.asarray(inner, dtype=np.int64)
-            index = np.searchsorted(self.char_bounds, cuts, "right") - 1
-            middle = (index[:, 1] - index[:, 0]).tolist()
-            out = [count + m for count, m in zip(out, middle)]
-        return out
+            fixed.append(tail)
+        if not spans:
+            return []
+        piece_counts = np.zeros(len(pieces) + 1, dtype=np.int64)  # [-1]: no piece
+        piece_counts[:-1] = count_tokens(self.tokenizer, pieces)
+        # A token starts exactly at every safe cut; tokens beginning inside the character before it share its
+        # character offset, so the token at the cut is the last one with that offset.
+        index = np.searchsorted(self.char_bounds, np.asarray(inner, dtype=np.int64), "right") - 1
+        return (piece_counts[heads] + piece_counts[tails] + np.asarray(fixed) + index[:, 1] - index[:, 0]).tolist()
 
 
 def count_tokens(tokenizer: TiktokenTokenizer, texts: Sequence[str]) -> list[int]:
-    """Token counts of many short texts (a plain loop: tiktoken's batch call pays for a thread pool)."""
+    """Token counts of many short texts: in one call where the encoder counts a batch itself
+    (:meth:`rag.tokens.FastEncoding.count_ordinary_batch`), else a plain loop (tiktoken's batch call pays for a
+    thread pool)."""
     if not isinstance(tokenizer, TiktokenTokenizer):
         return tokenizer.count_batch(texts)
+    batch = getattr(tokenizer.encoding, "count_ordinary_batch", None)
+    if batch is not None:
+        return batch(texts).tolist()
     encode = tokenizer.encoding.encode_ordinary
     return [len(encode(t)) for t in texts]

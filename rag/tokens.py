@@ -149,7 +149,9 @@ class FastEncoding(RepairedEncoding):
     def __init__(self, encoding, load_fast):
         super().__init__(encoding)
         self.fast = None
-        self._loader = threading.Thread(target=self._load, args=(load_fast,), name="ragloom-fastokens", daemon=True)
+        # Not a daemon thread: the interpreter waits for the load at exit. A daemon thread returning from the Rust
+        # load into a finalizing interpreter aborted the process ("FATAL: exception not rethrown").
+        self._loader = threading.Thread(target=self._load, args=(load_fast,), name="ragloom-fastokens")
         self._loader.start()
         self._ahead: dict[str, Future] = {}
         self._ahead_lock = threading.Lock()
@@ -193,6 +195,17 @@ class FastEncoding(RepairedEncoding):
             if ahead is not None:
                 return ahead.result()
         return _fast_array(fast, text)
+
+    def count_ordinary_batch(self, texts: Sequence[str]) -> np.ndarray:
+        """``len(encode_ordinary(t))`` of every text, in one call to fastokens."""
+        fast = self._native()
+        if fast is None or not texts:
+            return np.fromiter((len(self.encode_ordinary(t)) for t in texts), dtype=np.int64, count=len(texts))
+        try:
+            _, offsets = fast.encode_batch_flat(list(texts))
+        except UnicodeEncodeError:  # surrogates: one U+FFFD each
+            _, offsets = fast.encode_batch_flat([without_lone_surrogates(t) for t in texts])
+        return np.diff(np.frombuffer(offsets, dtype="<u8").astype(np.int64))
 
     def encode_ahead(self, text: str) -> None:
         """Start encoding ``text`` (as :meth:`encode_to_numpy` does, without special tokens) in a worker thread;

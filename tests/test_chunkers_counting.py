@@ -91,6 +91,18 @@ def test_spans_ending_with_the_space_before_a_word_are_counted_exactly():
     assert index.counts(spans) == [tokenizer.count(text[a:b]) for a, b in spans]
 
 
+def test_span_counts_are_integers_even_when_no_span_needs_a_piece_encoded():
+    # spans from safe cut to safe cut are counted from the document's tokens alone; their counts came back as
+    # floats (an empty batch of pieces), and the AST chunker's fallback then indexed an array with them
+    text = "Late chunking pools tokens.\nEvery count is exact."
+    index = TokenIndex(text, get_tokenizer())
+    spans = [(0, len(text)), (0, 27), (28, len(text))]
+    counts = index.counts(spans)
+    assert counts == [get_tokenizer().count(text[a:b]) for a, b in spans]
+    assert all(type(count) is int for count in counts)
+    assert index.counts([]) == []
+
+
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(texts=st.lists(st.one_of(adversarial, st.text(max_size=60)), max_size=6),
        name=st.sampled_from(["cl100k_base", "minilm"]))
