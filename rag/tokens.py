@@ -201,10 +201,7 @@ class FastEncoding(RepairedEncoding):
         fast = self._native()
         if fast is None or not texts:
             return np.fromiter((len(self.encode_ordinary(t)) for t in texts), dtype=np.int64, count=len(texts))
-        try:
-            _, offsets = fast.encode_batch_flat(list(texts))
-        except UnicodeEncodeError:  # surrogates: one U+FFFD each
-            _, offsets = fast.encode_batch_flat([without_lone_surrogates(t) for t in texts])
+        _, offsets = _encode_flat(fast, texts)
         return np.diff(np.frombuffer(offsets, dtype="<u8").astype(np.int64))
 
     def encode_ahead(self, text: str) -> None:
@@ -224,12 +221,18 @@ class FastEncoding(RepairedEncoding):
                 del self._ahead[next(iter(self._ahead))]
 
 
-def _fast_array(fast, text: str) -> np.ndarray:
-    """``text``'s ids from fastokens as a uint32 array (its little-endian bytes: no Python int per token)."""
+def _encode_flat(fast, texts: Sequence[str]) -> tuple[bytes, bytes]:
+    """fastokens' ``encode_batch_flat`` of ``texts``: every text's ids as little-endian uint32 bytes, and where
+    each text's ids start as uint64 bytes. A surrogate is encoded as one U+FFFD, as tiktoken does here."""
     try:
-        ids, _ = fast.encode_batch_flat([text])
-    except UnicodeEncodeError:  # surrogates: one U+FFFD each
-        ids, _ = fast.encode_batch_flat([without_lone_surrogates(text)])
+        return fast.encode_batch_flat(list(texts))
+    except UnicodeEncodeError:
+        return fast.encode_batch_flat([without_lone_surrogates(t) for t in texts])
+
+
+def _fast_array(fast, text: str) -> np.ndarray:
+    """``text``'s ids from fastokens as a uint32 array (no Python int per token)."""
+    ids, _ = _encode_flat(fast, [text])
     return np.frombuffer(ids, dtype="<u4").astype(np.uint32, copy=False)
 
 
