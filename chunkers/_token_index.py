@@ -40,7 +40,7 @@ def utf8_char_index(text: str) -> np.ndarray:
     character start when ``b`` falls inside a multibyte character (length ``len(bytes) + 1``).
 
     Surrogates are encoded with ``surrogatepass`` (3 bytes), the width of the U+FFFD the tokenizer encodes for
-    each of them (:func:`rag.tokens.without_lone_surrogates`), so byte offsets stay aligned.
+    each of them (:func:`rag.encodings.without_lone_surrogates`), so byte offsets stay aligned.
     """
     data = np.frombuffer(text.encode("utf-8", "surrogatepass"), dtype=np.uint8)
     is_char_start = (data & 0xC0) != 0x80
@@ -179,7 +179,7 @@ def _last_safe_cut(text: str, lo: int, hi: int) -> int:
 def encode_ordinary(encoding, text: str) -> np.ndarray:
     """``encoding.encode_ordinary(text)`` as an array, read from the encoder's numpy buffer: no list of Python ints
     to build and convert (15% faster). With no special token allowed, ``encode`` is ``encode_ordinary``.
-    ``encoding`` is a :class:`rag.tokens.RepairedEncoding`: surrogates become one U+FFFD each, so offsets hold."""
+    ``encoding`` is a :class:`rag.encodings.RepairedEncoding`: surrogates become one U+FFFD each, so offsets hold."""
     return encoding.encode_to_numpy(text, disallowed_special=())
 
 
@@ -259,7 +259,7 @@ class TokenIndex:
 
 def count_tokens(tokenizer: TiktokenTokenizer, texts: Sequence[str]) -> list[int]:
     """Token counts of many short texts: in one call where the encoder counts a batch itself
-    (:meth:`rag.tokens.FastEncoding.count_ordinary_batch`), else a plain loop (tiktoken's batch call pays for a
+    (:meth:`rag.encodings.FastEncoding.count_ordinary_batch`), else a plain loop (tiktoken's batch call pays for a
     thread pool)."""
     if not isinstance(tokenizer, TiktokenTokenizer):
         return tokenizer.count_batch(texts)

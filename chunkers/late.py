@@ -59,9 +59,9 @@ from pydantic import Field, model_validator
 
 from chunkers.base import Chunker
 from chunkers.model_window import model_window, window_from_files
+from rag.encodings import without_lone_surrogates
 from rag.errors import ConfigError
 from rag.registry import OperatorParams, create, get_spec, operator, validate_params
-from rag.tokens import without_lone_surrogates
 from rag.types import Chunk, Document
 
 if TYPE_CHECKING:

@@ -7,8 +7,8 @@ import os
 from functools import lru_cache
 from typing import Any
 
+from rag.encodings import without_lone_surrogates
 from rag.errors import ConfigError
-from rag.tokens import without_lone_surrogates
 
 __all__ = ["model_window", "window_from_files"]
 

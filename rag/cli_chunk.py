@@ -6,9 +6,9 @@ import sys
 from collections import Counter
 from pathlib import Path
 
+from rag.encodings import without_lone_surrogates
 from rag.errors import RagloomError
 from rag.jsonl import json_line, write_jsonl_atomically
-from rag.tokens import without_lone_surrogates
 
 
 def _chunker_spec(args) -> tuple[str, dict]:

