@@ -142,6 +142,13 @@ def contenders(texts, documents):
         print("semchunk not installed; skipped")
 
 
+def timed(run) -> tuple[float, float]:
+    """Wall and CPU seconds (all threads of this process) of ``run()``."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    run()
+    return time.perf_counter() - wall, time.process_time() - cpu
+
+
 def semantic_cost(documents, repeats: int) -> None:
     """Semantic chunking time / bare ``embed`` time of the same sentence windows, cache off, warm model;
     the two are run alternately ``repeats`` times (order swapped each time) and the median ratio printed."""
@@ -158,11 +165,6 @@ def semantic_cost(documents, repeats: int) -> None:
         splitter = RecursiveSplitter(d.text, chunker.tokenizer_, markdown=False)
         windows.extend(chunker.window_texts(d.text, sentence_units(splitter, SIZE)))
     embedder.embed(windows[:256])  # load the model and warm its kernels outside both timings
-
-    def timed(run) -> tuple[float, float]:
-        wall, cpu = time.perf_counter(), time.process_time()
-        run()
-        return time.perf_counter() - wall, time.process_time() - cpu
 
     ratios, cpu_ratios = [], []
     for r in range(repeats):
@@ -188,9 +190,8 @@ def time_unseen(name: str, dataset: Path, warm_dataset: Path) -> None:
     run = dict(contenders(texts, batch))[name]
     run()
     texts[:], batch[:] = [d.text for d in documents], documents  # the runs read these lists when called
-    started, cpu_started = time.perf_counter(), time.process_time()
-    run()
-    print(json.dumps({"wall": time.perf_counter() - started, "cpu": time.process_time() - cpu_started}))
+    wall, cpu = timed(run)
+    print(json.dumps({"wall": wall, "cpu": cpu}))
 
 
 def unseen_times(names, args) -> tuple[dict, dict]:
@@ -251,10 +252,9 @@ def main() -> None:
             run()
         for _ in range(args.repeats):
             for name, run in runs.items():
-                started, cpu_started = time.perf_counter(), time.process_time()
-                run()
-                times[name].append(time.perf_counter() - started)
-                cpu_times[name].append(time.process_time() - cpu_started)
+                wall, cpu = timed(run)
+                times[name].append(wall)
+                cpu_times[name].append(cpu)
     speeds, cpu_seconds = {}, {}
     for name in runs:
         seconds, cpu_seconds[name] = statistics.median(times[name]), statistics.median(cpu_times[name])
