@@ -10,7 +10,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
-from chunkers._token_index import Span, count_tokens, token_char_bounds
+from chunkers._token_index import Span, token_char_bounds
 from rag.tokens import TiktokenTokenizer
 from rag.types import Chunk, Document, chunk_id
 
@@ -30,7 +30,7 @@ def fit_spans(text: str, spans: Iterable[Span], tokenizer: TiktokenTokenizer, li
     """
     spans = list(spans)
     if counts is None:
-        counts = count_tokens(tokenizer, [text[a:b] for a, b in spans])
+        counts = tokenizer.count_batch([text[a:b] for a, b in spans])
     kept = [i for i, (a, b) in enumerate(spans) if b > a]
     if len(kept) < len(spans):
         spans, counts = [spans[i] for i in kept], [counts[i] for i in kept]

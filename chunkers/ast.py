@@ -46,7 +46,7 @@ from chunkers._spans import Span, build_chunks, fit_spans
 from chunkers._splitter import RecursiveSplitter
 from chunkers._syntax import (GRAMMARS, RETRY_LANGUAGE, error_fraction, find_definitions, get_parser, is_scope,
                               normalise_language, scope_name, starts_definition)
-from chunkers._token_index import TokenIndex, codepoints, count_tokens, is_space, utf8_char_index
+from chunkers._token_index import TokenIndex, codepoints, is_space, utf8_char_index
 from chunkers.base import Chunker, TokenizerName, tokenizer_field
 from rag.errors import ConfigError, InputError
 from rag.registry import OperatorParams, operator
@@ -279,7 +279,7 @@ class ASTChunker(Chunker):
             meta = {k: v for k, v in c.metadata.items() if k != "oversize"}
             metadata.extend([meta] * (len(inner) - 1))
         pieces = [i for i, count in enumerate(counts) if count is None]
-        for i, count in zip(pieces, count_tokens(self.tokenizer_, [text[a:b] for a, b in (spans[i] for i in pieces)])):
+        for i, count in zip(pieces, self.tokenizer_.count_batch([text[a:b] for a, b in (spans[i] for i in pieces)])):
             counts[i] = count
         fitted, counts, oversize = fit_spans(text, spans, self.tokenizer_, self.params.chunk_size, counts,
                                              join_next=False)

@@ -57,6 +57,10 @@ class RepairedEncoding:
     def encode_ordinary_batch(self, texts: Sequence[str], **_) -> list[list[int]]:
         return [self.encode_ordinary(t) for t in texts]
 
+    def count_ordinary_batch(self, texts: Sequence[str]) -> np.ndarray:
+        """``len(encode_ordinary(t))`` of every text (a plain loop: tiktoken's batch call pays for a thread pool)."""
+        return np.fromiter((len(self.encode_ordinary(t)) for t in texts), dtype=np.int64, count=len(texts))
+
     def wait_until_loaded(self) -> "RepairedEncoding":
         """Nothing loads in the background here (see :class:`FastEncoding`)."""
         return self
@@ -149,7 +153,7 @@ class FastEncoding(RepairedEncoding):
         """``len(encode_ordinary(t))`` of every text, in one call to fastokens."""
         fast = self._native()
         if fast is None or not texts:
-            return np.fromiter((len(self.encode_ordinary(t)) for t in texts), dtype=np.int64, count=len(texts))
+            return super().count_ordinary_batch(texts)
         _, offsets = _encode_flat(fast, texts)
         return np.diff(np.frombuffer(offsets, dtype="<u8").astype(np.int64))
 

@@ -108,7 +108,7 @@ class TiktokenTokenizer:
         return len(self.encoding.encode_ordinary(text))
 
     def count_batch(self, texts: Sequence[str]) -> list[int]:
-        return [len(t) for t in self.encoding.encode_ordinary_batch(list(texts))]
+        return self.encoding.count_ordinary_batch(texts).tolist()
 
 
 #: a local tokenizer directory holds one of these: ``tokenizer.json`` (loaded as is), else a file from which
