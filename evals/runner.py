@@ -89,6 +89,22 @@ def run_key(config: dict[str, Any], fingerprint: str, metric_names: Iterable[str
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
+def query_key(query: Query, qrels: dict[str, int] | None) -> str:
+    """What a query's record is scored against: its text, answers, reference spans and qrels. A record is reused
+    only for the same run key, dataset and query key, so an edited question or gold, another split's qrels or
+    another dataset over the same corpus is run again, never given another query's scores."""
+    blob = json.dumps([query.id, query.text, list(query.answers), [list(r) for r in query.references],
+                       sorted((qrels or {}).items())], default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+RecordKey = tuple[str, str, str]  # (run key, dataset name, query key)
+
+
+def record_key(record: dict[str, Any]) -> RecordKey:
+    return record["run"], record["dataset"], record["query_key"]
+
+
 def _on_context(source: str, result: Result) -> bool:
     """Whether a ranking or span ``source`` setting scores the flow's selected context rather than its hits:
     'context' always, 'auto' when the flow selected one, 'hits' never."""
@@ -176,15 +192,17 @@ class ResultLog:
 
     def __init__(self, path: Path):
         self.path = path
-        self.done: dict[tuple[str, str], dict[str, Any]] = {}
+        self.done: dict[RecordKey, dict[str, Any]] = {}
         if path.exists():
             with path.open(encoding="utf-8") as fh:
                 for line in fh:
                     try:
                         rec = json.loads(line)
-                        self.done[(rec["run"], rec["query_id"])] = rec
+                        self.done[record_key(rec)] = rec
                     except (json.JSONDecodeError, KeyError, TypeError):
-                        continue  # a line cut short by an interruption: that query is simply re-run
+                        # a line cut short by an interruption, or a record of a version without query keys: that
+                        # query is simply re-run
+                        continue
         self._write(self.done.values())
         self._fh = path.open("a", encoding="utf-8")
 
@@ -194,20 +212,14 @@ class ResultLog:
     def append(self, record: dict[str, Any]) -> None:
         self._fh.write(json_line(record) + "\n")
         self._fh.flush()
-        self.done[(record["run"], record["query_id"])] = record
+        self.done[record_key(record)] = record
 
-    def finish(self, keep_runs: list[str] | None) -> None:
-        """Close the log, rewritten to the records of ``keep_runs`` in that order (the runs of a complete
-        experiment), or to every record when ``keep_runs`` is None (an interrupted one: the records of runs it
-        did not reach yet are still valid, and a rerun resumes from them)."""
+    def finish(self, keep: list[RecordKey] | None) -> None:
+        """Close the log, rewritten to the records ``keep`` in that order (those of a complete experiment), or to
+        every record when ``keep`` is None (an interrupted one: the records of runs it did not reach yet are
+        still valid, and a rerun resumes from them)."""
         self._fh.close()
-        if keep_runs is None:
-            self._write(self.done.values())
-            return
-        order = {run: i for i, run in enumerate(keep_runs)}
-        kept = [r for (run, _), r in self.done.items() if run in order]
-        kept.sort(key=lambda r: order[r["run"]])
-        self._write(kept)
+        self._write(self.done.values() if keep is None else [self.done[k] for k in dict.fromkeys(keep)])
 
 
 def _progress(total: int, initial: int, desc: str, enabled: bool):
@@ -238,7 +250,7 @@ def run_experiment(experiment: Experiment, out_dir: str | Path, limit: int | Non
     cache = IndexCache(cache_dir or experiment.cache_dir)
     log_file = ResultLog(out / "per_query.jsonl")
     runs: list[RunOutcome] = []
-    run_keys: list[str] = []
+    used: list[RecordKey] = []  # the records of this experiment, in order
     complete = False
     try:
         for dspec, dataset in zip(experiment.datasets, datasets):
@@ -246,27 +258,27 @@ def run_experiment(experiment: Experiment, out_dir: str | Path, limit: int | Non
             fingerprint = corpus_fingerprint(dataset.documents)
             names = metric_names_for(experiment, dataset)
             for pspec in (p for p in experiment.pipelines if p.runs_on(dspec.name)):
-                runs.append(_run_one(pspec, dataset, fingerprint, names, experiment, cache, log_file, run_keys,
+                runs.append(_run_one(pspec, dataset, fingerprint, names, experiment, cache, log_file, used,
                                      progress, Pipeline))
                 if on_run:
                     on_run(runs[-1])
         complete = True
     finally:
-        log_file.finish(run_keys if complete else None)  # interrupted: later runs' records are kept
+        log_file.finish(used if complete else None)  # interrupted: later runs' records are kept
     return ExperimentOutcome(experiment, runs, cache.model_calls, cache.built, cache.loaded,
                              time.perf_counter() - started)
 
 
 def _run_one(pspec: PipelineSpec, dataset: Dataset, fingerprint: str, names: list[str], experiment: Experiment,
-             cache: IndexCache, log_file: ResultLog, run_keys: list[str], progress: bool, pipeline_cls) -> RunOutcome:
+             cache: IndexCache, log_file: ResultLog, used: list[RecordKey], progress: bool, pipeline_cls) -> RunOutcome:
     config = parse_config(json.loads(json.dumps(pspec.config)), pspec.source)
     resolved = config.to_dict()
     key = run_key(resolved, fingerprint, names, experiment, pspec.ranking)
-    run_keys.append(key)
+    keys = {q.id: (key, dataset.name, query_key(q, dataset.qrels.get(q.id))) for q in dataset.queries}
     calls_before, built_before = cache.model_calls, len(cache.built)
     index = cache.get(config, dataset.documents, fingerprint, progress=progress)
     pipe = pipeline_cls(config, index=index)
-    todo = [q for q in dataset.queries if (key, q.id) not in log_file.done]
+    todo = [q for q in dataset.queries if keys[q.id] not in log_file.done]
     bar = _progress(len(dataset.queries), len(dataset.queries) - len(todo), f"{pspec.name} × {dataset.name}",
                     progress)
     span_k = experiment.span.k if any(n in M.SPAN_METRICS for n in names) else 0
@@ -275,7 +287,8 @@ def _run_one(pspec: PipelineSpec, dataset: Dataset, fingerprint: str, names: lis
         for query in todo:
             result = pipe.run(query.text)
             record = score_query(query, dataset.qrels.get(query.id), result, names, experiment, pspec.ranking)
-            log_file.append({"run": key, "pipeline": pspec.name, "dataset": dataset.name, **record})
+            log_file.append({"run": key, "pipeline": pspec.name, "dataset": dataset.name,
+                             "query_key": keys[query.id][2], **record})
             on_hits = not _on_context(experiment.span.source, result)
             short += bool(span_k and query.references and on_hits and len(result.hits) < span_k)
             bar.update(1)
@@ -284,7 +297,8 @@ def _run_one(pspec: PipelineSpec, dataset: Dataset, fingerprint: str, names: lis
     if short:
         log.warning("%s × %s: %d of %d queries returned fewer than span.k = %d chunks (the flow's top_k?); their "
                     "span metrics score the chunks there were", pspec.name, dataset.name, short, len(todo), span_k)
-    records = [log_file.done[(key, q.id)] for q in dataset.queries]
+    records = [log_file.done[keys[q.id]] for q in dataset.queries]
+    used.extend(keys[q.id] for q in dataset.queries)
     metrics = aggregate(records, names)
     calls = cache.model_calls - calls_before
     metrics["embedding_model_calls"] = calls  # texts sent to an embedding model by this invocation

@@ -283,6 +283,63 @@ def test_an_interrupted_run_resumes_without_redoing_finished_queries(tiny, monke
     assert len(log.read_text().splitlines()) == 3
 
 
+def _second_dataset(tiny, queries):
+    """A copy of the tiny dataset, same corpus, with these (id, text, doc) queries."""
+    import shutil
+
+    other = tiny / "tiny_b"
+    shutil.copytree(tiny / "tiny", other)
+    lines = []
+    for qid, text, doc in queries:  # answers and references as in the first: the same metrics, the same run key
+        excerpt = DOCS[doc][:20]
+        lines.append(json.dumps({"_id": qid, "text": text, "answers": [excerpt],
+                                 "references": [{"doc_id": doc, "start": 0, "end": len(excerpt)}]}) + "\n")
+    (other / "queries.jsonl").write_text("".join(lines))
+    (other / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\n"
+                                             + "".join(f"{q}\t{d}\t1\n" for q, _, d in queries))
+    return other
+
+
+def test_datasets_sharing_a_corpus_are_scored_on_their_own_queries(tiny):
+    # QA: the record of q1 on the first dataset was reused for q1 of the second (same run key: same config and
+    # corpus), so the second dataset reported the first one's scores
+    other = _second_dataset(tiny, [("q1", "a language without garbage collection", "rust"),
+                                   ("q2", "a drink with caffeine", "tea")])
+    pipeline = {"name": "vec", "index": {"chunker": {"op": "token", "chunk_size": 12, "overlap": 0},
+                                         "structures": ["evaltest_vectors"]},
+                "flow": [{"op": "evaltest_search", "top_k": 4}]}
+    both = run_experiment(parse_experiment({"name": "two", "datasets": [str(tiny / "tiny"), str(other)],
+                                            "pipelines": [pipeline]}), tiny / "out", progress=False)
+    alone = run_experiment(parse_experiment({"name": "one", "datasets": [str(other)], "pipelines": [pipeline]}),
+                           tiny / "out_b", progress=False)
+    second = both.runs[1]
+    assert [r["query"] for r in second.records] == ["a language without garbage collection", "a drink with caffeine"]
+    assert second.metrics["MRR@10"] == alone.runs[0].metrics["MRR@10"]
+    assert len((tiny / "out" / "per_query.jsonl").read_text().splitlines()) == 5
+
+
+def test_an_edited_question_or_gold_is_run_again_not_reused(tiny, monkeypatch):
+    from rag.pipeline import Pipeline
+
+    exp = load_experiment(write_experiment(tiny))
+    run_experiment(exp, tiny / "out", progress=False)
+    queries = tiny / "tiny" / "queries.jsonl"
+    lines = queries.read_text().splitlines()
+    edited = json.loads(lines[0])
+    edited["text"] = "what makes a loyal companion"
+    lines[0] = json.dumps(edited)
+    queries.write_text("\n".join(lines) + "\n")
+    qrels = tiny / "tiny" / "qrels" / "test.tsv"
+    qrels.write_text(qrels.read_text().replace("q3\trust", "q3\ttea"))
+    calls = []
+    original = Pipeline.run
+    monkeypatch.setattr(Pipeline, "run", lambda self, q, filters=None: calls.append(q) or original(self, q, filters))
+    outcome = run_experiment(load_experiment(tiny / "tiny-exp.yaml"), tiny / "out", progress=False)
+    assert calls == ["what makes a loyal companion", "memory safe programming language"]  # q2 is reused
+    assert outcome.runs[0].records[0]["query"] == "what makes a loyal companion"
+    assert len((tiny / "out" / "per_query.jsonl").read_text().splitlines()) == 3
+
+
 def test_an_interrupt_keeps_the_records_of_runs_it_had_not_reached(tiny, monkeypatch):
     # Ctrl-C while the first pipeline re-ran kept only the runs reached so far: the second's finished records were
     # deleted (finish() pruned to the runs of the interrupted loop)
