@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import uuid
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
@@ -28,7 +29,7 @@ def read_jsonl_objects(path: Path, error: type[RagloomError] = InputError,
             if not line.strip():
                 continue
             try:
-                row = json.loads(line)
+                row = json.loads(line.rstrip("\r\n"))  # without its line end, so the column is on the line
             except json.JSONDecodeError as exc:
                 raise error(f"{path}:{number}: invalid JSON ({exc.msg} at column {exc.colno})") from None
             if not isinstance(row, dict):
@@ -49,10 +50,14 @@ def json_line(row: dict[str, Any], encoding: str = "utf-8") -> str:
 
 def write_jsonl_atomically(path: Path, rows: Iterable[dict[str, Any]]) -> None:
     """Rows as JSON Lines, written to a temporary file next to ``path`` and renamed over it: an interrupted
-    run leaves any previous file whole."""
-    tmp = path.with_name(path.name + ".tmp")
+    run leaves any previous file whole. The temporary file gets a name no other file has (``.NAME.xxxxxxxx.tmp``),
+    so no file of the user's is overwritten on the way."""
     try:
-        with tmp.open("w", encoding="utf-8") as handle:
+        tmp, descriptor = _new_file_next_to(path)
+    except OSError as exc:
+        raise RagloomError(f"cannot write {path}: {exc.strerror or exc}") from None
+    try:
+        with open(descriptor, "w", encoding="utf-8") as handle:
             for row in rows:
                 handle.write(json_line(row) + "\n")
         os.replace(tmp, path)
@@ -62,3 +67,14 @@ def write_jsonl_atomically(path: Path, rows: Iterable[dict[str, Any]]) -> None:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def _new_file_next_to(path: Path) -> tuple[Path, int]:
+    """A new file ``.NAME.xxxxxxxx.tmp`` in ``path``'s folder, opened for writing (created exclusively, so never
+    one that exists; permissions from the umask, as ``open`` gives)."""
+    while True:
+        tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+        try:
+            return tmp, os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        except FileExistsError:
+            continue
