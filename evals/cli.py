@@ -33,6 +33,8 @@ def main(argv: Sequence[str]) -> int:
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     if args.limit is not None and args.limit < 1:
         raise RagloomError("--limit must be a positive number of queries")
+    if args.rounds < 1:
+        raise RagloomError(f"--rounds must be a positive number of randomisation / bootstrap rounds, got {args.rounds}")
     from evals.experiment import load_experiment
     from evals.report import print_summary, write_reports
     from evals.runner import run_experiment

@@ -60,22 +60,36 @@ def _print_result(result, as_json: bool, show_trace: bool) -> None:
 
 
 def cmd_validate(args) -> int:
+    """Checks every file given, reporting each (an error in one does not hide the others); exit code 2 if any
+    failed."""
+    failed = 0
+    for path in args.configs:
+        try:
+            print(f"{path}: ok ({_validated(path)})")
+        except RagloomError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            failed += 1
+    return 2 if failed else 0
+
+
+def _validated(path: str) -> str:
+    """What the valid config at ``path`` holds; raises :class:`RagloomError` naming what is wrong. An experiment's
+    datasets are read too (files, references), as ``ragloom eval`` reads them before running anything."""
     from rag.config import load_config
     from rag.flow import compile_flow
 
-    for path in args.configs:
-        if _is_experiment(path):
-            from evals.experiment import load_experiment
+    if _is_experiment(path):
+        from evals.datasets import read_dataset
+        from evals.experiment import load_experiment
 
-            experiment = load_experiment(path)
-            print(f"{path}: ok (experiment {experiment.name}: {len(experiment.pipelines)} pipelines on "
-                  f"{', '.join(d.name for d in experiment.datasets)})")
-            continue
-        config = load_config(path)
-        compile_flow(config.flow)
-        print(f"{path}: ok ({config.name}: {len(config.flow)} steps, structures "
-              f"{', '.join(s.op for s in config.index.structures)})")
-    return 0
+        experiment = load_experiment(path)
+        for spec in experiment.datasets:
+            read_dataset(spec.ref, experiment.source, split=spec.split)
+        return (f"experiment {experiment.name}: {len(experiment.pipelines)} pipelines on "
+                f"{', '.join(d.name for d in experiment.datasets)}")
+    config = load_config(path)
+    compile_flow(config.flow)
+    return f"{config.name}: {len(config.flow)} steps, structures {', '.join(s.op for s in config.index.structures)}"
 
 
 def _is_experiment(path: str) -> bool:

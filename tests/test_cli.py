@@ -26,6 +26,33 @@ def test_validate_reports_file_line_and_key_path(tmp_path, capsys):
     assert "Traceback" not in err
 
 
+def test_validate_reports_every_file_not_only_the_first_bad_one(tmp_path, capsys):
+    # it stopped at the first invalid file: the others' results (ok or not) never appeared
+    first, last = tmp_path / "first.yaml", tmp_path / "last.yaml"
+    first.write_text("name: x\nflow:\n  - {op: no_such_op}\n")
+    last.write_text("name: y\nflow:\n  - {op: bm25, top_kk: 3}\n")
+    code, out, err = run(capsys, "validate", str(first), str(CONFIGS / "linear.yaml"), str(last))
+    assert code == 2
+    assert f"{CONFIGS / 'linear.yaml'}: ok" in out
+    assert f"{first}:3:" in err and f"{last}:3:" in err and "top_kk" in err
+
+
+def test_validate_reads_an_experiments_datasets_as_eval_does(tmp_path, capsys):
+    # it said ok for an experiment whose dataset does not exist; ragloom eval rejected it at once
+    exp = tmp_path / "exp.yaml"
+    exp.write_text(f"name: e\ndatasets: [{tmp_path / 'nowhere'}]\npipelines:\n  - {CONFIGS / 'linear.yaml'}\n")
+    code, out, err = run(capsys, "validate", str(exp))
+    assert code == 2 and "nowhere" in err and "ok" not in out
+
+
+def test_eval_rejects_a_rounds_count_below_one_before_running(tmp_path, capsys):
+    exp = tmp_path / "exp.yaml"
+    exp.write_text(f"name: e\ndatasets: [{tmp_path / 'nowhere'}]\npipelines:\n  - {CONFIGS / 'linear.yaml'}\n")
+    code, _, err = run(capsys, "eval", str(exp), "--rounds", "0", "--out", str(tmp_path / "out"))
+    assert code == 2 and "--rounds must be a positive number" in err
+    assert not (tmp_path / "out").exists()
+
+
 @pytest.mark.parametrize("chunker, where, message", [
     ("{op: late, boundaries: {op: sentence,\n              chunk_siz: 5}}", ":4: index.chunker.boundaries.chunk_siz:",
      "unknown key 'chunk_siz' for op 'sentence'"),
