@@ -18,7 +18,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "per_query.jsonl, TREC run files, report.md / report.html and plots into --out.")
     parser.add_argument("experiment", help="experiment YAML (name, datasets, pipelines, metrics, limit)")
     parser.add_argument("--out", help="run folder (default: runs/<experiment name>); an interrupted run in the "
-                                      "same folder resumes")
+                                      "same folder resumes; a folder holding another experiment's results is "
+                                      "refused")
     parser.add_argument("--limit", type=int, help="only the first N queries of each dataset (quick run)")
     parser.add_argument("--cache-dir", help="where built indexes are kept (default $RAGLOOM_CACHE/eval-indexes)")
     parser.add_argument("--rounds", type=int, default=10_000, help="randomisation / bootstrap rounds")

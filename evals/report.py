@@ -62,7 +62,8 @@ def write_metrics_json(outcome: ExperimentOutcome, out: Path) -> Path:
 
 
 def write_trec_runs(outcome: ExperimentOutcome, out: Path) -> list[Path]:
-    """``qid Q0 docid rank score tag`` per line, one file per pipeline × dataset (documents, best rank first)."""
+    """``qid Q0 docid rank score tag`` per line, one file per pipeline × dataset (documents, best rank first);
+    run files of pipelines no longer in the experiment are removed."""
     folder = out / "runs"
     folder.mkdir(exist_ok=True)
     paths = []
@@ -74,6 +75,8 @@ def write_trec_runs(outcome: ExperimentOutcome, out: Path) -> list[Path]:
                 for rank, (doc, score) in enumerate(rec["ranking"], start=1):
                     fh.write(f"{rec['query_id']} Q0 {doc} {rank} {score} {tag}\n")
         paths.append(path)
+    for stale in set(folder.glob("*.trec")) - set(paths):  # runs of this folder no longer in the experiment
+        stale.unlink()
     return paths
 
 

@@ -242,6 +242,7 @@ def run_experiment(experiment: Experiment, out_dir: str | Path, limit: int | Non
     except OSError as exc:
         reason = "it is a file" if out.is_file() else exc.strerror or exc
         raise RagloomError(f"cannot create the output directory {out}: {reason}") from None
+    _claim_run_folder(out, experiment.name)
     limit = limit or experiment.limit
     # every dataset read (and its references checked) before anything runs: a bad second dataset is not found
     # after hours on the first
@@ -267,6 +268,25 @@ def run_experiment(experiment: Experiment, out_dir: str | Path, limit: int | Non
         log_file.finish(used if complete else None)  # interrupted: later runs' records are kept
     return ExperimentOutcome(experiment, runs, cache.model_calls, cache.built, cache.loaded,
                              time.perf_counter() - started)
+
+
+#: in a run folder, the name of the experiment whose results it holds
+EXPERIMENT_FILE = "experiment_name.txt"
+
+
+def _claim_run_folder(out: Path, name: str) -> None:
+    """Mark ``out`` as holding experiment ``name``'s results; a folder holding another experiment's is refused
+    (running there would prune that experiment's per-query records and replace its reports)."""
+    marker = out / EXPERIMENT_FILE
+    try:
+        held = marker.read_text(encoding="utf-8").strip() if marker.is_file() else None
+    except (OSError, UnicodeDecodeError):
+        held = None
+    if held is not None and held != name:
+        raise RagloomError(f"{out} holds the results of experiment {held!r}, not {name!r}: give this one another "
+                           "--out (or delete that folder)")
+    if held is None:
+        marker.write_text(name + "\n", encoding="utf-8")
 
 
 def _run_one(pspec: PipelineSpec, dataset: Dataset, fingerprint: str, names: list[str], experiment: Experiment,

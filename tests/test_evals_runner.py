@@ -340,6 +340,26 @@ def test_an_edited_question_or_gold_is_run_again_not_reused(tiny, monkeypatch):
     assert len((tiny / "out" / "per_query.jsonl").read_text().splitlines()) == 3
 
 
+def test_another_experiment_is_refused_a_folder_holding_results_and_stale_run_files_go(tiny, capsys):
+    # QA: a second experiment run into the same --out pruned the first one's records and replaced its reports
+    # without a word, and run files of pipelines no longer in an experiment stayed next to the new ones
+    from evals.cli import main
+    from rag.errors import RagloomError
+
+    first = write_experiment(tiny)
+    out = tiny / "out"
+    assert main([str(first), "--out", str(out), "--no-progress", "--rounds", "50"]) == 0
+    records = (out / "per_query.jsonl").read_text()
+    other = write_experiment(tiny, name="other-exp")
+    with pytest.raises(RagloomError, match="holds the results of experiment 'tiny-exp', not 'other-exp'"):
+        main([str(other), "--out", str(out), "--no-progress"])
+    assert (out / "per_query.jsonl").read_text() == records
+    assert (out / "report.md").read_text().startswith("# tiny-exp")
+    (out / "runs" / "gone__tiny.trec").write_text("q1 Q0 cats 1 1.0 gone\n")  # a pipeline since removed
+    assert main([str(first), "--out", str(out), "--no-progress", "--rounds", "50"]) == 0
+    assert [p.name for p in (out / "runs").iterdir()] == ["vec__tiny.trec"]
+
+
 def test_an_interrupt_keeps_the_records_of_runs_it_had_not_reached(tiny, monkeypatch):
     # Ctrl-C while the first pipeline re-ran kept only the runs reached so far: the second's finished records were
     # deleted (finish() pruned to the runs of the interrupted loop)
