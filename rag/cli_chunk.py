@@ -117,11 +117,16 @@ def _print_chunk_summary(console, summary: dict, chunks, show: int, embeds_chunk
         paths = [c.metadata.get("heading_path") or c.metadata.get("scope_path") or [] for c in shown]
         columns = ["chunk", "span", "tokens"] + (["where"] if any(paths) else []) + ["text"]
         table = Table(*columns, box=None, padding=(0, 1))
+        encoding = console.encoding or "utf-8"
+
+        def printable(text: str) -> str:  # a character the terminal's encoding lacks is shown as '?'
+            return escape(without_lone_surrogates(text).encode(encoding, "replace").decode(encoding))
+
         for c, path in zip(shown, paths):
-            text = " ".join(without_lone_surrogates(c.text).split())
-            where = [escape(without_lone_surrogates(" > ".join(map(str, path))))] if any(paths) else []
-            table.add_row(escape(c.id), f"{c.start}-{c.end}", str(c.token_count), *where,
-                          escape(text if len(text) <= 100 else text[:97] + "..."))
+            text = " ".join(c.text.split())
+            where = [printable(" > ".join(map(str, path)))] if any(paths) else []
+            table.add_row(printable(c.id), f"{c.start}-{c.end}", str(c.token_count), *where,
+                          printable(text if len(text) <= 100 else text[:97] + "..."))
         console.print(table)
 
 
@@ -137,6 +142,8 @@ def cmd_chunk(args) -> int:
         raise RagloomError(f"--show must be 0 or more, got {args.show}")
     if args.quality_window is not None and args.quality_window < 1:
         raise RagloomError(f"--quality-window must be at least 1, got {args.quality_window}")
+    if args.out and args.out != "-" and Path(args.input).is_file() and Path(args.out).resolve() == Path(args.input).resolve():
+        raise RagloomError(f"--out {args.out} is the input file: the chunks would replace the text they come from")
     op, params = _chunker_spec(args)
     chunker = create(op, params, "chunker", "chunker")
     documents = read_documents(args.input, args.encoding)

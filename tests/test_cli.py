@@ -273,6 +273,29 @@ def test_chunk_writes_and_shows_text_holding_a_lone_surrogate(tmp_path, capsys):
     assert code == 0 and json.loads(out)["text"] == "abc \ud800 def. Next sentence."
 
 
+def test_chunk_shows_text_the_terminal_cannot_encode(tmp_path, monkeypatch):
+    # QA: --show on a terminal whose encoding lacks a character (PYTHONIOENCODING=ascii) died with a traceback
+    import io
+    import sys
+
+    source = tmp_path / "u.md"
+    source.write_text("# Título\n\nCafé naïve, 日本語 text.\n", encoding="utf-8")
+    terminal = io.TextIOWrapper(io.BytesIO(), encoding="ascii")
+    monkeypatch.setattr(sys, "stdout", terminal)
+    assert main(["chunk", str(source), "--show", "1"]) == 0
+    terminal.flush()
+    shown = terminal.buffer.getvalue().decode("ascii")
+    assert "T?tulo" in shown and "Caf? na?ve, ??? text." in shown
+
+
+def test_chunk_refuses_to_write_over_its_input_file(tmp_path, capsys):
+    source = tmp_path / "a.md"
+    source.write_text("Some text. More text.\n")
+    code, _, err = run(capsys, "chunk", str(source), "--out", str(source))
+    assert code == 2 and "is the input file" in err
+    assert source.read_text() == "Some text. More text.\n"
+
+
 @pytest.mark.parametrize("argv, message", [
     (["--op", "recursve"], "chunker.op: unknown chunker operator 'recursve'"),
     (["--op", "token", "--set", "chunk_size=0"], "chunker.chunk_size: Input should be greater than 0"),
