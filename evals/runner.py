@@ -237,17 +237,22 @@ def run_experiment(experiment: Experiment, out_dir: str | Path, limit: int | Non
 
     started = time.perf_counter()
     out = Path(out_dir)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        reason = "it is a file" if out.is_file() else exc.strerror or exc
-        raise RagloomError(f"cannot create the output directory {out}: {reason}") from None
-    _claim_run_folder(out, experiment.name)
+    held = _experiment_held_by(out)
+    if held is not None and held != experiment.name:
+        raise RagloomError(f"{out} holds the results of experiment {held!r}, not {experiment.name!r}: give this one "
+                           "another --out (or delete that folder)")
     limit = limit or experiment.limit
     # every dataset read (and its references checked) before anything runs: a bad second dataset is not found
-    # after hours on the first
+    # after hours on the first, and no run folder is left behind for an experiment that cannot run
     datasets = [read_dataset(dspec.ref, experiment.source, split=dspec.split).limited(limit)
                 for dspec in experiment.datasets]
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        if held is None:
+            (out / EXPERIMENT_FILE).write_text(experiment.name + "\n", encoding="utf-8")
+    except OSError as exc:
+        reason = "it is a file" if out.is_file() or out.parent.is_file() else exc.strerror or exc
+        raise RagloomError(f"cannot create the output directory {out}: {reason}") from None
     cache = IndexCache(cache_dir or experiment.cache_dir)
     log_file = ResultLog(out / "per_query.jsonl")
     runs: list[RunOutcome] = []
@@ -274,19 +279,13 @@ def run_experiment(experiment: Experiment, out_dir: str | Path, limit: int | Non
 EXPERIMENT_FILE = "experiment_name.txt"
 
 
-def _claim_run_folder(out: Path, name: str) -> None:
-    """Mark ``out`` as holding experiment ``name``'s results; a folder holding another experiment's is refused
-    (running there would prune that experiment's per-query records and replace its reports)."""
-    marker = out / EXPERIMENT_FILE
+def _experiment_held_by(out: Path) -> str | None:
+    """The name of the experiment whose results the run folder ``out`` holds (None: none recorded). Running
+    another one there would prune its per-query records and replace its reports."""
     try:
-        held = marker.read_text(encoding="utf-8").strip() if marker.is_file() else None
-    except (OSError, UnicodeDecodeError):
-        held = None
-    if held is not None and held != name:
-        raise RagloomError(f"{out} holds the results of experiment {held!r}, not {name!r}: give this one another "
-                           "--out (or delete that folder)")
-    if held is None:
-        marker.write_text(name + "\n", encoding="utf-8")
+        return (out / EXPERIMENT_FILE).read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError):  # no such file (or folder), or not one of ours
+        return None
 
 
 def _run_one(pspec: PipelineSpec, dataset: Dataset, fingerprint: str, names: list[str], experiment: Experiment,

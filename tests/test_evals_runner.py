@@ -360,6 +360,17 @@ def test_another_experiment_is_refused_a_folder_holding_results_and_stale_run_fi
     assert [p.name for p in (out / "runs").iterdir()] == ["vec__tiny.trec"]
 
 
+def test_an_experiment_that_cannot_read_its_dataset_leaves_no_run_folder(tiny):
+    from rag.errors import RagloomError
+
+    exp = parse_experiment({"name": "bad", "datasets": [str(tiny / "nowhere")], "pipelines": [
+        {"name": "a", "index": {"chunker": {"op": "token", "chunk_size": 12}, "structures": ["evaltest_vectors"]},
+         "flow": [{"op": "evaltest_search", "top_k": 4}]}]})
+    with pytest.raises(RagloomError, match="nowhere"):
+        run_experiment(exp, tiny / "out" / "bad", progress=False)
+    assert not (tiny / "out").exists()
+
+
 def test_an_interrupt_keeps_the_records_of_runs_it_had_not_reached(tiny, monkeypatch):
     # Ctrl-C while the first pipeline re-ran kept only the runs reached so far: the second's finished records were
     # deleted (finish() pruned to the runs of the interrupted loop)
