@@ -166,6 +166,17 @@ def expand_grid(name: str, config: dict, grid: dict[str, list], where: str, sour
     return specs
 
 
+def _grid_key_of(path: str | None, grid: dict[str, list]) -> str | None:
+    """The grid key whose value a config error at key path ``path`` is about: the key itself, a key inside the
+    value it set, or the mapping holding it (such as a chunker whose overlap the grid made too big)."""
+    if not path:
+        return None
+    for key in grid:
+        if path == key or path.startswith((key + ".", key + "[")) or key.startswith((path + ".", path + "[")):
+            return key
+    return None
+
+
 def _short(value: Any) -> str:
     return value if isinstance(value, str) else str(plain(value)).replace(" ", "")
 
@@ -236,6 +247,10 @@ def _pipeline_entries(raw: Any, source: str | None, base: Path, dataset_names: l
             try:
                 parse_config(copy.deepcopy(spec.config), pipe_source)  # validate before anything runs
             except ConfigError as exc:
+                grid_key = _grid_key_of(exc.path, grid)
+                if grid_key is not None:  # a value the grid set: located at the grid's line of the experiment
+                    raise _error(f"{spec.name}: {exc.message}", f"{where}.grid.{grid_key}", source, grid,
+                                 grid_key) from None
                 # located in the pipeline's own YAML: its file, or the experiment's lines of an inline one
                 in_file = "path" in entry
                 try:

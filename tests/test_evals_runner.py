@@ -452,6 +452,21 @@ def test_grid_errors_name_the_key(tiny):
         parse_experiment({"datasets": ["x"], "pipelines": [{**base, "grid": {"flow[0].top_kk": [3]}}]})
 
 
+def test_an_error_in_a_grid_value_names_the_grid_line_of_the_experiment(tmp_path):
+    # QA: it named the pipeline file's line of the chunker, where the bad value is not written
+    pipeline = tmp_path / "pipe.yaml"
+    pipeline.write_text("name: p\nindex:\n  chunker: {op: token, chunk_size: 50}\n  structures: [evaltest_vectors]\n"
+                        "flow:\n  - {op: evaltest_search}\n")
+    experiment = tmp_path / "exp.yaml"
+    for grid, message in (("index.chunker.chunk_sise: [10]", "unknown key 'chunk_sise'"),
+                          ("index.chunker.overlap: [60]", "must be smaller than chunk_size")):
+        experiment.write_text(f"name: e\ndatasets: [x]\npipelines:\n  - path: pipe.yaml\n    grid:\n"
+                              f"      {grid}\n")
+        key = grid.split(":")[0]
+        with pytest.raises(ConfigError, match=rf"exp.yaml:6: pipelines\[0\].grid.{key}: .*{message}"):
+            load_experiment(experiment)
+
+
 def test_experiment_errors_name_the_key_and_line(tmp_path):
     path = tmp_path / "bad.yaml"
     path.write_text("name: x\ndatasets: [a]\nmetrics: [nDCG@10, recall10]\npipelines: [p.yaml]\n")
