@@ -64,7 +64,7 @@ class Sections:
         if i < 0 or not self.text[headings[i]:position].isspace() and headings[i] != position:
             return position
         last = min(int(self.past_bare[i + 1]) - 1, bisect.bisect_left(headings, end) - 1)
-        return headings[last]
+        return headings[last] if last >= i else position  # no heading inside the chunk starts there
 
     def enclosing_path(self, position: int, end: int) -> tuple[str, ...]:
         """The titles of the headings enclosing all of ``[position, end)``: the path at ``position`` less the
@@ -88,7 +88,7 @@ class Sections:
         for start, end in spans:
             meta: dict[str, Any] = {}
             found = _NON_SPACE.search(text, start, end)  # the span's first visible character
-            first = found.start() if found else end
+            first = found.start() if found else start  # whitespace only: it belongs where it starts
             own = _NON_SPACE.search(text, max(start, previous_end), end) if previous_end > start else found
             own_first = own.start() if own else first
             previous_end = max(previous_end, end)

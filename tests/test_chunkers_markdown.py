@@ -279,3 +279,16 @@ def test_a_run_of_bare_headings_too_long_for_one_chunk_is_packed_not_split_into_
     # a sub-heading is never taken away from its text: the parent stays alone when both do not fit with it
     alone = recursive(20).chunk_text("# Part\n\n## Chapter\n\n" + "Long sentence about the chapter here. " * 10)
     assert alone[0].text == "# Part\n\n" and alone[1].text.startswith("## Chapter\n\nLong sentence")
+
+
+@pytest.mark.parametrize("pack_sections", [True, False])
+def test_blank_lines_before_the_first_heading_get_no_heading_path(pack_sections):
+    # QA: a whitespace-only chunk ending at the first heading got the path of the document's *last* heading
+    from rag.types import Document
+
+    text = "\n# Intro\n\n" + "This is the introduction. " * 30 + "\n\n# Appendix\n\nBye.\n"
+    chunks = recursive(128, pack_sections=pack_sections).chunk(Document("d", text))
+    assert chunks[0].text == "\n" and "heading_path" not in chunks[0].metadata
+    assert chunks[1].metadata["heading_path"] == ["Intro"]
+    if not pack_sections:  # (packed, the last chunk holds the end of Intro and all of Appendix: no common path)
+        assert chunks[-1].metadata["heading_path"] == ["Appendix"]
