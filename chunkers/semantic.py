@@ -69,6 +69,11 @@ def optimal_segmentation(vectors: np.ndarray, fits) -> list[tuple[int, int]]:
     n = len(vectors)
     if n == 0:
         return []
+    if n == 2:
+        # The mean pairwise similarity is then the pair's own, so merging gains 2 * (s - mean) = 0: a tie that
+        # rounding would settle by the ~1e-7 the vectors differ by with their embedding batch (chunk_documents and
+        # chunk() disagreed). Two pieces that fit together are merged.
+        return [(0, 1)] if fits(0, 1) else [(0, 0), (1, 1)]
     total = vectors.sum(axis=0)
     pair_sum = (float(total @ total) - float(np.einsum("ij,ij->", vectors, vectors))) / 2
     mean = pair_sum / max(1, n * (n - 1) / 2)
