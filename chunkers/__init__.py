@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import Any
 
 
-def get_chunker(name: str, **params: Any):
+def get_chunker(name: str, /, **params: Any):
     """The chunker registered as ``name``, configured with ``params`` (validated; errors name the key)."""
     from rag.registry import create
 

@@ -325,3 +325,10 @@ def parse_markdown(text: str) -> MarkdownStructure:
     structure.blocks = sorted(blocks)
     structure._block_starts = [b[0] for b in structure.blocks]
     return structure
+
+
+def is_markdown_language(language) -> bool:
+    """Whether a document whose ``metadata["language"]`` is ``language`` is read for markdown structure: none
+    given, markdown (``md``) or plain text, in any case and with spaces around; not code (``# comment`` is not a
+    heading)."""
+    return language is None or isinstance(language, str) and language.strip().lower() in ("markdown", "md", "text")

@@ -42,6 +42,7 @@ import re
 import numpy as np
 from pydantic import Field
 
+from chunkers._markdown import is_markdown_language
 from chunkers._spans import Span, build_chunks, fit_spans
 from chunkers._splitter import RecursiveSplitter
 from chunkers._syntax import (GRAMMARS, RETRY_LANGUAGE, error_fraction, find_definitions, get_parser, is_scope,
@@ -246,7 +247,7 @@ class ASTChunker(Chunker):
         from chunkers.recursive import RecursiveChunker
 
         chunks = RecursiveChunker(chunk_size=self.params.chunk_size, tokenizer=self.params.tokenizer,
-                                  markdown=language in (None, "markdown")).chunk(document)
+                                  markdown=is_markdown_language(language)).chunk(document)
         chunks = self._within_max_chars(document, chunks)
         for c in chunks:
             c.metadata["fallback"] = f"recursive ({reason})"

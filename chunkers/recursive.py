@@ -24,7 +24,7 @@ from pydantic import Field, model_validator
 
 from chunkers._batches import chunk_in_batches, chunks_of_joined, joined_documents
 from chunkers._exact_fit import split_exact_spans
-from chunkers._markdown import has_structure
+from chunkers._markdown import has_structure, is_markdown_language
 from chunkers._overlap import with_overlap
 from chunkers._spans import build_chunks, drop_chunks_held_by_another, fit_spans
 from chunkers._splitter import RecursiveSplitter
@@ -54,7 +54,7 @@ class RecursiveChunker(Chunker):
 
     def _markdown(self, document: Document) -> bool:
         # markdown structure in markdown and plain text, not in code ("# comment" is not a heading)
-        return self.params.markdown and document.metadata.get("language") in (None, "markdown", "md", "text")
+        return self.params.markdown and is_markdown_language(document.metadata.get("language"))
 
     def chunk(self, document: Document) -> list[Chunk]:
         text = document.text

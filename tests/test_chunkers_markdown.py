@@ -292,3 +292,22 @@ def test_blank_lines_before_the_first_heading_get_no_heading_path(pack_sections)
     assert chunks[1].metadata["heading_path"] == ["Intro"]
     if not pack_sections:  # (packed, the last chunk holds the end of Intro and all of Appendix: no common path)
         assert chunks[-1].metadata["heading_path"] == ["Appendix"]
+
+
+@pytest.mark.parametrize("language", [None, "markdown", "Markdown", " MD ", "md", "text"])
+def test_markdown_is_read_for_any_spelling_of_markdown_and_by_the_ast_fallback(language):
+    # QA: "Markdown" or " markdown" turned markdown off in recursive, and the ast chunker's fallback for "md" too
+    from rag.types import Document
+
+    text = "# Title\n\n" + "Some words here. " * 40 + "\n\n## Part\n\nMore words.\n"
+    metadata = {} if language is None else {"language": language}
+    for chunker in (recursive(60), get_chunker("ast", chunk_size=60)):
+        chunks = chunker.chunk(Document("d", text, metadata))
+        assert chunks[0].metadata["heading_path"] == ["Title"], chunker  # (none when not read as markdown)
+
+
+def test_a_parameter_called_name_is_an_unknown_key_not_a_type_error():
+    from rag.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="unknown key 'name'"):
+        get_chunker("token", name="x")
