@@ -15,24 +15,27 @@ from chunkers._spans import Span
 from chunkers._splitter import RecursiveSplitter
 
 
-def with_overlap(splitter: RecursiveSplitter, spans: list[Span], overlap: int) -> list[Span]:
+def with_overlap(splitter: RecursiveSplitter, spans: list[Span], overlap: int,
+                 budgets: list[int] | None = None) -> list[Span]:
     """``spans`` (consecutive ones meeting end to start) with every span after the first of a run extended
-    back into the one before by at most ``overlap`` tokens (of the repeated text's own count): from the
-    earliest line, sentence or chunk start within that budget, else the earliest word start, else not at
-    all. A span the next one, so extended, holds whole (a run's first, or one that could not be extended) is
-    dropped."""
+    back into the one before by at most ``overlap`` tokens (or its own ``budgets[i]``; of the repeated text's
+    own count): from the earliest line, sentence or chunk start within that budget, else the earliest word
+    start, else not at all. A span the next one, so extended, holds whole (a run's first, or one that could not
+    be extended) is dropped."""
     pairs = [(i, lowest, start) for i, ((lowest, meets), (start, _)) in enumerate(zip(spans, spans[1:]), 1)
              if meets == start]  # not across runs (the next document of joined ones)
-    budgets = {i: overlap for i, _, _ in pairs}
-    extended = {i: _overlap_start(splitter, lowest, start, overlap) for i, lowest, start in pairs}
+    caps = {i: overlap if budgets is None else budgets[i] for i, _, _ in pairs}  # of the repeated text's count
+    budgets = dict(caps)  # in estimated tokens
+    extended = {i: _overlap_start(splitter, lowest, start, budgets[i]) if budgets[i] > 0 else start
+                for i, lowest, start in pairs}
     # the budget is in estimated tokens; a repeated stretch starting at a word has lost the space before it
     # and may count one more: extend such spans less, with the budget lowered by the excess
     pending = [(i, start) for i, _, start in pairs if extended[i] < start]
     while pending:
         counts = splitter.index.counts([(extended[i], start) for i, start in pending])
-        over = [(i, start, count) for (i, start), count in zip(pending, counts) if count > overlap]
+        over = [(i, start, count) for (i, start), count in zip(pending, counts) if count > caps[i]]
         for i, start, count in over:
-            budgets[i] -= count - overlap
+            budgets[i] -= count - caps[i]
             lowest = spans[i - 1][0]
             extended[i] = _overlap_start(splitter, lowest, start, budgets[i]) if budgets[i] > 0 else start
         pending = [(i, start) for i, start, _ in over if extended[i] < start]
@@ -71,3 +74,26 @@ def _overlap_start(splitter: RecursiveSplitter, lowest: int, start: int, overlap
     words = word_starts[np.searchsorted(word_starts, earliest):np.searchsorted(word_starts, start)]
     return int(words[0]) if len(words) else start
 
+
+
+def whole_blocks(splitter: RecursiveSplitter, spans: list[Span], counts: list[int],
+                 limit: int) -> tuple[list[Span], list[int]]:
+    """``spans`` (split for overlap, below ``limit``) with every code fence or table that fits ``limit`` whole
+    but was cut across spans made one span again: the text of its first and last spans outside it stays
+    a span of its own. Such a block then leaves less room for overlap (see :func:`with_overlap`)."""
+    starts = [a for a, _ in spans]
+    out_spans, out_counts = list(spans), list(counts)
+    for a, b, _ in reversed(splitter.structure.blocks):  # from the end: earlier indices stay valid
+        first = bisect.bisect_right(starts, a) - 1
+        last = bisect.bisect_left(starts, b) - 1
+        if first < 0 or first >= last or out_spans[first][1] <= a or out_spans[last][1] < b:
+            continue  # within one span already, or not wholly in this text's spans
+        if any(out_spans[k][1] != out_spans[k + 1][0] for k in range(first, last)):
+            continue  # a gap between the spans (the edge of a joined document)
+        if splitter.index.counts([(a, b)])[0] >= limit:  # (one token of room: a junction can count one more)
+            continue
+        pieces = [span for span in ((out_spans[first][0], a), (a, b), (b, out_spans[last][1])) if span[0] < span[1]]
+        out_spans[first:last + 1] = pieces
+        out_counts[first:last + 1] = splitter.index.counts(pieces)
+        starts[first:last + 1] = [p[0] for p in pieces]
+    return out_spans, out_counts

@@ -25,7 +25,7 @@ from pydantic import Field, model_validator
 from chunkers._batches import chunk_in_batches, chunks_of_joined, joined_documents
 from chunkers._exact_fit import split_exact_spans
 from chunkers._markdown import has_structure, is_markdown_language
-from chunkers._overlap import with_overlap
+from chunkers._overlap import whole_blocks, with_overlap
 from chunkers._spans import build_chunks, drop_chunks_held_by_another, fit_spans
 from chunkers._splitter import RecursiveSplitter
 from chunkers.base import Chunker, TokenizerName, overlap_below_size, tokenizer_field
@@ -67,12 +67,17 @@ class RecursiveChunker(Chunker):
 
     def _split(self, splitter: RecursiveSplitter, starts: np.ndarray, ends: np.ndarray):
         """Exact spans of the ranges ``[starts[k], ends[k])``; with ``overlap``, chunks of ``chunk_size − overlap``
-        tokens, each then extended back by up to ``overlap`` tokens (so at most ``chunk_size``, re-checked)."""
+        tokens (a code fence or table that fits ``chunk_size`` whole), each then extended back by up to
+        ``overlap`` tokens (so at most ``chunk_size``, re-checked)."""
         limit, overlap = self.params.chunk_size, self.params.overlap
         spans, counts, oversize = split_exact_spans(splitter, starts, ends, limit - overlap)
         if not overlap:
             return spans, counts, oversize
-        spans = with_overlap(splitter, spans, overlap)
+        if splitter.structure.blocks:
+            spans, counts = whole_blocks(splitter, spans, counts, limit)
+        # a chunk is extended back by at most what its own count leaves of chunk_size (a whole block can leave
+        # less than overlap)
+        spans = with_overlap(splitter, spans, overlap, [min(overlap, limit - count) for count in counts])
         spans, counts, oversize = fit_spans(splitter.text, spans, self.tokenizer_, limit, splitter.index.counts(spans))
         return drop_chunks_held_by_another(spans, counts, oversize)
 

@@ -311,3 +311,18 @@ def test_a_parameter_called_name_is_an_unknown_key_not_a_type_error():
 
     with pytest.raises(ConfigError, match="unknown key 'name'"):
         get_chunker("token", name="x")
+
+
+@pytest.mark.parametrize("overlap", [0, 10, 40])
+def test_a_fence_that_fits_the_chunk_size_stays_whole_with_overlap(overlap):
+    # QA: with overlap, blocks were packed to chunk_size - overlap, so a fence that fit chunk_size was cut
+    from rag.types import Document
+
+    fence = "```python\n" + "".join(f"x{i} = {i}\n" for i in range(12)) + "```\n"  # 77 tokens
+    text = "Intro paragraph.\n\n" + fence + "\nOutro paragraph, a few more words here.\n"
+    document = Document("d", text)
+    chunks = recursive(80, overlap=overlap).chunk(document)
+    a = text.index(fence)
+    assert any(c.start <= a and c.end >= a + len(fence) for c in chunks)
+    assert all(c.token_count <= 80 and text[c.start:c.end] == c.text for c in chunks)
+    assert chunks[0].start == 0 and chunks[-1].end == len(text)
