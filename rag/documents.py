@@ -40,8 +40,10 @@ def read_documents(source: str | Path, encoding: str = "utf-8") -> list[Document
         raise InputError(f"unknown text encoding {encoding!r} (e.g. utf-8, latin-1, cp1252, utf-16)") from None
     if path.is_dir():
         docs = list(_read_folder(path, encoding))
-    elif path.suffix == ".jsonl":
+    elif path.suffix.lower() == ".jsonl":
         docs = list(_read_jsonl(path, encoding))
+        if not docs:
+            raise InputError(f"{path}: no documents (the file has no JSON lines)")
     else:
         docs = [d for d in [_read_file(path, path.name, encoding)] if d is not None]
     return _keep_nonempty(docs, str(path))
@@ -92,9 +94,11 @@ def _read_jsonl(path: Path, encoding: str = "utf-8") -> Iterator[Document]:
                          "is not the byte 0x0A); convert the file to UTF-8")
     seen: set[str] = set()
     for number, record in read_jsonl_objects(path, encoding=encoding):
-        doc_id = record.get("id", record.get("_id"))
+        doc_id = record.get("id") if record.get("id") is not None else record.get("_id")
         if doc_id is None or "text" not in record:
-            raise InputError(f"{path}:{number}: a document needs 'id' (or '_id') and 'text'; got keys {sorted(record)}")
+            missing = "'text'" if doc_id is not None else "an 'id' (or '_id') that is not null" + (
+                "" if "text" in record else " and 'text'")
+            raise InputError(f"{path}:{number}: a document needs {missing}; got keys {sorted(record)}")
         if not isinstance(record["text"], str):
             raise InputError(f"{path}:{number}: 'text' must be a string")
         doc_id = str(doc_id)

@@ -31,7 +31,11 @@ def test_jsonl_documents_keep_metadata_and_title(tmp_path):
 @pytest.mark.parametrize("line, message", [
     ('{"id": "1", "text": "a"}\n{"id": "1", "text": "b"}\n', ":2: duplicate document id '1'"),
     ('{"id": "1", "text": "a"}\nnot json\n', ":2: invalid JSON"),
-    ('{"text": "a"}\n', ":1: a document needs 'id'"),
+    ('{"text": "a"}\n', ":1: a document needs an 'id'"),
+    ('{"id": null, "text": "a"}\n', ":1: a document needs an 'id' \\(or '_id'\\) that is not null;"),
+    ('{"id": "x"}\n', ":1: a document needs 'text'; got keys \\['id'\\]"),
+    ('', ": no documents \\(the file has no JSON lines\\)"),
+    ('\n  \n', ": no documents"),
     ('{"id": 1, "text": 5}\n', ":1: 'text' must be a string"),
 ])
 def test_bad_jsonl_names_the_line(tmp_path, line, message):
@@ -78,3 +82,11 @@ def test_jsonl_input_is_read_in_the_given_encoding_and_a_leading_byte_order_mark
     assert read_documents(bom)[0].text == "x"
     with pytest.raises(InputError, match="convert the file to UTF-8"):
         read_documents(latin, "utf-16")
+
+
+def test_a_null_id_falls_back_to_underscore_id_and_an_upper_case_suffix_is_jsonl(tmp_path):
+    # QA: {"id": null, "_id": "z"} was refused with a message listing both keys; C.JSONL was read as one text
+    path = tmp_path / "C.JSONL"
+    path.write_text('{"id": null, "_id": "z", "text": "hello there"}\n')
+    docs = read_documents(path)
+    assert [(d.id, d.text) for d in docs] == [("z", "hello there")]
