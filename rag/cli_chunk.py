@@ -144,6 +144,13 @@ def cmd_chunk(args) -> int:
         raise RagloomError(f"--quality-window must be at least 1, got {args.quality_window}")
     if args.out and args.out != "-" and Path(args.input).is_file() and Path(args.out).resolve() == Path(args.input).resolve():
         raise RagloomError(f"--out {args.out} is the input file: the chunks would replace the text they come from")
+    if args.quality:  # a model that cannot load fails now, not after the chunking
+        from rag.lm_files import check_local_lm
+
+        try:
+            check_local_lm(args.quality)
+        except RagloomError as exc:
+            raise RagloomError(f"--quality {args.quality}: {getattr(exc, 'message', exc)}") from None
     op, params = _chunker_spec(args)
     chunker = create(op, params, "chunker", "chunker")
     documents = read_documents(args.input, args.encoding)
