@@ -8,6 +8,7 @@ from :class:`evals.index_cache.IndexCache`, so pipelines that share an index sec
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -233,8 +234,6 @@ def run_experiment(experiment: Experiment, out_dir: str | Path, limit: int | Non
                    cache_dir: str | Path | None = None, progress: bool = True,
                    on_run: Callable[[RunOutcome], None] | None = None) -> ExperimentOutcome:
     """Run every pipeline on every dataset; writes per_query.jsonl into ``out_dir`` as it goes."""
-    from rag.pipeline import Pipeline
-
     started = time.perf_counter()
     out = Path(out_dir)
     held = _experiment_held_by(out)
@@ -253,6 +252,35 @@ def run_experiment(experiment: Experiment, out_dir: str | Path, limit: int | Non
     except OSError as exc:
         reason = "it is a file" if out.is_file() or out.parent.is_file() else exc.strerror or exc
         raise RagloomError(f"cannot create the output directory {out}: {reason}") from None
+    with _only_run_in(out):
+        return _run_all(experiment, datasets, out, cache_dir, progress, on_run, started)
+
+
+@contextlib.contextmanager
+def _only_run_in(out: Path):
+    """Holds ``out``'s lock file while an experiment runs there: a second ``ragloom eval`` into the same folder
+    is refused (both appending to per_query.jsonl and rewriting it would lose records). No lock on Windows."""
+    try:
+        import fcntl
+    except ImportError:
+        yield
+        return
+    with open(out / ".lock", "a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            raise RagloomError(f"{out} is in use by another ragloom eval (give this one another --out, or wait "
+                               "for that one to end)") from None
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _run_all(experiment: Experiment, datasets: list[Dataset], out: Path, cache_dir, progress: bool, on_run,
+             started: float) -> ExperimentOutcome:
+    from rag.pipeline import Pipeline
+
     cache = IndexCache(cache_dir or experiment.cache_dir)
     log_file = ResultLog(out / "per_query.jsonl")
     runs: list[RunOutcome] = []

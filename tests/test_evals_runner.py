@@ -371,6 +371,23 @@ def test_an_experiment_that_cannot_read_its_dataset_leaves_no_run_folder(tiny):
     assert not (tiny / "out").exists()
 
 
+def test_a_second_eval_into_a_folder_in_use_is_refused(tiny):
+    # QA: two ragloom eval processes wrote the same --out at once; one swapped per_query.jsonl while the other
+    # appended to the old file
+    import fcntl
+
+    from rag.errors import RagloomError
+
+    exp = load_experiment(write_experiment(tiny))
+    run_experiment(exp, tiny / "out", progress=False)
+    with open(tiny / "out" / ".lock", "a") as held:  # as another process running there holds it
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        with pytest.raises(RagloomError, match="is in use by another ragloom eval"):
+            run_experiment(exp, tiny / "out", progress=False)
+        fcntl.flock(held, fcntl.LOCK_UN)
+    assert len(run_experiment(exp, tiny / "out", progress=False).runs[0].records) == 3
+
+
 def test_an_interrupt_keeps_the_records_of_runs_it_had_not_reached(tiny, monkeypatch):
     # Ctrl-C while the first pipeline re-ran kept only the runs reached so far: the second's finished records were
     # deleted (finish() pruned to the runs of the interrupted loop)
