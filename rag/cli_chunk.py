@@ -35,6 +35,8 @@ def _chunker_spec(args) -> tuple[str, dict]:
             raise RagloomError(f"--set {key}: {value!r} is not a YAML value ({exc.problem})") from None
         # a dotted key sets a nested param: generator.model=PATH is generator: {model: PATH}
         *parents, leaf = key.split(".")
+        if parents and parents[0] not in params:  # a mapping param keeps its default's other keys
+            params[parents[0]] = _default_mapping(args.op, parents[0])
         target = params
         for depth, parent in enumerate(parents):
             target = target.setdefault(parent, {})
@@ -43,6 +45,22 @@ def _chunker_spec(args) -> tuple[str, dict]:
                                    "mapping")
         target[leaf] = parsed
     return args.op, params
+
+
+def _default_mapping(op: str, key: str) -> dict:
+    """A copy of chunker ``op``'s default for param ``key`` when that is a plain mapping (late chunking's
+    ``boundaries``), so ``--set boundaries.chunk_size=100`` changes only that key; else ``{}`` (a config model such
+    as ``embedder`` fills in its own defaults)."""
+    import copy
+
+    from rag.registry import get_spec
+
+    try:
+        field = get_spec(op, "chunker").cls.Params.model_fields.get(key)
+    except Exception:  # an unknown op: reported when the chunker is created
+        return {}
+    default = field.get_default(call_default_factory=True) if field is not None else None
+    return copy.deepcopy(default) if isinstance(default, dict) else {}
 
 
 def _as_read(params: dict, chunker) -> dict:

@@ -240,6 +240,9 @@ def test_a_dotted_set_key_sets_a_nested_param(tmp_path, capsys):
     code, out, _ = run(capsys, "chunk", str(docs), "--op", "late", "--set", "boundaries.op=token",
                        "--set", "boundaries.chunk_size=30", "--set", "context_weight=0", "--json")
     assert code == 0 and json.loads(out)["chunker"]["boundaries"] == {"op": "token", "chunk_size": 30}
+    # QA: one dotted key replaced the default boundaries and failed with "needs a nested chunker"
+    code, out, _ = run(capsys, "chunk", str(docs), "--op", "late", "--set", "boundaries.chunk_size=30", "--json")
+    assert code == 0 and json.loads(out)["chunker"]["boundaries"] == {"op": "sentence", "chunk_size": 30}
     code, _, err = run(capsys, "chunk", str(docs), "--op", "late", "--set", "boundaries=token",
                        "--set", "boundaries.chunk_size=30")
     assert code == 2 and "--set boundaries.chunk_size: boundaries is already set to a value" in err
