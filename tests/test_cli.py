@@ -114,12 +114,17 @@ def test_validate_names_the_line_of_a_tokenizer_directory_that_cannot_be_read(tm
 
 
 def test_validate_checks_an_experiment_and_names_the_line_inside_an_inline_pipeline(tmp_path, capsys):
+    dataset = tmp_path / "tiny"  # validate reads the datasets, as eval does
+    (dataset / "qrels").mkdir(parents=True)
+    (dataset / "corpus.jsonl").write_text('{"_id": "d1", "text": "Cats purr."}\n')
+    (dataset / "queries.jsonl").write_text('{"_id": "q1", "text": "why do cats purr"}\n')
+    (dataset / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\nq1\td1\t1\n")
     experiment = tmp_path / "exp.yaml"
-    text = ("name: e\ndatasets: [scifact]\npipelines:\n  - name: p\n    index:\n      chunker: {op: token}\n"
+    text = (f"name: e\ndatasets: [{dataset}]\npipelines:\n  - name: p\n    index:\n      chunker: {{op: token}}\n"
             "    flow:\n      - {op: bm25, top_k: 5}\n")
     experiment.write_text(text)
     code, out, _ = run(capsys, "validate", str(experiment))
-    assert code == 0 and "ok (experiment e: 1 pipelines on scifact)" in out
+    assert code == 0 and "ok (experiment e: 1 pipelines on tiny)" in out
     experiment.write_text(text.replace("top_k", "top_kk"))
     code, _, err = run(capsys, "validate", str(experiment))
     assert code == 2 and f"{experiment}:8: pipelines[0].flow[0].top_kk: p: unknown key 'top_kk'" in err, err
