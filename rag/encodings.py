@@ -231,7 +231,7 @@ class FastEncoding(RepairedEncoding):
 
     def count_ordinary_batch(self, texts: Sequence[str]) -> np.ndarray:
         """``len(encode_ordinary(t))`` of every text, in one call to fastokens."""
-        fast = self._native(sum(map(len, texts)))
+        fast = self._native(sum(map(len, texts)) if self.fast is None else 0)  # (lengths count before the load)
         if fast is None or not texts:
             return super().count_ordinary_batch(texts)
         _, offsets = _encode_flat(fast, texts)
