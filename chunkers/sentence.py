@@ -136,6 +136,45 @@ def pack_with_overlap(splitter: RecursiveSplitter, units: list[Span], limit: int
     return spans
 
 
+def over_at_the_last_unit(splitter: RecursiveSplitter, spans: list[Span], unit_starts: np.ndarray,
+                          limit: int) -> tuple[list[Span], list[int]]:
+    """Packed ``spans`` (tiling, of whole units starting at ``unit_starts``) with each one over ``limit`` by its own
+    count (packed by estimate, a chunk can count a token or two more) closed before its last unit, which opens
+    the next chunk if they fit together, else stands alone. Cutting at a word instead would leave the unit's
+    last words at the start of the next chunk. A chunk of one unit is left to :func:`fit_spans`. Returns the spans
+    and their counts."""
+    counts = splitter.index.counts(spans)
+    if max(counts, default=0) <= limit:
+        return spans, counts
+    out: list[Span] = []
+    out_counts: list[int] = []
+    carried: tuple[Span, int] | None = None
+    for (start, end), count in zip(spans, counts):
+        if carried is not None:
+            (carried_start, carried_end), carried_count = carried
+            carried = None
+            joined = splitter.index.counts([(carried_start, end)])[0] if carried_end == start else limit + 1
+            if joined <= limit:
+                start, count = carried_start, joined
+            else:
+                out.append((carried_start, carried_end))
+                out_counts.append(carried_count)
+        last_unit = int(unit_starts[np.searchsorted(unit_starts, end) - 1])
+        if count > limit and last_unit > start:
+            head, rest = splitter.index.counts([(start, last_unit), (last_unit, end)])
+            if head <= limit:
+                out.append((start, last_unit))
+                out_counts.append(head)
+                carried = ((last_unit, end), rest)
+                continue
+        out.append((start, end))
+        out_counts.append(count)
+    if carried is not None:
+        out.append(carried[0])
+        out_counts.append(carried[1])
+    return out, out_counts
+
+
 @operator("sentence", kind="chunker")
 class SentenceChunker(Chunker):
     """Packs whole sentences up to ``chunk_size`` tokens, optionally repeating sentences as overlap."""
@@ -150,8 +189,9 @@ class SentenceChunker(Chunker):
             "before it closes early instead"))
         tokenizer: TokenizerName = tokenizer_field()
 
-    def _packed(self, splitter: RecursiveSplitter, starts: np.ndarray, ends: np.ndarray) -> list[Span]:
-        """Chunk spans of the ranges ``[starts[k], ends[k])`` (one per document), before the exact re-measure."""
+    def _packed(self, splitter: RecursiveSplitter, starts: np.ndarray, ends: np.ndarray) -> tuple[list[Span], list[int]]:
+        """Chunk spans of the ranges ``[starts[k], ends[k])`` (one per document) and their counts, before the
+        hard ceiling (:func:`fit_spans`)."""
         limit, overlap = self.params.chunk_size, self.params.overlap_sentences
         reach = paragraph = None
         if self.params.keep_paragraphs:
@@ -160,20 +200,22 @@ class SentenceChunker(Chunker):
             reach = paragraph_reach(splitter, units, paragraph_starts, limit)
         else:
             units = sentence_units(splitter, limit, starts, ends)
-        if not overlap:  # every document's greedy packing in one call
-            return splitter.pack(units if reach is None else joined_through_reach(units, reach), limit, starts, ends)
+        if not overlap:  # every document's greedy packing in one call, then chunks over by their own count
+            packing = units if reach is None else joined_through_reach(units, reach)
+            spans = splitter.pack(packing, limit, starts, ends)
+            return over_at_the_last_unit(splitter, spans, unit_edges(packing)[0], limit)
         if self.params.keep_paragraphs:  # only the overlap needs to know where paragraphs change
             paragraph = paragraph_of(units, paragraph_starts)
-        return [span for first, last in per_document(units, starts, ends)
-                for span in pack_with_overlap(splitter, units[first:last], limit, overlap,
-                                              None if reach is None else reach[first:last] - first,
-                                              None if paragraph is None else paragraph[first:last])]
+        spans = [span for first, last in per_document(units, starts, ends)
+                 for span in pack_with_overlap(splitter, units[first:last], limit, overlap,
+                                               None if reach is None else reach[first:last] - first,
+                                               None if paragraph is None else paragraph[first:last])]
+        return spans, splitter.index.counts(spans)
 
     def spans(self, text: str) -> tuple[list[Span], list[int], list[bool]]:
         limit = self.params.chunk_size
         splitter = RecursiveSplitter(text, self.tokenizer_, markdown=False)
-        spans = self._packed(splitter, np.array([0]), np.array([len(text)]))
-        counts = splitter.index.counts(spans)
+        spans, counts = self._packed(splitter, np.array([0]), np.array([len(text)]))
         return drop_chunks_held_by_another(*fit_spans(text, spans, self.tokenizer_, limit, counts))
 
     def chunk(self, document: Document) -> list[Chunk]:
@@ -191,7 +233,7 @@ class SentenceChunker(Chunker):
         limit = self.params.chunk_size
         text, starts, ends, index = joined_documents(documents, self.tokenizer_)
         splitter = RecursiveSplitter(text, self.tokenizer_, markdown=False, index=index)
-        spans = self._packed(splitter, starts, ends)
+        spans, counts = self._packed(splitter, starts, ends)
         # pieces dropped for one document never involve another: the next document's chunks start after its end
-        kept = drop_chunks_held_by_another(*fit_spans(text, spans, self.tokenizer_, limit, index.counts(spans)))
+        kept = drop_chunks_held_by_another(*fit_spans(text, spans, self.tokenizer_, limit, counts))
         return chunks_of_joined(documents, starts, ends, *kept, self.tokenizer_)
