@@ -329,23 +329,6 @@ def test_chunk_reports_a_bad_config_with_file_and_line(tmp_path, capsys):
     assert code == 2 and f"{bad}:3: index.chunker.chunk_size" in err
 
 
-def test_an_interrupted_jsonl_write_keeps_the_previous_file_whole(tmp_path):
-    from rag.jsonl import write_jsonl_atomically
-
-    target = tmp_path / "chunks.jsonl"
-    target.write_text('{"old": 1}\n')
-
-    def rows():
-        yield {"new": 1}
-        raise KeyboardInterrupt
-
-    with pytest.raises(KeyboardInterrupt):
-        write_jsonl_atomically(target, rows())
-    assert target.read_text() == '{"old": 1}\n' and not list(tmp_path.glob("*.tmp"))
-    write_jsonl_atomically(target, iter([{"new": 2}]))
-    assert target.read_text() == '{"new": 2}\n'
-
-
 def test_input_in_another_encoding_is_read_with_encoding_and_named_without_it(tmp_path, capsys):
     latin = tmp_path / "latin.txt"
     latin.write_bytes("Café crème à Paris.".encode("latin-1"))

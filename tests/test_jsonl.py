@@ -34,7 +34,7 @@ def test_an_atomic_write_leaves_other_files_alone_and_no_temporary_file(tmp_path
     assert out.stat().st_mode & 0o777 == 0o666 & ~umask  # as open() would create it
 
 
-def test_a_failed_atomic_write_keeps_the_previous_file(tmp_path):
+def test_an_interrupted_atomic_write_keeps_the_previous_file_whole(tmp_path):
     out = tmp_path / "x.jsonl"
     out.write_text('{"old": 1}\n')
 
@@ -45,6 +45,8 @@ def test_a_failed_atomic_write_keeps_the_previous_file(tmp_path):
     with pytest.raises(KeyboardInterrupt):
         write_jsonl_atomically(out, rows())
     assert out.read_text() == '{"old": 1}\n'
-    assert [p.name for p in tmp_path.iterdir()] == ["x.jsonl"]
+    assert [p.name for p in tmp_path.iterdir()] == ["x.jsonl"]  # no temporary file left
+    write_jsonl_atomically(out, iter([{"new": 2}]))
+    assert out.read_text() == '{"new": 2}\n'
     with pytest.raises(RagloomError, match="cannot write"):
         write_jsonl_atomically(tmp_path / "missing" / "x.jsonl", [{"a": 1}])
