@@ -53,11 +53,12 @@ def _default_mapping(op: str, key: str) -> dict:
     as ``embedder`` fills in its own defaults)."""
     import copy
 
+    from rag.errors import ConfigError
     from rag.registry import get_spec
 
     try:
         field = get_spec(op, "chunker").cls.Params.model_fields.get(key)
-    except Exception:  # an unknown op: reported when the chunker is created
+    except ConfigError:  # an unknown op: reported when the chunker is created
         return {}
     default = field.get_default(call_default_factory=True) if field is not None else None
     return copy.deepcopy(default) if isinstance(default, dict) else {}
