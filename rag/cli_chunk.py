@@ -172,6 +172,15 @@ def cmd_chunk(args) -> int:
             raise RagloomError(f"--quality {args.quality}: {getattr(exc, 'message', exc)}") from None
     op, params = _chunker_spec(args)
     chunker = create(op, params, "chunker", "chunker")
+    if not args.config:  # late chunking's params against the embedder an index would run: the default one
+        from rag.config import EmbedderConfig
+        from rag.errors import ConfigError
+
+        try:
+            type(chunker).check_embedder(params, EmbedderConfig())
+        except ConfigError as exc:
+            raise RagloomError(f"--set {exc.path}: {exc.message} (the default embedder, "
+                               f"{EmbedderConfig().model})") from None
     documents = read_documents(args.input, args.encoding)
     started = time.perf_counter()
     chunks = chunker.chunk_documents(documents)

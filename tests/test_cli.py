@@ -313,6 +313,8 @@ def test_chunk_refuses_to_write_over_its_input_file(tmp_path, capsys):
     (["--config", str(CONFIGS / "linear.yaml"), "--set", "chunk_size=5"], "--set goes with --op"),
     (["--show", "-5"], "--show must be 0 or more, got -5"),
     (["--quality", "/no/such/model"], "--quality /no/such/model: model '/no/such/model' is not a local path"),
+    # chunk does not embed, but an index of these chunks would: window_overlap is checked against the default model
+    (["--op", "late", "--set", "window_overlap=300"], "--set window_overlap: is 300, but must be below the 254 tokens"),
 ])
 def test_chunk_errors_name_the_problem_and_leave_an_existing_output_file_alone(tmp_path, capsys, argv, message):
     out_file = tmp_path / "chunks.jsonl"
