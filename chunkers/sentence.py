@@ -116,11 +116,12 @@ def pack_with_overlap(splitter: RecursiveSplitter, units: list[Span], limit: int
     reach_of = range(len(units)) if reach is None else reach.tolist()
     paragraph_list = None if paragraph is None else paragraph.tolist()
     spans: list[Span] = []
-    first = 0
+    first = fresh = 0
     while first < len(units):
         last = first
         while last + 1 < len(units) and splitter.estimate(units[first][0], units[reach_of[last + 1]][1]) <= limit:
             last += 1
+        first, last = _counted_under(splitter, units, first, fresh, last, reach_of, paragraph_list, limit)
         spans.append((units[first][0], units[last][1]))
         if last + 1 >= len(units):
             break
@@ -134,6 +135,31 @@ def pack_with_overlap(splitter: RecursiveSplitter, units: list[Span], limit: int
                 next_first = candidate  # inside the paragraph the chunk continues, or opening a paragraph
         first = next_first
     return spans
+
+
+def _counted_under(splitter: RecursiveSplitter, units: list[Span], first: int, fresh: int, last: int,
+                   reach_of: Sequence[int], paragraph: list[int] | None, limit: int) -> tuple[int, int]:
+    """The first and last units of a chunk packed by estimate from ``units[first]`` to ``units[last]``, whose new
+    text starts at ``units[fresh]``: these, or, when the chunk counts over ``limit`` (an estimate can be a token or
+    two short), first fewer repeated units (the overlap), then the chunk closed before its last unit without
+    cutting a paragraph it holds whole (``reach_of``). Cutting at a word instead would repeat the unit's last words
+    as the start of the next chunk. A single unit over the limit is left to :func:`fit_spans`."""
+    text = splitter.text
+
+    def over() -> bool:  # whitespace after the last unit's text can open the next chunk instead (fit_spans)
+        start, end = units[first][0], units[last][1]
+        return splitter.index.counts([(start, max(start + len(text[start:end].rstrip()), start + 1))])[0] > limit
+
+    while first < fresh and over():
+        first += 1  # across a paragraph break the overlap keeps only whole paragraphs, as pack_with_overlap does
+        while first < fresh and paragraph is not None and paragraph[first] not in (paragraph[fresh],
+                                                                                   paragraph[first - 1] + 1):
+            first += 1
+    while last > max(first, fresh) and over():
+        last -= 1
+        while last > first and max(reach_of[first + 1:last + 1]) > last:  # inside a paragraph kept whole
+            last -= 1
+    return first, last
 
 
 def over_at_the_last_unit(splitter: RecursiveSplitter, spans: list[Span], unit_starts: np.ndarray,

@@ -375,13 +375,15 @@ def test_re_splits_for_carried_pieces_are_bounded_in_text_where_every_chunk_coun
     assert len(calls) <= 1 + _exact_fit.CARRY_RESPLITS_MIN, calls  # the batched re-split, then the bounded carries
 
 
+@pytest.mark.parametrize("overlap_sentences", [0, 1])
 @pytest.mark.parametrize("keep_paragraphs", [True, False])
-def test_a_sentence_chunk_over_by_its_own_count_closes_before_its_last_sentence(keep_paragraphs):
+def test_a_sentence_chunk_over_by_its_own_count_closes_before_its_last_sentence(keep_paragraphs, overlap_sentences):
     # QA: packed by estimate (" 😀" is one token in context, two alone), the chunk counted 9 of 8 and was cut at
-    # its last word, leaving "On " behind and "日本." a chunk of its own
+    # its last word, leaving "On " behind and "日本." a chunk of its own (with overlap too: a separate packing)
     from chunkers import get_chunker
 
     text = "and far a café. 😀 😀 dog.\n\nOn 日本.\n"
-    chunker = get_chunker("sentence", chunk_size=8, keep_paragraphs=keep_paragraphs)
+    chunker = get_chunker("sentence", chunk_size=8, keep_paragraphs=keep_paragraphs,
+                          overlap_sentences=overlap_sentences)
     assert [c.text for c in chunker.chunk(Document("d", text))] == ["and far a café. ", "😀 😀 dog.\n\n", "On 日本.\n"]
     assert chunker.chunk_documents([Document("d", text), Document("e", text)])[:3] == chunker.chunk(Document("d", text))
