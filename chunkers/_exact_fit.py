@@ -8,7 +8,7 @@ import numpy as np
 
 from chunkers._batches import without_gaps
 from chunkers._spans import Span, fit_spans
-from chunkers._splitter import RecursiveSplitter, edges_to_spans
+from chunkers._splitter import HEADINGS, RecursiveSplitter, edges_to_spans
 
 #: How many chunks in a row, each packed full, a piece cut off the chunk before may be pushed through (each
 #: re-split). Unbounded, a long paragraph split at words is re-split chunk by chunk to its end: on
@@ -89,11 +89,12 @@ def split_exact_spans(splitter: RecursiveSplitter, starts: np.ndarray, ends: np.
     return fit_spans(splitter.text, out_spans, splitter.tokenizer, limit, out_counts, join_next=False)
 
 
-def exact_pieces(splitter: RecursiveSplitter, spans: list[Span], counts: list[int],
-                 limit: int) -> list[tuple[list[Span], list[int]]]:
+def exact_pieces(splitter: RecursiveSplitter, spans: list[Span], counts: list[int], limit: int,
+                 level: int = HEADINGS) -> list[tuple[list[Span], list[int]]]:
     """The pieces (and their counts) of each sorted, disjoint span over ``limit`` by its exact count: split by
-    estimate, then with the budget lowered by the largest excess until every piece fits (or the budget
-    reaches one token; fit_spans does the rest). The spans that need the same budget are split in one call."""
+    estimate (from the splitter's ``level`` down), then with the budget lowered by the largest excess until every
+    piece fits (or the budget reaches one token; fit_spans does the rest). The spans that need the same budget
+    are split in one call."""
     pieces = [([span], [count]) for span, count in zip(spans, counts)]
     budgets = [limit] * len(spans)
     starts, ends = np.array([a for a, _ in spans]), np.array([b for _, b in spans])
@@ -101,7 +102,7 @@ def exact_pieces(splitter: RecursiveSplitter, spans: list[Span], counts: list[in
     def split(group: list[int]) -> None:
         for budget in sorted({budgets[k] for k in group}):
             same = [k for k in group if budgets[k] == budget]
-            edges = splitter.split_edges(starts[same], ends[same], budget)
+            edges = splitter.split_edges(starts[same], ends[same], budget, level)
             first = np.searchsorted(edges, starts[same]).tolist()
             last = np.searchsorted(edges, ends[same]).tolist()
             for k, a, b in zip(same, first, last):

@@ -23,6 +23,7 @@ import numpy as np
 from pydantic import Field
 
 from chunkers._batches import chunk_in_batches, chunks_of_joined, joined_documents, per_document, without_gaps
+from chunkers._exact_fit import exact_pieces
 from chunkers._sentences import sentence_cuts
 from chunkers._spans import Span, build_chunks, drop_chunks_held_by_another, fit_spans
 from chunkers._splitter import BLOCKS, WORDS, RecursiveSplitter, edges_to_spans, merge_sorted
@@ -51,7 +52,36 @@ def sentence_units(splitter: RecursiveSplitter, limit: int, starts: np.ndarray |
         in_documents = ~np.isin(edges[:-1], ends)  # not the separator between two joined documents
         unit_starts, unit_ends = edges[:-1][in_documents], edges[1:][in_documents]
     edges = splitter.split_edges(unit_starts, unit_ends, limit, WORDS)
-    return without_gaps(edges_to_spans(edges), ends)
+    return without_gaps(_pieces_that_fit(splitter, edges_to_spans(edges), unit_starts, unit_ends, limit), ends)
+
+
+def _pieces_that_fit(splitter: RecursiveSplitter, pieces: list[Span], unit_starts: np.ndarray, unit_ends: np.ndarray,
+                     limit: int) -> list[Span]:
+    """``pieces`` of the sentences ``[unit_starts[k], unit_ends[k])``, with each sentence the splitter cut by
+    estimate and whose pieces do not all fit ``limit`` by their own count cut again, with a lower budget, into
+    pieces that do (:func:`chunkers._exact_fit.exact_pieces`). Cut to the limit later, each such piece would leave
+    its last token or two a chunk of its own (one in two chunks of a long run of flag emoji or of CJK without
+    punctuation)."""
+    piece_starts = np.fromiter((a for a, _ in pieces), np.int64, len(pieces))
+    first = np.searchsorted(piece_starts, unit_starts)
+    last = np.searchsorted(piece_starts, unit_ends)  # one past the sentence's last piece
+    cut = np.flatnonzero(last - first > 1)
+    if not len(cut):
+        return pieces
+    cut_pieces = [pieces[i] for k in cut.tolist() for i in range(first[k], last[k])]
+    counts = iter(splitter.index.counts(cut_pieces))
+    over = [k for k in cut.tolist() if max(next(counts) for _ in range(first[k], last[k])) > limit]
+    if not over:
+        return pieces
+    sentences = [(int(unit_starts[k]), int(unit_ends[k])) for k in over]
+    refit = exact_pieces(splitter, sentences, splitter.index.counts(sentences), limit, WORDS)
+    out, taken = [], 0
+    for k, (sentence_pieces, _) in zip(over, refit):
+        out.extend(pieces[taken:first[k]])
+        out.extend(sentence_pieces)
+        taken = last[k]
+    out.extend(pieces[taken:])
+    return out
 
 
 def unit_edges(units: list[Span]) -> tuple[np.ndarray, np.ndarray]:

@@ -387,3 +387,17 @@ def test_a_sentence_chunk_over_by_its_own_count_closes_before_its_last_sentence(
                           overlap_sentences=overlap_sentences)
     assert [c.text for c in chunker.chunk(Document("d", text))] == ["and far a café. ", "😀 😀 dog.\n\n", "On 日本.\n"]
     assert chunker.chunk_documents([Document("d", text), Document("e", text)])[:3] == chunker.chunk(Document("d", text))
+
+
+@pytest.mark.parametrize("text, limit", [("🇺🇸" * 40, 20), ("日本語の文章を書きます漢字仮名混じり文鬱龘" * 30, 10)],
+                         ids=["flag-emoji", "cjk"])
+def test_a_sentence_longer_than_the_limit_is_cut_into_pieces_that_fit_without_fragments(text, limit):
+    # QA: its pieces, cut by estimate, each counted a token over; cut again to the limit, every other chunk was the
+    # last token or two of the one before (a lone regional indicator, a CJK character)
+    from chunkers import get_chunker
+
+    chunker = get_chunker("sentence", chunk_size=limit)
+    chunks = chunker.chunk(Document("d", text))
+    assert "".join(c.text for c in chunks) == text and all(c.token_count <= limit for c in chunks)
+    assert min(c.token_count for c in chunks[:-1]) > limit // 2, [c.token_count for c in chunks]
+    assert chunker.chunk_documents([Document("d", text), Document("e", text)])[:len(chunks)] == chunks
