@@ -8,7 +8,8 @@ YAML::
       chunker: {op: semantic, chunk_size: 200, breakpoint: cluster, piece_size: 50}
 
 Breakpoint methods (Kamradt's "5 levels of text splitting", as in LangChain's SemanticChunker): embed each
-sentence together with ``buffer`` neighbours on each side, take cosine distances between consecutive
+sentence together with ``buffer`` neighbours on each side (a window longer than the embedding model reads keeps
+its sentence and the neighbouring text nearest it, :func:`centred_windows`), take cosine distances between consecutive
 windows, and cut where the distance exceeds a threshold: the ``threshold``-th ``percentile`` of the
 distances, the mean plus ``threshold`` standard deviations (``stddev``), or the ``threshold``-th percentile
 of the distance gradient (``gradient``). Segments longer than ``chunk_size`` are packed sentence by sentence
@@ -28,8 +29,10 @@ from pydantic import Field, model_validator
 from chunkers._spans import Span, build_chunks, fit_spans
 from chunkers._splitter import RecursiveSplitter
 from chunkers.base import Chunker, TokenizerName, tokenizer_field
+from chunkers.model_window import model_window
 from chunkers.sentence import sentence_units
 from rag.config import EmbedderConfig
+from rag.encodings import without_lone_surrogates
 from rag.errors import ConfigError
 from rag.registry import OperatorParams, operator
 from rag.types import Chunk, Document
@@ -107,6 +110,38 @@ def _segment_rewards(vectors: np.ndarray, first: int, last: int, mean: float) ->
     return np.diagonal(suffix).copy()
 
 
+def centred_windows(text: str, units: list[Span], buffer: int, offsets: np.ndarray, budget: int) -> list[str]:
+    """The text of each unit with ``buffer`` units on each side, as long as the window's ``offsets`` (the text's
+    model tokens, as character spans) hold at most ``budget`` tokens. A longer window keeps the unit and the
+    neighbouring tokens nearest it, as many before as after while both sides have them: the model would
+    otherwise cut the window's end, the later neighbours, so each window would lean on what comes before it
+    and the last ones (which have fewer neighbours) would look far from the rest. A unit over ``budget`` alone
+    is its own window, cut by the model."""
+    n = len(units)
+    unit_starts = np.array([a for a, _ in units], dtype=np.int64)
+    unit_ends = np.array([z for _, z in units], dtype=np.int64)
+    first_token = np.searchsorted(offsets[:, 1], unit_starts, side="right")  # the first ending after its start
+    end_token = np.maximum(np.searchsorted(offsets[:, 0], unit_ends, side="left"), first_token)
+    windows = []
+    for i in range(n):
+        before, after = max(0, i - buffer), min(n - 1, i + buffer)
+        if end_token[after] - first_token[before] <= budget:
+            windows.append(text[unit_starts[before]:unit_ends[after]])
+            continue
+        own = int(end_token[i] - first_token[i])
+        if own >= budget:
+            windows.append(text[unit_starts[i]:unit_ends[i]])
+            continue
+        room = budget - own
+        left_has, right_has = int(first_token[i] - first_token[before]), int(end_token[after] - end_token[i])
+        right = min(right_has, room - min(left_has, room // 2))
+        left = min(left_has, room - right)
+        start = int(offsets[first_token[i] - left, 0]) if left else int(unit_starts[i])
+        end = int(offsets[end_token[i] + right - 1, 1]) if right else int(unit_ends[i])
+        windows.append(text[min(start, unit_starts[i]):max(end, unit_ends[i])])
+    return windows
+
+
 @operator("semantic", kind="chunker")
 class SemanticChunker(Chunker):
     """Embedding-similarity breakpoints (percentile / stddev / gradient) or clustering DP, hard size cap."""
@@ -157,11 +192,22 @@ class SemanticChunker(Chunker):
         return sentence_units(splitter, limit)
 
     def window_texts(self, text: str, units: list[Span]) -> list[str]:
-        b = self.params.buffer
-        if self.params.breakpoint == "cluster":
-            b = 0
+        """Each unit with ``buffer`` neighbours on each side, fitted to what the embedding model reads
+        (:func:`centred_windows`)."""
+        b = 0 if self.params.breakpoint == "cluster" else self.params.buffer
         n = len(units)
-        return [text[units[max(0, i - b)][0]:units[min(n - 1, i + b)][1]] for i in range(n)]
+        if b == 0:
+            return [text[a:z] for a, z in units]
+        st_model = getattr(self.embedder, "st", None)  # a sentence-transformers model (any embed() will do)
+        tokenizer = getattr(st_model, "tokenizer", None)
+        if not getattr(tokenizer, "is_fast", False):  # no offsets: windows whole, as the embedder takes them
+            return [text[units[max(0, i - b)][0]:units[min(n - 1, i + b)][1]] for i in range(n)]
+        prefix = getattr(self.embedder, "document_prefix", "")
+        budget = model_window(st_model) - (
+            len(tokenizer(without_lone_surrogates(prefix), add_special_tokens=False)["input_ids"]) if prefix else 0)
+        offsets = tokenizer(without_lone_surrogates(text), add_special_tokens=False, return_offsets_mapping=True,
+                            truncation=False, verbose=False)["offset_mapping"]
+        return centred_windows(text, units, b, np.asarray(offsets, dtype=np.int64).reshape(-1, 2), max(1, budget))
 
     def segment(self, splitter: RecursiveSplitter, units: list[Span], vectors: np.ndarray) -> list[Span]:
         limit = self.params.chunk_size

