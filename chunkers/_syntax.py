@@ -9,6 +9,10 @@ from __future__ import annotations
 
 import importlib
 import re
+import signal
+import threading
+import time
+from contextlib import contextmanager
 from functools import lru_cache
 
 #: language -> (grammar module, function returning the language pointer)
@@ -65,8 +69,9 @@ def normalise_language(language: str | None) -> str | None:
 
 
 @lru_cache(maxsize=None)
-def get_parser(language: str):
-    """A tree-sitter parser for ``language``, or ``None`` when the language or its grammar wheel is missing."""
+def get_grammar(language: str):
+    """The tree-sitter ``Language`` of ``language``, or ``None`` when the language or its grammar wheel is
+    missing."""
     if language not in GRAMMARS:
         return None
     module_name, function = GRAMMARS[language]
@@ -74,9 +79,79 @@ def get_parser(language: str):
         import tree_sitter
 
         module = importlib.import_module(module_name)
-        return tree_sitter.Parser(tree_sitter.Language(getattr(module, function)()))
+        return tree_sitter.Language(getattr(module, function)())
     except (ImportError, AttributeError, ValueError):
         return None
+
+
+_parsers = threading.local()  # a tree-sitter parser holds its parse's state: one per thread and language
+
+
+def get_parser(language: str):
+    """This thread's tree-sitter parser for ``language``, or ``None`` when the language or its grammar wheel is
+    missing."""
+    grammar = get_grammar(language)
+    if grammar is None:
+        return None
+    parsers = _parsers.__dict__.setdefault("by_language", {})
+    if language not in parsers:
+        import tree_sitter
+
+        parsers[language] = tree_sitter.Parser(grammar)
+    return parsers[language]
+
+
+#: Time a parse may take before it is given up (the file is then chunked as text): this many seconds, plus
+#: :data:`PARSE_SECONDS_PER_MB` for each megabyte. Some grammars never finish on some inputs (the TypeScript
+#: grammar on a 14-character line such as ``({x/[})a{b z#]``, tree-sitter-typescript#323); a real file parses at
+#: several megabytes a second.
+PARSE_SECONDS = 5.0
+PARSE_SECONDS_PER_MB = 10.0
+
+
+def parse_in_time(language: str, source: bytes, seconds: float | None = None):
+    """The syntax tree of ``source`` in ``language`` (its grammar must be installed), or ``None`` when parsing
+    takes more than ``seconds`` (by default :data:`PARSE_SECONDS` plus :data:`PARSE_SECONDS_PER_MB` per megabyte):
+    the parse is cancelled, and a Ctrl-C stops it too."""
+    parser = get_parser(language)
+    if seconds is None:
+        seconds = PARSE_SECONDS + PARSE_SECONDS_PER_MB * len(source) / 1e6
+    deadline = time.monotonic() + seconds
+    with _interrupt_noted() as interrupted:
+        # tree-sitter calls progress_callback (about every 200 bytes, and while it recovers from errors) only when
+        # it reads the source through a callback; True cancels the parse
+        try:
+            return parser.parse(lambda offset, _point: source[offset:offset + _READ_BYTES],
+                                progress_callback=lambda *_: bool(interrupted) or time.monotonic() > deadline)
+        except ValueError:  # "Parsing failed": cancelled
+            parser.reset()  # else the next parse would resume this one
+            return None
+
+
+@contextmanager
+def _interrupt_noted():
+    """A list that a Ctrl-C (SIGINT) arriving inside the block appends to, instead of raising; the interrupt is
+    raised (the previous handler called) when the block ends. tree-sitter drops an exception raised in its
+    progress callback, so a Ctrl-C during a parse would be lost. Outside the main thread, where Python runs no
+    signal handler, or where SIGINT is ignored, the block runs as it is."""
+    interrupted: list[int] = []
+    previous = signal.getsignal(signal.SIGINT) if threading.current_thread() is threading.main_thread() else None
+    if previous in (None, signal.SIG_IGN):  # not the main thread, a handler set outside Python, or ignored
+        yield interrupted
+        return
+    signal.signal(signal.SIGINT, lambda signum, _frame: interrupted.append(signum))
+    try:
+        yield interrupted
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        if interrupted:
+            if callable(previous):
+                previous(signal.SIGINT, None)
+            elif previous == signal.SIG_DFL:
+                raise KeyboardInterrupt
+
+
+_READ_BYTES = 1 << 20
 
 
 def error_fraction(root) -> float:
@@ -140,7 +215,7 @@ def definition_query(language: str):
     """A tree-sitter query capturing the definition nodes of ``language`` as ``@definition``."""
     import tree_sitter
 
-    grammar = get_parser(language).language
+    grammar = get_grammar(language)
     known = [kind for kind in sorted(SCOPE_TYPES) if grammar.id_for_node_kind(kind, True) is not None]
     patterns = [f"({kind} body: (_)) @definition" if kind in _DEFINED_WITH_BODY else f"({kind}) @definition"
                 for kind in known]

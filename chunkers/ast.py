@@ -29,8 +29,9 @@ C/C++ struct, class, union or enum specifier only with a body (``struct point *p
 define one). Names have their whitespace collapsed.
 
 A C file with parse errors is parsed as C++ too, and the parse with fewer bytes in errors is kept (headers named
-``.h`` are often C++). Unknown languages, missing grammars and input that does not parse (errors over half the
-file) fall back to the recursive text chunker with the same ``chunk_size``, its chunks over ``max_chars`` split
+``.h`` are often C++). Unknown languages, missing grammars, input that does not parse (errors over half the
+file) and a parse that takes too long (some grammars never finish on some inputs: :func:`chunkers._syntax.parse_in_time`)
+fall back to the recursive text chunker with the same ``chunk_size``, its chunks over ``max_chars`` split
 again down the same separators; those chunks carry ``metadata["fallback"]``. A document's
 ``metadata["language"]`` that is not a string is an :class:`~rag.errors.InputError` naming the document.
 """
@@ -45,8 +46,8 @@ from pydantic import Field
 from chunkers._markdown import is_markdown_language
 from chunkers._spans import Span, build_chunks, fit_spans
 from chunkers._splitter import RecursiveSplitter
-from chunkers._syntax import (GRAMMARS, RETRY_LANGUAGE, error_fraction, find_definitions, get_parser, is_scope,
-                              normalise_language, scope_name, starts_definition)
+from chunkers._syntax import (GRAMMARS, RETRY_LANGUAGE, error_fraction, find_definitions, get_grammar, is_scope,
+                              normalise_language, parse_in_time, scope_name, starts_definition)
 from chunkers._token_index import TokenIndex, codepoints, is_space, utf8_char_index
 from chunkers.base import Chunker, TokenizerName, tokenizer_field
 from rag.errors import ConfigError, InputError
@@ -213,16 +214,18 @@ class ASTChunker(Chunker):
         if not text:
             return []
         language = self.language_of(document)
-        parser = get_parser(language) if language else None
-        if parser is None:
+        if not language or get_grammar(language) is None:
             return self._fallback(document, language, "no grammar" if language else "no language")
         source = text.encode("utf-8", "surrogatepass")
-        root = parser.parse(source).root_node
-        retry = get_parser(RETRY_LANGUAGE[language]) if root.has_error and language in RETRY_LANGUAGE else None
-        if retry is not None:
-            retried = retry.parse(source).root_node
-            if error_fraction(retried) < error_fraction(root):  # fewer bytes in errors: a C++ header
-                language, root = RETRY_LANGUAGE[language], retried
+        tree = parse_in_time(language, source)
+        if tree is None:
+            return self._fallback(document, language, "parse timed out")
+        root = tree.root_node
+        retry = RETRY_LANGUAGE.get(language) if root.has_error else None
+        if retry is not None and get_grammar(retry) is not None:
+            retried = parse_in_time(retry, source)
+            if retried is not None and error_fraction(retried.root_node) < error_fraction(root):
+                language, root = retry, retried.root_node  # fewer bytes in errors: a C++ header
         if root.has_error and error_fraction(root) > MAX_ERROR_FRACTION:
             return self._fallback(document, language, "parse errors")
         splitter = SyntaxSplitter(text, source, self.tokenizer_, self.params.max_chars, self.params.chunk_size)

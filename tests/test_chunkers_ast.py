@@ -9,7 +9,8 @@ from hypothesis import strategies as st
 pytest.importorskip("tree_sitter")
 
 from chunkers import get_chunker  # noqa: E402
-from chunkers.ast import GRAMMARS, get_parser, nonspace_prefix  # noqa: E402
+from chunkers._syntax import get_grammar  # noqa: E402
+from chunkers.ast import GRAMMARS, nonspace_prefix  # noqa: E402
 from rag.errors import ConfigError  # noqa: E402
 from rag.tokens import get_tokenizer  # noqa: E402
 from rag.types import Document  # noqa: E402
@@ -53,7 +54,7 @@ def check(text: str, chunks, max_chars: int, chunk_size: int) -> None:
 
 
 def test_every_listed_grammar_is_installed():
-    missing = [language for language in GRAMMARS if get_parser(language) is None]
+    missing = [language for language in GRAMMARS if get_grammar(language) is None]
     assert not missing
 
 
@@ -312,3 +313,62 @@ def test_a_span_lists_the_definitions_that_start_in_it_whatever_cut_it():
     spans = [(0, 4), (4, 8), (8, 30), (30, 35)]  # (4, 8) and (8, 30) as the token ceiling may re-cut a piece
     assert names_starting_in(spans, definitions) == [["A"], ["f"], ["g", "h"], ["k"]]
     assert names_starting_in([(0, 35)], []) == [[]]
+
+
+def test_a_parse_that_does_not_finish_in_time_falls_back_to_text_chunking(monkeypatch):
+    # QA: the TypeScript grammar never finishes on this line (tree-sitter-typescript#323): the chunker hung, and
+    # Ctrl-C could not stop it. The parse is cancelled after its time (here shortened) and the text chunked
+    import chunkers._syntax as syntax
+
+    monkeypatch.setattr(syntax, "PARSE_SECONDS", 0.5)
+    monkeypatch.setattr(syntax, "PARSE_SECONDS_PER_MB", 0.0)
+    text = "({x/[})a{b z#]"
+    chunks = get_chunker("ast", language="typescript").chunk_text(text)
+    assert [c.text for c in chunks] == [text] and chunks[0].metadata["fallback"] == "recursive (parse timed out)"
+    # the cancelled parse does not leave its state behind: the next file parses
+    chunks = get_chunker("ast", language="typescript").chunk_text("function f(a: number) { return a; }\n")
+    assert "fallback" not in chunks[0].metadata and chunks[0].metadata["definitions"] == ["f"]
+
+
+def test_each_thread_parses_with_its_own_parser():
+    # a tree-sitter parser holds the state of its parse: one shared by threads chunking at once is not safe
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    import chunkers._syntax as syntax
+
+    main_thread_parser = syntax.get_parser("python")
+    both_running = threading.Barrier(2)
+
+    def parser_of_this_thread(_):
+        parser = syntax.get_parser("python")
+        both_running.wait(timeout=10)
+        return parser
+
+    with ThreadPoolExecutor(2) as pool:
+        first, second = pool.map(parser_of_this_thread, range(2))
+    assert len({id(first), id(second), id(main_thread_parser)}) == 3
+    assert syntax.get_parser("python") is main_thread_parser
+
+
+def test_ctrl_c_stops_a_parse():
+    # tree-sitter drops an exception raised in its progress callback: the interrupt is noted, the parse cancelled
+    # and KeyboardInterrupt raised after it
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    child = subprocess.Popen(
+        [sys.executable, "-c", "import signal; signal.signal(signal.SIGINT, signal.default_int_handler)\n"
+         "import chunkers._syntax as syntax\nprint('parsing', flush=True)\n"
+         "syntax.parse_in_time('typescript', b'({x/[})a{b z#]', seconds=60)\nprint('parsed')"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout.readline() == "parsing\n"
+        time.sleep(0.5)
+        child.send_signal(signal.SIGINT)
+        out, err = child.communicate(timeout=30)
+    finally:
+        child.kill()
+    assert "parsed" not in out and err.rstrip().endswith("KeyboardInterrupt")
