@@ -41,7 +41,7 @@ import bisect
 import re
 
 import numpy as np
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from chunkers._markdown import is_markdown_language
 from chunkers._spans import Span, build_chunks, fit_spans
@@ -192,13 +192,17 @@ class ASTChunker(Chunker):
         chunk_size: int = Field(512, gt=0, description="maximum tokens per chunk (hard ceiling)")
         tokenizer: TokenizerName = tokenizer_field()
 
+        @model_validator(mode="after")
+        def _known_language(self):
+            # checked with the params, so `ragloom validate` and the config's line name it
+            language = normalise_language(self.language)
+            if language is not None and language not in GRAMMARS:
+                raise ConfigError(f"unknown language {self.language!r}; valid: {', '.join(GRAMMARS)}", "language")
+            return self
+
     def __init__(self, **params):
         super().__init__(**params)
-        language = normalise_language(self.params.language)
-        if language is not None and language not in GRAMMARS:
-            raise ConfigError(f"unknown language {self.params.language!r}; valid: {', '.join(GRAMMARS)}",
-                              "language")
-        self.language_ = language
+        self.language_ = normalise_language(self.params.language)
 
     def language_of(self, document: Document) -> str | None:
         if self.language_:

@@ -60,6 +60,7 @@ def test_eval_rejects_a_rounds_count_below_one_before_running(tmp_path, capsys):
      "unknown key 'modle' for 'embedder' of op 'semantic'; valid keys: model, batch_size"),
     ("{op: token, tokenizer: minilmx}", ":3: index.chunker.tokenizer:", "unknown tokenizer 'minilmx'"),
     ("{op: ast, tokenizer: minilmx}", ":3: index.chunker.tokenizer:", "unknown tokenizer 'minilmx'"),
+    ("{op: ast, language: klingon}", ":3: index.chunker.language:", "unknown language 'klingon'; valid: python"),
 ])
 def test_validate_names_the_line_of_a_bad_nested_chunker_key(tmp_path, capsys, chunker, where, message):
     bad = tmp_path / "bad.yaml"
