@@ -77,7 +77,7 @@ class PerplexityChunker(Chunker):
         chunk_size: int = Field(256, gt=0, description="maximum tokens per chunk (hard ceiling)")
         model: Annotated[str, AfterValidator(field_check(check_local_lm))] = Field(
             "gemma3-270m", description="local model directory, .gguf file or bundled alias")
-        threshold: float = Field(0.0, ge=0, description="perplexity drop that marks a minimum")
+        threshold: float = Field(0.0, ge=0, allow_inf_nan=False, description="perplexity drop that marks a minimum")
         max_context_tokens: int = Field(1024, gt=1, description="LM context for each sentence's perplexity")
         dtype: Literal[DTYPES] = Field("float32", description=f"one of {', '.join(DTYPES)}")
         tokenizer: TokenizerName = tokenizer_field()

@@ -162,6 +162,12 @@ class SemanticChunker(Chunker):
                 raise ConfigError("threshold has no effect with breakpoint 'cluster' (it maximises within-chunk "
                                   "similarity under chunk_size; piece_size sets its granularity): remove it",
                                   "threshold")
+            if "buffer" in self.model_fields_set and self.breakpoint == "cluster":
+                raise ConfigError("buffer has no effect with breakpoint 'cluster' (it embeds each piece alone): "
+                                  "remove it", "buffer")
+            if "piece_size" in self.model_fields_set and self.breakpoint != "cluster":
+                raise ConfigError(f"piece_size has no effect with breakpoint {self.breakpoint!r} (its units are "
+                                  "sentences; piece_size sets the cluster variant's pieces): remove it", "piece_size")
             if self.threshold is not None and self.breakpoint in ("percentile", "gradient") \
                     and not 0 <= self.threshold <= 100:
                 raise ConfigError(f"threshold ({self.threshold}) is a percentile for breakpoint {self.breakpoint!r}: "

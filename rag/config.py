@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Mapping, Union
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
 from rag.embedding import check_model_directory
 from rag.errors import ConfigError, field_check
@@ -33,7 +33,7 @@ class EmbedderConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
     model: Annotated[str, AfterValidator(field_check(check_model_directory))] = "minilm"
-    batch_size: int = 64
+    batch_size: int = Field(64, gt=0)
     device: str = "cpu"
     normalize: bool = True
     cache: bool = True

@@ -104,6 +104,12 @@ def test_perplexity_chunks_keep_the_contract_for_any_text_and_signal(text, size,
     check_contract(text, get_chunker("perplexity", chunk_size=size).use_lm(lm).chunk_text(text), size)
 
 
+def test_an_infinite_threshold_is_a_config_error():
+    # QA: accepted, and it silently turned off every boundary (semantic's threshold already refused it)
+    with pytest.raises(ConfigError, match="^threshold: Input should be a finite number"):
+        get_chunker("perplexity", threshold=float("inf"))
+
+
 def test_missing_local_model_is_a_config_error():
     with pytest.raises(ConfigError, match="never downloads"):
         get_chunker("perplexity", model="org/not-a-local-model").chunk_text("One. Two. Three. Four.")

@@ -40,7 +40,8 @@ def check_contract(text, chunks, size):
 
 @pytest.mark.parametrize("method", ["percentile", "stddev", "gradient", "cluster"])
 def test_semantic_chunks_tile_text_and_never_exceed_the_cap(method, resources):
-    chunker = get_chunker("semantic", chunk_size=24, breakpoint=method, piece_size=8).use_embedder(resources.embedder)
+    pieces = {"piece_size": 8} if method == "cluster" else {}
+    chunker = get_chunker("semantic", chunk_size=24, breakpoint=method, **pieces).use_embedder(resources.embedder)
     check_contract(TOPICS, chunker.chunk_text(TOPICS), 24)
     assert chunker.chunk_text("") == []
     check_contract("   \n ", chunker.chunk_text("   \n "), 24)
@@ -188,6 +189,14 @@ def test_a_percentile_threshold_outside_0_to_100_is_a_config_error_naming_it():
         get_chunker("semantic", breakpoint="cluster", threshold=90)
     with pytest.raises(ConfigError, match="embedder.modle"):  # checked when built, not when first embedding
         get_chunker("semantic", embedder={"modle": "minilm"})
+    # QA: accepted, then a raw error from sentence-transformers at the first embedding
+    with pytest.raises(ConfigError, match="embedder.batch_size: Input should be greater than 0"):
+        get_chunker("semantic", embedder={"batch_size": 0})
+    # QA: accepted and ignored
+    with pytest.raises(ConfigError, match="^piece_size: piece_size has no effect with breakpoint 'percentile'"):
+        get_chunker("semantic", piece_size=10)
+    with pytest.raises(ConfigError, match="^buffer: buffer has no effect with breakpoint 'cluster'"):
+        get_chunker("semantic", breakpoint="cluster", buffer=3)
 
 
 def test_late_chunking_requires_a_nested_boundary_chunker():
@@ -266,7 +275,8 @@ any_text = st.one_of(st.lists(st.sampled_from(PIECES), max_size=60).map("".join)
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(text=any_text, size=st.integers(1, 48), piece_size=st.integers(1, 16))
 def test_semantic_chunks_keep_the_contract_for_any_text(method, text, size, piece_size):
-    chunker = get_chunker("semantic", chunk_size=size, breakpoint=method, piece_size=min(piece_size, size))
+    pieces = {"piece_size": min(piece_size, size)} if method == "cluster" else {}
+    chunker = get_chunker("semantic", chunk_size=size, breakpoint=method, **pieces)
     chunks = chunker.use_embedder(HashEmbedder()).chunk_text(text)
     tokenizer = get_tokenizer()
     assert "".join(c.text for c in chunks) == text
