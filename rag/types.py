@@ -17,6 +17,12 @@ class Document:
     text: str
     metadata: Mapping[str, Any] = field(default_factory=dict)
 
+    def __post_init__(self):
+        # a None or bytes text would fail deep inside a chunker (or give no chunks): say which document and what
+        if not isinstance(self.text, str):
+            raise TypeError(f"document {self.id!r}: text must be a str, got {type(self.text).__name__}"
+                            + (" (decode it first)" if isinstance(self.text, (bytes, bytearray)) else ""))
+
 
 @dataclass(frozen=True, slots=True)
 class Chunk:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import re
 
 import pytest
 
@@ -90,3 +91,12 @@ def test_a_null_id_falls_back_to_underscore_id_and_an_upper_case_suffix_is_jsonl
     path.write_text('{"id": null, "_id": "z", "text": "hello there"}\n')
     docs = read_documents(path)
     assert [(d.id, d.text) for d in docs] == [("z", "hello there")]
+
+
+@pytest.mark.parametrize("text, message", [(None, "got NoneType"), (b"abc", "got bytes (decode it first)")])
+def test_a_document_text_that_is_not_a_str_is_refused_naming_the_document(text, message):
+    # QA: chunk_text(None) gave no chunks and bytes failed deep inside a chunker
+    from chunkers import get_chunker
+
+    with pytest.raises(TypeError, match=rf"^document 'doc': text must be a str, {re.escape(message)}"):
+        get_chunker("recursive").chunk_text(text)
