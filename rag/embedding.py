@@ -275,7 +275,14 @@ class Embedder:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         if self._cache is None:
-            return self._encode(texts, prefix, show_progress)
+            # each distinct text embedded once, as with the cache: equal texts get equal vectors (embedded in
+            # different batches they differ by ~1e-7, enough to flip a tie the semantic chunker breaks on them)
+            distinct = list(dict.fromkeys(texts))
+            if len(distinct) == len(texts):
+                return self._encode(texts, prefix, show_progress)
+            vectors = self._encode(distinct, prefix, show_progress)
+            row = {text: i for i, text in enumerate(distinct)}
+            return vectors[[row[t] for t in texts]]
         ident = f"{self.identity}|{prefix}"
         keys = [EmbeddingCache.key(t) for t in texts]
         found = self._cache.get_many(ident, list(dict.fromkeys(keys)), None)

@@ -31,6 +31,18 @@ def test_second_embedding_of_the_same_text_makes_no_model_call(minilm, tmp_path)
     assert np.allclose(first, second[:5])
 
 
+def test_without_a_cache_equal_texts_get_equal_vectors_in_one_model_call_each(minilm):
+    # QA: embedded in different batches, equal sentence windows differed by ~1e-7, and the semantic chunker's
+    # cluster variant broke their ties differently in chunk() and chunk_documents()
+    e = Embedder("minilm", cache=False)
+    e._st = minilm._st
+    texts = ["the same sentence."] * 3 + [f"another sentence, {'long ' * i}" for i in range(40)] + ["the same sentence."]
+    vectors = e.embed(texts)
+    assert e.model_calls == 41 and vectors.shape == (44, 384)
+    assert all(np.array_equal(vectors[0], vectors[i]) for i in (1, 2, 43))
+    assert np.allclose(vectors[3:43], e.embed(texts[3:43]), atol=1e-6)
+
+
 def test_queries_and_documents_are_cached_separately_when_prefixes_differ(tmp_path, minilm):
     e = Embedder("minilm", cache_dir=tmp_path, query_prefix="query: ")
     e._st = minilm._st
