@@ -53,6 +53,8 @@ _NAME_TYPES = frozenset({"identifier", "field_identifier", "type_identifier", "p
                          "qualified_identifier", "scoped_identifier", "destructor_name", "operator_name",
                          "namespace_identifier", "private_property_identifier"})
 _WRAPPER_TYPES = frozenset({"decorated_definition", "export_statement", "template_declaration"})
+#: Comments, decorators and Rust's attributes (``#[derive(...)]``): they describe what follows them.
+_LEADING_TYPES = frozenset({"comment", "line_comment", "block_comment", "attribute_item", "decorator"})
 #: Scope types that also occur as a mere reference to a type (``struct point *p``): a definition needs a body.
 _DEFINED_WITH_BODY = frozenset({"struct_specifier", "class_specifier", "union_specifier", "enum_specifier"})
 
@@ -117,38 +119,47 @@ def parse_in_time(language: str, source: bytes, seconds: float | None = None):
     if seconds is None:
         seconds = PARSE_SECONDS + PARSE_SECONDS_PER_MB * len(source) / 1e6
     deadline = time.monotonic() + seconds
-    with _interrupt_noted() as interrupted:
+    with _signals_deferred() as signals:
         # tree-sitter calls progress_callback (about every 200 bytes, and while it recovers from errors) only when
-        # it reads the source through a callback; True cancels the parse
+        # it reads the source through a callback; True cancels the parse: its time is up, or Ctrl-C was pressed
+        def cancelled(*_) -> bool:
+            return time.monotonic() > deadline or any(signum == signal.SIGINT for signum, _ in signals)
+
         try:
             return parser.parse(lambda offset, _point: source[offset:offset + _READ_BYTES],
-                                progress_callback=lambda *_: bool(interrupted) or time.monotonic() > deadline)
+                                progress_callback=cancelled)
         except ValueError:  # "Parsing failed": cancelled
             parser.reset()  # else the next parse would resume this one
             return None
 
 
 @contextmanager
-def _interrupt_noted():
-    """A list that a Ctrl-C (SIGINT) arriving inside the block appends to, instead of raising; the interrupt is
-    raised (the previous handler called) when the block ends. tree-sitter drops an exception raised in its
-    progress callback, so a Ctrl-C during a parse would be lost. Outside the main thread, where Python runs no
-    signal handler, or where SIGINT is ignored, the block runs as it is."""
-    interrupted: list[int] = []
-    previous = signal.getsignal(signal.SIGINT) if threading.current_thread() is threading.main_thread() else None
-    if previous in (None, signal.SIG_IGN):  # not the main thread, a handler set outside Python, or ignored
-        yield interrupted
+def _signals_deferred():
+    """A list of the signals ``(signum, frame)`` that arrive inside the block and have a Python handler: those
+    handlers run when the block ends, in order (a Ctrl-C then raises KeyboardInterrupt). tree-sitter drops an
+    exception raised in its progress callback, which is where Python would run them during a parse, so a
+    Ctrl-C (or a ``signal.alarm`` timeout) would be lost. Outside the main thread, where Python runs no signal
+    handler, the block runs as it is."""
+    noted: list[tuple[int, object]] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield noted
         return
-    signal.signal(signal.SIGINT, lambda signum, _frame: interrupted.append(signum))
+    handlers = {}
+    for signum in _CATCHABLE:
+        handler = signal.getsignal(signum)
+        if callable(handler):
+            handlers[signum] = handler
+            signal.signal(signum, lambda signum, frame: noted.append((signum, frame)))
     try:
-        yield interrupted
+        yield noted
     finally:
-        signal.signal(signal.SIGINT, previous)
-        if interrupted:
-            if callable(previous):
-                previous(signal.SIGINT, None)
-            elif previous == signal.SIG_DFL:
-                raise KeyboardInterrupt
+        for signum, handler in handlers.items():
+            signal.signal(signum, handler)
+        for signum, frame in noted:
+            handlers[signum](signum, frame)
+
+
+_CATCHABLE = sorted(set(signal.valid_signals()) - {getattr(signal, "SIGKILL", None), getattr(signal, "SIGSTOP", None)})
 
 
 _READ_BYTES = 1 << 20
@@ -196,6 +207,11 @@ def scope_name(node, source: bytes) -> str | None:
         return None
     name = source[target.start_byte:target.end_byte].decode("utf-8", "replace")
     return _AROUND_SCOPE_OPERATOR.sub("::", _WHITESPACE.sub(" ", name).strip())
+
+
+def leads(node) -> bool:
+    """Whether ``node`` is a comment, a decorator or a Rust attribute: it goes with the code that follows it."""
+    return node.type in _LEADING_TYPES
 
 
 def starts_definition(node, source: bytes) -> bool:

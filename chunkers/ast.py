@@ -14,7 +14,10 @@ fits is one unit; a node over the budget is split recursively into its children;
 merged greedily while the merged span fits. Beyond cAST, siblings that define nothing (a closing quote or
 brace, statements) join the last piece of a split node before them while it fits, instead of starting a new
 chunk, so splitting leaves no fragments like a lone closing triple quote; a definition still starts its own
-chunk. A leaf over the budget (a huge string literal) is split at lines, then whitespace, then characters.
+chunk. A split definition's header (keywords, name, parameters, decorators) and the comments or Rust attributes
+just before it open its first chunk, packed with its first statements (a body that fits alone is split too rather
+than leave the header a chunk of its own); comments that would end a chunk open the next one, with the code they
+describe, when that fits. A leaf over the budget (a huge string literal) is split at lines, then whitespace, then characters.
 
 Unlike the reference cAST code (which drops oversized leaves and rebuilds text approximately) this is
 lossless: every node's span is extended to the start of its next sibling, so the chunks tile the file
@@ -47,7 +50,7 @@ from chunkers._markdown import is_markdown_language
 from chunkers._spans import Span, build_chunks, fit_spans
 from chunkers._splitter import RecursiveSplitter
 from chunkers._syntax import (GRAMMARS, RETRY_LANGUAGE, error_fraction, find_definitions, get_grammar, is_scope,
-                              normalise_language, parse_in_time, scope_name, starts_definition)
+                              leads, normalise_language, parse_in_time, scope_name, starts_definition)
 from chunkers._token_index import TokenIndex, codepoints, is_space, utf8_char_index
 from chunkers.base import Chunker, TokenizerName, tokenizer_field
 from rag.errors import ConfigError, InputError
@@ -106,17 +109,37 @@ class SyntaxSplitter:
         edges = [start, *cuts, end]
         out: list[tuple[Span, tuple]] = []
         group: list[Span] = []
+        group_children: list = []  # the child starting each piece of the group (None for a gap)
 
         def flush():
             if group:
                 out.append(((group[0][0], group[-1][1]), inner_scope))
                 group.clear()
+                group_children.clear()
 
+        def leading_pieces(header: bool) -> int:
+            """How many of the group's last pieces go with the piece after them: comments and attributes, the
+            header passed down from the definition this node is the body of, and with ``header`` every piece that
+            defines nothing (a definition's keywords, name and parameters; a string's opening quotes)."""
+            n = 0
+            for child in reversed(group_children):
+                # (no child: the text before this node's first child, the header of the definition it is the body of)
+                if child is None or leads(child) or header and not starts_definition(child, self.source):
+                    n += 1
+                else:
+                    break
+            return n
+
+        header = starts_definition(node, self.source)  # a definition (or one wrapped): its header comes first
         tail_open = False  # out[-1] is the last piece of a child that was split, and may take what follows
         for a, b in zip(edges[:-1], edges[1:]):
             child = by_start.get(a)  # the child starting this piece; None for a gap before the first child
-            if self.fits(a, b):
-                if (tail_open and (child is None or not starts_definition(child, self.source))
+            # a definition's header that cannot take its whole body along opens the body's first chunk: the body is
+            # split after it, rather than leaving the header a chunk of its own
+            header_alone = (header and child is not None and group and not self.fits(group[0][0], b)
+                            and leading_pieces(True) == len(group))
+            if self.fits(a, b) and not header_alone:
+                if (tail_open and (child is None or not (starts_definition(child, self.source) or leads(child)))
                         and self.fits(out[-1][0][0], b)):
                     # a piece that defines nothing (a closing quote or brace, a statement) joins the tail of the
                     # split child before it instead of standing alone; the chunk now spans both: parent's scope
@@ -124,18 +147,31 @@ class SyntaxSplitter:
                     continue
                 tail_open = False
                 if group and not self.fits(group[0][0], b):
+                    # comments at the group's end open the next chunk with the code they describe, if it fits
+                    moved = leading_pieces(False)
+                    if moved == len(group) or not self.fits(group[-moved][0], b):
+                        moved = 0
+                    carried = (group[len(group) - moved:], group_children[len(group) - moved:])
+                    del group[len(group) - moved:], group_children[len(group_children) - moved:]
                     flush()
+                    group.extend(carried[0])
+                    group_children.extend(carried[1])
                 group.append((a, b))
+                group_children.append(child)
                 continue
-            if child is None:
-                sub = [(span, inner_scope) for span in self.split_text(a, b)]
-            else:
-                sub = self.split_node(child, a, b, inner_scope)
-            if group and sub and self.fits(group[0][0], sub[0][0][1]):
-                # a header (``class A:``, a signature) joins the first piece of the body it introduces
-                sub[0] = ((group[0][0], sub[0][0][1]), inner_scope)
-                group.clear()
+            # a child too big for one chunk is split; the group's last pieces that go with it (its header, the
+            # comments before it) open its first chunk: its split starts where they do, so its first pieces are
+            # packed after them (the header of a split definition is not a chunk of its own, or glued to the
+            # definition before it)
+            # (before a split definition in a block or module, only comments and attributes: it starts its chunk)
+            taken = leading_pieces(header or child is None or not starts_definition(child, self.source))
+            lead = group[len(group) - taken][0] if taken else a
+            del group[len(group) - taken:], group_children[len(group_children) - taken:]
             flush()
+            if child is None:
+                sub = [(span, inner_scope) for span in self.split_text(lead, b)]
+            else:
+                sub = self.split_node(child, lead, b, inner_scope)
             out.extend(sub)
             tail_open = bool(sub)
         flush()

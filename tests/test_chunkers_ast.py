@@ -372,3 +372,70 @@ def test_ctrl_c_stops_a_parse():
     finally:
         child.kill()
     assert "parsed" not in out and err.rstrip().endswith("KeyboardInterrupt")
+
+
+BIG_BODY = "".join(f"    x{i} = compute({i}, 'argument')\n" for i in range(12))
+
+
+@pytest.mark.parametrize("text, first", [
+    # QA: the signature of a split definition was glued to the definition before it, or a chunk of its own
+    ("def small():\n    return 1\n\ndef big(req):\n" + BIG_BODY, "def big(req):\n    x0 = compute(0, 'argument')\n"),
+    # QA: a decorated definition's first chunk did not have its name in its scope path
+    ("import os\n\n@cache\ndef big(req):\n" + BIG_BODY, "@cache\ndef big(req):\n    x0 = compute(0, 'argument')\n"),
+    ("# Computes it all.\ndef big(req):\n" + BIG_BODY, "# Computes it all.\ndef big(req):\n    x0 = compute("),
+])
+def test_a_split_definition_starts_its_chunk_with_its_header_and_the_comments_before_it(text, first):
+    chunks = get_chunker("ast", language="python", max_chars=120).chunk_text(text)
+    check(text, chunks, 120, 512)
+    opening = next(c for c in chunks if "big" in c.metadata["definitions"])
+    assert opening.text.startswith(first) and opening.metadata["scope_path"] == ["big"]
+    assert all(c.metadata["scope_path"] == ["big"] for c in chunks[chunks.index(opening):])
+
+
+@pytest.mark.parametrize("language, text, comment", [
+    ("go", "package m\n\nfunc a() int {\n\tx := 1\n\treturn x + 1\n}\n\n// Add adds two numbers.\n"
+           "func Add(a, b int) int {\n\treturn a + b\n}\n", "// Add adds two numbers.\n"),
+    ("rust", "fn a() -> i32 {\n    let x = 1;\n    x + 1\n}\n\n/// A point.\n#[derive(Debug)]\n"
+             "struct Point { x: i32 }\n", "/// A point.\n#[derive(Debug)]\n"),
+])
+def test_comments_and_attributes_open_the_chunk_of_the_definition_they_describe(language, text, comment):
+    # QA: a doc comment closed the chunk before, next to another definition
+    chunks = get_chunker("ast", language=language, max_chars=60).chunk_text(text)
+    check(text, chunks, 60, 512)
+    assert len(chunks) == 2 and chunks[1].text.startswith(comment)
+
+
+def test_a_header_that_cannot_take_its_whole_body_along_opens_its_first_chunk():
+    # QA: the body fit max_chars alone, not with its signature, so the signature was a chunk of its own
+    # (585 such chunks in 400 Python files at max_chars 300; 98 now, where the first statement alone is too big)
+    body = "".join(f"    value{i} = compute({i})\n" for i in range(10))
+    text = "def a_rather_long_function_name(first, second):\n" + body
+    chunks = get_chunker("ast", language="python", max_chars=200).chunk_text(text)
+    check(text, chunks, 200, 512)
+    assert len(chunks) == 2 and chunks[0].text.startswith("def a_rather_long_function_name(first, second):\n"
+                                                          "    value0 = compute(0)\n")
+    assert [c.metadata["scope_path"] for c in chunks] == [["a_rather_long_function_name"]] * 2
+
+
+def test_a_signal_handler_that_raises_during_a_parse_raises_after_it():
+    # tree-sitter drops what its progress callback raises; a signal.alarm timeout set around chunking must still
+    # fire: the handler is deferred to the end of the parse
+    import signal
+
+    import chunkers._syntax as syntax
+
+    class Alarm(Exception):
+        pass
+
+    def ring(*_):
+        raise Alarm
+
+    previous = signal.signal(signal.SIGALRM, ring)
+    try:
+        signal.setitimer(signal.ITIMER_REAL, 0.2)
+        with pytest.raises(Alarm):
+            syntax.parse_in_time("typescript", b"({x/[})a{b z#]", seconds=1.0)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+    assert syntax.parse_in_time("python", b"x = 1\n").root_node.type == "module"
