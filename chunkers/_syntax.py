@@ -27,8 +27,9 @@ GRAMMARS = {
     "c": ("tree_sitter_c", "language"),
     "cpp": ("tree_sitter_cpp", "language"),
 }
-ALIASES = {"py": "python", "js": "javascript", "jsx": "javascript", "ts": "typescript", "c++": "cpp",
-           "cxx": "cpp", "golang": "go", "rs": "rust"}
+ALIASES = {"py": "python", "js": "javascript", "jsx": "javascript", "mjs": "javascript", "cjs": "javascript",
+           "ts": "typescript", "mts": "typescript", "cts": "typescript", "c++": "cpp", "cxx": "cpp", "cc": "cpp",
+           "hpp": "cpp", "hh": "cpp", "hxx": "cpp", "h": "c", "golang": "go", "rs": "rust"}
 #: A file with parse errors in the first language is parsed in the second too, and the parse with fewer bytes
 #: in errors is kept (C++ headers named ``.h``).
 RETRY_LANGUAGE = {"c": "cpp"}

@@ -35,7 +35,8 @@ A C file with parse errors is parsed as C++ too, and the parse with fewer bytes 
 ``.h`` are often C++). Unknown languages, missing grammars, input that does not parse (errors over half the
 file) and a parse that takes too long (some grammars never finish on some inputs: :func:`chunkers._syntax.parse_in_time`)
 fall back to the recursive text chunker with the same ``chunk_size``, its chunks over ``max_chars`` split
-again down the same separators; those chunks carry ``metadata["fallback"]``. A document's
+again down the same separators; those chunks carry ``metadata["fallback"]`` (and an empty ``scope_path`` and
+``definitions``). Lone CRs (old Mac line ends) are parsed as line feeds. A document's
 ``metadata["language"]`` that is not a string is an :class:`~rag.errors.InputError` naming the document.
 """
 from __future__ import annotations
@@ -61,6 +62,7 @@ from rag.types import Chunk, Document
 MAX_ERROR_FRACTION = 0.5
 
 _LINE_END = re.compile(r"\n")
+_LONE_CR = re.compile(rb"\r(?!\n)")
 _WHITESPACE = re.compile(r"\s+")
 
 
@@ -256,7 +258,9 @@ class ASTChunker(Chunker):
         language = self.language_of(document)
         if not language or get_grammar(language) is None:
             return self._fallback(document, language, "no grammar" if language else "no language")
-        source = text.encode("utf-8", "surrogatepass")
+        # lone CRs (old Mac line ends) read as line feeds, byte for byte: C, C++ and Rust read a CR-only file as one
+        # line, a // comment or a #define swallowing it all
+        source = _LONE_CR.sub(b"\n", text.encode("utf-8", "surrogatepass"))
         tree = parse_in_time(language, source)
         if tree is None:
             return self._fallback(document, language, "parse timed out")
@@ -292,8 +296,8 @@ class ASTChunker(Chunker):
         chunks = RecursiveChunker(chunk_size=self.params.chunk_size, tokenizer=self.params.tokenizer,
                                   markdown=is_markdown_language(language)).chunk(document)
         chunks = self._within_max_chars(document, chunks)
-        for c in chunks:
-            c.metadata["fallback"] = f"recursive ({reason})"
+        for c in chunks:  # the same keys as parsed chunks: no scope or definition is known
+            c.metadata.update(language=language, scope_path=[], definitions=[], fallback=f"recursive ({reason})")
         return chunks
 
     def _within_max_chars(self, document: Document, chunks: list[Chunk]) -> list[Chunk]:

@@ -439,3 +439,28 @@ def test_a_signal_handler_that_raises_during_a_parse_raises_after_it():
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
     assert syntax.parse_in_time("python", b"x = 1\n").root_node.type == "module"
+
+
+def test_fallback_chunks_have_the_keys_of_parsed_chunks_and_a_normalised_language():
+    # QA: fallback chunks had no scope_path / definitions (a KeyError for code reading them) and kept the
+    # document's raw language ("C++ ")
+    chunks = get_chunker("ast").chunk_text("x = (((\n", metadata={"language": " Python "})
+    assert chunks[0].metadata == {"language": "python", "scope_path": [], "definitions": [],
+                                  "fallback": "recursive (parse errors)"}
+
+
+@pytest.mark.parametrize("language", ["c", "cpp", "rust"])
+def test_a_file_with_old_mac_line_ends_parses(language):
+    # QA: with CR-only line ends C, C++ and Rust read the file as one line (a // comment swallowed it all):
+    # 0 definitions, and no fallback
+    body = {"rust": "fn f() -> i32 {\r    1\r}\r// note\rfn g() -> i32 {\r    2\r}\r"}.get(
+        language, "int f(void) {\r    return 1;\r}\r// note\rint g(void) {\r    return 2;\r}\r")
+    chunks = get_chunker("ast", language=language).chunk_text(body)
+    assert "".join(c.text for c in chunks) == body and chunks[0].metadata["definitions"] == ["f", "g"]
+
+
+def test_file_suffixes_are_language_aliases():
+    # QA: rag.documents reads .h / .hpp / .cc / .mjs files as c / cpp / javascript, but the language param
+    # refused those names
+    assert [get_chunker("ast", language=name).language_ for name in ("h", "hpp", "cc", "mjs", "mts")] == \
+        ["c", "cpp", "cpp", "javascript", "typescript"]
