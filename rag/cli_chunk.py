@@ -33,6 +33,10 @@ def _chunker_spec(args) -> tuple[str, dict]:
             parsed = yaml.safe_load(value) if value else ""
         except yaml.YAMLError as exc:
             raise RagloomError(f"--set {key}: {value!r} is not a YAML value ({exc.problem})") from None
+        if isinstance(parsed, dict) and any(":" in str(k) and v is None for k, v in parsed.items()):
+            # YAML reads {op:semantic} as the key "op:semantic" with no value
+            raise RagloomError(f"--set {key}: {value!r} has a key with a colon and no value; in YAML a colon needs "
+                               "a space after it: {op: semantic, chunk_size: 30}")
         # a dotted key sets a nested param: generator.model=PATH is generator: {model: PATH}
         *parents, leaf = key.split(".")
         if parents and parents[0] not in params:  # a mapping param keeps its default's other keys

@@ -311,6 +311,7 @@ def test_chunk_refuses_to_write_over_its_input_file(tmp_path, capsys):
     (["--op", "token", "--set", "chunk_sise=10"], "chunker.chunk_sise: unknown key"),
     (["--set", "chunk_size"], "--set takes KEY=VALUE"),
     (["--set", "boundaries={op: [}"], "--set boundaries: '{op: [}' is not a YAML value"),
+    (["--op", "late", "--set", "boundaries={op:sentence}"], "in YAML a colon needs a space after it"),
     (["--config", str(CONFIGS / "linear.yaml"), "--set", "chunk_size=5"], "--set goes with --op"),
     (["--show", "-5"], "--show must be 0 or more, got -5"),
     (["--quality", "/no/such/model"], "--quality /no/such/model: model '/no/such/model' is not a local path"),
