@@ -52,7 +52,7 @@ SCOPE_TYPES = frozenset({
 _FUNCTION_VALUES = ("arrow_function", "function_expression", "function", "generator_function")
 _NAME_TYPES = frozenset({"identifier", "field_identifier", "type_identifier", "property_identifier",
                          "qualified_identifier", "scoped_identifier", "destructor_name", "operator_name",
-                         "namespace_identifier", "private_property_identifier"})
+                         "operator_cast", "namespace_identifier", "private_property_identifier"})
 _WRAPPER_TYPES = frozenset({"decorated_definition", "export_statement", "template_declaration"})
 #: Comments, decorators and Rust's attributes (``#[derive(...)]``): they describe what follows them.
 _LEADING_TYPES = frozenset({"comment", "line_comment", "block_comment", "attribute_item", "decorator"})
@@ -198,7 +198,8 @@ def scope_name(node, source: bytes) -> str | None:
     if target is None and node.type == "impl_item":
         target = node.child_by_field_name("type")
     if target is None:  # C / C++ functions: the name sits inside nested (possibly parenthesized) declarators
-        declarator = node.child_by_field_name("declarator")
+        declarator = node.child_by_field_name("declarator") or next(
+            (c for c in node.children if c.type == "operator_cast"), None)  # in a class: ``operator bool() {...}``
         while declarator is not None and declarator.type not in _NAME_TYPES:
             declarator = declarator.child_by_field_name("declarator") or next(
                 (c for c in declarator.named_children if c.type in _NAME_TYPES or c.type.endswith("declarator")),
@@ -206,7 +207,12 @@ def scope_name(node, source: bytes) -> str | None:
         target = declarator
     if target is None:
         return None
-    name = source[target.start_byte:target.end_byte].decode("utf-8", "replace")
+    end = target.end_byte
+    cast = target if target.type == "operator_cast" else next(
+        (c for c in target.children if c.type == "operator_cast"), None)  # ``Foo::operator int``
+    if cast is not None:  # a conversion operator is named without its parameters: ``operator int``
+        end = next((c.start_byte for c in cast.children if c.type == "abstract_function_declarator"), end)
+    name = source[target.start_byte:end].decode("utf-8", "replace")
     return _AROUND_SCOPE_OPERATOR.sub("::", _WHITESPACE.sub(" ", name).strip())
 
 

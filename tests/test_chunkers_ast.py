@@ -464,3 +464,11 @@ def test_file_suffixes_are_language_aliases():
     # refused those names
     assert [get_chunker("ast", language=name).language_ for name in ("h", "hpp", "cc", "mjs", "mts")] == \
         ["c", "cpp", "cpp", "javascript", "typescript"]
+
+
+def test_cpp_conversion_operators_are_named_without_their_parameters():
+    # QA: in a class not a definition at all; out of it named 'Foo::operator int() const'
+    text = ("class Foo {\n  operator bool() const { return true; }\n};\n"
+            "Foo::operator int() const { return 1; }\n")
+    (chunk,) = get_chunker("ast", language="cpp").chunk_text(text)
+    assert chunk.metadata["definitions"] == ["Foo", "operator bool", "Foo::operator int"]
