@@ -17,7 +17,8 @@ chunk, so splitting leaves no fragments like a lone closing triple quote; a defi
 chunk. A split definition's header (keywords, name, parameters, decorators) and the comments or Rust attributes
 just before it open its first chunk, packed with its first statements (a body that fits alone is split too rather
 than leave the header a chunk of its own); comments that would end a chunk open the next one, with the code they
-describe, when that fits. A leaf over the budget (a huge string literal) is split at lines, then whitespace, then characters.
+describe, when that fits. A leaf over the budget (a huge string literal) is split at lines, then whitespace, then
+characters.
 
 Unlike the reference cAST code (which drops oversized leaves and rebuilds text approximately) this is
 lossless: every node's span is extended to the start of its next sibling, so the chunks tile the file
@@ -33,8 +34,8 @@ define one). Names have their whitespace collapsed.
 
 A C file with parse errors is parsed as C++ too, and the parse with fewer bytes in errors is kept (headers named
 ``.h`` are often C++). Unknown languages, missing grammars, input that does not parse (errors over half the
-file) and a parse that takes too long (some grammars never finish on some inputs: :func:`chunkers._syntax.parse_in_time`)
-fall back to the recursive text chunker with the same ``chunk_size``, its chunks over ``max_chars`` split
+file) and a parse that takes too long (some grammars never finish on some inputs:
+:func:`chunkers._syntax.parse_in_time`) fall back to the recursive text chunker with the same ``chunk_size``, its chunks over ``max_chars`` split
 again down the same separators; those chunks carry ``metadata["fallback"]`` (and an empty ``scope_path`` and
 ``definitions``). Lone CRs (old Mac line ends) are parsed as line feeds. A document's
 ``metadata["language"]`` that is not a string is an :class:`~rag.errors.InputError` naming the document.
@@ -163,9 +164,8 @@ class SyntaxSplitter:
                 continue
             # a child too big for one chunk is split; the group's last pieces that go with it (its header, the
             # comments before it) open its first chunk: its split starts where they do, so its first pieces are
-            # packed after them (the header of a split definition is not a chunk of its own, or glued to the
-            # definition before it)
-            # (before a split definition in a block or module, only comments and attributes: it starts its chunk)
+            # packed after them. Before a split definition in a block or module only comments and attributes go
+            # with it: a definition starts its chunk, never glued to the one before it
             taken = leading_pieces(header or child is None or not starts_definition(child, self.source))
             lead = group[len(group) - taken][0] if taken else a
             del group[len(group) - taken:], group_children[len(group_children) - taken:]

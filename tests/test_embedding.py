@@ -36,7 +36,8 @@ def test_without_a_cache_equal_texts_get_equal_vectors_in_one_model_call_each(mi
     # cluster variant broke their ties differently in chunk() and chunk_documents()
     e = Embedder("minilm", cache=False)
     e._st = minilm._st
-    texts = ["the same sentence."] * 3 + [f"another sentence, {'long ' * i}" for i in range(40)] + ["the same sentence."]
+    same = "the same sentence."
+    texts = [same] * 3 + [f"another sentence, {'long ' * i}" for i in range(40)] + [same]
     vectors = e.embed(texts)
     assert e.model_calls == 41 and vectors.shape == (44, 384)
     assert all(np.array_equal(vectors[0], vectors[i]) for i in (1, 2, 43))
