@@ -2,17 +2,13 @@
 a language (names, aliases, the C → C++ retry), how much of a parse is errors, which nodes define a named scope
 across the grammars, and the name each definition declares.
 
-Everything here reads tree-sitter nodes and the source bytes only; chunk boundaries and sizes are
-:class:`chunkers.ast.SyntaxSplitter`'s job.
+Everything here reads tree-sitter nodes and the source bytes only; parsing is :mod:`chunkers._parse`'s job,
+chunk boundaries and sizes :class:`chunkers.ast.SyntaxSplitter`'s.
 """
 from __future__ import annotations
 
 import importlib
 import re
-import signal
-import threading
-import time
-from contextlib import contextmanager
 from functools import lru_cache
 
 #: language -> (grammar module, function returning the language pointer)
@@ -85,85 +81,6 @@ def get_grammar(language: str):
         return tree_sitter.Language(getattr(module, function)())
     except (ImportError, AttributeError, ValueError):
         return None
-
-
-_parsers = threading.local()  # a tree-sitter parser holds its parse's state: one per thread and language
-
-
-def get_parser(language: str):
-    """This thread's tree-sitter parser for ``language``, or ``None`` when the language or its grammar wheel is
-    missing."""
-    grammar = get_grammar(language)
-    if grammar is None:
-        return None
-    parsers = _parsers.__dict__.setdefault("by_language", {})
-    if language not in parsers:
-        import tree_sitter
-
-        parsers[language] = tree_sitter.Parser(grammar)
-    return parsers[language]
-
-
-#: Time a parse may take before it is given up (the file is then chunked as text): this many seconds, plus
-#: :data:`PARSE_SECONDS_PER_MB` for each megabyte. Some grammars never finish on some inputs (the TypeScript
-#: grammar on a 14-character line such as ``({x/[})a{b z#]``, tree-sitter-typescript#323); a real file parses at
-#: several megabytes a second.
-PARSE_SECONDS = 5.0
-PARSE_SECONDS_PER_MB = 10.0
-
-
-def parse_in_time(language: str, source: bytes, seconds: float | None = None):
-    """The syntax tree of ``source`` in ``language`` (its grammar must be installed), or ``None`` when parsing
-    takes more than ``seconds`` (by default :data:`PARSE_SECONDS` plus :data:`PARSE_SECONDS_PER_MB` per megabyte):
-    the parse is cancelled, and a Ctrl-C stops it too."""
-    parser = get_parser(language)
-    if seconds is None:
-        seconds = PARSE_SECONDS + PARSE_SECONDS_PER_MB * len(source) / 1e6
-    deadline = time.monotonic() + seconds
-    with _signals_deferred() as signals:
-        # tree-sitter calls progress_callback (about every 200 bytes, and while it recovers from errors) only when
-        # it reads the source through a callback; True cancels the parse: its time is up, or Ctrl-C was pressed
-        def cancelled(*_) -> bool:
-            return time.monotonic() > deadline or any(signum == signal.SIGINT for signum, _ in signals)
-
-        try:
-            return parser.parse(lambda offset, _point: source[offset:offset + _READ_BYTES],
-                                progress_callback=cancelled)
-        except ValueError:  # "Parsing failed": cancelled
-            parser.reset()  # else the next parse would resume this one
-            return None
-
-
-@contextmanager
-def _signals_deferred():
-    """A list of the signals ``(signum, frame)`` that arrive inside the block and have a Python handler: those
-    handlers run when the block ends, in order (a Ctrl-C then raises KeyboardInterrupt). tree-sitter drops an
-    exception raised in its progress callback, which is where Python would run them during a parse, so a
-    Ctrl-C (or a ``signal.alarm`` timeout) would be lost. Outside the main thread, where Python runs no signal
-    handler, the block runs as it is."""
-    noted: list[tuple[int, object]] = []
-    if threading.current_thread() is not threading.main_thread():
-        yield noted
-        return
-    handlers = {}
-    for signum in _CATCHABLE:
-        handler = signal.getsignal(signum)
-        if callable(handler):
-            handlers[signum] = handler
-            signal.signal(signum, lambda signum, frame: noted.append((signum, frame)))
-    try:
-        yield noted
-    finally:
-        for signum, handler in handlers.items():
-            signal.signal(signum, handler)
-        for signum, frame in noted:
-            handlers[signum](signum, frame)
-
-
-_CATCHABLE = sorted(set(signal.valid_signals()) - {getattr(signal, "SIGKILL", None), getattr(signal, "SIGSTOP", None)})
-
-
-_READ_BYTES = 1 << 20
 
 
 def error_fraction(root) -> float:

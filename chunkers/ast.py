@@ -35,9 +35,9 @@ define one). Names have their whitespace collapsed.
 A C file with parse errors is parsed as C++ too, and the parse with fewer bytes in errors is kept (headers named
 ``.h`` are often C++). Unknown languages, missing grammars, input that does not parse (errors over half the
 file) and a parse that takes too long (some grammars never finish on some inputs:
-:func:`chunkers._syntax.parse_in_time`) fall back to the recursive text chunker with the same ``chunk_size``, its chunks over ``max_chars`` split
-again down the same separators; those chunks carry ``metadata["fallback"]`` (and an empty ``scope_path`` and
-``definitions``). Lone CRs (old Mac line ends) are parsed as line feeds. A document's
+:func:`chunkers._parse.parse_in_time`) fall back to the recursive text chunker with the same ``chunk_size``, its
+chunks over ``max_chars`` split again down the same separators; those chunks carry ``metadata["fallback"]`` (and an
+empty ``scope_path`` and ``definitions``). Lone CRs (old Mac line ends) are parsed as line feeds. A document's
 ``metadata["language"]`` that is not a string is an :class:`~rag.errors.InputError` naming the document.
 """
 from __future__ import annotations
@@ -51,8 +51,9 @@ from pydantic import Field, model_validator
 from chunkers._markdown import is_markdown_language
 from chunkers._spans import Span, build_chunks, fit_spans
 from chunkers._splitter import RecursiveSplitter
+from chunkers._parse import parse_in_time
 from chunkers._syntax import (GRAMMARS, RETRY_LANGUAGE, error_fraction, find_definitions, get_grammar, is_scope,
-                              leads, normalise_language, parse_in_time, scope_name, starts_definition)
+                              leads, normalise_language, scope_name, starts_definition)
 from chunkers._token_index import TokenIndex, codepoints, is_space, utf8_char_index
 from chunkers.base import Chunker, TokenizerName, tokenizer_field
 from rag.errors import ConfigError, InputError

@@ -318,10 +318,10 @@ def test_a_span_lists_the_definitions_that_start_in_it_whatever_cut_it():
 def test_a_parse_that_does_not_finish_in_time_falls_back_to_text_chunking(monkeypatch):
     # QA: the TypeScript grammar never finishes on this line (tree-sitter-typescript#323): the chunker hung, and
     # Ctrl-C could not stop it. The parse is cancelled after its time (here shortened) and the text chunked
-    import chunkers._syntax as syntax
+    import chunkers._parse as parse
 
-    monkeypatch.setattr(syntax, "PARSE_SECONDS", 0.5)
-    monkeypatch.setattr(syntax, "PARSE_SECONDS_PER_MB", 0.0)
+    monkeypatch.setattr(parse, "PARSE_SECONDS", 0.5)
+    monkeypatch.setattr(parse, "PARSE_SECONDS_PER_MB", 0.0)
     text = "({x/[})a{b z#]"
     chunks = get_chunker("ast", language="typescript").chunk_text(text)
     assert [c.text for c in chunks] == [text] and chunks[0].metadata["fallback"] == "recursive (parse timed out)"
@@ -335,20 +335,20 @@ def test_each_thread_parses_with_its_own_parser():
     import threading
     from concurrent.futures import ThreadPoolExecutor
 
-    import chunkers._syntax as syntax
+    import chunkers._parse as parse
 
-    main_thread_parser = syntax.get_parser("python")
+    main_thread_parser = parse.get_parser("python")
     both_running = threading.Barrier(2)
 
     def parser_of_this_thread(_):
-        parser = syntax.get_parser("python")
+        parser = parse.get_parser("python")
         both_running.wait(timeout=10)
         return parser
 
     with ThreadPoolExecutor(2) as pool:
         first, second = pool.map(parser_of_this_thread, range(2))
     assert len({id(first), id(second), id(main_thread_parser)}) == 3
-    assert syntax.get_parser("python") is main_thread_parser
+    assert parse.get_parser("python") is main_thread_parser
 
 
 def test_ctrl_c_stops_a_parse():
@@ -361,8 +361,8 @@ def test_ctrl_c_stops_a_parse():
 
     child = subprocess.Popen(
         [sys.executable, "-c", "import signal; signal.signal(signal.SIGINT, signal.default_int_handler)\n"
-         "import chunkers._syntax as syntax\nprint('parsing', flush=True)\n"
-         "syntax.parse_in_time('typescript', b'({x/[})a{b z#]', seconds=60)\nprint('parsed')"],
+         "import chunkers._parse as parse\nprint('parsing', flush=True)\n"
+         "parse.parse_in_time('typescript', b'({x/[})a{b z#]', seconds=60)\nprint('parsed')"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         assert child.stdout.readline() == "parsing\n"
@@ -422,7 +422,7 @@ def test_a_signal_handler_that_raises_during_a_parse_raises_after_it():
     # fire: the handler is deferred to the end of the parse
     import signal
 
-    import chunkers._syntax as syntax
+    import chunkers._parse as parse
 
     class Alarm(Exception):
         pass
@@ -434,11 +434,11 @@ def test_a_signal_handler_that_raises_during_a_parse_raises_after_it():
     try:
         signal.setitimer(signal.ITIMER_REAL, 0.2)
         with pytest.raises(Alarm):
-            syntax.parse_in_time("typescript", b"({x/[})a{b z#]", seconds=1.0)
+            parse.parse_in_time("typescript", b"({x/[})a{b z#]", seconds=1.0)
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
-    assert syntax.parse_in_time("python", b"x = 1\n").root_node.type == "module"
+    assert parse.parse_in_time("python", b"x = 1\n").root_node.type == "module"
 
 
 def test_fallback_chunks_have_the_keys_of_parsed_chunks_and_a_normalised_language():
