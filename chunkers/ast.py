@@ -37,8 +37,9 @@ A C file with parse errors is parsed as C++ too, and the parse with fewer bytes 
 file) and a parse that takes too long (some grammars never finish on some inputs:
 :func:`chunkers._parse.parse_in_time`) fall back to the recursive text chunker with the same ``chunk_size``, its
 chunks over ``max_chars`` split again down the same separators; those chunks carry ``metadata["fallback"]`` (and an
-empty ``scope_path`` and ``definitions``). Lone CRs (old Mac line ends) are parsed as line feeds. A document's
-``metadata["language"]`` that is not a string is an :class:`~rag.errors.InputError` naming the document.
+empty ``scope_path`` and ``definitions``). Lone CRs (old Mac line ends) are parsed as line feeds, NULs as spaces.
+A document's ``metadata["language"]`` that is not a string is an :class:`~rag.errors.InputError` naming the
+document.
 """
 from __future__ import annotations
 
@@ -260,8 +261,9 @@ class ASTChunker(Chunker):
         if not language or get_grammar(language) is None:
             return self._fallback(document, language, "no grammar" if language else "no language")
         # lone CRs (old Mac line ends) read as line feeds, byte for byte: C, C++ and Rust read a CR-only file as one
-        # line, a // comment or a #define swallowing it all
-        source = _LONE_CR.sub(b"\n", text.encode("utf-8", "surrogatepass"))
+        # line, a // comment or a #define swallowing it all; a NUL as a space (tree-sitter's lexers stop at one, so
+        # a NUL in a string literal made the rest of the file errors)
+        source = _LONE_CR.sub(b"\n", text.encode("utf-8", "surrogatepass")).replace(b"\0", b" ")
         tree = parse_in_time(language, source)
         if tree is None:
             return self._fallback(document, language, "parse timed out")

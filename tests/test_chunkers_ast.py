@@ -472,3 +472,10 @@ def test_cpp_conversion_operators_are_named_without_their_parameters():
             "Foo::operator int() const { return 1; }\n")
     (chunk,) = get_chunker("ast", language="cpp").chunk_text(text)
     assert chunk.metadata["definitions"] == ["Foo", "operator bool", "Foo::operator int"]
+
+
+def test_a_nul_in_a_string_does_not_spoil_the_parse():
+    # QA: tree-sitter's lexer stopped at the NUL, so the rest of the file was errors and went to the text fallback
+    text = "x = '\x00'\n\ndef a():\n    return 1\n\nclass C:\n    pass\n"
+    (chunk,) = get_chunker("ast", language="python").chunk_text(text)
+    assert chunk.text == text and chunk.metadata["definitions"] == ["a", "C"]
