@@ -66,6 +66,10 @@ MAX_ERROR_FRACTION = 0.5
 
 _LINE_END = re.compile(r"\n")
 _LONE_CR = re.compile(rb"\r(?!\n)")
+#: A header's ``extern "C" {`` (or its closing ``}``) alone inside ``#ifdef __cplusplus`` ... ``#endif``: the
+#: grammars do not run the preprocessor, so the unmatched brace made most of such a header one ERROR node
+_EXTERN_C_BRACE = re.compile(rb'^[ \t]*#[ \t]*if(?:def[ \t]+__cplusplus|[ \t]+defined[ \t(]*__cplusplus\)?)[^\n]*\n'
+                             rb'([ \t]*(?:extern[ \t]+"C"[ \t]*\{|\})[ \t]*(?://[^\n]*)?)\n[ \t]*#[ \t]*endif', re.M)
 _WHITESPACE = re.compile(r"\s+")
 
 
@@ -75,6 +79,19 @@ def nonspace_prefix(text: str) -> np.ndarray:
     prefix = np.zeros(len(nonspace) + 1, dtype=np.int64)
     np.cumsum(nonspace, out=prefix[1:])
     return prefix
+
+
+def _without_extern_c_braces(source: bytes) -> bytes:
+    """``source`` with each ``extern "C" {`` / ``}`` line of an ``#ifdef __cplusplus`` block blanked, byte for byte
+    (the parse then reads the declarations between them; the chunks keep the text)."""
+    found = list(_EXTERN_C_BRACE.finditer(source))
+    if not found:
+        return source
+    out = bytearray(source)
+    for match in found:
+        start, end = match.span(1)
+        out[start:end] = b" " * (end - start)
+    return bytes(out)
 
 
 class SyntaxSplitter:
@@ -264,6 +281,8 @@ class ASTChunker(Chunker):
         # line, a // comment or a #define swallowing it all; a NUL as a space (tree-sitter's lexers stop at one, so
         # a NUL in a string literal made the rest of the file errors)
         source = _LONE_CR.sub(b"\n", text.encode("utf-8", "surrogatepass")).replace(b"\0", b" ")
+        if language in ("c", "cpp"):
+            source = _without_extern_c_braces(source)
         tree = parse_in_time(language, source)
         if tree is None:
             return self._fallback(document, language, "parse timed out")

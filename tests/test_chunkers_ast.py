@@ -479,3 +479,13 @@ def test_a_nul_in_a_string_does_not_spoil_the_parse():
     text = "x = '\x00'\n\ndef a():\n    return 1\n\nclass C:\n    pass\n"
     (chunk,) = get_chunker("ast", language="python").chunk_text(text)
     assert chunk.text == text and chunk.metadata["definitions"] == ["a", "C"]
+
+
+def test_a_header_with_extern_c_in_ifdef_cplusplus_parses():
+    # QA: the grammars do not run the preprocessor, so `extern "C" {` alone in `#ifdef __cplusplus` left an
+    # unmatched brace; here, past 14 declarations, the file counted as errors and went to the text fallback
+    declarations = "".join(f"void api_{i}(void *p);\n" for i in range(15))
+    text = ('#ifndef USE_DLSYM\n#ifdef __cplusplus\nextern "C" {\n#endif\n' + declarations
+            + '#ifdef __cplusplus\n}\n#endif\n#else\n' + declarations.replace("api", "dl") + "#endif\n")
+    chunks = get_chunker("ast", language="c").chunk_text(text)
+    assert "".join(c.text for c in chunks) == text and "fallback" not in chunks[0].metadata
