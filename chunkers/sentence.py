@@ -245,7 +245,8 @@ class SentenceChunker(Chunker):
             "before it closes early instead"))
         tokenizer: TokenizerName = tokenizer_field()
 
-    def _packed(self, splitter: RecursiveSplitter, starts: np.ndarray, ends: np.ndarray) -> tuple[list[Span], list[int]]:
+    def _packed(self, splitter: RecursiveSplitter, starts: np.ndarray,
+                ends: np.ndarray) -> tuple[list[Span], list[int]]:
         """Chunk spans of the ranges ``[starts[k], ends[k])`` (one per document) and their counts, before the
         hard ceiling (:func:`fit_spans`)."""
         limit, overlap = self.params.chunk_size, self.params.overlap_sentences
