@@ -189,10 +189,14 @@ class SyntaxSplitter:
             lead = group[len(group) - taken][0] if taken else a
             del group[len(group) - taken:], group_children[len(group_children) - taken:]
             flush()
-            if child is None:
+            sub = None
+            if child is not None:
+                try:
+                    sub = self.split_node(child, lead, b, inner_scope)
+                except RecursionError:  # nested past Python's stack (thousands of levels): this child as text
+                    pass
+            if sub is None:
                 sub = [(span, inner_scope) for span in self.split_text(lead, b)]
-            else:
-                sub = self.split_node(child, lead, b, inner_scope)
             out.extend(sub)
             tail_open = bool(sub)
         flush()

@@ -489,3 +489,13 @@ def test_a_header_with_extern_c_in_ifdef_cplusplus_parses():
             + '#ifdef __cplusplus\n}\n#endif\n#else\n' + declarations.replace("api", "dl") + "#endif\n")
     chunks = get_chunker("ast", language="c").chunk_text(text)
     assert "".join(c.text for c in chunks) == text and "fallback" not in chunks[0].metadata
+
+
+def test_an_expression_nested_too_deep_is_chunked_as_text_and_the_rest_of_the_file_as_code():
+    # QA: nesting past Python's stack sent the whole file to the text fallback
+    deep = "x = " + "(" * 3000 + "1" + ")" * 3000 + "\n"
+    text = "def a():\n    return 1\n\n" + deep + "\ndef b():\n    return 2\n"
+    chunks = get_chunker("ast", language="python", max_chars=300).chunk_text(text)
+    check(text, chunks, 300, 512)
+    assert "fallback" not in chunks[0].metadata
+    assert [name for c in chunks for name in c.metadata["definitions"]] == ["a", "b"]
