@@ -24,7 +24,8 @@ Unlike the reference cAST code (which drops oversized leaves and rebuilds text a
 lossless: every node's span is extended to the start of its next sibling, so the chunks tile the file
 exactly (``"".join(c.text for c in chunks) == text``). Tree-sitter's byte offsets are converted to
 character offsets exactly. Chunk metadata: ``language``, ``scope_path`` (names of the definitions that
-enclose the chunk, outermost first) and ``definitions``: the names of all definitions whose node starts in the
+enclose the chunk, outermost first; the first chunk of a split definition, which opens with its header and the
+comments before it, is in that definition's scope) and ``definitions``: the names of all definitions whose node starts in the
 chunk, nested ones included (a class and its methods), in document order, so every named definition of the
 file is listed by exactly one chunk. A definition (:mod:`chunkers._syntax`) is a named node of
 :data:`~chunkers._syntax.SCOPE_TYPES`, wherever it sits (inside a Go ``type`` declaration, a Rust ``mod``, a C++
