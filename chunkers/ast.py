@@ -140,18 +140,22 @@ class SyntaxSplitter:
                 group.clear()
                 group_children.clear()
 
-        def leading_pieces(header: bool) -> int:
-            """How many of the group's last pieces go with the piece after them: comments and attributes, the
-            header passed down from the definition this node is the body of, and with ``header`` every piece that
-            defines nothing (a definition's keywords, name and parameters; a string's opening quotes)."""
+        def trailing(goes) -> int:
+            """How many of the group's last pieces, in a row, ``goes(child)`` accepts (the child starting each
+            piece; None for the text before this node's first child: the header of the definition it is the body
+            of)."""
             n = 0
             for child in reversed(group_children):
-                # (no child: the text before this node's first child, the header of the definition it is the body of)
-                if child is None or leads(child) or header and not starts_definition(child, self.source):
-                    n += 1
-                else:
+                if not goes(child):
                     break
+                n += 1
             return n
+
+        def describes(child) -> bool:  # a comment, decorator or attribute: it goes with the code after it
+            return child is not None and leads(child)
+
+        def defines_nothing(child) -> bool:  # keywords, a name, parameters, a statement, a comment
+            return child is None or leads(child) or not starts_definition(child, self.source)
 
         header = starts_definition(node, self.source)  # a definition (or one wrapped): its header comes first
         tail_open = False  # out[-1] is the last piece of a child that was split, and may take what follows
@@ -160,7 +164,7 @@ class SyntaxSplitter:
             # a definition's header that cannot take its whole body along opens the body's first chunk: the body is
             # split after it, rather than leaving the header a chunk of its own
             header_alone = (header and child is not None and group and not self.fits(group[0][0], b)
-                            and leading_pieces(True) == len(group))
+                            and trailing(defines_nothing) == len(group))
             if self.fits(a, b) and not header_alone:
                 if (tail_open and (child is None or not (starts_definition(child, self.source) or leads(child)))
                         and self.fits(out[-1][0][0], b)):
@@ -171,7 +175,7 @@ class SyntaxSplitter:
                 tail_open = False
                 if group and not self.fits(group[0][0], b):
                     # comments at the group's end open the next chunk with the code they describe, if it fits
-                    moved = leading_pieces(False)
+                    moved = trailing(lambda piece: piece is None or describes(piece))
                     if moved == len(group) or not self.fits(group[-moved][0], b):
                         moved = 0
                     carried = (group[len(group) - moved:], group_children[len(group) - moved:])
@@ -182,14 +186,19 @@ class SyntaxSplitter:
                 group.append((a, b))
                 group_children.append(child)
                 continue
-            # a child too big for one chunk is split; the group's last pieces that go with it (its header, the
-            # comments before it) open its first chunk: its split starts where they do, so its first pieces are
-            # packed after them. Before a split definition in a block or module only comments and attributes go
-            # with it: a definition starts its chunk, never glued to the one before it
-            taken = leading_pieces(header or child is None or not starts_definition(child, self.source))
-            lead = group[len(group) - taken][0] if taken else a
-            del group[len(group) - taken:], group_children[len(group_children) - taken:]
-            flush()
+            # a child too big for one chunk is split, and the group's last pieces that go with it open its first
+            # chunk: its split starts where they do, so its first pieces are packed after them. They are, in a
+            # definition, its header; the text before this node's first child (the header of the definition it is
+            # the body of); comments and attributes; before a child that defines nothing, whatever defines
+            # nothing too. (Before a split definition nothing else: a definition starts its chunk.)
+            child_defines = child is not None and starts_definition(child, self.source)
+            passed = trailing(lambda piece: piece is None or describes(piece)
+                              or (header or not child_defines) and defines_nothing(piece))
+            own = trailing(describes)  # the comments and attributes describing the child, in its scope
+            if passed and not self.fits(group[len(group) - passed][0], a):
+                passed = own = 0  # pieces that fill a chunk of their own stay in this scope
+            lead = group[len(group) - passed][0] if passed else a
+            del group[len(group) - passed:], group_children[len(group_children) - passed:]
             sub = None
             if child is not None:
                 try:
@@ -198,6 +207,12 @@ class SyntaxSplitter:
                     pass
             if sub is None:
                 sub = [(span, inner_scope) for span in self.split_text(lead, b)]
+            elif child_defines and not (header and name is None) and passed > own and sub:
+                # its first chunk opens with more than the comments describing it (the header of the definition this
+                # node is the body of, a ``typedef``): it is in this scope, as the chunks enclosing its start. (A
+                # wrapper's pieces, decorators or ``export``, are the wrapped definition's own.)
+                sub[0] = (sub[0][0], inner_scope)
+            flush()
             out.extend(sub)
             tail_open = bool(sub)
         flush()

@@ -499,3 +499,15 @@ def test_an_expression_nested_too_deep_is_chunked_as_text_and_the_rest_of_the_fi
     check(text, chunks, 300, 512)
     assert "fallback" not in chunks[0].metadata
     assert [name for c in chunks for name in c.metadata["definitions"]] == ["a", "b"]
+
+
+def test_a_class_header_opening_its_first_method_is_in_the_class_scope():
+    # the chunk opens with the class's header, before the method: it is in the class's scope, not the method's;
+    # the method's later chunks are in both
+    body = "".join(f"        value{i} = compute({i})\n" for i in range(12))
+    text = "class Holder:\n    def fill(self):\n" + body
+    chunks = get_chunker("ast", language="python", max_chars=120).chunk_text(text)
+    check(text, chunks, 120, 512)
+    assert chunks[0].text.startswith("class Holder:\n    def fill(self):\n        value0")
+    assert chunks[0].metadata["scope_path"] == ["Holder"]
+    assert all(c.metadata["scope_path"] == ["Holder", "fill"] for c in chunks[1:])
