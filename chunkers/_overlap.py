@@ -15,17 +15,15 @@ from chunkers._spans import Span
 from chunkers._splitter import RecursiveSplitter
 
 
-def with_overlap(splitter: RecursiveSplitter, spans: list[Span], overlap: int,
-                 caps: list[int] | None = None) -> list[Span]:
-    """``spans`` (consecutive ones meeting end to start) with every span after the first of a run extended
-    back into the one before by at most ``overlap`` tokens (or its own ``caps[i]``; of the repeated text's
-    own count): from the earliest line, sentence or chunk start within that budget, else the earliest word
-    start, else not at all. A span the next one, so extended, holds whole (a run's first, or one that could not
-    be extended) is dropped."""
+def with_overlap(splitter: RecursiveSplitter, spans: list[Span], caps: list[int]) -> list[Span]:
+    """``spans`` (consecutive ones meeting end to start) with every span ``i`` after the first of a run extended
+    back into the one before by at most ``caps[i]`` tokens (of the repeated text's own count): from the
+    earliest line, sentence or chunk start within that budget, else the earliest word start, else not at all.
+    A span the next one, so extended, holds whole (a run's first, or one that could not be extended) is
+    dropped."""
     pairs = [(i, lowest, start) for i, ((lowest, meets), (start, _)) in enumerate(zip(spans, spans[1:]), 1)
              if meets == start]  # not across runs (the next document of joined ones)
-    caps = {i: overlap if caps is None else caps[i] for i, _, _ in pairs}  # of the repeated text's own count
-    budgets = dict(caps)  # in estimated tokens, lowered where the repeated text counts more
+    budgets = {i: caps[i] for i, _, _ in pairs}  # in estimated tokens, lowered where the repeated text counts more
     extended = {i: _overlap_start(splitter, lowest, start, budgets[i]) if budgets[i] > 0 else start
                 for i, lowest, start in pairs}
     # the budget is in estimated tokens; a repeated stretch starting at a word has lost the space before it
@@ -73,7 +71,6 @@ def _overlap_start(splitter: RecursiveSplitter, lowest: int, start: int, overlap
     word_starts = splitter.word_starts
     words = word_starts[np.searchsorted(word_starts, earliest):np.searchsorted(word_starts, start)]
     return int(words[0]) if len(words) else start
-
 
 
 def whole_blocks(splitter: RecursiveSplitter, spans: list[Span], counts: list[int],

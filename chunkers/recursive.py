@@ -77,7 +77,7 @@ class RecursiveChunker(Chunker):
             spans, counts = whole_blocks(splitter, spans, counts, limit)
         # a chunk is extended back by at most what its own count leaves of chunk_size (a whole block can leave
         # less than overlap)
-        spans = with_overlap(splitter, spans, overlap, [min(overlap, limit - count) for count in counts])
+        spans = with_overlap(splitter, spans, [min(overlap, limit - count) for count in counts])
         spans, counts, oversize = fit_spans(splitter.text, spans, self.tokenizer_, limit, splitter.index.counts(spans))
         return drop_chunks_held_by_another(spans, counts, oversize)
 
