@@ -160,11 +160,17 @@ def pack_with_overlap(splitter: RecursiveSplitter, units: list[Span], limit: int
         while candidate > max(first + 1, fresh - overlap) and \
                 splitter.estimate(units[candidate - 1][0], units[reach_of[fresh]][1]) <= limit:
             candidate -= 1
-            if paragraph_list is None or paragraph_list[candidate] in (paragraph_list[fresh],
-                                                                        paragraph_list[candidate - 1] + 1):
-                next_first = candidate  # inside the paragraph the chunk continues, or opening a paragraph
+            if _may_open_overlap(paragraph_list, candidate, fresh):
+                next_first = candidate
         first = next_first
     return spans
+
+
+def _may_open_overlap(paragraph: list[int] | None, unit: int, fresh: int) -> bool:
+    """Whether repeated ``unit`` may open a chunk whose new text starts at unit ``fresh``: it is inside the
+    paragraph the chunk continues, or opens a paragraph (across a paragraph break the overlap repeats only whole
+    paragraphs; ``paragraph``, each unit's paragraph number, is None without ``keep_paragraphs``)."""
+    return paragraph is None or paragraph[unit] in (paragraph[fresh], paragraph[unit - 1] + 1)
 
 
 def _counted_under(splitter: RecursiveSplitter, units: list[Span], first: int, fresh: int, last: int,
@@ -181,9 +187,8 @@ def _counted_under(splitter: RecursiveSplitter, units: list[Span], first: int, f
         return splitter.index.counts([(start, max(start + len(text[start:end].rstrip()), start + 1))])[0] > limit
 
     while first < fresh and over():
-        first += 1  # across a paragraph break the overlap keeps only whole paragraphs, as pack_with_overlap does
-        while first < fresh and paragraph is not None and paragraph[first] not in (paragraph[fresh],
-                                                                                   paragraph[first - 1] + 1):
+        first += 1
+        while first < fresh and not _may_open_overlap(paragraph, first, fresh):
             first += 1
     while last > max(first, fresh) and over():
         last -= 1
