@@ -1,9 +1,10 @@
-"""Parsing for the ``ast`` chunker: one tree-sitter parser per thread and language, and a parse with a time
-limit (some grammars never finish on some inputs) that a Ctrl-C stops and that defers the signals arriving during
-it. Grammars, and what the parsed nodes define, are :mod:`chunkers._syntax`'s.
+"""Parsing for the ``ast`` chunker: the source bytes the grammars read, one tree-sitter parser per thread and
+language, and a parse with a time limit (some grammars never finish on some inputs) that a Ctrl-C stops and that
+defers the signals arriving during it. Grammars, and what the parsed nodes define, are :mod:`chunkers._syntax`'s.
 """
 from __future__ import annotations
 
+import re
 import signal
 import threading
 import time
@@ -16,6 +17,36 @@ _CATCHABLE = sorted(set(signal.valid_signals())
                     - {getattr(signal, "SIGKILL", None), getattr(signal, "SIGSTOP", None)})
 #: Bytes of source handed to tree-sitter per read.
 _READ_BYTES = 1 << 20
+
+_LONE_CR = re.compile(rb"\r(?!\n)")
+#: A header's ``extern "C" {`` (or its closing ``}``) alone inside ``#ifdef __cplusplus`` ... ``#endif``: the
+#: grammars do not run the preprocessor, so the unmatched brace made most of such a header one ERROR node
+_EXTERN_C_BRACE = re.compile(rb'^[ \t]*#[ \t]*if(?:def[ \t]+__cplusplus|[ \t]+defined[ \t(]*__cplusplus\)?)[^\n]*\n'
+                             rb'([ \t]*(?:extern[ \t]+"C"[ \t]*\{|\})[ \t]*(?://[^\n]*)?)\n[ \t]*#[ \t]*endif', re.M)
+
+
+def source_to_parse(text: str, language: str) -> bytes:
+    """The UTF-8 bytes of ``text`` as the grammars should read them, byte for byte (so offsets stay the text's):
+    lone CRs (old Mac line ends) as line feeds, since C, C++ and Rust read a CR-only file as one line, a ``//``
+    comment or a ``#define`` swallowing it all; NULs as spaces, since tree-sitter's lexers stop at one (a NUL in a
+    string literal made the rest of the file errors); in C and C++, ``extern "C"`` braces blanked
+    (:func:`_without_extern_c_braces`)."""
+    source = _LONE_CR.sub(b"\n", text.encode("utf-8", "surrogatepass")).replace(b"\0", b" ")
+    return _without_extern_c_braces(source) if language in ("c", "cpp") else source
+
+
+def _without_extern_c_braces(source: bytes) -> bytes:
+    """``source`` with each ``extern "C" {`` / ``}`` line of an ``#ifdef __cplusplus`` block blanked, byte for byte
+    (the parse then reads the declarations between them; the chunks keep the text)."""
+    found = list(_EXTERN_C_BRACE.finditer(source))
+    if not found:
+        return source
+    out = bytearray(source)
+    for match in found:
+        start, end = match.span(1)
+        out[start:end] = b" " * (end - start)
+    return bytes(out)
+
 
 _parsers = threading.local()  # a tree-sitter parser holds its parse's state: one per thread and language
 

@@ -38,7 +38,8 @@ A C file with parse errors is parsed as C++ too, and the parse with fewer bytes 
 file) and a parse that takes too long (some grammars never finish on some inputs:
 :func:`chunkers._parse.parse_in_time`) fall back to the recursive text chunker with the same ``chunk_size``, its
 chunks over ``max_chars`` split again down the same separators; those chunks carry ``metadata["fallback"]`` (and an
-empty ``scope_path`` and ``definitions``). Lone CRs (old Mac line ends) are parsed as line feeds, NULs as spaces.
+empty ``scope_path`` and ``definitions``). Lone CRs are parsed as line feeds, NULs as spaces
+(:func:`chunkers._parse.source_to_parse`).
 A document's ``metadata["language"]`` that is not a string is an :class:`~rag.errors.InputError` naming the
 document.
 """
@@ -53,7 +54,7 @@ from pydantic import Field, model_validator
 from chunkers._markdown import is_markdown_language
 from chunkers._spans import Span, build_chunks, fit_spans
 from chunkers._splitter import RecursiveSplitter
-from chunkers._parse import parse_in_time
+from chunkers._parse import parse_in_time, source_to_parse
 from chunkers._syntax import (GRAMMARS, RETRY_LANGUAGE, error_fraction, find_definitions, get_grammar, is_scope,
                               leads, normalise_language, scope_name, starts_definition)
 from chunkers._token_index import TokenIndex, codepoints, is_space, utf8_char_index
@@ -66,11 +67,6 @@ from rag.types import Chunk, Document
 MAX_ERROR_FRACTION = 0.5
 
 _LINE_END = re.compile(r"\n")
-_LONE_CR = re.compile(rb"\r(?!\n)")
-#: A header's ``extern "C" {`` (or its closing ``}``) alone inside ``#ifdef __cplusplus`` ... ``#endif``: the
-#: grammars do not run the preprocessor, so the unmatched brace made most of such a header one ERROR node
-_EXTERN_C_BRACE = re.compile(rb'^[ \t]*#[ \t]*if(?:def[ \t]+__cplusplus|[ \t]+defined[ \t(]*__cplusplus\)?)[^\n]*\n'
-                             rb'([ \t]*(?:extern[ \t]+"C"[ \t]*\{|\})[ \t]*(?://[^\n]*)?)\n[ \t]*#[ \t]*endif', re.M)
 _WHITESPACE = re.compile(r"\s+")
 
 
@@ -80,19 +76,6 @@ def nonspace_prefix(text: str) -> np.ndarray:
     prefix = np.zeros(len(nonspace) + 1, dtype=np.int64)
     np.cumsum(nonspace, out=prefix[1:])
     return prefix
-
-
-def _without_extern_c_braces(source: bytes) -> bytes:
-    """``source`` with each ``extern "C" {`` / ``}`` line of an ``#ifdef __cplusplus`` block blanked, byte for byte
-    (the parse then reads the declarations between them; the chunks keep the text)."""
-    found = list(_EXTERN_C_BRACE.finditer(source))
-    if not found:
-        return source
-    out = bytearray(source)
-    for match in found:
-        start, end = match.span(1)
-        out[start:end] = b" " * (end - start)
-    return bytes(out)
 
 
 class SyntaxSplitter:
@@ -151,6 +134,13 @@ class SyntaxSplitter:
                 n += 1
             return n
 
+        def detach(n: int) -> tuple[list[Span], list]:
+            """The group's last ``n`` pieces and their children, taken off the group."""
+            cut = len(group) - n
+            taken = (group[cut:], group_children[cut:])
+            del group[cut:], group_children[cut:]
+            return taken
+
         def describes(child) -> bool:  # a comment, decorator or attribute: it goes with the code after it
             return child is not None and leads(child)
 
@@ -166,7 +156,7 @@ class SyntaxSplitter:
             header_alone = (header and child is not None and group and not self.fits(group[0][0], b)
                             and trailing(defines_nothing) == len(group))
             if self.fits(a, b) and not header_alone:
-                if (tail_open and (child is None or not (starts_definition(child, self.source) or leads(child)))
+                if (tail_open and defines_nothing(child) and not describes(child)
                         and self.fits(out[-1][0][0], b)):
                     # a piece that defines nothing (a closing quote or brace, a statement) joins the tail of the
                     # split child before it instead of standing alone; the chunk now spans both: parent's scope
@@ -176,13 +166,12 @@ class SyntaxSplitter:
                 if group and not self.fits(group[0][0], b):
                     # comments at the group's end open the next chunk with the code they describe, if it fits
                     moved = trailing(lambda piece: piece is None or describes(piece))
-                    if moved == len(group) or not self.fits(group[-moved][0], b):
+                    if moved and (moved == len(group) or not self.fits(group[len(group) - moved][0], b)):
                         moved = 0
-                    carried = (group[len(group) - moved:], group_children[len(group) - moved:])
-                    del group[len(group) - moved:], group_children[len(group_children) - moved:]
+                    carried, carried_children = detach(moved)
                     flush()
-                    group.extend(carried[0])
-                    group_children.extend(carried[1])
+                    group.extend(carried)
+                    group_children.extend(carried_children)
                 group.append((a, b))
                 group_children.append(child)
                 continue
@@ -197,8 +186,7 @@ class SyntaxSplitter:
             own = trailing(describes)  # the comments and attributes describing the child, in its scope
             if passed and not self.fits(group[len(group) - passed][0], a):
                 passed = own = 0  # pieces that fill a chunk of their own stay in this scope
-            lead = group[len(group) - passed][0] if passed else a
-            del group[len(group) - passed:], group_children[len(group_children) - passed:]
+            lead = detach(passed)[0][0][0] if passed else a
             sub = None
             if child is not None:
                 try:
@@ -297,12 +285,7 @@ class ASTChunker(Chunker):
         language = self.language_of(document)
         if not language or get_grammar(language) is None:
             return self._fallback(document, language, "no grammar" if language else "no language")
-        # lone CRs (old Mac line ends) read as line feeds, byte for byte: C, C++ and Rust read a CR-only file as one
-        # line, a // comment or a #define swallowing it all; a NUL as a space (tree-sitter's lexers stop at one, so
-        # a NUL in a string literal made the rest of the file errors)
-        source = _LONE_CR.sub(b"\n", text.encode("utf-8", "surrogatepass")).replace(b"\0", b" ")
-        if language in ("c", "cpp"):
-            source = _without_extern_c_braces(source)
+        source = source_to_parse(text, language)
         tree = parse_in_time(language, source)
         if tree is None:
             return self._fallback(document, language, "parse timed out")
