@@ -153,6 +153,21 @@ def _print_chunk_summary(console, summary: dict, chunks, show: int, embeds_chunk
         console.print(table)
 
 
+def _check_out_is_not_an_input(out: str | None, source: str) -> None:
+    """An error when ``--out`` would replace the input file, or a document file inside the input directory."""
+    if not out or out == "-":
+        return
+    target, source_path = Path(out).resolve(), Path(source).resolve()
+    if target == source_path and source_path.is_file():
+        raise RagloomError(f"--out {out} is the input file: the chunks would replace the text they come from")
+    if source_path.is_dir() and target.is_relative_to(source_path) and target.is_file():
+        from rag.documents import TEXT_SUFFIXES
+
+        if target.suffix.lower() in TEXT_SUFFIXES:
+            raise RagloomError(f"--out {out} is a document of the input directory {source}: the chunks would replace "
+                               "the text they come from")
+
+
 def cmd_chunk(args) -> int:
     import time
 
@@ -165,8 +180,7 @@ def cmd_chunk(args) -> int:
         raise RagloomError(f"--show must be 0 or more, got {args.show}")
     if args.quality_window is not None and args.quality_window < 1:
         raise RagloomError(f"--quality-window must be at least 1, got {args.quality_window}")
-    if args.out and args.out != "-" and Path(args.input).is_file() and Path(args.out).resolve() == Path(args.input).resolve():
-        raise RagloomError(f"--out {args.out} is the input file: the chunks would replace the text they come from")
+    _check_out_is_not_an_input(args.out, args.input)
     if args.quality:  # a model that cannot load fails now, not after the chunking
         from rag.lm_files import check_local_lm
 

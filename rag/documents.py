@@ -57,7 +57,7 @@ def _keep_nonempty(docs: Iterable[Document], source: str) -> list[Document]:
         names = ", ".join(d.id for d in empty[:10]) + (f" and {len(empty) - 10} more" if len(empty) > 10 else "")
         log.warning("skipped %d empty document(s) in %s: %s", len(empty), source, names)
     if not kept:
-        raise InputError(f"{source}: no document with text to index"
+        raise InputError(f"{source}: no document with text"
                          + (f" ({len(empty)} empty)" if empty else " (no text-like files found: "
                             f"suffixes {', '.join(sorted(TEXT_SUFFIXES)[:8])}, ...)"))
     return kept
@@ -78,7 +78,7 @@ def _read_file(path: Path, doc_id: str, encoding: str) -> Document | None:
         text = data.decode(encoding)
     except UnicodeDecodeError as exc:
         raise InputError(f"{path}: not valid {encoding} at byte {exc.start} (bytes {data[exc.start:exc.start + 4]!r}); "
-                         "convert the file or pass its encoding (--encoding, e.g. latin-1)") from None
+                         f"convert the file or pass its encoding ({_encoding_hint(data)})") from None
     if text.startswith("\ufeff"):
         text = text[1:]
     metadata = {"path": str(path), "title": Path(doc_id).stem}
@@ -86,6 +86,15 @@ def _read_file(path: Path, doc_id: str, encoding: str) -> Document | None:
     if language:
         metadata["language"] = language
     return Document(doc_id, text, metadata)
+
+
+def _encoding_hint(data: bytes) -> str:
+    """What ``--encoding`` to suggest for bytes that did not decode: the one a byte-order mark names, else latin-1."""
+    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return "--encoding utf-16: the file starts with a UTF-16 byte-order mark"
+    if data.startswith((codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE)):
+        return "--encoding utf-32: the file starts with a UTF-32 byte-order mark"
+    return "--encoding, e.g. latin-1"
 
 
 def _read_jsonl(path: Path, encoding: str = "utf-8") -> Iterator[Document]:

@@ -60,9 +60,17 @@ _LocatingLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG,
 def load_yaml(path: str | Path) -> Any:
     """Parse a YAML file safely (no object construction), keeping line numbers on dicts and lists."""
     path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"{path} is a directory, not a config file")
     if not path.is_file():
         raise ConfigError(f"config file not found: {path}")
-    text = path.read_text(encoding="utf-8")
+    data = path.read_bytes()
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise ConfigError(f"not valid UTF-8 at byte {exc.start} (bytes {data[exc.start:exc.start + 4]!r}); save the "
+                          "config as UTF-8", source=str(path), line=line) from None
     return loads_yaml(text, str(path))
 
 

@@ -305,6 +305,26 @@ def test_chunk_refuses_to_write_over_its_input_file(tmp_path, capsys):
     assert source.read_text() == "Some text. More text.\n"
 
 
+def test_chunk_refuses_to_write_over_a_document_of_its_input_directory(tmp_path, capsys):
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    (folder / "notes.md").write_text("Some text. More text.\n")
+    code, _, err = run(capsys, "chunk", str(folder), "--out", str(folder / "notes.md"))
+    assert code == 2 and "is a document of the input directory" in err
+    assert (folder / "notes.md").read_text() == "Some text. More text.\n"
+    # a new file in the folder, or one the folder's reading skips (.jsonl), is fine
+    assert run(capsys, "chunk", str(folder), "--out", str(folder / "chunks.jsonl"))[0] == 0
+
+
+def test_validate_reports_a_config_that_is_not_utf8_or_is_a_directory(tmp_path, capsys):
+    latin = tmp_path / "latin.yaml"
+    latin.write_bytes("name: x\nflow: [retrieve]\n# caf\u00e9\n".encode("latin-1"))
+    code, _, err = run(capsys, "validate", str(latin))
+    assert code == 2 and f"{latin}:3: not valid UTF-8 at byte 30" in err and "Traceback" not in err
+    code, _, err = run(capsys, "validate", str(tmp_path))
+    assert code == 2 and "is a directory, not a config file" in err
+
+
 @pytest.mark.parametrize("argv, message", [
     (["--op", "recursve"], "chunker.op: unknown chunker operator 'recursve'"),
     (["--op", "token", "--set", "chunk_size=0"], "chunker.chunk_size: Input should be greater than 0"),

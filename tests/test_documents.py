@@ -100,3 +100,11 @@ def test_a_document_text_that_is_not_a_str_is_refused_naming_the_document(text, 
 
     with pytest.raises(TypeError, match=rf"^document 'doc': text must be a str, {re.escape(message)}"):
         get_chunker("recursive").chunk_text(text)
+
+
+def test_a_utf16_file_read_as_utf8_gets_the_encoding_its_byte_order_mark_names(tmp_path):
+    wide = tmp_path / "wide.txt"
+    wide.write_text("Some text.", encoding="utf-16")
+    with pytest.raises(InputError, match="--encoding utf-16: the file starts with a UTF-16 byte-order mark"):
+        read_documents(wide)
+    assert read_documents(wide, "utf-16")[0].text == "Some text."
