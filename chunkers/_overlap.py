@@ -20,11 +20,16 @@ def with_overlap(splitter: RecursiveSplitter, spans: list[Span], caps: list[int]
     back into the one before by at most ``caps[i]`` tokens (of the repeated text's own count): from the
     earliest line, sentence or chunk start within that budget, else the earliest word start, else not at all.
     A span the next one, so extended, holds whole (a run's first, or one that could not be extended) is
-    dropped."""
+    dropped, unless it starts at a markdown heading: then the overlap starts at a line, sentence or word after
+    the span's start, so every section keeps the chunk that opens it."""
+    # not across runs (the next document of joined ones); a chunk opening a markdown section is never held whole
+    # (its heading path would be lost): the overlap then starts after its first character at the earliest
+    headings = set(splitter.structure.heading_starts)
     pairs = [(i, lowest, start) for i, ((lowest, meets), (start, _)) in enumerate(zip(spans, spans[1:]), 1)
-             if meets == start]  # not across runs (the next document of joined ones)
+             if meets == start]
+    whole = {i: lowest not in headings for i, lowest, _ in pairs}
     budgets = {i: caps[i] for i, _, _ in pairs}  # in estimated tokens, lowered where the repeated text counts more
-    extended = {i: _overlap_start(splitter, lowest, start, budgets[i]) if budgets[i] > 0 else start
+    extended = {i: _overlap_start(splitter, lowest, start, budgets[i], whole[i]) if budgets[i] > 0 else start
                 for i, lowest, start in pairs}
     # the budget is in estimated tokens; a repeated stretch starting at a word has lost the space before it
     # and may count one more: extend such spans less, with the budget lowered by the excess
@@ -35,7 +40,7 @@ def with_overlap(splitter: RecursiveSplitter, spans: list[Span], caps: list[int]
         for i, start, count in over:
             budgets[i] -= count - caps[i]
             lowest = spans[i - 1][0]
-            extended[i] = _overlap_start(splitter, lowest, start, budgets[i]) if budgets[i] > 0 else start
+            extended[i] = _overlap_start(splitter, lowest, start, budgets[i], whole[i]) if budgets[i] > 0 else start
         pending = [(i, start) for i, start, _ in over if extended[i] < start]
     out = spans[:1]
     for i, (start, end) in enumerate(spans[1:], 1):
@@ -51,18 +56,20 @@ def with_overlap(splitter: RecursiveSplitter, spans: list[Span], caps: list[int]
     return out
 
 
-def _overlap_start(splitter: RecursiveSplitter, lowest: int, start: int, overlap: int) -> int:
+def _overlap_start(splitter: RecursiveSplitter, lowest: int, start: int, overlap: int, whole: bool = True) -> int:
     """Where a span starting at ``start`` begins when extended back by at most ``overlap`` estimated tokens, not
-    before ``lowest`` (the previous span's start): see :func:`with_overlap`."""
+    before ``lowest`` (the previous span's start; not at it either unless ``whole``): see :func:`with_overlap`."""
     bounds = splitter.bounds
     token = bisect.bisect_right(bounds, start) - 1
     earliest = max(lowest, bounds[max(token - overlap, 0)])
     while earliest < start and splitter.estimate(earliest, start) > overlap:  # a token cut by ``earliest``
         earliest = bounds[bisect.bisect_right(bounds, earliest)]
+    if earliest == lowest:
+        if whole:
+            return lowest
+        earliest += 1
     if earliest >= start:
         return start
-    if earliest == lowest:
-        return lowest
     line_starts = splitter.line_starts
     lines = line_starts[np.searchsorted(line_starts, earliest):np.searchsorted(line_starts, start)]
     candidates = sorted(sentence_cuts(splitter.text, earliest, start) + lines.tolist())

@@ -196,10 +196,14 @@ class RecursiveSplitter:
         """Edges of the pieces that the sorted, disjoint, non-empty spans are split into, each piece estimated at
         most ``limit`` tokens (unless it is a single token), every span's start and end included.
 
-        Top-down, level by level: a span over the limit is cut at that level's cuts (or passed down whole
-        when it has none), and its units still over the limit form the next level's spans. Then bottom-up, each
+        Top-down, level by level: a span over the limit (or, without ``pack_sections``, holding a markdown
+        heading) is cut at that level's cuts (or passed down whole when it has none), and its units still over the limit form the next level's spans. Then bottom-up, each
         level packs its spans' units, an oversized unit standing for the pieces packed below it."""
         oversized = self.estimates(starts, ends) > limit
+        if level == HEADINGS and not self.pack_sections and len(self.heading_array):
+            # every heading starts a chunk: a span holding one is cut at its headings even when it fits whole
+            oversized |= np.searchsorted(self.heading_array, ends, "left") > \
+                np.searchsorted(self.heading_array, starts, "right")
         spans, levels = (starts[oversized], ends[oversized]), []
         while len(spans[0]) and level <= TOKENS:
             span_starts, span_ends = spans

@@ -205,6 +205,27 @@ def test_small_whole_sections_share_a_chunk_and_every_chunk_ends_where_a_section
     assert all(c.metadata["heading_path"] == ["FAQ"] for c in packed[1:])
 
 
+def test_without_pack_sections_every_heading_starts_a_chunk_even_when_the_document_fits_whole():
+    # QA: a document under chunk_size came back as one chunk holding every section, with no heading path
+    text = "# Install\n\nRun pip install ragloom.\n\n# Usage\n\nCall ragloom index.\n\n# License\n\nApache-2.0.\n"
+    for size in (12, 200):
+        chunks = recursive(size, pack_sections=False).chunk_text(text)
+        assert [c.metadata["heading_path"] for c in chunks] == [["Install"], ["Usage"], ["License"]]
+    assert len(recursive(200).chunk_text(text)) == 1  # packed, they share one
+
+
+def test_with_overlap_a_small_section_keeps_the_chunk_that_opens_it():
+    # QA: the next chunk, extended back over the whole small section, held it and the section's chunk was dropped
+    text = ("# Intro\n\nShort intro.\n\n# Install\n\n" + "Run the installer and wait for it to finish. " * 8 +
+            "\n\n# Usage\n\n" + "Call the tool with a path and read the report. " * 8 + "\n")
+    for pack_sections in (True, False):
+        chunks = recursive(64, overlap=16, pack_sections=pack_sections).chunk_text(text)
+        assert chunks[0].text == "# Intro\n\nShort intro.\n\n" and chunks[0].metadata["heading_path"] == ["Intro"]
+        assert chunks[1].start > 0 and chunks[1].metadata["heading_path"] == ["Install"]
+        for c in chunks:
+            assert c.token_count <= 64
+
+
 def test_the_heading_path_of_packed_sections_follows_nesting_not_titles():
     # two sections titled "Example", one after the other: one chunk holds both, enclosed by "Guide" only
     text = "# Guide\n\n## Example\n\nFirst one.\n\n## Example\n\nSecond one.\n"
