@@ -3,9 +3,10 @@
 Rules in the spirit of Punkt / pySBD, kept small: a sentence ends after ``. ! ? …`` (and the full stops and
 question marks of Arabic, Urdu, Devanagari, Ethiopic, Armenian and Myanmar: :data:`SPACED_ENDS`; plus closing
 quotes or brackets) followed by whitespace and a character that does not continue the sentence (not a lower-case
-letter), unless the word before the period is a known abbreviation or an initial; after CJK full stops
-``。！？｡`` with no space needed; and at every line break (LF, CRLF, or a lone CR: old Mac line ends, read as LF).
-In text without a single capital letter (a lower-cased corpus, such as FinQA's filings), a lower-case letter is no
+letter), unless the word before the period is a known abbreviation or an initial, or the period ends a list
+number that would be a sentence of its own ("1. Download it." is one sentence); after CJK full stops ``。！？｡``
+with no space needed; and at every line break (LF, CRLF, or a lone CR: old Mac line ends, read as LF), also one
+right after an abbreviation or before a lower-case letter. In text without a single capital letter (a lower-cased corpus, such as FinQA's filings), a lower-case letter is no
 sign of a continued sentence, so only abbreviations and initials hold a period back. Each sentence span keeps its
 trailing whitespace, so the spans tile the text exactly.
 """
@@ -56,6 +57,21 @@ def _abbreviation_before(text: str, period: int) -> bool:
     return word in ABBREVIATIONS or (len(word) == 1 and word.isalpha())
 
 
+def _has_line_break(whitespace: str) -> bool:
+    return "\n" in whitespace or "\r" in whitespace
+
+
+#: the most digits a list number has ("12. Bake"); a longer number alone before a period is a year or an amount
+_ENUMERATOR_DIGITS = 3
+
+
+def _is_enumerator(text: str, sentence_start: int, period: int) -> bool:
+    """True when the period at ``period`` ends a list number that is all of its would-be sentence ("1. Download
+    it."): the number belongs with the item after it, not in a sentence of its own."""
+    number = text[sentence_start:period].strip()
+    return 0 < len(number) <= _ENUMERATOR_DIGITS and number.isdigit()
+
+
 def sentence_cuts(text: str, start: int = 0, end: int | None = None) -> list[int]:
     """Where the sentences of ``text[start:end]`` after the first begin (strictly inside the range)."""
     end = len(text) if end is None else end
@@ -73,13 +89,16 @@ def sentence_cuts(text: str, start: int = 0, end: int | None = None) -> list[int
         # cased text), and so does a period after an abbreviation or an initial. Every abbreviation ends in a
         # letter, so only a letter (or a line break, which the look-back skips) before the period needs the
         # look-back, and not after _TOO_LONG letters or digits.
-        if match.lastindex:
+        # A line break after the end (in the whitespace it needs) always ends the sentence, as any line break does.
+        if match.lastindex and not _has_line_break(match.group(1)):
             if cased and text[cut].islower():
                 continue
             period = match.start() + shift
             if text[period] == "." and period and (text[period - 1].isalpha() or text[period - 1] in "\r\n") \
                     and not (period >= _TOO_LONG and text[period - _TOO_LONG:period].isalnum()) \
                     and _abbreviation_before(text, period):
+                continue
+            if text[period] == "." and _is_enumerator(text, cuts[-1] if cuts else start, period):
                 continue
         cuts.append(cut)
     return cuts

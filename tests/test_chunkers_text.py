@@ -127,6 +127,19 @@ def test_sentence_rules_abbreviations_initials_decimals_cjk_and_line_breaks():
     assert [t[a:b] for t in ["Approxi. Then"] for a, b in sentence_spans(t)] == ["Approxi. ", "Then"]
 
 
+def test_a_line_break_ends_a_sentence_after_an_abbreviation_and_a_list_number_stays_with_its_item():
+    # QA: "etc.\n" and "h.\n\n" held the next line in their sentence; "1. " was a sentence of its own
+    for text, sentences in [
+        ("Incubated for 14-18 h.\n\nDNA hybridizations followed.", ["Incubated for 14-18 h.\n\n", "DNA hybridizations followed."]),
+        ("Apples, pears, etc.\nbananas next.", ["Apples, pears, etc.\n", "bananas next."]),
+        ("Install it in two steps. 1. Download it. 2. Run it.", ["Install it in two steps. ", "1. Download it. ", "2. Run it."]),
+        ("Steps:\n1. Mix.\n12. Bake.", ["Steps:\n", "1. Mix.\n", "12. Bake."]),
+        ("Founded in 1990. Then it grew. Sales: 2017. Good.", ["Founded in 1990. ", "Then it grew. ", "Sales: 2017. ", "Good."]),
+        ("It was 42. Then 2023. Done.", ["It was 42. ", "Then 2023. ", "Done."]),
+    ]:
+        assert [text[a:b] for a, b in sentence_spans(text)] == sentences
+
+
 @pytest.mark.parametrize("sentences", [
     ["كيف حالك؟ ", "أنا بخير. ", "شكرا"],  # Arabic question mark
     ["یہ پہلا جملہ ہے۔ ", "یہ دوسرا ہے۔"],  # Urdu full stop
