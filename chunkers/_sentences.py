@@ -57,12 +57,30 @@ def _abbreviation_before(text: str, period: int) -> bool:
     return word in ABBREVIATIONS or (len(word) == 1 and word.isalpha())
 
 
-def _has_line_break(whitespace: str) -> bool:
-    return "\n" in whitespace or "\r" in whitespace
-
-
 #: the most digits a list number has ("12. Bake"); a longer number alone before a period is a year or an amount
 _ENUMERATOR_DIGITS = 3
+
+
+def _continues(text: str, cut: int, period: int, sentence_start: int, cased: bool) -> bool:
+    """Whether the sentence end at ``period`` (. ! ? … and the whitespace after it, up to ``cut``) does not end the
+    sentence that began at ``sentence_start``: a lower-case letter follows (in cased text), or the period is that
+    of an abbreviation, an initial or a list number. Every abbreviation ends in a letter, so only a letter (or a
+    line break, which the look-back skips) before the period needs the look-back, and not after _TOO_LONG letters
+    or digits."""
+    if cased and text[cut].islower():
+        return True
+    if text[period] != "." or not period:
+        return False
+    before = text[period - 1]
+    if (before.isalpha() or before in "\r\n") and not (period >= _TOO_LONG and text[period - _TOO_LONG:period].isalnum()) \
+            and _abbreviation_before(text, period):
+        return True
+    return before.isdigit() and period - sentence_start <= 2 * _ENUMERATOR_DIGITS and \
+        _is_enumerator(text, sentence_start, period)
+
+
+def _has_line_break(whitespace: str) -> bool:
+    return "\n" in whitespace or "\r" in whitespace
 
 
 def _is_enumerator(text: str, sentence_start: int, period: int) -> bool:
@@ -86,20 +104,11 @@ def sentence_cuts(text: str, start: int = 0, end: int | None = None) -> list[int
         if cut >= end:
             break
         # After . ! ? … (the branch with group 1, the only group) a lower-case letter continues the sentence (in
-        # cased text), and so does a period after an abbreviation or an initial. Every abbreviation ends in a
-        # letter, so only a letter (or a line break, which the look-back skips) before the period needs the
-        # look-back, and not after _TOO_LONG letters or digits.
+        # cased text), and so does a period after an abbreviation, an initial or a list number (_continues).
         # A line break after the end (in the whitespace it needs) always ends the sentence, as any line break does.
-        if match.lastindex and not _has_line_break(match.group(1)):
-            if cased and text[cut].islower():
-                continue
-            period = match.start() + shift
-            if text[period] == "." and period and (text[period - 1].isalpha() or text[period - 1] in "\r\n") \
-                    and not (period >= _TOO_LONG and text[period - _TOO_LONG:period].isalnum()) \
-                    and _abbreviation_before(text, period):
-                continue
-            if text[period] == "." and _is_enumerator(text, cuts[-1] if cuts else start, period):
-                continue
+        if match.lastindex and _continues(text, cut, match.start() + shift, cuts[-1] if cuts else start, cased) \
+                and not _has_line_break(match.group(1)):
+            continue
         cuts.append(cut)
     return cuts
 
