@@ -69,15 +69,21 @@ def parse_shift(answer: str, first: int, last: int) -> int | None:
     prompt's format, wherever reasoning or an explanation puts it), else the first id in range after the first
     'answer' (an explanation after it may say 'answer' again), else None."""
     for match in _ANSWER_LINE.finditer(answer):
-        if first < int(match.group(1)) <= last:
+        if first < _id_value(match.group(1)) <= last:
             return int(match.group(1))
     word = _ANSWER_WORD.search(answer)
     tail = answer[word.start():] if word else answer
     for match in _ANSWER.finditer(tail):
-        value = int(match.group(1))
+        value = _id_value(match.group(1))
         if first < value <= last:
             return value
     return None
+
+
+def _id_value(digits: str) -> int:
+    """The paragraph id the digits name; -1 for a run of digits longer than any id (a degenerate answer: Python
+    refuses to convert more than 4,300 digits)."""
+    return int(digits) if len(digits) <= 18 else -1
 
 
 @operator("llm", kind="chunker")
@@ -152,11 +158,17 @@ class LLMChunker(Chunker):
                 prompt = PROMPT.format(paragraphs=listing)
                 self.model_calls += 1
                 if self.params.answer == "choose":
-                    scores = self.generator.score_options(prompt, [f"Answer: ID {i:04d}"
-                                                                   for i in range(first + 1, last + 1)])
+                    options = [f"Answer: ID {i:04d}" for i in range(first + 1, last + 1)]
+                    scores = list(self.generator.score_options(prompt, options))
+                    if len(scores) != len(options):
+                        raise TypeError(f"generator {type(self.generator).__name__}: score_options returned "
+                                        f"{len(scores)} scores for {len(options)} options")
                     shift = first + 1 + max(range(len(scores)), key=scores.__getitem__)
                 else:
                     answer = self.generator.complete(prompt, max_tokens=self.params.max_answer_tokens)
+                    if not isinstance(answer, str):
+                        raise TypeError(f"generator {type(self.generator).__name__}: complete() returned "
+                                        f"{type(answer).__name__}, not str")
                     shift = parse_shift(answer, first, last)
                     self.unusable_answers += shift is None
             end = shift if shift is not None else last + 1

@@ -226,6 +226,36 @@ def test_answers_outside_the_window_are_ignored():
     assert parse_shift("Answer: id 5", 3, 9) == 5
 
 
+def test_an_answer_with_a_number_too_long_for_an_id_is_unusable_not_a_crash():
+    # QA: int() refuses more than 4,300 digits, so a degenerate answer raised ValueError
+    assert parse_shift("Answer: ID " + "9" * 5000, 3, 9) is None
+    assert parse_shift("ID " + "1" * 5000 + " then Answer: ID 0005", 3, 9) == 5
+
+
+class _BrokenGenerator:
+    def __init__(self, scores=None, answer=None):
+        self.scores, self.answer = scores, answer
+
+    def score_options(self, prompt, options):
+        return self.scores
+
+    def complete(self, prompt, max_tokens=16, stop=None):
+        return self.answer
+
+
+@pytest.mark.parametrize("answer, generator, message", [
+    ("choose", _BrokenGenerator(scores=[]), "score_options returned 0 scores for 8 options"),
+    ("choose", _BrokenGenerator(scores=[0.0] * 12), "score_options returned 12 scores for 8 options"),
+    ("generate", _BrokenGenerator(answer=None), r"complete\(\) returned NoneType, not str"),
+    ("generate", _BrokenGenerator(answer=b"Answer: ID 0002"), r"complete\(\) returned bytes, not str"),
+])
+def test_a_generator_that_breaks_its_contract_is_named_in_the_error(answer, generator, message):
+    # QA: max() of an empty sequence, an IndexError past the window, a regex TypeError
+    chunker = get_chunker("llm", chunk_size=200, generator={"name": "t_topic_scorer"}, answer=answer)
+    with pytest.raises(TypeError, match="generator _BrokenGenerator: " + message):
+        chunker.use_generator(generator).chunk_text(paragraphs(("Cats", 9)))
+
+
 def test_an_answer_is_read_from_the_prompts_format_whatever_explanation_surrounds_it():
     # the last 'answer' in the text was read: an explanation saying 'answer' again made a right answer unusable
     assert parse_shift("Answer: ID 0005. I chose this answer because ID 0003 ends a topic.", 2, 8) == 5
