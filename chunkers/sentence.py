@@ -51,8 +51,30 @@ def sentence_units(splitter: RecursiveSplitter, limit: int, starts: np.ndarray |
         edges = merge_sorted(np.concatenate((unit_starts, unit_ends)), paragraph_starts)
         in_documents = ~np.isin(edges[:-1], ends)  # not the separator between two joined documents
         unit_starts, unit_ends = edges[:-1][in_documents], edges[1:][in_documents]
+    unit_starts, unit_ends = _trailing_whitespace_apart(splitter, unit_starts, unit_ends, limit)
     edges = splitter.split_edges(unit_starts, unit_ends, limit, WORDS)
     return without_gaps(_pieces_that_fit(splitter, edges_to_spans(edges), unit_starts, unit_ends, limit), ends)
+
+
+def _trailing_whitespace_apart(splitter: RecursiveSplitter, unit_starts: np.ndarray, unit_ends: np.ndarray,
+                               limit: int) -> tuple[np.ndarray, np.ndarray]:
+    """The units, with the trailing whitespace of each one over ``limit`` only with it made a unit of its own: the
+    sentence is then not cut at a word for its whitespace's sake (its last word would open the next chunk), and the
+    whitespace opens the next chunk instead."""
+    over = np.flatnonzero(splitter.estimates(unit_starts, unit_ends) > limit)
+    if not len(over):
+        return unit_starts, unit_ends
+    text = splitter.text
+    starts, ends = unit_starts[over], unit_ends[over]
+    text_ends = np.fromiter((a + len(text[a:b].rstrip()) for a, b in zip(starts.tolist(), ends.tolist())),
+                            np.int64, len(over))
+    apart = (text_ends > starts) & (text_ends < ends)
+    # by its own count: a token straddling the text's end ("!\n") makes the estimate one over
+    apart[apart] = np.asarray(splitter.index.counts(list(zip(starts[apart].tolist(), text_ends[apart].tolist())))) <= limit
+    if not apart.any():
+        return unit_starts, unit_ends
+    cuts = text_ends[apart]
+    return merge_sorted(unit_starts, cuts), merge_sorted(unit_ends, cuts)
 
 
 def _pieces_that_fit(splitter: RecursiveSplitter, pieces: list[Span], unit_starts: np.ndarray, unit_ends: np.ndarray,

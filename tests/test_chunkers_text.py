@@ -140,6 +140,14 @@ def test_a_line_break_ends_a_sentence_after_an_abbreviation_and_a_list_number_st
         assert [text[a:b] for a, b in sentence_spans(text)] == sentences
 
 
+def test_a_sentence_that_fits_only_without_its_trailing_space_is_not_cut_at_a_word():
+    # QA: 20 tokens of text, 21 with the space after it, at chunk_size 20: its last word opened the next chunk
+    first = "Iota zeta alpha epsilon zeta iota zeta eta theta zeta lambda lambda beta kappa? "
+    assert get_tokenizer().count(first.rstrip()) == 20 and get_tokenizer().count(first) == 21
+    chunks = get_chunker("sentence", chunk_size=20).chunk_text(first + "Zeta delta alpha zeta beta!")
+    assert [c.text for c in chunks] == [first.rstrip(), " Zeta delta alpha zeta beta!"]
+
+
 @pytest.mark.parametrize("sentences", [
     ["كيف حالك؟ ", "أنا بخير. ", "شكرا"],  # Arabic question mark
     ["یہ پہلا جملہ ہے۔ ", "یہ دوسرا ہے۔"],  # Urdu full stop
