@@ -23,7 +23,7 @@ def with_overlap(splitter: RecursiveSplitter, spans: list[Span], caps: list[int]
     dropped, unless it starts at a markdown heading: then the overlap starts at a line, sentence or word after
     the span's start, so every section keeps the chunk that opens it."""
     # not across runs (the next document of joined ones); a chunk opening a markdown section is never held whole
-    # (its heading path would be lost): the overlap then starts after its first character at the earliest
+    # (its heading path would be lost)
     headings = set(splitter.structure.heading_starts)
     pairs = [(i, lowest, start) for i, ((lowest, meets), (start, _)) in enumerate(zip(spans, spans[1:]), 1)
              if meets == start]

@@ -197,8 +197,9 @@ class RecursiveSplitter:
         most ``limit`` tokens (unless it is a single token), every span's start and end included.
 
         Top-down, level by level: a span over the limit (or, without ``pack_sections``, holding a markdown
-        heading) is cut at that level's cuts (or passed down whole when it has none), and its units still over the limit form the next level's spans. Then bottom-up, each
-        level packs its spans' units, an oversized unit standing for the pieces packed below it."""
+        heading) is cut at that level's cuts (or passed down whole when it has none), and its units still over
+        the limit form the next level's spans. Then bottom-up, each level packs its spans' units, an oversized
+        unit standing for the pieces packed below it."""
         oversized = self.estimates(starts, ends) > limit
         if level == HEADINGS and not self.pack_sections and len(self.heading_array):
             # every heading starts a chunk: a span holding one is cut at its headings even when it fits whole
