@@ -1,5 +1,6 @@
 """Overlap for the ``recursive`` chunker: chunks that meet end to start, each extended back into the one before by
-at most a number of tokens, from a line, sentence or chunk start within that budget, else from a word start.
+at most a number of tokens, from a line, sentence or chunk start within that budget, else from a word start (never
+inside a markdown heading or at a code fence's closing line).
 
 The budget is taken in the splitter's estimates (one tokenization of the whole text) and then re-checked on the
 repeated text's own count, so a repeated stretch is never over it.
@@ -73,11 +74,27 @@ def _overlap_start(splitter: RecursiveSplitter, lowest: int, start: int, overlap
     line_starts = splitter.line_starts
     lines = line_starts[np.searchsorted(line_starts, earliest):np.searchsorted(line_starts, start)]
     candidates = sorted(sentence_cuts(splitter.text, earliest, start) + lines.tolist())
-    if candidates:
-        return candidates[0]
+    first = next((c for c in candidates if not _inside_markup(splitter, c)), None)
+    if first is not None:
+        return first
     word_starts = splitter.word_starts
-    words = word_starts[np.searchsorted(word_starts, earliest):np.searchsorted(word_starts, start)]
-    return int(words[0]) if len(words) else start
+    words = word_starts[np.searchsorted(word_starts, earliest):np.searchsorted(word_starts, start)].tolist()
+    return next((w for w in words if not _inside_markup(splitter, w)), start)
+
+
+def _inside_markup(splitter: RecursiveSplitter, position: int) -> bool:
+    """Whether repeated text starting at ``position`` would open with a piece of markdown markup cut from what it
+    belongs to: inside a heading (its title's end, a setext underline, the blank lines before its text) or at a
+    code fence's closing line."""
+    structure = splitter.structure
+    if not structure.heading_starts and not structure.blocks:
+        return False
+    k = bisect.bisect_right(structure.heading_starts, position) - 1
+    if k >= 0 and structure.heading_starts[k] < position < structure.heading_text_starts[k]:
+        return True
+    block = structure.block_at(position)
+    return block is not None and block[2] == "code" and block[0] < position and \
+        "\n" not in splitter.text[position:block[1]].rstrip("\r\n")
 
 
 def whole_blocks(splitter: RecursiveSplitter, spans: list[Span], counts: list[int],

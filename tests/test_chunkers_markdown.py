@@ -227,6 +227,21 @@ def test_with_overlap_a_small_section_keeps_the_chunk_that_opens_it():
             assert c.token_count <= 64
 
 
+def test_overlap_never_starts_inside_a_heading_or_at_a_closing_fence():
+    # QA: repeated text opened with a setext underline cut from its title, or with a stray closing fence
+    setext = ("% Rust Release Notes\n\nVersion 1.95 (2026-04-16)\n==========================\n\n"
+              "<a id=\"1.95-Language\"></a>\n\nLanguage\n--------\n- [Stabilize `if let` guards on match arms]"
+              "(https://github.com/rust-lang/rust/")
+    fence = "Intro line.\n\n```python\n" + "".join(f"value_{i} = compute({i})\n" for i in range(12)) + "```\n\n" + \
+        "After the fence comes plain text that goes on for a while. " * 6
+    closing = fence.index("```\n\nAfter")
+    for size, overlap in ((64, 16), (40, 10), (30, 12), (20, 8)):  # (20, 8) started a chunk at the closing fence
+        for c in recursive(size, overlap=overlap).chunk_text(setext):
+            assert not c.text.lstrip("\n").startswith(("===", "---")) and c.token_count <= size
+        for c in recursive(size, overlap=overlap).chunk_text(fence):
+            assert c.start != closing and c.token_count <= size
+
+
 def test_the_heading_path_of_packed_sections_follows_nesting_not_titles():
     # two sections titled "Example", one after the other: one chunk holds both, enclosed by "Guide" only
     text = "# Guide\n\n## Example\n\nFirst one.\n\n## Example\n\nSecond one.\n"
