@@ -6,9 +6,10 @@ quotes or brackets) followed by whitespace and a character that does not continu
 letter), unless the word before the period is a known abbreviation or an initial, or the period ends a list
 number that would be a sentence of its own ("1. Download it." is one sentence); after CJK full stops ``。！？｡``
 with no space needed; and at every line break (LF, CRLF, or a lone CR: old Mac line ends, read as LF), also one
-right after an abbreviation or before a lower-case letter. In text without a single capital letter (a lower-cased corpus, such as FinQA's filings), a lower-case letter is no
-sign of a continued sentence, so only abbreviations and initials hold a period back. Each sentence span keeps its
-trailing whitespace, so the spans tile the text exactly.
+right after an abbreviation or before a lower-case letter. In text without a single capital letter (a lower-cased
+corpus, such as FinQA's filings), a lower-case letter is no sign of a continued sentence, so only abbreviations,
+initials and list numbers hold a period back. Each sentence span keeps its trailing whitespace, so the spans tile
+the text exactly.
 """
 from __future__ import annotations
 
@@ -72,7 +73,8 @@ def _continues(text: str, cut: int, period: int, sentence_start: int, cased: boo
     if text[period] != "." or not period:
         return False
     before = text[period - 1]
-    if (before.isalpha() or before in "\r\n") and not (period >= _TOO_LONG and text[period - _TOO_LONG:period].isalnum()) \
+    if (before.isalpha() or before in "\r\n") \
+            and not (period >= _TOO_LONG and text[period - _TOO_LONG:period].isalnum()) \
             and _abbreviation_before(text, period):
         return True
     return before.isdigit() and period - sentence_start <= 2 * _ENUMERATOR_DIGITS and \
