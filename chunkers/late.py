@@ -58,8 +58,7 @@ import numpy as np
 from pydantic import Field, model_validator
 
 from chunkers.base import Chunker
-from chunkers.model_window import model_window, window_from_files
-from rag.encodings import without_lone_surrogates
+from chunkers.model_window import model_tokens, model_window, window_from_files
 from rag.errors import ConfigError
 from rag.registry import OperatorParams, create, get_spec, operator, validate_params
 from rag.types import Chunk, Document
@@ -123,10 +122,7 @@ def _windowed_token_embeddings(st_model, texts: list[str], overlap: int, batch_s
     results, jobs = [], []  # jobs: (text number, prefix ids, ids, window start, end, own start, own end)
     warned = False
     for number, text in enumerate(texts):
-        encoded = tokenizer(without_lone_surrogates(prefix + text), add_special_tokens=False,
-                            return_offsets_mapping=True, truncation=False, verbose=False)
-        ids = encoded["input_ids"]
-        offsets = np.asarray(encoded["offset_mapping"], dtype=np.int64).reshape(-1, 2)
+        ids, offsets = model_tokens(tokenizer, prefix + text)
         prefix_ids: list[int] = []
         if prefix:
             n_prefix = int(np.searchsorted(offsets[:, 1], len(prefix), side="right"))

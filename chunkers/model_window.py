@@ -7,10 +7,12 @@ import os
 from functools import lru_cache
 from typing import Any
 
+import numpy as np
+
 from rag.encodings import without_lone_surrogates
 from rag.errors import ConfigError
 
-__all__ = ["model_window", "window_from_files"]
+__all__ = ["model_tokens", "model_window", "window_from_files"]
 
 
 def model_window(st_model) -> int:
@@ -18,6 +20,14 @@ def model_window(st_model) -> int:
     tokenizer = st_model[0].tokenizer
     return (int(st_model.max_seq_length) - (tokenizer.cls_token_id is not None)
             - (tokenizer.sep_token_id is not None))
+
+
+def model_tokens(tokenizer, text: str) -> tuple[list[int], np.ndarray]:
+    """The model's word pieces of ``text`` (no [CLS] / [SEP], never truncated) and their character spans in it, as
+    an ``(n, 2)`` array. Lone surrogates are read as U+FFFD (same length), so the spans stay the text's."""
+    encoded = tokenizer(without_lone_surrogates(text), add_special_tokens=False, return_offsets_mapping=True,
+                        truncation=False, verbose=False)
+    return encoded["input_ids"], np.asarray(encoded["offset_mapping"], dtype=np.int64).reshape(-1, 2)
 
 
 def _json_file(path: str) -> Any:

@@ -29,10 +29,9 @@ from pydantic import Field, model_validator
 from chunkers._spans import Span, build_chunks, fit_spans
 from chunkers._splitter import RecursiveSplitter
 from chunkers.base import Chunker, TokenizerName, tokenizer_field
-from chunkers.model_window import model_window
+from chunkers.model_window import model_tokens, model_window
 from chunkers.sentence import sentence_units
 from rag.config import EmbedderConfig
-from rag.encodings import without_lone_surrogates
 from rag.errors import ConfigError
 from rag.registry import OperatorParams, operator
 from rag.types import Chunk, Document
@@ -209,11 +208,9 @@ class SemanticChunker(Chunker):
         if not getattr(tokenizer, "is_fast", False):  # no offsets: windows whole, as the embedder takes them
             return [text[units[max(0, i - b)][0]:units[min(n - 1, i + b)][1]] for i in range(n)]
         prefix = getattr(self.embedder, "document_prefix", "")
-        budget = model_window(st_model) - (
-            len(tokenizer(without_lone_surrogates(prefix), add_special_tokens=False)["input_ids"]) if prefix else 0)
-        offsets = tokenizer(without_lone_surrogates(text), add_special_tokens=False, return_offsets_mapping=True,
-                            truncation=False, verbose=False)["offset_mapping"]
-        return centred_windows(text, units, b, np.asarray(offsets, dtype=np.int64).reshape(-1, 2), max(1, budget))
+        budget = model_window(st_model) - (len(model_tokens(tokenizer, prefix)[0]) if prefix else 0)
+        _, offsets = model_tokens(tokenizer, text)
+        return centred_windows(text, units, b, offsets, max(1, budget))
 
     def segment(self, splitter: RecursiveSplitter, units: list[Span], vectors: np.ndarray) -> list[Span]:
         limit = self.params.chunk_size
