@@ -69,8 +69,9 @@ def parse_shift(answer: str, first: int, last: int) -> int | None:
     prompt's format, wherever reasoning or an explanation puts it), else the first id in range after the first
     'answer' (an explanation after it may say 'answer' again), else None."""
     for match in _ANSWER_LINE.finditer(answer):
-        if first < _id_value(match.group(1)) <= last:
-            return int(match.group(1))
+        value = _id_value(match.group(1))
+        if first < value <= last:
+            return value
     word = _ANSWER_WORD.search(answer)
     tail = answer[word.start():] if word else answer
     for match in _ANSWER.finditer(tail):

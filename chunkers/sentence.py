@@ -56,6 +56,12 @@ def sentence_units(splitter: RecursiveSplitter, limit: int, starts: np.ndarray |
     return without_gaps(_pieces_that_fit(splitter, edges_to_spans(edges), unit_starts, unit_ends, limit), ends)
 
 
+def _ends_without_whitespace(text: str, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """Where the text of each span ``[starts[k], ends[k])`` ends without the whitespace after it."""
+    return np.fromiter((a + len(text[a:b].rstrip()) for a, b in zip(starts.tolist(), ends.tolist())),
+                       np.int64, len(starts))
+
+
 def _trailing_whitespace_apart(splitter: RecursiveSplitter, unit_starts: np.ndarray, unit_ends: np.ndarray,
                                limit: int) -> tuple[np.ndarray, np.ndarray]:
     """The units, with the trailing whitespace of each one over ``limit`` only with it made a unit of its own: the
@@ -64,13 +70,12 @@ def _trailing_whitespace_apart(splitter: RecursiveSplitter, unit_starts: np.ndar
     over = np.flatnonzero(splitter.estimates(unit_starts, unit_ends) > limit)
     if not len(over):
         return unit_starts, unit_ends
-    text = splitter.text
     starts, ends = unit_starts[over], unit_ends[over]
-    text_ends = np.fromiter((a + len(text[a:b].rstrip()) for a, b in zip(starts.tolist(), ends.tolist())),
-                            np.int64, len(over))
+    text_ends = _ends_without_whitespace(splitter.text, starts, ends)
     apart = (text_ends > starts) & (text_ends < ends)
     # by its own count: a token straddling the text's end ("!\n") makes the estimate one over
-    apart[apart] = np.asarray(splitter.index.counts(list(zip(starts[apart].tolist(), text_ends[apart].tolist())))) <= limit
+    counts = splitter.index.counts(list(zip(starts[apart].tolist(), text_ends[apart].tolist())))
+    apart[apart] = np.asarray(counts) <= limit
     if not apart.any():
         return unit_starts, unit_ends
     cuts = text_ends[apart]
@@ -133,10 +138,7 @@ def paragraph_reach(splitter: RecursiveSplitter, units: list[Span], paragraph_st
     closes = np.flatnonzero(np.append(unit_ends[:-1] != unit_starts[1:], True))
     last = np.minimum(np.append(opens[1:] - 1, len(units) - 1), closes[np.searchsorted(closes, opens)])
     # a paragraph fits when its text does: the blank lines after it can open the next chunk instead
-    text = splitter.text
-    text_ends = np.fromiter((a + len(text[a:b].rstrip()) for a, b in zip(unit_starts[last].tolist(),
-                                                                        unit_ends[last].tolist())),
-                            np.int64, len(last))
+    text_ends = _ends_without_whitespace(splitter.text, unit_starts[last], unit_ends[last])
     fits = splitter.estimates(unit_starts[opens], np.maximum(text_ends, unit_starts[opens] + 1)) <= limit
     reach[opens[fits]] = last[fits]
     return reach
