@@ -10,7 +10,7 @@ import logging
 from pathlib import Path
 from typing import Iterable, Iterator
 
-from rag.errors import InputError
+from rag.errors import InputError, undecodable
 from rag.jsonl import read_jsonl_objects
 from rag.types import Document
 
@@ -77,8 +77,8 @@ def _read_file(path: Path, doc_id: str, encoding: str) -> Document | None:
     try:
         text = data.decode(encoding)
     except UnicodeDecodeError as exc:
-        raise InputError(f"{path}: not valid {encoding} at byte {exc.start} (bytes {data[exc.start:exc.start + 4]!r}); "
-                         f"convert the file or pass its encoding ({_encoding_hint(data)})") from None
+        raise InputError(f"{path}: {undecodable(data, exc, encoding)}; convert the file or pass its encoding "
+                         f"({_encoding_hint(data)})") from None
     if text.startswith("\ufeff"):
         text = text[1:]
     metadata = {"path": str(path), "title": Path(doc_id).stem}

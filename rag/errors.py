@@ -53,3 +53,8 @@ def field_check(check):
         return value
 
     return validate
+
+
+def undecodable(data: bytes, error: UnicodeDecodeError, encoding: str) -> str:
+    """What a file's bytes that did not decode say about where: ``not valid utf-8 at byte 3 (bytes b'\\xe9...')``."""
+    return f"not valid {encoding} at byte {error.start} (bytes {data[error.start:error.start + 4]!r})"

@@ -6,7 +6,7 @@ from typing import Any, Sequence
 
 import yaml
 
-from rag.errors import ConfigError
+from rag.errors import ConfigError, undecodable
 
 
 class LocatedDict(dict):
@@ -69,8 +69,8 @@ def load_yaml(path: str | Path) -> Any:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         line = data.count(b"\n", 0, exc.start) + 1
-        raise ConfigError(f"not valid UTF-8 at byte {exc.start} (bytes {data[exc.start:exc.start + 4]!r}); save the "
-                          "config as UTF-8", source=str(path), line=line) from None
+        raise ConfigError(f"{undecodable(data, exc, 'UTF-8')}; save the config as UTF-8", source=str(path),
+                          line=line) from None
     return loads_yaml(text, str(path))
 
 
