@@ -144,6 +144,9 @@ class SyntaxSplitter:
         def describes(child) -> bool:  # a comment, decorator or attribute: it goes with the code after it
             return child is not None and leads(child)
 
+        def goes_with_next(child) -> bool:  # a comment, decorator or attribute, or this node's header text
+            return child is None or leads(child)
+
         def defines_nothing(child) -> bool:  # keywords, a name, parameters, a statement, a comment
             return child is None or leads(child) or not starts_definition(child, self.source)
 
@@ -165,7 +168,7 @@ class SyntaxSplitter:
                 tail_open = False
                 if group and not self.fits(group[0][0], b):
                     # comments at the group's end open the next chunk with the code they describe, if it fits
-                    moved = trailing(lambda piece: piece is None or describes(piece))
+                    moved = trailing(goes_with_next)
                     if moved and (moved == len(group) or not self.fits(group[len(group) - moved][0], b)):
                         moved = 0
                     carried, carried_children = detach(moved)
@@ -181,7 +184,7 @@ class SyntaxSplitter:
             # the body of); comments and attributes; before a child that defines nothing, whatever defines
             # nothing too. (Before a split definition nothing else: a definition starts its chunk.)
             child_defines = child is not None and starts_definition(child, self.source)
-            passed = trailing(lambda piece: piece is None or describes(piece)
+            passed = trailing(lambda piece: goes_with_next(piece)
                               or (header or not child_defines) and defines_nothing(piece))
             own = trailing(describes)  # the comments and attributes describing the child, in its scope
             if passed and not self.fits(group[len(group) - passed][0], a):
