@@ -45,7 +45,11 @@ def split_exact_spans(splitter: RecursiveSplitter, starts: np.ndarray, ends: np.
         return fit_spans(splitter.text, spans, splitter.tokenizer, limit, counts, join_next=False)
     # every chunk over the limit re-split at once (used unless a carried piece joins it)
     refit = dict(zip(over, exact_pieces(splitter, [spans[i] for i in over], [counts[i] for i in over], limit)))
-    no_joining = set(starts.tolist()) | set(splitter.structure.heading_starts)  # a carried piece stops there
+    range_starts = set(starts.tolist())
+
+    def stops_carry(position: int) -> bool:  # a range's start, or a heading (or the whitespace before it)
+        return position in range_starts or splitter.sections.opens_section(position)
+
     out_spans: list[Span] = []
     out_counts: list[int] = []
     carried: tuple[Span, int] | None = None
@@ -61,7 +65,7 @@ def split_exact_spans(splitter: RecursiveSplitter, starts: np.ndarray, ends: np.
         else:
             (carried_start, carried_end), carried_count = carried
             carried = None
-            joins = carried_end == span[0] and span[0] not in no_joining
+            joins = carried_end == span[0] and not stops_carry(span[0])
             joined = splitter.index.counts([(carried_start, span[1])])[0] if joins else 0
             if joins and (joined <= limit or (pushed < CARRY_THROUGH and resplits[ranges[i]] > 0)):
                 pushed = pushed + 1 if joined > limit else 0

@@ -30,6 +30,24 @@ class Sections:
         """Where each heading's text begins (:attr:`MarkdownStructure.heading_text_starts`), as an array."""
         return np.asarray(self.structure.heading_text_starts, dtype=np.int64)
 
+    @cached_property
+    def lead_starts(self) -> np.ndarray:
+        """Where the whitespace right before each heading begins (the heading's start when none precedes it): a
+        chunk starting in that whitespace opens the heading's section, which would otherwise leave the whitespace
+        a chunk of its own."""
+        text, out = self.text, []
+        for start in self.structure.heading_starts:
+            lead = start
+            while lead > 0 and text[lead - 1].isspace():
+                lead -= 1
+            out.append(lead)
+        return np.asarray(out, dtype=np.int64)
+
+    def opens_section(self, position: int) -> bool:
+        """True when ``position`` is a heading's start or lies in the whitespace right before one."""
+        j = bisect.bisect_left(self.structure.heading_starts, position)
+        return j < len(self.structure.heading_starts) and self.lead_starts[j] <= position
+
     def bare(self, i: int) -> bool:
         """True when heading ``i`` is followed only by blank lines up to the next heading."""
         return self.structure.heading_text_starts[i] >= self.structure.heading_starts[i + 1]

@@ -272,13 +272,15 @@ class RecursiveSplitter:
         return edges, np.searchsorted(edges, over_starts)
 
     def _text_follows(self, position: int, span_ends: np.ndarray) -> bool:
-        """True when the first visible character after ``position`` lies in the same span and starts plain text:
-        not a heading, nor a code fence or table (split to the limit, its first piece would leave no room)."""
-        visible = _NON_SPACE.search(self.text, position, int(span_ends[np.searchsorted(span_ends, position)]))
-        if visible is None:
-            return False
+        """True when the first visible character after ``position`` starts plain text in the same span (not a
+        code fence or table: split to the limit, its first piece would leave no room), or a heading: the line
+        break opens the heading's chunk (:meth:`_pack_edges`)."""
+        end = int(span_ends[np.searchsorted(span_ends, position)])
+        visible = _NON_SPACE.search(self.text, position, end)
+        if visible is None:  # a heading at the span's end (a section's end)?
+            return end < len(self.text) and self.sections.opens_section(position)
         start = visible.start()
-        return start not in self.structure.heading_starts and self.structure.block_at(start) is None
+        return self.structure.block_at(start) is None
 
     def _before_last_line_break(self, start: int, end: int) -> int:
         """Where the block ``[start, end)``'s final line break (LF, CRLF or a lone CR) begins, or ``end`` if it has
@@ -326,6 +328,13 @@ class RecursiveSplitter:
             jump = jumps(cap)
         else:
             following = np.searchsorted(headings, edges, "right")
+            # an edge in the whitespace right before a heading opens that heading's chunk (alone, the whitespace
+            # would be a chunk without content): the heading after it is the first that caps the chunk
+            leading = np.flatnonzero(following < len(headings))
+            leading = leading[edges[leading] >= self.sections.lead_starts[following[leading]]]
+            following[leading] += 1
+            opens = np.zeros(n, dtype=bool)
+            opens[leading] = True
             has_heading = following < len(headings)
             strict = cap.copy()
             strict[has_heading] = np.minimum(cap[has_heading], headings[following[has_heading]])
@@ -341,7 +350,7 @@ class RecursiveSplitter:
             # a chunk starting at a bare heading may take the headings right after it, if it reaches their text
             past = self.sections.past_bare[following]
             at_bare = np.flatnonzero((past > following) & (following > 0))
-            at_bare = at_bare[headings[following[at_bare] - 1] == edges[at_bare]]
+            at_bare = at_bare[(headings[following[at_bare] - 1] == edges[at_bare]) | opens[at_bare]]
             if len(at_bare):
                 past = past[at_bare]
                 relaxed = cap[at_bare]

@@ -319,14 +319,15 @@ def test_a_run_of_bare_headings_too_long_for_one_chunk_is_packed_not_split_into_
 
 
 @pytest.mark.parametrize("pack_sections", [True, False])
-def test_blank_lines_before_the_first_heading_get_no_heading_path(pack_sections):
-    # QA: a whitespace-only chunk ending at the first heading got the path of the document's *last* heading
+def test_blank_lines_before_the_first_heading_open_its_chunk(pack_sections):
+    # QA: a whitespace-only chunk ending at the first heading got the path of the document's *last* heading;
+    # then it got none, and it was still a chunk without content
     from rag.types import Document
 
     text = "\n# Intro\n\n" + "This is the introduction. " * 30 + "\n\n# Appendix\n\nBye.\n"
     chunks = recursive(128, pack_sections=pack_sections).chunk(Document("d", text))
-    assert chunks[0].text == "\n" and "heading_path" not in chunks[0].metadata
-    assert chunks[1].metadata["heading_path"] == ["Intro"]
+    assert chunks[0].text.startswith("\n# Intro\n\nThis is")
+    assert chunks[0].metadata["heading_path"] == ["Intro"]
     if not pack_sections:  # (packed, the last chunk holds the end of Intro and all of Appendix: no common path)
         assert chunks[-1].metadata["heading_path"] == ["Appendix"]
 
@@ -363,3 +364,14 @@ def test_a_fence_that_fits_the_chunk_size_stays_whole_with_overlap(overlap):
     assert any(c.start <= a and c.end >= a + len(fence) for c in chunks)
     assert all(c.token_count <= 80 and text[c.start:c.end] == c.text for c in chunks)
     assert chunks[0].start == 0 and chunks[-1].end == len(text)
+
+
+@pytest.mark.parametrize("pack_sections", [True, False])
+def test_a_fence_that_fits_only_without_its_last_line_break_stays_whole_before_a_heading(pack_sections):
+    # QA: with a heading after it, such a fence was cut before its closing line ("```\n" opened the heading's
+    # chunk); its line break now opens the heading's chunk, which keeps its heading path
+    fence = "```python\n" + "".join(f"x{i} = {i}\n" for i in range(12)) + "```\n"  # 77 tokens, 76 without "\n"
+    text = "Intro paragraph.\n\n" + fence + "\n# Next\n\nSome text here.\n"
+    chunks = recursive(76, pack_sections=pack_sections).chunk_text(text)
+    assert [c.text for c in chunks] == ["Intro paragraph.\n\n", fence[:-1], "\n\n# Next\n\nSome text here.\n"]
+    assert chunks[2].metadata["heading_path"] == ["Next"]
