@@ -100,11 +100,18 @@ def _inside_markup(splitter: RecursiveSplitter, position: int) -> bool:
 def whole_blocks(splitter: RecursiveSplitter, spans: list[Span], counts: list[int],
                  limit: int) -> tuple[list[Span], list[int]]:
     """``spans`` (split for overlap, below ``limit``) with every code fence or table that fits ``limit`` whole
-    but was cut across spans made one span again: the text of its first and last spans outside it stays
+    but was cut across spans made one span again, with the heading it opens the text of when both fit (else
+    that heading would end the chunk before it, alone): the text of its first and last spans outside it stays
     a span of its own. Such a block then leaves less room for overlap (see :func:`with_overlap`)."""
     starts = [a for a, _ in spans]
     out_spans, out_counts = list(spans), list(counts)
-    for a, b, _ in reversed(splitter.structure.blocks):  # from the end: earlier indices stay valid
+    structure = splitter.structure
+    for a, b, _ in reversed(structure.blocks):  # from the end: earlier indices stay valid
+        k = bisect.bisect_left(structure.heading_starts, a) - 1  # the heading before the block ...
+        if k >= 0 and a <= structure.heading_text_starts[k] < b:  # ... whose text the block starts
+            heading = structure.heading_starts[k]
+            if splitter.index.counts([(heading, b)])[0] < limit:
+                a = heading
         first = bisect.bisect_right(starts, a) - 1
         last = bisect.bisect_left(starts, b) - 1
         if first < 0 or first >= last or out_spans[first][1] <= a or out_spans[last][1] < b:

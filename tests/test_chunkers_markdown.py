@@ -375,3 +375,14 @@ def test_a_fence_that_fits_only_without_its_last_line_break_stays_whole_before_a
     chunks = recursive(76, pack_sections=pack_sections).chunk_text(text)
     assert [c.text for c in chunks] == ["Intro paragraph.\n\n", fence[:-1], "\n\n# Next\n\nSome text here.\n"]
     assert chunks[2].metadata["heading_path"] == ["Next"]
+
+
+@pytest.mark.parametrize("overlap", [10, 20])
+def test_with_overlap_a_heading_stays_with_the_fence_it_opens_when_both_fit(overlap):
+    # QA: packed to chunk_size - overlap, the heading ended the chunk before and the fence was a chunk alone
+    fence = "```python\n" + "".join(f"x{i} = {i}\n" for i in range(10)) + "```\n"  # 68 tokens with the heading
+    text = "# Intro\n\nSome intro text.\n\n## Code\n\n" + fence + "\nAfter text.\n"
+    chunks = recursive(72, overlap=overlap).chunk_text(text)
+    holder = next(c for c in chunks if "## Code" in c.text)
+    assert "## Code\n\n" + fence[:-1] in holder.text and holder.metadata["heading_path"] == ["Intro", "Code"]
+    assert all(c.token_count <= 72 and text[c.start:c.end] == c.text for c in chunks)
