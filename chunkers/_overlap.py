@@ -120,7 +120,17 @@ def whole_blocks(splitter: RecursiveSplitter, spans: list[Span], counts: list[in
             continue  # a gap between the spans (the edge of a joined document)
         if splitter.index.counts([(a, b)])[0] >= limit:  # (one token of room: a junction can count one more)
             continue
-        pieces = [span for span in ((out_spans[first][0], a), (a, b), (b, out_spans[last][1])) if span[0] < span[1]]
+        rest = out_spans[last][1]
+        if b < rest and splitter.text[b:rest].isspace() and last + 1 < len(out_spans) \
+                and out_spans[last + 1][0] == rest:
+            # whitespace after the block (its last line break, blank lines) opens the next span if it fits there;
+            # alone it would be a chunk that adds nothing to the one before
+            joined = (b, out_spans[last + 1][1])
+            count = splitter.index.counts([joined])[0]
+            if count <= limit:
+                out_spans[last + 1], out_counts[last + 1], starts[last + 1] = joined, count, b
+                rest = b
+        pieces = [span for span in ((out_spans[first][0], a), (a, b), (b, rest)) if span[0] < span[1]]
         out_spans[first:last + 1] = pieces
         out_counts[first:last + 1] = splitter.index.counts(pieces)
         starts[first:last + 1] = [p[0] for p in pieces]
