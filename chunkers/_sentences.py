@@ -2,9 +2,11 @@
 
 Rules in the spirit of Punkt / pySBD, kept small: a sentence ends after ``. ! ? …`` (and the full stops and
 question marks of Arabic, Urdu, Devanagari, Ethiopic, Armenian and Myanmar: :data:`SPACED_ENDS`; plus closing
-quotes or brackets) followed by whitespace and a character that does not continue the sentence (not a lower-case
-letter), unless the word before the period is a known abbreviation or an initial, or the period ends a list
-number that would be a sentence of its own ("1. Download it." is one sentence); after CJK full stops ``。！？｡``
+quotes, guillemets or brackets) followed by whitespace and a character that does not continue the sentence (not a
+lower-case letter, nor the next period of a spaced ellipsis ". . ."), unless the word before the period is a known
+abbreviation or an initial, or the period ends a list number that would be a sentence of its own ("1. Download
+it." is one sentence); an abbreviation that often ends a sentence ("etc.") ends it before an upper-case letter;
+after CJK full stops ``。！？｡``
 with no space needed; and at every line break (LF, CRLF, or a lone CR: old Mac line ends, read as LF), also one
 right after an abbreviation or before a lower-case letter. In text without a single capital letter (a lower-cased
 corpus, such as FinQA's filings), a lower-case letter is no sign of a continued sentence, so only abbreviations,
@@ -18,15 +20,19 @@ import re
 ABBREVIATIONS = frozenset(
     "mr mrs ms dr prof sr jr st vs etc e.g i.e eg ie inc ltd co corp no nos fig figs al approx dept est "
     "jan feb mar apr jun jul aug sep sept oct nov dec u.s u.k mt ft gen gov sen rep col lt sgt capt cf ca "
-    "vol pp ed eds rev".split()
+    "vol pp ed eds rev sec secs eq eqs ch ref refs".split()
 )
+#: Abbreviations that often end a sentence ("apples, pears, etc. Then ..."): their period ends it when an
+#: upper-case letter follows (other abbreviations, such as titles, are followed by a name).
+SENTENCE_FINAL_ABBREVIATIONS = frozenset("etc inc ltd corp".split())
 
 #: Sentence ends that need whitespace after them: . ! ? … and the full stops and question marks of scripts that
 #: put a space after theirs (Arabic ؟ and Urdu ۔, Devanagari । ॥, Ethiopic ። ፧, Armenian ։, Myanmar ။).
 SPACED_ENDS = ".!?…؟۔।॥።፧։။"
 #: Sentence ends that need no space: CJK full stops and question / exclamation marks, and the halfwidth ｡.
 UNSPACED_ENDS = "。！？｡"
-# Three kinds of sentence end: ``[SPACED_ENDS]+[\"'”’)\]]*(\s+)`` (group 1: the whitespace it needs),
+# Three kinds of sentence end: ``[SPACED_ENDS]+`` and closing quotes or brackets (a guillemet also after a space,
+# as French sets it) then ``(\s+)`` (group 1: the whitespace it needs),
 # ``[UNSPACED_ENDS]+[」』”’)]*\s*`` and a line break, ``\n\s*`` or ``\r\s*`` (a CRLF's CR starts the match its
 # LF started: same end; two one-character look-behinds, as one ``[\r\n]`` made the scan 7 % slower). Their first
 # characters differ, so the first character is matched once and a look-behind picks the branch: a pattern that
@@ -36,7 +42,7 @@ UNSPACED_ENDS = "。！？｡"
 # the same way, and retrying from each one made a long run with no space after it quadratic (20,000 dots: 10 s).
 _TERMINAL = re.compile(
     rf"[{SPACED_ENDS}{UNSPACED_ENDS}\r\n](?:(?<=[{SPACED_ENDS}])(?<![{SPACED_ENDS}][{SPACED_ENDS}])[{SPACED_ENDS}]*+"
-    rf"[\"'”’)\]]*+(\s+)|(?<=[{UNSPACED_ENDS}])[{UNSPACED_ENDS}]*[」』”’)]*\s*|(?<=\n)\s*|(?<=\r)\s*)")
+    rf"(?:[\"'”’“»›)\]]|[ \u00a0\u202f][»›])*+(\s+)|(?<=[{UNSPACED_ENDS}])[{UNSPACED_ENDS}]*[」』”’)]*\s*|(?<=\n)\s*|(?<=\r)\s*)")
 #: A longer word is never an abbreviation, so the look-back for one stops after this many characters.
 _LONGEST = max(map(len, ABBREVIATIONS))
 #: a word of this many characters is too long to be an abbreviation
@@ -44,9 +50,10 @@ _TOO_LONG = _LONGEST + 1
 _WORD_AT_END = re.compile(r"[\w.]*\Z")
 
 
-def _abbreviation_before(text: str, period: int) -> bool:
+def _abbreviation_before(text: str, period: int, cut: int) -> bool:
     """True when the word before ``period`` is a known abbreviation or an initial ("J. Smith", or a single letter
-    enumerator), so the period does not end the sentence. The word is what ``[\\w.]+$`` finds when searched in the
+    enumerator), so the period does not end the sentence, unless it is one that often ends a sentence
+    (:data:`SENTENCE_FINAL_ABBREVIATIONS`) and the next sentence starts at ``cut`` with an upper-case letter. The word is what ``[\\w.]+$`` finds when searched in the
     20 characters before ``period`` (``$`` also matches before a final line feed, here a lone CR too: CR-only
     text reads as its LF copy); only the last ``_TOO_LONG`` characters are searched, enough to tell a longer word."""
     end = period - 1 if period >= 1 and text[period - 1] in "\r\n" else period
@@ -55,6 +62,8 @@ def _abbreviation_before(text: str, period: int) -> bool:
     if not word or len(word) > _LONGEST:
         return False
     word = word.lower()
+    if word in SENTENCE_FINAL_ABBREVIATIONS:
+        return not text[cut].isupper()
     return word in ABBREVIATIONS or (len(word) == 1 and word.isalpha())
 
 
@@ -64,18 +73,20 @@ _ENUMERATOR_DIGITS = 3
 
 def _continues(text: str, cut: int, period: int, sentence_start: int, cased: bool) -> bool:
     """Whether the sentence end at ``period`` (. ! ? … and the whitespace after it, up to ``cut``) does not end the
-    sentence that began at ``sentence_start``: a lower-case letter follows (in cased text), or the period is that
-    of an abbreviation, an initial or a list number. Every abbreviation ends in a letter, so only a letter (or a
+    sentence that began at ``sentence_start``: a lower-case letter follows (in cased text) or another period (a
+    spaced ellipsis), or the period is that of an abbreviation, an initial or a list number. Every abbreviation ends in a letter, so only a letter (or a
     line break, which the look-back skips) before the period needs the look-back, and not after _TOO_LONG letters
     or digits."""
     if cased and text[cut].islower():
         return True
     if text[period] != "." or not period:
         return False
+    if text[cut] == ".":
+        return True  # a spaced ellipsis (". . .") goes on
     before = text[period - 1]
     if (before.isalpha() or before in "\r\n") \
             and not (period >= _TOO_LONG and text[period - _TOO_LONG:period].isalnum()) \
-            and _abbreviation_before(text, period):
+            and _abbreviation_before(text, period, cut):
         return True
     return before.isdigit() and period - sentence_start <= 2 * _ENUMERATOR_DIGITS and \
         _is_enumerator(text, sentence_start, period)

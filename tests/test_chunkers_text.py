@@ -140,6 +140,21 @@ def test_a_line_break_ends_a_sentence_after_an_abbreviation_and_a_list_number_st
         assert [text[a:b] for a, b in sentence_spans(text)] == sentences
 
 
+@pytest.mark.parametrize("sentences", [
+    ["Il a dit « Bonjour. » ", "Puis il est parti."],  # a French guillemet, after a space
+    ["He said «Stop.» ", "Then he left."],
+    ["Er sagte „Hallo.“ ", "Dann ging er."],  # a German closing quote
+    ["Wait . . . what happened? ", "Nothing."],  # a spaced ellipsis
+    ["See Sec. 3 and Eq. 4 for details. ", "Then Ch. 2."],
+    ["Apples, pears, etc. ", "Then bananas. ", "Also etc. and more."],  # etc. ends a sentence before a capital
+    ["Acme Inc. ", "The company grew."],
+])
+def test_guillemets_spaced_ellipses_and_sentence_final_abbreviations(sentences):
+    # QA: each of these was cut in the wrong place
+    text = "".join(sentences)
+    assert [text[a:b] for a, b in sentence_spans(text)] == sentences
+
+
 def test_a_sentence_that_fits_only_without_its_trailing_space_is_not_cut_at_a_word():
     # QA: 20 tokens of text, 21 with the space after it, at chunk_size 20: its last word opened the next chunk
     first = "Iota zeta alpha epsilon zeta iota zeta eta theta zeta lambda lambda beta kappa? "
