@@ -52,7 +52,15 @@ def sentence_units(splitter: RecursiveSplitter, limit: int, starts: np.ndarray |
         in_documents = ~np.isin(edges[:-1], ends)  # not the separator between two joined documents
         unit_starts, unit_ends = edges[:-1][in_documents], edges[1:][in_documents]
     unit_starts, unit_ends = _trailing_whitespace_apart(splitter, unit_starts, unit_ends, limit)
-    edges = splitter.split_edges(unit_starts, unit_ends, limit, WORDS)
+    # only the sentences over by their own count are split: the estimate counts a token straddling a sentence's
+    # start (" (" of "(x)" after the previous sentence's space) and can be one over
+    over = np.flatnonzero(splitter.estimates(unit_starts, unit_ends) > limit)
+    if len(over):
+        counts = splitter.index.counts(list(zip(unit_starts[over].tolist(), unit_ends[over].tolist())))
+        over = over[np.asarray(counts) > limit]
+    edges = merge_sorted(unit_starts, unit_ends)
+    if len(over):
+        edges = merge_sorted(edges, splitter.split_edges(unit_starts[over], unit_ends[over], limit, WORDS))
     return without_gaps(_pieces_that_fit(splitter, edges_to_spans(edges), unit_starts, unit_ends, limit), ends)
 
 

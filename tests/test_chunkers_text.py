@@ -140,6 +140,17 @@ def test_a_line_break_ends_a_sentence_after_an_abbreviation_and_a_list_number_st
         assert [text[a:b] for a, b in sentence_spans(text)] == sentences
 
 
+@pytest.mark.parametrize("keep_paragraphs", [True, False])
+def test_a_sentence_over_only_by_its_estimate_is_not_cut(keep_paragraphs):
+    # QA: the document's tokens put the space before "(x)" and the "(" in one token (" ("), so the sentence's
+    # estimate was 9 and it was cut at a word, though its own text counts 8
+    text = "First one here. (x) kappa iota epsilon beta lambda.) Epsilon delta alpha!\n"
+    sentence = "(x) kappa iota epsilon beta lambda.)"
+    assert get_tokenizer().count(sentence) == 8
+    chunks = get_chunker("sentence", chunk_size=8, keep_paragraphs=keep_paragraphs).chunk_text(text)
+    assert sentence in [c.text.strip() for c in chunks]
+
+
 @pytest.mark.parametrize("sentences", [
     ["Il a dit « Bonjour. » ", "Puis il est parti."],  # a French guillemet, after a space
     ["He said «Stop.» ", "Then he left."],
