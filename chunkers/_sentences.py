@@ -6,12 +6,11 @@ quotes, guillemets or brackets) followed by whitespace and a character that does
 lower-case letter, nor the next period of a spaced ellipsis ". . ."), unless the word before the period is a known
 abbreviation or an initial, or the period ends a list number that would be a sentence of its own ("1. Download
 it." is one sentence); an abbreviation that often ends a sentence ("etc.") ends it before an upper-case letter;
-after CJK full stops ``。！？｡``
-with no space needed; and at every line break (LF, CRLF, or a lone CR: old Mac line ends, read as LF), also one
-right after an abbreviation or before a lower-case letter. In text without a single capital letter (a lower-cased
-corpus, such as FinQA's filings), a lower-case letter is no sign of a continued sentence, so only abbreviations,
-initials and list numbers hold a period back. Each sentence span keeps its trailing whitespace, so the spans tile
-the text exactly.
+after CJK full stops ``。！？｡`` with no space needed; and at every line break (LF, CRLF, or a lone CR: old Mac
+line ends, read as LF), also one right after an abbreviation or before a lower-case letter. In text without a
+single capital letter (a lower-cased corpus, such as FinQA's filings), a lower-case letter is no sign of a
+continued sentence, so only abbreviations, initials and list numbers hold a period back. Each sentence span keeps
+its trailing whitespace, so the spans tile the text exactly.
 """
 from __future__ import annotations
 
@@ -42,7 +41,8 @@ UNSPACED_ENDS = "。！？｡"
 # the same way, and retrying from each one made a long run with no space after it quadratic (20,000 dots: 10 s).
 _TERMINAL = re.compile(
     rf"[{SPACED_ENDS}{UNSPACED_ENDS}\r\n](?:(?<=[{SPACED_ENDS}])(?<![{SPACED_ENDS}][{SPACED_ENDS}])[{SPACED_ENDS}]*+"
-    rf"(?:[\"'”’“»›)\]]|[ \u00a0\u202f][»›])*+(\s+)|(?<=[{UNSPACED_ENDS}])[{UNSPACED_ENDS}]*[」』”’)]*\s*|(?<=\n)\s*|(?<=\r)\s*)")
+    rf"(?:[\"'”’“»›)\]]|[ \u00a0\u202f][»›])*+(\s+)"
+    rf"|(?<=[{UNSPACED_ENDS}])[{UNSPACED_ENDS}]*[」』”’)]*\s*|(?<=\n)\s*|(?<=\r)\s*)")
 #: A longer word is never an abbreviation, so the look-back for one stops after this many characters.
 _LONGEST = max(map(len, ABBREVIATIONS))
 #: a word of this many characters is too long to be an abbreviation
@@ -53,9 +53,10 @@ _WORD_AT_END = re.compile(r"[\w.]*\Z")
 def _abbreviation_before(text: str, period: int, cut: int) -> bool:
     """True when the word before ``period`` is a known abbreviation or an initial ("J. Smith", or a single letter
     enumerator), so the period does not end the sentence, unless it is one that often ends a sentence
-    (:data:`SENTENCE_FINAL_ABBREVIATIONS`) and the next sentence starts at ``cut`` with an upper-case letter. The word is what ``[\\w.]+$`` finds when searched in the
-    20 characters before ``period`` (``$`` also matches before a final line feed, here a lone CR too: CR-only
-    text reads as its LF copy); only the last ``_TOO_LONG`` characters are searched, enough to tell a longer word."""
+    (:data:`SENTENCE_FINAL_ABBREVIATIONS`) and the next sentence starts at ``cut`` with an upper-case letter. The
+    word is what ``[\\w.]+$`` finds when searched in the 20 characters before ``period`` (``$`` also matches before
+    a final line feed, here a lone CR too: CR-only text reads as its LF copy); only the last ``_TOO_LONG``
+    characters are searched, enough to tell a longer word."""
     end = period - 1 if period >= 1 and text[period - 1] in "\r\n" else period
     segment = text[max(0, period - 20, end - _TOO_LONG):end]
     word = segment[_WORD_AT_END.search(segment).start():]
@@ -74,9 +75,9 @@ _ENUMERATOR_DIGITS = 3
 def _continues(text: str, cut: int, period: int, sentence_start: int, cased: bool) -> bool:
     """Whether the sentence end at ``period`` (. ! ? … and the whitespace after it, up to ``cut``) does not end the
     sentence that began at ``sentence_start``: a lower-case letter follows (in cased text) or another period (a
-    spaced ellipsis), or the period is that of an abbreviation, an initial or a list number. Every abbreviation ends in a letter, so only a letter (or a
-    line break, which the look-back skips) before the period needs the look-back, and not after _TOO_LONG letters
-    or digits."""
+    spaced ellipsis), or the period is that of an abbreviation, an initial or a list number. Every abbreviation
+    ends in a letter, so only a letter (or a line break, which the look-back skips) before the period needs the
+    look-back, and not after _TOO_LONG letters or digits."""
     if cased and text[cut].islower():
         return True
     if text[period] != "." or not period:
