@@ -11,7 +11,8 @@ from typing import Sequence
 
 import numpy as np
 
-from rag.tokens import SAFE_CUT_ENCODINGS, TiktokenTokenizer, is_safe_cut
+from rag.encodings import SAFE_CUT_ENCODINGS, first_safe_cut, is_safe_cut
+from rag.tokens import TiktokenTokenizer
 
 Span = tuple[int, int]
 
@@ -140,23 +141,9 @@ def safe_cut_mask(text: str) -> "np.ndarray":
     return np.array([is_safe_cut(text, p) for p in range(len(text) + 1)], dtype=bool)
 
 
-# Safe cuts are either a space or the position after a line feed, so the searches jump between those with
-# str.find / str.rfind (C speed) and test only them.
-
 def _first_safe_cut(text: str, lo: int, hi: int) -> int:
     """The first safe cut in ``[lo, hi]`` within :data:`SAFE_CUT_SEARCH` characters, or -1."""
-    p, last = max(lo, 1), min(hi, lo + SAFE_CUT_SEARCH)
-    while p <= last:
-        candidate = text.find(" ", p, last + 1)
-        newline = text.find("\n", p - 1, last)
-        if newline >= 0 and (candidate < 0 or newline + 1 < candidate):
-            candidate = newline + 1
-        if candidate < 0:
-            return -1
-        if is_safe_cut(text, candidate):
-            return candidate
-        p = candidate + 1
-    return -1
+    return first_safe_cut(text, lo, min(hi, lo + SAFE_CUT_SEARCH))
 
 
 def _last_safe_cut(text: str, lo: int, hi: int) -> int:

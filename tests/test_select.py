@@ -187,7 +187,7 @@ def test_chunks_counted_with_the_select_tokenizer_are_not_counted_again(monkeypa
 
 
 def test_merged_spans_are_counted_unless_every_junction_is_a_safe_cut(monkeypatch):
-    from rag.tokens import is_safe_cut
+    from rag.encodings import is_safe_cut
 
     texts = [" ".join(WORDS * 6), "".join(WORDS * 6)]  # junctions before " word" (safe) / inside glued words
     chunks = token_chunks(texts, 20)

@@ -1,6 +1,7 @@
 """The tokenizer: cl100k encoded by fastokens' Rust BPE must give exactly tiktoken's token ids, on any text."""
 from __future__ import annotations
 
+import functools
 import warnings
 
 import pytest
@@ -132,7 +133,7 @@ def test_text_encoded_ahead_is_taken_by_the_next_call_and_at_most_two_wait():
     for text in texts:
         encoding.encode_ahead(text)
     assert list(encoding._ahead) == texts[1:]  # the oldest was dropped
-    ahead = encoding._ahead[texts[2]]
+    (ahead,) = encoding._ahead[texts[2]][1]  # a short text: one piece
     ahead.result()  # done
     assert encoding.encode_to_numpy(texts[2], disallowed_special=()) is ahead.result()  # taken, not encoded again
     for text in texts:
@@ -152,12 +153,46 @@ def test_a_text_still_queued_ahead_is_encoded_by_the_caller_and_a_dropped_one_is
     queued = [f"Queued text {i}. " * 20 for i in range(3)]
     encoding.encode_ahead(queued[0])
     encoding.encode_ahead(queued[1])  # drops "first" (done)
-    dropped = encoding._ahead[queued[0]]
+    (dropped,) = encoding._ahead[queued[0]][1]
     encoding.encode_ahead(queued[2])  # drops queued[0], still waiting
     assert list(encoding._ahead) == queued[1:] and dropped.cancelled()
-    future = encoding._ahead[queued[2]]
+    (future,) = encoding._ahead[queued[2]][1]
     assert encoding.encode_to_numpy(queued[2], disallowed_special=()).tolist() == TIKTOKEN.encode_ordinary(queued[2])
     assert future.cancelled()  # encoded by the caller, not waited for
+    gate.set()
+
+
+@functools.cache
+def own_fast_encoding() -> FastEncoding:
+    """A cl100k encoding of its own (not the shared one), fastokens loaded: a test may change its settings."""
+    return TiktokenTokenizer("cl100k_base").encoding.wait_until_loaded()
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(text=st.one_of(adversarial, st.text(max_size=400)), piece=st.integers(1, 40), ahead=st.booleans())
+def test_a_long_text_encoded_in_pieces_by_two_threads_gets_tiktokens_ids(text, piece, ahead):
+    encoding = own_fast_encoding()
+    encoding.PIECE, encoding.CUT_SEARCH = piece, 8  # pieces of a few characters
+    if ahead:
+        encoding.encode_ahead(text)
+    assert encoding.encode_to_numpy(text, disallowed_special=()).tolist() == TIKTOKEN.encode_ordinary(text)
+    assert "".join(encoding._pieces(text)) == text
+
+
+def test_the_caller_encodes_the_pieces_the_worker_has_not_started_from_the_last():
+    import threading
+
+    encoding = TiktokenTokenizer("cl100k_base").encoding.wait_until_loaded()
+    encoding.PIECE = 40
+    text = "Late chunking pools token embeddings per chunk.\n" * 20  # 1,000 characters
+    gate = threading.Event()
+    encoding._submit(encoding.fast, [""])  # the worker exists ...
+    encoding._ahead_worker.submit(gate.wait)  # ... and is busy: every piece of the text waits in its queue
+    encoding.encode_ahead(text)
+    pieces, futures = encoding._ahead[text]
+    assert len(pieces) > 10 and "".join(pieces) == text
+    assert encoding.encode_to_numpy(text, disallowed_special=()).tolist() == TIKTOKEN.encode_ordinary(text)
+    assert all(future.cancelled() for future in futures)  # all encoded by the caller, none waited for
     gate.set()
 
 

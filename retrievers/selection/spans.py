@@ -5,7 +5,7 @@ Chunks of one document whose character spans overlap or touch are merged into on
 text costs no more tokens than the pieces kept apart: overlapping text is then counted — and shown to the
 generator — once. The total is always the sum of ``count(text)`` over the spans the generator will receive.
 
-Pieces that abut exactly (no overlap) at a cl100k safe cut (:func:`rag.tokens.is_safe_cut`: a space before a
+Pieces that abut exactly (no overlap) at a cl100k safe cut (:func:`rag.encodings.is_safe_cut`: a space before a
 word, the start of a line) tokenize as their concatenation does, so such a merge is counted as the sum of the
 pieces' counts without encoding the merged text; any other merge is encoded.
 """
@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable
 
-from rag.tokens import SAFE_CUT_ENCODINGS, is_safe_cut
+from rag.encodings import SAFE_CUT_ENCODINGS, is_safe_cut
 from rag.types import Chunk, Hit
 
 
