@@ -106,19 +106,21 @@ def whole_blocks(splitter: RecursiveSplitter, spans: list[Span], counts: list[in
     starts = [a for a, _ in spans]
     out_spans, out_counts = list(spans), list(counts)
     structure = splitter.structure
-    for a, b, _ in reversed(structure.blocks):  # from the end: earlier indices stay valid
+    for block_start, b, _ in reversed(structure.blocks):  # from the end: earlier indices stay valid
+        a = block_start
         k = bisect.bisect_left(structure.heading_starts, a) - 1  # the heading before the block ...
         if k >= 0 and a <= structure.heading_text_starts[k] < b:  # ... whose text the block starts
             heading = structure.heading_starts[k]
             if splitter.index.counts([(heading, b)])[0] < limit:
-                a = heading
+                a = heading  # (so the block fits too)
         first = bisect.bisect_right(starts, a) - 1
         last = bisect.bisect_left(starts, b) - 1
         if first < 0 or first >= last or out_spans[first][1] <= a or out_spans[last][1] < b:
             continue  # within one span already, or not wholly in this text's spans
         if any(out_spans[k][1] != out_spans[k + 1][0] for k in range(first, last)):
             continue  # a gap between the spans (the edge of a joined document)
-        if splitter.index.counts([(a, b)])[0] >= limit:  # (one token of room: a junction can count one more)
+        # (one token of room: a junction can count one more; a block joined to its heading was counted with it)
+        if a == block_start and splitter.index.counts([(a, b)])[0] >= limit:
             continue
         rest = out_spans[last][1]
         if b < rest and splitter.text[b:rest].isspace() and last + 1 < len(out_spans) \
