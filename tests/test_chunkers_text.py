@@ -151,6 +151,20 @@ def test_a_sentence_over_only_by_its_estimate_is_not_cut(keep_paragraphs):
     assert sentence in [c.text.strip() for c in chunks]
 
 
+@pytest.mark.parametrize("keep_paragraphs", [True, False])
+def test_a_sentence_filling_a_chunk_is_not_cut_for_its_trailing_space_when_the_next_sentence_is_split(keep_paragraphs):
+    # QA: the space before "3" is a token of its own, so the first sentence with its space is one over the limit;
+    # the space was packed after it and cut it at a word, though the next (long) sentence is split anyway
+    sentence = "Alpha beta gamma."
+    text = sentence + " 3 delta epsilon zeta eta theta iota kappa lambda mu nu xi."
+    limit = get_tokenizer().count(sentence)
+    assert get_tokenizer().count(sentence + " ") == limit + 1
+    chunks = get_chunker("sentence", chunk_size=limit, keep_paragraphs=keep_paragraphs).chunk_text(text)
+    assert chunks[0].text == sentence
+    assert all(c.token_count <= limit for c in chunks)
+    assert "".join(c.text for c in chunks) == text
+
+
 @pytest.mark.parametrize("sentences", [
     ["Il a dit « Bonjour. » ", "Puis il est parti."],  # a French guillemet, after a space
     ["He said «Stop.» ", "Then he left."],
