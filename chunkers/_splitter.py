@@ -231,7 +231,9 @@ class RecursiveSplitter:
     def _attach_headings(self, edges: np.ndarray, starts: np.ndarray, ends: np.ndarray, limit: int) -> np.ndarray:
         """Block edges without the cut after a heading whose next block does not fit with it: that block is split
         further down, its first piece joined to the heading, instead of the heading being left a chunk of its
-        own. A next code fence or table that fits alone keeps the cut (it stays whole, the heading alone)."""
+        own. A next code fence or table that fits alone keeps the cut (it stays whole, the heading alone), and so
+        does a table whose head (header and delimiter rows) does not fit with the heading: joined, the header row
+        would end the heading's chunk without its delimiter row."""
         unit_starts, unit_ends = edges[:-1], edges[1:]
         heading_units = np.flatnonzero(np.isin(unit_starts[:-1], self.heading_array))
         cut = unit_ends[heading_units]
@@ -239,10 +241,25 @@ class RecursiveSplitter:
         heading_units, cut = heading_units[inner], cut[inner]
         next_starts, next_ends = unit_starts[heading_units + 1], unit_ends[heading_units + 1]
         oversized_next = self.estimates(next_starts, next_ends) > limit
+        if oversized_next.any() and self.structure.table_headers:
+            heads = self._table_head_ends(next_starts)
+            has_head = heads > 0
+            oversized_next[has_head] &= self.estimates(unit_starts[heading_units][has_head], heads[has_head]) <= limit
         apart = self.estimates(unit_starts[heading_units], next_ends) > limit
         if self.structure.blocks:
             apart &= ~np.isin(next_starts, self.structure._block_starts)
         return np.setdiff1d(edges, cut[oversized_next | apart], assume_unique=True)
+
+    def _table_head_ends(self, positions: np.ndarray) -> np.ndarray:
+        """For each position that starts a table with a delimiter row, where that row's line ends (its line break
+        included); 0 for the other positions."""
+        heads = np.zeros(len(positions), dtype=np.int64)
+        for k, start in enumerate(positions.tolist()):
+            header = self.structure.table_headers.get(start)
+            if header is not None and ("\n" in header or "\r" in header):
+                after = np.searchsorted(self.line_starts, start + len(header), "right")
+                heads[k] = self.line_starts[after] if after < len(self.line_starts) else len(self.text)
+        return heads
 
     def _without_blocks_that_fit(self, edges: np.ndarray, over: np.ndarray, limit: int,
                                  span_ends: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
