@@ -220,6 +220,9 @@ class RecursiveSplitter:
             if level == BLOCKS and len(over) and self.structure.blocks:
                 edges, over = self._without_blocks_that_fit(edges, over, limit, span_ends)
                 unit_starts, unit_ends = edges[:-1], edges[1:]
+            if len(over):
+                edges, over = self._leading_whitespace_joined(edges, over, span_starts)
+                unit_starts, unit_ends = edges[:-1], edges[1:]
             levels.append((span_starts, span_ends, edges))
             spans = (unit_starts[over], unit_ends[over])
             level += 1
@@ -260,6 +263,26 @@ class RecursiveSplitter:
                 after = np.searchsorted(self.line_starts, start + len(header), "right")
                 heads[k] = self.line_starts[after] if after < len(self.line_starts) else len(self.text)
         return heads
+
+    def _leading_whitespace_joined(self, edges: np.ndarray, over: np.ndarray,
+                                   span_starts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The edges and ``over`` (indices of units over the limit) with the whitespace that starts a span (blank
+        lines or spaces at a text's start) joined to the unit after it when that unit is over the limit: it opens
+        that unit's first piece. Alone, it would be packed on its own, a chunk without content, as nothing before
+        it in the span can take it. Not before a heading (it opens the heading's chunk, :meth:`_pack_edges`)."""
+        first = span_starts[np.searchsorted(span_starts, edges[over], "right") - 1]
+        candidates = np.flatnonzero((first < edges[over]) & ~np.isin(edges[over], self.heading_array))
+        joined = [(int(first[i]), int(over[i])) for i in candidates.tolist()
+                  if _NON_SPACE.search(self.text, int(first[i]), int(edges[over[i]])) is None]
+        if not joined:
+            return edges, over
+        over_starts = edges[over]
+        dropped = []
+        for span_start, k in joined:
+            over_starts[over == k] = span_start
+            dropped.extend(range(int(np.searchsorted(edges, span_start, "right")), k + 1))
+        edges = np.delete(edges, dropped)
+        return edges, np.searchsorted(edges, over_starts)
 
     def _without_blocks_that_fit(self, edges: np.ndarray, over: np.ndarray, limit: int,
                                  span_ends: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -59,7 +59,7 @@ def sentence_units(splitter: RecursiveSplitter, limit: int, starts: np.ndarray |
         counts = splitter.index.counts(list(zip(unit_starts[over].tolist(), unit_ends[over].tolist())))
         over = over[np.asarray(counts) > limit]
         unit_starts, unit_ends, over = _whitespace_joined_to_the_split_sentence(text, unit_starts, unit_ends, over,
-                                                                                paragraph_starts)
+                                                                                paragraph_starts, starts)
     edges = merge_sorted(unit_starts, unit_ends)
     if len(over):
         edges = merge_sorted(edges, splitter.split_edges(unit_starts[over], unit_ends[over], limit, WORDS))
@@ -93,16 +93,17 @@ def _trailing_whitespace_apart(splitter: RecursiveSplitter, unit_starts: np.ndar
 
 
 def _whitespace_joined_to_the_split_sentence(text: str, unit_starts: np.ndarray, unit_ends: np.ndarray,
-                                            over: np.ndarray, paragraph_starts: np.ndarray | None
-                                            ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                                            over: np.ndarray, paragraph_starts: np.ndarray | None,
+                                            document_starts: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The units, with a whitespace-only unit right before a sentence that is split anyway (``over``) made part of
     that sentence, whose first piece it opens; and the split sentences' new indices. Alone, the whitespace would be
-    packed after the sentence before it and cut that sentence when it fills a chunk exactly. Not across a paragraph
-    start (the paragraph's own edge)."""
+    packed after the sentence before it and cut that sentence when it fills a chunk exactly, or, at a document's
+    start, be a chunk without content. Not across a paragraph start (the paragraph's own edge) after other text."""
     before = over[over > 0] - 1
     before = before[unit_ends[before] == unit_starts[before + 1]]
     if paragraph_starts is not None and len(before):
-        before = before[~np.isin(unit_starts[before + 1], paragraph_starts)]
+        before = before[~np.isin(unit_starts[before + 1], paragraph_starts) | np.isin(unit_starts[before],
+                                                                                      document_starts)]
     joined = [k for k in before.tolist() if text[unit_starts[k]:unit_ends[k]].isspace()]
     if not joined:
         return unit_starts, unit_ends, over

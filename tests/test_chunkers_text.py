@@ -180,6 +180,18 @@ def test_a_sentence_filling_a_chunk_is_not_cut_for_its_trailing_space_when_the_n
     assert "".join(c.text for c in chunks) == text
 
 
+@pytest.mark.parametrize("op", ["recursive", "sentence"])
+@pytest.mark.parametrize("text", ["  " + "abcdefghij" * 20 + " end.", "\n\n" + "https://example.com/" + "a1b2c3" * 30,
+                                  " \t " + "😀" * 30])
+def test_whitespace_at_a_text_start_opens_the_first_piece_of_a_word_too_long_for_a_chunk(op, text):
+    # QA: nothing before the whitespace could take it, so it was a chunk of its own, without content
+    for size in (8, 16):
+        chunks = get_chunker(op, chunk_size=size).chunk_text(text)
+        assert "".join(c.text for c in chunks) == text
+        assert all(c.token_count <= size for c in chunks)
+        assert not any(c.text.isspace() for c in chunks), (size, [c.text for c in chunks[:2]])
+
+
 @pytest.mark.parametrize("sentences", [
     ["Il a dit « Bonjour. » ", "Puis il est parti."],  # a French guillemet, after a space
     ["He said «Stop.» ", "Then he left."],
