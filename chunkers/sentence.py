@@ -58,8 +58,8 @@ def sentence_units(splitter: RecursiveSplitter, limit: int, starts: np.ndarray |
     if len(over):
         counts = splitter.index.counts(list(zip(unit_starts[over].tolist(), unit_ends[over].tolist())))
         over = over[np.asarray(counts) > limit]
-        unit_starts, unit_ends, over = _whitespace_joined_to_the_split_sentence(text, unit_starts, unit_ends, over,
-                                                                                paragraph_starts, starts)
+        unit_starts, unit_ends, over = _whitespace_joined_to_the_split_sentence(splitter, unit_starts, unit_ends, over,
+                                                                                limit, paragraph_starts, starts)
     edges = merge_sorted(unit_starts, unit_ends)
     if len(over):
         edges = merge_sorted(edges, splitter.split_edges(unit_starts[over], unit_ends[over], limit, WORDS))
@@ -92,25 +92,35 @@ def _trailing_whitespace_apart(splitter: RecursiveSplitter, unit_starts: np.ndar
     return merge_sorted(unit_starts, cuts), merge_sorted(unit_ends, cuts)
 
 
-def _whitespace_joined_to_the_split_sentence(text: str, unit_starts: np.ndarray, unit_ends: np.ndarray,
-                                            over: np.ndarray, paragraph_starts: np.ndarray | None,
-                                            document_starts: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _whitespace_joined_to_the_split_sentence(splitter: RecursiveSplitter, unit_starts: np.ndarray,
+                                            unit_ends: np.ndarray, over: np.ndarray, limit: int,
+                                            paragraph_starts: np.ndarray | None, document_starts: np.ndarray
+                                            ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The units, with a whitespace-only unit right before a sentence that is split anyway (``over``) made part of
     that sentence, whose first piece it opens; and the split sentences' new indices. Alone, the whitespace would be
     packed after the sentence before it and cut that sentence when it fills a chunk exactly, or, at a document's
-    start, be a chunk without content. Not across a paragraph start (the paragraph's own edge) after other text."""
+    start, be a chunk without content. After other text, only whitespace that fits with the sentence's first word
+    (longer, it would be a piece of its own all the same), and not across a paragraph start (the paragraph's own
+    edge)."""
     before = over[over > 0] - 1
-    before = before[unit_ends[before] == unit_starts[before + 1]]
+    before = before[(unit_ends[before] == unit_starts[before + 1]) & ~np.isin(before, over)]
     if paragraph_starts is not None and len(before):
         before = before[~np.isin(unit_starts[before + 1], paragraph_starts) | np.isin(unit_starts[before],
                                                                                       document_starts)]
-    joined = [k for k in before.tolist() if text[unit_starts[k]:unit_ends[k]].isspace()]
-    if not joined:
+    text = splitter.text
+    before = before[[text[a:b].isspace() for a, b in zip(unit_starts[before].tolist(), unit_ends[before].tolist())]]
+    if len(before):  # the whitespace and the first word of the sentence after it (up to the next word's start)
+        sentence_starts, sentence_ends = unit_starts[before + 1], unit_ends[before + 1]
+        words = np.append(splitter.cuts_in(sentence_starts, sentence_ends, WORDS), np.iinfo(np.int64).max)
+        first_word_ends = np.minimum(words[np.searchsorted(words, sentence_starts, "right")], sentence_ends)
+        before = before[(splitter.estimates(unit_starts[before], first_word_ends) <= limit)
+                        | np.isin(unit_starts[before], document_starts)]
+    if not len(before):
         return unit_starts, unit_ends, over
     kept = np.ones(len(unit_starts), dtype=bool)
-    kept[joined] = False
+    kept[before] = False
     unit_starts = unit_starts.copy()
-    unit_starts[np.array(joined) + 1] = unit_starts[joined]
+    unit_starts[before + 1] = unit_starts[before]
     return unit_starts[kept], unit_ends[kept], (np.cumsum(kept) - 1)[over]
 
 

@@ -180,6 +180,23 @@ def test_a_sentence_filling_a_chunk_is_not_cut_for_its_trailing_space_when_the_n
     assert "".join(c.text for c in chunks) == text
 
 
+def test_whitespace_too_long_to_open_the_next_sentence_leaves_the_sentences_around_it_whole():
+    # QA of the change above: whitespace over the limit was still marked for splitting after it was joined to the
+    # sentence after it, and the mark fell on another sentence ("(x) data." cut, and differently when batched);
+    # whitespace that fills a chunk alone, joined, was packed after the sentence before it and cut that one
+    from rag.types import Document
+
+    long_sentence = " Alpha beta gamma delta epsilon zeta eta theta iota kappa lambda."
+    sentence = get_chunker("sentence", chunk_size=4)
+    text = "\n" + "\u3000" * 14 + long_sentence + " One two. (x) data."
+    assert [c.text for c in sentence.chunk_text(text)][-2:] == ["One two. ", "(x) data."]
+    batched = sentence.chunk_documents([Document("a", "One two. (x) data."),
+                                        Document("b", "\n" + "\u3000" * 14 + long_sentence)])
+    assert [c.text for c in batched if c.doc_id == "a"] == ["One two. ", "(x) data."]
+    chunks = get_chunker("sentence", chunk_size=5).chunk_text("Alpha beta.\u2003\u2003\u2003" + long_sentence[1:])
+    assert chunks[0].text == "Alpha beta."
+
+
 @pytest.mark.parametrize("op", ["recursive", "sentence"])
 @pytest.mark.parametrize("text", ["  " + "abcdefghij" * 20 + " end.", "\n\n" + "https://example.com/" + "a1b2c3" * 30,
                                   " \t " + "😀" * 30])
