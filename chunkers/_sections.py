@@ -16,6 +16,7 @@ from chunkers._markdown import MarkdownStructure
 from chunkers._spans import Span
 
 _NON_SPACE = re.compile(r"\S")
+_FIRST_LINE = re.compile(r"[^\r\n]*")  # a line, without its line break
 
 
 class Sections:
@@ -116,7 +117,9 @@ class Sections:
             block = structure.block_at(first)
             if block is not None and block[2] == "table" and first > block[0]:
                 header = structure.table_headers.get(block[0], "")
-                if header and not text.startswith(header.strip(), first, end):
+                # not in a piece of the header row itself (a header row too long for a chunk)
+                in_header_row = first < block[0] + len(_FIRST_LINE.match(header).group())
+                if header and not in_header_row and not text.startswith(header.strip(), first, end):
                     meta["table_header"] = header
             out.append(meta)
         return out

@@ -85,6 +85,17 @@ def test_a_table_head_that_does_not_fit_with_its_heading_opens_the_next_chunk_wh
     assert not any(c.text.endswith("| lambda | iota | epsilon |\n") for c in chunks)
 
 
+def test_a_piece_of_a_header_row_too_long_for_a_chunk_does_not_carry_the_header_as_table_header():
+    # QA (cosmetic): the second piece of the split header row repeated that same header row in its metadata
+    head = "| " + " | ".join(f"column number {i} with a long title" for i in range(8)) + " |\n|" + "---|" * 8 + "\n"
+    text = "# T\n\n" + head + "".join("| " + " | ".join(f"v{j}" for j in range(8)) + " |\n" for _ in range(10))
+    chunks = recursive(40).chunk_text(text)
+    header_row_end = text.index("\n|---")
+    in_header_row = [c for c in chunks if text.index("| column") < c.start < header_row_end]
+    assert in_header_row and not any("table_header" in c.metadata for c in in_header_row)
+    assert all("table_header" in c.metadata for c in chunks if c.start > header_row_end)
+
+
 def test_a_heading_directly_followed_by_a_sub_heading_shares_its_chunk_when_the_text_after_fits():
     chunks = recursive(30, pack_sections=False).chunk_text(NESTED)
     part_a = next(c for c in chunks if "## Part A" in c.text)
