@@ -193,3 +193,12 @@ def test_token_chunking_of_many_documents_at_once_equals_one_at_a_time(texts, si
     documents = [Document(f"d{i}", text) for i, text in enumerate(texts)]
     chunker = get_chunker("token", chunk_size=size, overlap=int(size * overlap_fraction), tokenizer=tokenizer)
     assert chunker.chunk_documents(documents) == [c for d in documents for c in chunker.chunk(d)]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text())
+def test_the_lower_case_test_of_sentence_cuts_agrees_with_str_islower(text):
+    from chunkers._sentences import _islower
+
+    assert _islower(text) == text.islower()
+    assert _islower(text.lower()) == text.lower().islower()
