@@ -73,8 +73,8 @@ LATE["late, whole pooling (token 400 / overlap 200)"] = {"op": "late", "boundari
                                                         "pooling": "whole"}
 LM: dict[str, dict] = {
     # Meta-Chunking PPL with the bundled Gemma 3 270M, default threshold 0 and 1024-token context; bfloat16
-    # (2.3-2.6x faster than float32 on this CPU with the transformers of 2026-12-04, same chunk boundaries on the two
-    # documents compared; on transformers 5.25, 2026-12-06: 1,808 s against float32's 2,302 s)
+    # (2.3-2.6x faster than float32 on the CPU of 2026-12-04, same chunk boundaries on the two documents compared;
+    # on the slower CPU of 2026-12-06: 1,808 s against float32's 2,302 s, with transformers 5.25 or 4.57 alike)
     "perplexity 200": {"op": "perplexity", "chunk_size": 200, "dtype": "bfloat16"},
     "perplexity 400": {"op": "perplexity", "chunk_size": 400, "dtype": "bfloat16"},
     "perplexity 200 (float32)": {"op": "perplexity", "chunk_size": 200, "dtype": "float32"},

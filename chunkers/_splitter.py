@@ -267,9 +267,10 @@ class RecursiveSplitter:
     def _leading_whitespace_joined(self, edges: np.ndarray, over: np.ndarray,
                                    span_starts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The edges and ``over`` (indices of units over the limit) with the whitespace that starts a span (blank
-        lines or spaces at a text's start) joined to the unit after it when that unit is over the limit: it opens
-        that unit's first piece. Alone, it would be packed on its own, a chunk without content, as nothing before
-        it in the span can take it. Not before a heading (it opens the heading's chunk, :meth:`_pack_edges`)."""
+        lines or spaces at a text's start, or the indentation of a line too long for a chunk) joined to the unit
+        after it when that unit is over the limit: it opens that unit's first piece. Alone, it would be packed on
+        its own, a chunk without content, as nothing before it in the span can take it. Not before a heading (it
+        opens the heading's chunk, :meth:`_pack_edges`)."""
         first = span_starts[np.searchsorted(span_starts, edges[over], "right") - 1]
         candidates = np.flatnonzero((first < edges[over]) & ~np.isin(edges[over], self.heading_array))
         joined = [(int(first[i]), int(over[i])) for i in candidates.tolist()
