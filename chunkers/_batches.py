@@ -18,6 +18,9 @@ BATCH_CHARACTERS = 1_000_000
 #: a document this long is chunked on its own: its fixed cost is small against its size, and joined with others
 #: it would make them slower (one non-ASCII document widens the whole joined string, and scans over it)
 ALONE_CHARACTERS = 20_000
+#: documents chunked on their own that are queued for encoding ahead of the one being split: two, so that a short
+#: one split in a millisecond does not leave the next one to be encoded while the chunker waits for it
+ENCODED_AHEAD = 2
 
 
 def joined_documents(documents: Sequence[Document], tokenizer) -> tuple[str, np.ndarray, np.ndarray, TokenIndex]:
@@ -68,8 +71,8 @@ def chunk_in_batches(documents: Sequence[Document], chunk_one, chunk_batch,
     """Every document's chunks in order: long documents (:data:`ALONE_CHARACTERS`) and those ``alone`` says must
     be chunked on their own go through ``chunk_one``, the others through ``chunk_batch`` in groups of about
     :data:`BATCH_CHARACTERS`; empty documents have no chunks. With ``tokenizer``'s encoding able to encode
-    ahead (:meth:`rag.fast_encoding.FastEncoding.encode_ahead`), the next document chunked on its own is encoded in
-    a worker thread while this one is split."""
+    ahead (:meth:`rag.fast_encoding.FastEncoding.encode_ahead`), the next documents chunked on their own
+    (:data:`ENCODED_AHEAD`) are encoded in a worker thread while this one is split."""
     own = [bool(d.text) and (len(d.text) >= ALONE_CHARACTERS or alone(d)) for d in documents]
     encode_ahead = getattr(getattr(tokenizer, "encoding", None), "encode_ahead", None)
     upcoming = iter([d.text for d, alone_ in zip(documents, own) if alone_] if encode_ahead else [])
@@ -79,7 +82,8 @@ def chunk_in_batches(documents: Sequence[Document], chunk_one, chunk_batch,
         if text is not None:
             encode_ahead(text)
 
-    encode_next()
+    for _ in range(ENCODED_AHEAD):
+        encode_next()
     out: list[Chunk] = []
     batch: list[Document] = []
     size = 0
@@ -87,7 +91,7 @@ def chunk_in_batches(documents: Sequence[Document], chunk_one, chunk_batch,
         if not document.text:
             continue
         if on_its_own:
-            encode_next()  # the one after this
+            encode_next()  # the one ENCODED_AHEAD after this
             out.extend((chunk_batch(batch) if batch else []) + chunk_one(document))
             batch, size = [], 0
             continue

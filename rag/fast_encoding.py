@@ -95,7 +95,7 @@ class FastEncoding(RepairedEncoding):
     the first (two cores encode a long document in about half the time, one encoded ahead too)."""
 
     #: texts encoded ahead and not yet asked for, at most (the oldest is dropped)
-    AHEAD = 2
+    AHEAD = 3
     #: a text of at least twice this many characters is encoded in pieces of about this many
     PIECE = 50_000
     #: how far past a piece's nominal end the search for a safe cut goes (none found: the pieces stay joined)

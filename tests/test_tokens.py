@@ -128,15 +128,15 @@ def test_a_child_forked_after_fastokens_ran_encodes_with_tiktoken():
     assert encoding.backend == "fastokens"  # the parent keeps it
 
 
-def test_text_encoded_ahead_is_taken_by_the_next_call_and_at_most_two_wait():
+def test_text_encoded_ahead_is_taken_by_the_next_call_and_at_most_AHEAD_wait():
     encoding = TiktokenTokenizer("cl100k_base").encoding.wait_until_loaded()  # its own: nothing else encodes ahead
-    texts = [f"Document {i}: late chunking pools token embeddings. " * 50 for i in range(3)]
+    texts = [f"Document {i}: late chunking pools token embeddings. " * 50 for i in range(encoding.AHEAD + 1)]
     for text in texts:
         encoding.encode_ahead(text)
     assert list(encoding._ahead) == texts[1:]  # the oldest was dropped
-    (ahead,) = encoding._ahead[texts[2]][1]  # a short text: one piece
+    (ahead,) = encoding._ahead[texts[-1]][1]  # a short text: one piece
     ahead.result()  # done
-    assert encoding.encode_to_numpy(texts[2], disallowed_special=()) is ahead.result()  # taken, not encoded again
+    assert encoding.encode_to_numpy(texts[-1], disallowed_special=()) is ahead.result()  # taken, not encoded again
     for text in texts:
         assert encoding.encode_to_numpy(text, disallowed_special=()).tolist() == TIKTOKEN.encode_ordinary(text)
     assert not encoding._ahead
@@ -151,14 +151,14 @@ def test_a_text_still_queued_ahead_is_encoded_by_the_caller_and_a_dropped_one_is
     gate = threading.Event()
     encoding.encode_ahead("first")
     encoding._ahead_worker.submit(gate.wait)  # the worker is busy: later texts wait in its queue
-    queued = [f"Queued text {i}. " * 20 for i in range(3)]
-    encoding.encode_ahead(queued[0])
-    encoding.encode_ahead(queued[1])  # drops "first" (done)
+    queued = [f"Queued text {i}. " * 20 for i in range(encoding.AHEAD + 1)]
+    for text in queued[:-1]:
+        encoding.encode_ahead(text)  # the last drops "first" (done)
     (dropped,) = encoding._ahead[queued[0]][1]
-    encoding.encode_ahead(queued[2])  # drops queued[0], still waiting
+    encoding.encode_ahead(queued[-1])  # drops queued[0], still waiting
     assert list(encoding._ahead) == queued[1:] and dropped.cancelled()
-    (future,) = encoding._ahead[queued[2]][1]
-    assert encoding.encode_to_numpy(queued[2], disallowed_special=()).tolist() == TIKTOKEN.encode_ordinary(queued[2])
+    (future,) = encoding._ahead[queued[-1]][1]
+    assert encoding.encode_to_numpy(queued[-1], disallowed_special=()).tolist() == TIKTOKEN.encode_ordinary(queued[-1])
     assert future.cancelled()  # encoded by the caller, not waited for
     gate.set()
 
@@ -254,24 +254,31 @@ def test_a_thread_that_outlives_the_main_one_still_chunks_and_a_daemon_one_does_
         assert run.returncode == 0, run.stderr[-300:]
 
 
-def test_chunkers_encode_the_next_long_document_ahead_and_get_the_same_chunks(monkeypatch):
+def test_chunkers_encode_the_next_long_documents_ahead_and_get_the_same_chunks(monkeypatch):
     from chunkers import get_chunker
-    from chunkers._batches import ALONE_CHARACTERS
+    from chunkers._batches import ALONE_CHARACTERS, ENCODED_AHEAD
     from rag.types import Document
 
     encoding = fast_encoding()
-    asked = []
-    monkeypatch.setattr(encoding, "encode_ahead", lambda text: asked.append(text) or FastEncoding.encode_ahead(
-        encoding, text))
+    events = []
+    monkeypatch.setattr(encoding, "encode_ahead", lambda text: events.append(("ahead", text)) or
+                        FastEncoding.encode_ahead(encoding, text))
+    monkeypatch.setattr(encoding, "encode_to_numpy", lambda text, **kw: events.append(("encode", text)) or
+                        FastEncoding.encode_to_numpy(encoding, text, **kw))
     words = "Each chunk's count is exact. Sentences end here. Another one starts! 12345 tokens?\n\n"
-    documents = [Document(f"d{i}", f"{i} " + words * (ALONE_CHARACTERS // len(words) + 1 + i)) for i in range(3)]
+    documents = [Document(f"d{i}", f"{i} " + words * (ALONE_CHARACTERS // len(words) + 1 + i)) for i in range(4)]
     documents.insert(1, Document("short", "A short document joins a batch."))
+    long_ones = [d.text for d in documents if d.id != "short"]
     for name in ("token", "recursive", "sentence"):
-        asked.clear()
+        events.clear()
         chunker = get_chunker(name, chunk_size=50)
-        assert chunker.chunk_documents(documents) == [c for d in documents for c in chunker.chunk(d)]
-        assert asked == [d.text for d in documents if d.id != "short"]  # each long one, before it was needed
+        chunks = chunker.chunk_documents(documents)
+        asked = [text for kind, text in events if kind == "ahead"]
+        assert asked == long_ones  # each long one once
+        for k, text in enumerate(long_ones):  # queued before the ENCODED_AHEAD long ones before it were split
+            assert events.index(("ahead", text)) < events.index(("encode", long_ones[max(k - ENCODED_AHEAD, 0)]))
         assert not encoding._ahead  # and every one taken
+        assert chunks == [c for d in documents for c in chunker.chunk(d)]
 
 
 def test_a_program_that_ends_while_fastokens_loads_exits_cleanly():
