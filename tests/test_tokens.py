@@ -281,6 +281,27 @@ def test_chunkers_encode_the_next_long_documents_ahead_and_get_the_same_chunks(m
         assert chunks == [c for d in documents for c in chunker.chunk(d)]
 
 
+def test_threads_chunking_at_once_share_the_queue_ahead_and_get_their_own_chunks():
+    # Every thread queues its next long documents on the one shared encoding (more than it holds: some are
+    # dropped and encoded by the thread that asks); each must still get exactly its own documents' chunks.
+    from concurrent.futures import ThreadPoolExecutor
+
+    from chunkers import get_chunker
+    from chunkers._batches import ALONE_CHARACTERS
+    from rag.types import Document
+
+    fast_encoding()
+    sentence = "Thread {t} writes document {i}: late chunking pools token embeddings per chunk. "
+    corpora = [[Document(f"t{t}d{i}", sentence.format(t=t, i=i) * (ALONE_CHARACTERS // 60 + 37 * i))
+                for i in range(4)] + [Document(f"t{t}d0-again", sentence.format(t=t, i=0) *
+                                                (ALONE_CHARACTERS // 60))] for t in range(4)]
+    chunker = get_chunker("recursive", chunk_size=64)
+    expected = [[c for d in documents for c in chunker.chunk(d)] for documents in corpora]
+    with ThreadPoolExecutor(4) as pool:
+        for _ in range(3):
+            assert list(pool.map(chunker.chunk_documents, corpora)) == expected
+
+
 def test_a_program_that_ends_while_fastokens_loads_exits_cleanly():
     # The loader was a daemon thread: a program ending as the load returned from Rust into the finalizing
     # interpreter aborted ("FATAL: exception not rethrown", exit status 134; 2 of 3 runs ending 0.5 s in).
