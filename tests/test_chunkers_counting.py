@@ -80,6 +80,29 @@ def test_word_starts_scanned_inside_spans_equal_the_whole_texts_word_starts_insi
     assert scanned == positions_inside(splitter.word_starts, starts, ends).tolist()
 
 
+@settings(max_examples=200, deadline=None)
+@given(values=st.lists(st.integers(-3, 40), max_size=30), members=st.sets(st.integers(-3, 40), max_size=30))
+def test_membership_by_binary_search_is_numpys_isin(values, members):
+    from chunkers._splitter import in_sorted
+
+    sorted_array = np.array(sorted(members), dtype=np.int64)
+    values = np.array(values, dtype=np.int64)
+    assert in_sorted(values, sorted_array).tolist() == np.isin(values, sorted_array).tolist()
+
+
+@settings(max_examples=300, deadline=None)
+@given(pieces=st.lists(st.sampled_from(["- ", "-", "*", "+", "\t", "1.", "12)", "1234567890.", " ", "\n", "\r\n", "\r",
+                                       "x", "\u00a0", "\u3000", "#"]), max_size=30))
+def test_list_item_starts_are_the_lines_list_item_pattern_matches_with_text_after_the_marker(pieces):
+    from chunkers._markdown import _LIST_ITEM, list_item_starts, with_line_feeds
+
+    text = "".join(pieces)
+    lf = with_line_feeds(text)
+    expected = [m.start() for m in _LIST_ITEM.finditer(lf) if m.group(3) and m.group(4)[:1]
+                and not m.group(4)[0].isspace()]
+    assert list_item_starts(text) == expected
+
+
 def test_spans_ending_with_the_space_before_a_word_are_counted_exactly():
     # the usual chunk end: a sentence or word boundary, the span keeping the space before the next word
     text = ("The quick brown fox. Jumps over 12 lazy dogs, again and again! Then it ends.\nNew line here  twice. "
