@@ -14,7 +14,7 @@ than on new text. ``--unseen`` measures every contender on text it has not seen:
 that warms the contender up on another dataset's documents (``--warm-dataset``, default scifact) and then times
 one pass over the corpus.
 
-    HF_HUB_OFFLINE=1 python benchmarks/chunking_speed.py [--repeats 5] [--dataset scifact] [--unseen]
+    HF_HUB_OFFLINE=1 python benchmarks/chunking_speed.py [--repeats 5] [--dataset scifact | PATH] [--unseen]
                                                          [--semantic | --semantic-only]
 """
 from __future__ import annotations
@@ -38,6 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from chunking_quality import DATASET, read_dataset  # noqa: E402
 from chunkers import get_chunker  # noqa: E402
 from rag.tokens import get_tokenizer  # noqa: E402
+from rag.types import Document  # noqa: E402
 
 SIZE = 200
 
@@ -94,6 +95,9 @@ def contenders(texts, documents):
     for name in ("token", "recursive", "sentence"):
         yield f"ragloom {name}", partial(ours[name].chunk_documents, documents)
         yield f"ragloom {name} (tiktoken)", partial(ours_tiktoken[name].chunk_documents, documents)
+    # without the markdown rules (headings, lists, fences, tables), which the references do not have
+    plain_recursive = get_chunker("recursive", chunk_size=SIZE, markdown=False)
+    yield "ragloom recursive (markdown off)", partial(plain_recursive.chunk_documents, documents)
     try:
         from chonkie import RecursiveChunker, SentenceChunker, TokenChunker
 
@@ -181,11 +185,22 @@ def semantic_cost(documents, repeats: int) -> None:
     print(f"semantic cost ratio: median {statistics.median(ratios):.3f} over {repeats} runs (target <= 1.1)")
 
 
+def read_documents(dataset: Path) -> list[Document]:
+    """The documents of a corpus in the shared layout (``corpus.jsonl``), or of a folder of markdown files (each
+    ``*.md`` file one document, e.g. ``/usr/share/doc/nodejs/api``: text where the markdown rules do work)."""
+    if (dataset / "corpus.jsonl").exists():
+        return read_dataset(dataset)[0]
+    documents = [Document(path.name, path.read_text(encoding="utf-8")) for path in sorted(dataset.glob("*.md"))]
+    if not documents:
+        sys.exit(f"{dataset}: no corpus.jsonl and no *.md files")
+    return documents
+
+
 def time_unseen(name: str, dataset: Path, warm_dataset: Path) -> None:
     """In a fresh process: warm contender ``name`` up on ``warm_dataset``'s documents (tokenizer tables, regex
     compilation, worker threads), then time one pass over ``dataset``, text it has never seen. Prints JSON."""
-    documents, _ = read_dataset(dataset)
-    warm_documents, _ = read_dataset(warm_dataset)
+    documents = read_documents(dataset)
+    warm_documents = read_documents(warm_dataset)
     texts, batch = [d.text for d in warm_documents], list(warm_documents)
     run = dict(contenders(texts, batch))[name]
     run()
@@ -215,7 +230,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--dataset", default=DATASET.name,
                         help="a corpus in ../shared/datasets (default chroma-chunking: five long documents; scifact "
-                             "has 5,183 short ones, where the per-document cost shows)")
+                             "has 5,183 short ones, where the per-document cost shows), or a path: a corpus folder "
+                             "or a folder of *.md files (e.g. /usr/share/doc/nodejs/api: markdown structure)")
     parser.add_argument("--unseen", action="store_true",
                         help="time each run in a fresh process, on text the contender has not seen")
     parser.add_argument("--warm-dataset", default="scifact", help="what --unseen runs warm up on (default scifact)")
@@ -230,7 +246,7 @@ def main() -> None:
     if args.time_unseen:
         time_unseen(args.time_unseen, DATASET.parent / args.dataset, DATASET.parent / args.warm_dataset)
         return
-    documents, _ = read_dataset(DATASET.parent / args.dataset)
+    documents = read_documents(DATASET.parent / args.dataset)
     if args.semantic_only:
         semantic_cost(documents, args.repeats)
         return
@@ -264,7 +280,7 @@ def main() -> None:
     langchain_ordinary = speeds.get("langchain RecursiveCharacterTextSplitter (encode_ordinary)")
     langchain_rust = speeds.get("langchain RecursiveCharacterTextSplitter (fastokens)")
     for name, theirs in (("token", "TokenChunker"), ("recursive", "RecursiveChunker"), ("sentence", "SentenceChunker")):
-        for ours in (f"ragloom {name}", f"ragloom {name} (tiktoken)"):
+        for ours in (f"ragloom {name}", f"ragloom {name} (tiktoken)", f"ragloom {name} (markdown off)"):
             if ours not in speeds:
                 continue
             parts = []
