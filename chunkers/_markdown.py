@@ -159,6 +159,18 @@ def list_item_starts(text: str) -> list[int]:
     return _line_starts(_LIST_ITEM_WITH_TEXT, with_line_feeds(text))
 
 
+def list_item_starts_inside(line_feed_text: str, start: int, end: int) -> list[int]:
+    """The :func:`list_item_starts` strictly inside ``(start, end)``, found by scanning only from ``start``, in a
+    text whose line ends are line feeds (:func:`with_line_feeds`). No match crosses a line feed, so the matches
+    from ``start`` on are the whole text's."""
+    out = []
+    for match in _LIST_ITEM_WITH_TEXT.finditer(line_feed_text, start):
+        if match.start() + 1 >= end:
+            break
+        out.append(match.start() + 1)  # the line after the line feed
+    return out
+
+
 def _content_offset(item: re.Match) -> int:
     """Where a list item's content starts (CommonMark: after the marker and 1–4 spaces; marker width + 1 when
     the item's line is otherwise blank or 5 or more spaces follow the marker)."""

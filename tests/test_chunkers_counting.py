@@ -103,6 +103,30 @@ def test_list_item_starts_are_the_lines_list_item_pattern_matches_with_text_afte
     assert list_item_starts(text) == expected
 
 
+_MARKDOWN_PIECES = ["- ", "-", "* ", "+\t", "1. ", "12) ", "1234567890. ", " ", "  ", "\t", "\n", "\n\n", "\r\n", "\r",
+                    "word ", "\u00a0", "# Title\n", "```\n", "~~~\n", "| a | b |\n", "|---|---|\n", "x"]
+
+
+@settings(max_examples=200, deadline=None)
+@given(pieces=st.lists(st.sampled_from(_MARKDOWN_PIECES), max_size=40), data=st.data())
+def test_list_items_scanned_inside_spans_equal_the_whole_texts_list_items_inside_them(pieces, data):
+    from chunkers._splitter import RecursiveSplitter, positions_inside
+
+    text = "# Heading\n" + "".join(pieces)
+    n = len(text)
+    line_starts = [0] + [i + 1 for i, c in enumerate(text) if c in "\r\n"]  # spans often end where items start
+    cuts = sorted(set(data.draw(st.lists(st.integers(0, n) | st.sampled_from(line_starts), max_size=10))) | {0, n})
+    spans = [(a, b) for a, b in zip(cuts, cuts[1:]) if data.draw(st.booleans())]
+    starts = np.array([a for a, _ in spans], dtype=np.int64)
+    ends = np.array([b for _, b in spans], dtype=np.int64)
+    # spans that are less than half of a long text are scanned one by one, without the whole text's list items
+    padded = text + "\n\nPlain words after the lists." * 400
+    splitter = RecursiveSplitter(padded, get_tokenizer())
+    scanned = splitter._item_starts_inside(starts, ends).tolist()
+    assert "item_starts" not in splitter.__dict__
+    assert scanned == positions_inside(splitter.item_starts, starts, ends).tolist()
+
+
 def test_spans_ending_with_the_space_before_a_word_are_counted_exactly():
     # the usual chunk end: a sentence or word boundary, the span keeping the space before the next word
     text = ("The quick brown fox. Jumps over 12 lazy dogs, again and again! Then it ends.\nNew line here  twice. "
