@@ -80,7 +80,9 @@ class Sections:
         heading path is the chunk's (or ``position`` when no heading starts there)."""
         headings = self.structure.heading_starts
         i = bisect.bisect_right(headings, position) - 1  # a heading's start is its line's, indentation included
-        if i < 0 or not self.text[headings[i]:position].isspace() and headings[i] != position:
+        # only whitespace between (its indentation)? Searched, not sliced: the last heading before a chunk may be
+        # megabytes back (a slice per chunk made a long text after one heading quadratic)
+        if i < 0 or headings[i] != position and _NON_SPACE.search(self.text, headings[i], position) is not None:
             return position
         last = min(int(self.past_bare[i + 1]) - 1, bisect.bisect_left(headings, end) - 1)
         return headings[last] if last >= i else position  # no heading inside the chunk starts there

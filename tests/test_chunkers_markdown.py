@@ -399,3 +399,24 @@ def test_with_overlap_no_chunk_adds_only_the_whitespace_after_a_fence():
     assert not any(text[before.end:after.end].isspace() for before, after in zip(chunks, chunks[1:]))
     assert all(c.token_count <= 32 and text[c.start:c.end] == c.text for c in chunks)
     assert chunks[0].start == 0 and chunks[-1].end == len(text)
+
+
+def test_heading_paths_read_each_chunk_not_all_the_text_since_its_heading():
+    # QA (all.html of node's docs, 8.4 MB, a few "#" lines early on): every chunk's heading path sliced the text
+    # from the last heading to the chunk, 13.8 s for the document; the work must grow with the text, not its square
+    from chunkers._sections import Sections
+
+    class CountingSlices(str):
+        sliced = 0
+
+        def __getitem__(self, key):
+            if isinstance(key, slice):
+                CountingSlices.sliced += len(range(*key.indices(len(self))))
+            return str.__getitem__(self, key)
+
+    text = "# Title\n\n" + "Plain words in one long section. " * 20_000
+    spans = [(a, min(a + 600, len(text))) for a in range(0, len(text), 600)]
+    sections = Sections(CountingSlices(text), parse_markdown(text))
+    metadata = sections.metadata(spans)
+    assert all(meta["heading_path"] == ["Title"] for meta in metadata)
+    assert CountingSlices.sliced < 10 * len(text)
