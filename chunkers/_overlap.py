@@ -93,8 +93,13 @@ def _inside_markup(splitter: RecursiveSplitter, position: int) -> bool:
     if k >= 0 and structure.heading_starts[k] < position < structure.heading_text_starts[k]:
         return True
     block = structure.block_at(position)
-    return block is not None and block[2] == "code" and block[0] < position and \
-        "\n" not in splitter.text[position:block[1]].rstrip("\r\n")
+    if block is None or block[2] != "code" or block[0] >= position:
+        return False
+    # no line feed before the block's final line breaks (searched, not sliced: the fence may be megabytes long)
+    text, end = splitter.text, block[1]
+    while end > position and text[end - 1] in "\r\n":
+        end -= 1
+    return text.find("\n", position, end) < 0
 
 
 def whole_blocks(splitter: RecursiveSplitter, spans: list[Span], counts: list[int],
