@@ -282,7 +282,7 @@ class RecursiveSplitter:
         apart = self.estimates(unit_starts[heading_units], next_ends) > limit
         if self.structure.blocks:
             apart &= ~in_sorted(next_starts, self.block_start_array)
-        return edges[~in_sorted(edges, cut[oversized_next | apart])]  # cut is sorted: heading_units are
+        return edges[~in_sorted(edges, cut[oversized_next | apart])]  # cut is sorted, as heading_units ascend
 
     def _table_head_ends(self, positions: np.ndarray) -> np.ndarray:
         """For each position that starts a table with a delimiter row, where that row's line ends (its line break

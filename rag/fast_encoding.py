@@ -94,7 +94,8 @@ class FastEncoding(RepairedEncoding):
     asks for the text encodes the pieces the worker has not started, from the last, while the worker goes on from
     the first (two cores encode a long document in about half the time, one encoded ahead too)."""
 
-    #: texts encoded ahead and not yet asked for, at most (the oldest is dropped)
+    #: texts encoded ahead and not yet asked for, at most (the oldest is dropped): a chunker queues two beyond the
+    #: one it is about to ask for (``chunkers._batches.ENCODED_AHEAD``)
     AHEAD = 3
     #: a text of at least twice this many characters is encoded in pieces of about this many
     PIECE = 50_000
