@@ -401,25 +401,31 @@ def test_with_overlap_no_chunk_adds_only_the_whitespace_after_a_fence():
     assert chunks[0].start == 0 and chunks[-1].end == len(text)
 
 
+class CountingSlices(str):
+    """A text that counts the characters its slices copy (``sliced``): how much a function reads of it."""
+
+    def __new__(cls, text: str):
+        counting = super().__new__(cls, text)
+        counting.sliced = 0
+        return counting
+
+    def __getitem__(self, key):
+        if isinstance(key, slice):
+            self.sliced += len(range(*key.indices(len(self))))
+        return str.__getitem__(self, key)
+
+
 def test_heading_paths_read_each_chunk_not_all_the_text_since_its_heading():
     # QA (all.html of node's docs, 8.4 MB, a few "#" lines early on): every chunk's heading path sliced the text
     # from the last heading to the chunk, 13.8 s for the document; the work must grow with the text, not its square
     from chunkers._sections import Sections
 
-    class CountingSlices(str):
-        sliced = 0
-
-        def __getitem__(self, key):
-            if isinstance(key, slice):
-                CountingSlices.sliced += len(range(*key.indices(len(self))))
-            return str.__getitem__(self, key)
-
     text = "# Title\n\n" + "Plain words in one long section. " * 20_000
     spans = [(a, min(a + 600, len(text))) for a in range(0, len(text), 600)]
-    sections = Sections(CountingSlices(text), parse_markdown(text))
-    metadata = sections.metadata(spans)
+    counting = CountingSlices(text)
+    metadata = Sections(counting, parse_markdown(text)).metadata(spans)
     assert all(meta["heading_path"] == ["Title"] for meta in metadata)
-    assert CountingSlices.sliced < 10 * len(text)
+    assert counting.sliced < 10 * len(text)
 
 
 def test_overlap_reads_a_long_code_fence_from_each_candidate_start_not_to_its_end():
@@ -429,20 +435,13 @@ def test_overlap_reads_a_long_code_fence_from_each_candidate_start_not_to_its_en
 
     from chunkers._overlap import _inside_markup
 
-    class CountingSlices(str):
-        sliced = 0
-
-        def __getitem__(self, key):
-            if isinstance(key, slice):
-                CountingSlices.sliced += len(range(*key.indices(len(self))))
-            return str.__getitem__(self, key)
-
     text = "# T\n\n```python\n" + "".join(f"x_{i} = compute({i})\n" for i in range(20_000)) + "```\r\n\r\n"
     structure = parse_markdown(text)
     (fence_start, fence_end, kind), = structure.blocks
-    splitter = SimpleNamespace(structure=structure, text=CountingSlices(text))
+    counting = CountingSlices(text)
+    splitter = SimpleNamespace(structure=structure, text=counting)
     line_starts = [i + 1 for i, c in enumerate(text) if c == "\n" and fence_start < i + 1 < fence_end]
     closing = text.index("```\r\n", fence_start + 3)
     assert [p for p in line_starts if _inside_markup(splitter, p)] == [closing]  # the closing line, only
     assert _inside_markup(splitter, closing + 2) and not _inside_markup(splitter, fence_start)
-    assert CountingSlices.sliced < 10 * len(text)
+    assert counting.sliced < 10 * len(text)
