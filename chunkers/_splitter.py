@@ -12,7 +12,8 @@ text and splits again any piece over the limit, so the limit is a hard ceiling.
 The recursion runs one level at a time over all the spans that are still too big (numpy arrays of
 positions, not one Python call per span), then packs bottom-up: Python only loops per chunk, never per word.
 What a chunk may do around markdown headings, and the ``heading_path`` / ``table_header`` metadata it records,
-come from :class:`chunkers._sections.Sections`.
+come from :class:`chunkers._sections.Sections`; the block level's markdown rules (a heading kept with a block split
+after it, fences and tables that fit kept whole) from :mod:`chunkers._block_rules`.
 """
 from __future__ import annotations
 
@@ -24,43 +25,18 @@ from typing import Sequence
 import numpy as np
 
 from chunkers._batches import without_gaps
+from chunkers._block_rules import headings_attached, without_blocks_that_fit
 from chunkers._markdown import (MarkdownStructure, list_item_starts, list_item_starts_inside, parse_markdown,
                                with_line_feeds)
 from chunkers._sections import Sections
 from chunkers._sentences import sentence_cuts
+from chunkers._sorted_positions import in_sorted, merge_sorted, positions_inside
 from chunkers._spans import Span
 from chunkers._token_index import TokenIndex, codepoints, is_space
 
 HEADINGS, BLOCKS, ITEMS, LINES, SENTENCES, WORDS, TOKENS = range(7)
 _BLANK_LINES = re.compile(r"\n(?:[ \t]*\r?\n)+")
 _NON_SPACE = re.compile(r"\S")
-
-
-def positions_inside(positions: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
-    """The sorted ``positions`` lying strictly inside one of the sorted, disjoint spans ``(starts[k], ends[k])``."""
-    lo = np.searchsorted(positions, starts, "right")
-    counts = np.searchsorted(positions, ends, "left") - lo
-    # Concatenated ranges positions[lo[k]:lo[k] + counts[k]] without a Python loop: the k-th range's output
-    # slots start at offset[k], so slot j reads positions[j - offset[k] + lo[k]].
-    offsets = np.cumsum(counts) - counts
-    return positions[np.arange(counts.sum()) + np.repeat(lo - offsets, counts)]
-
-
-def in_sorted(values: np.ndarray, sorted_array: np.ndarray) -> np.ndarray:
-    """``np.isin(values, sorted_array)`` for a sorted array, by binary search (isin sorts both arrays on every
-    call: a fifth of a markdown document's splitting time)."""
-    if not len(sorted_array):
-        return np.zeros(len(values), dtype=bool)
-    at = np.minimum(np.searchsorted(sorted_array, values), len(sorted_array) - 1)
-    return sorted_array[at] == values
-
-
-def merge_sorted(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """The distinct values of both arrays, sorted (``np.union1d`` without its hash-based unique: 50x faster when
-    the arrays are a few sorted runs, which timsort merges in linear time)."""
-    merged = np.concatenate((a, b))
-    merged.sort(kind="stable")
-    return merged[np.concatenate(([True], merged[1:] != merged[:-1]))]
 
 
 def word_starts_of(points: np.ndarray) -> np.ndarray:
@@ -173,8 +149,8 @@ class RecursiveSplitter:
     def cuts_in(self, starts: np.ndarray, ends: np.ndarray, level: int) -> np.ndarray:
         """The ``level`` cuts strictly inside each of the sorted, disjoint spans, as one sorted array. Below the
         blocks, down to sentences, none between a heading and its text: a heading joined to a block too big to
-        follow it whole (:meth:`_attach_headings`) stays with the block's first piece instead of being packed
-        apart from it, alone."""
+        follow it whole (:func:`chunkers._block_rules.headings_attached`) stays with the block's first piece
+        instead of being packed apart from it, alone."""
         cuts = self._cuts_in(starts, ends, level)
         if ITEMS <= level <= SENTENCES and len(self.heading_array) and len(cuts):
             heading = np.searchsorted(self.heading_array, cuts, "left") - 1
@@ -241,7 +217,7 @@ class RecursiveSplitter:
             span_starts, span_ends = spans
             edges = merge_sorted(np.concatenate(spans), self.cuts_in(span_starts, span_ends, level))
             if level == BLOCKS and len(self.heading_array):
-                edges = self._attach_headings(edges, span_starts, span_ends, limit)
+                edges = headings_attached(self, edges, span_starts, span_ends, limit)
             unit_starts, unit_ends = edges[:-1], edges[1:]
             # Every token has at least one of a character's (at most 4) UTF-8 bytes, so a unit of c characters
             # overlaps at most 4c + 1 tokens: only longer units can be over the limit (most words are skipped).
@@ -249,7 +225,7 @@ class RecursiveSplitter:
             over = over[self._inside(unit_starts[over], span_starts, span_ends)]
             over = over[self.estimates(unit_starts[over], unit_ends[over]) > limit]
             if level == BLOCKS and len(over) and self.structure.blocks:
-                edges, over = self._without_blocks_that_fit(edges, over, limit, span_ends)
+                edges, over = without_blocks_that_fit(self, edges, over, limit, span_ends)
                 unit_starts, unit_ends = edges[:-1], edges[1:]
             if len(over):
                 edges, over = self._leading_whitespace_joined(edges, over, span_starts)
@@ -261,39 +237,6 @@ class RecursiveSplitter:
         for span_starts, span_ends, edges in reversed(levels):
             packed = self._pack_edges(merge_sorted(edges, packed), span_starts, span_ends, limit)
         return merge_sorted(packed, np.concatenate((starts, ends)))
-
-    def _attach_headings(self, edges: np.ndarray, starts: np.ndarray, ends: np.ndarray, limit: int) -> np.ndarray:
-        """Block edges without the cut after a heading whose next block does not fit with it: that block is split
-        further down, its first piece joined to the heading, instead of the heading being left a chunk of its
-        own. A next code fence or table that fits alone keeps the cut (it stays whole, the heading alone), and so
-        does a table whose head (header and delimiter rows) does not fit with the heading: joined, the header row
-        would end the heading's chunk without its delimiter row."""
-        unit_starts, unit_ends = edges[:-1], edges[1:]
-        heading_units = np.flatnonzero(in_sorted(unit_starts[:-1], self.heading_array))
-        cut = unit_ends[heading_units]
-        inner = ~in_sorted(cut, starts) & ~in_sorted(cut, ends)  # a span's own edge is never removed
-        heading_units, cut = heading_units[inner], cut[inner]
-        next_starts, next_ends = unit_starts[heading_units + 1], unit_ends[heading_units + 1]
-        oversized_next = self.estimates(next_starts, next_ends) > limit
-        if oversized_next.any() and self.structure.table_headers:
-            heads = self._table_head_ends(next_starts)
-            has_head = heads > 0
-            oversized_next[has_head] &= self.estimates(unit_starts[heading_units][has_head], heads[has_head]) <= limit
-        apart = self.estimates(unit_starts[heading_units], next_ends) > limit
-        if self.structure.blocks:
-            apart &= ~in_sorted(next_starts, self.block_start_array)
-        return edges[~in_sorted(edges, cut[oversized_next | apart])]  # cut is sorted, as heading_units ascend
-
-    def _table_head_ends(self, positions: np.ndarray) -> np.ndarray:
-        """For each position that starts a table with a delimiter row, where that row's line ends (its line break
-        included); 0 for the other positions."""
-        heads = np.zeros(len(positions), dtype=np.int64)
-        for k, start in enumerate(positions.tolist()):
-            header = self.structure.table_headers.get(start)
-            if header is not None and ("\n" in header or "\r" in header):
-                after = np.searchsorted(self.line_starts, start + len(header), "right")
-                heads[k] = self.line_starts[after] if after < len(self.line_starts) else len(self.text)
-        return heads
 
     def _leading_whitespace_joined(self, edges: np.ndarray, over: np.ndarray,
                                    span_starts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -315,52 +258,6 @@ class RecursiveSplitter:
             dropped.extend(range(int(np.searchsorted(edges, span_start, "right")), k + 1))
         edges = np.delete(edges, dropped)
         return edges, np.searchsorted(edges, over_starts)
-
-    def _without_blocks_that_fit(self, edges: np.ndarray, over: np.ndarray, limit: int,
-                                 span_ends: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """The edges and ``over`` (indices of units over the limit) without the units that are a whole code fence
-        or table whose own text fits ``limit``. The estimate also counts a token straddling the block's end (its
-        last line feed tokenized with the blank line after it, or its closing backticks with the text before),
-        so a block that fits exactly would be split. A block that fits only without its last line break gets an
-        edge before it: the line break goes with the blank line and the text after the block, when there is text
-        to go with (:meth:`_text_follows`; else the break would be a chunk of its own)."""
-        blocks = {(a, b) for a, b, _ in self.structure.blocks}
-        starts, ends = edges[:-1].tolist(), edges[1:].tolist()
-        whole = [i for i in over.tolist() if (starts[i], ends[i]) in blocks]
-        if not whole:
-            return edges, over
-        spans = [(starts[i], ends[i]) for i in whole]
-        fits = {i for i, count in zip(whole, self.index.counts(spans)) if count <= limit}
-        trimmed = [(i, starts[i], self._before_last_line_break(starts[i], ends[i])) for i in whole if i not in fits]
-        trimmed = [(i, a, cut) for i, a, cut in trimmed if cut < ends[i] and self._text_follows(ends[i], span_ends)]
-        counts = self.index.counts([(a, cut) for _, a, cut in trimmed]) if trimmed else []
-        new_edges = [cut for (i, _, cut), count in zip(trimmed, counts) if count <= limit]
-        fits.update(i for (i, _, _), count in zip(trimmed, counts) if count <= limit)
-        still_over = over[~np.isin(over, list(fits))]
-        if not new_edges:
-            return edges, still_over
-        over_starts = edges[still_over]  # a unit keeps its start; later units shift by the edges added before
-        edges = merge_sorted(edges, np.asarray(new_edges, dtype=np.int64))
-        return edges, np.searchsorted(edges, over_starts)
-
-    def _text_follows(self, position: int, span_ends: np.ndarray) -> bool:
-        """True when the first visible character after ``position`` starts plain text in the same span (not a
-        code fence or table: split to the limit, its first piece would leave no room), or a heading: the line
-        break opens the heading's chunk (:meth:`_pack_edges`)."""
-        end = int(span_ends[np.searchsorted(span_ends, position)])
-        visible = _NON_SPACE.search(self.text, position, end)
-        if visible is None:  # a heading at the span's end (a section's end)?
-            return end < len(self.text) and self.sections.opens_section(position)
-        start = visible.start()
-        return self.structure.block_at(start) is None
-
-    def _before_last_line_break(self, start: int, end: int) -> int:
-        """Where the block ``[start, end)``'s final line break (LF, CRLF or a lone CR) begins, or ``end`` if it has
-        none."""
-        text = self._line_feed_text
-        if end - start < 2 or text[end - 1] != "\n":
-            return end
-        return end - 2 if text[end - 2] == "\r" and end - 2 > start else end - 1
 
     @staticmethod
     def _inside(positions: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:

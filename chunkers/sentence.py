@@ -26,7 +26,8 @@ from chunkers._batches import chunk_in_batches, chunks_of_joined, joined_documen
 from chunkers._exact_fit import exact_pieces
 from chunkers._sentences import sentence_cuts
 from chunkers._spans import Span, build_chunks, drop_chunks_held_by_another, fit_spans
-from chunkers._splitter import BLOCKS, WORDS, RecursiveSplitter, edges_to_spans, merge_sorted
+from chunkers._sorted_positions import merge_sorted
+from chunkers._splitter import BLOCKS, WORDS, RecursiveSplitter, edges_to_spans
 from chunkers.base import Chunker, TokenizerName, tokenizer_field
 from rag.registry import OperatorParams, operator
 from rag.types import Chunk, Document

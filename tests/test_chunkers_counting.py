@@ -65,7 +65,8 @@ def test_token_byte_lengths_table_matches_every_token_of_the_encoding():
 @settings(max_examples=150, deadline=None)
 @given(text=st.one_of(adversarial, st.text(max_size=300)), data=st.data())
 def test_word_starts_scanned_inside_spans_equal_the_whole_texts_word_starts_inside_them(text, data):
-    from chunkers._splitter import RecursiveSplitter, positions_inside
+    from chunkers._sorted_positions import positions_inside
+    from chunkers._splitter import RecursiveSplitter
 
     n = len(text)
     cuts = sorted(set(data.draw(st.lists(st.integers(0, n), max_size=10))) | {0, n})
@@ -83,7 +84,7 @@ def test_word_starts_scanned_inside_spans_equal_the_whole_texts_word_starts_insi
 @settings(max_examples=200, deadline=None)
 @given(values=st.lists(st.integers(-3, 40), max_size=30), members=st.sets(st.integers(-3, 40), max_size=30))
 def test_membership_by_binary_search_is_numpys_isin(values, members):
-    from chunkers._splitter import in_sorted
+    from chunkers._sorted_positions import in_sorted
 
     sorted_array = np.array(sorted(members), dtype=np.int64)
     values = np.array(values, dtype=np.int64)
@@ -110,7 +111,8 @@ _MARKDOWN_PIECES = ["- ", "-", "* ", "+\t", "1. ", "12) ", "1234567890. ", " ", 
 @settings(max_examples=200, deadline=None)
 @given(pieces=st.lists(st.sampled_from(_MARKDOWN_PIECES), max_size=40), data=st.data())
 def test_list_items_scanned_inside_spans_equal_the_whole_texts_list_items_inside_them(pieces, data):
-    from chunkers._splitter import RecursiveSplitter, positions_inside
+    from chunkers._sorted_positions import positions_inside
+    from chunkers._splitter import RecursiveSplitter
 
     text = "# Heading\n" + "".join(pieces)
     n = len(text)

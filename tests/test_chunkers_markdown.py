@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from chunkers import get_chunker
+from chunkers._block_rules import before_last_line_break
 from chunkers._markdown import list_item_starts, parse_markdown
 from chunkers._sentences import sentence_cuts
 from chunkers._splitter import RecursiveSplitter
@@ -179,7 +180,7 @@ def test_a_lone_cr_ends_paragraphs_for_the_splitter_as_a_line_feed_does():
     # a fence that fits only without its final line break ends before it, CR or LF
     fence = "Text before.\n\n```\ncode\n```\n\nAfter."
     for text in (fence, cr_only(fence)):
-        assert RecursiveSplitter(text, tokenizer)._before_last_line_break(14, 27) == 26
+        assert before_last_line_break(RecursiveSplitter(text, tokenizer), 14, 27) == 26
 
 
 def test_cr_only_paragraphs_are_kept_whole_by_the_sentence_chunker():
