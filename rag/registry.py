@@ -94,6 +94,7 @@ class OperatorSpec:
 _registry: dict[tuple[str, str], OperatorSpec] = {}
 _loaded = False
 _loading = False
+_loaded_packages: set[str] = set()  # built-in packages whose modules are all imported
 
 T = TypeVar("T", bound=type)
 
@@ -124,11 +125,15 @@ def operator(name: str, kind: str) -> Callable[[T], T]:
 
 
 def _load_package(package_name: str) -> None:
-    """Import every public module of one built-in package (each registers its operators)."""
+    """Import every public module of one built-in package (each registers its operators), once: listing the
+    package's folder again on every lookup was most of a ``get_chunker`` call."""
+    if package_name in _loaded_packages:
+        return
     package = importlib.import_module(package_name)
     for module in pkgutil.iter_modules(package.__path__, prefix=f"{package_name}."):
         if not module.name.rsplit(".", 1)[-1].startswith("_"):
             importlib.import_module(module.name)
+    _loaded_packages.add(package_name)
 
 
 def _load_builtins() -> None:
