@@ -3,9 +3,14 @@
 Invariants every chunker keeps (property-tested): ``document.text[c.start:c.end] == c.text``; chunks are
 in document order; ``c.token_count`` is measured on ``c.text`` with the chunker's tokenizer and is at most
 ``chunk_size`` (except an unsplittable token, which is reported in ``c.metadata["oversize"]``).
+
+Every chunker's ``chunk`` also takes a plain string (a document with id ``"doc"``) and ``chunk_documents`` a list
+of strings (ids ``"doc0"``, ``"doc1"``, ...): :class:`Chunker` wraps a subclass's own methods, so a plugin chunker
+gets this too. Anything else is a ``TypeError`` that names what was given.
 """
 from __future__ import annotations
 
+import functools
 from typing import TYPE_CHECKING, Annotated, Any, Sequence
 
 import numpy as np
@@ -41,8 +46,55 @@ def overlap_below_size(params):
     return params
 
 
+def as_document(document: Document | str, doc_id: str = "doc") -> Document:
+    """``document``, or a plain string as a Document with id ``doc_id``; a TypeError for anything else."""
+    if isinstance(document, Document):
+        return document
+    if isinstance(document, str):
+        return Document(doc_id, document)
+    raise TypeError(f"a chunker takes a Document or a str, got {type(document).__name__}"
+                    + (" (decode it first)" if isinstance(document, (bytes, bytearray)) else ""))
+
+
+def as_documents(documents: Sequence[Document | str]) -> Sequence[Document]:
+    """``documents`` with every plain string made a Document (ids ``doc0``, ``doc1``, ... by position)."""
+    if isinstance(documents, (str, bytes, Document)):
+        raise TypeError(f"chunk_documents takes a list of Documents or strs, got one {type(documents).__name__} "
+                        "(use chunk for a single text)")
+    documents = documents if isinstance(documents, (list, tuple)) else list(documents)  # a generator: read once
+    if all(isinstance(d, Document) for d in documents):
+        return documents
+    return [as_document(d, f"doc{i}") for i, d in enumerate(documents)]
+
+
+def _taking_text(chunk):
+    @functools.wraps(chunk)
+    def chunk_document_or_text(self, document, *args, **kwargs):
+        return chunk(self, as_document(document), *args, **kwargs)
+    chunk_document_or_text.takes_text = True
+    return chunk_document_or_text
+
+
+def _taking_texts(chunk_documents):
+    @functools.wraps(chunk_documents)
+    def chunk_documents_or_texts(self, documents, *args, **kwargs):
+        return chunk_documents(self, as_documents(documents), *args, **kwargs)
+    chunk_documents_or_texts.takes_text = True
+    return chunk_documents_or_texts
+
+
 class Chunker(Operator):
-    """Base of every chunker; a chunker with a ``tokenizer`` param measures sizes with ``self.tokenizer_``."""
+    """Base of every chunker; a chunker with a ``tokenizer`` param measures sizes with ``self.tokenizer_``.
+    A subclass's ``chunk`` / ``chunk_with_embeddings`` also take a str, its ``chunk_documents`` /
+    ``chunk_documents_with_embeddings`` a list of strs (wrapped here, see the module docstring)."""
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        for name, wrap in (("chunk", _taking_text), ("chunk_with_embeddings", _taking_text),
+                           ("chunk_documents", _taking_texts), ("chunk_documents_with_embeddings", _taking_texts)):
+            method = cls.__dict__.get(name)
+            if callable(method) and not getattr(method, "takes_text", False):
+                setattr(cls, name, wrap(method))
 
     def __init__(self, **params: Any) -> None:
         super().__init__(**params)
@@ -59,22 +111,27 @@ class Chunker(Operator):
         :class:`ConfigError` with a path inside the params. Only chunkers that run that embedder's model over the
         text (late chunking) have anything to check."""
 
+    @_taking_text
     def chunk(self, document: Document) -> list[Chunk]:
         raise NotImplementedError
 
     def chunk_text(self, text: str, doc_id: str = "doc", metadata: dict[str, Any] | None = None) -> list[Chunk]:
+        """The chunks of ``text`` as a document with id ``doc_id`` and ``metadata``."""
         return self.chunk(Document(doc_id, text, metadata or {}))
 
+    @_taking_texts
     def chunk_documents(self, documents: Sequence[Document]) -> list[Chunk]:
         return [c for d in documents for c in self.chunk(d)]
 
     #: True for chunkers that compute their own chunk vectors (late chunking).
     embeds_chunks: bool = False
 
+    @_taking_text
     def chunk_with_embeddings(self, document: Document, resources: "Resources") -> tuple[list[Chunk], np.ndarray]:
         """Chunks plus one vector per chunk; only for chunkers with ``embeds_chunks``."""
         raise NotImplementedError(f"chunker {self.name!r} does not embed its chunks")
 
+    @_taking_texts
     def chunk_documents_with_embeddings(self, documents: Sequence[Document],
                                         resources: "Resources") -> tuple[list[Chunk], np.ndarray]:
         """Every document's chunks plus one vector per chunk (one document at a time unless a chunker batches)."""

@@ -202,3 +202,33 @@ def test_the_lower_case_test_of_sentence_cuts_agrees_with_str_islower(text):
 
     assert _islower(text) == text.islower()
     assert _islower(text.lower()) == text.lower().islower()
+
+
+def test_every_chunker_takes_a_plain_string_or_a_list_of_them_and_names_anything_else():
+    # A str given to chunk() failed with "'str' object has no attribute 'text'"
+    from chunkers.base import Chunker
+    from rag.registry import registered
+    from rag.types import Document
+
+    for spec in registered("chunker"):  # built-in and plugin chunkers: every override is wrapped
+        for name in ("chunk", "chunk_documents", "chunk_with_embeddings", "chunk_documents_with_embeddings"):
+            assert getattr(getattr(spec.cls, name), "takes_text", False), (spec.name, name)
+    text = "Late chunking pools token embeddings. Every chunk's count is exact.\n\n" * 4
+    for key in ("token", "recursive", "sentence"):
+        chunker = make(key, 12)
+        assert chunker.chunk(text) == chunker.chunk(Document("doc", text)) == chunker.chunk_text(text)
+        batch = chunker.chunk_documents([text, Document("mine", "Short.")])
+        assert [c.doc_id for c in batch] == ["doc0"] * len(chunker.chunk(text)) + ["mine"]
+        assert chunker.chunk_documents(t for t in [text]) == chunker.chunk_documents([Document("doc0", text)])
+        with pytest.raises(TypeError, match="got bytes \\(decode it first\\)"):
+            chunker.chunk(text.encode())
+        with pytest.raises(TypeError, match="got NoneType"):
+            chunker.chunk_documents([text, None])
+        with pytest.raises(TypeError, match="got one str \\(use chunk for a single text\\)"):
+            chunker.chunk_documents(text)
+
+    class Plugin(Chunker):  # a third-party chunker written for Documents only
+        def chunk(self, document):
+            return [document.id]
+
+    assert Plugin().chunk("text") == ["doc"] and Plugin().chunk_documents(["a", "b"]) == ["doc0", "doc1"]
