@@ -4,6 +4,8 @@ table delimiter rows, front matter); CR-only line ends (old Mac files) read as l
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from chunkers import get_chunker
 from chunkers._block_rules import before_last_line_break
@@ -446,3 +448,26 @@ def test_overlap_reads_a_long_code_fence_from_each_candidate_start_not_to_its_en
     assert [p for p in line_starts if _inside_markup(splitter, p)] == [closing]  # the closing line, only
     assert _inside_markup(splitter, closing + 2) and not _inside_markup(splitter, fence_start)
     assert counting.sliced < 10 * len(text)
+
+
+_LINE_PROBE_TEXT = st.lists(st.sampled_from(["\n", "\r\n", "\r", " ", "   ", "    ", "\t", "#", "##", "`", "```",
+                                                "~~~~", "=", "==", "-", "---", "*", "+", "1.", "12)",
+                                                "1234567890.", "|", "a", " a", "- a", "1. a", "12)\tb", "\n   ",
+                                                "\n```", "\n==", "\n#"]), max_size=40).map("".join)
+
+
+@settings(max_examples=600, deadline=None)
+@given(text=_LINE_PROBE_TEXT)
+def test_the_possessive_line_probes_match_what_their_backtracking_forms_match(text):
+    # the probes' runs were made possessive for speed: a pattern that needed to give part of a run back would
+    # now miss a match
+    import re
+
+    from chunkers import _markdown, _splitter
+
+    for fast, backtracking in ((_markdown._HEADING_LINE, r"\n[ \t]{0,3}#"), (_markdown._FENCE_LINE, r"\n[ \t]*[`~]{3}"),
+                               (_markdown._UNDERLINE, r"\n {0,3}(={2,}|-{2,})[ \t]*(?=\r?\n|$)"),
+                               (_markdown._LIST_ITEM_WITH_TEXT, r"\n[ \t]*(?:[-*+]|\d{1,9}[.)])[ \t]+(?=\S)"),
+                               (_splitter._BLANK_LINES, r"\n(?:[ \t]*\r?\n)+")):
+        expected = [(m.span(), m.groups()) for m in re.finditer(backtracking, text)]
+        assert [(m.span(), m.groups()) for m in fast.finditer(text)] == expected, fast.pattern
