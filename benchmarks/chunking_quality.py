@@ -57,6 +57,11 @@ PLAIN: dict[str, dict] = {
     # starting every 100 tokens instead of every 200 (a MiniLM vector sees a window's first ~220 tokens only, so
     # denser starts give every stretch of text a vector focused on it; chunk size, hence IoU, unchanged)
     "token 400 / overlap 300": {"op": "token", "chunk_size": 400, "overlap": 300},
+    # added 2026-12-06 (nineteenth session) for an adoption rule written before measuring: the pieces of a
+    # paragraph too big for one chunk packed only among themselves (LangChain's rule)
+    "recursive 150 (join_split_pieces: false)": {"op": "recursive", "chunk_size": 150, "join_split_pieces": False},
+    "recursive 200 (join_split_pieces: false)": {"op": "recursive", "chunk_size": 200, "join_split_pieces": False},
+    "recursive 400 (join_split_pieces: false)": {"op": "recursive", "chunk_size": 400, "join_split_pieces": False},
 }
 #: boundaries measured with late chunking, each twice: the paper's pooled vectors alone (context_weight 1) and
 #: the default mix with the chunk's own embedding (context_weight 0.5)

@@ -29,4 +29,4 @@ def merge_sorted(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     the arrays are a few sorted runs, which timsort merges in linear time)."""
     merged = np.concatenate((a, b))
     merged.sort(kind="stable")
-    return merged[np.concatenate(([True], merged[1:] != merged[:-1]))]
+    return merged[np.concatenate(([True], merged[1:] != merged[:-1]))] if len(merged) else merged

@@ -59,9 +59,10 @@ class RecursiveSplitter:
     sorted boundaries of consecutive pieces, first and last being the span's own start and end."""
 
     def __init__(self, text: str, tokenizer, markdown: bool = True, index: TokenIndex | None = None,
-                 pack_sections: bool = False):
+                 pack_sections: bool = False, join_split_pieces: bool = True):
         self.text = text
         self.pack_sections = pack_sections
+        self.join_split_pieces = join_split_pieces
         self.tokenizer = tokenizer
         self.index = TokenIndex(text, tokenizer) if index is None else index
         self.bounds_array = self.index.char_bounds
@@ -230,12 +231,14 @@ class RecursiveSplitter:
             if len(over):
                 edges, over = self._leading_whitespace_joined(edges, over, span_starts)
                 unit_starts, unit_ends = edges[:-1], edges[1:]
-            levels.append((span_starts, span_ends, edges))
             spans = (unit_starts[over], unit_ends[over])
+            levels.append((span_starts, span_ends, edges, None if self.join_split_pieces else self._kept(*spans)))
             level += 1
         packed = np.concatenate(spans)  # spans past the TOKENS level stay whole
-        for span_starts, span_ends, edges in reversed(levels):
-            packed = self._pack_edges(merge_sorted(edges, packed), span_starts, span_ends, limit)
+        kept = None  # the chunk edges every level keeps: those of the units split at it or below
+        for span_starts, span_ends, edges, kept_here in reversed(levels):
+            kept = kept_here if kept is None else merge_sorted(kept, kept_here)
+            packed = self._pack_edges(merge_sorted(edges, packed), span_starts, span_ends, limit, kept)
         return merge_sorted(packed, np.concatenate((starts, ends)))
 
     def _leading_whitespace_joined(self, edges: np.ndarray, over: np.ndarray,
@@ -259,13 +262,23 @@ class RecursiveSplitter:
         edges = np.delete(edges, dropped)
         return edges, np.searchsorted(edges, over_starts)
 
+    def _kept(self, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+        """Without ``join_split_pieces``: the chunk edges kept around the units ``[starts[k], ends[k])`` split
+        further, so that no chunk holds text of such a unit and text around it. At a unit's end the edge is kept at
+        the next visible character: the whitespace after the unit (the blank line after a paragraph) stays with its
+        last piece instead of becoming a chunk without content."""
+        text = self.text
+        content_after = [m.start() if (m := _NON_SPACE.search(text, end)) else len(text) for end in ends.tolist()]
+        return merge_sorted(starts, np.asarray(content_after, dtype=np.int64))
+
     @staticmethod
     def _inside(positions: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
         """Which ``positions`` lie in one of the sorted, disjoint spans ``[starts[k], ends[k])``."""
         k = np.searchsorted(starts, positions, "right") - 1
         return (k >= 0) & (positions < ends[np.maximum(k, 0)])
 
-    def _pack_edges(self, edges: np.ndarray, starts: np.ndarray, ends: np.ndarray, limit: int) -> np.ndarray:
+    def _pack_edges(self, edges: np.ndarray, starts: np.ndarray, ends: np.ndarray, limit: int,
+                    kept: np.ndarray | None = None) -> np.ndarray:
         """Greedy packing of the units between consecutive ``edges`` inside each span ``[starts[k], ends[k])``:
         a chunk grows while it stays within ``limit`` tokens, and a markdown heading starts a new chunk, so no
         chunk ends with the heading of the next section — except the headings right after a bare one (a parent
@@ -277,7 +290,7 @@ class RecursiveSplitter:
         The furthest a chunk starting at edge ``e`` may reach is its cap: the boundary ``limit`` tokens after the
         token containing ``e``, or the next heading, or the span's end. The chunk ends at the last edge within
         the cap (at least the next edge), computed for every edge at once; Python then follows these jumps
-        once per chunk."""
+        once per chunk. ``kept``: sorted edges every chunk ends at (none crosses them)."""
         bounds, headings = self.bounds_array, self.heading_array
         limit = min(limit, len(bounds))  # no int64 overflow below for a huge chunk_size
         n = len(edges)
@@ -287,6 +300,10 @@ class RecursiveSplitter:
         cap_token = np.searchsorted(bounds, edges, "right") - 1 + limit
         cap = np.minimum(bounds[np.minimum(cap_token, len(bounds) - 1)], span_end)
         cap[cap_token >= len(bounds)] = span_end[cap_token >= len(bounds)]
+        if kept is not None and len(kept):
+            next_kept = np.searchsorted(kept, edges, "right")
+            has_next = next_kept < len(kept)
+            cap[has_next] = np.minimum(cap[has_next], kept[next_kept[has_next]])
         following_edge = np.arange(1, n + 1)
 
         def jumps(caps: np.ndarray, at: np.ndarray | slice = slice(None)) -> np.ndarray:

@@ -49,6 +49,10 @@ class RecursiveChunker(Chunker):
                                     "chunk_size (a chunk that crosses a heading ends at a heading, so no section "
                                     "is cut after it starts; heading_path then holds the headings enclosing all "
                                     "of them); false: every heading starts a new chunk")
+        join_split_pieces: bool = Field(True, description="the pieces of a paragraph (list item, line, sentence) "
+                                        "too big for one chunk may share a chunk with the text around it; false: "
+                                        "they are packed only among themselves (LangChain's rule), so no chunk "
+                                        "holds the end of a split paragraph and the start of the next")
 
         _overlap_below_size = model_validator(mode="after")(overlap_below_size)
 
@@ -61,7 +65,8 @@ class RecursiveChunker(Chunker):
         if not text:
             return []
         splitter = RecursiveSplitter(text, self.tokenizer_, self._markdown(document),
-                                     pack_sections=self.params.pack_sections)
+                                     pack_sections=self.params.pack_sections,
+                                     join_split_pieces=self.params.join_split_pieces)
         spans, counts, oversize = self._split(splitter, np.array([0]), np.array([len(text)]))
         return build_chunks(document, spans, counts, oversize, splitter.sections.metadata(spans), tokenizer=self.tokenizer_)
 
@@ -90,5 +95,6 @@ class RecursiveChunker(Chunker):
 
     def _chunk_batch(self, documents: list[Document]) -> list[Chunk]:
         text, starts, ends, index = joined_documents(documents, self.tokenizer_)
-        splitter = RecursiveSplitter(text, self.tokenizer_, markdown=False, index=index)
+        splitter = RecursiveSplitter(text, self.tokenizer_, markdown=False, index=index,
+                                     join_split_pieces=self.params.join_split_pieces)
         return chunks_of_joined(documents, starts, ends, *self._split(splitter, starts, ends), self.tokenizer_)

@@ -22,14 +22,15 @@ MODEL_FREE = {
     "token_overlap": lambda n: {"chunk_size": n, "overlap": n // 2},
     "recursive": lambda n: {"chunk_size": n},
     "recursive_overlap": lambda n: {"chunk_size": n, "overlap": n // 2},
+    "recursive_apart": lambda n: {"chunk_size": n, "join_split_pieces": False},
     "sentence": lambda n: {"chunk_size": n},
     "sentence_overlap": lambda n: {"chunk_size": n, "overlap_sentences": 1},
 }
-TILING = {"token", "recursive", "sentence"}
+TILING = {"token", "recursive", "recursive_apart", "sentence"}
 
 
 def make(key: str, size: int):
-    return get_chunker(key.split("_overlap")[0], **MODEL_FREE[key](size))
+    return get_chunker(key.split("_")[0], **MODEL_FREE[key](size))
 
 
 def check_contract(text, chunks, size, tiling, tokenizer_name="cl100k_base"):
@@ -63,7 +64,7 @@ def test_chunk_offsets_cover_text_exactly_and_sizes_stay_within_limit(key, text,
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(text=texts, size=st.integers(1, 40))
 def test_sizes_in_the_embedders_own_word_pieces_keep_the_contract(key, text, size):
-    chunker = get_chunker(key.split("_overlap")[0], tokenizer="minilm", **MODEL_FREE[key](size))
+    chunker = get_chunker(key.split("_")[0], tokenizer="minilm", **MODEL_FREE[key](size))
     check_contract(text, chunker.chunk_text(text), size, key in TILING, "minilm")
 
 
@@ -89,7 +90,7 @@ BAD_INPUTS = {
 @pytest.mark.parametrize("tokenizer", ["cl100k_base", "minilm"])
 def test_bad_input_never_crashes_and_keeps_the_contract(key, case, tokenizer):
     text = BAD_INPUTS[case]
-    chunks = get_chunker(key.split("_overlap")[0], tokenizer=tokenizer, **MODEL_FREE[key](16)).chunk_text(text)
+    chunks = get_chunker(key.split("_")[0], tokenizer=tokenizer, **MODEL_FREE[key](16)).chunk_text(text)
     if not text:
         assert chunks == []
     check_contract(text, chunks, 16, key in TILING, tokenizer)
@@ -122,8 +123,10 @@ def test_recursive_chunking_of_many_documents_at_once_equals_one_at_a_time(texts
     from rag.types import Document
 
     documents = [Document(f"d{i}", text, {"language": "python"} if code[i] else {}) for i, text in enumerate(texts)]
-    chunker = get_chunker("recursive", chunk_size=size, tokenizer=tokenizer, overlap=min(overlap, size - 1))
-    assert chunker.chunk_documents(documents) == [c for d in documents for c in chunker.chunk(d)]
+    for join in (True, False):
+        chunker = get_chunker("recursive", chunk_size=size, tokenizer=tokenizer, overlap=min(overlap, size - 1),
+                              join_split_pieces=join)
+        assert chunker.chunk_documents(documents) == [c for d in documents for c in chunker.chunk(d)]
 
 
 def test_the_re_split_budget_is_each_documents_so_a_batch_chunks_every_document_as_alone(monkeypatch):
@@ -232,3 +235,27 @@ def test_every_chunker_takes_a_plain_string_or_a_list_of_them_and_names_anything
             return [document.id]
 
     assert Plugin().chunk("text") == ["doc"] and Plugin().chunk_documents(["a", "b"]) == ["doc0", "doc1"]
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(paragraphs=st.lists(st.tuples(st.integers(1, 40), st.sampled_from(["\n\n", "\n", "\n \n\n"])), min_size=1,
+                           max_size=8),
+       size=st.integers(8, 60))
+def test_without_join_split_pieces_no_chunk_holds_a_split_paragraph_and_other_text(paragraphs, size):
+    # LangChain's rule: the pieces of a paragraph too big for one chunk are packed among themselves only
+    import re
+
+    text = "".join(" ".join(f"Word{i}x{j}." if j % 5 == 4 else f"word{i}x{j}" for j in range(n)) + end
+                   for i, (n, end) in enumerate(paragraphs))
+    tokenizer = get_tokenizer()
+    ends = [m.end() for m in re.finditer(r"\n(?:[ \t]*\n)+", text)]  # a paragraph ends after its blank lines
+    blocks = list(zip([0] + ends, ends + [len(text)]))
+    split = [(a, b) for a, b in blocks if tokenizer.count(text[a:b]) > size]
+    chunks = get_chunker("recursive", chunk_size=size, join_split_pieces=False).chunk_text(text)
+    check_contract(text, chunks, size, tiling=True)
+    for c in chunks:
+        for a, b in split:
+            if c.start < b and a < c.end:  # holds part of a split paragraph: nothing visible outside it
+                assert not text[c.start:a].strip() and not text[b:c.end].strip(), (c, text[a:b])
+    joined = get_chunker("recursive", chunk_size=size).chunk_text(text)
+    assert len(chunks) >= len(joined)
