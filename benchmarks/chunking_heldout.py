@@ -149,6 +149,7 @@ def main() -> None:
     parser.add_argument("--group", type=int, default=50)
     parser.add_argument("--late", action="store_true", help="also the late-chunking rows (a forward pass each)")
     parser.add_argument("--json", type=Path, help="results file; rows already in it are not run again")
+    parser.add_argument("--only", nargs="*", help="ragloom rows to run (names as printed); default all")
     args = parser.parse_args()
     if args.dataset == "chroma-chunking":  # the references' own dataset: checks the reference chunkers run here
         documents, queries, resources, query_vectors = chroma_chunking()
@@ -180,7 +181,7 @@ def main() -> None:
         rows.update({f"late ({name})": {"op": "late", "boundaries": PLAIN[name]} for name in ROWS})
         rows["late, whole pooling (token 400 / overlap 200)"] = LATE["late, whole pooling (token 400 / overlap 200)"]
     for name, spec in rows.items():
-        if name in results["ragloom"]:
+        if name in results["ragloom"] or (args.only and name not in args.only):
             continue
         spec = dict(spec)
         chunker = get_chunker(spec.pop("op"), **spec)
