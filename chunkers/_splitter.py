@@ -207,7 +207,8 @@ class RecursiveSplitter:
         Top-down, level by level: a span over the limit (or, without ``pack_sections``, holding a markdown
         heading) is cut at that level's cuts (or passed down whole when it has none), and its units still over
         the limit form the next level's spans. Then bottom-up, each level packs its spans' units, an oversized
-        unit standing for the pieces packed below it."""
+        unit standing for the pieces packed below it (which may share chunks with the units around it, unless
+        ``join_split_pieces`` is off: :meth:`_kept`)."""
         oversized = self.estimates(starts, ends) > limit
         if level == HEADINGS and not self.pack_sections and len(self.heading_array):
             # every heading starts a chunk: a span holding one is cut at its headings even when it fits whole
