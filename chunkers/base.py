@@ -67,20 +67,19 @@ def as_documents(documents: Sequence[Document | str]) -> Sequence[Document]:
     return [as_document(d, f"doc{i}") for i, d in enumerate(documents)]
 
 
-def _taking_text(chunk):
-    @functools.wraps(chunk)
-    def chunk_document_or_text(self, document, *args, **kwargs):
-        return chunk(self, as_document(document), *args, **kwargs)
-    chunk_document_or_text.takes_text = True
-    return chunk_document_or_text
+def _converting_first_argument(convert):
+    """A decorator: the method gets ``convert(x)`` for its first argument ``x`` (marked ``takes_text``)."""
+    def wrap(method):
+        @functools.wraps(method)
+        def converted(self, first, *args, **kwargs):
+            return method(self, convert(first), *args, **kwargs)
+        converted.takes_text = True
+        return converted
+    return wrap
 
 
-def _taking_texts(chunk_documents):
-    @functools.wraps(chunk_documents)
-    def chunk_documents_or_texts(self, documents, *args, **kwargs):
-        return chunk_documents(self, as_documents(documents), *args, **kwargs)
-    chunk_documents_or_texts.takes_text = True
-    return chunk_documents_or_texts
+_taking_text = _converting_first_argument(as_document)
+_taking_texts = _converting_first_argument(as_documents)
 
 
 class Chunker(Operator):

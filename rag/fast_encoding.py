@@ -174,11 +174,13 @@ class FastEncoding(RepairedEncoding):
 
     def encode_to_numpy(self, text: str, *, allowed_special=frozenset(), disallowed_special="all") -> np.ndarray:
         fast = self._native(len(text))
-        if fast is None and not allowed_special and not disallowed_special and self._loading(len(text)):
-            return self._encoded_while_loading(text)
-        if fast is None or allowed_special or disallowed_special:  # special-token handling: tiktoken's semantics
+        # special-token handling: tiktoken's semantics; before fastokens is loaded: tiktoken, or a long text shared
+        # with fastokens once its load ends
+        if allowed_special or disallowed_special or (fast is None and not self._loading(len(text))):
             return super().encode_to_numpy(text, allowed_special=allowed_special,
                                            disallowed_special=disallowed_special)
+        if fast is None:
+            return self._encoded_while_loading(text)
         ahead = None
         if self._ahead:
             with self._ahead_lock:
