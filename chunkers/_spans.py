@@ -95,19 +95,25 @@ def fit_spans(text: str, spans: Iterable[Span], tokenizer: TiktokenTokenizer, li
 def _last_cut_at_a_word(text: str, pieces: list, tokenizer: TiktokenTokenizer, limit: int,
                         before_space: bool = False) -> list:
     """``pieces`` (consecutive ``(span, count, oversize)``) with the cut before the last one moved back to the
-    start of the word it falls in, or with ``before_space``, of the word before it when the last piece is only
-    whitespace; kept as they are when no word starts inside the piece before or a moved piece would not fit."""
+    start of the word it falls in, or with ``before_space``, of the last word before it when the last piece is only
+    whitespace (with any whitespace between them); kept as they are when no word starts inside the piece before or
+    a moved piece would not fit (or, with ``before_space``, leave whitespace alone)."""
     if len(pieces) < 2 or pieces[-2][2]:
         return pieces
     (a, cut), _, _ = pieces[-2]
     b = pieces[-1][0][1]
     inside_word = not text[cut - 1].isspace() and not text[cut].isspace()
-    if not inside_word and not (before_space and not text[cut - 1].isspace() and text[cut:b].isspace()):
+    if before_space and not inside_word and text[cut:b].isspace():
+        while cut > a and text[cut - 1].isspace():  # the whitespace the piece before ends in goes along
+            cut -= 1
+    elif not inside_word:
         return pieces
     word = cut - 1
     while word > a and not text[word - 1].isspace():
         word -= 1
-    if word <= a:  # no word start in the piece (one long word, or a script without spaces)
+    # no word start in the piece (one long word, or a script without spaces), or whitespace alone before the
+    # word that would join whitespace
+    if word <= a or (before_space and text[a:word].isspace()):
         return pieces
     before, after = tokenizer.count(text[a:word]), tokenizer.count(text[word:b])
     if before > limit or after > limit:

@@ -433,6 +433,18 @@ def test_the_space_after_a_word_longer_than_the_limit_is_not_left_a_chunk_of_its
         assert all(c.text.strip() and c.token_count <= 20 for c in chunks), [c.text for c in chunks[-2:]]
 
 
+@pytest.mark.parametrize("op", ["recursive", "sentence"])
+@pytest.mark.parametrize("ending", ["\n \n\n", "\n\t\n\n", "\n\n \n", "\n  \n\n\n"])
+def test_blank_lines_ending_a_text_after_a_full_chunk_take_the_last_word_along(op, ending):
+    # QA: the chunk before ended in whitespace of its own ("epsilon\n" full at 8 tokens), so only its last token
+    # could move, and the blank lines were a chunk without content
+    text = "pa eta delta iota. kappa gamma eta alpha epsilon epsilon" + ending
+    chunks = get_chunker(op, chunk_size=8).chunk_text(text)
+    assert "".join(c.text for c in chunks) == text
+    assert all(c.text.strip() and c.token_count <= 8 for c in chunks), [c.text for c in chunks[-2:]]
+    assert chunks[-1].text == "epsilon" + ending
+
+
 def test_a_chunk_one_token_over_by_its_own_count_does_not_leave_a_one_word_chunk():
     # packed by the document's tokens every chunk is full; counted on their own texts several are a token over
     # (a first word without its space costs more), and their re-split used to leave lone words ("private ")
