@@ -22,6 +22,7 @@ need no model.
 from __future__ import annotations
 
 import math
+from array import array
 from collections import defaultdict
 from typing import Any, Literal, Sequence
 
@@ -39,24 +40,44 @@ def size_statistics(chunks: Sequence[Chunk], limit: int | None = None) -> dict[s
     """Counts and the distribution of token and character sizes; ``over_limit`` is the share above ``limit``;
     ``whitespace_only`` counts chunks with no other character, ``fragments`` those of at most
     :data:`FRAGMENT_TOKENS` tokens that are not the last of their document."""
-    tokens = np.array([c.token_count for c in chunks], dtype=np.float64)
-    chars = np.array([len(c.text) for c in chunks], dtype=np.float64)
-    last_of_document = {c.doc_id: c.id for c in chunks}
-    stats: dict[str, Any] = {
-        "chunks": len(chunks), "documents": len(last_of_document),
-        "whitespace_only": sum(not c.text.strip() for c in chunks),
-        "fragments": sum(c.token_count <= FRAGMENT_TOKENS and last_of_document[c.doc_id] != c.id for c in chunks)}
-    for name, values in (("tokens", tokens), ("chars", chars)):
-        if len(values) == 0:
-            stats[name] = {}
-            continue
-        mean = float(values.mean())
-        stats[name] = {"mean": mean, "median": float(np.median(values)), "std": float(values.std()),
-                       "min": float(values.min()), "max": float(values.max()),
-                       "p95": float(np.percentile(values, 95)), "cv": float(values.std() / mean) if mean else 0.0}
-    if limit is not None:
-        stats["over_limit"] = float((tokens > limit).mean()) if len(tokens) else 0.0
-    return stats
+    tally = SizeTally()
+    tally.add(chunks)
+    return tally.statistics(limit)
+
+
+class SizeTally:
+    """:func:`size_statistics` over chunks given a group at a time (every chunk of a document in one group), keeping
+    two integers per chunk instead of the chunks: for chunking more text than memory holds."""
+
+    def __init__(self) -> None:
+        self.tokens = array("q")
+        self.chars = array("q")
+        self.documents = self.whitespace_only = self.fragments = 0
+
+    def add(self, chunks: Sequence[Chunk]) -> None:
+        last_of_document = {c.doc_id: c.id for c in chunks}
+        self.documents += len(last_of_document)
+        self.tokens.extend(c.token_count for c in chunks)
+        self.chars.extend(len(c.text) for c in chunks)
+        self.whitespace_only += sum(not c.text.strip() for c in chunks)
+        self.fragments += sum(c.token_count <= FRAGMENT_TOKENS and last_of_document[c.doc_id] != c.id
+                              for c in chunks)
+
+    def statistics(self, limit: int | None = None) -> dict[str, Any]:
+        tokens, chars = (np.frombuffer(values, dtype=np.int64).astype(np.float64) for values in (self.tokens, self.chars))
+        stats: dict[str, Any] = {"chunks": len(tokens), "documents": self.documents,
+                                 "whitespace_only": self.whitespace_only, "fragments": self.fragments}
+        for name, values in (("tokens", tokens), ("chars", chars)):
+            if len(values) == 0:
+                stats[name] = {}
+                continue
+            mean = float(values.mean())
+            stats[name] = {"mean": mean, "median": float(np.median(values)), "std": float(values.std()),
+                           "min": float(values.min()), "max": float(values.max()),
+                           "p95": float(np.percentile(values, 95)), "cv": float(values.std() / mean) if mean else 0.0}
+        if limit is not None:
+            stats["over_limit"] = float((tokens > limit).mean()) if len(tokens) else 0.0
+        return stats
 
 
 def _by_document(chunks: Sequence[Chunk]) -> list[list[Chunk]]:

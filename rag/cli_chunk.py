@@ -3,12 +3,18 @@ from __future__ import annotations
 
 import json
 import sys
-from collections import Counter
+import time
+from collections import Counter, deque
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Iterable, Iterator
+
+from evals.chunk_quality import SizeTally
 
 from rag.encodings import without_lone_surrogates
 from rag.errors import RagloomError
 from rag.jsonl import json_line, write_jsonl_atomically
+from rag.types import Chunk, Document
 
 
 def _chunker_spec(args) -> tuple[str, dict]:
@@ -75,24 +81,76 @@ def _as_read(params: dict, chunker) -> dict:
     return {key: read.get(key, value) for key, value in params.items()}
 
 
-def _chunk_summary(op: str, params: dict, chunker, documents, chunks, seconds: float, lm: str | None,
-                   window: int | None = None) -> dict:
+#: ``ragloom chunk`` reads its input and chunks it this many characters of documents at a time (a longer document
+#: alone), writing each group's chunks before reading on, so a corpus larger than memory can be chunked.
+GROUP_CHARACTERS = 16_000_000
+
+
+@dataclass
+class ChunkRun:
+    """What ``ragloom chunk`` keeps of a run while its chunks stream to the output: counts, sizes, the first
+    ``show`` chunks, and every chunk only when a causal LM scores them (``keep_all``)."""
+
+    show: int = 0
+    keep_all: bool = False
+    documents: int = 0
+    megabytes: float = 0.0
+    seconds: float = 0.0
+    oversize: int = 0
+    tokenizer: str | None = None
+    sizes: SizeTally = field(default_factory=SizeTally)
+    shown: list[Chunk] = field(default_factory=list)
+    kept: list[Chunk] = field(default_factory=list)
+
+    def chunks(self, chunker, documents: Iterable[Document]) -> Iterator[Chunk]:
+        """Every document's chunks, in order, chunked a group of :data:`GROUP_CHARACTERS` at a time (the same
+        chunks as all at once) and tallied as they go."""
+        for group in _in_groups(documents, GROUP_CHARACTERS):
+            started = time.perf_counter()
+            chunks = chunker.chunk_documents(group)
+            self.seconds += time.perf_counter() - started
+            self.documents += len(group)
+            self.megabytes += sum(len(d.text.encode("utf-8", "surrogatepass")) for d in group) / 1e6
+            self.oversize += sum(bool(c.metadata.get("oversize")) for c in chunks)
+            self.tokenizer = self.tokenizer or next((c.tokenizer for c in chunks), None)
+            self.sizes.add(chunks)
+            self.shown.extend(chunks[:self.show - len(self.shown)])
+            if self.keep_all:
+                self.kept.extend(chunks)
+            yield from chunks
+
+
+def _in_groups(documents: Iterable[Document], characters: int) -> Iterator[list[Document]]:
+    group: list[Document] = []
+    size = 0
+    for document in documents:
+        group.append(document)
+        size += len(document.text)
+        if size >= characters:
+            yield group
+            group, size = [], 0
+    if group:
+        yield group
+
+
+def _chunk_summary(op: str, params: dict, chunker, run: ChunkRun, lm: str | None, window: int | None = None) -> dict:
     """What ``ragloom chunk`` reports (and ``--json`` prints): the run, and ``evals.chunk_quality``'s size statistics,
-    plus MoC's Boundary Clarity and Chunk Stickiness when a causal LM is named."""
+    plus MoC's Boundary Clarity and Chunk Stickiness when a causal LM is named (over ``run.kept``)."""
     from evals.chunk_quality import chunk_quality
 
     sized = getattr(chunker, "boundary_chunker_", chunker)  # late chunking: its boundary chunker sets the sizes
     limit = getattr(sized.params, "chunk_size", None)
+    scores = chunk_quality(run.kept, lm=lm, limit=limit, window=window) if lm else {}
     return {
         # the given params as the chunker read them ("--set pack_sections=0" is false)
-        "chunker": {"op": op, **_as_read(params, chunker)}, "documents": len(documents),
-        "megabytes": round(sum(len(d.text.encode("utf-8", "surrogatepass")) for d in documents) / 1e6, 6),
-        "seconds": round(seconds, 3), "limit": limit, "tokenizer": chunks[0].tokenizer if chunks else None,
-        "oversize": sum(bool(c.metadata.get("oversize")) for c in chunks),
+        "chunker": {"op": op, **_as_read(params, chunker)}, "documents": run.documents,
+        "megabytes": round(run.megabytes, 6), "seconds": round(run.seconds, 3), "limit": limit,
+        "tokenizer": run.tokenizer, "oversize": run.oversize,
         # an LLM-guided chunker's calls and the answers that named no usable boundary (its fallback packed those)
         **({"model_calls": chunker.model_calls, "unusable_answers": chunker.unusable_answers}
            if hasattr(chunker, "unusable_answers") else {}),
-        **chunk_quality(chunks, lm=lm, limit=limit, window=window),
+        "size": run.sizes.statistics(limit),
+        **{key: value for key, value in scores.items() if key != "size"},
     }
 
 
@@ -105,7 +163,7 @@ def _lm_passes(chunks, window: int | None) -> int:
     return sum(n - 1 for n in per_document.values()) + stickiness
 
 
-def _print_chunk_summary(console, summary: dict, chunks, show: int, embeds_chunks: bool) -> None:
+def _print_chunk_summary(console, summary: dict, shown: list[Chunk], embeds_chunks: bool) -> None:
     from rich.markup import escape
     from rich.table import Table
 
@@ -134,8 +192,7 @@ def _print_chunk_summary(console, summary: dict, chunks, show: int, embeds_chunk
                       f"{summary['chunk_stickiness']:.3f} (lower: more self-contained chunks)")
     if embeds_chunks:
         console.print(f"[dim]{op} computes its chunk vectors when indexing; these are its boundaries")
-    if show:
-        shown = chunks[:show]
+    if shown:
         # where a chunk sits: its markdown heading path or its code scope (class / function names)
         paths = [c.metadata.get("heading_path") or c.metadata.get("scope_path") or [] for c in shown]
         columns = ["chunk", "span", "tokens"] + (["where"] if any(paths) else []) + ["text"]
@@ -169,11 +226,9 @@ def _check_out_is_not_an_input(out: str | None, source: str) -> None:
 
 
 def cmd_chunk(args) -> int:
-    import time
-
     from rich.console import Console
 
-    from rag.documents import read_documents
+    from rag.documents import iter_documents
     from rag.registry import create
 
     if args.show < 0:
@@ -199,25 +254,25 @@ def cmd_chunk(args) -> int:
         except ConfigError as exc:
             raise RagloomError(f"--set {exc.path}: {exc.message} (the default embedder, "
                                f"{EmbedderConfig().model})") from None
-    documents = read_documents(args.input, args.encoding)
-    started = time.perf_counter()
-    chunks = chunker.chunk_documents(documents)
-    seconds = time.perf_counter() - started
-    if args.quality:
-        print(f"scoring with {args.quality}: {_lm_passes(chunks, args.quality_window):,} chunk pairs, one LM pass "
-              "each over both chunks' tokens", file=sys.stderr)
-    summary = _chunk_summary(op, params, chunker, documents, chunks, seconds, args.quality, args.quality_window)
+    run = ChunkRun(show=args.show, keep_all=bool(args.quality))
+    chunks = run.chunks(chunker, iter_documents(args.input, args.encoding))
     to_stdout = args.out == "-"
     if to_stdout:
         for c in chunks:
             print(json_line(c.to_json(), sys.stdout.encoding or "utf-8"))
     elif args.out:
         write_jsonl_atomically(Path(args.out), (c.to_json() for c in chunks))
+    else:
+        deque(chunks, maxlen=0)
+    if args.quality:
+        print(f"scoring with {args.quality}: {_lm_passes(run.kept, args.quality_window):,} chunk pairs, one LM pass "
+              "each over both chunks' tokens", file=sys.stderr)
+    summary = _chunk_summary(op, params, chunker, run, args.quality, args.quality_window)
     if args.json:
         print(json.dumps(summary, indent=2, ensure_ascii=False, default=str), file=sys.stderr if to_stdout else sys.stdout)
         return 0
     console = Console(stderr=to_stdout)
-    _print_chunk_summary(console, summary, chunks, args.show, chunker.embeds_chunks)
+    _print_chunk_summary(console, summary, run.shown, chunker.embeds_chunks)
     if args.out and not to_stdout:
-        console.print(f"wrote {len(chunks)} chunks to {args.out}")
+        console.print(f"wrote {summary['size']['chunks']} chunks to {args.out}")
     return 0

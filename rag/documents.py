@@ -31,6 +31,13 @@ LANGUAGE_OF_SUFFIX = {
 
 def read_documents(source: str | Path, encoding: str = "utf-8") -> list[Document]:
     """Documents from a folder (recursively, text-like files), a ``.jsonl`` file, or one text file."""
+    return list(iter_documents(source, encoding))
+
+
+def iter_documents(source: str | Path, encoding: str = "utf-8") -> Iterator[Document]:
+    """The documents of :func:`read_documents`, read one at a time (a file, or a JSON line, when the one before
+    has been taken). A missing input or an unknown encoding is an error at once; an unreadable file or line when
+    it is reached; input without a document with text after the last one."""
     path = Path(source)
     if not path.exists():
         raise InputError(f"input not found: {path}")
@@ -39,28 +46,34 @@ def read_documents(source: str | Path, encoding: str = "utf-8") -> list[Document
     except LookupError:
         raise InputError(f"unknown text encoding {encoding!r} (e.g. utf-8, latin-1, cp1252, utf-16)") from None
     if path.is_dir():
-        docs = list(_read_folder(path, encoding))
+        docs = _read_folder(path, encoding)
     elif path.suffix.lower() == ".jsonl":
-        docs = list(_read_jsonl(path, encoding))
-        if not docs:
-            raise InputError(f"{path}: no documents (the file has no JSON lines)")
+        docs = _read_jsonl(path, encoding)
     else:
-        docs = [d for d in [_read_file(path, path.name, encoding)] if d is not None]
-    return _keep_nonempty(docs, str(path))
+        docs = (d for d in [_read_file(path, path.name, encoding)] if d is not None)
+    return _keep_nonempty(docs, str(path), jsonl=path.suffix.lower() == ".jsonl" and not path.is_dir())
 
 
-def _keep_nonempty(docs: Iterable[Document], source: str) -> list[Document]:
-    kept, empty = [], []
+def _keep_nonempty(docs: Iterable[Document], source: str, jsonl: bool = False) -> Iterator[Document]:
+    kept = 0
+    empty: list[str] = []
+    seen_any = False
     for doc in docs:
-        (kept if doc.text.strip() else empty).append(doc)
+        seen_any = True
+        if doc.text.strip():
+            kept += 1
+            yield doc
+        else:
+            empty.append(doc.id)
     if empty:
-        names = ", ".join(d.id for d in empty[:10]) + (f" and {len(empty) - 10} more" if len(empty) > 10 else "")
+        names = ", ".join(empty[:10]) + (f" and {len(empty) - 10} more" if len(empty) > 10 else "")
         log.warning("skipped %d empty document(s) in %s: %s", len(empty), source, names)
+    if jsonl and not seen_any:
+        raise InputError(f"{source}: no documents (the file has no JSON lines)")
     if not kept:
         raise InputError(f"{source}: no document with text"
                          + (f" ({len(empty)} empty)" if empty else " (no text-like files found: "
                             f"suffixes {', '.join(sorted(TEXT_SUFFIXES)[:8])}, ...)"))
-    return kept
 
 
 def _read_folder(root: Path, encoding: str) -> Iterator[Document]:

@@ -266,14 +266,13 @@ def test_an_answer_is_read_from_the_prompts_format_whatever_explanation_surround
 
 
 def test_ragloom_chunk_reports_an_llm_chunkers_calls_and_unusable_answers():
-    from rag.cli_chunk import _chunk_summary
-    from rag.types import Document
+    from rag.cli_chunk import ChunkRun, _chunk_summary
 
     class Counted:
         params = type("P", (), {"chunk_size": 50})()
         model_calls, unusable_answers = 7, 7
 
-    summary = _chunk_summary("llm", {}, Counted(), [Document("d", "x")], [], 0.1, None)
+    summary = _chunk_summary("llm", {}, Counted(), ChunkRun(documents=1), None)
     assert summary["model_calls"] == 7 and summary["unusable_answers"] == 7
 
 

@@ -263,6 +263,63 @@ def test_chunk_takes_the_chunker_of_a_pipeline_config_and_nested_yaml_params(tmp
     assert code == 0 and "late computes its chunk vectors when indexing" in out and "a.md#0" in out
 
 
+def test_chunk_streams_a_group_of_documents_at_a_time_with_the_chunks_and_summary_of_one_run(tmp_path, capsys,
+                                                                                               monkeypatch):
+    import rag.cli_chunk
+    import rag.documents
+
+    docs = _markdown_docs(tmp_path)
+    for i in range(3):
+        (docs / f"c{i}.txt").write_text(f"Document {i}. " * (30 + i) + "\n\nEnd.\n")
+    whole = tmp_path / "whole.jsonl"
+    code, out, _ = run(capsys, "chunk", str(docs), "--set", "chunk_size=30", "--out", str(whole), "--json")
+    assert code == 0
+    summary = json.loads(out)
+    # a group per document: each group's chunks are written before the next document is read
+    monkeypatch.setattr(rag.cli_chunk, "GROUP_CHARACTERS", 1)
+    files_read = []
+    read_file = rag.documents._read_file
+    monkeypatch.setattr(rag.documents, "_read_file", lambda *a: files_read.append(a[1]) or read_file(*a))
+    read_when_written = []
+
+    def write(path, rows):
+        rows = list(row | {"read": len(files_read)} for row in rows)
+        read_when_written.extend(row.pop("read") for row in rows)
+        path.write_text("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows), encoding="utf-8")
+
+    monkeypatch.setattr(rag.cli_chunk, "write_jsonl_atomically", write)
+    grouped = tmp_path / "grouped.jsonl"
+    code, out, _ = run(capsys, "chunk", str(docs), "--set", "chunk_size=30", "--out", str(grouped), "--json")
+    assert code == 0 and len(files_read) == 5
+    rows = [json.loads(line) for line in grouped.read_text(encoding="utf-8").splitlines()]
+    assert rows == [json.loads(line) for line in whole.read_text(encoding="utf-8").splitlines()]
+    assert [files_read.index(r["doc_id"]) + 1 for r in rows] == read_when_written  # its own file read, no other
+    grouped_summary = json.loads(out)
+    assert grouped_summary.pop("seconds") >= 0 and summary.pop("seconds") >= 0
+    assert grouped_summary == summary and summary["documents"] == 5
+
+
+def test_chunk_input_failing_after_some_documents_leaves_the_output_file_as_it_was(tmp_path, capsys, monkeypatch):
+    import rag.cli_chunk
+
+    monkeypatch.setattr(rag.cli_chunk, "GROUP_CHARACTERS", 1)  # the first document is chunked before the error
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "a.md").write_text("Fine text. " * 20)
+    (docs / "b.txt").write_bytes("Caf\u00e9 cr\u00e8me.".encode("latin-1"))
+    (docs / "c.md").write_text("  \n")
+    out_file = tmp_path / "chunks.jsonl"
+    out_file.write_text("previous run\n")
+    code, _, err = run(capsys, "chunk", str(docs), "--out", str(out_file))
+    assert code == 2 and f"{docs / 'b.txt'}: not valid utf-8" in err
+    (docs / "b.txt").unlink()
+    (docs / "a.md").write_text("\n")
+    code, _, err = run(capsys, "chunk", str(docs), "--out", str(out_file))
+    assert code == 2 and "no document with text (2 empty)" in err
+    assert out_file.read_text() == "previous run\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["chunks.jsonl", "docs"]  # no temporary file left
+
+
 def test_chunk_to_stdout_keeps_the_summary_on_stderr(tmp_path, capsys):
     code, out, err = run(capsys, "chunk", str(_markdown_docs(tmp_path)), "--op", "token", "--set", "chunk_size=16",
                          "--out", "-")
