@@ -39,11 +39,42 @@ _BLANK_LINES = re.compile(r"\n(?:[ \t]*+\r?\n)++")  # possessive: the same runs,
 _NON_SPACE = re.compile(r"\S")
 
 
+#: Characters turned into code points at a time by the whole-text scans (line and word starts): 4 bytes for each
+#: character of a piece, not of a whole long document.
+SCAN_PIECE = 1 << 20
+
+
 def word_starts_of(points: np.ndarray) -> np.ndarray:
     """Where words start in a text given as code points: the ends of whitespace runs followed by a non-space
     character (never position 0)."""
-    space = is_space(points)
+    return _word_starts(is_space(points))
+
+
+def _word_starts(space: np.ndarray) -> np.ndarray:
     return np.flatnonzero(space[:-1] & ~space[1:]) + 1
+
+
+def _line_starts(text: str) -> np.ndarray:
+    """Positions right after each line break: a line feed, or a lone CR (the CR of a CRLF breaks no line)."""
+    found = []
+    with_cr = "\r" in text
+    for a in range(0, len(text), SCAN_PIECE):
+        points = codepoints(text[a:a + SCAN_PIECE + 1])  # and the next piece's first character, for a CR
+        piece = points[:SCAN_PIECE]
+        breaks = piece == 10
+        if with_cr:
+            followed = points[1:] != 10  # what follows each CR is not a line feed (the text's end: True)
+            breaks |= (piece == 13) & (followed if len(points) > len(piece) else np.append(followed, True))
+        found.append(np.flatnonzero(breaks) + (a + 1))
+    return np.concatenate(found) if found else np.empty(0, dtype=np.int64)
+
+
+def _is_space(text: str) -> np.ndarray:
+    """``str.isspace`` of every character of ``text``, scanned a piece at a time."""
+    space = np.empty(len(text), dtype=bool)
+    for a in range(0, len(text), SCAN_PIECE):
+        space[a:a + SCAN_PIECE] = is_space(codepoints(text[a:a + SCAN_PIECE]))
+    return space
 
 
 def edges_to_spans(edges: np.ndarray) -> list[Span]:
@@ -81,18 +112,10 @@ class RecursiveSplitter:
         return self.bounds_array.tolist()
 
     @cached_property
-    def _codepoints(self) -> np.ndarray:
-        return codepoints(self.text)
-
-    @cached_property
     def line_starts(self) -> np.ndarray:
         """Positions right after each line break (the LINES cuts): a line feed, or a lone CR (old Mac line ends;
         the CR of a CRLF breaks no line of its own)."""
-        points = self._codepoints
-        breaks = points == 10
-        if "\r" in self.text:
-            breaks |= (points == 13) & np.append(points[1:] != 10, True)
-        return np.flatnonzero(breaks) + 1
+        return _line_starts(self.text)
 
     @cached_property
     def item_starts(self) -> np.ndarray:
@@ -106,7 +129,7 @@ class RecursiveSplitter:
     @cached_property
     def word_starts(self) -> np.ndarray:
         """The WORDS cuts (:func:`word_starts_of` the whole text)."""
-        return word_starts_of(self._codepoints)
+        return _word_starts(_is_space(self.text))
 
     @cached_property
     def token_starts(self) -> np.ndarray:

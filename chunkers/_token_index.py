@@ -110,11 +110,19 @@ def char_offsets_and_inside(text: str, byte_offsets: np.ndarray) -> tuple[np.nda
     so rounded up to the character's end), or None when none does."""
     if text.isascii():
         return byte_offsets, None
-    data = np.frombuffer(text.encode("utf-8", "surrogatepass"), dtype=np.uint8)
-    continuation = np.flatnonzero((data & 0xC0) == 0x80)
+    encoded = text.encode("utf-8", "surrogatepass")
+    data = np.empty(len(encoded) + 1, dtype=np.uint8)  # a zero byte after the text: no offset is out of range
+    data[:-1] = np.frombuffer(encoded, dtype=np.uint8)
+    data[-1] = 0
+    del encoded
+    np.bitwise_and(data, 0xC0, out=data)
+    is_continuation = data == 0x80
+    del data
+    inside = is_continuation[byte_offsets]  # one byte per offset (long texts: no 8-byte temporaries)
+    continuation = np.flatnonzero(is_continuation)
+    del is_continuation
     before = np.searchsorted(continuation, byte_offsets)
-    inside = continuation[np.minimum(before, len(continuation) - 1)] == byte_offsets if len(continuation) else None
-    return byte_offsets - before, (inside if inside is not None and inside.any() else None)
+    return np.subtract(byte_offsets, before, out=before), (inside if inside.any() else None)
 
 
 # str.isspace by code point; U+3000 is the last whitespace character, so one more (False) entry stands for

@@ -3,11 +3,13 @@ parallel encoding of a long text must equal its single encoding."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from chunkers._token_index import (TokenIndex, char_offsets, encode_ordinary, joined_token_char_bounds,
-                                  safe_cut_mask, token_byte_lengths, token_char_bounds, utf8_char_index)
+from chunkers._token_index import (TokenIndex, char_offsets, char_offsets_and_inside, codepoints, encode_ordinary,
+                                  joined_token_char_bounds, safe_cut_mask, token_byte_lengths, token_char_bounds,
+                                  utf8_char_index)
 from rag.tokens import get_tokenizer
 
 # Pieces chosen to sit at and around the safe-cut patterns (space before a letter, after a line feed) and
@@ -33,6 +35,25 @@ def test_span_counts_from_the_document_tokenization_equal_encoding_the_span(text
 def test_character_offsets_of_byte_offsets_round_up_inside_multibyte_characters(text):
     index = utf8_char_index(text)
     assert char_offsets(text, np.arange(len(index))).tolist() == index.tolist()
+    data = text.encode("utf-8", "surrogatepass")
+    _, inside = char_offsets_and_inside(text, np.arange(len(data) + 1))
+    expected = [b < len(data) and data[b] & 0xC0 == 0x80 for b in range(len(data) + 1)]
+    assert (inside.tolist() if inside is not None else [False] * len(expected)) == expected
+
+
+@settings(max_examples=200, deadline=None)
+@given(text=st.one_of(adversarial, st.text(st.sampled_from("a \t\r\n\u3000é😀"), max_size=40)),
+       piece=st.integers(1, 9))
+def test_line_and_word_starts_scanned_a_piece_at_a_time_are_the_whole_texts(text, piece):
+    from chunkers import _splitter
+
+    points = codepoints(text)
+    breaks = (points == 10) | ((points == 13) & np.append(points[1:] != 10, True))  # a CR not before a LF
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(_splitter, "SCAN_PIECE", piece)
+        assert _splitter._line_starts(text).tolist() == (np.flatnonzero(breaks) + 1).tolist()
+        assert _splitter._word_starts(_splitter._is_space(text)).tolist() == [
+            i for i in range(1, len(text)) if text[i - 1].isspace() and not text[i].isspace()]
 
 
 def test_array_encoding_equals_encode_ordinary_for_special_token_text_and_lone_surrogates():
