@@ -5,7 +5,10 @@ import argparse
 import json
 import logging
 import os
+import signal
 import sys
+import threading
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Sequence
 
@@ -266,7 +269,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", action="append", metavar="KEY=VALUE",
                    help="chunker param, value as YAML (repeatable); a dotted key sets a nested param, e.g. "
                         "generator.model=PATH")
-    p.add_argument("--out", help="write the chunks as JSON Lines to this file ('-': stdout, summary to stderr)")
+    p.add_argument("--out", help="write the chunks as JSON Lines to this file, replaced only when the run succeeds "
+                                 "('-': stdout as they are made, so an input error part way leaves the lines "
+                                 "before it; summary to stderr)")
     p.add_argument("--show", type=int, default=0, metavar="N", help="print the first N chunks")
     p.add_argument("--quality", nargs="?", const="gemma3-270m", metavar="LM",
                    help="also MoC's boundary clarity and chunk stickiness under a causal LM (default the bundled "
@@ -305,11 +310,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not verbose:
         _quiet_libraries()
     try:
-        rest = [a for a in argv if a not in ("-v", "--verbose")]
-        if rest and rest[0] == "eval":
-            return cmd_eval(rest[1:])
-        args = build_parser().parse_args(argv)
-        return args.func(args)
+        with _stopped_cleanly_by_signals():
+            rest = [a for a in argv if a not in ("-v", "--verbose")]
+            if rest and rest[0] == "eval":
+                return cmd_eval(rest[1:])
+            args = build_parser().parse_args(argv)
+            return args.func(args)
+    except _Terminated as exc:
+        print(f"terminated ({signal.Signals(exc.signum).name})", file=sys.stderr)
+        return 128 + exc.signum
     except RagloomError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -321,6 +330,37 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+
+
+class _Terminated(BaseException):
+    """SIGTERM or SIGHUP arrived: unwinds the command like Ctrl-C (cleanups run), then exits with 128 + the signal."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+
+@contextmanager
+def _stopped_cleanly_by_signals():
+    """While a command runs, SIGTERM and SIGHUP (``kill``, ``timeout``, a closed terminal) raise :class:`_Terminated`
+    instead of ending the process where it stands, so a half-written temporary output file is removed as on
+    Ctrl-C. Signals another handler already owns are left to it; the previous handlers come back afterwards."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum, frame):
+        raise _Terminated(signum)
+
+    previous = {}
+    for number in (signal.SIGTERM, getattr(signal, "SIGHUP", None)):
+        if number is not None and signal.getsignal(number) is signal.SIG_DFL:
+            previous[number] = signal.signal(number, stop)
+    try:
+        yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
 
 
 def _quiet_libraries() -> None:

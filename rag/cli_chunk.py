@@ -81,8 +81,9 @@ def _as_read(params: dict, chunker) -> dict:
     return {key: read.get(key, value) for key, value in params.items()}
 
 
-#: ``ragloom chunk`` reads its input and chunks it this many characters of documents at a time (a longer document
-#: alone), writing each group's chunks before reading on, so a corpus larger than memory can be chunked.
+#: ``ragloom chunk`` reads its input and chunks it in groups of documents that end at the one reaching this many
+#: characters, writing each group's chunks before reading on: memory follows the longest document, not the
+#: corpus (except with ``--quality``, which scores every chunk at the end).
 GROUP_CHARACTERS = 16_000_000
 
 

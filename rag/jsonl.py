@@ -50,20 +50,34 @@ def json_line(row: dict[str, Any], encoding: str = "utf-8") -> str:
 
 def write_jsonl_atomically(path: Path, rows: Iterable[dict[str, Any]]) -> None:
     """Rows as JSON Lines, written to a temporary file next to ``path`` and renamed over it: an interrupted
-    run leaves any previous file whole. The temporary file gets a name no other file has (``.NAME.xxxxxxxx.tmp``),
-    so no file of the user's is overwritten on the way."""
+    run leaves any previous file whole. ``rows`` may be a generator that reads and computes as it goes: an error
+    it raises passes through as it is (the temporary file removed); only a failed write is "cannot write". The
+    temporary file gets a name no other file has (``.NAME.xxxxxxxx.tmp``), so no file of the user's is overwritten
+    on the way."""
+
+    def cannot_write(exc: OSError) -> RagloomError:
+        return RagloomError(f"cannot write {path}: {exc.strerror or exc}")
+
     try:
         tmp, descriptor = _new_file_next_to(path)
     except OSError as exc:
-        raise RagloomError(f"cannot write {path}: {exc.strerror or exc}") from None
+        raise cannot_write(exc) from None
     try:
         with open(descriptor, "w", encoding="utf-8") as handle:
-            for row in rows:
-                handle.write(json_line(row) + "\n")
-        os.replace(tmp, path)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise RagloomError(f"cannot write {path}: {exc.strerror or exc}") from None
+            for row in rows:  # rows may be made as they are written: their errors are theirs, not the write's
+                line = json_line(row) + "\n"
+                try:
+                    handle.write(line)
+                except OSError as exc:
+                    raise cannot_write(exc) from None
+            try:
+                handle.flush()
+            except OSError as exc:
+                raise cannot_write(exc) from None
+        try:
+            os.replace(tmp, path)
+        except OSError as exc:
+            raise cannot_write(exc) from None
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise

@@ -320,6 +320,56 @@ def test_chunk_input_failing_after_some_documents_leaves_the_output_file_as_it_w
     assert sorted(p.name for p in tmp_path.iterdir()) == ["chunks.jsonl", "docs"]  # no temporary file left
 
 
+def test_chunk_names_an_input_that_cannot_be_read_not_the_output_it_streams_to(tmp_path, capsys, monkeypatch):
+    # QA: reading happens while the output is written, and a read error was reported as "cannot write OUT"
+    import rag.documents
+
+    docs = _markdown_docs(tmp_path)
+    read_file = rag.documents._read_file
+
+    def unreadable(path, doc_id, encoding):
+        if path.name == "b.txt":
+            raise PermissionError(13, "Permission denied", str(path))
+        return read_file(path, doc_id, encoding)
+
+    monkeypatch.setattr(rag.documents, "_read_file", unreadable)
+    out_file = tmp_path / "chunks.jsonl"
+    code, _, err = run(capsys, "chunk", str(docs), "--out", str(out_file))
+    assert code == 2 and f"error: {docs / 'b.txt'}: Permission denied" in err and "cannot write" not in err
+    assert not out_file.exists() and sorted(p.name for p in tmp_path.iterdir()) == ["docs"]
+
+
+def test_a_terminated_chunk_run_removes_its_partial_output_and_leaves_the_old_file(tmp_path, capsys, monkeypatch):
+    # QA: SIGTERM (kill, timeout) ended the process where it stood, leaving a hidden temporary file of partial output
+    import os
+    import signal
+
+    import rag.cli_chunk
+
+    if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+        pytest.skip("SIGTERM is handled by the test runner here")
+    monkeypatch.setattr(rag.cli_chunk, "GROUP_CHARACTERS", 1)
+    from chunkers.recursive import RecursiveChunker
+
+    chunk_documents = RecursiveChunker.chunk_documents
+    groups = []
+
+    def killed_on_the_second_group(self, documents):
+        groups.append(documents)
+        if len(groups) == 2:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return chunk_documents(self, documents)
+
+    monkeypatch.setattr(RecursiveChunker, "chunk_documents", killed_on_the_second_group)
+    out_file = tmp_path / "chunks.jsonl"
+    out_file.write_text("previous run\n")
+    code, _, err = run(capsys, "chunk", str(_markdown_docs(tmp_path)), "--out", str(out_file))
+    assert code == 143 and "terminated (SIGTERM)" in err and len(groups) == 2
+    assert out_file.read_text() == "previous run\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["chunks.jsonl", "docs"]
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # the handler is the command's only
+
+
 def test_chunk_to_stdout_keeps_the_summary_on_stderr(tmp_path, capsys):
     code, out, err = run(capsys, "chunk", str(_markdown_docs(tmp_path)), "--op", "token", "--set", "chunk_size=16",
                          "--out", "-")
