@@ -39,7 +39,8 @@ def token_window_spans(text: str, tokenizer, chunk_size: int, overlap: int = 0,
     character or word instead of after it or inside it (the window would count more tokens on its own and be cut
     again, leaving the character or the word's end a chunk of its own), and a window whose start falls there
     starts after it. Only a character or word of more than ``chunk_size`` tokens still ends a window inside or
-    after it (and is cut again or flagged oversize)."""
+    after it (and is cut again or flagged oversize). A last window that would hold only whitespace (overlap
+    repeating the whitespace the window before ends in) is the text's last ``chunk_size`` tokens instead."""
     if bounds is None:
         bounds, inside = token_char_bounds(text, tokenizer, with_inside=True)
     n_tokens = len(bounds) - 1
@@ -56,6 +57,12 @@ def token_window_spans(text: str, tokenizer, chunk_size: int, overlap: int = 0,
             if not inside[back]:  # else no character boundary within chunk_size tokens: the end rounds up
                 end = back
         start_char, end_char = int(bounds[first]), int(bounds[end])
+        if overlap and end >= n_tokens and spans and text[start_char:end_char].isspace():
+            # an overlapping last window of whitespace alone: the text's last chunk_size tokens instead
+            first = max(n_tokens - chunk_size, 0)
+            while inside is not None and first < end and inside[first]:
+                first += 1
+            start_char = int(bounds[first])
         if end_char > start_char and end_char > last_end:
             spans.append((start_char, end_char))
             last_end = end_char

@@ -445,6 +445,15 @@ def test_blank_lines_ending_a_text_after_a_full_chunk_take_the_last_word_along(o
     assert chunks[-1].text == "epsilon" + ending
 
 
+@pytest.mark.parametrize("overlap", [1, 2])
+def test_an_overlapping_last_token_window_of_whitespace_alone_ends_the_text_with_content(overlap):
+    # QA: the last window started at the whitespace the full window before ended in, so it held nothing else
+    for text in ("a b\n\n\n  \n", "alpha beta gamma delta\n\n\n  \n"):
+        chunks = get_chunker("token", chunk_size=3, overlap=overlap).chunk_text(text)
+        assert all(c.text.strip() and c.token_count <= 3 for c in chunks), [c.text for c in chunks]
+        assert chunks[-1].end == len(text) and chunks[-1].start > chunks[-2].start
+
+
 def test_a_chunk_one_token_over_by_its_own_count_does_not_leave_a_one_word_chunk():
     # packed by the document's tokens every chunk is full; counted on their own texts several are a token over
     # (a first word without its space costs more), and their re-split used to leave lone words ("private ")
