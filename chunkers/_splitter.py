@@ -20,7 +20,7 @@ from __future__ import annotations
 import bisect
 import re
 from functools import cached_property
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import numpy as np
 
@@ -54,26 +54,34 @@ def _word_starts(space: np.ndarray) -> np.ndarray:
     return np.flatnonzero(space[:-1] & ~space[1:]) + 1
 
 
-def _line_starts(text: str) -> np.ndarray:
+def _code_point_pieces(text: str, points: np.ndarray | None = None) -> Iterator[tuple[int, int, np.ndarray]]:
+    """``(start, length, code points)`` of ``text`` a :data:`SCAN_PIECE` at a time, each piece's code points
+    followed by the next one's first (the whole text's ``points`` at once, when given)."""
+    if points is not None:
+        yield 0, len(text), points
+        return
+    for a in range(0, len(text), SCAN_PIECE):
+        yield a, min(SCAN_PIECE, len(text) - a), codepoints(text[a:a + SCAN_PIECE + 1])
+
+
+def _line_starts(text: str, points: np.ndarray | None = None) -> np.ndarray:
     """Positions right after each line break: a line feed, or a lone CR (the CR of a CRLF breaks no line)."""
     found = []
     with_cr = "\r" in text
-    for a in range(0, len(text), SCAN_PIECE):
-        points = codepoints(text[a:a + SCAN_PIECE + 1])  # and the next piece's first character, for a CR
-        piece = points[:SCAN_PIECE]
-        breaks = piece == 10
+    for a, n, points in _code_point_pieces(text, points):
+        breaks = points[:n] == 10
         if with_cr:
             followed = points[1:] != 10  # what follows each CR is not a line feed (the text's end: True)
-            breaks |= (piece == 13) & (followed if len(points) > len(piece) else np.append(followed, True))
+            breaks |= (points[:n] == 13) & (followed if len(points) > n else np.append(followed, True))
         found.append(np.flatnonzero(breaks) + (a + 1))
     return np.concatenate(found) if found else np.empty(0, dtype=np.int64)
 
 
-def _is_space(text: str) -> np.ndarray:
-    """``str.isspace`` of every character of ``text``, scanned a piece at a time."""
+def _is_space(text: str, points: np.ndarray | None = None) -> np.ndarray:
+    """``str.isspace`` of every character of ``text``."""
     space = np.empty(len(text), dtype=bool)
-    for a in range(0, len(text), SCAN_PIECE):
-        space[a:a + SCAN_PIECE] = is_space(codepoints(text[a:a + SCAN_PIECE]))
+    for a, n, points in _code_point_pieces(text, points):
+        space[a:a + n] = is_space(points[:n])
     return space
 
 
@@ -112,10 +120,16 @@ class RecursiveSplitter:
         return self.bounds_array.tolist()
 
     @cached_property
+    def _codepoints(self) -> np.ndarray | None:
+        """The text's code points, kept for the line and word scans when it has at most :data:`SCAN_PIECE`
+        characters (a longer text is scanned a piece at a time: not 4 bytes a character for all of it)."""
+        return codepoints(self.text) if len(self.text) <= SCAN_PIECE else None
+
+    @cached_property
     def line_starts(self) -> np.ndarray:
         """Positions right after each line break (the LINES cuts): a line feed, or a lone CR (old Mac line ends;
         the CR of a CRLF breaks no line of its own)."""
-        return _line_starts(self.text)
+        return _line_starts(self.text, self._codepoints)
 
     @cached_property
     def item_starts(self) -> np.ndarray:
@@ -129,7 +143,7 @@ class RecursiveSplitter:
     @cached_property
     def word_starts(self) -> np.ndarray:
         """The WORDS cuts (:func:`word_starts_of` the whole text)."""
-        return _word_starts(_is_space(self.text))
+        return _word_starts(_is_space(self.text, self._codepoints))
 
     @cached_property
     def token_starts(self) -> np.ndarray:

@@ -51,9 +51,10 @@ def test_line_and_word_starts_scanned_a_piece_at_a_time_are_the_whole_texts(text
     breaks = (points == 10) | ((points == 13) & np.append(points[1:] != 10, True))  # a CR not before a LF
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(_splitter, "SCAN_PIECE", piece)
-        assert _splitter._line_starts(text).tolist() == (np.flatnonzero(breaks) + 1).tolist()
-        assert _splitter._word_starts(_splitter._is_space(text)).tolist() == [
-            i for i in range(1, len(text)) if text[i - 1].isspace() and not text[i].isspace()]
+        for whole in (None, points):  # a piece at a time, or the whole text's code points at once
+            assert _splitter._line_starts(text, whole).tolist() == (np.flatnonzero(breaks) + 1).tolist()
+            assert _splitter._word_starts(_splitter._is_space(text, whole)).tolist() == [
+                i for i in range(1, len(text)) if text[i - 1].isspace() and not text[i].isspace()]
 
 
 def test_array_encoding_equals_encode_ordinary_for_special_token_text_and_lone_surrogates():
