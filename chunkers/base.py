@@ -11,7 +11,7 @@ gets this too. Anything else is a ``TypeError`` that names what was given.
 from __future__ import annotations
 
 import functools
-from typing import TYPE_CHECKING, Annotated, Any, Sequence
+from typing import TYPE_CHECKING, Annotated, Any, Iterable, Iterator, Sequence
 
 import numpy as np
 from pydantic import AfterValidator
@@ -65,6 +65,27 @@ def as_documents(documents: Sequence[Document | str]) -> Sequence[Document]:
     if all(isinstance(d, Document) for d in documents):
         return documents
     return [as_document(d, f"doc{i}") for i, d in enumerate(documents)]
+
+
+#: About how many characters of documents :meth:`Chunker.iter_chunks` (and ``ragloom chunk``) read and chunk at a
+#: time: a group ends with the document that reaches it.
+GROUP_CHARACTERS = 16_000_000
+
+
+def document_groups(documents: Iterable[Document | str], characters: int) -> Iterator[list[Document]]:
+    """``documents`` read lazily in consecutive groups, each ending with the document that brings it to
+    ``characters`` (the last one shorter); a plain string becomes a Document with id ``doc<i>`` by its position in
+    the whole iterable."""
+    group: list[Document] = []
+    size = 0
+    for position, document in enumerate(documents):
+        group.append(as_document(document, f"doc{position}"))
+        size += len(group[-1].text)
+        if size >= characters:
+            yield group
+            group, size = [], 0
+    if group:
+        yield group
 
 
 def _converting_first_argument(convert):
@@ -121,6 +142,17 @@ class Chunker(Operator):
     @_taking_texts
     def chunk_documents(self, documents: Sequence[Document]) -> list[Chunk]:
         return [c for d in documents for c in self.chunk(d)]
+
+    def iter_chunks(self, documents: Iterable[Document | str],
+                    group_characters: int = GROUP_CHARACTERS) -> Iterator[Chunk]:
+        """Every document's chunks, in order, for an iterable of any length (a generator reading files, say): the
+        documents are read and chunked in groups of about ``group_characters`` (:func:`document_groups`), so
+        memory holds one group, not the corpus. The same chunks as :meth:`chunk_documents` of all of them."""
+        if isinstance(documents, (str, bytes, Document)):
+            raise TypeError(f"iter_chunks takes an iterable of Documents or strs, got one {type(documents).__name__} "
+                            "(use chunk for a single text)")
+        for group in document_groups(documents, group_characters):
+            yield from self.chunk_documents(group)
 
     #: True for chunkers that compute their own chunk vectors (late chunking).
     embeds_chunks: bool = False

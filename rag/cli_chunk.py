@@ -81,12 +81,6 @@ def _as_read(params: dict, chunker) -> dict:
     return {key: read.get(key, value) for key, value in params.items()}
 
 
-#: ``ragloom chunk`` reads its input and chunks it in groups of documents that end at the one reaching this many
-#: characters, writing each group's chunks before reading on: memory follows the longest document, not the
-#: corpus (except with ``--quality``, which scores every chunk at the end).
-GROUP_CHARACTERS = 16_000_000
-
-
 @dataclass
 class ChunkRun:
     """What ``ragloom chunk`` keeps of a run while its chunks stream to the output: counts, sizes, the first
@@ -104,9 +98,12 @@ class ChunkRun:
     kept: list[Chunk] = field(default_factory=list)
 
     def chunks(self, chunker, documents: Iterable[Document]) -> Iterator[Chunk]:
-        """Every document's chunks, in order, chunked a group of :data:`GROUP_CHARACTERS` at a time (the same
-        chunks as all at once) and tallied as they go."""
-        for group in _in_groups(documents, GROUP_CHARACTERS):
+        """Every document's chunks, in order, chunked a group at a time as :meth:`chunkers.base.Chunker.iter_chunks`
+        does (the same chunks as all at once: memory follows the longest document, not the corpus, except with
+        ``--quality``, which scores every chunk at the end), and tallied as they go."""
+        import chunkers.base
+
+        for group in chunkers.base.document_groups(documents, chunkers.base.GROUP_CHARACTERS):
             started = time.perf_counter()
             chunks = chunker.chunk_documents(group)
             self.seconds += time.perf_counter() - started
@@ -119,19 +116,6 @@ class ChunkRun:
             if self.keep_all:
                 self.kept.extend(chunks)
             yield from chunks
-
-
-def _in_groups(documents: Iterable[Document], characters: int) -> Iterator[list[Document]]:
-    group: list[Document] = []
-    size = 0
-    for document in documents:
-        group.append(document)
-        size += len(document.text)
-        if size >= characters:
-            yield group
-            group, size = [], 0
-    if group:
-        yield group
 
 
 def _chunk_summary(op: str, params: dict, chunker, run: ChunkRun, lm: str | None, window: int | None = None) -> dict:

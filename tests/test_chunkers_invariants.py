@@ -237,6 +237,30 @@ def test_every_chunker_takes_a_plain_string_or_a_list_of_them_and_names_anything
     assert Plugin().chunk("text") == ["doc"] and Plugin().chunk_documents(["a", "b"]) == ["doc0", "doc1"]
 
 
+@pytest.mark.parametrize("key", ["token_overlap", "recursive", "sentence_overlap"])
+@pytest.mark.parametrize("group_characters", [1, 200, 10**9])
+def test_iter_chunks_reads_documents_a_group_at_a_time_and_gives_the_chunks_of_chunk_documents(key, group_characters):
+    from rag.types import Document
+
+    texts = ["# Title\n\nA paragraph of words. " * (3 + i) + "\n\n- item\n" for i in range(6)] + ["Short."]
+    chunker = make(key, 16)
+    read = []
+
+    def documents():
+        for i, text in enumerate(texts):
+            read.append(i)
+            yield text if i % 2 else Document(f"mine{i}", text)
+
+    expected = chunker.chunk_documents([t if i % 2 else Document(f"mine{i}", t) for i, t in enumerate(texts)])
+    chunks = chunker.iter_chunks(documents(), group_characters=group_characters)
+    first = next(chunks)
+    assert len(read) == (1 if group_characters == 1 else 2 if group_characters == 200 else len(texts))
+    assert [first, *chunks] == expected and len(read) == len(texts)
+    assert [c.doc_id for c in expected if not c.doc_id.startswith("mine")][0] == "doc1"  # ids by position
+    with pytest.raises(TypeError, match="got one str"):
+        next(chunker.iter_chunks("one text"))
+
+
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(paragraphs=st.lists(st.tuples(st.integers(1, 40), st.sampled_from(["\n\n", "\n", "\n \n\n"])), min_size=1,
                            max_size=8),

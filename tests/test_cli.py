@@ -265,6 +265,7 @@ def test_chunk_takes_the_chunker_of_a_pipeline_config_and_nested_yaml_params(tmp
 
 def test_chunk_streams_a_group_of_documents_at_a_time_with_the_chunks_and_summary_of_one_run(tmp_path, capsys,
                                                                                                monkeypatch):
+    import chunkers.base
     import rag.cli_chunk
     import rag.documents
 
@@ -276,7 +277,7 @@ def test_chunk_streams_a_group_of_documents_at_a_time_with_the_chunks_and_summar
     assert code == 0
     summary = json.loads(out)
     # a group per document: each group's chunks are written before the next document is read
-    monkeypatch.setattr(rag.cli_chunk, "GROUP_CHARACTERS", 1)
+    monkeypatch.setattr(chunkers.base, "GROUP_CHARACTERS", 1)
     files_read = []
     read_file = rag.documents._read_file
     monkeypatch.setattr(rag.documents, "_read_file", lambda *a: files_read.append(a[1]) or read_file(*a))
@@ -300,9 +301,9 @@ def test_chunk_streams_a_group_of_documents_at_a_time_with_the_chunks_and_summar
 
 
 def test_chunk_input_failing_after_some_documents_leaves_the_output_file_as_it_was(tmp_path, capsys, monkeypatch):
-    import rag.cli_chunk
+    import chunkers.base
 
-    monkeypatch.setattr(rag.cli_chunk, "GROUP_CHARACTERS", 1)  # the first document is chunked before the error
+    monkeypatch.setattr(chunkers.base, "GROUP_CHARACTERS", 1)  # the first document is chunked before the error
     docs = tmp_path / "docs"
     docs.mkdir()
     (docs / "a.md").write_text("Fine text. " * 20)
@@ -344,11 +345,11 @@ def test_a_terminated_chunk_run_removes_its_partial_output_and_leaves_the_old_fi
     import os
     import signal
 
-    import rag.cli_chunk
+    import chunkers.base
 
     if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
         pytest.skip("SIGTERM is handled by the test runner here")
-    monkeypatch.setattr(rag.cli_chunk, "GROUP_CHARACTERS", 1)
+    monkeypatch.setattr(chunkers.base, "GROUP_CHARACTERS", 1)
     from chunkers.recursive import RecursiveChunker
 
     chunk_documents = RecursiveChunker.chunk_documents
