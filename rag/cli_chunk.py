@@ -9,8 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Iterator
 
-from evals.chunk_quality import SizeTally
-
+from evals.chunk_quality import SizeTally, chunk_quality
 from rag.encodings import without_lone_surrogates
 from rag.errors import RagloomError
 from rag.jsonl import json_line, write_jsonl_atomically
@@ -121,8 +120,6 @@ class ChunkRun:
 def _chunk_summary(op: str, params: dict, chunker, run: ChunkRun, lm: str | None, window: int | None = None) -> dict:
     """What ``ragloom chunk`` reports (and ``--json`` prints): the run, and ``evals.chunk_quality``'s size statistics,
     plus MoC's Boundary Clarity and Chunk Stickiness when a causal LM is named (over ``run.kept``)."""
-    from evals.chunk_quality import chunk_quality
-
     sized = getattr(chunker, "boundary_chunker_", chunker)  # late chunking: its boundary chunker sets the sizes
     limit = getattr(sized.params, "chunk_size", None)
     scores = chunk_quality(run.kept, lm=lm, limit=limit, window=window) if lm else {}
