@@ -83,10 +83,12 @@ def _as_read(params: dict, chunker) -> dict:
 @dataclass
 class ChunkRun:
     """What ``ragloom chunk`` keeps of a run while its chunks stream to the output: counts, sizes, the first
-    ``show`` chunks, and every chunk only when a causal LM scores them (``keep_all``)."""
+    ``show`` chunks, and every chunk only when a causal LM scores them (``keep_all``); with ``progress``, a line
+    on stderr rewritten after each group of documents (cleared at the end)."""
 
     show: int = 0
     keep_all: bool = False
+    progress: bool = False
     documents: int = 0
     megabytes: float = 0.0
     seconds: float = 0.0
@@ -102,19 +104,30 @@ class ChunkRun:
         ``--quality``, which scores every chunk at the end), and tallied as they go."""
         import chunkers.base
 
-        for group in chunkers.base.document_groups(documents, chunkers.base.GROUP_CHARACTERS):
-            started = time.perf_counter()
-            chunks = chunker.chunk_documents(group)
-            self.seconds += time.perf_counter() - started
-            self.documents += len(group)
-            self.megabytes += sum(len(d.text.encode("utf-8", "surrogatepass")) for d in group) / 1e6
-            self.oversize += sum(bool(c.metadata.get("oversize")) for c in chunks)
-            self.tokenizer = self.tokenizer or next((c.tokenizer for c in chunks), None)
-            self.sizes.add(chunks)
-            self.shown.extend(chunks[:self.show - len(self.shown)])
-            if self.keep_all:
-                self.kept.extend(chunks)
-            yield from chunks
+        started_run = time.perf_counter()
+        shown_progress = False
+        try:
+            for group in chunkers.base.document_groups(documents, chunkers.base.GROUP_CHARACTERS):
+                started = time.perf_counter()
+                chunks = chunker.chunk_documents(group)
+                self.seconds += time.perf_counter() - started
+                self.documents += len(group)
+                self.megabytes += sum(len(d.text.encode("utf-8", "surrogatepass")) for d in group) / 1e6
+                self.oversize += sum(bool(c.metadata.get("oversize")) for c in chunks)
+                self.tokenizer = self.tokenizer or next((c.tokenizer for c in chunks), None)
+                self.sizes.add(chunks)
+                self.shown.extend(chunks[:self.show - len(self.shown)])
+                if self.keep_all:
+                    self.kept.extend(chunks)
+                if self.progress:  # one line, rewritten after each group
+                    print(f"\rchunking: {self.documents:,} documents, {self.megabytes:,.1f} MB, "
+                          f"{len(self.sizes.tokens):,} chunks, {time.perf_counter() - started_run:.0f} s",
+                          end="", file=sys.stderr, flush=True)
+                    shown_progress = True
+                yield from chunks
+        finally:
+            if shown_progress:
+                print("\r\033[K", end="", file=sys.stderr, flush=True)  # the summary takes its place
 
 
 def _chunk_summary(op: str, params: dict, chunker, run: ChunkRun, lm: str | None, window: int | None = None) -> dict:
@@ -236,9 +249,11 @@ def cmd_chunk(args) -> int:
         except ConfigError as exc:
             raise RagloomError(f"--set {exc.path}: {exc.message} (the default embedder, "
                                f"{EmbedderConfig().model})") from None
-    run = ChunkRun(show=args.show, keep_all=bool(args.quality))
-    chunks = run.chunks(chunker, iter_documents(args.input, args.encoding))
     to_stdout = args.out == "-"
+    # progress on a terminal (not with --json, whose output is parsed, nor between chunks printed to the terminal)
+    progress = sys.stderr.isatty() and not args.json and not (to_stdout and sys.stdout.isatty())
+    run = ChunkRun(show=args.show, keep_all=bool(args.quality), progress=progress)
+    chunks = run.chunks(chunker, iter_documents(args.input, args.encoding))
     if to_stdout:
         for c in chunks:
             print(json_line(c.to_json(), sys.stdout.encoding or "utf-8"))

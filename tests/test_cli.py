@@ -300,6 +300,21 @@ def test_chunk_streams_a_group_of_documents_at_a_time_with_the_chunks_and_summar
     assert grouped_summary == summary and summary["documents"] == 5
 
 
+def test_chunk_on_a_terminal_shows_its_progress_after_each_group_and_clears_it(tmp_path, capsys, monkeypatch):
+    import sys
+
+    import chunkers.base
+
+    monkeypatch.setattr(chunkers.base, "GROUP_CHARACTERS", 1)
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True, raising=False)  # pytest's capture, seen as a terminal
+    docs = _markdown_docs(tmp_path)
+    code, out, err = run(capsys, "chunk", str(docs), "--out", str(tmp_path / "c.jsonl"))
+    assert code == 0 and "\rchunking: 1 documents" in err and "\rchunking: 2 documents" in err
+    assert err.endswith("\r\033[K") and "chunks in" in out  # cleared before the summary
+    code, out, err = run(capsys, "chunk", str(docs), "--json")
+    assert code == 0 and "chunking:" not in err  # not with --json
+
+
 def test_chunk_input_failing_after_some_documents_leaves_the_output_file_as_it_was(tmp_path, capsys, monkeypatch):
     import chunkers.base
 
