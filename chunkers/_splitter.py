@@ -68,11 +68,11 @@ def _line_starts(text: str, points: np.ndarray | None = None) -> np.ndarray:
     """Positions right after each line break: a line feed, or a lone CR (the CR of a CRLF breaks no line)."""
     found = []
     with_cr = "\r" in text
-    for a, n, points in _code_point_pieces(text, points):
-        breaks = points[:n] == 10
+    for a, n, piece in _code_point_pieces(text, points):
+        breaks = piece[:n] == 10
         if with_cr:
-            followed = points[1:] != 10  # what follows each CR is not a line feed (the text's end: True)
-            breaks |= (points[:n] == 13) & (followed if len(points) > n else np.append(followed, True))
+            followed = piece[1:] != 10  # what follows each CR is not a line feed (the text's end: True)
+            breaks |= (piece[:n] == 13) & (followed if len(piece) > n else np.append(followed, True))
         found.append(np.flatnonzero(breaks) + (a + 1))
     return np.concatenate(found) if found else np.empty(0, dtype=np.int64)
 
@@ -80,8 +80,8 @@ def _line_starts(text: str, points: np.ndarray | None = None) -> np.ndarray:
 def _is_space(text: str, points: np.ndarray | None = None) -> np.ndarray:
     """``str.isspace`` of every character of ``text``."""
     space = np.empty(len(text), dtype=bool)
-    for a, n, points in _code_point_pieces(text, points):
-        space[a:a + n] = is_space(points[:n])
+    for a, n, piece in _code_point_pieces(text, points):
+        space[a:a + n] = is_space(piece[:n])
     return space
 
 
