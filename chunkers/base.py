@@ -56,11 +56,16 @@ def as_document(document: Document | str, doc_id: str = "doc") -> Document:
                     + (" (decode it first)" if isinstance(document, (bytes, bytearray)) else ""))
 
 
+def _check_not_one_text(documents: Any, method: str) -> None:
+    """A TypeError when a method that takes many documents was given one text (or one Document)."""
+    if isinstance(documents, (str, bytes, Document)):
+        raise TypeError(f"{method} takes an iterable of Documents or strs, got one {type(documents).__name__} "
+                        "(use chunk for a single text)")
+
+
 def as_documents(documents: Sequence[Document | str]) -> Sequence[Document]:
     """``documents`` with every plain string made a Document (ids ``doc0``, ``doc1``, ... by position)."""
-    if isinstance(documents, (str, bytes, Document)):
-        raise TypeError(f"chunk_documents takes a list of Documents or strs, got one {type(documents).__name__} "
-                        "(use chunk for a single text)")
+    _check_not_one_text(documents, "chunk_documents")
     documents = documents if isinstance(documents, (list, tuple)) else list(documents)  # a generator: read once
     if all(isinstance(d, Document) for d in documents):
         return documents
@@ -148,9 +153,7 @@ class Chunker(Operator):
         """Every document's chunks, in order, for an iterable of any length (a generator reading files, say): the
         documents are read and chunked in groups of about ``group_characters`` (:func:`document_groups`), so
         memory holds one group, not the corpus. The same chunks as :meth:`chunk_documents` of all of them."""
-        if isinstance(documents, (str, bytes, Document)):
-            raise TypeError(f"iter_chunks takes an iterable of Documents or strs, got one {type(documents).__name__} "
-                            "(use chunk for a single text)")
+        _check_not_one_text(documents, "iter_chunks")
         for group in document_groups(documents, group_characters):
             yield from self.chunk_documents(group)
 
