@@ -21,6 +21,10 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from rag.documents import read_documents  # noqa: E402
+
 SCIFACT = ROOT.parent / "shared" / "datasets" / "scifact" / "corpus.jsonl"
 NODE_DOCS = Path("/usr/share/doc/nodejs/api")
 RUN_CLI = "import sys; from rag.cli import main; sys.exit(main(sys.argv[1:]))"
@@ -29,8 +33,7 @@ RUN_CLI = "import sys; from rag.cli import main; sys.exit(main(sys.argv[1:]))"
 def abstracts(corpus: Path = SCIFACT) -> list[str]:
     if not corpus.exists():
         sys.exit(f"{corpus} not found: the inputs are built from scifact's abstracts (--corpus)")
-    with corpus.open(encoding="utf-8") as handle:
-        return [json.loads(line)["text"] for line in handle if line.strip()]
+    return [document.text for document in read_documents(corpus)]
 
 
 def one_document(folder: Path, megabytes: float, corpus: Path) -> Path:
@@ -56,9 +59,8 @@ def many_documents(folder: Path, megabytes: float, source: Path | None, corpus: 
 
 def measure(label: str, source: Path, op: str) -> None:
     out = source.parent / f"{source.name}.chunks.jsonl"
-    logs = source.parent / f"{source.name}.log"
     started = time.perf_counter()
-    with open(logs, "w+b") as log, tempfile.TemporaryFile() as stdout:
+    with tempfile.TemporaryFile() as log, tempfile.TemporaryFile() as stdout:
         child = subprocess.Popen([sys.executable, "-c", RUN_CLI, "chunk", str(source), "--op", op, "--out", str(out),
                                   "--json"], cwd=ROOT, stdout=stdout, stderr=log,
                                  env={**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1"})
