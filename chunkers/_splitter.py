@@ -13,14 +13,15 @@ The recursion runs one level at a time over all the spans that are still too big
 positions, not one Python call per span), then packs bottom-up: Python only loops per chunk, never per word.
 What a chunk may do around markdown headings, and the ``heading_path`` / ``table_header`` metadata it records,
 come from :class:`chunkers._sections.Sections`; the block level's markdown rules (a heading kept with a block split
-after it, fences and tables that fit kept whole) from :mod:`chunkers._block_rules`.
+after it, fences and tables that fit kept whole) from :mod:`chunkers._block_rules`; where lines and words start from
+:mod:`chunkers._text_scans`.
 """
 from __future__ import annotations
 
 import bisect
 import re
 from functools import cached_property
-from typing import Iterator, Sequence
+from typing import Sequence
 
 import numpy as np
 
@@ -32,57 +33,12 @@ from chunkers._sections import Sections
 from chunkers._sentences import sentence_cuts
 from chunkers._sorted_positions import in_sorted, merge_sorted, positions_inside
 from chunkers._spans import Span
-from chunkers._token_index import TokenIndex, codepoints, is_space
+from chunkers._text_scans import SCAN_PIECE, line_starts_of, space_of, word_starts_from_space, word_starts_of
+from chunkers._token_index import TokenIndex, codepoints
 
 HEADINGS, BLOCKS, ITEMS, LINES, SENTENCES, WORDS, TOKENS = range(7)
 _BLANK_LINES = re.compile(r"\n(?:[ \t]*+\r?\n)++")  # possessive: the same runs, 25 % faster
 _NON_SPACE = re.compile(r"\S")
-
-
-#: Characters turned into code points at a time by the whole-text scans (line and word starts): 4 bytes for each
-#: character of a piece, not of a whole long document.
-SCAN_PIECE = 1 << 20
-
-
-def word_starts_of(points: np.ndarray) -> np.ndarray:
-    """Where words start in a text given as code points: the ends of whitespace runs followed by a non-space
-    character (never position 0)."""
-    return _word_starts(is_space(points))
-
-
-def _word_starts(space: np.ndarray) -> np.ndarray:
-    return np.flatnonzero(space[:-1] & ~space[1:]) + 1
-
-
-def _code_point_pieces(text: str, points: np.ndarray | None = None) -> Iterator[tuple[int, int, np.ndarray]]:
-    """``(start, length, code points)`` of ``text`` a :data:`SCAN_PIECE` at a time, each piece's code points
-    followed by the next one's first (the whole text's ``points`` at once, when given)."""
-    if points is not None:
-        yield 0, len(text), points
-        return
-    for a in range(0, len(text), SCAN_PIECE):
-        yield a, min(SCAN_PIECE, len(text) - a), codepoints(text[a:a + SCAN_PIECE + 1])
-
-
-def _line_starts(text: str, points: np.ndarray | None = None) -> np.ndarray:
-    """Positions right after each line break: a line feed, or a lone CR (the CR of a CRLF breaks no line)."""
-    found = []
-    with_cr = "\r" in text
-    for a, n, piece in _code_point_pieces(text, points):
-        breaks = piece[:n] == 10
-        if with_cr:
-            followed = piece[1:] != 10  # what follows each CR is not a line feed (the text's end: True)
-            breaks |= (piece[:n] == 13) & (followed if len(piece) > n else np.append(followed, True))
-        found.append(np.flatnonzero(breaks) + (a + 1))
-    return np.concatenate(found) if found else np.empty(0, dtype=np.int64)
-
-
-def _is_space(text: str, points: np.ndarray | None = None) -> np.ndarray:
-    """``str.isspace`` of every character of ``text``."""
-    space = np.empty(len(text), dtype=bool)
-    for a, n, piece in _code_point_pieces(text, points):
-        space[a:a + n] = is_space(piece[:n])
-    return space
 
 
 def edges_to_spans(edges: np.ndarray) -> list[Span]:
@@ -129,7 +85,7 @@ class RecursiveSplitter:
     def line_starts(self) -> np.ndarray:
         """Positions right after each line break (the LINES cuts): a line feed, or a lone CR (old Mac line ends;
         the CR of a CRLF breaks no line of its own)."""
-        return _line_starts(self.text, self._codepoints)
+        return line_starts_of(self.text, self._codepoints)
 
     @cached_property
     def item_starts(self) -> np.ndarray:
@@ -143,7 +99,7 @@ class RecursiveSplitter:
     @cached_property
     def word_starts(self) -> np.ndarray:
         """The WORDS cuts (:func:`word_starts_of` the whole text)."""
-        return _word_starts(_is_space(self.text, self._codepoints))
+        return word_starts_from_space(space_of(self.text, self._codepoints))
 
     @cached_property
     def token_starts(self) -> np.ndarray:

@@ -45,15 +45,15 @@ def test_character_offsets_of_byte_offsets_round_up_inside_multibyte_characters(
 @given(text=st.one_of(adversarial, st.text(st.sampled_from("a \t\r\n\u3000é😀"), max_size=40)),
        piece=st.integers(1, 9))
 def test_line_and_word_starts_scanned_a_piece_at_a_time_are_the_whole_texts(text, piece):
-    from chunkers import _splitter
+    from chunkers import _text_scans
 
     points = codepoints(text)
     breaks = (points == 10) | ((points == 13) & np.append(points[1:] != 10, True))  # a CR not before a LF
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(_splitter, "SCAN_PIECE", piece)
+        patch.setattr(_text_scans, "SCAN_PIECE", piece)
         for whole in (None, points):  # a piece at a time, or the whole text's code points at once
-            assert _splitter._line_starts(text, whole).tolist() == (np.flatnonzero(breaks) + 1).tolist()
-            assert _splitter._word_starts(_splitter._is_space(text, whole)).tolist() == [
+            assert _text_scans.line_starts_of(text, whole).tolist() == (np.flatnonzero(breaks) + 1).tolist()
+            assert _text_scans.word_starts_from_space(_text_scans.space_of(text, whole)).tolist() == [
                 i for i in range(1, len(text)) if text[i - 1].isspace() and not text[i].isspace()]
 
 
