@@ -45,8 +45,6 @@ import re
 from dataclasses import dataclass, field
 from functools import lru_cache
 
-_FENCE = re.compile(r"^([ \t]*)(`{3,}|~{3,})[^\n]*\n?", re.M)
-_HEADING = re.compile(r"^[ \t]{0,3}(#{1,6})[ \t]+([^\r\n]*)", re.M)  # a title ends before a CRLF's CR
 _CLOSING_HASHES = re.compile(r"(?:^|[ \t]+)#+$")
 _TABLE = re.compile(r"(?:^[ \t]*\|[^\n]*(?:\n|$)){2,}", re.M)
 _UNDERLINE = re.compile(r"\n {0,3}+(={2,}+|-{2,}+)[ \t]*+(?=\r?\n|$)")
@@ -93,10 +91,13 @@ class MarkdownStructure:
         return block is not None and block[0] < position
 
 
-# The line probes' runs are possessive (``*+``, ``{0,3}+``): what follows a run can never be matched by giving part
-# of it back, and not trying to makes each probe 10-30 % faster (same matches).
-_HEADING_LINE = re.compile(r"\n[ \t]{0,3}+#")
-_FENCE_LINE = re.compile(r"\n[ \t]*+[`~]{3}")
+# Line patterns start with a line feed and run over the text with one prepended (:func:`_padded`): the regex engine
+# jumps between line feeds instead of trying ``^`` at every position. Their runs are possessive (``*+``, ``{0,3}+``):
+# what follows a run can never be matched by giving part of it back, and not trying to makes each 10-30 % faster
+# (same matches).
+_HEADING_LINE = re.compile(r"\n[ \t]{0,3}+(#{1,6})[ \t]+([^\r\n]*+)")  # a title ends before a CRLF's CR
+_FENCE_LINE = re.compile(r"\n([ \t]*+)(`{3,}+|~{3,}+)[^\n]*+")  # its line break is not matched: the next
+# line's pattern starts with it
 _PIPE_LINE = re.compile(r"\n[ \t]*\|[^\n]*")
 _UNINDENTED_LINE = re.compile(r"\n(?=[^ \t\r\n])")
 _VISIBLE = re.compile(r"\S")
@@ -109,26 +110,24 @@ def with_line_feeds(text: str) -> str:
     return _LONE_CR.sub("\n", text) if "\r" in text else text
 
 
+def _padded(text: str) -> str:
+    """``text`` after a line feed, for the line patterns: a match's start in it is its line's start in ``text``,
+    its end one past the end in ``text``."""
+    return "\n" + text
+
+
 def _line_starts(probe: re.Pattern, text: str) -> list[int]:
-    """Starts of the lines whose beginning matches ``probe`` (a pattern starting with a line feed, so the
-    regex engine can jump between line feeds instead of trying ``^`` at every position)."""
-    return [m.start() for m in probe.finditer("\n" + text)]  # m.start() in the padded text = line start
+    """Starts of the lines whose beginning matches ``probe`` (a line pattern)."""
+    return [m.start() for m in probe.finditer(_padded(text))]
 
 
-def _anchored(pattern: re.Pattern, probe: re.Pattern, text: str):
-    """``pattern.finditer(text)`` for a multiline pattern whose matches start at line starts found by ``probe``."""
-    for start in _line_starts(probe, text):
-        match = pattern.match(text, start)
-        if match is not None:
-            yield match
-
-
-def _tables(text: str) -> list[tuple[int, int]]:
-    """Runs of two or more consecutive lines starting with ``|`` (what ``_TABLE.finditer`` finds), faster."""
+def _tables(text: str, padded: str) -> list[tuple[int, int]]:
+    """Runs of two or more consecutive lines starting with ``|`` (what ``_TABLE.finditer`` finds), faster
+    (``padded``: :func:`_padded` ``text``)."""
     runs: list[tuple[int, int]] = []
     first = last_end = -1
     count = 0
-    for m in _PIPE_LINE.finditer("\n" + text):
+    for m in _PIPE_LINE.finditer(padded):
         start, end = m.start(), m.end() - 1  # in text coordinates
         if count and start == last_end + 1:
             count += 1
@@ -208,13 +207,14 @@ class _ListContext:
         return None
 
 
-def _fence_ranges(text: str) -> list[tuple[int, int]]:
+def _fence_ranges(text: str, padded: str) -> list[tuple[int, int]]:
+    """``(start, end)`` of the code fences (``padded``: :func:`_padded` ``text``)."""
     ranges = []
     if not _has_fence_marker(text):
         return ranges
     opening = None  # (start, marker, most indentation of its closing fence)
     lists = None
-    for match in _anchored(_FENCE, _FENCE_LINE, text):
+    for match in _FENCE_LINE.finditer(padded):
         indent, marker = len(match.group(1)), match.group(2)
         if opening is None:
             if indent <= 3:
@@ -225,7 +225,7 @@ def _fence_ranges(text: str) -> list[tuple[int, int]]:
             if offset is not None:
                 opening = (match.start(), marker, offset + 3)
         elif marker[0] == opening[1][0] and len(marker) >= len(opening[1]) and indent <= opening[2]:
-            ranges.append((opening[0], match.end()))
+            ranges.append((opening[0], match.end() if padded.startswith("\n", match.end()) else len(text)))
             opening = None
     if opening is not None:  # an unclosed fence runs to the end of the text
         ranges.append((opening[0], len(text)))
@@ -304,7 +304,8 @@ def parse_markdown(text: str) -> MarkdownStructure:
     structure = MarkdownStructure()
     if not _may_have_structure(text):
         return structure
-    fences = _fence_ranges(text)
+    padded = _padded(text)
+    fences = _fence_ranges(text, padded)
     fence_starts = [a for a, _ in fences]
 
     def in_fence(pos: int) -> bool:
@@ -312,8 +313,8 @@ def parse_markdown(text: str) -> MarkdownStructure:
         return i >= 0 and fences[i][0] <= pos < fences[i][1]
 
     front_matter = _front_matter_end(text)
-    headings = [(m.start(), len(m.group(1)), _atx_title(m.group(2)), m.end())
-                for m in (_anchored(_HEADING, _HEADING_LINE, text) if "#" in text else ())
+    headings = [(m.start(), len(m.group(1)), _atx_title(m.group(2)), m.end() - 1)
+                for m in (_HEADING_LINE.finditer(padded) if "#" in text else ())
                 if m.start() >= front_matter and not in_fence(m.start())]
     if "=" in text or "-" in text:
         setext = _setext_headings(text, front_matter, in_fence)
@@ -330,14 +331,17 @@ def parse_markdown(text: str) -> MarkdownStructure:
         structure.heading_text_starts.append(visible.start() if visible else len(text))
 
     blocks = [(a, b, "code") for a, b in fences]
-    for start, end in (_tables(text) if "|" in text else ()):
+    for start, end in (_tables(text, padded) if "|" in text else ()):
         if in_fence(start):
             continue
         blocks.append((start, end, "table"))
-        lines = text[start:end].split("\n")
-        header = "\n".join(lines[:2]) if len(lines) > 1 and "-" in lines[1] else lines[0]
+        # the header row, and the delimiter row when the second line has a "-" (a table has two lines at least)
+        first_end = text.find("\n", start, end)
+        second_end = text.find("\n", first_end + 1, end)
+        second_end = end if second_end < 0 else second_end
+        header_end = second_end if text.find("-", first_end + 1, second_end) >= 0 else first_end
         # the source's own line ends (a lone CR stays a CR), without the CR of a final CRLF
-        structure.table_headers[start] = source[start:start + len(header)].rstrip("\r")
+        structure.table_headers[start] = source[start:header_end].rstrip("\r")
     structure.blocks = sorted(blocks)
     structure._block_starts = [b[0] for b in structure.blocks]
     return structure

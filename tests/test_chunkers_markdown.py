@@ -465,7 +465,8 @@ def test_the_possessive_line_probes_match_what_their_backtracking_forms_match(te
 
     from chunkers import _markdown, _splitter
 
-    for fast, backtracking in ((_markdown._HEADING_LINE, r"\n[ \t]{0,3}#"), (_markdown._FENCE_LINE, r"\n[ \t]*[`~]{3}"),
+    for fast, backtracking in ((_markdown._HEADING_LINE, r"\n[ \t]{0,3}(#{1,6})[ \t]+([^\r\n]*)"),
+                               (_markdown._FENCE_LINE, r"\n([ \t]*)(`{3,}|~{3,})[^\n]*"),
                                (_markdown._UNDERLINE, r"\n {0,3}(={2,}|-{2,})[ \t]*(?=\r?\n|$)"),
                                (_markdown._LIST_ITEM_WITH_TEXT, r"\n[ \t]*(?:[-*+]|\d{1,9}[.)])[ \t]+(?=\S)"),
                                (_splitter._BLANK_LINES, r"\n(?:[ \t]*\r?\n)+")):
