@@ -51,9 +51,12 @@ def json_line(row: dict[str, Any], encoding: str = "utf-8") -> str:
 def write_jsonl_atomically(path: Path, rows: Iterable[dict[str, Any]]) -> None:
     """Rows as JSON Lines, written to a temporary file next to ``path`` and renamed over it: an interrupted
     run leaves any previous file whole. ``rows`` may be a generator that reads and computes as it goes: an error
-    it raises passes through as it is (the temporary file removed); only a failed write is "cannot write". The
-    temporary file gets a name no other file has (``.NAME.xxxxxxxx.tmp``), so no file of the user's is overwritten
-    on the way."""
+    it raises passes through as it is (the temporary file removed); only a failed write is "cannot write".
+
+    The temporary file is unnamed while it is written where the system allows it (Linux ``O_TMPFILE``), so a
+    process killed outright (SIGKILL, the out-of-memory killer) leaves nothing behind; it gets a name only to be
+    renamed over ``path``. That name, and the name of the file written elsewhere, is one no other file has
+    (``.NAME.xxxxxxxx.tmp``): no file of the user's is overwritten on the way."""
 
     def cannot_write(exc: OSError) -> RagloomError:
         return RagloomError(f"cannot write {path}: {exc.strerror or exc}")
@@ -72,6 +75,8 @@ def write_jsonl_atomically(path: Path, rows: Iterable[dict[str, Any]]) -> None:
                     raise cannot_write(exc) from None
             try:
                 handle.flush()
+                if tmp is None:
+                    tmp = _named(handle.fileno(), path)
             except OSError as exc:
                 raise cannot_write(exc) from None
         try:
@@ -79,16 +84,49 @@ def write_jsonl_atomically(path: Path, rows: Iterable[dict[str, Any]]) -> None:
         except OSError as exc:
             raise cannot_write(exc) from None
     except BaseException:
-        tmp.unlink(missing_ok=True)
+        if tmp is not None:
+            tmp.unlink(missing_ok=True)
         raise
 
 
-def _new_file_next_to(path: Path) -> tuple[Path, int]:
-    """A new file ``.NAME.xxxxxxxx.tmp`` in ``path``'s folder, opened for writing (created exclusively, so never
-    one that exists; permissions from the umask, as ``open`` gives)."""
+#: where an open file can be named by its descriptor (for ``link``): an unnamed file can be given a name
+_DESCRIPTORS = Path("/proc/self/fd")
+
+
+def _new_file_next_to(path: Path) -> tuple[Path | None, int]:
+    """A new file in ``path``'s folder, opened for writing (permissions from the umask, as ``open`` gives):
+    ``(None, descriptor)`` for an unnamed one (``O_TMPFILE``, named later by :func:`_named`), else
+    ``(name, descriptor)`` for a new file ``.NAME.xxxxxxxx.tmp`` (created exclusively, so never one that exists).
+    """
+    if hasattr(os, "O_TMPFILE") and os.link in os.supports_dir_fd and _DESCRIPTORS.is_dir():
+        try:
+            return None, os.open(path.parent, os.O_TMPFILE | os.O_WRONLY, 0o666)
+        except OSError:
+            pass  # a file system without unnamed files (or a folder that is not there: the error below names it)
     while True:
-        tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+        tmp = _temporary_name(path)
         try:
             return tmp, os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
         except FileExistsError:
             continue
+
+
+def _named(descriptor: int, path: Path) -> Path:
+    """A name ``.NAME.xxxxxxxx.tmp`` next to ``path`` for the unnamed file open at ``descriptor``."""
+    folder = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        while True:
+            tmp = _temporary_name(path)
+            try:
+                # linkat with AT_SYMLINK_FOLLOW, which os.link uses only with a folder descriptor: the link is
+                # followed to the open file (a plain link() would try to link the /proc entry itself)
+                os.link(_DESCRIPTORS / str(descriptor), tmp.name, dst_dir_fd=folder, follow_symlinks=True)
+                return tmp
+            except FileExistsError:
+                continue
+    finally:
+        os.close(folder)
+
+
+def _temporary_name(path: Path) -> Path:
+    return path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")

@@ -3,8 +3,14 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
+
+import rag.jsonl
 
 from rag.errors import InputError, RagloomError
 from rag.jsonl import read_jsonl_objects, write_jsonl_atomically
@@ -20,7 +26,16 @@ def test_invalid_json_names_the_line_and_the_column_on_it(tmp_path):
         list(read_jsonl_objects(path))
 
 
-def test_an_atomic_write_leaves_other_files_alone_and_no_temporary_file(tmp_path):
+@pytest.fixture(params=["unnamed", "named"])
+def staging(request, monkeypatch):
+    """Each atomic-write test twice: with the temporary file unnamed until it is complete (Linux O_TMPFILE,
+    where the system has it), and named from the start (other systems and file systems)."""
+    if request.param == "named":
+        monkeypatch.setattr(rag.jsonl, "_DESCRIPTORS", Path("/no/such/folder"))
+    return request.param
+
+
+def test_an_atomic_write_leaves_other_files_alone_and_no_temporary_file(tmp_path, staging):
     # the temporary file was NAME.tmp: a user's file of that name was overwritten, then deleted
     out = tmp_path / "x.jsonl"
     mine = tmp_path / "x.jsonl.tmp"
@@ -34,7 +49,7 @@ def test_an_atomic_write_leaves_other_files_alone_and_no_temporary_file(tmp_path
     assert out.stat().st_mode & 0o777 == 0o666 & ~umask  # as open() would create it
 
 
-def test_an_interrupted_atomic_write_keeps_the_previous_file_whole(tmp_path):
+def test_an_interrupted_atomic_write_keeps_the_previous_file_whole(tmp_path, staging):
     out = tmp_path / "x.jsonl"
     out.write_text('{"old": 1}\n')
 
@@ -50,3 +65,32 @@ def test_an_interrupted_atomic_write_keeps_the_previous_file_whole(tmp_path):
     assert out.read_text() == '{"new": 2}\n'
     with pytest.raises(RagloomError, match="cannot write"):
         write_jsonl_atomically(tmp_path / "missing" / "x.jsonl", [{"a": 1}])
+
+
+_KILLED_PART_WAY = """
+import os, signal, sys
+from pathlib import Path
+from rag.jsonl import write_jsonl_atomically
+
+def rows():
+    for i in range(1000):
+        yield {"new": i}
+    os.kill(os.getpid(), signal.SIGKILL)  # as the out-of-memory killer would: no cleanup runs
+
+write_jsonl_atomically(Path(sys.argv[1]), rows())
+"""
+
+
+def test_a_process_killed_outright_part_way_leaves_no_temporary_file(tmp_path):
+    # a named temporary file outlived SIGKILL: a hidden .x.jsonl.xxxxxxxx.tmp for every killed run
+    try:
+        os.close(os.open(tmp_path, os.O_TMPFILE | os.O_WRONLY))
+    except (AttributeError, OSError):
+        pytest.skip("no unnamed temporary files (O_TMPFILE) here")
+    out = tmp_path / "x.jsonl"
+    out.write_text('{"old": 1}\n')
+    done = subprocess.run([sys.executable, "-c", _KILLED_PART_WAY, str(out)],
+                          cwd=Path(rag.jsonl.__file__).parents[1], capture_output=True)
+    assert done.returncode == -signal.SIGKILL, done.stderr
+    assert out.read_text() == '{"old": 1}\n'
+    assert [p.name for p in tmp_path.iterdir()] == ["x.jsonl"]
