@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import codecs
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator
 
@@ -37,7 +38,32 @@ def read_documents(source: str | Path, encoding: str = "utf-8") -> list[Document
 def iter_documents(source: str | Path, encoding: str = "utf-8") -> Iterator[Document]:
     """The documents of :func:`read_documents`, read one at a time (a file, or a JSON line, when the one before
     has been taken). A missing input or an unknown encoding is an error at once; an unreadable file or line when
-    it is reached; input without a document with text after the last one."""
+    it is reached (:func:`check_documents` finds those first); input without a document with text after the last
+    one."""
+    return _documents(source, encoding, warn=True)
+
+
+@dataclass(frozen=True)
+class InputSize:
+    """How much :func:`iter_documents` will give: documents with text, and their size in UTF-8 megabytes."""
+
+    documents: int
+    megabytes: float
+
+
+def check_documents(source: str | Path, encoding: str = "utf-8") -> InputSize:
+    """Every document of ``source`` read once and dropped, for the errors :func:`iter_documents` would raise part
+    way (an undecodable file, a bad JSON line, no document with text), raised now, before any work is done on the
+    documents; and their number and size. One document is held at a time; nothing is logged (the real pass warns
+    of the empty documents it skips)."""
+    documents = size = 0
+    for document in _documents(source, encoding, warn=False):
+        documents += 1
+        size += len(document.text.encode("utf-8", "surrogatepass"))
+    return InputSize(documents, size / 1e6)
+
+
+def _documents(source: str | Path, encoding: str, warn: bool) -> Iterator[Document]:
     path = Path(source)
     if not path.exists():
         raise InputError(f"input not found: {path}")
@@ -51,10 +77,11 @@ def iter_documents(source: str | Path, encoding: str = "utf-8") -> Iterator[Docu
         docs = _read_jsonl(path, encoding)
     else:
         docs = (d for d in [_read_file(path, path.name, encoding)] if d is not None)
-    return _keep_nonempty(docs, str(path), jsonl=path.suffix.lower() == ".jsonl" and not path.is_dir())
+    return _keep_nonempty(docs, str(path), jsonl=path.suffix.lower() == ".jsonl" and not path.is_dir(), warn=warn)
 
 
-def _keep_nonempty(docs: Iterable[Document], source: str, jsonl: bool = False) -> Iterator[Document]:
+def _keep_nonempty(docs: Iterable[Document], source: str, jsonl: bool = False,
+                   warn: bool = True) -> Iterator[Document]:
     kept = 0
     empty: list[str] = []
     seen_any = False
@@ -65,7 +92,7 @@ def _keep_nonempty(docs: Iterable[Document], source: str, jsonl: bool = False) -
             yield doc
         else:
             empty.append(doc.id)
-    if empty:
+    if empty and warn:
         names = ", ".join(empty[:10]) + (f" and {len(empty) - 10} more" if len(empty) > 10 else "")
         log.warning("skipped %d empty document(s) in %s: %s", len(empty), source, names)
     if jsonl and not seen_any:

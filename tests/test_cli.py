@@ -291,10 +291,11 @@ def test_chunk_streams_a_group_of_documents_at_a_time_with_the_chunks_and_summar
     monkeypatch.setattr(rag.cli_chunk, "write_jsonl_atomically", write)
     grouped = tmp_path / "grouped.jsonl"
     code, out, _ = run(capsys, "chunk", str(docs), "--set", "chunk_size=30", "--out", str(grouped), "--json")
-    assert code == 0 and len(files_read) == 5
+    assert code == 0 and len(files_read) == 10  # five read by the check of the input first, then five as chunked
     rows = [json.loads(line) for line in grouped.read_text(encoding="utf-8").splitlines()]
     assert rows == [json.loads(line) for line in whole.read_text(encoding="utf-8").splitlines()]
-    assert [files_read.index(r["doc_id"]) + 1 for r in rows] == read_when_written  # its own file read, no other
+    # each chunk written after its own file's second read, before the next file's
+    assert [files_read.index(r["doc_id"], 5) + 1 for r in rows] == read_when_written
     grouped_summary = json.loads(out)
     assert grouped_summary.pop("seconds") >= 0 and summary.pop("seconds") >= 0
     assert grouped_summary == summary and summary["documents"] == 5
@@ -309,7 +310,8 @@ def test_chunk_on_a_terminal_shows_its_progress_after_each_group_and_clears_it(t
     monkeypatch.setattr(sys.stderr, "isatty", lambda: True, raising=False)  # pytest's capture, seen as a terminal
     docs = _markdown_docs(tmp_path)
     code, out, err = run(capsys, "chunk", str(docs), "--out", str(tmp_path / "c.jsonl"))
-    assert code == 0 and "\rchunking: 1 documents" in err and "\rchunking: 2 documents" in err
+    assert code == 0 and "\rchunking: 1 / 2 documents" in err and "\rchunking: 2 / 2 documents" in err
+    assert "s left" in err  # the input was checked first: its size is known
     assert err.endswith("\r\033[K") and "chunks in" in out  # cleared before the summary
     code, out, err = run(capsys, "chunk", str(docs), "--json")
     assert code == 0 and "chunking:" not in err  # not with --json
@@ -334,6 +336,29 @@ def test_chunk_input_failing_after_some_documents_leaves_the_output_file_as_it_w
     assert code == 2 and "no document with text (2 empty)" in err
     assert out_file.read_text() == "previous run\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["chunks.jsonl", "docs"]  # no temporary file left
+
+
+def test_chunk_finds_an_input_error_before_it_chunks_anything(tmp_path, capsys, monkeypatch):
+    # streaming found a bad file only when it reached it: minutes of work lost, and with --out - the chunks of the
+    # files before it printed
+    import chunkers.base
+
+    monkeypatch.setattr(chunkers.base, "GROUP_CHARACTERS", 1)
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "a.md").write_text("Fine text. " * 20)
+    (docs / "b.txt").write_bytes("Caf\u00e9 cr\u00e8me.".encode("latin-1"))
+    chunked = []
+    groups = chunkers.base.document_groups
+    monkeypatch.setattr(chunkers.base, "document_groups",
+                        lambda documents, size: (chunked.extend(g) or g for g in groups(documents, size)))
+    code, out, err = run(capsys, "chunk", str(docs), "--out", "-")
+    assert code == 2 and f"{docs / 'b.txt'}: not valid utf-8" in err
+    assert out == "" and chunked == []
+    lines = tmp_path / "docs.jsonl"
+    lines.write_text('{"id": "a", "text": "Fine."}\n{"id": "a", "text": "Again."}\n')
+    code, out, err = run(capsys, "chunk", str(lines), "--out", "-")
+    assert code == 2 and "docs.jsonl:2: duplicate document id 'a'" in err and out == "" and chunked == []
 
 
 def test_chunk_names_an_input_that_cannot_be_read_not_the_output_it_streams_to(tmp_path, capsys, monkeypatch):

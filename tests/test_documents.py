@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from rag.documents import read_documents
+from rag.documents import check_documents, read_documents
 from rag.errors import InputError
 
 
@@ -59,6 +59,20 @@ def test_empty_documents_are_skipped_with_a_warning_naming_them(tmp_path, caplog
         docs = read_documents(tmp_path)
     assert [d.id for d in docs] == ["full.txt"]
     assert "empty.txt" in caplog.text
+
+
+def test_checking_the_input_counts_what_reading_it_gives_and_warns_of_nothing(tmp_path, caplog):
+    (tmp_path / "empty.txt").write_text("   \n")
+    (tmp_path / "full.txt").write_text("text")
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "more.md").write_text("caf\u00e9 \u6f22")
+    with caplog.at_level(logging.WARNING):
+        size = check_documents(tmp_path)
+    assert caplog.text == ""  # the reading pass after it warns of the empty one
+    assert (size.documents, size.megabytes) == (2, (4 + len("caf\u00e9 \u6f22".encode())) / 1e6)
+    (tmp_path / "sub" / "z.txt").write_bytes(b"caf\xe9")
+    with pytest.raises(InputError, match=r"z.txt: not valid utf-8"):
+        check_documents(tmp_path)
 
 
 def test_only_empty_input_is_an_error(tmp_path):
