@@ -22,6 +22,17 @@ def test_folder_reads_text_like_files_recursively_with_relative_ids(tmp_path):
     assert docs[1].metadata["language"] == "python"
 
 
+def test_every_suffix_the_ast_chunker_knows_is_read_from_a_folder_with_its_language(tmp_path):
+    # QA: .cjs, .mts, .cts, .hxx and .pyi files were skipped in a folder, though the ast chunker takes those names
+    from chunkers._syntax import GRAMMARS, normalise_language
+
+    names = {"a.cjs": "javascript", "b.mts": "typescript", "c.cts": "typescript", "d.hxx": "cpp", "e.pyi": "python"}
+    for name in names:
+        (tmp_path / name).write_text("x = 1\n")
+    assert {d.id: d.metadata["language"] for d in read_documents(tmp_path)} == names
+    assert all(normalise_language(language) in GRAMMARS for language in names.values())
+
+
 def test_jsonl_documents_keep_metadata_and_title(tmp_path):
     path = tmp_path / "docs.jsonl"
     path.write_text('{"id": "1", "text": "hello", "metadata": {"k": 1}}\n{"_id": "2", "title": "T", "text": "x"}\n')
