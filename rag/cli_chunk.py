@@ -96,6 +96,9 @@ class ChunkRun:
     megabytes: float = 0.0
     seconds: float = 0.0
     oversize: int = 0
+    #: documents a chunker did not chunk its own way, by reason (the ast chunker's text fallback: "recursive
+    #: (parse errors)")
+    fallbacks: Counter = field(default_factory=Counter)
     tokenizer: str | None = None
     sizes: SizeTally = field(default_factory=SizeTally)
     shown: list[Chunk] = field(default_factory=list)
@@ -117,6 +120,8 @@ class ChunkRun:
                 self.documents += len(group)
                 self.megabytes += sum(len(d.text.encode("utf-8", "surrogatepass")) for d in group) / 1e6
                 self.oversize += sum(bool(c.metadata.get("oversize")) for c in chunks)
+                self.fallbacks.update(reason for _, reason in {(c.doc_id, c.metadata["fallback"]) for c in chunks
+                                                                if c.metadata.get("fallback")})
                 self.tokenizer = self.tokenizer or next((c.tokenizer for c in chunks), None)
                 self.sizes.add(chunks)
                 self.shown.extend(chunks[:self.show - len(self.shown)])
@@ -147,12 +152,15 @@ def _chunk_summary(op: str, params: dict, chunker, run: ChunkRun, lm: str | None
     plus MoC's Boundary Clarity and Chunk Stickiness when a causal LM is named (over ``run.kept``)."""
     sized = getattr(chunker, "boundary_chunker_", chunker)  # late chunking: its boundary chunker sets the sizes
     limit = getattr(sized.params, "chunk_size", None)
+    max_chars = getattr(sized.params, "max_chars", None)  # the ast chunker's budget, in non-whitespace characters
     scores = chunk_quality(run.kept, lm=lm, limit=limit, window=window) if lm else {}
     return {
         # the given params as the chunker read them ("--set pack_sections=0" is false)
         "chunker": {"op": op, **_as_read(params, chunker)}, "documents": run.documents,
         "megabytes": round(run.megabytes, 6), "seconds": round(run.seconds, 3), "limit": limit,
         "tokenizer": run.tokenizer, "oversize": run.oversize,
+        **({"max_chars": max_chars} if max_chars is not None else {}),
+        **({"fallbacks": dict(run.fallbacks)} if run.fallbacks else {}),
         # an LLM-guided chunker's calls and the answers that named no usable boundary (its fallback packed those)
         **({"model_calls": chunker.model_calls, "unusable_answers": chunker.unusable_answers}
            if hasattr(chunker, "unusable_answers") else {}),
@@ -187,10 +195,18 @@ def _print_chunk_summary(console, summary: dict, shown: list[Chunk], embeds_chun
         t, c = size["tokens"], size["chars"]
         console.print(f"tokens per chunk ({summary['tokenizer']}): mean {t['mean']:.1f}, median {t['median']:.0f}, "
                       f"p95 {t['p95']:.0f}, max {t['max']:.0f}" + (f" (limit {summary['limit']})" if summary["limit"] else "")
-                      + f"; characters: mean {c['mean']:.0f}; oversize: {summary['oversize']}")
+                      + f"; characters: mean {c['mean']:.0f}"
+                      + (f" (limit {summary['max_chars']} not counting whitespace)" if "max_chars" in summary else "")
+                      + f"; oversize: {summary['oversize']}")
         # chunks of a few tokens that are not a document's end: what a cut left over
         console.print(f"fragments (<= {FRAGMENT_TOKENS} tokens): {size['fragments']}; whitespace-only: "
                       f"{size['whitespace_only']}")
+    if "fallbacks" in summary:
+        # "recursive (parse errors)": the chunker that took over, and why
+        reasons = ", ".join(f"{reason.removeprefix('recursive (').removesuffix(')')}: {count}"
+                            for reason, count in sorted(summary["fallbacks"].items()))
+        console.print(f"documents chunked as text (recursive) instead: {sum(summary['fallbacks'].values())} "
+                      f"({escape(reasons)})")
     if "model_calls" in summary:
         console.print(f"LLM calls: {summary['model_calls']}; unusable answers: {summary['unusable_answers']} "
                       "(no boundary named in the window: those windows were packed by paragraphs)")

@@ -411,6 +411,26 @@ def test_a_terminated_chunk_run_removes_its_partial_output_and_leaves_the_old_fi
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # the handler is the command's only
 
 
+def test_chunk_with_the_ast_chunker_reports_its_budget_and_the_documents_it_chunked_as_text(tmp_path, capsys):
+    # QA: a file that did not parse, or had no language, was chunked as text without a word, and the summary
+    # showed only the token limit while max_chars decided
+    code_dir = tmp_path / "code"
+    code_dir.mkdir()
+    (code_dir / "a.py").write_text("def f(x):\n    return x + 1\n")
+    (code_dir / "b.py").write_text("this is ((( not [ python\n")
+    (code_dir / "c.txt").write_text("some text\n")
+    (code_dir / "d.txt").write_text("more text\n")
+    code, out, _ = run(capsys, "chunk", str(code_dir), "--op", "ast", "--set", "max_chars=300", "--json")
+    summary = json.loads(out)
+    assert code == 0 and summary["max_chars"] == 300 and summary["limit"] == 512
+    assert summary["fallbacks"] == {"recursive (no language)": 2, "recursive (parse errors)": 1}
+    code, out, _ = run(capsys, "chunk", str(code_dir), "--op", "ast", "--set", "max_chars=300")
+    assert "limit 300 not counting whitespace" in " ".join(out.split())
+    assert "chunked as text (recursive) instead: 3 (no language: 2, parse errors: 1)" in " ".join(out.split())
+    code, out, _ = run(capsys, "chunk", str(code_dir), "--json")
+    assert "fallbacks" not in json.loads(out) and "max_chars" not in json.loads(out)
+
+
 def test_chunk_to_stdout_keeps_the_summary_on_stderr(tmp_path, capsys):
     code, out, err = run(capsys, "chunk", str(_markdown_docs(tmp_path)), "--op", "token", "--set", "chunk_size=16",
                          "--out", "-")
