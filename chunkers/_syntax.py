@@ -49,7 +49,10 @@ _FUNCTION_VALUES = ("arrow_function", "function_expression", "function", "genera
 _NAME_TYPES = frozenset({"identifier", "field_identifier", "type_identifier", "property_identifier",
                          "qualified_identifier", "scoped_identifier", "destructor_name", "operator_name",
                          "operator_cast", "namespace_identifier", "private_property_identifier"})
-_WRAPPER_TYPES = frozenset({"decorated_definition", "export_statement", "template_declaration"})
+#: Nodes around a definition: decorators, ``export``, a C++ template, and the JavaScript / TypeScript declaration
+#: (``const`` / ``let`` / ``var``) of a variable bound to a function.
+_WRAPPER_TYPES = frozenset({"decorated_definition", "export_statement", "template_declaration",
+                            "lexical_declaration", "variable_declaration"})
 #: Comments, decorators and Rust's attributes (``#[derive(...)]``): they describe what follows them.
 _LEADING_TYPES = frozenset({"comment", "line_comment", "block_comment", "attribute_item", "decorator"})
 #: Scope types that also occur as a mere reference to a type (``struct point *p``): a definition needs a body.
@@ -144,7 +147,9 @@ def starts_definition(node, source: bytes) -> bool:
     looks no deeper (a Go ``type`` declaration is not a wrapper here) and is left so, as a deeper look would move
     chunk boundaries; the ``definitions`` metadata comes from :func:`find_definitions`."""
     if is_scope(node):
-        return scope_name(node, source) is not None
+        # a struct, class, union or enum specifier without a body names a type (``struct node *n``): no definition
+        return scope_name(node, source) is not None and (
+            node.type not in _DEFINED_WITH_BODY or node.child_by_field_name("body") is not None)
     if node.type in _WRAPPER_TYPES:
         return any(starts_definition(child, source) for child in node.named_children)
     return False

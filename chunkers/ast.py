@@ -17,7 +17,8 @@ chunk, so splitting leaves no fragments like a lone closing triple quote; a defi
 chunk. A split definition's header (keywords, name, parameters, decorators) and the comments or Rust attributes
 just before it open its first chunk, packed with its first statements (a body that fits alone is split too rather
 than leave the header a chunk of its own); comments that would end a chunk open the next one, with the code they
-describe, when that fits. A leaf over the budget (a huge string literal) is split at lines, then whitespace, then
+describe, when that fits. Decorators, comments and attributes alone do not split a definition that fits a chunk:
+it stays whole and they are a chunk before it (a decorator is never cut to fill the chunk before it). A leaf over the budget (a huge string literal) is split at lines, then whitespace, then
 characters.
 
 Unlike the reference cAST code (which drops oversized leaves and rebuilds text approximately) this is
@@ -155,9 +156,13 @@ class SyntaxSplitter:
         for a, b in zip(edges[:-1], edges[1:]):
             child = by_start.get(a)  # the child starting this piece; None for a gap before the first child
             # a definition's header that cannot take its whole body along opens the body's first chunk: the body is
-            # split after it, rather than leaving the header a chunk of its own
+            # split after it, rather than leaving the header a chunk of its own. Not when the group holds only
+            # decorators, comments or attributes (and the text before this node's first child): a decorator is
+            # not cut to fill their chunk, and a definition that fits alone stays whole, with those a chunk before
+            # it, as comments are when they do not fit with the code they describe
             header_alone = (header and child is not None and group and not self.fits(group[0][0], b)
-                            and trailing(defines_nothing) == len(group))
+                            and trailing(defines_nothing) == len(group)
+                            and any(piece is not None and not leads(piece) for piece in group_children))
             if self.fits(a, b) and not header_alone:
                 if (tail_open and defines_nothing(child) and not describes(child)
                         and self.fits(out[-1][0][0], b)):

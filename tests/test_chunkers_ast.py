@@ -511,3 +511,32 @@ def test_a_class_header_opening_its_first_method_is_in_the_class_scope():
     assert chunks[0].text.startswith("class Holder:\n    def fill(self):\n        value0")
     assert chunks[0].metadata["scope_path"] == ["Holder"]
     assert all(c.metadata["scope_path"] == ["Holder", "fill"] for c in chunks[1:])
+
+
+def test_a_decorator_that_fits_is_never_cut_and_a_definition_that_fits_stays_whole():
+    # QA: a decorator that did not fit with the pieces before it was split to fill their chunk ("...\n@" then
+    # "nx.dispatchable(...)"), and the definition after it was split to join it
+    text = ("import x\n\n\n# " + "-" * 79 + "\n@first_decorator\n@nx.dispatchable(graphs=None, returns_graph=True)\n"
+            "def build_graph(create_using=None):\n    G = empty_graph(0, create_using)\n    return G\n")
+    chunks = get_chunker("ast", language="python", max_chars=100).chunk_text(text)
+    check(text, chunks, 100, 512)
+    texts = [c.text for c in chunks]
+    assert "@nx.dispatchable(graphs=None, returns_graph=True)\n" in texts
+    assert texts[-1] == "def build_graph(create_using=None):\n    G = empty_graph(0, create_using)\n    return G\n"
+
+
+@pytest.mark.parametrize("language, text, first", [
+    # QA: the declaration's keyword, or the return type before a C function's name, was a chunk of its own
+    ("javascript", "const handler = (req, res) => {\n  const name = req.query.name || 'world';\n"
+                   "  res.send(`hello ${name}, welcome back`);\n};\n", "const handler = (req, res) => {\n"),
+    ("typescript", "export const handler = (req: Request): void => {\n  const name = req.query.name || 'world';\n"
+                   "  res.send(`hello ${name}, welcome back`);\n};\n", "export const handler = (req: Request)"),
+    ("c", "static struct node *node_new(int value){\n    struct node *n = malloc(sizeof *n);\n"
+          "    n->value = value; n->next = NULL; n->prev = NULL;\n    return n;\n}\n", "static struct node *node_new("),
+])
+def test_a_split_definition_keeps_its_leading_keywords_and_type(language, text, first):
+    chunks = get_chunker("ast", language=language, max_chars=60).chunk_text(text)
+    check(text, chunks, 60, 512)
+    assert chunks[0].text.startswith(first)
+    name = "node_new" if language == "c" else "handler"
+    assert chunks[0].metadata["scope_path"] == [name] and chunks[0].metadata["definitions"] == [name]
