@@ -184,6 +184,7 @@ def get_spec(name: str, kinds: str | Iterable[str] | None = None, path: str = "o
 
 def validate_params(cls: type[Operator], params: dict[str, Any], path: str = "") -> OperatorParams:
     """``cls.Params(**params)`` with pydantic's errors turned into a :class:`ConfigError` naming the key."""
+    _check_key_names(cls, params, path)
     try:
         return cls.Params(**params)
     except ValidationError as exc:
@@ -192,6 +193,16 @@ def validate_params(cls: type[Operator], params: dict[str, Any], path: str = "")
         if path and not exc.path.startswith(path):
             raise ConfigError(exc.message, f"{path}.{exc.path}" if exc.path else path) from None
         raise
+
+
+def _check_key_names(cls: type[Operator], params: dict[Any, Any], path: str) -> None:
+    """A :class:`ConfigError` for a key that is not a string: YAML reads ``1:``, ``true:`` or ``null:`` as a
+    number, a boolean or None, which no param is named (Python would stop at ``**params``)."""
+    key = next((key for key in params if not isinstance(key, str)), None)
+    if key is not None or None in params:
+        valid = ", ".join(cls.Params.model_fields)
+        raise ConfigError(f"unknown key {key!r} for op {cls.name!r}: YAML reads it as {type(key).__name__}, not a "
+                          f"name; valid keys: {valid or '(none)'}", f"{path}.{key}" if path else str(key))
 
 
 def params_error(exc: ValidationError, cls: type[Operator], path: str) -> ConfigError:
@@ -228,6 +239,7 @@ def create(name: str, params: dict[str, Any] | None = None, kinds: str | Iterabl
            path: str = "") -> Operator:
     """Instantiate the operator ``name`` with validated ``params``."""
     spec = get_spec(name, kinds, f"{path}.op" if path else "op")
+    _check_key_names(spec.cls, params or {}, path)
     try:
         return spec.cls(**(params or {}))
     except ValidationError as exc:
