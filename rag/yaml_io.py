@@ -34,13 +34,20 @@ class _LocatingLoader(yaml.SafeLoader):
 
 
 def _construct_mapping(loader: _LocatingLoader, node: yaml.MappingNode) -> LocatedDict:
-    loader.flatten_mapping(node)
+    """A mapping with the line of each key; a key written twice is an error. Keys a merge (``<<: *defaults``)
+    brings in come first, and the mapping's own keys may override them, as YAML has it."""
+    own = sum(key_node.tag != "tag:yaml.org,2002:merge" for key_node, _ in node.value)
+    loader.flatten_mapping(node)  # the merged pairs, then the mapping's own, in node.value
+    merged = len(node.value) - own
     result = LocatedDict()
     result.line = node.start_mark.line + 1
-    for key_node, value_node in node.value:
+    written: set = set()
+    for position, (key_node, value_node) in enumerate(node.value):
         key = loader.construct_object(key_node, deep=True)
-        if key in result:
-            raise ConfigError(f"duplicate key {key!r}", line=key_node.start_mark.line + 1)
+        if position >= merged:
+            if key in written:
+                raise ConfigError(f"duplicate key {key!r}", line=key_node.start_mark.line + 1)
+            written.add(key)
         result[key] = loader.construct_object(value_node, deep=True)
         result.lines[key] = key_node.start_mark.line + 1
     return result
