@@ -152,6 +152,9 @@ _DEFAULT_INDEX = {"chunker": {"op": "token", "chunk_size": 256, "overlap": 32}, 
 class _Parser:
     def __init__(self, source: str | None):
         self.source = source
+        #: (path, structure name, container, key) of each flow step whose operator reads an index structure (its
+        #: ``structure`` param, e.g. bm25's "bm25"): checked against index.structures once both are read
+        self.structures_read: list[tuple[str, str, Any, Any]] = []
 
     def error(self, message: str, path: str, container: Any = None, key: Any = None) -> ConfigError:
         return ConfigError(message, path, self.source, line_of(container, key) if container is not None else None)
@@ -184,6 +187,13 @@ class _Parser:
         except ConfigError as exc:
             raise exc.located(self.source, line_of(data, "generator")) from None
         flow = self.steps(data["flow"], "flow", data, "flow")
+        built = [s.op for s in index.structures]
+        for path, structure, container, key in self.structures_read:
+            if structure not in built:
+                # found now, not after the documents are indexed (Index.structure says the same at run time)
+                raise self.error(f"reads the index structure {structure!r}, but index.structures builds: "
+                                 f"{', '.join(built) or 'none'}; add {structure!r} to index.structures",
+                                 f"{path}.structure", container, key)
         return PipelineConfig(name, index, flow, plain(generator), str(data.get("description", "")), self.source)
 
     def index(self, data: Any, parent: Any) -> IndexConfig:
@@ -229,11 +239,14 @@ class _Parser:
             raise self.error(f"operator name must be a string, got {_short(name)}", f"{path}.op", container, key)
         try:
             spec = get_spec(name, kinds, f"{path}.op")
-            validate_params(spec.cls, params, path)
+            validated = validate_params(spec.cls, params, path)
         except ConfigError as exc:
             inner = exc.path[len(path) + 1:].split(".") if exc.path.startswith(f"{path}.") else []
             line = line_at(params, inner)  # the nested key's own line (boundaries.chunk_size)
             raise exc.located(self.source, line or line_of(container, key)) from None
+        structure = getattr(validated, "structure", None)
+        if isinstance(structure, str) and "structure" not in kinds:
+            self.structures_read.append((path, structure, container, key))
         return OpStep(name, plain(params), path)
 
     def op(self, data: Any, path: str, kinds: tuple[str, ...], container: Any, key: Any) -> OpStep:

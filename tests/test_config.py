@@ -160,3 +160,31 @@ def test_generator_options_are_validated_with_the_key_path():
     assert info.value.path.startswith("generator.max_sentence") and info.value.line == 2
     with pytest.raises(ConfigError, match="unknown generator"):
         loads_config("name: t\ngenerator: gpt\nflow: [{op: t_match}]\n")
+
+
+@pytest.mark.parametrize("key, shown", [("1", "1"), ("true", "True"), ("null", "None")])
+def test_a_key_yaml_reads_as_no_name_is_a_config_error_with_its_line(key, shown):
+    # QA: `{op: token, 1: 2}` ended in a raw TypeError ("keywords must be strings")
+    with pytest.raises(ConfigError) as info:
+        config("  - {op: t_match}\n", f"index:\n  chunker: {{op: token, chunk_size: 64, {key}: 2}}\n  structures: [t_terms]\n")
+    assert info.value.path == f"index.chunker.{shown}" and info.value.line == 3
+    assert f"unknown key {shown}" in info.value.message and "valid keys: chunk_size" in info.value.message
+
+
+def test_a_merge_key_brings_in_keys_the_mapping_may_override():
+    # QA: `<<: {..., chunk_size: 256}` then `chunk_size: 100` was reported as a duplicate key
+    merged = config("  - {op: t_match}\n", "index:\n  chunker:\n    <<: {op: token, chunk_size: 256}\n"
+                                           "    chunk_size: 100\n  structures: [t_terms]\n")
+    assert merged.index.chunker.op == "token" and merged.index.chunker.params == {"chunk_size": 100}
+    with pytest.raises(ConfigError) as info:  # a key written twice in the mapping itself still is one
+        config("  - {op: t_match}\n", "index:\n  chunker:\n    <<: {op: token}\n    chunk_size: 100\n"
+                                      "    chunk_size: 90\n  structures: [t_terms]\n")
+    assert info.value.line == 6 and "duplicate key 'chunk_size'" in info.value.message
+
+
+def test_a_step_reading_a_structure_the_index_does_not_build_is_a_config_error():
+    # QA: `ragloom validate` passed it; `ragloom run` chunked and indexed everything, then failed
+    with pytest.raises(ConfigError) as info:
+        loads_config("name: t\nindex:\n  chunker: {op: token}\n  structures: []\nflow:\n  - {op: bm25}\n", "n.yaml")
+    assert info.value.path == "flow[0].structure" and info.value.line == 6
+    assert "reads the index structure 'bm25', but index.structures builds: none" in info.value.message
