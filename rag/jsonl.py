@@ -61,6 +61,8 @@ def write_jsonl_atomically(path: Path, rows: Iterable[dict[str, Any]]) -> None:
     def cannot_write(exc: OSError) -> RagloomError:
         return RagloomError(f"cannot write {path}: {exc.strerror or exc}")
 
+    if path.is_dir():  # found now, not when the rows are all written and renamed over it
+        raise RagloomError(f"cannot write {path}: it is a directory; give a file name")
     try:
         tmp, descriptor = _new_file_next_to(path)
     except OSError as exc:

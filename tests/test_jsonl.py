@@ -67,6 +67,19 @@ def test_an_interrupted_atomic_write_keeps_the_previous_file_whole(tmp_path, sta
         write_jsonl_atomically(tmp_path / "missing" / "x.jsonl", [{"a": 1}])
 
 
+def test_an_atomic_write_to_a_directory_fails_before_it_takes_a_row(tmp_path):
+    # QA: `ragloom chunk ... --out DIR` chunked everything, then could not rename the file over the directory
+    taken = []
+
+    def rows():
+        taken.append(1)
+        yield {"a": 1}
+
+    with pytest.raises(RagloomError, match="cannot write .*: it is a directory"):
+        write_jsonl_atomically(tmp_path, rows())
+    assert taken == [] and list(tmp_path.iterdir()) == []
+
+
 _KILLED_PART_WAY = """
 import os, signal, sys
 from pathlib import Path
