@@ -6,6 +6,7 @@ skipped with a warning naming them; input with no usable document at all is an e
 from __future__ import annotations
 
 import codecs
+import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -152,6 +153,10 @@ def _read_jsonl(path: Path, encoding: str = "utf-8") -> Iterator[Document]:
             raise InputError(f"{path}:{number}: a document needs {missing}; got keys {sorted(record)}")
         if not isinstance(record["text"], str):
             raise InputError(f"{path}:{number}: 'text' must be a string")
+        if isinstance(doc_id, bool) or not isinstance(doc_id, (str, int)) or doc_id == "":
+            # str() would make {"x": 1} the id "{'x': 1}" and true "True"
+            raise InputError(f"{path}:{number}: a document's id must be a non-empty string or an integer, got "
+                             f"{json.dumps(doc_id)}")
         doc_id = str(doc_id)
         if doc_id in seen:
             raise InputError(f"{path}:{number}: duplicate document id {doc_id!r}")

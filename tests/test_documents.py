@@ -46,6 +46,10 @@ def test_jsonl_documents_keep_metadata_and_title(tmp_path):
     ('{"text": "a"}\n', ":1: a document needs an 'id'"),
     ('{"id": null, "text": "a"}\n', ":1: a document needs an 'id' \\(or '_id'\\) that is not null;"),
     ('{"id": "x"}\n', ":1: a document needs 'text'; got keys \\['id'\\]"),
+    # QA: such ids became the chunk ids "{'x': 1}#0", "True#0" and "#0"
+    ('{"id": {"x": 1}, "text": "a"}\n', ':1: a document\'s id must be a non-empty string or an integer, got {"x": 1}'),
+    ('{"id": true, "text": "a"}\n', ":1: a document's id must be a non-empty string or an integer, got true"),
+    ('{"id": "", "text": "a"}\n', ':1: a document\'s id must be a non-empty string or an integer, got ""'),
     ('', ": no documents \\(the file has no JSON lines\\)"),
     ('\n  \n', ": no documents"),
     ('{"id": 1, "text": 5}\n', ":1: 'text' must be a string"),
