@@ -145,6 +145,21 @@ def default_cache_dir() -> Path:
     return Path(os.environ.get("RAGLOOM_CACHE", Path.home() / ".cache" / "ragloom"))
 
 
+def check_device(device: str) -> None:
+    """A :class:`ConfigError` naming the embedder's ``device`` when torch cannot use it (not a device name, or
+    a CUDA / MPS device this torch or machine does not have), before a model is loaded on it."""
+    import torch
+
+    try:
+        kind = torch.device(device).type
+    except (RuntimeError, ValueError, TypeError):
+        raise ConfigError(f"embedder device {device!r} is not a torch device (cpu, cuda, cuda:1, mps, ...)") from None
+    available = {"cuda": torch.cuda.is_available, "mps": torch.backends.mps.is_available}.get(kind)
+    if available is not None and not available():
+        raise ConfigError(f"embedder device {device!r}: this machine's torch ({torch.__version__}) cannot use {kind}; "
+                          "use device: cpu") from None
+
+
 class EmbeddingCache:
     """A SQLite table of float32 vectors keyed by (model identity, sha256 of text). No pickling."""
 
@@ -205,7 +220,16 @@ class Embedder:
         self.truncated = 0
         self.show_progress = False
         self._st = None
-        self._cache = EmbeddingCache(Path(cache_dir or default_cache_dir()) / "embeddings.sqlite") if cache else None
+        self._cache = None
+        if cache:
+            folder = Path(cache_dir or default_cache_dir())
+            try:
+                self._cache = EmbeddingCache(folder / "embeddings.sqlite")
+            except (OSError, sqlite3.Error) as exc:
+                given = "cache_dir" if cache_dir else "the default cache folder (RAGLOOM_CACHE, ~/.cache/ragloom)"
+                raise ConfigError(f"embedder {given} {str(folder)!r}: the embedding cache cannot be made there "
+                                  f"({getattr(exc, 'strerror', None) or exc}); give a writable folder, or cache: false"
+                                  ) from None
 
     @property
     def st(self):
@@ -216,6 +240,7 @@ class Embedder:
             from sentence_transformers import SentenceTransformer
 
             path = resolve_model_path(self.model)
+            check_device(self.device)
             try:
                 self._st = SentenceTransformer(path, device=self.device)
             except Exception as exc:

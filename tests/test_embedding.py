@@ -118,3 +118,16 @@ def test_an_os_error_while_fingerprinting_a_model_directory_is_a_config_error(tm
     monkeypatch.setattr(pathlib.Path, "rglob", unreadable)
     with pytest.raises(ConfigError, match="model directory .* could not be read .*Permission denied"):
         Embedder(str(tmp_path / "model"), cache=False).identity
+
+
+def test_a_device_or_cache_folder_the_embedder_cannot_use_is_named_before_any_model_loads(tmp_path):
+    # QA: a bad device was reported as "could not load embedding model 'minilm' ... Use 'minilm'", and a cache folder
+    # that cannot be made as a bare "No such file or directory"
+    from rag.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="embedder device 'bogus' is not a torch device"):
+        Embedder("minilm", device="bogus", cache=False).st
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    with pytest.raises(ConfigError, match=f"embedder cache_dir '{blocker / 'sub'}': the embedding cache cannot be made"):
+        Embedder("minilm", cache_dir=blocker / "sub")
