@@ -164,6 +164,10 @@ def _read_jsonl(path: Path, encoding: str = "utf-8") -> Iterator[Document]:
         metadata = record.get("metadata") or {}
         if not isinstance(metadata, dict):
             raise InputError(f"{path}:{number}: 'metadata' must be an object")
+        language = metadata.get("language")
+        if language is not None and not isinstance(language, str):  # read by the chunkers: found here, with its line
+            raise InputError(f"{path}:{number}: metadata 'language' must be a language name such as 'python' or "
+                             f"'markdown', got {json.dumps(language)}")
         if record.get("title") and "title" not in metadata:
             metadata = {**metadata, "title": record["title"]}
         yield Document(doc_id, record["text"], metadata)

@@ -1,6 +1,7 @@
 """Reading JSON Lines files with errors that name the file and line, and writing them without a torn file."""
 from __future__ import annotations
 
+import codecs
 import json
 import os
 import uuid
@@ -23,7 +24,10 @@ def read_jsonl_objects(path: Path, error: type[RagloomError] = InputError,
             try:
                 line = raw.decode(encoding)
             except UnicodeDecodeError as exc:
-                raise error(f"{path}:{number}: not valid {encoding} at byte {exc.start} of the line") from None
+                bom = number == 1 and raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE))
+                raise error(f"{path}:{number}: not valid {encoding} at byte {exc.start} of the line"
+                            + ("; the file starts with a UTF-16 byte-order mark: convert it to UTF-8 (JSON Lines are "
+                               "read line by line, which UTF-16 cannot be)" if bom else "")) from None
             if number == 1:
                 line = line.removeprefix("\ufeff")
             if not line.strip():

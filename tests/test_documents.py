@@ -50,6 +50,8 @@ def test_jsonl_documents_keep_metadata_and_title(tmp_path):
     ('{"id": {"x": 1}, "text": "a"}\n', ':1: a document\'s id must be a non-empty string or an integer, got {"x": 1}'),
     ('{"id": true, "text": "a"}\n', ":1: a document's id must be a non-empty string or an integer, got true"),
     ('{"id": "", "text": "a"}\n', ':1: a document\'s id must be a non-empty string or an integer, got ""'),
+    # QA: found only by the ast chunker, as "document 'a': ..." without the file and line
+    ('{"id": "a", "text": "x", "metadata": {"language": 5}}\n', ":1: metadata 'language' must be a language name"),
     ('', ": no documents \\(the file has no JSON lines\\)"),
     ('\n  \n', ": no documents"),
     ('{"id": 1, "text": 5}\n', ":1: 'text' must be a string"),
@@ -137,3 +139,10 @@ def test_a_utf16_file_read_as_utf8_gets_the_encoding_its_byte_order_mark_names(t
     with pytest.raises(InputError, match="--encoding utf-16: the file starts with a UTF-16 byte-order mark"):
         read_documents(wide)
     assert read_documents(wide, "utf-16")[0].text == "Some text."
+
+
+def test_a_utf16_jsonl_file_is_refused_with_a_hint(tmp_path):
+    path = tmp_path / "docs.jsonl"
+    path.write_bytes('{"id": "a", "text": "x"}\n'.encode("utf-16"))
+    with pytest.raises(InputError, match=r"docs.jsonl:1: not valid utf-8 .*UTF-16 byte-order mark: convert it to UTF-8"):
+        read_documents(path)
