@@ -161,7 +161,10 @@ class _Parser:
 
     def expect(self, value: Any, kind: type | tuple[type, ...], what: str, path: str, container: Any, key: Any) -> Any:
         if not isinstance(value, kind):
-            raise self.error(f"must be {what}, got {type(value).__name__} {_short(value)}", path, container, key)
+            if value is None and not path:
+                raise self.error("the file is empty (or only comments): a pipeline is a mapping with keys name, "
+                                 "index, flow", path, container, key)
+            raise self.error(f"must be {what}, got {_type_name(value)} {_short(plain(value))}", path, container, key)
         return value
 
     def keys(self, data: Mapping, allowed: tuple[str, ...], path: str) -> None:
@@ -343,6 +346,11 @@ class _Parser:
         body = self.steps(data["body"], f"{path}.body", data, "body")
         accumulate = self.expect(data.get("accumulate", True), bool, "true or false", f"{path}.accumulate", data, "accumulate")
         return LoopStep(max_iters, body, until, accumulate, path)
+
+
+def _type_name(value: Any) -> str:
+    """The YAML-level type of a value: a mapping read with its lines is a dict, a sequence a list."""
+    return "dict" if isinstance(value, dict) else "list" if isinstance(value, list) else type(value).__name__
 
 
 def _short(value: Any) -> str:

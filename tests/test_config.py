@@ -188,3 +188,11 @@ def test_a_step_reading_a_structure_the_index_does_not_build_is_a_config_error()
         loads_config("name: t\nindex:\n  chunker: {op: token}\n  structures: []\nflow:\n  - {op: bm25}\n", "n.yaml")
     assert info.value.path == "flow[0].structure" and info.value.line == 6
     assert "reads the index structure 'bm25', but index.structures builds: none" in info.value.message
+
+
+def test_an_empty_config_and_a_list_for_a_mapping_say_so_in_yaml_terms():
+    # QA: "got NoneType None" for an empty file and "got LocatedList ['token']" (an internal class) for a list
+    with pytest.raises(ConfigError, match="the file is empty"):
+        loads_config("# nothing yet\n", "e.yaml")
+    with pytest.raises(ConfigError, match=r"index.chunker: must be a mapping with 'op', got list \['token'\]"):
+        loads_config("name: x\nindex:\n  chunker: [token]\nflow:\n  - {op: t_match}\n", "l.yaml")
