@@ -130,8 +130,16 @@ class HuggingFaceTokenizer:
                 backend = AutoTokenizer.from_pretrained(path, local_files_only=True, use_fast=True).backend_tokenizer
         except Exception as exc:
             # offline, a name with no local files is an OSError about connecting to the Hub: say what is missing
-            detail = ("no tokenizer files in that directory or the local Hugging Face cache" if isinstance(exc, OSError)
-                      else f"{type(exc).__name__}: {str(exc).splitlines()[0][:160]}")
+            if not isinstance(exc, OSError):
+                detail = f"{type(exc).__name__}: {str(exc).splitlines()[0][:160]}"
+            elif os.path.isdir(path):
+                detail = "no tokenizer files in that directory"
+            else:  # a name: a typo of a tiktoken encoding, or a model not in the local Hugging Face cache
+                import difflib
+
+                close = difflib.get_close_matches(name, sorted(_tiktoken_names()), n=1)
+                detail = ("no such directory, and no model of that name in the local Hugging Face cache"
+                          + (f"; did you mean {close[0]!r}?" if close else ""))
             raise ConfigError(
                 f"unknown tokenizer {name!r}: neither a tiktoken encoding ('cl100k_base' is bundled) nor a local "
                 f"Hugging Face tokenizer (embedder alias 'minilm', a model directory, or a model in the HF cache; "

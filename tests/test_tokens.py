@@ -503,3 +503,9 @@ def test_the_identity_a_chunk_records_loads_the_tokenizer_back():
     assert get_tokenizer(minilm.identity) is minilm
     with pytest.raises(ConfigError, match="loaded from a directory named 'mine': give that directory's path"):
         get_tokenizer("hf:mine@0123abcd")
+
+
+def test_a_misspelt_encoding_name_is_answered_with_the_name_meant():
+    # QA: "cl100k_bse" was told "no tokenizer files in that directory", though no directory was given
+    with pytest.raises(ConfigError, match="no such directory.*did you mean 'cl100k_base'"):
+        get_tokenizer("cl100k_bse")
