@@ -300,6 +300,8 @@ def cmd_chunk(args) -> int:
               "each over both chunks' tokens", file=sys.stderr)
     summary = _chunk_summary(op, params, chunker, run, args.quality, args.quality_window)
     if args.json:
+        if args.show:  # the chunks --show prints, as the --out lines are
+            summary["shown"] = [c.to_json() for c in run.shown]
         print(json.dumps(summary, indent=2, ensure_ascii=False, default=str), file=sys.stderr if to_stdout else sys.stdout)
         return 0
     console = Console(stderr=to_stdout)

@@ -231,6 +231,10 @@ def test_chunk_writes_jsonl_with_exact_offsets_and_a_summary_that_matches_it(tmp
     for r in rows:
         assert texts[r["doc_id"]][r["start"]:r["end"]] == r["text"]
     assert any(r["metadata"].get("heading_path") == ["Alpha", "Beta"] for r in rows)
+    # QA: --show printed nothing with --json; the chunks it shows are in the JSON, as they are written
+    code, out, _ = run(capsys, "chunk", str(docs), "--op", "recursive", "--set", "chunk_size=40", "--show", "2",
+                       "--json")
+    assert code == 0 and json.loads(out)["shown"] == rows[:2]
 
 
 def test_the_chunk_summary_shows_params_as_the_chunker_read_them(tmp_path, capsys):
