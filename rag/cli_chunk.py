@@ -10,9 +10,9 @@ from pathlib import Path
 from typing import Iterable, Iterator
 
 from evals.chunk_quality import SizeTally, chunk_quality
+from rag.documents import InputSize
 from rag.encodings import without_lone_surrogates
 from rag.errors import RagloomError
-from rag.documents import InputSize
 from rag.jsonl import json_line, write_jsonl_atomically
 from rag.types import Chunk, Document
 
