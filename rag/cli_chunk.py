@@ -12,7 +12,7 @@ from typing import Iterable, Iterator
 from evals.chunk_quality import SizeTally, chunk_quality
 from rag.documents import InputSize
 from rag.encodings import without_lone_surrogates
-from rag.errors import RagloomError
+from rag.errors import ConfigError, RagloomError
 from rag.jsonl import json_line, write_jsonl_atomically
 from rag.types import Chunk, Document
 
@@ -267,10 +267,16 @@ def cmd_chunk(args) -> int:
         except RagloomError as exc:
             raise RagloomError(f"--quality {args.quality}: {getattr(exc, 'message', exc)}") from None
     op, params = _chunker_spec(args)
-    chunker = create(op, params, "chunker", "chunker")
+    try:
+        chunker = create(op, params, "chunker", "chunker")
+    except ConfigError as exc:
+        if args.config:  # named by the config's file and line already
+            raise
+        # what the user typed: --op NAME, --set KEY=VALUE
+        where = "--op" if exc.path == "chunker.op" else f"--set {exc.path.removeprefix('chunker.')}"
+        raise RagloomError(f"{where}: {exc.message}") from None
     if not args.config:  # late chunking's params against the embedder an index would run: the default one
         from rag.config import EmbedderConfig
-        from rag.errors import ConfigError
 
         try:
             type(chunker).check_embedder(params, EmbedderConfig())

@@ -498,9 +498,11 @@ def test_validate_reports_a_config_that_is_not_utf8_or_is_a_directory(tmp_path, 
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["--op", "recursve"], "chunker.op: unknown chunker operator 'recursve'"),
-    (["--op", "token", "--set", "chunk_size=0"], "chunker.chunk_size: Input should be greater than 0"),
-    (["--op", "token", "--set", "chunk_sise=10"], "chunker.chunk_sise: unknown key"),
+    # named as typed (QA: "chunker.chunk_size", but "--set window_overlap" for late's check)
+    (["--op", "recursve"], "error: --op: unknown chunker operator 'recursve'"),
+    (["--op", "token", "--set", "chunk_size=0"], "error: --set chunk_size: Input should be greater than 0"),
+    (["--op", "token", "--set", "chunk_sise=10"], "error: --set chunk_sise: unknown key"),
+    (["--op", "semantic", "--set", "embedder.modle=x"], "error: --set embedder.modle: unknown key 'modle'"),
     (["--set", "chunk_size"], "--set takes KEY=VALUE"),
     (["--set", "boundaries={op: [}"], "--set boundaries: '{op: [}' is not a YAML value"),
     (["--op", "late", "--set", "boundaries={op:sentence}"], "in YAML a colon needs a space after it"),
