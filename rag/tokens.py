@@ -196,7 +196,7 @@ class HuggingFaceTokenizer:
         """:meth:`char_bounds` from the text's encoding (warning once of words read as a single [UNK])."""
         offsets = encoding.offsets
         if self.unknown_id is not None and not self._warned_of_long_words:
-            self._warn_of_long_unknown_words(encoding)
+            self._warn_of_long_unknown_words(encoding, text)
         bounds = np.empty(len(offsets) + 1, dtype=np.int64)
         bounds[0], bounds[-1] = 0, len(text)
         if len(offsets) > 1:
@@ -204,18 +204,21 @@ class HuggingFaceTokenizer:
         np.clip(bounds, 0, len(text), out=bounds)
         return np.maximum.accumulate(bounds)
 
-    def _warn_of_long_unknown_words(self, encoding) -> None:
+    def _warn_of_long_unknown_words(self, encoding, text: str) -> None:
         """Warn when a word over :attr:`longest_word` characters (no space or punctuation: a DNA sequence, a hex
         dump) is one [UNK] token: ``chunk_size`` then bounds tokens, not characters, and the model reads nothing of
-        it. Once per tokenizer."""
+        it. Once per tokenizer; the warning quotes the word's start, so it can be found."""
         unknown = np.flatnonzero(np.asarray(encoding.ids) == self.unknown_id)
-        if len(unknown) and any(end - start > self.longest_word for start, end in
-                                (encoding.offsets[i] for i in unknown.tolist())):
+        long_word = next(((start, end) for start, end in (encoding.offsets[i] for i in unknown.tolist())
+                          if end - start > self.longest_word), None)
+        if long_word is not None:
             self._warned_of_long_words = True
-            warnings.warn(f"a word of over {self.longest_word} characters without a space or punctuation is a single "
-                          f"[UNK] token for the word-piece tokenizer {self.name!r}: there, chunk_size bounds tokens, "
-                          "not characters, and the embedding model reads nothing of the word; split such runs before "
-                          "chunking, or count sizes in cl100k_base", UserWarning, stacklevel=2)
+            start, end = long_word
+            beginning = text[start:start + 40]
+            warnings.warn(f"a word of {end - start} characters without a space or punctuation ({beginning!r}...) "
+                          f"is a single [UNK] token for the word-piece tokenizer {self.name!r}: there, chunk_size "
+                          "bounds tokens, not characters, and the embedding model reads nothing of the word; split "
+                          "such runs before chunking, or count sizes in cl100k_base", UserWarning, stacklevel=2)
 
 
 @lru_cache(maxsize=1)
