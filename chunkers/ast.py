@@ -17,10 +17,10 @@ chunk, so splitting leaves no fragments like a lone closing triple quote; a defi
 chunk. A split definition's header (keywords, name, parameters, decorators) and the comments or Rust attributes
 just before it open its first chunk, packed with its first statements (a body that fits alone is split too, at its
 statements, rather than leave the header a chunk of its own; a body of one compound statement, a ``try:`` block
-too big to follow the header, still leaves it alone); comments that would end a chunk open the next one, with the code they
-describe, when that fits. Decorators, comments and attributes alone do not split a definition that fits a chunk:
-it stays whole and they are a chunk before it (a decorator is never cut to fill the chunk before it). A leaf over
-the budget (a huge string literal) is split at lines, then whitespace, then characters.
+too big to follow the header, still leaves it alone); comments that would end a chunk open the next one, with the
+code they describe, when that fits. Decorators, comments and attributes alone do not split a definition that fits
+a chunk: it stays whole and they are a chunk before it (a decorator is never cut to fill the chunk before it). A
+leaf over the budget (a huge string literal) is split at lines, then whitespace, then characters.
 
 Unlike the reference cAST code (which drops oversized leaves and rebuilds text approximately) this is
 lossless: every node's span is extended to the start of its next sibling, so the chunks tile the file
