@@ -69,6 +69,8 @@ def check_documents(source: str | Path, encoding: str = "utf-8") -> InputSize:
 def _documents(source: str | Path, encoding: str, warn: bool) -> Iterator[Document]:
     path = Path(source)
     if not path.exists():
+        if path.is_symlink():  # exists() follows the link
+            raise InputError(f"input {path} is a symbolic link that leads nowhere (a loop, or a missing target)")
         raise InputError(f"input not found: {path}")
     try:
         codecs.lookup(encoding)

@@ -98,6 +98,14 @@ def test_only_empty_input_is_an_error(tmp_path):
         read_documents(tmp_path)
 
 
+def test_a_symbolic_link_that_leads_nowhere_is_named_as_one(tmp_path):
+    # QA: a link in a loop was reported as "input not found"
+    loop = tmp_path / "loop"
+    loop.symlink_to(loop)
+    with pytest.raises(InputError, match="is a symbolic link that leads nowhere"):
+        read_documents(loop)
+
+
 def test_missing_input_is_an_error(tmp_path):
     with pytest.raises(InputError, match="not found"):
         read_documents(tmp_path / "nope")
