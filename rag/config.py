@@ -175,6 +175,9 @@ class _Parser:
 
     def pipeline(self, data: Any) -> PipelineConfig:
         self.expect(data, dict, "a mapping with keys name, index, flow", "", data, None)
+        if "pipelines" in data and "flow" not in data:  # the same test as `ragloom validate`'s
+            raise self.error("this file is an experiment (datasets, pipelines), which `ragloom eval` runs; a pipeline "
+                             "config has name, index and flow", "", data, "pipelines")
         self.keys(data, _TOP_KEYS, "")
         name = data.get("name", Path(self.source).stem if self.source else "pipeline")
         self.expect(name, str, "a string", "name", data, "name")

@@ -196,3 +196,9 @@ def test_an_empty_config_and_a_list_for_a_mapping_say_so_in_yaml_terms():
         loads_config("# nothing yet\n", "e.yaml")
     with pytest.raises(ConfigError, match=r"index.chunker: must be a mapping with 'op', got list \['token'\]"):
         loads_config("name: x\nindex:\n  chunker: [token]\nflow:\n  - {op: t_match}\n", "l.yaml")
+
+
+def test_an_experiment_given_as_a_pipeline_config_is_named_as_one():
+    # QA: `ragloom chunk --config configs/eval/chunkers.yaml` said "unknown key 'datasets'"
+    with pytest.raises(ConfigError, match=r"this file is an experiment \(datasets, pipelines\), which `ragloom eval` runs"):
+        loads_config("name: e\ndatasets: [scifact]\npipelines:\n  - configs/linear.yaml\n", "e.yaml")
