@@ -525,18 +525,19 @@ def test_a_decorator_that_fits_is_never_cut_and_a_definition_that_fits_stays_who
     assert texts[-1] == "def build_graph(create_using=None):\n    G = empty_graph(0, create_using)\n    return G\n"
 
 
-@pytest.mark.parametrize("language, text, first", [
+@pytest.mark.parametrize("language, text, first, name", [
     # QA: the declaration's keyword, or the return type before a C function's name, was a chunk of its own
     ("javascript", "const handler = (req, res) => {\n  const name = req.query.name || 'world';\n"
-                   "  res.send(`hello ${name}, welcome back`);\n};\n", "const handler = (req, res) => {\n"),
+                   "  res.send(`hello ${name}, welcome back`);\n};\n", "const handler = (req, res) => {\n", "handler"),
     ("typescript", "export const handler = (req: Request): void => {\n  const name = req.query.name || 'world';\n"
-                   "  res.send(`hello ${name}, welcome back`);\n};\n", "export const handler = (req: Request)"),
+                   "  res.send(`hello ${name}, welcome back`);\n};\n", "export const handler = (req: Request)",
+     "handler"),
     ("c", "static struct node *node_new(int value){\n    struct node *n = malloc(sizeof *n);\n"
-          "    n->value = value; n->next = NULL; n->prev = NULL;\n    return n;\n}\n", "static struct node *node_new("),
+          "    n->value = value; n->next = NULL; n->prev = NULL;\n    return n;\n}\n", "static struct node *node_new(",
+     "node_new"),
 ])
-def test_a_split_definition_keeps_its_leading_keywords_and_type(language, text, first):
+def test_a_split_definition_keeps_its_leading_keywords_and_type(language, text, first, name):
     chunks = get_chunker("ast", language=language, max_chars=60).chunk_text(text)
     check(text, chunks, 60, 512)
     assert chunks[0].text.startswith(first)
-    name = "node_new" if language == "c" else "handler"
     assert chunks[0].metadata["scope_path"] == [name] and chunks[0].metadata["definitions"] == [name]
