@@ -6,11 +6,13 @@ quotes, guillemets or brackets) followed by whitespace and a character that does
 lower-case letter, nor the next period of a spaced ellipsis ". . ."), unless the word before the period is a known
 abbreviation or an initial, or the period ends a list number that would be a sentence of its own ("1. Download
 it." is one sentence); an abbreviation that often ends a sentence ("etc.") ends it before an upper-case letter;
-after CJK full stops ``。！？｡`` with no space needed; and at every line break (LF, CRLF, or a lone CR: old Mac
-line ends, read as LF), also one right after an abbreviation or before a lower-case letter. In text without a
-single capital letter (a lower-cased corpus, such as FinQA's filings), a lower-case letter is no sign of a
-continued sentence, so only abbreviations, initials and list numbers hold a period back. Each sentence span keeps
-its trailing whitespace, so the spans tile the text exactly.
+after CJK full stops ``。！？｡`` with no space needed; and at a line break (LF, CRLF, or a lone CR: old Mac
+line ends, read as LF), also one right after an abbreviation, except a hard wrap: a single line break before a
+lower-case letter is read as a space (:func:`_wrapped`), unless the line before it is a markdown heading, table
+row or code fence. In text without a single capital letter (a lower-cased corpus, such as FinQA's filings), a
+lower-case letter is no sign of a continued sentence, so only abbreviations, initials and list numbers hold a
+period back, and every line break ends a sentence. Each sentence span keeps its trailing whitespace, so the spans
+tile the text exactly.
 """
 from __future__ import annotations
 
@@ -97,6 +99,22 @@ def _has_line_break(whitespace: str) -> bool:
     return "\n" in whitespace or "\r" in whitespace
 
 
+#: what a line that a wrapped sentence cannot run on from starts with: a markdown heading, a table row, a fence
+_STRUCTURE_LINE = ("#", "|", "```", "~~~")
+
+
+def _wrapped(text: str, whitespace_start: int, cut: int) -> bool:
+    """Whether the whitespace ``text[whitespace_start:cut]``, which holds a line break, is a hard wrap inside a
+    sentence: one line break (spaces and tabs around it) before a lower-case letter, after a line that is not a
+    markdown heading, table row or code fence. The caller checks that the text is cased."""
+    if not text[cut].islower() or text[whitespace_start:cut].strip(" \t\r\n") \
+            or text.count("\n", whitespace_start, cut) + text.count("\r", whitespace_start, cut) \
+            - text.count("\r\n", whitespace_start, cut) != 1:
+        return False
+    line_start = max(text.rfind("\n", 0, whitespace_start), text.rfind("\r", 0, whitespace_start)) + 1
+    return not text[line_start:whitespace_start].lstrip(" \t").startswith(_STRUCTURE_LINE)
+
+
 def _is_enumerator(text: str, sentence_start: int, period: int) -> bool:
     """True when the period at ``period`` ends a list number that is all of its would-be sentence ("1. Download
     it."): the number belongs with the item after it, not in a sentence of its own."""
@@ -125,9 +143,15 @@ def sentence_cuts(text: str, start: int = 0, end: int | None = None) -> list[int
             break
         # After . ! ? … (the branch with group 1, the only group) a lower-case letter continues the sentence (in
         # cased text), and so does a period after an abbreviation, an initial or a list number (_continues).
-        # A line break after the end (in the whitespace it needs) always ends the sentence, as any line break does.
-        if match.lastindex and _continues(text, cut, match.start() + shift, cuts[-1] if cuts else start, cased) \
-                and not _has_line_break(match.group(1)):
+        # A line break after the end (in the whitespace it needs) ends the sentence, as any line break does, unless
+        # it is a hard wrap (_wrapped): then the line break reads as a space.
+        if match.lastindex:
+            if _has_line_break(match.group(1)):
+                if cased and _wrapped(text, match.start(1) + shift, cut):
+                    continue
+            elif _continues(text, cut, match.start() + shift, cuts[-1] if cuts else start, cased):
+                continue
+        elif text[match.start() + shift] in "\r\n" and cased and _wrapped(text, match.start() + shift, cut):
             continue
         cuts.append(cut)
     return cuts

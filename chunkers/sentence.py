@@ -5,9 +5,10 @@ YAML::
     index:
       chunker: {op: sentence, chunk_size: 128, overlap_sentences: 1}
 
-Sentences come from :func:`chunkers._sentences.sentence_spans` (rules, no model download). A sentence
-longer than the limit is split at words, then tokens (the recursive splitter's lower levels). Sizes are
-re-measured on the final chunk text; ``chunk_size`` is a hard ceiling.
+Sentences come from :func:`chunkers._sentences.sentence_spans` (rules, no model download; a hard-wrapped
+sentence runs over its line breaks). A sentence longer than the limit is split at lines, then words, then tokens
+(the recursive splitter's lower levels). Sizes are re-measured on the final chunk text; ``chunk_size`` is a hard
+ceiling.
 
 Paragraphs (text between blank lines) that fit in one chunk are kept whole (``keep_paragraphs``): a chunk that
 has no room for the whole next paragraph closes before it rather than cutting it. A paragraph over the limit
@@ -27,7 +28,7 @@ from chunkers._exact_fit import exact_pieces
 from chunkers._sentences import sentence_cuts
 from chunkers._spans import Span, build_chunks, drop_chunks_held_by_another, fit_spans
 from chunkers._sorted_positions import merge_sorted
-from chunkers._splitter import BLOCKS, WORDS, RecursiveSplitter, edges_to_spans
+from chunkers._splitter import BLOCKS, LINES, WORDS, RecursiveSplitter, edges_to_spans
 from chunkers.base import Chunker, TokenizerName, tokenizer_field
 from rag.registry import OperatorParams, operator
 from rag.types import Chunk, Document
@@ -36,7 +37,7 @@ from rag.types import Chunk, Document
 def sentence_units(splitter: RecursiveSplitter, limit: int, starts: np.ndarray | None = None,
                    ends: np.ndarray | None = None, paragraph_starts: np.ndarray | None = None) -> list[Span]:
     """Sentence spans tiling the text (or each of the ranges ``[starts[k], ends[k])`` of joined documents), with
-    any sentence over ``limit`` split at words or tokens; a sentence also ends at any of ``paragraph_starts``."""
+    any sentence over ``limit`` split at lines, words or tokens; a sentence also ends at any of ``paragraph_starts``."""
     text = splitter.text
     if starts is None:
         if not text:
@@ -63,7 +64,7 @@ def sentence_units(splitter: RecursiveSplitter, limit: int, starts: np.ndarray |
                                                                                 limit, paragraph_starts, starts)
     edges = merge_sorted(unit_starts, unit_ends)
     if len(over):
-        edges = merge_sorted(edges, splitter.split_edges(unit_starts[over], unit_ends[over], limit, WORDS))
+        edges = merge_sorted(edges, splitter.split_edges(unit_starts[over], unit_ends[over], limit, LINES))
     return without_gaps(_pieces_that_fit(splitter, edges_to_spans(edges), unit_starts, unit_ends, limit), ends)
 
 

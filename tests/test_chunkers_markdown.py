@@ -157,8 +157,9 @@ LINES = "A first line with no period\nA second one. Dr. Who\nthird line\n\n  Etc
 
 
 def test_a_lone_cr_ends_a_sentence_as_a_line_feed_does():
-    # (69: the line break after "Etc." ends its sentence too, as every line break does)
-    assert sentence_cuts(cr_only(LINES)) == sentence_cuts(LINES) == [28, 42, 50, 64, 69]
+    # (69: the line break after "Etc." ends its sentence too, as a line break before a capital does; "third line"
+    # goes on from "Dr. Who": a hard wrap)
+    assert sentence_cuts(cr_only(LINES)) == sentence_cuts(LINES) == [28, 42, 64, 69]
     assert sentence_cuts("One line\r\nTwo. Three\r\n\r\nFour\rFive") == [10, 15, 24, 29]  # a CRLF: one break
 
 

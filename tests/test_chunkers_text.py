@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from chunkers import get_chunker
-from chunkers._sentences import sentence_spans
+from chunkers._sentences import sentence_cuts, sentence_spans
 from rag.generation.prompts import format_context
 from rag.tokens import get_tokenizer
 from rag.types import Chunk, Document, structure_prefix
@@ -157,13 +157,64 @@ def test_a_line_break_ends_a_sentence_after_an_abbreviation_and_a_list_number_st
     # QA: "etc.\n" and "h.\n\n" held the next line in their sentence; "1. " was a sentence of its own
     for text, sentences in [
         ("Incubated for 14-18 h.\n\nDNA hybridizations followed.", ["Incubated for 14-18 h.\n\n", "DNA hybridizations followed."]),
-        ("Apples, pears, etc.\nbananas next.", ["Apples, pears, etc.\n", "bananas next."]),
+        ("Apples, pears, etc.\nBananas next.", ["Apples, pears, etc.\n", "Bananas next."]),
         ("Install it in two steps. 1. Download it. 2. Run it.", ["Install it in two steps. ", "1. Download it. ", "2. Run it."]),
         ("Steps:\n1. Mix.\n12. Bake.", ["Steps:\n", "1. Mix.\n", "12. Bake."]),
         ("Founded in 1990. Then it grew. Sales: 2017. Good.", ["Founded in 1990. ", "Then it grew. ", "Sales: 2017. ", "Good."]),
         ("It was 42. Then 2023. Done.", ["It was 42. ", "Then 2023. ", "Done."]),
     ]:
         assert [text[a:b] for a, b in sentence_spans(text)] == sentences
+
+
+PROSE = ("The committee met on Tuesday to review the budget, and the members agreed that the plan was sound. "
+         "It passed after a short debate about the costs of the new building. Dr. Who, etc. were not there. "
+         "Work starts in May and should end before the winter, when the roads close.")
+
+
+def wrapped_at(text: str, width: int) -> str:
+    """``text`` hard-wrapped at ``width`` columns by turning spaces into line feeds (same length, same offsets)."""
+    out, column = list(text), 0
+    for i, ch in enumerate(text):
+        column += 1
+        if ch == " " and column > width:
+            out[i], column = "\n", 0
+    return "".join(out)
+
+
+@pytest.mark.parametrize("width", [20, 33, 50, 72])
+def test_a_hard_wrapped_paragraph_has_the_sentences_it_has_on_one_line(width):
+    # a line break inside a sentence (before a lower-case word) reads as the space it replaced; before a capital
+    # it still ends one ("Tuesday", "May" and "It" may open the next line: the cuts there are asserted away below)
+    wrapped = wrapped_at(PROSE, width)
+    assert wrapped.count("\n") >= 3
+    one_line = sentence_cuts(PROSE)
+    assert len(one_line) == 3
+    capital_breaks = {i + 1 for i, ch in enumerate(wrapped) if ch == "\n" and wrapped[i + 1].isupper()}
+    assert sentence_cuts(wrapped) == sorted(set(one_line) | capital_breaks)
+
+
+@pytest.mark.parametrize(("text", "sentences"), [
+    ("# Install\nrun it.", ["# Install\n", "run it."]),  # a heading line
+    ("| a | b |\nnext row", ["| a | b |\n", "next row"]),  # a table row
+    ("See:\n```js\nconst x = 1;\nlet y;\n```", ["See:\n", "```js\n", "const x = 1;\nlet y;\n", "```"]),  # a fence
+    ("One line\n\nand a paragraph", ["One line\n\n", "and a paragraph"]),  # a blank line: two line breaks
+    ("It ends\n- a list item\n  wrapped here", ["It ends\n", "- a list item\n  wrapped here"]),
+    ("Windows wraps\r\nthis line. Mac\rwraps too.", ["Windows wraps\r\nthis line. ", "Mac\rwraps too."]),
+    ("a lower-cased\ntext is cut at\nevery line", ["a lower-cased\n", "text is cut at\n", "every line"]),
+    ("A page ends\n\x0cthen the next", ["A page ends\n\x0c", "then the next"]),  # a form feed: not a wrap
+])
+def test_a_line_break_ends_a_sentence_unless_it_wraps_one_before_a_lower_case_word(text, sentences):
+    assert [text[a:b] for a, b in sentence_spans(text)] == sentences
+
+
+def test_a_wrapped_sentence_over_the_limit_is_cut_at_its_line_breaks_before_its_words():
+    lines = [f"value_{i} = compute(value_{i - 1}, step={i})" for i in range(1, 9)]
+    text = "Setup:\n" + "\n".join(lines) + "\n"
+    tokenizer = get_tokenizer()
+    limit = 2 * max(tokenizer.count(line + "\n") for line in lines)
+    chunks = get_chunker("sentence", chunk_size=limit).chunk_text(text)
+    assert len(chunks) > 2 and "".join(c.text for c in chunks) == text
+    assert all(c.start == 0 or text[c.start - 1] == "\n" for c in chunks)
 
 
 @pytest.mark.parametrize("keep_paragraphs", [True, False])
