@@ -140,6 +140,14 @@ def test_hard_wrapped_lines_are_read_as_whole_sentences_and_headings_are_skipped
     assert all(not c.text.startswith("#") for c in answer.citations)
 
 
+def test_a_code_block_too_long_for_a_sentence_is_read_line_by_line():
+    # its lines start with lower-case letters, which the sentence rules read as a wrapped sentence
+    code = "".join(f"value_{i} = compute(value_{i - 1}, step={i})\n" for i in range(1, 20))
+    chunk = make_chunk("code#0", "Example:\n" + code)
+    sentences = [s.text for s in context_sentences([chunk])]
+    assert sentences == ["Example:", *code.splitlines()]
+
+
 words = st.sampled_from("late chunking pools token embeddings BM25 scores the a Paris capital city of "
                         "France model document vector # - . . , ? !\n \n\n".split(" "))
 texts = st.lists(words, min_size=0, max_size=40).map(" ".join)

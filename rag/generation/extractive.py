@@ -66,7 +66,11 @@ def _spans(text: str) -> list[tuple[int, int]]:
     spans = []
     for start, end in sentence_spans(_unwrapped(text)):
         if end - start > MAX_SENTENCE_CHARS and "\n" in text[start:end]:
-            spans.extend(sentence_spans(text, start, end))  # code or a table: its lines are the units
+            # code or a table: its lines are the units (and the sentences of a line)
+            line_start = start
+            for line in text[start:end].splitlines(keepends=True):
+                spans.extend(sentence_spans(text, line_start, line_start + len(line)))
+                line_start += len(line)
         else:
             spans.append((start, end))
     return spans
