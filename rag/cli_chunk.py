@@ -31,10 +31,13 @@ def _chunker_spec(args) -> tuple[str, dict]:
         chunker = load_config(args.config).index.chunker
         return chunker.op, dict(chunker.params)
     params = {}
+    given: dict[str, str] = {}  # key -> the value typed for it
     for pair in args.set or ():
         key, sep, value = pair.partition("=")
         if not sep or not key:
             raise RagloomError(f"--set takes KEY=VALUE (e.g. chunk_size=200), got {pair!r}")
+        if given.setdefault(key, value) != value:
+            raise RagloomError(f"--set {key} is given twice ({key}={given[key]}, then {key}={value}): give it once")
         try:
             parsed = yaml.safe_load(value) if value else ""
         except yaml.YAMLError as exc:

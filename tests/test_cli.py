@@ -258,6 +258,15 @@ def test_a_dotted_set_key_sets_a_nested_param(tmp_path, capsys):
     assert code == 2 and "--set boundaries.chunk_size: boundaries is already set to a value" in err
 
 
+def test_a_set_key_given_twice_with_two_values_is_an_error(tmp_path, capsys):
+    # QA: the last value won silently
+    docs = _markdown_docs(tmp_path)
+    code, _, err = run(capsys, "chunk", str(docs), "--set", "chunk_size=30", "--set", "chunk_size=60")
+    assert code == 2 and "--set chunk_size is given twice (chunk_size=30, then chunk_size=60)" in err
+    code, out, _ = run(capsys, "chunk", str(docs), "--set", "chunk_size=30", "--set", "chunk_size=30", "--json")
+    assert code == 0 and json.loads(out)["chunker"]["chunk_size"] == 30
+
+
 def test_chunk_takes_the_chunker_of_a_pipeline_config_and_nested_yaml_params(tmp_path, capsys):
     docs = _markdown_docs(tmp_path)
     code, out, _ = run(capsys, "chunk", str(docs), "--config", str(CONFIGS / "linear.yaml"), "--json")
