@@ -7,12 +7,14 @@ lower-case letter, nor the next period of a spaced ellipsis ". . ."), unless the
 abbreviation or an initial, or the period ends a list number that would be a sentence of its own ("1. Download
 it." is one sentence); an abbreviation that often ends a sentence ("etc.") ends it before an upper-case letter;
 after CJK full stops ``。！？｡`` with no space needed; and at a line break (LF, CRLF, or a lone CR: old Mac
-line ends, read as LF), also one right after an abbreviation, except a hard wrap: a single line break before a
-lower-case letter is read as a space (:func:`_wrapped`), unless the line before it is a markdown heading, table
-row or code fence. In text without a single capital letter (a lower-cased corpus, such as FinQA's filings), a
-lower-case letter is no sign of a continued sentence, so only abbreviations, initials and list numbers hold a
-period back, and every line break ends a sentence. Each sentence span keeps its trailing whitespace, so the spans
-tile the text exactly.
+line ends, read as LF), except a hard wrap, which reads as a space (:func:`_wrapped`): a single line break before a
+plain lower-case word ("and", "don't"; not ``key:``, a path, a call or a list letter) that does not also open the
+line before (records: "make build" / "make test"), when the line before is not a markdown heading, table row or
+code fence and does not end a sentence (a period after an abbreviation or an initial does not). In text without a
+single capital letter (a lower-cased corpus, such as FinQA's filings), a lower-case letter is no sign of a
+continued sentence, so only abbreviations, initials and list numbers hold a period back, and every line break ends
+a sentence. A range of a text is read as a text of its own. Each sentence span keeps its trailing whitespace, so
+the spans tile the text exactly.
 """
 from __future__ import annotations
 
@@ -101,18 +103,30 @@ def _has_line_break(whitespace: str) -> bool:
 
 #: what a line that a wrapped sentence cannot run on from starts with: a markdown heading, a table row, a fence
 _STRUCTURE_LINE = ("#", "|", "```", "~~~")
+#: the first word of a line: the whitespace before it, and (group 1) the word (up to the next whitespace)
+_FIRST_WORD = re.compile(r"\s*(\S*)")
+#: the whitespace of a hard wrap, without its spaces and tabs
+_ONE_LINE_BREAK = frozenset(("\n", "\r\n", "\r"))
+#: a plain lower-case word of prose at the start of a line ("and", "don't", "well-known", "day,"): letters
+#: (apostrophes and hyphens after the first), one of , ; . ! ? ) after them, then whitespace; not a lettered list
+#: marker ("a." "b)"). Not ``key:``, a path, a call, ``snake_case``, a number or a hash. (Its case is checked apart.)
+_PLAIN_WORD = re.compile(r"(?![^\W\d_][.)](?:\s|\Z))[^\W\d_](?:[^\W\d_]|['’-])*[,;.!?)]?(?=\s|\Z)")
 
 
-def _wrapped(text: str, whitespace_start: int, cut: int) -> bool:
-    """Whether the whitespace ``text[whitespace_start:cut]``, which holds a line break, is a hard wrap inside a
-    sentence: one line break (spaces and tabs around it) before a lower-case letter, after a line that is not a
-    markdown heading, table row or code fence. The caller checks that the text is cased."""
-    if not text[cut].islower() or text[whitespace_start:cut].strip(" \t\r\n") \
-            or text.count("\n", whitespace_start, cut) + text.count("\r", whitespace_start, cut) \
-            - text.count("\r\n", whitespace_start, cut) != 1:
+def _wrapped(text: str, line_start: int, whitespace_start: int, cut: int) -> bool:
+    """Whether the whitespace ``text[whitespace_start:cut]``, which holds a line break and ends the line that
+    starts at ``line_start``, is a hard wrap inside a sentence, given that a lower-case letter follows at ``cut``:
+    one line break (spaces and tabs around it) before a plain word (:data:`_PLAIN_WORD`) that does not also open
+    the line before (a list of records, "make build" / "make test"), after a line that is not a markdown heading,
+    table row or code fence. The caller checks that the text is cased and that the line does not end a
+    sentence."""
+    if text[whitespace_start:cut].strip(" \t") not in _ONE_LINE_BREAK:
         return False
-    line_start = max(text.rfind("\n", 0, whitespace_start), text.rfind("\r", 0, whitespace_start)) + 1
-    return not text[line_start:whitespace_start].lstrip(" \t").startswith(_STRUCTURE_LINE)
+    word = _PLAIN_WORD.match(text, cut)
+    if word is None:
+        return False
+    opening = _FIRST_WORD.match(text, line_start, whitespace_start).group(1)
+    return opening != word.group() and not opening.startswith(_STRUCTURE_LINE)
 
 
 def _is_enumerator(text: str, sentence_start: int, period: int) -> bool:
@@ -134,6 +148,7 @@ def sentence_cuts(text: str, start: int = 0, end: int | None = None) -> list[int
     # cased letters, none of them upper-case: lower-cased text, where case says nothing about sentence starts
     cased = not _islower(text[start:end])
     cuts = []
+    line_start = start  # where the line the scan is in starts (after its indentation)
     # The pattern's look-behind must not see a . ! ? … before the range (the range's first one starts a match):
     # then the range is scanned as a string of its own, the offsets shifted back.
     shift = start if start and text[start - 1] in SPACED_ENDS else 0
@@ -143,16 +158,26 @@ def sentence_cuts(text: str, start: int = 0, end: int | None = None) -> list[int
             break
         # After . ! ? … (the branch with group 1, the only group) a lower-case letter continues the sentence (in
         # cased text), and so does a period after an abbreviation, an initial or a list number (_continues).
-        # A line break after the end (in the whitespace it needs) ends the sentence, as any line break does, unless
-        # it is a hard wrap (_wrapped): then the line break reads as a space.
+        # A line break ends the sentence, also one in the whitespace after . ! ? …, unless it is a hard wrap
+        # (_wrapped) in cased text, where it reads as a space: in the middle of a line, or after a period that
+        # does not end the sentence on its own (an abbreviation, an initial).
+        line = line_start
         if match.lastindex:
-            if _has_line_break(match.group(1)):
-                if cased and _wrapped(text, match.start(1) + shift, cut):
+            if not _has_line_break(match.group(1)):
+                if _continues(text, cut, match.start() + shift, cuts[-1] if cuts else start, cased):
                     continue
-            elif _continues(text, cut, match.start() + shift, cuts[-1] if cuts else start, cased):
+                cuts.append(cut)
                 continue
-        elif text[match.start() + shift] in "\r\n" and cased and _wrapped(text, match.start() + shift, cut):
-            continue
+            line_start = cut
+            if cased and text[cut].islower() and _wrapped(text, line, match.start(1) + shift, cut) \
+                    and _continues(text, cut, match.start() + shift, cuts[-1] if cuts else start, False):
+                continue
+        elif text[match.start() + shift] in "\r\n":  # a line break
+            line_start = cut
+            if cased and text[cut].islower() and _wrapped(text, line, match.start() + shift, cut):
+                continue
+        elif _has_line_break(match.group()):  # a CJK full stop, then whitespace with a line break
+            line_start = cut
         cuts.append(cut)
     return cuts
 

@@ -202,9 +202,25 @@ def test_a_hard_wrapped_paragraph_has_the_sentences_it_has_on_one_line(width):
     ("Windows wraps\r\nthis line. Mac\rwraps too.", ["Windows wraps\r\nthis line. ", "Mac\rwraps too."]),
     ("a lower-cased\ntext is cut at\nevery line", ["a lower-cased\n", "text is cut at\n", "every line"]),
     ("A page ends\n\x0cthen the next", ["A page ends\n\x0c", "then the next"]),  # a form feed: not a wrap
+    ("It ends here.\nthen a new line", ["It ends here.\n", "then a new line"]),  # a sentence end before the break
+    ("Seen, e.g.\nhere and there", ["Seen, e.g.\nhere and there"]),  # an abbreviation does not end one
+    # QA: records, key: value lines, paths and lettered items are separate lines, not a wrapped sentence
+    ("Build It\n\nmake build\nmake test", ["Build It\n\n", "make build\n", "make test"]),  # the same first word
+    ("Title: x\ndescription: y", ["Title: x\n", "description: y"]),
+    ("Files: a.c\n  src/b.h", ["Files: a.c\n  ", "src/b.h"]),
+    ("Steps\na) mix\nb. bake", ["Steps\n", "a) mix\n", "b. bake"]),
+    ("Call it:\nfoo(bar)", ["Call it:\n", "foo(bar)"]),
+    ("Plain words\ndon't stop,\nwell-known ones either.", ["Plain words\ndon't stop,\nwell-known ones either."]),
 ])
 def test_a_line_break_ends_a_sentence_unless_it_wraps_one_before_a_lower_case_word(text, sentences):
     assert [text[a:b] for a, b in sentence_spans(text)] == sentences
+
+
+def test_a_range_is_read_as_a_text_of_its_own_for_wraps():
+    # QA: the line a range starts in was looked for before the range ("## " out of it: no heading, so a wrap)
+    text = "## Install it\nthen run the tests."
+    assert sentence_cuts(text, 3) == [3 + cut for cut in sentence_cuts(text[3:])] == []
+    assert sentence_cuts(text) == [14]
 
 
 def test_a_wrapped_sentence_over_the_limit_is_cut_at_its_line_breaks_before_its_words():
