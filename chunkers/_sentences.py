@@ -161,7 +161,7 @@ def sentence_cuts(text: str, start: int = 0, end: int | None = None) -> list[int
         # A line break ends the sentence, also one in the whitespace after . ! ? …, unless it is a hard wrap
         # (_wrapped) in cased text, where it reads as a space: in the middle of a line, or after a period that
         # does not end the sentence on its own (an abbreviation, an initial).
-        line = line_start
+        ending_line = line_start  # the start of the line a line break in this match ends
         if match.lastindex:
             if not _has_line_break(match.group(1)):
                 if _continues(text, cut, match.start() + shift, cuts[-1] if cuts else start, cased):
@@ -169,12 +169,12 @@ def sentence_cuts(text: str, start: int = 0, end: int | None = None) -> list[int
                 cuts.append(cut)
                 continue
             line_start = cut
-            if cased and text[cut].islower() and _wrapped(text, line, match.start(1) + shift, cut) \
+            if cased and text[cut].islower() and _wrapped(text, ending_line, match.start(1) + shift, cut) \
                     and _continues(text, cut, match.start() + shift, cuts[-1] if cuts else start, False):
                 continue
         elif text[match.start() + shift] in "\r\n":  # a line break
             line_start = cut
-            if cased and text[cut].islower() and _wrapped(text, line, match.start() + shift, cut):
+            if cased and text[cut].islower() and _wrapped(text, ending_line, match.start() + shift, cut):
                 continue
         elif _has_line_break(match.group()):  # a CJK full stop, then whitespace with a line break
             line_start = cut
