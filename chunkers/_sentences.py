@@ -10,11 +10,11 @@ after CJK full stops ``。！？｡`` with no space needed; and at a line break 
 line ends, read as LF), except a hard wrap, which reads as a space (:func:`_wrapped`): a single line break before a
 plain lower-case word ("and", "don't"; not ``key:``, a path, a call or a list letter) that does not also open the
 line before (records: "make build" / "make test"), when the line before is not a markdown heading, table row or
-code fence and does not end a sentence (a period after an abbreviation or an initial does not). In text without a
-single capital letter (a lower-cased corpus, such as FinQA's filings), a lower-case letter is no sign of a
-continued sentence, so only abbreviations, initials and list numbers hold a period back, and every line break ends
-a sentence. A range of a text is read as a text of its own. Each sentence span keeps its trailing whitespace, so
-the spans tile the text exactly.
+code fence and does not end a sentence (a period after an abbreviation or an initial does not), and not inside a
+markdown code fence. In text without a single capital letter (a lower-cased corpus, such as FinQA's filings), a
+lower-case letter is no sign of a continued sentence, so only abbreviations, initials and list numbers hold a
+period back, and every line break ends a sentence. A range of a text is read as a text of its own. Each sentence
+span keeps its trailing whitespace, so the spans tile the text exactly.
 """
 from __future__ import annotations
 
@@ -101,8 +101,11 @@ def _has_line_break(whitespace: str) -> bool:
     return "\n" in whitespace or "\r" in whitespace
 
 
+#: what a markdown code fence line starts with (after its indentation)
+_FENCE = ("```", "~~~")
 #: what a line that a wrapped sentence cannot run on from starts with: a markdown heading, a table row, a fence
-_STRUCTURE_LINE = ("#", "|", "```", "~~~")
+_STRUCTURE_LINE = ("#", "|", *_FENCE)
+_INDENT = re.compile(r"[ \t]*")
 #: the first word of a line: the whitespace before it, and (group 1) the word (up to the next whitespace)
 _FIRST_WORD = re.compile(r"\s*(\S*)")
 #: the whitespace of a hard wrap, without its spaces and tabs
@@ -148,7 +151,8 @@ def sentence_cuts(text: str, start: int = 0, end: int | None = None) -> list[int
     # cased letters, none of them upper-case: lower-cased text, where case says nothing about sentence starts
     cased = not _islower(text[start:end])
     cuts = []
-    line_start = start  # where the line the scan is in starts (after its indentation)
+    line_start = _INDENT.match(text, start, end).end()  # where the line the scan is in starts, after its indentation
+    in_fence = False  # inside a markdown code fence: its lines are code, never a wrapped sentence
     # The pattern's look-behind must not see a . ! ? … before the range (the range's first one starts a match):
     # then the range is scanned as a string of its own, the offsets shifted back.
     shift = start if start and text[start - 1] in SPACED_ENDS else 0
@@ -159,8 +163,8 @@ def sentence_cuts(text: str, start: int = 0, end: int | None = None) -> list[int
         # After . ! ? … (the branch with group 1, the only group) a lower-case letter continues the sentence (in
         # cased text), and so does a period after an abbreviation, an initial or a list number (_continues).
         # A line break ends the sentence, also one in the whitespace after . ! ? …, unless it is a hard wrap
-        # (_wrapped) in cased text, where it reads as a space: in the middle of a line, or after a period that
-        # does not end the sentence on its own (an abbreviation, an initial).
+        # (_wrapped) in cased text outside code fences, where it reads as a space: in the middle of a line, or after
+        # a period that does not end the sentence on its own (an abbreviation, an initial).
         ending_line = line_start  # the start of the line a line break in this match ends
         if match.lastindex:
             if not _has_line_break(match.group(1)):
@@ -169,12 +173,16 @@ def sentence_cuts(text: str, start: int = 0, end: int | None = None) -> list[int
                 cuts.append(cut)
                 continue
             line_start = cut
-            if cased and text[cut].islower() and _wrapped(text, ending_line, match.start(1) + shift, cut) \
+            if cased and not in_fence and text[cut].islower() \
+                    and _wrapped(text, ending_line, match.start(1) + shift, cut) \
                     and _continues(text, cut, match.start() + shift, cuts[-1] if cuts else start, False):
                 continue
         elif text[match.start() + shift] in "\r\n":  # a line break
             line_start = cut
-            if cased and text[cut].islower() and _wrapped(text, ending_line, match.start() + shift, cut):
+            if text.startswith(_FENCE, ending_line):
+                in_fence = not in_fence
+            elif cased and not in_fence and text[cut].islower() \
+                    and _wrapped(text, ending_line, match.start() + shift, cut):
                 continue
         elif _has_line_break(match.group()):  # a CJK full stop, then whitespace with a line break
             line_start = cut

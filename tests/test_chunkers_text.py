@@ -196,7 +196,9 @@ def test_a_hard_wrapped_paragraph_has_the_sentences_it_has_on_one_line(width):
 @pytest.mark.parametrize(("text", "sentences"), [
     ("# Install\nrun it.", ["# Install\n", "run it."]),  # a heading line
     ("| a | b |\nnext row", ["| a | b |\n", "next row"]),  # a table row
-    ("See:\n```js\nconst x = 1;\nlet y;\n```", ["See:\n", "```js\n", "const x = 1;\nlet y;\n", "```"]),  # a fence
+    ("See:\n```js\nconst x = 1;\nlet y;\n```", ["See:\n", "```js\n", "const x = 1;\n", "let y;\n", "```"]),  # code
+    ("A\n  ~~~\n  x = f(a)\n  return x\n  ~~~\nthat wraps\nhere", ["A\n  ", "~~~\n  ", "x = f(a)\n  ", "return x\n  ",
+                                                             "~~~\n", "that wraps\nhere"]),
     ("One line\n\nand a paragraph", ["One line\n\n", "and a paragraph"]),  # a blank line: two line breaks
     ("It ends\n- a list item\n  wrapped here", ["It ends\n", "- a list item\n  wrapped here"]),
     ("Windows wraps\r\nthis line. Mac\rwraps too.", ["Windows wraps\r\nthis line. ", "Mac\rwraps too."]),
