@@ -2,6 +2,8 @@
 (sentence), and the structure a chunk carries into what is indexed and read."""
 from __future__ import annotations
 
+import textwrap
+
 import pytest
 
 from chunkers import get_chunker
@@ -171,22 +173,12 @@ PROSE = ("The committee met on Tuesday to review the budget, and the members agr
          "Work starts in May and should end before the winter, when the roads close.")
 
 
-def wrapped_at(text: str, width: int) -> str:
-    """``text`` hard-wrapped at ``width`` columns by turning spaces into line feeds (same length, same offsets)."""
-    out, column = list(text), 0
-    for i, ch in enumerate(text):
-        column += 1
-        if ch == " " and column > width:
-            out[i], column = "\n", 0
-    return "".join(out)
-
-
 @pytest.mark.parametrize("width", [20, 33, 50, 72])
 def test_a_hard_wrapped_paragraph_has_the_sentences_it_has_on_one_line(width):
     # a line break inside a sentence (before a lower-case word) reads as the space it replaced; before a capital
     # it still ends one ("Tuesday", "May" and "It" may open the next line: the cuts there are asserted away below)
-    wrapped = wrapped_at(PROSE, width)
-    assert wrapped.count("\n") >= 3
+    wrapped = textwrap.fill(PROSE, width)  # spaces turned into line feeds: same length, same offsets
+    assert len(wrapped) == len(PROSE) and wrapped.count("\n") >= 3
     one_line = sentence_cuts(PROSE)
     assert len(one_line) == 3
     capital_breaks = {i + 1 for i, ch in enumerate(wrapped) if ch == "\n" and wrapped[i + 1].isupper()}
