@@ -116,16 +116,17 @@ _ONE_LINE_BREAK = frozenset(("\n", "\r\n", "\r"))
 _PLAIN_WORD = re.compile(r"(?![^\W\d_][.)](?:\s|\Z))[^\W\d_](?:[^\W\d_]|['’-])*[,;.!?)]?(?=\s|\Z)")
 
 
-def _wrapped(text: str, line_start: int, whitespace_start: int, cut: int) -> bool:
+def _wrapped(text: str, line_start: int, whitespace_start: int, cut: int, end: int) -> bool:
     """Whether the whitespace ``text[whitespace_start:cut]``, which holds a line break and ends the line that
-    starts at ``line_start``, is a hard wrap inside a sentence, given that a lower-case letter follows at ``cut``:
+    starts at ``line_start``, is a hard wrap inside a sentence of ``text[:end]``, given that a lower-case letter
+    follows at ``cut``:
     one line break (spaces and tabs around it) before a plain word (:data:`_PLAIN_WORD`) that does not also open
     the line before (a list of records, "make build" / "make test"), after a line that is not a markdown heading,
     table row or code fence. The caller checks that the text is cased and that the line does not end a
     sentence."""
     if text[whitespace_start:cut].strip(" \t") not in _ONE_LINE_BREAK:
         return False
-    word = _PLAIN_WORD.match(text, cut)
+    word = _PLAIN_WORD.match(text, cut, end)
     if word is None:
         return False
     opening = _FIRST_WORD.match(text, line_start, whitespace_start).group(1)
@@ -174,7 +175,7 @@ def sentence_cuts(text: str, start: int = 0, end: int | None = None) -> list[int
                 continue
             line_start = cut
             if cased and not in_fence and text[cut].islower() \
-                    and _wrapped(text, ending_line, match.start(1) + shift, cut) \
+                    and _wrapped(text, ending_line, match.start(1) + shift, cut, end) \
                     and _continues(text, cut, match.start() + shift, cuts[-1] if cuts else start, False):
                 continue
         elif text[match.start() + shift] in "\r\n":  # a line break
@@ -182,7 +183,7 @@ def sentence_cuts(text: str, start: int = 0, end: int | None = None) -> list[int
             if text.startswith(_FENCE, ending_line):
                 in_fence = not in_fence
             elif cased and not in_fence and text[cut].islower() \
-                    and _wrapped(text, ending_line, match.start() + shift, cut):
+                    and _wrapped(text, ending_line, match.start() + shift, cut, end):
                 continue
         elif _has_line_break(match.group()):  # a CJK full stop, then whitespace with a line break
             line_start = cut

@@ -215,6 +215,9 @@ def test_a_range_is_read_as_a_text_of_its_own_for_wraps():
     text = "## Install it\nthen run the tests."
     assert sentence_cuts(text, 3) == [3 + cut for cut in sentence_cuts(text[3:])] == []
     assert sentence_cuts(text) == [14]
+    # nor the word after it: "e" ends the range, "e.g." (not a plain word) follows it in the text
+    text = "Some text\ne.g. more"
+    assert sentence_cuts(text, 0, 11) == sentence_cuts(text[:11]) == [] and sentence_cuts(text) == [10]
 
 
 def test_a_wrapped_sentence_over_the_limit_is_cut_at_its_line_breaks_before_its_words():
