@@ -78,10 +78,11 @@ def cmd_validate(args) -> int:
 def _validated(path: str) -> str:
     """What the valid config at ``path`` holds; raises :class:`RagloomError` naming what is wrong. An experiment's
     datasets are read too (files, references), as ``ragloom eval`` reads them before running anything."""
-    from rag.config import load_config
+    from rag.config import is_experiment, load_config
     from rag.flow import compile_flow
+    from rag.yaml_io import load_yaml
 
-    if _is_experiment(path):
+    if is_experiment(load_yaml(path)):
         from evals.datasets import read_dataset
         from evals.experiment import load_experiment
 
@@ -93,14 +94,6 @@ def _validated(path: str) -> str:
     config = load_config(path)
     compile_flow(config.flow)
     return f"{config.name}: {len(config.flow)} steps, structures {', '.join(s.op for s in config.index.structures)}"
-
-
-def _is_experiment(path: str) -> bool:
-    """An experiment file (``ragloom eval``'s input) has ``pipelines``; a pipeline config has ``flow``."""
-    from rag.yaml_io import load_yaml
-
-    data = load_yaml(path)
-    return isinstance(data, dict) and "pipelines" in data and "flow" not in data
 
 
 def cmd_index(args) -> int:

@@ -175,7 +175,7 @@ class _Parser:
 
     def pipeline(self, data: Any) -> PipelineConfig:
         self.expect(data, dict, "a mapping with keys name, index, flow", "", data, None)
-        if "pipelines" in data and "flow" not in data:  # the same test as `ragloom validate`'s
+        if is_experiment(data):
             raise self.error("this file is an experiment (datasets, pipelines), which `ragloom eval` runs; a pipeline "
                              "config has name, index and flow", "", data, "pipelines")
         self.keys(data, _TOP_KEYS, "")
@@ -349,6 +349,12 @@ class _Parser:
         body = self.steps(data["body"], f"{path}.body", data, "body")
         accumulate = self.expect(data.get("accumulate", True), bool, "true or false", f"{path}.accumulate", data, "accumulate")
         return LoopStep(max_iters, body, until, accumulate, path)
+
+
+def is_experiment(data: Any) -> bool:
+    """Whether YAML ``data`` is an experiment (``ragloom eval``'s input: it has ``pipelines``), not a pipeline
+    config (which has ``flow``)."""
+    return isinstance(data, dict) and "pipelines" in data and "flow" not in data
 
 
 def _type_name(value: Any) -> str:
