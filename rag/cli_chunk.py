@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Iterable, Iterator
 
 from evals.chunk_quality import SizeTally, chunk_quality
-from rag.documents import InputSize
+from rag.documents import InputSize, utf8_size
 from rag.encodings import without_lone_surrogates
 from rag.errors import ConfigError, RagloomError
 from rag.jsonl import json_line, write_jsonl_atomically
@@ -121,7 +121,7 @@ class ChunkRun:
                 chunks = chunker.chunk_documents(group)
                 self.seconds += time.perf_counter() - started
                 self.documents += len(group)
-                self.megabytes += sum(len(d.text.encode("utf-8", "surrogatepass")) for d in group) / 1e6
+                self.megabytes += sum(map(utf8_size, group)) / 1e6
                 self.oversize += sum(bool(c.metadata.get("oversize")) for c in chunks)
                 self.fallbacks.update(reason for _, reason in {(c.doc_id, c.metadata["fallback"]) for c in chunks
                                                                 if c.metadata.get("fallback")})

@@ -54,6 +54,11 @@ class InputSize:
     megabytes: float
 
 
+def utf8_size(document: Document) -> int:
+    """The document's text in UTF-8 bytes (a lone surrogate counted as its 3 bytes)."""
+    return len(document.text.encode("utf-8", "surrogatepass"))
+
+
 def check_documents(source: str | Path, encoding: str = "utf-8") -> InputSize:
     """Every document of ``source`` read once and dropped, for the errors :func:`iter_documents` would raise part
     way (an undecodable file, a bad JSON line, no document with text), raised now, before any work is done on the
@@ -62,7 +67,7 @@ def check_documents(source: str | Path, encoding: str = "utf-8") -> InputSize:
     documents = size = 0
     for document in _documents(source, encoding, warn=False):
         documents += 1
-        size += len(document.text.encode("utf-8", "surrogatepass"))
+        size += utf8_size(document)
     return InputSize(documents, size / 1e6)
 
 
