@@ -75,28 +75,45 @@ class Sections:
         endable = np.array([j == 0 or not self.bare(j - 1) for j in range(count)], dtype=bool)
         return np.maximum.accumulate(np.where(endable, np.arange(count), -1)) if count else np.empty(0, np.int64)
 
-    def path_position(self, position: int, end: int) -> int:
-        """The last of the bare headings (:attr:`past_bare`) starting a chunk at ``position`` and inside it, whose
-        heading path is the chunk's (or ``position`` when no heading starts there)."""
-        headings = self.structure.heading_starts
-        i = bisect.bisect_right(headings, position) - 1  # a heading's start is its line's, indentation included
-        # only whitespace between (its indentation)? Searched, not sliced: the last heading before a chunk may be
-        # megabytes back (a slice per chunk made a long text after one heading quadratic)
-        if i < 0 or headings[i] != position and _NON_SPACE.search(self.text, headings[i], position) is not None:
-            return position
-        last = min(int(self.past_bare[i + 1]) - 1, bisect.bisect_left(headings, end) - 1)
-        return headings[last] if last >= i else position  # no heading inside the chunk starts there
+    @cached_property
+    def _arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The heading starts, where each heading's line has its first visible character (its ``#`` or its
+        title's first letter), and each heading path's depth."""
+        structure, text = self.structure, self.text
+        visible = [m.start() if (m := _NON_SPACE.search(text, start)) else len(text)
+                   for start in structure.heading_starts]
+        return (np.asarray(structure.heading_starts, dtype=np.int64), np.asarray(visible, dtype=np.int64),
+                np.asarray([len(path) for path in structure.heading_paths], dtype=np.int64))
 
-    def enclosing_path(self, position: int, end: int) -> tuple[str, ...]:
-        """The titles of the headings enclosing all of ``[position, end)``: the path at ``position`` less the
-        levels that a heading inside the range closes (a sibling section packed after it closes its own level;
-        by nesting depth, so two sections of the same title are not mistaken for one)."""
-        structure = self.structure
-        path = structure.heading_path(position)
-        first = bisect.bisect_right(structure.heading_starts, position)
-        for j in range(first, bisect.bisect_left(structure.heading_starts, end)):
-            path = path[:len(structure.heading_paths[j]) - 1]
-        return path
+    def heading_paths(self, positions: np.ndarray, ends: np.ndarray) -> list[tuple[str, ...]]:
+        """Per range ``[positions[k], ends[k])``: the heading path of a chunk starting at ``positions[k]`` (its first
+        visible character of its own). A chunk starting at a heading (or in its indentation) takes the path of
+        the last of the bare headings (:attr:`past_bare`) after it that the chunk holds, so a parent heading
+        followed directly by its sub-heading has the sub-heading's path. Then the levels a heading inside the
+        range closes are dropped (a sibling section packed after it closes its own level; by nesting depth, so
+        two sections of the same title are not mistaken for one): the titles enclosing all of the range."""
+        headings, visible, depths = self._arrays
+        if not len(headings):
+            return [()] * len(positions)
+        # the heading a chunk starts at: the one before it, when only its indentation lies between
+        i = np.searchsorted(headings, positions, "right") - 1
+        at = np.maximum(i, 0)
+        last = np.minimum(self.past_bare[at + 1] - 1, np.searchsorted(headings, ends, "left") - 1)
+        starts_at = (i >= 0) & ((headings[at] == positions) | (visible[at] >= positions)) & (last >= i)
+        positions = np.where(starts_at, headings[np.maximum(last, 0)], positions)
+        # the path there, cut to the shallowest level a heading inside the range closes
+        k = np.searchsorted(headings, positions, "right") - 1
+        inside_end = np.searchsorted(headings, ends, "left")
+        length = np.where(k >= 0, depths[np.maximum(k, 0)], 0)
+        crossed = np.flatnonzero(inside_end > k + 1)
+        if len(crossed):
+            # min of depths[k + 1 : inside_end] per crossed range (reduceat over index pairs; a sentinel ends the
+            # array so that a range reaching the last heading has an end index)
+            bounds = np.stack((k[crossed] + 1, inside_end[crossed]), axis=1).ravel()
+            closed = np.minimum.reduceat(np.append(depths, 0), bounds)[::2] - 1
+            length[crossed] = np.minimum(length[crossed], closed)
+        paths = self.structure.heading_paths
+        return [paths[j][:n] if n > 0 else () for j, n in zip(k.tolist(), length.tolist())]
 
     def metadata(self, spans: list[Span]) -> list[dict[str, Any]]:
         """Per span (in document order): ``heading_path``, the headings enclosing the text the chunk adds (past
@@ -104,24 +121,35 @@ class Sections:
         structure, text = self.structure, self.text
         if not structure.heading_starts and not structure.blocks:
             return [{} for _ in spans]
-        out = []
+        firsts, own_firsts = [], []
         previous_end = 0
         for start, end in spans:
-            meta: dict[str, Any] = {}
             found = _NON_SPACE.search(text, start, end)  # the span's first visible character
             first = found.start() if found else start  # whitespace only: it belongs where it starts
-            own = _NON_SPACE.search(text, max(start, previous_end), end) if previous_end > start else found
-            own_first = own.start() if own else first
+            own = _NON_SPACE.search(text, previous_end, end) if previous_end > start else found
+            firsts.append(first)
+            own_firsts.append(own.start() if own else first)
             previous_end = max(previous_end, end)
-            path = self.enclosing_path(self.path_position(own_first, end), end)
-            if path:
-                meta["heading_path"] = list(path)
+        ends = np.fromiter((end for _, end in spans), dtype=np.int64, count=len(spans))
+        paths = self.heading_paths(np.asarray(own_firsts, dtype=np.int64), ends)
+        out = [{"heading_path": list(path)} if path else {} for path in paths]
+        for k in self._in_tables(firsts):
+            first, end = firsts[k], int(ends[k])
             block = structure.block_at(first)
-            if block is not None and block[2] == "table" and first > block[0]:
-                header = structure.table_headers.get(block[0], "")
-                # not in a piece of the header row itself (a header row too long for a chunk)
-                in_header_row = first < block[0] + len(_FIRST_LINE.match(header).group())
-                if header and not in_header_row and not text.startswith(header.strip(), first, end):
-                    meta["table_header"] = header
-            out.append(meta)
+            header = structure.table_headers.get(block[0], "")
+            # not in a piece of the header row itself (a header row too long for a chunk)
+            in_header_row = first < block[0] + len(_FIRST_LINE.match(header).group())
+            if header and not in_header_row and not text.startswith(header.strip(), first, end):
+                out[k]["table_header"] = header
         return out
+
+    def _in_tables(self, positions: list[int]) -> list[int]:
+        """Indices of the ``positions`` inside a table after its first character."""
+        tables = [(a, b) for a, b, kind in self.structure.blocks if kind == "table"]
+        if not tables or not positions:
+            return []
+        table_starts, table_ends = (np.asarray(edge, dtype=np.int64) for edge in zip(*tables))
+        positions = np.asarray(positions, dtype=np.int64)
+        k = np.searchsorted(table_starts, positions, "right") - 1
+        at = np.maximum(k, 0)
+        return np.flatnonzero((k >= 0) & (positions > table_starts[at]) & (positions < table_ends[at])).tolist()
