@@ -73,11 +73,6 @@ class MarkdownStructure:
     table_headers: dict[int, str] = field(default_factory=dict)  # table start -> header lines
     _block_starts: list[int] = field(default_factory=list)
 
-    def heading_path(self, position: int) -> tuple[str, ...]:
-        """The heading titles in effect at ``position`` (outermost first)."""
-        i = bisect.bisect_right(self.heading_starts, position) - 1
-        return self.heading_paths[i] if i >= 0 else ()
-
     def block_at(self, position: int) -> tuple[int, int, str] | None:
         """The code fence or table containing ``position``, if any."""
         i = bisect.bisect_right(self._block_starts, position) - 1
@@ -94,11 +89,16 @@ class MarkdownStructure:
 # Line patterns start with a line feed and run over the text with one prepended (:func:`_padded`): the regex engine
 # jumps between line feeds instead of trying ``^`` at every position. Their runs are possessive (``*+``, ``{0,3}+``):
 # what follows a run can never be matched by giving part of it back, and not trying to makes each 10-30 % faster
-# (same matches).
-_HEADING_LINE = re.compile(r"\n[ \t]{0,3}+(#{1,6})[ \t]+([^\r\n]*+)")  # a title ends before a CRLF's CR
-_FENCE_LINE = re.compile(r"\n([ \t]*+)(`{3,}+|~{3,}+)[^\n]*+")  # its line break is not matched: the next
-# line's pattern starts with it
-_PIPE_LINE = re.compile(r"\n[ \t]*\|[^\n]*")
+# (same matches). No match takes its line's line break: the next line's match starts with it.
+#
+# The lines that can be structure are found in one pass (40 % faster than a pass for each kind): after the
+# indentation (group 1), a fence (group 2: its marker), an ATX heading (3: its hashes, 4: its title, which ends
+# before a CRLF's CR), a pipe table line, or a setext underline (5). The first visible character tells them apart,
+# so no line could match two branches; the indentation a heading (at most 3) or an underline (at most 3 spaces)
+# allows is checked on the match.
+_STRUCTURE_LINE = re.compile(r"\n([ \t]*+)(?:(`{3,}+|~{3,}+)[^\n]*+|(#{1,6})[ \t]+([^\r\n]*+)|\|[^\n]*+"
+                             r"|(={2,}+|-{2,}+)[ \t]*+(?=\r?\n|$))")
+_FENCE, _HEADING, _UNDERLINE_LINE = 2, 4, 5  # a match's lastindex for each kind (1: a pipe table line)
 _UNINDENTED_LINE = re.compile(r"\n(?=[^ \t\r\n])")
 _VISIBLE = re.compile(r"\S")
 _LONE_CR = re.compile(r"\r(?!\n)")
@@ -121,14 +121,13 @@ def _line_starts(probe: re.Pattern, text: str) -> list[int]:
     return [m.start() for m in probe.finditer(_padded(text))]
 
 
-def _tables(text: str, padded: str) -> list[tuple[int, int]]:
-    """Runs of two or more consecutive lines starting with ``|`` (what ``_TABLE.finditer`` finds), faster
-    (``padded``: :func:`_padded` ``text``)."""
+def _tables(text: str, pipe_lines: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Runs of two or more consecutive lines starting with ``|`` (what ``_TABLE.finditer`` finds), from the pipe
+    table lines' ``(start, end)`` (their line break not included)."""
     runs: list[tuple[int, int]] = []
     first = last_end = -1
     count = 0
-    for m in _PIPE_LINE.finditer(padded):
-        start, end = m.start(), m.end() - 1  # in text coordinates
+    for start, end in pipe_lines:
         if count and start == last_end + 1:
             count += 1
         else:
@@ -207,25 +206,23 @@ class _ListContext:
         return None
 
 
-def _fence_ranges(text: str, padded: str) -> list[tuple[int, int]]:
-    """``(start, end)`` of the code fences (``padded``: :func:`_padded` ``text``)."""
+def _fence_ranges(text: str, fence_lines: list[tuple[int, int, str, int]]) -> list[tuple[int, int]]:
+    """``(start, end)`` of the code fences, from the fence lines' ``(start, indentation, marker, end)`` (``end``
+    past the line's line break, or the text's length)."""
     ranges = []
-    if not _has_fence_marker(text):
-        return ranges
     opening = None  # (start, marker, most indentation of its closing fence)
     lists = None
-    for match in _FENCE_LINE.finditer(padded):
-        indent, marker = len(match.group(1)), match.group(2)
+    for start, indent, marker, end in fence_lines:
         if opening is None:
             if indent <= 3:
-                opening = (match.start(), marker, 3)
+                opening = (start, marker, 3)
                 continue
             lists = lists or _ListContext(text)
-            offset = lists.item_offset(match.start(), indent)
+            offset = lists.item_offset(start, indent)
             if offset is not None:
-                opening = (match.start(), marker, offset + 3)
+                opening = (start, marker, offset + 3)
         elif marker[0] == opening[1][0] and len(marker) >= len(opening[1]) and indent <= opening[2]:
-            ranges.append((opening[0], match.end() if padded.startswith("\n", match.end()) else len(text)))
+            ranges.append((opening[0], end))
             opening = None
     if opening is not None:  # an unclosed fence runs to the end of the text
         ranges.append((opening[0], len(text)))
@@ -272,16 +269,44 @@ def _setext_paragraph(text: str, line_feed: int, floor: int) -> tuple[int, str] 
     return first_start, " ".join(line.strip() for _, line in reversed(lines))
 
 
-def _setext_headings(text: str, floor: int, in_fence) -> list[tuple[int, int, str]]:
-    """(start, level, title, end) of the setext headings starting at or after ``floor`` (a line start)."""
+def _setext_headings(text: str, floor: int, in_fence,
+                     underlines: list[tuple[int, int, int]]) -> list[tuple[int, int, str, int]]:
+    """(start, level, title, end) of the setext headings starting at or after ``floor`` (a line start), from the
+    underlines' ``(start, level, end)``."""
     out = []
-    for match in _UNDERLINE.finditer(text, max(floor - 1, 0)):
-        if in_fence(match.start() + 1):
+    for start, level, end in underlines:
+        if start < floor or in_fence(start):
             continue
-        paragraph = _setext_paragraph(text, match.start(), floor)
+        paragraph = _setext_paragraph(text, start - 1, floor)
         if paragraph is not None:
-            out.append((paragraph[0], 1 if match.group(1)[0] == "=" else 2, paragraph[1], match.end()))
+            out.append((paragraph[0], level, paragraph[1], end))
     return out
+
+
+def _structure_lines(text: str):
+    """The fence lines ``(start, indentation, marker, end)``, ATX heading lines ``(start, level, raw title, title
+    end)``, pipe table lines ``(start, end)`` and setext underlines ``(start, level, end)`` of ``text``, in one
+    scan of :data:`_STRUCTURE_LINE` over the text after a line feed (the regex engine jumps from line feed to line
+    feed instead of trying ``^`` at every position). Positions are the text's; a fence line's end is past its
+    line break."""
+    padded = _padded(text)
+    fences, headings, pipes, underlines = [], [], [], []
+    for m in _STRUCTURE_LINE.finditer(padded):
+        kind = m.lastindex
+        if kind == _FENCE:
+            end = m.end() if padded.startswith("\n", m.end()) else len(text)  # past the line break
+            fences.append((m.start(), len(m.group(1)), m.group(2), end))
+        elif kind == _HEADING:
+            if len(m.group(1)) <= 3:
+                headings.append((m.start(), len(m.group(3)), m.group(4), m.end() - 1))
+        elif kind == _UNDERLINE_LINE:
+            indent = m.group(1)
+            # not on the first line (no paragraph above it)
+            if m.start() and len(indent) <= 3 and "\t" not in indent:
+                underlines.append((m.start(), 1 if m.group(5)[0] == "=" else 2, m.end() - 1))
+        else:
+            pipes.append((m.start(), m.end() - 1))
+    return fences, headings, pipes, underlines
 
 
 def _may_have_structure(text: str) -> bool:
@@ -304,8 +329,8 @@ def parse_markdown(text: str) -> MarkdownStructure:
     structure = MarkdownStructure()
     if not _may_have_structure(text):
         return structure
-    padded = _padded(text)
-    fences = _fence_ranges(text, padded)
+    fence_lines, heading_lines, pipe_lines, underlines = _structure_lines(text)
+    fences = _fence_ranges(text, fence_lines) if fence_lines else []
     fence_starts = [a for a, _ in fences]
 
     def in_fence(pos: int) -> bool:
@@ -313,13 +338,11 @@ def parse_markdown(text: str) -> MarkdownStructure:
         return i >= 0 and fences[i][0] <= pos < fences[i][1]
 
     front_matter = _front_matter_end(text)
-    headings = [(m.start(), len(m.group(1)), _atx_title(m.group(2)), m.end() - 1)
-                for m in (_HEADING_LINE.finditer(padded) if "#" in text else ())
-                if m.start() >= front_matter and not in_fence(m.start())]
-    if "=" in text or "-" in text:
-        setext = _setext_headings(text, front_matter, in_fence)
-        if setext:
-            headings = sorted(headings + setext)
+    headings = [(start, level, _atx_title(title), end) for start, level, title, end in heading_lines
+                if start >= front_matter and not in_fence(start)]
+    setext = _setext_headings(text, front_matter, in_fence, underlines)
+    if setext:
+        headings = sorted(headings + setext)
     stack: list[tuple[int, str]] = []
     for start, level, title, end in headings:
         while stack and stack[-1][0] >= level:
@@ -331,7 +354,7 @@ def parse_markdown(text: str) -> MarkdownStructure:
         structure.heading_text_starts.append(visible.start() if visible else len(text))
 
     blocks = [(a, b, "code") for a, b in fences]
-    for start, end in (_tables(text, padded) if "|" in text else ()):
+    for start, end in _tables(text, pipe_lines):
         if in_fence(start):
             continue
         blocks.append((start, end, "table"))

@@ -4,7 +4,7 @@ table delimiter rows, front matter); CR-only line ends (old Mac files) read as l
 from __future__ import annotations
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from chunkers import get_chunker
@@ -459,6 +459,28 @@ _LINE_PROBE_TEXT = st.lists(st.sampled_from(["\n", "\r\n", "\r", " ", "   ", "  
 
 @settings(max_examples=600, deadline=None)
 @given(text=_LINE_PROBE_TEXT)
+@example(text="    # four spaces\n   # three\n\t==\n    ==\n   --\n| a\n```x\r\n~~~")
+@example(text="==\nx\n\t# tab\n  \t# two and a tab\r\n")
+def test_the_one_pass_line_scan_finds_what_a_pattern_for_each_kind_of_line_finds(text):
+    # fences, ATX headings, pipe table lines and setext underlines are found in one pass of one pattern; each
+    # kind's own backtracking pattern, run on its own, must find the same lines
+    import re
+
+    from chunkers._markdown import _structure_lines
+
+    padded = "\n" + text
+    fences = [(m.start(), len(m.group(1)), m.group(2), m.end() if padded.startswith("\n", m.end()) else len(text))
+              for m in re.finditer(r"\n([ \t]*)(`{3,}|~{3,})[^\n]*", padded)]
+    headings = [(m.start(), len(m.group(1)), m.group(2), m.end() - 1)
+                for m in re.finditer(r"\n[ \t]{0,3}(#{1,6})[ \t]+([^\r\n]*)", padded)]
+    pipes = [(m.start(), m.end() - 1) for m in re.finditer(r"\n[ \t]*\|[^\n]*", padded)]
+    underlines = [(m.start() + 1, 1 if m.group(1)[0] == "=" else 2, m.end())  # in the text itself: never its first line
+                  for m in re.finditer(r"\n {0,3}(={2,}|-{2,})[ \t]*(?=\r?\n|$)", text)]
+    assert _structure_lines(text) == (fences, headings, pipes, underlines)
+
+
+@settings(max_examples=600, deadline=None)
+@given(text=_LINE_PROBE_TEXT)
 def test_the_possessive_line_probes_match_what_their_backtracking_forms_match(text):
     # the probes' runs were made possessive for speed: a pattern that needed to give part of a run back would
     # now miss a match
@@ -466,9 +488,7 @@ def test_the_possessive_line_probes_match_what_their_backtracking_forms_match(te
 
     from chunkers import _markdown, _splitter
 
-    for fast, backtracking in ((_markdown._HEADING_LINE, r"\n[ \t]{0,3}(#{1,6})[ \t]+([^\r\n]*)"),
-                               (_markdown._FENCE_LINE, r"\n([ \t]*)(`{3,}|~{3,})[^\n]*"),
-                               (_markdown._UNDERLINE, r"\n {0,3}(={2,}|-{2,})[ \t]*(?=\r?\n|$)"),
+    for fast, backtracking in ((_markdown._UNDERLINE, r"\n {0,3}(={2,}|-{2,})[ \t]*(?=\r?\n|$)"),
                                (_markdown._LIST_ITEM_WITH_TEXT, r"\n[ \t]*(?:[-*+]|\d{1,9}[.)])[ \t]+(?=\S)"),
                                (_splitter._BLANK_LINES, r"\n(?:[ \t]*\r?\n)+")):
         expected = [(m.span(), m.groups()) for m in re.finditer(backtracking, text)]
