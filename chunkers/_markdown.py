@@ -80,11 +80,6 @@ class MarkdownStructure:
             return self.blocks[i]
         return None
 
-    def inside_block(self, position: int) -> bool:
-        """True when a cut at ``position`` would fall strictly inside a fence or table."""
-        block = self.block_at(position)
-        return block is not None and block[0] < position
-
 
 # Line patterns start with a line feed and run over the text with one prepended (:func:`_padded`): the regex engine
 # jumps between line feeds instead of trying ``^`` at every position. Their runs are possessive (``*+``, ``{0,3}+``):

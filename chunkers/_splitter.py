@@ -71,6 +71,11 @@ class RecursiveSplitter:
         return np.asarray(self.structure._block_starts, dtype=np.int64)
 
     @cached_property
+    def block_end_array(self) -> np.ndarray:
+        """Where each code fence or table ends, in the order of :attr:`block_start_array`."""
+        return np.asarray([end for _, end, _ in self.structure.blocks], dtype=np.int64)
+
+    @cached_property
     def bounds(self) -> list[int]:
         """Token boundaries as a list, for scalar :meth:`estimate` calls (bisect beats numpy on scalars)."""
         return self.bounds_array.tolist()
@@ -124,21 +129,19 @@ class RecursiveSplitter:
         """Where each run of blank lines inside ``[start, end)`` ends (the next paragraph's start)."""
         return [m.end() for m in _BLANK_LINES.finditer(self._line_feed_text, start, end)]
 
-    def _block_cuts(self, start: int, end: int) -> list[int]:
-        """Blank-line ends and code fence / table edges strictly inside ``(start, end)``, none inside a block.
-        Scanned per span: a blank-line run cut by the span's edge matches differently than in the whole text."""
-        cuts = self.blank_line_ends(start, end)
-        structure = self.structure
-        if not structure.blocks:
-            return [c for c in cuts if c < end]
-        # the blocks overlapping the span: sorted and disjoint, they are a run ending before the first one that
-        # starts at or after ``end``
-        blocks = structure.blocks
-        k = bisect.bisect_left(structure._block_starts, end) - 1
-        while k >= 0 and blocks[k][1] > start:
-            cuts.extend(blocks[k][:2])
-            k -= 1
-        return sorted(c for c in set(cuts) if start < c < end and not structure.inside_block(c))
+    def _block_cuts(self, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+        """The BLOCKS cuts: blank-line ends and code fence / table edges strictly inside each of the sorted,
+        disjoint spans, none strictly inside a block. Blank lines are scanned per span: a blank-line run cut by
+        the span's edge matches differently than in the whole text."""
+        cuts = np.asarray([c for a, b in zip(starts.tolist(), ends.tolist()) for c in self.blank_line_ends(a, b)
+                           if c < b], dtype=np.int64)
+        if not self.structure.blocks:
+            return cuts
+        block_starts, block_ends = self.block_start_array, self.block_end_array
+        cuts = merge_sorted(cuts, positions_inside(merge_sorted(block_starts, block_ends), starts, ends))
+        k = np.searchsorted(block_starts, cuts, "right") - 1
+        at = np.maximum(k, 0)
+        return cuts[~((k >= 0) & (cuts > block_starts[at]) & (cuts < block_ends[at]))]
 
     def cuts_in(self, starts: np.ndarray, ends: np.ndarray, level: int) -> np.ndarray:
         """The ``level`` cuts strictly inside each of the sorted, disjoint spans, as one sorted array. Below the
@@ -163,11 +166,12 @@ class RecursiveSplitter:
             return self._word_starts_inside(starts, ends)
         if level == TOKENS:
             return positions_inside(self.token_starts, starts, ends)
-        # Blocks and sentences depend on where the scan starts and stops, so each span is scanned on its own.
-        scan = self._block_cuts if level == BLOCKS else (lambda a, b: sentence_cuts(self.text, a, b))
+        if level == BLOCKS:
+            return self._block_cuts(starts, ends)
+        # Sentences depend on where the scan starts and stops, so each span is scanned on its own.
         cuts: list[int] = []
         for a, b in zip(starts.tolist(), ends.tolist()):
-            cuts.extend(scan(a, b))
+            cuts.extend(sentence_cuts(self.text, a, b))
         return np.asarray(cuts, dtype=np.int64)
 
     def _item_starts_inside(self, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
