@@ -76,7 +76,7 @@ class Sections:
         return np.maximum.accumulate(np.where(endable, np.arange(count), -1)) if count else np.empty(0, np.int64)
 
     @cached_property
-    def _arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def _heading_arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The heading starts, where each heading's line has its first visible character (its ``#`` or its
         title's first letter), and each heading path's depth."""
         structure, text = self.structure, self.text
@@ -92,7 +92,7 @@ class Sections:
         followed directly by its sub-heading has the sub-heading's path. Then the levels a heading inside the
         range closes are dropped (a sibling section packed after it closes its own level; by nesting depth, so
         two sections of the same title are not mistaken for one): the titles enclosing all of the range."""
-        headings, visible, depths = self._arrays
+        headings, visible, depths = self._heading_arrays
         if not len(headings):
             return [()] * len(positions)
         # the heading a chunk starts at: the one before it, when only its indentation lies between
