@@ -338,13 +338,16 @@ def parse_markdown(text: str) -> MarkdownStructure:
     setext = _setext_headings(text, front_matter, in_fence, underlines)
     if setext:
         headings = sorted(headings + setext)
-    stack: list[tuple[int, str]] = []
+    levels: list[int] = []  # of the headings enclosing the current one, outermost first
+    titles: list[str] = []
     for start, level, title, end in headings:
-        while stack and stack[-1][0] >= level:
-            stack.pop()
-        stack.append((level, title))
+        while levels and levels[-1] >= level:
+            levels.pop()
+            titles.pop()
+        levels.append(level)
+        titles.append(title)
         structure.heading_starts.append(start)
-        structure.heading_paths.append(tuple(title for _, title in stack))
+        structure.heading_paths.append(tuple(titles))
         visible = _VISIBLE.search(text, end)
         structure.heading_text_starts.append(visible.start() if visible else len(text))
 
