@@ -56,24 +56,25 @@ def per_document(spans: Sequence[Span], starts: np.ndarray, ends: np.ndarray) ->
 
 
 def chunks_of_joined(documents: Sequence[Document], starts: np.ndarray, ends: np.ndarray, spans: Sequence[Span],
-                     counts: Sequence[int], oversize: Sequence[bool], tokenizer) -> list[Chunk]:
+                     counts: Sequence[int], oversize: Sequence[bool], tokenizer,
+                     metadata: Sequence[dict] | None = None) -> list[Chunk]:
     """Every joined document's chunks (:func:`build_chunks`) from the sorted spans of the joined text, each span
-    moved back to its document's offsets."""
+    moved back to its document's offsets (``metadata``: per span, as for :func:`build_chunks`)."""
     out: list[Chunk] = []
     for document, start, (first, last) in zip(documents, starts.tolist(), per_document(spans, starts, ends)):
         out.extend(build_chunks(document, [(a - start, b - start) for a, b in spans[first:last]],
-                                counts[first:last], oversize[first:last], tokenizer=tokenizer))
+                                counts[first:last], oversize[first:last],
+                                None if metadata is None else metadata[first:last], tokenizer=tokenizer))
     return out
 
 
-def chunk_in_batches(documents: Sequence[Document], chunk_one, chunk_batch,
-                     alone=lambda document: False, tokenizer=None) -> list[Chunk]:
-    """Every document's chunks in order: long documents (:data:`ALONE_CHARACTERS`) and those ``alone`` says must
-    be chunked on their own go through ``chunk_one``, the others through ``chunk_batch`` in groups of about
-    :data:`BATCH_CHARACTERS`; empty documents have no chunks. With ``tokenizer``'s encoding able to encode
-    ahead (:meth:`rag.fast_encoding.FastEncoding.encode_ahead`), the next documents chunked on their own
-    (:data:`ENCODED_AHEAD`) are encoded in a worker thread while this one is split."""
-    own = [bool(d.text) and (len(d.text) >= ALONE_CHARACTERS or alone(d)) for d in documents]
+def chunk_in_batches(documents: Sequence[Document], chunk_one, chunk_batch, tokenizer=None) -> list[Chunk]:
+    """Every document's chunks in order: long documents (:data:`ALONE_CHARACTERS`) go through ``chunk_one``, the
+    others through ``chunk_batch`` in groups of about :data:`BATCH_CHARACTERS`; empty documents have no chunks.
+    With ``tokenizer``'s encoding able to encode ahead (:meth:`rag.fast_encoding.FastEncoding.encode_ahead`), the
+    next documents chunked on their own (:data:`ENCODED_AHEAD`) are encoded in a worker thread while this one is
+    split."""
+    own = [len(d.text) >= ALONE_CHARACTERS for d in documents]
     encode_ahead = getattr(getattr(tokenizer, "encoding", None), "encode_ahead", None)
     upcoming = iter([d.text for d, alone_ in zip(documents, own) if alone_] if encode_ahead else [])
 

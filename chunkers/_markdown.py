@@ -44,6 +44,7 @@ import bisect
 import re
 from dataclasses import dataclass, field
 from functools import lru_cache
+from typing import Sequence
 
 _CLOSING_HASHES = re.compile(r"(?:^|[ \t]+)#+$")
 _TABLE = re.compile(r"(?:^[ \t]*\|[^\n]*(?:\n|$)){2,}", re.M)
@@ -310,15 +311,6 @@ def _may_have_structure(text: str) -> bool:
             or (("=" in text or "-" in text) and _UNDERLINE.search(text) is not None))
 
 
-def has_structure(text: str) -> bool:
-    """True when ``text`` has a heading, a code fence or a table (a quick test first: no marker, no structure)."""
-    text = with_line_feeds(text)
-    if not _may_have_structure(text):
-        return False
-    structure = parse_markdown(text)
-    return bool(structure.heading_starts or structure.blocks)
-
-
 def parse_markdown(text: str) -> MarkdownStructure:
     source, text = text, with_line_feeds(text)
     structure = MarkdownStructure()
@@ -366,6 +358,20 @@ def parse_markdown(text: str) -> MarkdownStructure:
     structure.blocks = sorted(blocks)
     structure._block_starts = [b[0] for b in structure.blocks]
     return structure
+
+
+def joined_structure(structures: Sequence[MarkdownStructure], starts: Sequence[int]) -> MarkdownStructure:
+    """The structure of texts joined into one (:func:`chunkers._batches.joined_documents`), each parsed on its own
+    and starting at ``starts[k]`` in the joined text: positions moved there, in order."""
+    joined = MarkdownStructure()
+    for structure, start in zip(structures, starts):
+        joined.heading_starts.extend(position + start for position in structure.heading_starts)
+        joined.heading_paths.extend(structure.heading_paths)
+        joined.heading_text_starts.extend(position + start for position in structure.heading_text_starts)
+        joined.blocks.extend((a + start, b + start, kind) for a, b, kind in structure.blocks)
+        joined.table_headers.update((position + start, header) for position, header in structure.table_headers.items())
+    joined._block_starts = [block[0] for block in joined.blocks]
+    return joined
 
 
 def is_markdown_language(language) -> bool:

@@ -22,9 +22,12 @@ _FIRST_LINE = re.compile(r"[^\r\n]*")  # a line, without its line break
 class Sections:
     """The heading sections of one text and its parsed structure."""
 
-    def __init__(self, text: str, structure: MarkdownStructure):
+    def __init__(self, text: str, structure: MarkdownStructure, document_starts: np.ndarray | None = None):
+        """``document_starts``: where each document starts in a text joining several (a chunk's heading path
+        holds only headings of its own document); None for one document."""
         self.text = text
         self.structure = structure
+        self.document_starts = np.array([0]) if document_starts is None else document_starts
 
     @cached_property
     def text_starts(self) -> np.ndarray:
@@ -95,8 +98,12 @@ class Sections:
         headings, visible, depths = self._heading_arrays
         if not len(headings):
             return [()] * len(positions)
+        # the first heading of each position's document: headings before it belong to another document
+        own = np.searchsorted(headings, self.document_starts[np.searchsorted(self.document_starts, positions,
+                                                                             "right") - 1], "left")
         # the heading a chunk starts at: the one before it, when only its indentation lies between
         i = np.searchsorted(headings, positions, "right") - 1
+        i[i < own] = -1
         at = np.maximum(i, 0)
         last = np.minimum(self.past_bare[at + 1] - 1, np.searchsorted(headings, ends, "left") - 1)
         starts_at = (i >= 0) & ((headings[at] == positions) | (visible[at] >= positions)) & (last >= i)
@@ -104,7 +111,7 @@ class Sections:
         # the path there, cut to the shallowest level a heading inside the range closes
         k = np.searchsorted(headings, positions, "right") - 1
         inside_end = np.searchsorted(headings, ends, "left")
-        length = np.where(k >= 0, depths[np.maximum(k, 0)], 0)
+        length = np.where(k >= own, depths[np.maximum(k, 0)], 0)
         crossed = np.flatnonzero(inside_end > k + 1)
         if len(crossed):
             # min of depths[k + 1 : inside_end] per crossed range (reduceat over index pairs; a sentinel ends the

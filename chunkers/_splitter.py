@@ -27,8 +27,8 @@ import numpy as np
 
 from chunkers._batches import without_gaps
 from chunkers._block_rules import headings_attached, without_blocks_that_fit
-from chunkers._markdown import (MarkdownStructure, list_item_starts, list_item_starts_inside, parse_markdown,
-                               with_line_feeds)
+from chunkers._markdown import (MarkdownStructure, joined_structure, list_item_starts, list_item_starts_inside,
+                               parse_markdown, with_line_feeds)
 from chunkers._sections import Sections
 from chunkers._sentences import sentence_cuts
 from chunkers._sorted_positions import in_sorted, merge_sorted, positions_inside
@@ -54,16 +54,28 @@ class RecursiveSplitter:
     sorted boundaries of consecutive pieces, first and last being the span's own start and end."""
 
     def __init__(self, text: str, tokenizer, markdown: bool = True, index: TokenIndex | None = None,
-                 pack_sections: bool = False, join_split_pieces: bool = True):
+                 pack_sections: bool = False, join_split_pieces: bool = True,
+                 documents: tuple[np.ndarray, np.ndarray, list[MarkdownStructure]] | None = None):
+        """``documents``: for a text joining several documents, their ``(starts, ends, structures)``, each structure
+        parsed on its own (empty for a document not read as markdown); ``markdown`` is then not used."""
         self.text = text
         self.pack_sections = pack_sections
         self.join_split_pieces = join_split_pieces
         self.tokenizer = tokenizer
         self.index = TokenIndex(text, tokenizer) if index is None else index
         self.bounds_array = self.index.char_bounds
-        self.structure = parse_markdown(text) if markdown else MarkdownStructure()
+        if documents is None:
+            self.structure = parse_markdown(text) if markdown else MarkdownStructure()
+            starts, ends, structures = np.array([0]), np.array([len(text)]), [self.structure]
+        else:
+            starts, ends, structures = documents
+            self.structure = joined_structure(structures, starts.tolist())
+        # the ranges with markdown structure: list items are cut only there, so that a document chunks alike
+        # alone and joined with others
+        structured = np.array([bool(s.heading_starts or s.blocks) for s in structures], dtype=bool)
+        self.structured_ranges = (starts[structured], ends[structured])
         self.heading_array = np.asarray(self.structure.heading_starts, dtype=np.int64)
-        self.sections = Sections(text, self.structure)
+        self.sections = Sections(text, self.structure, starts)
 
     @cached_property
     def block_start_array(self) -> np.ndarray:
@@ -97,9 +109,10 @@ class RecursiveSplitter:
         """The ITEMS cuts: where list items start (their line's start), outside code fences; none in text without
         markdown structure (so a document chunks alike alone and batched with others, see ``chunk_documents``)."""
         structure = self.structure
-        if not structure.heading_starts and not structure.blocks:
+        if not len(self.structured_ranges[0]):
             return np.empty(0, dtype=np.int64)
-        return np.asarray([s for s in list_item_starts(self.text) if structure.block_at(s) is None], dtype=np.int64)
+        starts = np.asarray([s for s in list_item_starts(self.text) if structure.block_at(s) is None], dtype=np.int64)
+        return starts[self._inside(starts, *self.structured_ranges)]
 
     @cached_property
     def word_starts(self) -> np.ndarray:
@@ -179,12 +192,12 @@ class RecursiveSplitter:
         half the text (a markdown document's spans over the limit at the item level: a fifth of node's API docs)."""
         structure = self.structure
         if "item_starts" in self.__dict__ or 2 * int((ends - starts).sum()) > len(self.text) \
-                or not structure.heading_starts and not structure.blocks:
+                or not len(self.structured_ranges[0]):
             return positions_inside(self.item_starts, starts, ends)
         text = self._line_feed_text
-        found = [s for a, b in zip(starts.tolist(), ends.tolist()) for s in list_item_starts_inside(text, a, b)
-                 if structure.block_at(s) is None]
-        return np.asarray(found, dtype=np.int64)
+        found = np.asarray([s for a, b in zip(starts.tolist(), ends.tolist()) for s in list_item_starts_inside(text, a, b)
+                            if structure.block_at(s) is None], dtype=np.int64)
+        return found[self._inside(found, *self.structured_ranges)]
 
     def _word_starts_inside(self, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
         """``positions_inside(self.word_starts, starts, ends)``, scanning only the spans when they are a small part

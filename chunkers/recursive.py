@@ -24,7 +24,7 @@ from pydantic import Field, model_validator
 
 from chunkers._batches import chunk_in_batches, chunks_of_joined, joined_documents
 from chunkers._exact_fit import split_exact_spans
-from chunkers._markdown import has_structure, is_markdown_language
+from chunkers._markdown import MarkdownStructure, is_markdown_language, parse_markdown
 from chunkers._overlap import whole_blocks, with_overlap
 from chunkers._spans import build_chunks, drop_chunks_held_by_another, fit_spans
 from chunkers._splitter import RecursiveSplitter
@@ -87,14 +87,18 @@ class RecursiveChunker(Chunker):
         return drop_chunks_held_by_another(spans, counts, oversize)
 
     def chunk_documents(self, documents: Sequence[Document]) -> list[Chunk]:
-        """Every document's chunks, in order. Documents without markdown structure are split in batches (see
-        :func:`chunkers._batches.joined_documents`): the same chunks as :meth:`chunk` one document at a time, with
-        the fixed cost of the array work spread over many documents (most of the time on short documents)."""
-        return chunk_in_batches(documents, self.chunk, self._chunk_batch,
-                                alone=lambda d: self._markdown(d) and has_structure(d.text), tokenizer=self.tokenizer_)
+        """Every document's chunks, in order. Short documents are split in batches (see
+        :func:`chunkers._batches.joined_documents`), each parsed for markdown on its own: the same chunks as
+        :meth:`chunk` one document at a time, with the fixed cost of the array work spread over many documents
+        (most of the time on short documents)."""
+        return chunk_in_batches(documents, self.chunk, self._chunk_batch, tokenizer=self.tokenizer_)
 
     def _chunk_batch(self, documents: list[Document]) -> list[Chunk]:
         text, starts, ends, index = joined_documents(documents, self.tokenizer_)
-        splitter = RecursiveSplitter(text, self.tokenizer_, markdown=False, index=index,
-                                     join_split_pieces=self.params.join_split_pieces)
-        return chunks_of_joined(documents, starts, ends, *self._split(splitter, starts, ends), self.tokenizer_)
+        structures = [parse_markdown(d.text) if self._markdown(d) else MarkdownStructure() for d in documents]
+        splitter = RecursiveSplitter(text, self.tokenizer_, index=index, pack_sections=self.params.pack_sections,
+                                     join_split_pieces=self.params.join_split_pieces,
+                                     documents=(starts, ends, structures))
+        spans, counts, oversize = self._split(splitter, starts, ends)
+        return chunks_of_joined(documents, starts, ends, spans, counts, oversize, self.tokenizer_,
+                                splitter.sections.metadata(spans))

@@ -129,6 +129,40 @@ def test_recursive_chunking_of_many_documents_at_once_equals_one_at_a_time(texts
         assert chunker.chunk_documents(documents) == [c for d in documents for c in chunker.chunk(d)]
 
 
+_MARKDOWN_PIECES = ["# Title\n", "## Part\n", "### Deep\n", "Setext\n===\n", "\n", "\n\n", "Some words here. ",
+                    "More text follows, then a list:\n", "- item one\n", "- item two\n  continued\n", "1. first\n",
+                    "```python\nx = 1\n```\n", "~~~\nunclosed\n", "| a | b |\n|---|---|\n| 1 | 2 |\n", "  ", "\r\n",
+                    "Ünïcödé 漢字 😀 ", "word " * 12]
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(texts=st.lists(st.lists(st.sampled_from(_MARKDOWN_PIECES), max_size=25).map("".join), min_size=1, max_size=6),
+       size=st.integers(4, 60), code=st.lists(st.booleans(), min_size=6, max_size=6), overlap=st.integers(0, 20),
+       pack=st.booleans(), join=st.booleans())
+def test_markdown_documents_chunked_many_at_once_equal_one_at_a_time(texts, size, code, overlap, pack, join):
+    # short markdown documents are joined and split together, each parsed on its own: no heading path, list item
+    # cut or section rule may leak from one document into the next
+    from rag.types import Document
+
+    documents = [Document(f"d{i}", text, {"language": "python"} if code[i] else {}) for i, text in enumerate(texts)]
+    chunker = get_chunker("recursive", chunk_size=size, overlap=min(overlap, size - 1), pack_sections=pack,
+                          join_split_pieces=join)
+    assert chunker.chunk_documents(documents) == [c for d in documents for c in chunker.chunk(d)]
+
+
+def test_a_heading_path_and_list_items_stay_in_their_document_in_a_batch():
+    from rag.types import Document
+
+    documents = [Document("a", "# Guide\n\nIntro text.\n\n## Setup\n"),
+                 Document("b", "Plain notes without headings.\n- one thing to say here\n- another thing here\n"),
+                 Document("c", "Text before any heading.\n\n# Own\n\nBody.\n")]
+    chunker = get_chunker("recursive", chunk_size=8)
+    batched = chunker.chunk_documents(documents)
+    assert batched == [c for d in documents for c in chunker.chunk(d)]
+    assert all("heading_path" not in c.metadata for c in batched if c.doc_id == "b")
+    assert [c.metadata.get("heading_path") for c in batched if c.doc_id == "c"][0] is None
+
+
 def test_the_re_split_budget_is_each_documents_so_a_batch_chunks_every_document_as_alone(monkeypatch):
     from rag.types import Document
 
