@@ -51,8 +51,9 @@ _TABLE = re.compile(r"(?:^[ \t]*\|[^\n]*(?:\n|$)){2,}", re.M)
 _UNDERLINE = re.compile(r"\n {0,3}+(={2,}+|-{2,}+)[ \t]*+(?=\r?\n|$)")
 _FRONT_MATTER = re.compile(r"---[ \t]*\r?\n(?:[^\n]*\n)*?(?:---|\.\.\.)[ \t]*(?:\r?\n|$)")
 _LIST_ITEM = re.compile(r"^([ \t]*)([-*+]|\d{1,9}[.)])([ \t]+|(?=\r?$))([^\n]*)", re.M)
-# a line feed and a list item line with spaces and a visible character after its marker
-_LIST_ITEM_WITH_TEXT = re.compile(r"\n[ \t]*+(?:[-*+]|\d{1,9}+[.)])[ \t]++(?=\S)")
+# a line feed and a list item line with spaces and a visible character after its marker (not a NUL: documents
+# joined into one text are separated by one, so a document ending in "- " has no list item there)
+_LIST_ITEM_WITH_TEXT = re.compile(r"\n[ \t]*+(?:[-*+]|\d{1,9}+[.)])[ \t]++(?=[^\s\x00])")
 # Lines that end a paragraph above them (the paragraph starts after such a line) ...
 _PARAGRAPH_STOP = re.compile(r"[ \t]*$|[ \t]{0,3}#{1,6}(?:[ \t]|$)|[ \t]*(?:```|~~~)| {0,3}(?:=+|-+)[ \t]*$"
                              r"| {0,3}([-*_])(?:[ \t]*\1){2,}[ \t]*$")

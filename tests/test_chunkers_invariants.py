@@ -163,6 +163,17 @@ def test_a_heading_path_and_list_items_stay_in_their_document_in_a_batch():
     assert [c.metadata.get("heading_path") for c in batched if c.doc_id == "c"][0] is None
 
 
+def test_a_document_ending_in_an_empty_list_marker_chunks_alike_in_a_batch():
+    # found by a QA fuzz: the NUL that joins the documents read as the item's text, so "- " at a document's end
+    # became a list item (and a cut) only in the batch
+    from rag.types import Document
+
+    documents = [Document("a", "# h\nsit\ntempor elit dolor\n- "), Document("b", "z"),
+                 Document("c", "# h\nsit\ntempor elit dolor\r\n1. "), Document("d", "z")]
+    chunker = get_chunker("recursive", chunk_size=8, join_split_pieces=False)
+    assert chunker.chunk_documents(documents) == [c for d in documents for c in chunker.chunk(d)]
+
+
 def test_the_re_split_budget_is_each_documents_so_a_batch_chunks_every_document_as_alone(monkeypatch):
     from rag.types import Document
 

@@ -489,7 +489,7 @@ def test_the_possessive_line_probes_match_what_their_backtracking_forms_match(te
     from chunkers import _markdown, _splitter
 
     for fast, backtracking in ((_markdown._UNDERLINE, r"\n {0,3}(={2,}|-{2,})[ \t]*(?=\r?\n|$)"),
-                               (_markdown._LIST_ITEM_WITH_TEXT, r"\n[ \t]*(?:[-*+]|\d{1,9}[.)])[ \t]+(?=\S)"),
+                               (_markdown._LIST_ITEM_WITH_TEXT, r"\n[ \t]*(?:[-*+]|\d{1,9}[.)])[ \t]+(?=[^\s\x00])"),
                                (_splitter._BLANK_LINES, r"\n(?:[ \t]*\r?\n)+")):
         expected = [(m.span(), m.groups()) for m in re.finditer(backtracking, text)]
         assert [(m.span(), m.groups()) for m in fast.finditer(text)] == expected, fast.pattern
