@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from chunkers._markdown import MarkdownStructure
+from chunkers._sorted_positions import strictly_inside
 from chunkers._spans import Span
 
 _NON_SPACE = re.compile(r"\S")
@@ -156,7 +157,4 @@ class Sections:
         if not tables or not positions:
             return []
         table_starts, table_ends = (np.asarray(edge, dtype=np.int64) for edge in zip(*tables))
-        positions = np.asarray(positions, dtype=np.int64)
-        k = np.searchsorted(table_starts, positions, "right") - 1
-        at = np.maximum(k, 0)
-        return np.flatnonzero((k >= 0) & (positions > table_starts[at]) & (positions < table_ends[at])).tolist()
+        return np.flatnonzero(strictly_inside(np.asarray(positions, dtype=np.int64), table_starts, table_ends)).tolist()

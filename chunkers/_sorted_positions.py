@@ -15,6 +15,14 @@ def positions_inside(positions: np.ndarray, starts: np.ndarray, ends: np.ndarray
     return positions[np.arange(counts.sum()) + np.repeat(lo - offsets, counts)]
 
 
+def strictly_inside(positions: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """Which ``positions`` (any order) lie strictly inside one of the sorted, disjoint spans ``(starts[k], ends[k])``:
+    a mask (:func:`positions_inside` gives the positions themselves, for sorted ones)."""
+    k = np.searchsorted(starts, positions, "right") - 1
+    at = np.maximum(k, 0)
+    return (k >= 0) & (positions > starts[at]) & (positions < ends[at])
+
+
 def in_sorted(values: np.ndarray, sorted_array: np.ndarray) -> np.ndarray:
     """``np.isin(values, sorted_array)`` for a sorted array, by binary search (isin sorts both arrays on every
     call: a fifth of a markdown document's splitting time)."""

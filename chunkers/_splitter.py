@@ -31,7 +31,7 @@ from chunkers._markdown import (MarkdownStructure, joined_structure, list_item_s
                                parse_markdown, with_line_feeds)
 from chunkers._sections import Sections
 from chunkers._sentences import sentence_cuts
-from chunkers._sorted_positions import in_sorted, merge_sorted, positions_inside
+from chunkers._sorted_positions import in_sorted, merge_sorted, positions_inside, strictly_inside
 from chunkers._spans import Span
 from chunkers._text_scans import SCAN_PIECE, line_starts_of, space_of, word_starts_from_space, word_starts_of
 from chunkers._token_index import TokenIndex, codepoints
@@ -152,9 +152,7 @@ class RecursiveSplitter:
             return cuts
         block_starts, block_ends = self.block_start_array, self.block_end_array
         cuts = merge_sorted(cuts, positions_inside(merge_sorted(block_starts, block_ends), starts, ends))
-        k = np.searchsorted(block_starts, cuts, "right") - 1
-        at = np.maximum(k, 0)
-        return cuts[~((k >= 0) & (cuts > block_starts[at]) & (cuts < block_ends[at]))]
+        return cuts[~strictly_inside(cuts, block_starts, block_ends)]
 
     def cuts_in(self, starts: np.ndarray, ends: np.ndarray, level: int) -> np.ndarray:
         """The ``level`` cuts strictly inside each of the sorted, disjoint spans, as one sorted array. Below the
@@ -195,8 +193,9 @@ class RecursiveSplitter:
                 or not len(self.structured_ranges[0]):
             return positions_inside(self.item_starts, starts, ends)
         text = self._line_feed_text
-        found = np.asarray([s for a, b in zip(starts.tolist(), ends.tolist()) for s in list_item_starts_inside(text, a, b)
-                            if structure.block_at(s) is None], dtype=np.int64)
+        found = np.asarray([s for a, b in zip(starts.tolist(), ends.tolist())
+                            for s in list_item_starts_inside(text, a, b) if structure.block_at(s) is None],
+                           dtype=np.int64)
         return found[self._inside(found, *self.structured_ranges)]
 
     def _word_starts_inside(self, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
