@@ -73,8 +73,9 @@ def token_char_bounds(text: str, tokenizer: TiktokenTokenizer, ids: Sequence[int
 def joined_token_char_bounds(texts: Sequence[str], tokenizer: TiktokenTokenizer, joined: str):
     """``(bounds, inside)``: :func:`token_char_bounds` of every text (``with_inside``), moved to where the text
     starts in ``joined`` (the texts joined with one NUL between two), concatenated. With tiktoken's encodings the
-    texts are encoded one by one but the byte and character offsets are computed for all of them at once: the
-    numpy steps per text cost more than encoding a short text."""
+    texts are encoded in one call (:meth:`rag.encodings.RepairedEncoding.encode_ordinary_flat`, each text on its
+    own) and the byte and character offsets are computed for all of them at once: the numpy steps per text cost
+    more than encoding a short text."""
     if not isinstance(tokenizer, TiktokenTokenizer):
         bounds, insides, position = [], [], 0
         for text in texts:
@@ -86,15 +87,15 @@ def joined_token_char_bounds(texts: Sequence[str], tokenizer: TiktokenTokenizer,
             return np.zeros(0, dtype=np.int64), None
         inside = np.concatenate(insides)
         return np.concatenate(bounds), (inside if inside.any() else None)
-    ids = [encode_ordinary(tokenizer.encoding, text) for text in texts]
-    token_counts = np.fromiter(map(len, ids), dtype=np.int64, count=len(ids))
+    ids, offsets = tokenizer.encoding.encode_ordinary_flat(texts)
+    token_counts = np.diff(offsets)
     # one byte step per token, and before each text's tokens the step to its start: the NUL before it (1 byte)
     heads = np.cumsum(token_counts + 1) - token_counts - 1
-    steps = np.ones(int(token_counts.sum()) + len(ids), dtype=np.int64)
+    steps = np.ones(len(ids) + len(texts), dtype=np.int64)
     is_token = np.ones(len(steps), dtype=bool)
     is_token[heads] = False
-    if len(ids):
-        steps[is_token] = token_byte_lengths(tokenizer)[np.concatenate(ids)]
+    if len(texts):
+        steps[is_token] = token_byte_lengths(tokenizer)[ids]
         steps[0] = 0
     return char_offsets_and_inside(joined, np.cumsum(steps))
 

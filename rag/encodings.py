@@ -87,6 +87,14 @@ class RepairedEncoding:
     def encode_ordinary_batch(self, texts: Sequence[str], **_) -> list[list[int]]:
         return [self.encode_ordinary(t) for t in texts]
 
+    def encode_ordinary_flat(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """``(ids, offsets)``: every text's ids (:meth:`encode_to_numpy` without special tokens) one after the other,
+        and where each text's ids start (``offsets[k]:offsets[k + 1]``; ``len(texts) + 1`` entries)."""
+        arrays = [self.encode_to_numpy(text, disallowed_special=()) for text in texts]
+        offsets = np.zeros(len(arrays) + 1, dtype=np.int64)
+        np.cumsum([len(ids) for ids in arrays], out=offsets[1:])
+        return (np.concatenate(arrays) if arrays else np.zeros(0, dtype=np.uint32)), offsets
+
     def count_ordinary_batch(self, texts: Sequence[str]) -> np.ndarray:
         """``len(encode_ordinary(t))`` of every text (a plain loop: tiktoken's batch call pays for a thread pool)."""
         return np.fromiter((len(self.encode_ordinary(t)) for t in texts), dtype=np.int64, count=len(texts))

@@ -249,6 +249,16 @@ class FastEncoding(RepairedEncoding):
         _, offsets = _encode_flat(fast, texts)
         return np.diff(np.frombuffer(offsets, dtype="<u8").astype(np.int64))
 
+    def encode_ordinary_flat(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """As :meth:`RepairedEncoding.encode_ordinary_flat`, in one call to fastokens once it is loaded (it encodes
+        the texts on every core: twice as fast as one call per text for many short texts on two cores)."""
+        fast = self._native()
+        if fast is None or not texts:
+            return super().encode_ordinary_flat(texts)  # (counts the characters towards the load)
+        ids, offsets = _encode_flat(fast, texts)
+        return (np.frombuffer(ids, dtype="<u4").astype(np.uint32, copy=False),
+                np.frombuffer(offsets, dtype="<u8").astype(np.int64))
+
     def encode_ahead(self, text: str) -> None:
         """Start encoding ``text`` (as :meth:`encode_to_numpy` does, without special tokens) in a worker thread;
         the next ``encode_to_numpy`` of an equal text takes the result. A no-op before fastokens is loaded, in a

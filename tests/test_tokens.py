@@ -53,6 +53,14 @@ def test_fastokens_gives_tiktokens_ids(text):
     assert encoding.encode_ordinary(text) == expected
     assert encoding.encode_to_numpy(text, disallowed_special=()).tolist() == expected
     assert encoding.encode_ordinary_batch([text, text[::-1]]) == [expected, TIKTOKEN.encode_ordinary(text[::-1])]
+    assert_flat_ids_are_each_texts(encoding, [text, "", text[::-1], text[:7]])
+
+
+def assert_flat_ids_are_each_texts(encoding, texts):
+    ids, offsets = encoding.encode_ordinary_flat(texts)
+    assert len(offsets) == len(texts) + 1 and offsets[0] == 0 and offsets[-1] == len(ids)
+    assert [ids[a:b].tolist() for a, b in zip(offsets, offsets[1:])] == [
+        TIKTOKEN.encode_ordinary(without_lone_surrogates(text)) for text in texts]
 
 
 def test_lone_surrogates_and_special_token_text_encode_like_tiktoken():
@@ -74,6 +82,8 @@ def test_each_surrogate_encodes_as_one_replacement_character_even_when_two_form_
     assert encoding.encode_ordinary(text) == expected
     assert encoding.encode_to_numpy(text, disallowed_special=()).tolist() == expected
     assert without_lone_surrogates(text) == "'\ufffd\ufffd' a\ufffd"
+    assert_flat_ids_are_each_texts(encoding, ["plain", text, "", "<|endoftext|>"])  # the whole batch repaired
+    assert_flat_ids_are_each_texts(encoding, [])
 
 
 def test_a_long_text_encodes_like_tiktoken():
