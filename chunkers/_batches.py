@@ -18,8 +18,8 @@ BATCH_CHARACTERS = 1_000_000
 #: a document this long is chunked on its own: its fixed cost is small against its size, and joined with others
 #: it would make them slower (one non-ASCII document widens the whole joined string, and scans over it)
 ALONE_CHARACTERS = 20_000
-#: documents chunked on their own that are queued for encoding ahead of the one being split: two, so that a short
-#: one split in a millisecond does not leave the next one to be encoded while the chunker waits for it
+#: documents chunked on their own, or batches, that are queued for encoding ahead of the one being split: two, so
+#: that a short one split in a millisecond does not leave the next one to be encoded while the chunker waits for it
 ENCODED_AHEAD = 2
 
 
@@ -71,36 +71,50 @@ def chunks_of_joined(documents: Sequence[Document], starts: np.ndarray, ends: np
 def chunk_in_batches(documents: Sequence[Document], chunk_one, chunk_batch, tokenizer=None) -> list[Chunk]:
     """Every document's chunks in order: long documents (:data:`ALONE_CHARACTERS`) go through ``chunk_one``, the
     others through ``chunk_batch`` in groups of about :data:`BATCH_CHARACTERS`; empty documents have no chunks.
-    With ``tokenizer``'s encoding able to encode ahead (:meth:`rag.fast_encoding.FastEncoding.encode_ahead`), the
-    next documents chunked on their own (:data:`ENCODED_AHEAD`) are encoded in a worker thread while this one is
-    split."""
-    own = [len(d.text) >= ALONE_CHARACTERS for d in documents]
-    encode_ahead = getattr(getattr(tokenizer, "encoding", None), "encode_ahead", None)
-    upcoming = iter([d.text for d, alone_ in zip(documents, own) if alone_] if encode_ahead else [])
+    With ``tokenizer``'s encoding able to encode ahead (:meth:`rag.fast_encoding.FastEncoding.encode_ahead` and
+    ``encode_flat_ahead``), the next documents or batches (:data:`ENCODED_AHEAD`) are encoded in a worker thread
+    while this one is split."""
+    groups = _groups(documents)
+    encoding = getattr(tokenizer, "encoding", None)
+    ahead = hasattr(encoding, "encode_ahead") and hasattr(encoding, "encode_flat_ahead")
 
-    def encode_next() -> None:
-        text = next(upcoming, None)
-        if text is not None:
-            encode_ahead(text)
+    def encode_ahead(k: int) -> None:
+        if ahead and k < len(groups):
+            group = groups[k]
+            if isinstance(group, Document):
+                encoding.encode_ahead(group.text)
+            else:
+                encoding.encode_flat_ahead([document.text for document in group])
 
-    for _ in range(ENCODED_AHEAD):
-        encode_next()
+    for k in range(ENCODED_AHEAD):
+        encode_ahead(k)
     out: list[Chunk] = []
+    for k, group in enumerate(groups):
+        encode_ahead(k + ENCODED_AHEAD)  # the one ENCODED_AHEAD after this
+        out.extend(chunk_one(group) if isinstance(group, Document) else chunk_batch(group))
+    return out
+
+
+def _groups(documents: Sequence[Document]) -> list[Document | list[Document]]:
+    """The non-empty documents in order, a long one (:data:`ALONE_CHARACTERS`) on its own, the others in batches
+    of about :data:`BATCH_CHARACTERS` between them."""
+    groups: list[Document | list[Document]] = []
     batch: list[Document] = []
     size = 0
-    for document, on_its_own in zip(documents, own):
+    for document in documents:
         if not document.text:
             continue
-        if on_its_own:
-            encode_next()  # the one ENCODED_AHEAD after this
-            out.extend((chunk_batch(batch) if batch else []) + chunk_one(document))
-            batch, size = [], 0
+        if len(document.text) >= ALONE_CHARACTERS:
+            if batch:
+                groups.append(batch)
+                batch, size = [], 0
+            groups.append(document)
             continue
         batch.append(document)
         size += len(document.text)
         if size >= BATCH_CHARACTERS:
-            out.extend(chunk_batch(batch))
+            groups.append(batch)
             batch, size = [], 0
     if batch:
-        out.extend(chunk_batch(batch))
-    return out
+        groups.append(batch)
+    return groups

@@ -92,10 +92,11 @@ class FastEncoding(RepairedEncoding):
     GIL, so a chunker encodes its next long document while it splits this one in Python. A long text is encoded
     in pieces cut where the tokens cannot change (:func:`rag.encodings.is_safe_cut`), queued for the worker: the thread that
     asks for the text encodes the pieces the worker has not started, from the last, while the worker goes on from
-    the first (two cores encode a long document in about half the time, one encoded ahead too)."""
+    the first (two cores encode a long document in about half the time, one encoded ahead too).
+    :meth:`encode_flat_ahead` does the same for a batch of short documents (encoded in one call)."""
 
-    #: texts encoded ahead and not yet asked for, at most (the oldest is dropped): a chunker queues two beyond the
-    #: one it is about to ask for (``chunkers._batches.ENCODED_AHEAD``)
+    #: texts (or batches of texts) encoded ahead and not yet asked for, at most (the oldest is dropped): a chunker
+    #: queues two beyond the one it is about to ask for (``chunkers._batches.ENCODED_AHEAD``)
     AHEAD = 3
     #: a text of at least twice this many characters is encoded in pieces of about this many
     PIECE = 50_000
@@ -111,7 +112,8 @@ class FastEncoding(RepairedEncoding):
         self._loader: threading.Thread | None = None
         self._loader_lock = threading.Lock()
         self._encoded = 0  # characters encoded before the load started
-        self._ahead: dict[str, Future] = {}
+        # text (or tuple of texts) -> (its pieces, or None for a batch; their futures)
+        self._ahead: dict[str | tuple[str, ...], tuple[list[str] | None, list[Future | None]]] = {}
         self._ahead_lock = threading.Lock()
         self._ahead_worker: ThreadPoolExecutor | None = None
 
@@ -229,17 +231,19 @@ class FastEncoding(RepairedEncoding):
 
     def _submit(self, fast, pieces: list[str]) -> list[Future | None]:
         """Every piece queued for the worker thread (None where it could not be: the interpreter is exiting)."""
+        return [self._submit_call(_fast_array, fast, piece) for piece in pieces]
+
+    def _submit_call(self, function, *args) -> Future | None:
+        """The future of ``function(*args)`` queued for the worker thread (None where it could not be: the
+        interpreter is exiting)."""
         if self._ahead_worker is None:
             with self._ahead_lock:
                 if self._ahead_worker is None:
                     self._ahead_worker = ThreadPoolExecutor(1, thread_name_prefix="ragloom-encode-ahead")
-        futures: list[Future | None] = []
-        for piece in pieces:
-            try:
-                futures.append(self._ahead_worker.submit(_fast_array, fast, piece))
-            except RuntimeError:  # the interpreter is shutting down (a thread that outlived the main one)
-                futures.append(None)
-        return futures
+        try:
+            return self._ahead_worker.submit(function, *args)
+        except RuntimeError:  # the interpreter is shutting down (a thread that outlived the main one)
+            return None
 
     def count_ordinary_batch(self, texts: Sequence[str]) -> np.ndarray:
         """``len(encode_ordinary(t))`` of every text, in one call to fastokens."""
@@ -255,9 +259,29 @@ class FastEncoding(RepairedEncoding):
         fast = self._native()
         if fast is None or not texts:
             return super().encode_ordinary_flat(texts)  # (counts the characters towards the load)
-        ids, offsets = _encode_flat(fast, texts)
-        return (np.frombuffer(ids, dtype="<u4").astype(np.uint32, copy=False),
-                np.frombuffer(offsets, dtype="<u8").astype(np.int64))
+        ahead = None
+        if self._ahead:
+            with self._ahead_lock:
+                ahead = self._ahead.pop(tuple(texts), None)
+        if ahead is not None:
+            (future,) = ahead[1]
+            if future is not None and not future.cancel():  # started or done; not started: encoded here
+                return future.result()
+        return _flat_arrays(fast, texts)
+
+    def encode_flat_ahead(self, texts: Sequence[str]) -> None:
+        """Start :meth:`encode_ordinary_flat` of ``texts`` in the worker thread; the next call for equal texts
+        takes the result (a chunker encodes its next batch of short documents while it splits this one). Held
+        with the texts encoded ahead (at most :data:`AHEAD` of both), under the tuple of the texts. A no-op
+        where :meth:`encode_ahead` is one."""
+        fast = self._native()
+        if fast is None or not texts:
+            return
+        key = tuple(texts)
+        with self._ahead_lock:
+            if key in self._ahead:
+                return
+        self._queue(key, (None, [self._submit_call(_flat_arrays, fast, key)]))
 
     def encode_ahead(self, text: str) -> None:
         """Start encoding ``text`` (as :meth:`encode_to_numpy` does, without special tokens) in a worker thread;
@@ -270,9 +294,13 @@ class FastEncoding(RepairedEncoding):
             if text in self._ahead:
                 return
         pieces = self._pieces(text)
-        futures = self._submit(fast, pieces)
+        self._queue(text, (pieces, self._submit(fast, pieces)))
+
+    def _queue(self, key, entry: tuple[list[str] | None, list[Future | None]]) -> None:
+        """Hold ``entry`` (the pieces of a text, None for a batch; their futures) for a later call to take,
+        dropping the oldest beyond :data:`AHEAD`."""
         with self._ahead_lock:
-            self._ahead[text] = (pieces, futures)
+            self._ahead[key] = entry
             while len(self._ahead) > self.AHEAD:
                 for future in self._ahead.pop(next(iter(self._ahead)))[1]:
                     if future is not None:
@@ -304,10 +332,16 @@ def _shared_result(fast, pieces: list[str], futures: list[Future | None]) -> np.
     return arrays[0] if len(arrays) == 1 else np.concatenate(arrays)
 
 
+def _flat_arrays(fast, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """:meth:`FastEncoding.encode_ordinary_flat` of ``texts`` by fastokens."""
+    ids, offsets = _encode_flat(fast, texts)
+    return (np.frombuffer(ids, dtype="<u4").astype(np.uint32, copy=False),
+            np.frombuffer(offsets, dtype="<u8").astype(np.int64))
+
+
 def _fast_array(fast, text: str) -> np.ndarray:
     """``text``'s ids from fastokens as a uint32 array (no Python int per token)."""
-    ids, _ = _encode_flat(fast, [text])
-    return np.frombuffer(ids, dtype="<u4").astype(np.uint32, copy=False)
+    return _flat_arrays(fast, [text])[0]
 
 
 def _fastokens_vocabulary(identity: str) -> str | None:

@@ -150,6 +150,12 @@ def test_text_encoded_ahead_is_taken_by_the_next_call_and_at_most_AHEAD_wait():
     for text in texts:
         assert encoding.encode_to_numpy(text, disallowed_special=()).tolist() == TIKTOKEN.encode_ordinary(text)
     assert not encoding._ahead
+    encoding.encode_flat_ahead(texts[:2])  # a batch: under the tuple of its texts
+    (ahead,) = encoding._ahead[tuple(texts[:2])][1]
+    ids, offsets = ahead.result()
+    assert encoding.encode_ordinary_flat(texts[:2])[0] is ids and not encoding._ahead
+    assert ids.tolist() == TIKTOKEN.encode_ordinary(texts[0]) + TIKTOKEN.encode_ordinary(texts[1])
+    assert offsets.tolist() == [0, len(TIKTOKEN.encode_ordinary(texts[0])), len(ids)]
 
 
 def test_a_text_still_queued_ahead_is_encoded_by_the_caller_and_a_dropped_one_is_not_encoded():
@@ -170,7 +176,12 @@ def test_a_text_still_queued_ahead_is_encoded_by_the_caller_and_a_dropped_one_is
     (future,) = encoding._ahead[queued[-1]][1]
     assert encoding.encode_to_numpy(queued[-1], disallowed_special=()).tolist() == TIKTOKEN.encode_ordinary(queued[-1])
     assert future.cancelled()  # encoded by the caller, not waited for
+    encoding.encode_flat_ahead(queued[:2])  # a batch likewise
+    (future,) = encoding._ahead[tuple(queued[:2])][1]
+    ids, offsets = encoding.encode_ordinary_flat(queued[:2])
     gate.set()
+    assert future.cancelled()
+    assert ids.tolist() == TIKTOKEN.encode_ordinary(queued[0]) + TIKTOKEN.encode_ordinary(queued[1])
 
 
 @functools.cache
@@ -308,7 +319,7 @@ def test_a_thread_that_outlives_the_main_one_still_chunks_and_a_daemon_one_does_
         assert run.returncode == 0, run.stderr[-300:]
 
 
-def test_chunkers_encode_the_next_long_documents_ahead_and_get_the_same_chunks(monkeypatch):
+def test_chunkers_encode_the_next_documents_and_batches_ahead_and_get_the_same_chunks(monkeypatch):
     from chunkers import get_chunker
     from chunkers._batches import ALONE_CHARACTERS, ENCODED_AHEAD
     from rag.types import Document
@@ -319,18 +330,25 @@ def test_chunkers_encode_the_next_long_documents_ahead_and_get_the_same_chunks(m
                         FastEncoding.encode_ahead(encoding, text))
     monkeypatch.setattr(encoding, "encode_to_numpy", lambda text, **kw: events.append(("encode", text)) or
                         FastEncoding.encode_to_numpy(encoding, text, **kw))
+    monkeypatch.setattr(encoding, "encode_flat_ahead", lambda texts: events.append(("ahead", tuple(texts))) or
+                        FastEncoding.encode_flat_ahead(encoding, texts))
+    monkeypatch.setattr(encoding, "encode_ordinary_flat", lambda texts: events.append(("encode", tuple(texts))) or
+                        FastEncoding.encode_ordinary_flat(encoding, texts))
     words = "Each chunk's count is exact. Sentences end here. Another one starts! 12345 tokens?\n\n"
     documents = [Document(f"d{i}", f"{i} " + words * (ALONE_CHARACTERS // len(words) + 1 + i)) for i in range(4)]
-    documents.insert(1, Document("short", "A short document joins a batch."))
-    long_ones = [d.text for d in documents if d.id != "short"]
+    documents[1:1] = [Document("short", "A short document joins a batch."), Document("empty", ""),
+                      Document("short too", words)]
+    documents[6:6] = [Document("last batch", words * 3)]
+    # in order: d0, the batch of the short ones, d1, d2, the last batch, d3
+    groups = [documents[0].text, (documents[1].text, documents[3].text), documents[4].text, documents[5].text,
+              (documents[6].text,), documents[7].text]
     for name in ("token", "recursive", "sentence"):
         events.clear()
         chunker = get_chunker(name, chunk_size=50)
         chunks = chunker.chunk_documents(documents)
-        asked = [text for kind, text in events if kind == "ahead"]
-        assert asked == long_ones  # each long one once
-        for k, text in enumerate(long_ones):  # queued before the ENCODED_AHEAD long ones before it were split
-            assert events.index(("ahead", text)) < events.index(("encode", long_ones[max(k - ENCODED_AHEAD, 0)]))
+        assert [key for kind, key in events if kind == "ahead"] == groups  # each one once, in order
+        for k, key in enumerate(groups):  # queued before the one ENCODED_AHEAD before it was asked for
+            assert events.index(("ahead", key)) < events.index(("encode", groups[max(k - ENCODED_AHEAD, 0)]))
         assert not encoding._ahead  # and every one taken
         assert chunks == [c for d in documents for c in chunker.chunk(d)]
 
