@@ -3,10 +3,11 @@
 
 Prose paragraphs come from Python's own documentation (``pydoc_data.topics``, in every Python), node's API docs
 and the common licences when the machine has them (their wrapped paragraphs joined onto one line), and scifact's
-and hotpotqa-100's passages (../shared/datasets). Each is wrapped by turning spaces into line feeds (same length,
-same offsets). The gold is the cuts of the paragraph on one line; a *false* cut is one the wrapped text has and the
-gold does not (per line break inserted), a *missed* cut the reverse. "every break" is what a splitter that ends a
-sentence at every line break gets (the gold plus every wrap)::
+and hotpotqa-100's passages (../shared/datasets). Each is wrapped as editors and ``textwrap`` do (each line holds the
+words that fit), by turning spaces into line feeds (same length, same offsets). The gold is the cuts of the
+paragraph on one line; a *false* cut is one the wrapped text has and the gold does not (per line break inserted), a
+*missed* cut the reverse. "every break" is what a splitter that ends a sentence at every line break gets (the gold
+plus every wrap)::
 
     python benchmarks/sentence_wraps.py
 """
@@ -46,12 +47,14 @@ def wrapped_paragraphs(text: str) -> list[str]:
 
 
 def wrapped_at(text: str, width: int) -> str:
-    """``text`` hard-wrapped at ``width`` columns by turning spaces into line feeds (same length, same offsets)."""
+    """``text`` hard-wrapped at ``width`` columns as editors and ``textwrap`` do (a line holds as many words as fit
+    in ``width``, a longer word a line of its own), by turning spaces into line feeds (same length, same offsets)."""
     out, column = list(text), 0
-    for i, character in enumerate(text):
-        column += 1
-        if character == " " and column > width:
-            out[i], column = "\n", 0
+    for match in re.finditer(r"\S+", text):
+        if column and column + 1 + len(match.group()) > width:
+            out[match.start() - 1], column = "\n", len(match.group())
+        else:
+            column += (1 if column else 0) + len(match.group())
     return "".join(out)
 
 

@@ -11,9 +11,11 @@ line ends, read as LF), except a hard wrap, which reads as a space (:func:`_wrap
 plain lower-case word ("and", "don't"; not ``key:``, a path, a call or a list letter) that does not also open the
 line before (records: "make build" / "make test"), when the line before is not a markdown heading, table row or
 code fence and does not end a sentence (a period after an abbreviation or an initial does not), and not inside a
-markdown code fence. In text without a single capital letter (a lower-cased corpus, such as FinQA's filings), a
-lower-case letter is no sign of a continued sentence, so only abbreviations, initials and list numbers hold a
-period back, and every line break ends a sentence. A range of a text is read as a text of its own. Each sentence
+markdown code fence; before a capitalised word ("National", "I", "NASA") too, when the line before was filled: the
+word would not have fit on it at the width of the lines around it, 40 to 100 characters (:func:`_filled`). In text
+without a single capital letter (a lower-cased corpus, such as FinQA's filings), a lower-case letter is no sign of a
+continued sentence, so only abbreviations, initials and list numbers hold a period back, and every line break ends
+a sentence. A range of a text is read as a text of its own. Each sentence
 span keeps its trailing whitespace, so the spans tile the text exactly.
 """
 from __future__ import annotations
@@ -133,6 +135,58 @@ def _wrapped(text: str, line_start: int, whitespace_start: int, cut: int, end: i
     return opening != word.group() and not opening.startswith(_STRUCTURE_LINE)
 
 
+#: the narrowest width (in characters) a text is taken to be wrapped at: shorter lines are records, verse or a list
+MIN_WRAP_WIDTH = 40
+#: the widest: longer lines are paragraphs of their own (text that is not hard-wrapped)
+MAX_WRAP_WIDTH = 100
+#: a capitalised word of prose, or one in capitals ("Health", "NASA"), with what may follow it; not a CamelCase name,
+#: nor code ("A = f(x)")
+_CAPITALISED_WORD = re.compile(r"(?:[^\W\d_](?:[^\W\d_A-Z]|['’-])*|[A-Z]+)[,;.!?)]?(?=\s|\Z)(?![ \t]*=)")
+#: a line that ends a sentence in emphasis or quotes ("**Deprecated.**"), or a docstring
+_ENDS_SENTENCE = re.compile(r"(?:[.!?:][*_\"'”’)\]]*|\"\"\"|''')\Z")
+#: a line of prose has a letter, and is no Python prompt (nor its continuation)
+_PROSE_LINE = re.compile(r"\s*+(?!>>>|\.\.\.)[^\n]*?[^\W\d_]")
+#: column alignment: a run of three spaces, or a tab, inside a line
+_COLUMNS = re.compile(r"\S(?: {3}|\t)")
+_WORD = re.compile(r"\S*")
+
+
+def _line(text: str, begin: int, end: int) -> str:
+    """The line ``text[begin:end]`` without its trailing whitespace."""
+    return text[begin:end].rstrip()
+
+
+def _filled(text: str, start: int, whitespace_start: int, cut: int, end: int) -> bool:
+    """Whether the line of ``text[start:end]`` that ends at ``whitespace_start`` (one line break follows, then a
+    capitalised word at ``cut``) is a filled line of wrapped prose: the word would not have fit on it (after a
+    space) at the width the lines around it are wrapped at, the wider of the line before it and the line after
+    it (:data:`MIN_WRAP_WIDTH` to :data:`MAX_WRAP_WIDTH`), and neither would the line's first word have fit on
+    the line before it (that one was filled too). A line ended on purpose (a title, a record, a line of verse or
+    of a list) mostly leaves room for the next word. Not the first line of a paragraph (its width has nothing to
+    be compared with), nor a line indented deeper than the one before (a definition under its term), nor lines
+    in columns (a table, a menu) or that all open with a capital (a list of names, titles or records), nor a line
+    that ends a sentence in emphasis or quotes or with a colon, a docstring, a line without a letter (an
+    underline) or a Python prompt, nor before code (``A = f(x)``)."""
+    word = _CAPITALISED_WORD.match(text, cut, end)
+    begin = text.rfind("\n", start, whitespace_start) + 1  # (lone CRs: no line is found, or a line of many)
+    if word is None or begin <= start:
+        return False
+    line = _line(text, begin, whitespace_start)
+    before = _line(text, text.rfind("\n", start, begin - 1) + 1 or start, begin - 1)
+    next_end = text.find("\n", cut, end)
+    after = _line(text, text.rfind("\n", start, cut) + 1, end if next_end < 0 else next_end)
+    width = max(len(before), len(after))
+    indent = len(line) - len(line.lstrip())
+    first_word = len(_WORD.match(line, indent).group())
+    if not MIN_WRAP_WIDTH <= width <= MAX_WRAP_WIDTH or len(line) + 1 + len(word.group()) <= width \
+            or len(before) + 1 + first_word <= width or len(after) - len(after.lstrip()) > indent:
+        return False
+    if before.lstrip()[:1].isupper() and line.lstrip()[:1].isupper():
+        return False  # three lines in a row open with a capital: a list of names, titles or records
+    return (_ENDS_SENTENCE.search(line) is None and not any(map(_COLUMNS.search, (before, line, after)))
+            and _PROSE_LINE.match(line) is not None)
+
+
 def _is_enumerator(text: str, sentence_start: int, period: int) -> bool:
     """True when the period at ``period`` ends a list number that is all of its would-be sentence ("1. Download
     it."): the number belongs with the item after it, not in a sentence of its own."""
@@ -165,7 +219,8 @@ def sentence_cuts(text: str, start: int = 0, end: int | None = None) -> list[int
         # cased text), and so does a period after an abbreviation, an initial or a list number (_continues).
         # A line break ends the sentence, also one in the whitespace after . ! ? …, unless it is a hard wrap
         # (_wrapped) in cased text outside code fences, where it reads as a space: in the middle of a line, or after
-        # a period that does not end the sentence on its own (an abbreviation, an initial).
+        # a period that does not end the sentence on its own (an abbreviation, an initial); in the middle of a line,
+        # before a capitalised word, only after a filled line (_filled).
         ending_line = line_start  # the start of the line a line break in this match ends
         if match.lastindex:
             if not _has_line_break(match.group(1)):
@@ -182,8 +237,9 @@ def sentence_cuts(text: str, start: int = 0, end: int | None = None) -> list[int
             line_start = cut
             if text.startswith(_FENCE, ending_line):
                 in_fence = not in_fence
-            elif cased and not in_fence and text[cut].islower() \
-                    and _wrapped(text, ending_line, match.start() + shift, cut, end):
+            elif cased and not in_fence and (text[cut].islower() or text[cut].isupper()) \
+                    and _wrapped(text, ending_line, match.start() + shift, cut, end) \
+                    and (text[cut].islower() or _filled(text, start, match.start() + shift, cut, end)):
                 continue
         elif _has_line_break(match.group()):  # a CJK full stop, then whitespace with a line break
             line_start = cut

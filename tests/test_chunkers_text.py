@@ -7,7 +7,7 @@ import textwrap
 import pytest
 
 from chunkers import get_chunker
-from chunkers._sentences import sentence_cuts, sentence_spans
+from chunkers._sentences import MIN_WRAP_WIDTH, sentence_cuts, sentence_spans
 from rag.generation.prompts import format_context
 from rag.tokens import get_tokenizer
 from rag.types import Chunk, Document, structure_prefix
@@ -170,19 +170,99 @@ def test_a_line_break_ends_a_sentence_after_an_abbreviation_and_a_list_number_st
 
 PROSE = ("The committee met on Tuesday to review the budget, and the members agreed that the plan was sound. "
          "It passed after a short debate about the costs of the new building. Dr. Who, etc. were not there. "
-         "Work starts in May and should end before the winter, when the roads close.")
+         "Work starts in May and should end before the winter, when the roads close. Ask Anna or Bob in Berlin or "
+         "Rome about it.")
 
 
-@pytest.mark.parametrize("width", [20, 33, 50, 72])
+@pytest.mark.parametrize("width", [20, 33, 50, 60, 72])
 def test_a_hard_wrapped_paragraph_has_the_sentences_it_has_on_one_line(width):
-    # a line break inside a sentence (before a lower-case word) reads as the space it replaced; before a capital
-    # it still ends one ("Tuesday", "May" and "It" may open the next line: the cuts there are asserted away below)
+    # A line break inside a sentence reads as the space it replaced: before a lower-case word, and before a
+    # capitalised one after a filled line (it would not have fit there) in text wrapped at MIN_WRAP_WIDTH or more.
+    # Narrower, a break before a capital still ends a sentence ("Tuesday", "Bob", "Rome" open lines at 20 and 33).
     wrapped = textwrap.fill(PROSE, width)  # spaces turned into line feeds: same length, same offsets
     assert len(wrapped) == len(PROSE) and wrapped.count("\n") >= 3
     one_line = sentence_cuts(PROSE)
-    assert len(one_line) == 3
-    capital_breaks = {i + 1 for i, ch in enumerate(wrapped) if ch == "\n" and wrapped[i + 1].isupper()}
-    assert sentence_cuts(wrapped) == sorted(set(one_line) | capital_breaks)
+    assert len(one_line) == 4
+    capital_breaks = {i + 1 for i, ch in enumerate(wrapped) if ch == "\n" and wrapped[i + 1].isupper()} - {*one_line}
+    assert capital_breaks  # a name opens a line inside a sentence at every width
+    cuts = sentence_cuts(wrapped)
+    assert cuts == sorted({*one_line} | (capital_breaks if width < MIN_WRAP_WIDTH else set()))
+
+
+WRAPPED = ("The committee met on Tuesday to review the budget, and the members\n"
+           "agreed that the plan was sound after a long debate about what the\n"
+           "National Office for the Budget would say about it in the spring.")
+
+
+@pytest.mark.parametrize(("text", "sentences"), [
+    (WRAPPED, [WRAPPED]),  # "National" would not have fit on the line before: a wrap
+    # the first line of a paragraph (of a text, or after a blank line): no line before it to measure the width by
+    (WRAPPED[67:], ["agreed that the plan was sound after a long debate about what the\n",
+                    "National Office for the Budget would say about it in the spring."]),
+    ("It met.\n\n" + WRAPPED[67:], ["It met.\n\n",
+                                   "agreed that the plan was sound after a long debate about what the\n",
+                                   "National Office for the Budget would say about it in the spring."]),
+    # a title and the line under it, a line that ends a sentence in emphasis, a CamelCase name, columns, a colon
+    ("-" * 30 + "\nThe Single UNIX(TM) Specification, Version 2\nCopyright (C) 1997 The Open Group\n",
+     ["-" * 30 + "\n", "The Single UNIX(TM) Specification, Version 2\n", "Copyright (C) 1997 The Open Group\n"]),
+    ("The version of the module that is bundled in this release is old.\n**It is deprecated.**\n"
+     "In a future major version of the runtime this module will be removed.",
+     ["The version of the module that is bundled in this release is old.\n", "**It is deprecated.**\n",
+      "In a future major version of the runtime this module will be removed."]),
+    ("To use the helper, set these two values in the file named config\n"
+     "helper = !aws codecommit credential-helper $@ --profile default\n"
+     "UseHttpPath = true and restart the program that reads it", [
+         "To use the helper, set these two values in the file named config\n"
+         "helper = !aws codecommit credential-helper $@ --profile default\n",
+         "UseHttpPath = true and restart the program that reads it"]),
+    ("Platform                  Implementation\nLinux, BSD, AIX           clock_gettime\n"
+     "Windows                   GetTickCount", ["Platform                  Implementation\n",
+                                                "Linux, BSD, AIX           clock_gettime\n",
+                                                "Windows                   GetTickCount"]),
+    (WRAPPED.replace("what the\n", "these:\n"), [WRAPPED[:WRAPPED.index("what")] + "these:\n",
+                                                  WRAPPED[WRAPPED.index("National"):]]),
+    # records (three lines in a row open with a capital), paragraphs a line each (wider than MAX_WRAP_WIDTH)
+    ("Flower Fairies of the Spring ; Blackie , 1923 and later reprinted\nSpring Songs with Music ; Blackie , 1923 "
+     "and reprinted\nFlower Fairies of the Summer ; Blackie , 1925", [
+         "Flower Fairies of the Spring ; Blackie , 1923 and later reprinted\n",
+         "Spring Songs with Music ; Blackie , 1923 and reprinted\n", "Flower Fairies of the Summer ; Blackie , 1925"]),
+    ("the first paragraph " * 6 + "\n" + "and the second one " * 7 + "\nThird paragraph", [
+        "the first paragraph " * 6 + "\n" + "and the second one " * 7 + "\n", "Third paragraph"]),
+    # lone CRs (an old Mac file): its lines are not measured
+    (WRAPPED.replace("\n", "\r"), [WRAPPED[:WRAPPED.index("National")].replace("\n", "\r"),
+                                    WRAPPED[WRAPPED.index("National"):]]),
+])
+def test_a_line_break_before_a_capital_is_a_wrap_only_after_a_filled_line_of_prose(text, sentences):
+    assert [text[a:b] for a, b in sentence_spans(text)] == sentences
+
+
+@pytest.mark.parametrize(("text", "word"), [
+    # each line filled at the width of the lines around it, but not prose: a sentence starts at the word
+    ("Flower Fairies of the Spring ; Blackie , 1923 ; reprinted 1930\n"  # records: three lines open with capitals
+     "Spring Songs with Music ; Blackie , 1923 ; reprinted in 1931\nFlower Fairies of the Summer ; Blackie , 1925",
+     "Flower Fairies of the Summer"),
+    ("    matched against the values of the parameters in the given order\n"  # a definition under its term
+     "    obj : module, class, exception, function, method, or attribute\n"
+     "        The object to which the docstring belongs", "The object"),
+    ("    >>> assert_in('foo', [4, 'foo', {}]) and assert_in('bar', [4])\n"  # a doctest's output
+     "    >>> assert_in('bar', [4, 'foo', {}]) or assert_in('x', [])\n    Traceback (most recent call last):",
+     "Traceback"),
+    ('def draw(graph, filename, layout, program, arguments, format):\n'  # after a docstring
+     '    """Draw a networkx graph with Pygraphviz, then write it out"""\n'
+     "    Returns nothing unless the file cannot be written", "Returns"),
+    ("    Demo of the histogram function with a few features shown\n"  # after an underline
+     "    =========================================================\n"
+     "    Demo of the histogram (hist) function with a few features", "Demo of the histogram (hist)"),
+    ("Budget review\nThe committee met on Tuesday to review the budget and the plans\n"  # a paragraph's first line
+     "National Office staff will report on it in the spring of the year", "National"),
+    ("  alpha       float     weight of the first term in the sum\n"  # columns
+     "  beta        float     weight of the second term in the sum\n  Gamma       float     weight of the third",
+     "Gamma"),
+    ("def draw(graph, filename, layout, program, arguments, format):\n"  # before code
+     "    graph = nx.DiGraph(edges); draw(graph, filename, layout, prog)\n    A = to_agraph(graph)", "A = "),
+])
+def test_a_filled_line_that_is_not_prose_still_ends_a_sentence_before_a_capital(text, word):
+    assert any(text.startswith(word, cut) for cut in sentence_cuts(text))
 
 
 @pytest.mark.parametrize(("text", "sentences"), [
