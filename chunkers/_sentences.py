@@ -11,8 +11,9 @@ line ends, read as LF), except a hard wrap, which reads as a space (:func:`_wrap
 plain lower-case word ("and", "don't"; not ``key:``, a path, a call or a list letter) that does not also open the
 line before (records: "make build" / "make test"), when the line before is not a markdown heading, table row or
 code fence and does not end a sentence (a period after an abbreviation or an initial does not), and not inside a
-markdown code fence; before a capitalised word ("National", "I", "NASA") too, when the line before was filled: the
-word would not have fit on it at the width of the lines around it, 40 to 100 characters (:func:`_filled`). In text
+markdown code fence; before a capitalised word ("National", "I", "NASA") or one that opens with a quote, a bracket,
+a backtick or a digit ("(see", "`code`", "2019") too, when the line before was filled: the word would not have fit
+on it at the width of the lines around it, 40 to 100 characters (:func:`_filled`). In text
 without a single capital letter (a lower-cased corpus, such as FinQA's filings), a lower-case letter is no sign of a
 continued sentence, so only abbreviations, initials and list numbers hold a period back, and every line break ends
 a sentence. A range of a text is read as a text of its own. Each sentence
@@ -118,17 +119,18 @@ _ONE_LINE_BREAK = frozenset(("\n", "\r\n", "\r"))
 _PLAIN_WORD = re.compile(r"(?![^\W\d_][.)](?:\s|\Z))[^\W\d_](?:[^\W\d_]|['’-])*[,;.!?)]?(?=\s|\Z)")
 
 
-def _wrapped(text: str, line_start: int, whitespace_start: int, cut: int, end: int) -> bool:
+def _wrapped(text: str, line_start: int, whitespace_start: int, cut: int, end: int,
+             plain: re.Pattern = None) -> bool:
     """Whether the whitespace ``text[whitespace_start:cut]``, which holds a line break and ends the line that
     starts at ``line_start``, is a hard wrap inside a sentence of ``text[:end]``, given that a lower-case letter
     follows at ``cut``:
-    one line break (spaces and tabs around it) before a plain word (:data:`_PLAIN_WORD`) that does not also open
-    the line before (a list of records, "make build" / "make test"), after a line that is not a markdown heading,
-    table row or code fence. The caller checks that the text is cased and that the line does not end a
-    sentence."""
+    one line break (spaces and tabs around it) before a plain word (:data:`_PLAIN_WORD`, or ``plain``) that does
+    not also open the line before (a list of records, "make build" / "make test"), after a line that is not a
+    markdown heading, table row or code fence. The caller checks that the text is cased and that the line does
+    not end a sentence."""
     if text[whitespace_start:cut].strip(" \t") not in _ONE_LINE_BREAK:
         return False
-    word = _PLAIN_WORD.match(text, cut, end)
+    word = (plain or _PLAIN_WORD).match(text, cut, end)
     if word is None:
         return False
     opening = _FIRST_WORD.match(text, line_start, whitespace_start).group(1)
@@ -148,6 +150,10 @@ _ENDS_SENTENCE = re.compile(r"(?:[.!?:][*_\"'”’)\]]*|\"\"\"|''')\Z")
 _PROSE_LINE = re.compile(r"\s*+(?!>>>|\.\.\.)[^\n]*?[^\W\d_]")
 #: column alignment: a run of three spaces, or a tab, inside a line
 _COLUMNS = re.compile(r"\S(?: {3}|\t)")
+#: a word that opens with a quote, a bracket, a backtick, an asterisk or a digit ("(see", "`code`", "2019,"); not
+#: a list item's marker ("1.", "* "), a key (``"Name":``, a link definition ``[a]: url``) nor code ("x[0] = 1",
+#: ``"items": [``)
+_OPENING_WORD = re.compile(r"(?!\d{1,9}[.)](?:\s|\Z)|\*[ \t]|\S*\":)[\"'“‘(\[`*\d]\S*+(?<![:{\[])(?![ \t]*=)")
 _WORD = re.compile(r"\S*")
 
 
@@ -156,18 +162,24 @@ def _line(text: str, begin: int, end: int) -> str:
     return text[begin:end].rstrip()
 
 
-def _filled(text: str, start: int, whitespace_start: int, cut: int, end: int) -> bool:
+def _opens_alike(line: str, first: str) -> bool:
+    """Whether ``line`` opens as a line that opens with ``first`` does: with a capital, a digit, or ``first``."""
+    opening = line.lstrip()[:1]
+    return opening.isupper() if first.isupper() else opening.isdigit() if first.isdigit() else opening == first
+
+
+def _filled(text: str, start: int, whitespace_start: int, cut: int, end: int, words: re.Pattern) -> bool:
     """Whether the line of ``text[start:end]`` that ends at ``whitespace_start`` (one line break follows, then a
-    capitalised word at ``cut``) is a filled line of wrapped prose: the word would not have fit on it (after a
-    space) at the width the lines around it are wrapped at, the wider of the line before it and the line after
-    it (:data:`MIN_WRAP_WIDTH` to :data:`MAX_WRAP_WIDTH`), and neither would the line's first word have fit on
-    the line before it (that one was filled too). A line ended on purpose (a title, a record, a line of verse or
-    of a list) mostly leaves room for the next word. Not the first line of a paragraph (its width has nothing to
-    be compared with), nor a line indented deeper than the one before (a definition under its term), nor lines
-    in columns (a table, a menu) or that all open with a capital (a list of names, titles or records), nor a line
-    that ends a sentence in emphasis or quotes or with a colon, a docstring, a line without a letter (an
-    underline) or a Python prompt, nor before code (``A = f(x)``)."""
-    word = _CAPITALISED_WORD.match(text, cut, end)
+    word at ``cut`` that ``words`` matches) is a filled line of wrapped prose: the word would not have fit on it
+    (after a space) at the width the lines around it are wrapped at, the wider of the line before it and the line
+    after it (:data:`MIN_WRAP_WIDTH` to :data:`MAX_WRAP_WIDTH`), and neither would the line's first word have fit
+    on the line before it (that one was filled too). A line ended on purpose (a title, a record, a line of verse
+    or of a list) mostly leaves room for the next word. Not the first line of a paragraph (its width has nothing
+    to be compared with), nor a line indented deeper than the one before (a definition under its term), nor lines
+    in columns (a table, a menu) or that all open alike (a list of names, titles, records or JSON keys), nor a
+    line that ends a sentence in emphasis or quotes or with a colon, a docstring, a line without a letter (an
+    underline) or a Python prompt."""
+    word = words.match(text, cut, end)
     begin = text.rfind("\n", start, whitespace_start) + 1  # (lone CRs: no line is found, or a line of many)
     if word is None or begin <= start:
         return False
@@ -181,10 +193,22 @@ def _filled(text: str, start: int, whitespace_start: int, cut: int, end: int) ->
     if not MIN_WRAP_WIDTH <= width <= MAX_WRAP_WIDTH or len(line) + 1 + len(word.group()) <= width \
             or len(before) + 1 + first_word <= width or len(after) - len(after.lstrip()) > indent:
         return False
-    if before.lstrip()[:1].isupper() and line.lstrip()[:1].isupper():
-        return False  # three lines in a row open with a capital: a list of names, titles or records
+    if _opens_alike(before, text[cut]) and _opens_alike(line, text[cut]):
+        return False  # three lines in a row open alike: a list of names, titles, records or JSON keys
     return (_ENDS_SENTENCE.search(line) is None and not any(map(_COLUMNS.search, (before, line, after)))
             and _PROSE_LINE.match(line) is not None)
+
+
+def _line_wrap(text: str, start: int, line_start: int, whitespace_start: int, cut: int, end: int) -> bool:
+    """Whether the line break at ``whitespace_start`` is a hard wrap (:func:`_wrapped`): before a plain lower-case
+    word; before a capitalised word (:data:`_CAPITALISED_WORD`) or one that opens with a quote, a bracket, a
+    backtick or a digit (:data:`_OPENING_WORD`) only after a filled line (:func:`_filled`)."""
+    first = text[cut]
+    if first.islower():
+        return _wrapped(text, line_start, whitespace_start, cut, end)
+    words = _CAPITALISED_WORD if first.isupper() else _OPENING_WORD
+    return _wrapped(text, line_start, whitespace_start, cut, end, words) \
+        and _filled(text, start, whitespace_start, cut, end, words)
 
 
 def _is_enumerator(text: str, sentence_start: int, period: int) -> bool:
@@ -220,7 +244,7 @@ def sentence_cuts(text: str, start: int = 0, end: int | None = None) -> list[int
         # A line break ends the sentence, also one in the whitespace after . ! ? …, unless it is a hard wrap
         # (_wrapped) in cased text outside code fences, where it reads as a space: in the middle of a line, or after
         # a period that does not end the sentence on its own (an abbreviation, an initial); in the middle of a line,
-        # before a capitalised word, only after a filled line (_filled).
+        # before a capitalised word or a quote, bracket or digit, only after a filled line (_line_wrap).
         ending_line = line_start  # the start of the line a line break in this match ends
         if match.lastindex:
             if not _has_line_break(match.group(1)):
@@ -237,9 +261,7 @@ def sentence_cuts(text: str, start: int = 0, end: int | None = None) -> list[int
             line_start = cut
             if text.startswith(_FENCE, ending_line):
                 in_fence = not in_fence
-            elif cased and not in_fence and (text[cut].islower() or text[cut].isupper()) \
-                    and _wrapped(text, ending_line, match.start() + shift, cut, end) \
-                    and (text[cut].islower() or _filled(text, start, match.start() + shift, cut, end)):
+            elif cased and not in_fence and _line_wrap(text, start, ending_line, match.start() + shift, cut, end):
                 continue
         elif _has_line_break(match.group()):  # a CJK full stop, then whitespace with a line break
             line_start = cut

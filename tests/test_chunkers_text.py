@@ -228,6 +228,10 @@ WRAPPED = ("The committee met on Tuesday to review the budget, and the members\n
          "Spring Songs with Music ; Blackie , 1923 and reprinted\n", "Flower Fairies of the Summer ; Blackie , 1925"]),
     ("the first paragraph " * 6 + "\n" + "and the second one " * 7 + "\nThird paragraph", [
         "the first paragraph " * 6 + "\n" + "and the second one " * 7 + "\n", "Third paragraph"]),
+    # before a word that opens with a backtick, a bracket, a quote or a digit, likewise
+    (WRAPPED.replace("\nNational", "\n`National`"), [WRAPPED.replace("\nNational", "\n`National`")]),
+    (WRAPPED.replace("\nNational", "\n(National"), [WRAPPED.replace("\nNational", "\n(National")]),
+    (WRAPPED.replace("\nNational", "\n2019 National"), [WRAPPED.replace("\nNational", "\n2019 National")]),
     # lone CRs (an old Mac file): its lines are not measured
     (WRAPPED.replace("\n", "\r"), [WRAPPED[:WRAPPED.index("National")].replace("\n", "\r"),
                                     WRAPPED[WRAPPED.index("National"):]]),
@@ -258,6 +262,19 @@ def test_a_line_break_before_a_capital_is_a_wrap_only_after_a_filled_line_of_pro
     ("  alpha       float     weight of the first term in the sum\n"  # columns
      "  beta        float     weight of the second term in the sum\n  Gamma       float     weight of the third",
      "Gamma"),
+    ("                \"TranscriptionJobName\": \"examplestarted\", \"Mode\": \"ok\",\n"  # JSON fields
+     "                \"TranscriptionJobStatus\": \"COMPLETED\", \"Mode\": \"ok\",\n"
+     "                \"OutputLocationType\": \"SERVICE_BUCKET\"", '"OutputLocationType'),
+    ("  request: a JSON object that the server parses before it answers,\n"  # a key
+     "  with the fields that the request sends to the server (see below)\n  \"url\":\"the address\"", '"url"'),
+    ("This is the text of a paragraph that refers to a footnote like [this]\n"  # a link definition
+     "one, and to the list of all the nodes that the document holds in\n[this]: https://example.com/this", "[this]:"),
+    ("The steps that the installer runs on the machine, one after the other\n"  # a numbered or bulleted list
+     "in the order given here, are the following ones, each one on a line\n1. download", "1. download"),
+    ("The steps that the installer runs on the machine, one after the other\n"
+     "in the order given here, are the following ones, each one on one line\n* download", "* download"),
+    ("def draw(graph, filename, layout, program, arguments, format):\n"  # before code
+     "    graph = nx.DiGraph(edges); draw(graph, filename, layout, prog)\n    x[0] = to_agraph(graph)", "x[0]"),
     ("def draw(graph, filename, layout, program, arguments, format):\n"  # before code
      "    graph = nx.DiGraph(edges); draw(graph, filename, layout, prog)\n    A = to_agraph(graph)", "A = "),
 ])
