@@ -275,6 +275,8 @@ def test_a_line_break_before_a_capital_is_a_wrap_only_after_a_filled_line_of_pro
      "in the order given here, are the following ones, each one on one line\n* download", "* download"),
     ("def draw(graph, filename, layout, program, arguments, format):\n"  # before code
      "    graph = nx.DiGraph(edges); draw(graph, filename, layout, prog)\n    x[0] = to_agraph(graph)", "x[0]"),
+    ("    Draw a networkx graph with Pygraphviz, and then, once it is drawn,\n"  # a docstring's end
+     '    write it to the file, in the format the caller asks for, or PNG\n    """', '"""'),
     ("def draw(graph, filename, layout, program, arguments, format):\n"  # before code
      "    graph = nx.DiGraph(edges); draw(graph, filename, layout, prog)\n    A = to_agraph(graph)", "A = "),
 ])
