@@ -120,21 +120,21 @@ _PLAIN_WORD = re.compile(r"(?![^\W\d_][.)](?:\s|\Z))[^\W\d_](?:[^\W\d_]|['’-])
 
 
 def _wrapped(text: str, line_start: int, whitespace_start: int, cut: int, end: int,
-             plain: re.Pattern = None) -> bool:
+             plain: re.Pattern = None) -> re.Match | None:
     """Whether the whitespace ``text[whitespace_start:cut]``, which holds a line break and ends the line that
     starts at ``line_start``, is a hard wrap inside a sentence of ``text[:end]``, given that a lower-case letter
     follows at ``cut``:
     one line break (spaces and tabs around it) before a plain word (:data:`_PLAIN_WORD`, or ``plain``) that does
     not also open the line before (a list of records, "make build" / "make test"), after a line that is not a
-    markdown heading, table row or code fence. The caller checks that the text is cased and that the line does
-    not end a sentence."""
+    markdown heading, table row or code fence (the word's match, or None). The caller checks that the text is
+    cased and that the line does not end a sentence."""
     if text[whitespace_start:cut].strip(" \t") not in _ONE_LINE_BREAK:
-        return False
+        return None
     word = (plain or _PLAIN_WORD).match(text, cut, end)
     if word is None:
-        return False
+        return None
     opening = _FIRST_WORD.match(text, line_start, whitespace_start).group(1)
-    return opening != word.group() and not opening.startswith(_STRUCTURE_LINE)
+    return word if opening != word.group() and not opening.startswith(_STRUCTURE_LINE) else None
 
 
 #: the narrowest width (in characters) a text is taken to be wrapped at: shorter lines are records, verse or a list
@@ -153,7 +153,9 @@ _COLUMNS = re.compile(r"\S(?: {3}|\t)")
 #: a word that opens with a quote, a bracket, a backtick, an asterisk or a digit ("(see", "`code`", "2019,"); not
 #: a list item's marker ("1.", "* "), a key (``"Name":``, a link definition ``[a]: url``), code ("x[0] = 1",
 #: ``"items": [``) nor a word without a letter or digit (a docstring's closing quotes)
-_OPENING_WORD = re.compile(r"(?!\d{1,9}[.)](?:\s|\Z)|\*[ \t]|\S*\":)(?=\S*[^\W_])[\"'“‘(\[`*\d]\S*+(?<![:{\[])(?![ \t]*=)")
+_OPENINGS = frozenset("\"'“‘([`*")
+_OPENING_WORD = re.compile(r"(?!\d{1,9}[.)](?:\s|\Z)|\*[ \t]|\S*\":)(?=\S*[^\W_])"
+                           r"[\"'“‘(\[`*\d]\S*+(?<![:{\[])(?![ \t]*=)")
 _WORD = re.compile(r"\S*")
 
 
@@ -168,9 +170,9 @@ def _opens_alike(line: str, first: str) -> bool:
     return opening.isupper() if first.isupper() else opening.isdigit() if first.isdigit() else opening == first
 
 
-def _filled(text: str, start: int, whitespace_start: int, cut: int, end: int, words: re.Pattern) -> bool:
-    """Whether the line of ``text[start:end]`` that ends at ``whitespace_start`` (one line break follows, then a
-    word at ``cut`` that ``words`` matches) is a filled line of wrapped prose: the word would not have fit on it
+def _filled(text: str, start: int, begin: int, whitespace_start: int, end: int, word: re.Match) -> bool:
+    """Whether the line of ``text[start:end]`` from ``begin`` to ``whitespace_start`` (one line break follows, then
+    ``word``) is a filled line of wrapped prose: the word would not have fit on it
     (after a space) at the width the lines around it are wrapped at, the wider of the line before it and the line
     after it (:data:`MIN_WRAP_WIDTH` to :data:`MAX_WRAP_WIDTH`), and neither would the line's first word have fit
     on the line before it (that one was filled too). A line ended on purpose (a title, a record, a line of verse
@@ -179,10 +181,7 @@ def _filled(text: str, start: int, whitespace_start: int, cut: int, end: int, wo
     in columns (a table, a menu) or that all open alike (a list of names, titles, records or JSON keys), nor a
     line that ends a sentence in emphasis or quotes or with a colon, a docstring, a line without a letter (an
     underline) or a Python prompt."""
-    word = words.match(text, cut, end)
-    begin = text.rfind("\n", start, whitespace_start) + 1  # (lone CRs: no line is found, or a line of many)
-    if word is None or begin <= start:
-        return False
+    cut = word.start()
     line = _line(text, begin, whitespace_start)
     before = _line(text, text.rfind("\n", start, begin - 1) + 1 or start, begin - 1)
     next_end = text.find("\n", cut, end)
@@ -199,16 +198,24 @@ def _filled(text: str, start: int, whitespace_start: int, cut: int, end: int, wo
             and _PROSE_LINE.match(line) is not None)
 
 
-def _line_wrap(text: str, start: int, line_start: int, whitespace_start: int, cut: int, end: int) -> bool:
-    """Whether the line break at ``whitespace_start`` is a hard wrap (:func:`_wrapped`): before a plain lower-case
-    word; before a capitalised word (:data:`_CAPITALISED_WORD`) or one that opens with a quote, a bracket, a
-    backtick or a digit (:data:`_OPENING_WORD`) only after a filled line (:func:`_filled`)."""
+def _filled_wrap(text: str, start: int, line_start: int, whitespace_start: int, cut: int, end: int) -> bool:
+    """Whether the line break at ``whitespace_start``, before a character that is no lower-case letter, is a hard
+    wrap (:func:`_wrapped`): before a capitalised word (:data:`_CAPITALISED_WORD`) or one that opens with a quote,
+    a bracket, a backtick or a digit (:data:`_OPENING_WORD`), after a filled line (:func:`_filled`)."""
     first = text[cut]
-    if first.islower():
-        return _wrapped(text, line_start, whitespace_start, cut, end)
-    words = _CAPITALISED_WORD if first.isupper() else _OPENING_WORD
-    return _wrapped(text, line_start, whitespace_start, cut, end, words) \
-        and _filled(text, start, whitespace_start, cut, end, words)
+    if first.isupper():
+        words = _CAPITALISED_WORD
+    elif first in _OPENINGS or first.isdigit():
+        words = _OPENING_WORD
+    else:
+        return False
+    begin = text.rfind("\n", start, whitespace_start) + 1  # (lone CRs: no line is found, or a line of many)
+    if begin <= start:
+        return False  # the first line: nothing above it to measure the width by
+    word = _wrapped(text, line_start, whitespace_start, cut, end, words)
+    if word is None or whitespace_start - begin + 1 + len(word.group()) <= MIN_WRAP_WIDTH:
+        return False  # the word fits after the line in the narrowest wrap (decided before other lines are read)
+    return _filled(text, start, begin, whitespace_start, end, word)
 
 
 def _is_enumerator(text: str, sentence_start: int, period: int) -> bool:
@@ -244,7 +251,7 @@ def sentence_cuts(text: str, start: int = 0, end: int | None = None) -> list[int
         # A line break ends the sentence, also one in the whitespace after . ! ? …, unless it is a hard wrap
         # (_wrapped) in cased text outside code fences, where it reads as a space: in the middle of a line, or after
         # a period that does not end the sentence on its own (an abbreviation, an initial); in the middle of a line,
-        # before a capitalised word or a quote, bracket or digit, only after a filled line (_line_wrap).
+        # before a capitalised word or a quote, bracket or digit, only after a filled line (_filled_wrap).
         ending_line = line_start  # the start of the line a line break in this match ends
         if match.lastindex:
             if not _has_line_break(match.group(1)):
@@ -261,7 +268,9 @@ def sentence_cuts(text: str, start: int = 0, end: int | None = None) -> list[int
             line_start = cut
             if text.startswith(_FENCE, ending_line):
                 in_fence = not in_fence
-            elif cased and not in_fence and _line_wrap(text, start, ending_line, match.start() + shift, cut, end):
+            elif cased and not in_fence and (_wrapped(text, ending_line, match.start() + shift, cut, end)
+                                             if text[cut].islower() else
+                                             _filled_wrap(text, start, ending_line, match.start() + shift, cut, end)):
                 continue
         elif _has_line_break(match.group()):  # a CJK full stop, then whitespace with a line break
             line_start = cut
