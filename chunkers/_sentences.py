@@ -172,10 +172,10 @@ def _opens_alike(line: str, first: str) -> bool:
 
 def _filled(text: str, start: int, begin: int, whitespace_start: int, end: int, word: re.Match) -> bool:
     """Whether the line of ``text[start:end]`` from ``begin`` to ``whitespace_start`` (one line break follows, then
-    ``word``) is a filled line of wrapped prose: the word would not have fit on it
-    (after a space) at the width the lines around it are wrapped at, the wider of the line before it and the line
-    after it (:data:`MIN_WRAP_WIDTH` to :data:`MAX_WRAP_WIDTH`), and neither would the line's first word have fit
-    on the line before it (that one was filled too). A line ended on purpose (a title, a record, a line of verse
+    ``word``) is a filled line of wrapped prose: the word would not have fit on it (after a space) at the width
+    the lines around it are wrapped at, the wider of the line before it and the line after it
+    (:data:`MIN_WRAP_WIDTH` to :data:`MAX_WRAP_WIDTH`), and neither would the line's first word have fit on the
+    line before it (that one was filled too). A line ended on purpose (a title, a record, a line of verse
     or of a list) mostly leaves room for the next word. Not the first line of a paragraph (its width has nothing
     to be compared with), nor a line indented deeper than the one before (a definition under its term), nor lines
     in columns (a table, a menu) or that all open alike (a list of names, titles, records or JSON keys), nor a
