@@ -384,6 +384,8 @@ class CausalLM:
             output = model.generate(input_ids=input_ids, attention_mask=torch.ones_like(input_ids), **options)
         self.forward_calls += 1
         completion = tokenizer.decode(output[0, len(ids):], skip_special_tokens=True)
+        from rag.generation.base import cut_at_stop  # (here: rag.generation imports this module)
+
         return cut_at_stop(completion, stops)
 
 
@@ -396,17 +398,6 @@ def _perplexity(logprobs: np.ndarray) -> float:
 def _starts_with_bos(text: str, tokenizer) -> bool:
     bos = getattr(tokenizer, "bos_token", None)
     return bool(bos) and text.startswith(bos)
-
-
-def cut_at_stop(text: str, stops: Sequence[str]) -> str:
-    """``text`` up to (not including) the earliest occurrence of any stop string."""
-    cut = len(text)
-    for stop in stops:
-        if stop:
-            found = text.find(stop)
-            if found != -1:
-                cut = min(cut, found)
-    return text[:cut]
 
 
 def _stop_criteria(tokenizer, stops: Sequence[str], prompt_length: int):

@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 
 from rag.errors import ConfigError
-from rag.lm import CausalLM, cut_at_stop, load_causal_lm, resolve_lm_path
+from rag.generation.base import cut_at_stop
+from rag.lm import CausalLM, load_causal_lm, resolve_lm_path
 
 pytest.importorskip("transformers")
 

@@ -20,6 +20,18 @@ if TYPE_CHECKING:
 NO_CONTEXT_ANSWER = "No context was retrieved for this question, so it cannot be answered from the documents."
 
 
+def cut_at_stop(text: str, stops: Sequence[str]) -> str:
+    """``text`` up to (not including) the earliest occurrence of any stop string (empty ones ignored): what a
+    generator returns when the model wrote past a stop it could not be told about."""
+    cut = len(text)
+    for stop in stops:
+        if stop:
+            found = text.find(stop)
+            if found != -1:
+                cut = min(cut, found)
+    return text[:cut]
+
+
 class GenerationError(RagloomError):
     """A language model could not produce a completion (server unreachable, bad reply, ...)."""
 

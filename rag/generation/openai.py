@@ -23,7 +23,7 @@ from typing import Any
 from pydantic import Field, field_validator, model_validator
 
 from rag.errors import ConfigError
-from rag.generation.base import GenerationError, LLMGenerator, LLMParams
+from rag.generation.base import GenerationError, LLMGenerator, LLMParams, cut_at_stop
 
 RETRY_STATUS = frozenset({408, 409, 429, 500, 502, 503, 504})
 MAX_RETRY_AFTER = 60.0
@@ -102,12 +102,7 @@ class OpenAIGenerator(LLMGenerator):
         if content is not None and not isinstance(content, str):
             raise GenerationError(f"{self.endpoint} returned a {type(content).__name__} as choices[0].message.content, "
                                   f"not text: {json.dumps(reply)[:300]}")
-        text = content or ""
-        for s in stop[4:]:  # stops the server was not sent
-            found = text.find(s)
-            if found != -1:
-                text = text[:found]
-        return text
+        return cut_at_stop(content or "", stop[4:])  # the stops the server was not sent
 
     def _post(self, data: bytes) -> dict[str, Any]:
         """POST with retries; the decoded JSON reply."""
