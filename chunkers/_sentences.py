@@ -156,7 +156,6 @@ _COLUMNS = re.compile(r"\S(?: {3}|\t)")
 _OPENINGS = frozenset("\"'“‘([`*")
 _OPENING_WORD = re.compile(r"(?!\d{1,9}[.)](?:\s|\Z)|\*[ \t]|\S*\":)(?=\S*[^\W_])"
                            r"[\"'“‘(\[`*\d]\S*+(?<![:{\[])(?![ \t]*=)")
-_WORD = re.compile(r"\S*")
 
 
 def _line(text: str, begin: int, end: int) -> str:
@@ -188,7 +187,7 @@ def _filled(text: str, start: int, begin: int, whitespace_start: int, end: int, 
     after = _line(text, text.rfind("\n", start, cut) + 1, end if next_end < 0 else next_end)
     width = max(len(before), len(after))
     indent = len(line) - len(line.lstrip())
-    first_word = len(_WORD.match(line, indent).group())
+    first_word = len(_FIRST_WORD.match(line).group(1))
     if not MIN_WRAP_WIDTH <= width <= MAX_WRAP_WIDTH or len(line) + 1 + len(word.group()) <= width \
             or len(before) + 1 + first_word <= width or len(after) - len(after.lstrip()) > indent:
         return False

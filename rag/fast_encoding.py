@@ -250,8 +250,7 @@ class FastEncoding(RepairedEncoding):
         fast = self._native(sum(map(len, texts)) if self.fast is None else 0)  # (lengths count before the load)
         if fast is None or not texts:
             return super().count_ordinary_batch(texts)
-        _, offsets = _encode_flat(fast, texts)
-        return np.diff(np.frombuffer(offsets, dtype="<u8").astype(np.int64))
+        return np.diff(_flat_arrays(fast, texts)[1])
 
     def encode_ordinary_flat(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
         """As :meth:`RepairedEncoding.encode_ordinary_flat`, in one call to fastokens once it is loaded (it encodes
