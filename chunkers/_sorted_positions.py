@@ -15,6 +15,12 @@ def positions_inside(positions: np.ndarray, starts: np.ndarray, ends: np.ndarray
     return positions[np.arange(counts.sum()) + np.repeat(lo - offsets, counts)]
 
 
+def inside(positions: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """Which ``positions`` (any order) lie in one of the sorted, disjoint spans ``[starts[k], ends[k])``: a mask."""
+    k = np.searchsorted(starts, positions, "right") - 1
+    return (k >= 0) & (positions < ends[np.maximum(k, 0)])
+
+
 def strictly_inside(positions: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
     """Which ``positions`` (any order) lie strictly inside one of the sorted, disjoint spans ``(starts[k], ends[k])``:
     a mask (:func:`positions_inside` gives the positions themselves, for sorted ones)."""

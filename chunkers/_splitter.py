@@ -31,7 +31,7 @@ from chunkers._markdown import (MarkdownStructure, joined_structure, list_item_s
                                parse_markdown, with_line_feeds)
 from chunkers._sections import Sections
 from chunkers._sentences import sentence_cuts
-from chunkers._sorted_positions import in_sorted, merge_sorted, positions_inside, strictly_inside
+from chunkers._sorted_positions import in_sorted, inside, merge_sorted, positions_inside, strictly_inside
 from chunkers._spans import Span
 from chunkers._text_scans import SCAN_PIECE, line_starts_of, space_of, word_starts_from_space, word_starts_of
 from chunkers._token_index import TokenIndex, codepoints
@@ -108,11 +108,16 @@ class RecursiveSplitter:
     def item_starts(self) -> np.ndarray:
         """The ITEMS cuts: where list items start (their line's start), outside code fences; none in text without
         markdown structure (so a document chunks alike alone and batched with others, see ``chunk_documents``)."""
-        structure = self.structure
         if not len(self.structured_ranges[0]):
             return np.empty(0, dtype=np.int64)
-        starts = np.asarray([s for s in list_item_starts(self.text) if structure.block_at(s) is None], dtype=np.int64)
-        return starts[self._inside(starts, *self.structured_ranges)]
+        return self._items_kept(np.asarray(list_item_starts(self.text), dtype=np.int64))
+
+    def _items_kept(self, starts: np.ndarray) -> np.ndarray:
+        """The list-item ``starts`` outside code fences and tables, in documents with markdown structure."""
+        keep = inside(starts, *self.structured_ranges)
+        if self.structure.blocks:
+            keep &= ~inside(starts, self.block_start_array, self.block_end_array)
+        return starts[keep]
 
     @cached_property
     def word_starts(self) -> np.ndarray:
@@ -188,15 +193,12 @@ class RecursiveSplitter:
     def _item_starts_inside(self, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
         """``positions_inside(self.item_starts, starts, ends)``, scanning only the spans when they are less than
         half the text (a markdown document's spans over the limit at the item level: a fifth of node's API docs)."""
-        structure = self.structure
         if "item_starts" in self.__dict__ or 2 * int((ends - starts).sum()) > len(self.text) \
                 or not len(self.structured_ranges[0]):
             return positions_inside(self.item_starts, starts, ends)
         text = self._line_feed_text
-        found = np.asarray([s for a, b in zip(starts.tolist(), ends.tolist())
-                            for s in list_item_starts_inside(text, a, b) if structure.block_at(s) is None],
-                           dtype=np.int64)
-        return found[self._inside(found, *self.structured_ranges)]
+        return self._items_kept(np.asarray([s for a, b in zip(starts.tolist(), ends.tolist())
+                                            for s in list_item_starts_inside(text, a, b)], dtype=np.int64))
 
     def _word_starts_inside(self, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
         """``positions_inside(self.word_starts, starts, ends)``, scanning only the spans when they are a small part
@@ -233,7 +235,7 @@ class RecursiveSplitter:
             # Every token has at least one of a character's (at most 4) UTF-8 bytes, so a unit of c characters
             # overlaps at most 4c + 1 tokens: only longer units can be over the limit (most words are skipped).
             over = np.flatnonzero(4 * (unit_ends - unit_starts) + 1 > limit)
-            over = over[self._inside(unit_starts[over], span_starts, span_ends)]
+            over = over[inside(unit_starts[over], span_starts, span_ends)]
             over = over[self.estimates(unit_starts[over], unit_ends[over]) > limit]
             if level == BLOCKS and len(over) and self.structure.blocks:
                 edges, over = without_blocks_that_fit(self, edges, over, limit, span_ends)
@@ -280,12 +282,6 @@ class RecursiveSplitter:
         text = self.text
         content_after = [m.start() if (m := _NON_SPACE.search(text, end)) else len(text) for end in ends.tolist()]
         return merge_sorted(starts, np.asarray(content_after, dtype=np.int64))
-
-    @staticmethod
-    def _inside(positions: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
-        """Which ``positions`` lie in one of the sorted, disjoint spans ``[starts[k], ends[k])``."""
-        k = np.searchsorted(starts, positions, "right") - 1
-        return (k >= 0) & (positions < ends[np.maximum(k, 0)])
 
     def _pack_edges(self, edges: np.ndarray, starts: np.ndarray, ends: np.ndarray, limit: int,
                     kept: np.ndarray | None = None) -> np.ndarray:
