@@ -6,8 +6,8 @@ YAML::
     index:
       chunker: {op: llm, chunk_size: 256, generator: {name: openai, base_url: "http://localhost:8000/v1", model: m}}
 
-The document is split into paragraphs (blank lines; a paragraph over ``chunk_size`` is split at lines,
-sentences, words). Starting at the first paragraph not yet chunked, consecutive paragraphs are gathered while
+The document is split into paragraphs (blank lines; a paragraph over ``chunk_size`` into its sentences, and a
+sentence over it at lines, words). Starting at the first paragraph not yet chunked, consecutive paragraphs are gathered while
 they fit ``chunk_size`` tokens (the paper's window θ), each labelled ``ID n``; the LLM, called through the
 generator interface (``Generator.complete``), names the first paragraph where the content clearly shifts.
 The paragraphs before it form a chunk and the next window starts there. An answer that names no paragraph
@@ -24,14 +24,17 @@ whose cached keys and values the answers share (:meth:`rag.lm.CausalLM.option_lo
 """
 from __future__ import annotations
 
+import bisect
 import re
 from typing import Any, Literal
 
+import numpy as np
 from pydantic import Field, field_validator, model_validator
 
 from chunkers._spans import Span, build_chunks, fit_spans
-from chunkers._splitter import LINES, RecursiveSplitter
+from chunkers._splitter import RecursiveSplitter
 from chunkers.base import Chunker, TokenizerName, tokenizer_field
+from chunkers.sentence import sentence_units
 from rag.errors import ConfigError
 from rag.registry import OperatorParams, operator
 from rag.types import Chunk, Document
@@ -51,12 +54,24 @@ _ANSWER = re.compile(r"ID\s*:?\s*(\d+)", re.I)
 
 
 def paragraph_units(splitter: RecursiveSplitter, limit: int) -> list[Span]:
-    """Paragraph spans tiling the text (cut after blank lines); a paragraph over ``limit`` is split further."""
+    """Paragraph spans tiling the text (cut after blank lines), with each paragraph over ``limit`` split into its
+    sentences (:func:`chunkers.sentence.sentence_units`). Cut into pieces up to the limit instead, each piece
+    would fill a window alone and the LLM would never be asked where the content shifts inside it: text without
+    blank lines would never be shown to it at all."""
     text = splitter.text
     cuts = [c for c in splitter.blank_line_ends(0, len(text)) if 0 < c < len(text)]
+    paragraphs = list(zip([0, *cuts], [*cuts, len(text)]))
+    over = [splitter.estimate(a, b) > limit for a, b in paragraphs]
+    if not any(over):
+        return paragraphs
+    sentences = sentence_units(splitter, limit, paragraph_starts=np.array(cuts, dtype=np.int64))
+    sentence_starts = [a for a, _ in sentences]
     units: list[Span] = []
-    for a, b in zip([0, *cuts], [*cuts, len(text)]):
-        units.extend([(a, b)] if splitter.estimate(a, b) <= limit else splitter.split(a, b, limit, LINES))
+    for (a, b), split in zip(paragraphs, over):
+        if split:
+            units.extend(sentences[bisect.bisect_left(sentence_starts, a):bisect.bisect_left(sentence_starts, b)])
+        else:
+            units.append((a, b))
     return units
 
 

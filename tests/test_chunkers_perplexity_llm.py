@@ -192,6 +192,19 @@ def test_a_window_with_one_allowed_answer_asks_no_model():
     assert [c.text.count("paragraph") for c in chunks] == [1, 1, 1, 1] and chunker.model_calls == 0
 
 
+def test_a_paragraph_over_the_size_is_shown_to_the_model_sentence_by_sentence():
+    # no blank line at all (as in a wiki dump): cut into pieces up to the size, each piece filled a window alone
+    # and the model was never asked
+    text = " ".join([f"Cats sentence {i} is about cats." for i in range(8)]
+                    + [f"Stocks sentence {i} is about stocks." for i in range(8)])
+    chunker = get_chunker("llm", chunk_size=60, generator={"name": "t_topic_scorer"}, answer="choose")
+    chunks = chunker.chunk_text(text)
+    check_contract(text, chunks, 60)
+    assert chunker.model_calls >= 2
+    assert len(TopicShiftScorer.options[-chunker.model_calls]) > 1  # the first window: several sentences to choose
+    assert any(c.text.startswith("Stocks sentence 0") for c in chunks)  # the shift the model named
+
+
 def test_choosing_needs_a_generator_that_scores_options():
     with pytest.raises(ConfigError, match="'choose' .* cannot do; use one of hf") as caught:
         get_chunker("llm", generator={"name": "t_topic_shift"}, answer="choose")
