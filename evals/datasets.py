@@ -24,12 +24,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
-import yaml
-
 from evals.metrics import Span
-from rag.errors import InputError
+from rag.errors import ConfigError, InputError
 from rag.jsonl import read_jsonl_objects
 from rag.types import Document
+from rag.yaml_io import loads_yaml
 
 DATASETS_ENV = "RAGLOOM_DATASETS"
 TEXT_SUFFIXES = {".txt", ".md", ".markdown", ".rst", ".html", ".htm", ".py", ".js", ".ts", ".java", ".go",
@@ -272,12 +271,10 @@ def _questions_file(path: Path) -> Path | None:
 def _question_rows(qfile: Path) -> list[tuple[str, dict[str, Any]]]:
     if qfile.suffix == ".jsonl":
         return [(f"{qfile}:{lineno}", row) for lineno, row in read_jsonl_objects(qfile)]
-    try:
-        data = yaml.safe_load(qfile.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = f":{mark.line + 1}" if mark else ""
-        raise InputError(f"{qfile}{line}: invalid YAML: {getattr(exc, 'problem', exc)}") from None
+    try:  # YAML 1.2 scalars: an answer "no" stays "no" (YAML 1.1 reads it as false)
+        data = loads_yaml(qfile.read_text(encoding="utf-8"), str(qfile))
+    except ConfigError as exc:
+        raise InputError(str(exc)) from None
     if not isinstance(data, list):
         raise InputError(f"{qfile}: expected a list of questions")
     rows = []

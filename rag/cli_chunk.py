@@ -21,7 +21,7 @@ def _chunker_spec(args) -> tuple[str, dict]:
     """``(op, params)`` of the chunker ``ragloom chunk`` runs: a pipeline's ``index.chunker`` (``--config``),
     or ``--op`` with ``--set KEY=VALUE`` params (values read as YAML: numbers, booleans, ``{op: ...}``; a dotted
     key sets a nested param, ``generator.name=hf``)."""
-    import yaml
+    from rag.yaml_io import loads_yaml
 
     if args.config:
         if args.set:
@@ -38,10 +38,10 @@ def _chunker_spec(args) -> tuple[str, dict]:
             raise RagloomError(f"--set takes KEY=VALUE (e.g. chunk_size=200), got {pair!r}")
         if given.setdefault(key, value) != value:
             raise RagloomError(f"--set {key} is given twice ({key}={given[key]}, then {key}={value}): give it once")
-        try:
-            parsed = yaml.safe_load(value) if value else ""
-        except yaml.YAMLError as exc:
-            raise RagloomError(f"--set {key}: {value!r} is not a YAML value ({exc.problem})") from None
+        try:  # as a config file reads it (YAML 1.2 scalars: "no" is a string, 10:00 is not 600)
+            parsed = loads_yaml(value) if value else ""
+        except ConfigError as exc:
+            raise RagloomError(f"--set {key}: {value!r} is not a YAML value ({exc.message})") from None
         if isinstance(parsed, dict) and any(":" in str(k) and v is None for k, v in parsed.items()):
             # YAML reads {op:semantic} as the key "op:semantic" with no value
             raise RagloomError(f"--set {key}: {value!r} has a key with a colon and no value; in YAML a colon needs "

@@ -1,6 +1,13 @@
-"""YAML reading that remembers where each key came from, so errors can name file and line."""
+"""YAML reading that remembers where each key came from, so errors can name file and line.
+
+Plain scalars are read as YAML 1.2 has them (its core schema), not as PyYAML's YAML 1.1: ``no``, ``yes``, ``on``
+and ``off`` are strings (a question's answer "no" stays "no", not ``False``), ``10:00`` is a string (YAML 1.1
+reads a sexagesimal 600), ``010`` is ten and ``1e3`` a number. Only ``true`` / ``false`` are booleans. Written
+YAML quotes a string that either version would read as something else.
+"""
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -29,8 +36,41 @@ class LocatedList(list):
         self.line: int | None = None
 
 
+_BOOL, _INT, _FLOAT = (f"tag:yaml.org,2002:{kind}" for kind in ("bool", "int", "float"))
+#: YAML 1.2 core schema scalars (https://yaml.org/spec/1.2.2/#1033-core-schema); ``1_000`` is still an integer
+_CORE_SCALARS = [
+    (_BOOL, re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")),
+    (_INT, re.compile(r"^(?:[-+]?[0-9][0-9_]*|0o[0-7]+|0x[0-9a-fA-F]+)$"), list("-+0123456789")),
+    (_FLOAT, re.compile(r"^(?:[-+]?(?:\.[0-9]+|[0-9][0-9_]*(?:\.[0-9_]*)?)(?:[eE][-+]?[0-9]+)?"
+                        r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"), list("-+.0123456789")),
+]
+
+
+def _core_resolvers(base: type, keep_base_types: bool) -> dict:
+    """``base``'s implicit resolvers with the YAML 1.2 core scalars added; its own booleans, integers and floats
+    (YAML 1.1) dropped unless ``keep_base_types`` (a writer keeps them, to quote what a 1.1 reader would convert)."""
+    resolvers = {first: [(tag, pattern) for tag, pattern in entries
+                         if keep_base_types or tag not in (_BOOL, _INT, _FLOAT)]
+                 for first, entries in base.yaml_implicit_resolvers.items()}
+    for tag, pattern, firsts in _CORE_SCALARS:
+        for first in firsts:
+            resolvers.setdefault(first, []).append((tag, pattern))
+    return resolvers
+
+
+def _construct_core_int(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> int:
+    value = loader.construct_scalar(node).replace("_", "")
+    if value.startswith(("0o", "0x")):
+        return int(value[2:], 8 if value[1] == "o" else 16)
+    return int(value, 10)
+
+
 class _LocatingLoader(yaml.SafeLoader):
-    pass
+    yaml_implicit_resolvers = _core_resolvers(yaml.SafeLoader, keep_base_types=False)
+
+
+class _QuotingDumper(yaml.SafeDumper):
+    yaml_implicit_resolvers = _core_resolvers(yaml.SafeDumper, keep_base_types=True)
 
 
 def _construct_mapping(loader: _LocatingLoader, node: yaml.MappingNode) -> LocatedDict:
@@ -62,6 +102,7 @@ def _construct_sequence(loader: _LocatingLoader, node: yaml.SequenceNode) -> Loc
 
 _LocatingLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
 _LocatingLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, _construct_sequence)
+_LocatingLoader.add_constructor(_INT, _construct_core_int)
 
 
 def load_yaml(path: str | Path) -> Any:
@@ -124,4 +165,5 @@ def plain(value: Any) -> Any:
 
 
 def dump_yaml(data: Any) -> str:
-    return yaml.safe_dump(plain(data), sort_keys=False, allow_unicode=True, default_flow_style=None, width=110)
+    return yaml.dump(plain(data), Dumper=_QuotingDumper, sort_keys=False, allow_unicode=True,
+                     default_flow_style=None, width=110)

@@ -202,3 +202,27 @@ def test_an_experiment_given_as_a_pipeline_config_is_named_as_one():
     # QA: `ragloom chunk --config configs/eval/chunkers.yaml` said "unknown key 'datasets'"
     with pytest.raises(ConfigError, match=r"this file is an experiment \(datasets, pipelines\), which `ragloom eval` runs"):
         loads_config("name: e\ndatasets: [scifact]\npipelines:\n  - configs/linear.yaml\n", "e.yaml")
+
+
+def test_plain_scalars_are_read_as_yaml_1_2_has_them():
+    # YAML 1.1 (PyYAML's default) read `chunk_size: 10:00` as 600 and an answer `no` as False
+    from rag.yaml_io import loads_yaml
+
+    data = loads_yaml("a: 10:00\nb: [no, yes, on, off, true, False]\nc: 010\nd: 1e3\ne: 0o17\nf: 0x1F\ng: 1_000\n"
+                      "h: .inf\ni: ~\n")
+    assert data == {"a": "10:00", "b": ["no", "yes", "on", "off", True, False], "c": 10, "d": 1000.0, "e": 15,
+                    "f": 31, "g": 1000, "h": float("inf"), "i": None}
+    with pytest.raises(ConfigError) as info:
+        config("  - {op: t_match}\n", "index:\n  chunker: {op: token, chunk_size: 10:00}\n  structures: [t_terms]\n")
+    assert info.value.path == "index.chunker.chunk_size" and info.value.line == 3
+
+
+def test_written_yaml_quotes_strings_either_yaml_version_would_convert():
+    from rag.yaml_io import dump_yaml, loads_yaml
+
+    strings = {key: key for key in ("no", "yes", "on", "True", "10:00", "010", "1e3", "0o7", "0x1F", "1_000", ".nan")}
+    written = dump_yaml(strings)
+    assert loads_yaml(written) == strings
+    import yaml
+
+    assert yaml.safe_load(written) == strings  # and a YAML 1.1 reader too

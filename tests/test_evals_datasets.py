@@ -151,3 +151,24 @@ def test_a_folder_that_is_not_a_dataset_does_not_shadow_a_named_dataset(tmp_path
     monkeypatch.setenv("RAGLOOM_DATASETS", str(tmp_path / "store"))
     monkeypatch.chdir(tmp_path / "exp")
     assert resolve_dataset("tiny", exp) == (tmp_path / "store" / "tiny").resolve()
+
+
+def test_a_yes_or_no_answer_in_questions_yaml_stays_a_word(tmp_path):
+    # YAML 1.1 read `answers: [no]` as False: the gold answer became "False"
+    root = tmp_path / "mine"
+    (root / "documents").mkdir(parents=True)
+    (root / "documents" / "a.md").write_text("Is water wet? Yes. Is fire cold? No. Lunch at 12:30.", encoding="utf-8")
+    (root / "questions.yaml").write_text("- {question: is fire cold, answers: [no], gold_docs: [a.md]}\n"
+                                         "- {question: is water wet, answer: yes, gold_docs: [a.md]}\n"
+                                         "- {question: when is lunch, answer: 12:30, gold_docs: [a.md]}\n",
+                                         encoding="utf-8")
+    assert [q.answers for q in load_folder(root).queries] == [("no",), ("yes",), ("12:30",)]
+
+
+def test_invalid_questions_yaml_names_file_and_line(tmp_path):
+    root = tmp_path / "mine"
+    (root / "documents").mkdir(parents=True)
+    (root / "documents" / "a.md").write_text("hello", encoding="utf-8")
+    (root / "questions.yaml").write_text("- question: q\n  answers: [a\n- question: r\n", encoding="utf-8")
+    with pytest.raises(InputError, match=r"questions.yaml:\d+: invalid YAML"):
+        load_folder(root)
