@@ -12,8 +12,9 @@ plain lower-case word ("and", "don't"; not ``key:``, a path, a call or a list le
 line before (records: "make build" / "make test"), when the line before is not a markdown heading, table row or
 code fence and does not end a sentence (a period after an abbreviation or an initial does not), and not inside a
 markdown code fence; before a capitalised word ("National", "I", "NASA") or one that opens with a quote, a bracket,
-a backtick or a digit ("(see", "`code`", "2019") too, when the line before was filled: the word would not have fit
-on it at the width of the lines around it, 40 to 100 characters (:func:`_filled`). In text
+a backtick or a digit ("(see", "`code`", "2019") too, and before any other lower-case word ("sod-3", "age/sex", a
+plain word that opens the line before too), when the line before was filled: the word would not have fit on it at
+the width of the lines around it, 40 to 100 characters (:func:`_filled`). In text
 without a single capital letter (a lower-cased corpus, such as FinQA's filings), a lower-case letter is no sign of a
 continued sentence, so only abbreviations, initials and list numbers hold a period back, and every line break ends
 a sentence. A range of a text is read as a text of its own. Each sentence
@@ -113,10 +114,11 @@ _INDENT = re.compile(r"[ \t]*")
 _FIRST_WORD = re.compile(r"\s*(\S*)")
 #: the whitespace of a hard wrap, without its spaces and tabs
 _ONE_LINE_BREAK = frozenset(("\n", "\r\n", "\r"))
-#: a plain lower-case word of prose at the start of a line ("and", "don't", "well-known", "day,"): letters
-#: (apostrophes and hyphens after the first), one of , ; . ! ? ) after them, then whitespace; not a lettered list
-#: marker ("a." "b)"). Not ``key:``, a path, a call, ``snake_case``, a number or a hash. (Its case is checked apart.)
-_PLAIN_WORD = re.compile(r"(?![^\W\d_][.)](?:\s|\Z))[^\W\d_](?:[^\W\d_]|['’-])*[,;.!?)]?(?=\s|\Z)")
+#: a plain lower-case word of prose at the start of a line ("and", "don't", "well-known", "day,", "respectively)."):
+#: letters (apostrophes and hyphens after the first), a closing bracket and one of , ; . ! ? after them (each
+#: optional), then whitespace; not a lettered list marker ("a." "b)"). Not ``key:``, a path, a call, ``snake_case``,
+#: a number or a hash. (Its case is checked apart.)
+_PLAIN_WORD = re.compile(r"(?![^\W\d_][.)](?:\s|\Z))[^\W\d_](?:[^\W\d_]|['’-])*\)?[,;.!?]?(?=\s|\Z)")
 
 
 def _wrapped(text: str, line_start: int, whitespace_start: int, cut: int, end: int,
@@ -156,6 +158,26 @@ _COLUMNS = re.compile(r"\S(?: {3}|\t)")
 _OPENINGS = frozenset("\"'“‘([`*")
 _OPENING_WORD = re.compile(r"(?!\d{1,9}[.)](?:\s|\Z)|\*[ \t]|\S*\":)(?=\S*[^\W_])"
                            r"[\"'“‘(\[`*\d]\S*+(?<![:{\[])(?![ \t]*=)")
+
+
+#: any other word that opens with a lower-case letter ("sod-3", "age/sex", "e.g.", "c-JUN),"); not a lettered list
+#: marker, a key ("name:") nor code ("x = 1", "status=404,"; calls are found on the line, :data:`_CODE`)
+_LOWER_CASE_WORD = re.compile(r"(?![^\W\d_][.)](?:\s|\Z))[^\W\d_A-Z][^\s=]*+(?<![:{\[])(?![ \t]*=)")
+#: the fewest words on a filled line of prose before a lower-case word (a line of base64 has one)
+_PROSE_WORDS = 4
+#: code on a line: an assignment or comparison ("x = 1", "a == b", "n -= 1"), a call ("f(x)", "a.b()"), a
+#: statement's end or a block ("x;", "{", "}"), a snake_case name, a string literal's prefix (f"…", r'…')
+_CODE = re.compile(r"\s[=!<>+\-*/%|&^]?=\s|==|[\w.]\(|[;{}]\s*$|[^\W_]_[^\W_]|^\s*[a-z]{1,2}[\"']", re.M)
+
+
+def _prose_around(text: str, begin: int, whitespace_start: int, cut: int, end: int) -> bool:
+    """Whether the line ``text[begin:whitespace_start]`` and the line that starts at ``cut`` read as prose, not
+    code (:data:`_CODE`): a lower-case word after a line break of code is a line of code much more often than a wrap
+    ("return x" under "return y", "from a import b", "q, r = qr(a)"), and a line of prose has a few words."""
+    line_end = text.find("\n", cut, end)
+    return (len(text[begin:whitespace_start].split()) >= _PROSE_WORDS
+            and not _CODE.search(text, begin, whitespace_start)
+            and not _CODE.search(text, cut, end if line_end < 0 else line_end))
 
 
 def _line(text: str, begin: int, end: int) -> str:
@@ -217,6 +239,30 @@ def _filled_wrap(text: str, start: int, line_start: int, whitespace_start: int, 
     return _filled(text, start, begin, whitespace_start, end, word)
 
 
+def _lower_case_wrap(text: str, start: int, line_start: int, whitespace_start: int, cut: int, end: int) -> bool:
+    """Whether the line break at ``whitespace_start``, before a lower-case letter, is a hard wrap: before a plain
+    word (:func:`_wrapped`'s rule), or, after a filled line (:func:`_filled`) between lines of prose
+    (:func:`_prose_around`), before any other lower-case word (:data:`_LOWER_CASE_WORD`) or a plain word that also
+    opens the line before (the filled line's own checks, three lines that open alike and columns, stand for the
+    records check there)."""
+    if text[whitespace_start:cut].strip(" \t") not in _ONE_LINE_BREAK:
+        return False
+    plain = _PLAIN_WORD.match(text, cut, end)
+    word = plain or _LOWER_CASE_WORD.match(text, cut, end)
+    if word is None:
+        return False
+    opening = _FIRST_WORD.match(text, line_start, whitespace_start).group(1)
+    if opening.startswith(_STRUCTURE_LINE):
+        return False
+    if plain is not None and opening != plain.group():
+        return True
+    begin = text.rfind("\n", start, whitespace_start) + 1
+    if begin <= start or whitespace_start - begin + 1 + len(word.group()) <= MIN_WRAP_WIDTH:
+        return False  # the first line, or the word fits after the line in the narrowest wrap
+    return _prose_around(text, begin, whitespace_start, cut, end) and _filled(text, start, begin, whitespace_start,
+                                                                              end, word)
+
+
 def _is_enumerator(text: str, sentence_start: int, period: int) -> bool:
     """True when the period at ``period`` ends a list number that is all of its would-be sentence ("1. Download
     it."): the number belongs with the item after it, not in a sentence of its own."""
@@ -250,7 +296,8 @@ def sentence_cuts(text: str, start: int = 0, end: int | None = None) -> list[int
         # A line break ends the sentence, also one in the whitespace after . ! ? …, unless it is a hard wrap
         # (_wrapped) in cased text outside code fences, where it reads as a space: in the middle of a line, or after
         # a period that does not end the sentence on its own (an abbreviation, an initial); in the middle of a line,
-        # before a capitalised word or a quote, bracket or digit, only after a filled line (_filled_wrap).
+        # before a capitalised word, a quote, bracket or digit (_filled_wrap) or another lower-case word
+        # (_lower_case_wrap), only after a filled line.
         ending_line = line_start  # the start of the line a line break in this match ends
         if match.lastindex:
             if not _has_line_break(match.group(1)):
@@ -267,9 +314,8 @@ def sentence_cuts(text: str, start: int = 0, end: int | None = None) -> list[int
             line_start = cut
             if text.startswith(_FENCE, ending_line):
                 in_fence = not in_fence
-            elif cased and not in_fence and (_wrapped(text, ending_line, match.start() + shift, cut, end)
-                                             if text[cut].islower() else
-                                             _filled_wrap(text, start, ending_line, match.start() + shift, cut, end)):
+            elif cased and not in_fence and (_lower_case_wrap if text[cut].islower() else _filled_wrap)(
+                    text, start, ending_line, match.start() + shift, cut, end):
                 continue
         elif _has_line_break(match.group()):  # a CJK full stop, then whitespace with a line break
             line_start = cut

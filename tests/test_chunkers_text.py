@@ -309,6 +309,47 @@ def test_a_line_break_ends_a_sentence_unless_it_wraps_one_before_a_lower_case_wo
     assert [text[a:b] for a, b in sentence_spans(text)] == sentences
 
 
+LOWER_WRAPS = ("We measured the expression of several genes in treated worms and\n"
+               "found that the mRNA level of the gene encoding the antioxidant\n"
+               "sod-3 rose within two days in animals matched by age and the\n"
+               "age/sex profile of the controls did not change. Nothing else did.")
+
+
+@pytest.mark.parametrize("text", [
+    # a plain word with a closing bracket before its punctuation
+    "Levels rose by 25 and 19 nmol/L in the treated and placebo groups (+25 and +19,\nrespectively). No change.",
+    # after a filled line: a word that is no plain word ("sod-3", "age/sex")
+    LOWER_WRAPS,
+    # and a plain word that also opens the line before ("the")
+    "The committee met twice during the year to review the results of\n"
+    "the survey and the budget, and after a long discussion it asked\n"
+    "the board to publish both reports before the end of the summer\nbreak. Nobody objected.",
+])
+def test_a_filled_line_of_prose_wraps_before_any_lower_case_word(text):
+    assert sentence_cuts(text) == sentence_cuts(text.replace("\n", " "))
+
+
+@pytest.mark.parametrize(("text", "word"), [
+    (LOWER_WRAPS.replace("\nsod-3 rose", "\nsod-3=rose"), "sod-3="),  # code
+    (LOWER_WRAPS.replace("\nsod-3 rose", "\nprint(rose)"), "print("),  # a call
+    (LOWER_WRAPS.replace("\nsod-3 rose", "\nsod-3: rose"), "sod-3:"),  # a key
+    # code (lines of site-packages that are filled at the width of their neighbours)
+    ("                )\n                self.current_chunk.metadata[\"Code\"] = code_match.group(1)\n"
+     "                self._complete_chunk_doc()", "self._complete"),
+    ("                if i_level in config.attn_resolutions:\n"
+     "                    attn.append(Emu3VQVAEAttentionBlock(config))\n"
+     "                    attn_norms.append(Emu3VQVAESpatialNorm(quant_channels, block_in))", "attn_norms"),
+    ("    exp = parser.read_csv(StringIO(data))\n    exp.replace(\"a\", '\"a', inplace=True)\n"
+     "    tm.assert_frame_equal(df, exp)", "tm.assert"),
+    # lines of base64: filled, but a word each
+    ("MIIDWTCCAkGgAwIBAgIURg2b7y9gJ9hq3d8h5X1Jx0YQv6kwDQYJKoZIhvcNAQEL\n"
+     "BQAwPzELMAkGA1UEBhMCVVMxCzAJBgNVBAgMAldBMRAwDgYDVQQHDAdTZWF0dGxl\n"
+     "bGUxETAPBgNVBAoMCEV4YW1wbGVzMB4XDTI0MDEwMTAwMDAwMFoXDTI1MDEwMTAw", "bGUx"),
+])
+def test_a_filled_line_still_ends_a_sentence_before_lower_case_code_keys_and_data(text, word):
+    assert any(text.startswith(word, cut) for cut in sentence_cuts(text))
+
+
 def test_a_range_is_read_as_a_text_of_its_own_for_wraps():
     # QA: the line a range starts in was looked for before the range ("## " out of it: no heading, so a wrap)
     text = "## Install it\nthen run the tests."
