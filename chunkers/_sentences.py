@@ -9,9 +9,9 @@ it." is one sentence); an abbreviation that often ends a sentence ("etc.") ends 
 after CJK full stops ``。！？｡`` with no space needed; and at a line break (LF, CRLF, or a lone CR: old Mac
 line ends, read as LF), except a hard wrap, which reads as a space (:func:`_wrapped`): a single line break before a
 plain lower-case word ("and", "don't"; not ``key:``, a path, a call or a list letter) that does not also open the
-line before (records: "make build" / "make test"), when the line before is not a markdown heading, table row or
-code fence and does not end a sentence (a period after an abbreviation or an initial does not), and not inside a
-markdown code fence; before a capitalised word ("National", "I", "NASA") or one that opens with a quote, a bracket,
+line before (records: "make build" / "make test"), when the line before is not a markdown heading, table row,
+code fence, decorator or underline and does not end a sentence (a period after an abbreviation or an initial does
+not), and not inside a markdown code fence; before a capitalised word ("National", "I", "NASA") or one that opens with a quote, a bracket,
 a backtick or a digit ("(see", "`code`", "2019") too, and before any other lower-case word ("sod-3", "age/sex", a
 plain word that opens the line before too), when the line before was filled: the word would not have fit on it at
 the width of the lines around it, 40 to 100 characters (:func:`_filled`). In text
@@ -107,9 +107,11 @@ def _has_line_break(whitespace: str) -> bool:
 
 #: what a markdown code fence line starts with (after its indentation)
 _FENCE = ("```", "~~~")
-#: what a line that a wrapped sentence cannot run on from starts with: a markdown heading, a table row, a fence
-_STRUCTURE_LINE = ("#", "|", *_FENCE)
+#: what a line that a wrapped sentence cannot run on from starts with: a markdown heading, a table row, a fence,
+#: a decorator
+_STRUCTURE_LINE = ("#", "|", *_FENCE, "@")
 _INDENT = re.compile(r"[ \t]*")
+_ALPHANUMERIC = re.compile(r"[^\W_]")
 #: the first word of a line: the whitespace before it, and (group 1) the word (up to the next whitespace)
 _FIRST_WORD = re.compile(r"\s*(\S*)")
 #: the whitespace of a hard wrap, without its spaces and tabs
@@ -121,22 +123,35 @@ _ONE_LINE_BREAK = frozenset(("\n", "\r\n", "\r"))
 _PLAIN_WORD = re.compile(r"(?![^\W\d_][.)](?:\s|\Z))[^\W\d_](?:[^\W\d_]|['’-])*\)?[,;.!?]?(?=\s|\Z)")
 
 
+def _opening(text: str, line_start: int, whitespace_start: int) -> str | None:
+    """The first word of the line ``text[line_start:whitespace_start]``, or None when a wrapped sentence cannot run
+    on from the line: a markdown heading, table row or code fence, a decorator (``@``), or a line without a letter
+    or digit that opens with more than one character (an underline, ``<!--``, a docstring's quotes; a lone ``/``,
+    ``=`` or ``)`` may be a formula's or a call's, which the sentence runs on from)."""
+    opening = _FIRST_WORD.match(text, line_start, whitespace_start).group(1)
+    if opening.startswith(_STRUCTURE_LINE):
+        return None
+    if len(opening) > 1 and _ALPHANUMERIC.search(text, line_start, whitespace_start) is None:
+        return None
+    return opening
+
+
 def _wrapped(text: str, line_start: int, whitespace_start: int, cut: int, end: int,
              plain: re.Pattern = None) -> re.Match | None:
     """Whether the whitespace ``text[whitespace_start:cut]``, which holds a line break and ends the line that
     starts at ``line_start``, is a hard wrap inside a sentence of ``text[:end]``, given that a lower-case letter
     follows at ``cut``:
     one line break (spaces and tabs around it) before a plain word (:data:`_PLAIN_WORD`, or ``plain``) that does
-    not also open the line before (a list of records, "make build" / "make test"), after a line that is not a
-    markdown heading, table row or code fence (the word's match, or None). The caller checks that the text is
+    not also open the line before (a list of records, "make build" / "make test"), after a line a sentence can run
+    on from (:func:`_opening`; the word's match, or None). The caller checks that the text is
     cased and that the line does not end a sentence."""
     if text[whitespace_start:cut].strip(" \t") not in _ONE_LINE_BREAK:
         return None
     word = (plain or _PLAIN_WORD).match(text, cut, end)
     if word is None:
         return None
-    opening = _FIRST_WORD.match(text, line_start, whitespace_start).group(1)
-    return word if opening != word.group() and not opening.startswith(_STRUCTURE_LINE) else None
+    opening = _opening(text, line_start, whitespace_start)
+    return word if opening is not None and opening != word.group() else None
 
 
 #: the narrowest width (in characters) a text is taken to be wrapped at: shorter lines are records, verse or a list
@@ -251,8 +266,8 @@ def _lower_case_wrap(text: str, start: int, line_start: int, whitespace_start: i
     word = plain or _LOWER_CASE_WORD.match(text, cut, end)
     if word is None:
         return False
-    opening = _FIRST_WORD.match(text, line_start, whitespace_start).group(1)
-    if opening.startswith(_STRUCTURE_LINE):
+    opening = _opening(text, line_start, whitespace_start)
+    if opening is None:
         return False
     if plain is not None and opening != plain.group():
         return True

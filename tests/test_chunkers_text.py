@@ -303,6 +303,10 @@ def test_a_filled_line_that_is_not_prose_still_ends_a_sentence_before_a_capital(
     ("Files: a.c\n  src/b.h", ["Files: a.c\n  ", "src/b.h"]),
     ("Steps\na) mix\nb. bake", ["Steps\n", "a) mix\n", "b. bake"]),
     ("Call it:\nfoo(bar)", ["Call it:\n", "foo(bar)"]),
+    # a decorator, an underline (or overline), a docstring's quotes: the line after starts anew
+    ("    @Wrapt.decorator\n    def universal(wrapped):", ["    @Wrapt.decorator\n    ", "def universal(wrapped):"]),
+    ("Pip\n==========\npip freeze\n==========", ["Pip\n", "==========\n", "pip freeze\n", "=========="]),
+    ('    """\n    the File to read', ['    """\n    ', "the File to read"]),
     ("Plain words\ndon't stop,\nwell-known ones either.", ["Plain words\ndon't stop,\nwell-known ones either."]),
 ])
 def test_a_line_break_ends_a_sentence_unless_it_wraps_one_before_a_lower_case_word(text, sentences):
