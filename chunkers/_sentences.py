@@ -11,10 +11,11 @@ line ends, read as LF), except a hard wrap, which reads as a space (:func:`_wrap
 plain lower-case word ("and", "don't"; not ``key:``, a path, a call or a list letter) that does not also open the
 line before (records: "make build" / "make test"), when the line before is not a markdown heading, table row,
 code fence, decorator or underline and does not end a sentence (a period after an abbreviation or an initial does
-not), and not inside a markdown code fence; before a capitalised word ("National", "I", "NASA") or one that opens with a quote, a bracket,
-a backtick or a digit ("(see", "`code`", "2019") too, and before any other lower-case word ("sod-3", "age/sex", a
-plain word that opens the line before too), when the line before was filled: the word would not have fit on it at
-the width of the lines around it, 40 to 100 characters (:func:`_filled`). In text
+not), and not inside a markdown code fence; before a capitalised word ("National", "I", "NASA") or one that opens
+with a quote, a bracket, a backtick or a digit ("(see", "`code`", "2019") too, and before any other lower-case word
+("sod-3", "age/sex", a plain word that opens the line before too) between lines of prose, when the line before was
+filled: the word would not have fit on it at the width of the lines around it, 40 to 100 characters
+(:func:`_filled`). In text
 without a single capital letter (a lower-cased corpus, such as FinQA's filings), a lower-case letter is no sign of a
 continued sentence, so only abbreviations, initials and list numbers hold a period back, and every line break ends
 a sentence. A range of a text is read as a text of its own. Each sentence
@@ -111,6 +112,7 @@ _FENCE = ("```", "~~~")
 #: a decorator
 _STRUCTURE_LINE = ("#", "|", *_FENCE, "@")
 _INDENT = re.compile(r"[ \t]*")
+#: a letter or a digit
 _ALPHANUMERIC = re.compile(r"[^\W_]")
 #: the first word of a line: the whitespace before it, and (group 1) the word (up to the next whitespace)
 _FIRST_WORD = re.compile(r"\s*(\S*)")
@@ -143,8 +145,8 @@ def _wrapped(text: str, line_start: int, whitespace_start: int, cut: int, end: i
     follows at ``cut``:
     one line break (spaces and tabs around it) before a plain word (:data:`_PLAIN_WORD`, or ``plain``) that does
     not also open the line before (a list of records, "make build" / "make test"), after a line a sentence can run
-    on from (:func:`_opening`; the word's match, or None). The caller checks that the text is
-    cased and that the line does not end a sentence."""
+    on from (:func:`_opening`; the word's match, or None). The caller checks that the text is cased and that the
+    line does not end a sentence."""
     if text[whitespace_start:cut].strip(" \t") not in _ONE_LINE_BREAK:
         return None
     word = (plain or _PLAIN_WORD).match(text, cut, end)
@@ -259,7 +261,7 @@ def _lower_case_wrap(text: str, start: int, line_start: int, whitespace_start: i
     word (:func:`_wrapped`'s rule), or, after a filled line (:func:`_filled`) between lines of prose
     (:func:`_prose_around`), before any other lower-case word (:data:`_LOWER_CASE_WORD`) or a plain word that also
     opens the line before (the filled line's own checks, three lines that open alike and columns, stand for the
-    records check there)."""
+    records check there). It reads the break as :func:`_wrapped` does, once for both rules."""
     if text[whitespace_start:cut].strip(" \t") not in _ONE_LINE_BREAK:
         return False
     plain = _PLAIN_WORD.match(text, cut, end)
