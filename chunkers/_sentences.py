@@ -14,8 +14,8 @@ code fence, decorator or underline and does not end a sentence (a period after a
 not), and not inside a markdown code fence; before a capitalised word ("National", "I", "NASA") or one that opens
 with a quote, a bracket, a backtick or a digit ("(see", "`code`", "2019") too, and before any other lower-case word
 ("sod-3", "age/sex", a plain word that opens the line before too) between lines of prose, when the line before was
-filled: the word would not have fit on it at the width of the lines around it, 40 to 100 characters
-(:func:`_filled`). In text
+filled: the word would not have fit on it at the width of the lines around it, 40 to 100 characters (a
+paragraph's first line: at the width of the two lines after it) (:func:`_filled`). In text
 without a single capital letter (a lower-cased corpus, such as FinQA's filings), a lower-case letter is no sign of a
 continued sentence, so only abbreviations, initials and list numbers hold a period back, and every line break ends
 a sentence. A range of a text is read as a text of its own. Each sentence
@@ -213,17 +213,19 @@ def _filled(text: str, start: int, begin: int, whitespace_start: int, end: int, 
     ``word``) is a filled line of wrapped prose: the word would not have fit on it (after a space) at the width
     the lines around it are wrapped at, the wider of the line before it and the line after it
     (:data:`MIN_WRAP_WIDTH` to :data:`MAX_WRAP_WIDTH`), and neither would the line's first word have fit on the
-    line before it (that one was filled too). A line ended on purpose (a title, a record, a line of verse
-    or of a list) mostly leaves room for the next word. Not the first line of a paragraph (its width has nothing
-    to be compared with), nor a line indented deeper than the one before (a definition under its term), nor lines
-    in columns (a table, a menu) or that all open alike (a list of names, titles, records or JSON keys), nor a
-    line that ends a sentence in emphasis or quotes or with a colon, a docstring, a line without a letter (an
+    line before it (that one was filled too); a paragraph's first line is measured by the two lines after it
+    (:func:`_first_line_filled`). A line ended on purpose (a title, a record, a line of verse or of a list) mostly
+    leaves room for the next word. Not a line indented deeper than the one before (a definition under its term),
+    nor lines in columns (a table, a menu) or that all open alike (a list of names, titles, records or JSON keys),
+    nor a line that ends a sentence in emphasis or quotes or with a colon, a docstring, a line without a letter (an
     underline) or a Python prompt."""
     cut = word.start()
     line = _line(text, begin, whitespace_start)
-    before = _line(text, text.rfind("\n", start, begin - 1) + 1 or start, begin - 1)
+    before = _line(text, text.rfind("\n", start, begin - 1) + 1 or start, begin - 1) if begin > start else ""
     next_end = text.find("\n", cut, end)
     after = _line(text, text.rfind("\n", start, cut) + 1, end if next_end < 0 else next_end)
+    if not before:
+        return _first_line_filled(text, start, whitespace_start, end, word, line, after, next_end)
     width = max(len(before), len(after))
     indent = len(line) - len(line.lstrip())
     first_word = len(_FIRST_WORD.match(line).group(1))
@@ -233,6 +235,32 @@ def _filled(text: str, start: int, begin: int, whitespace_start: int, end: int, 
     if _opens_alike(before, text[cut]) and _opens_alike(line, text[cut]):
         return False  # three lines in a row open alike: a list of names, titles, records or JSON keys
     return (_ENDS_SENTENCE.search(line) is None and not any(map(_COLUMNS.search, (before, line, after)))
+            and _PROSE_LINE.match(line) is not None)
+
+
+def _first_line_filled(text: str, start: int, whitespace_start: int, end: int, word: re.Match, line: str,
+                       after: str, after_end: int) -> bool:
+    """:func:`_filled` for a paragraph's first line (a blank line or nothing above it): measured against the two
+    lines after it instead: the word would not have fit on it at the width of the line after it, and that line is
+    filled too (the first word of the third line would not have fit on it, at the wider of the first and third)."""
+    if after_end < 0:
+        return False
+    third_end = text.find("\n", after_end + 1, end)
+    third = _line(text, after_end + 1, end if third_end < 0 else third_end)
+    if not third.strip():
+        return False  # a paragraph of two lines
+    width, third_width = len(after), max(len(line), len(third))
+    if not (MIN_WRAP_WIDTH <= width <= MAX_WRAP_WIDTH and MIN_WRAP_WIDTH <= third_width <= MAX_WRAP_WIDTH) \
+            or len(line) + 1 + len(word.group()) <= width \
+            or len(after) + 1 + len(_FIRST_WORD.match(third).group(1)) <= third_width:
+        return False
+    indent = len(line) - len(line.lstrip())
+    if len(after) - len(after.lstrip()) > indent or len(third) - len(third.lstrip()) > indent:
+        return False
+    first = text[word.start()]
+    if _opens_alike(line, first) and _opens_alike(third, first):
+        return False  # three lines in a row open alike
+    return (_ENDS_SENTENCE.search(line) is None and not any(map(_COLUMNS.search, (line, after, third)))
             and _PROSE_LINE.match(line) is not None)
 
 
@@ -247,9 +275,8 @@ def _filled_wrap(text: str, start: int, line_start: int, whitespace_start: int, 
         words = _OPENING_WORD
     else:
         return False
-    begin = text.rfind("\n", start, whitespace_start) + 1  # (lone CRs: no line is found, or a line of many)
-    if begin <= start:
-        return False  # the first line: nothing above it to measure the width by
+    # the line's start: in a range that starts inside a line, the range's start (lone CRs: a line of many)
+    begin = max(start, text.rfind("\n", start, whitespace_start) + 1)
     word = _wrapped(text, line_start, whitespace_start, cut, end, words)
     if word is None or whitespace_start - begin + 1 + len(word.group()) <= MIN_WRAP_WIDTH:
         return False  # the word fits after the line in the narrowest wrap (decided before other lines are read)
@@ -273,9 +300,9 @@ def _lower_case_wrap(text: str, start: int, line_start: int, whitespace_start: i
         return False
     if plain is not None and opening != plain.group():
         return True
-    begin = text.rfind("\n", start, whitespace_start) + 1
-    if begin <= start or whitespace_start - begin + 1 + len(word.group()) <= MIN_WRAP_WIDTH:
-        return False  # the first line, or the word fits after the line in the narrowest wrap
+    begin = max(start, text.rfind("\n", start, whitespace_start) + 1)
+    if whitespace_start - begin + 1 + len(word.group()) <= MIN_WRAP_WIDTH:
+        return False  # the word fits after the line in the narrowest wrap
     return _prose_around(text, begin, whitespace_start, cut, end) and _filled(text, start, begin, whitespace_start,
                                                                               end, word)
 

@@ -194,11 +194,24 @@ WRAPPED = ("The committee met on Tuesday to review the budget, and the members\n
            "National Office for the Budget would say about it in the spring.")
 
 
+FIRST_LINE_WRAP = ("The committee met on Tuesday to review the budget, and the members of\n"
+                   "Parliament agreed that the plan was sound after a long debate about\n"
+                   "what the National Office for the Budget would say about it in spring.")
+
+
 @pytest.mark.parametrize(("text", "sentences"), [
     (WRAPPED, [WRAPPED]),  # "National" would not have fit on the line before: a wrap
-    # the first line of a paragraph (of a text, or after a blank line): no line before it to measure the width by
+    # the first line of a paragraph (of a text, or after a blank line) is measured by the two lines after it: a
+    # paragraph of two lines has not enough of them
     (WRAPPED[67:], ["agreed that the plan was sound after a long debate about what the\n",
                     "National Office for the Budget would say about it in the spring."]),
+    (FIRST_LINE_WRAP, [FIRST_LINE_WRAP]),
+    ("Intro.\n\n" + FIRST_LINE_WRAP, ["Intro.\n\n", FIRST_LINE_WRAP]),
+    # a first line whose first word is longer than the line after it was taken for filled; badges are lines of their own
+    ("Read this first.\n\n[![CI][ci]](https://github.com/tree-sitter/tree-sitter-c/actions/workflows/ci.yml)\n"
+     "[![discord][discord]](https://discord.gg/w7nTvsVJhm)\n[![npm][npm]](https://www.npmjs.com/tree-sitter-c)",
+     ["Read this first.\n\n", "[![CI][ci]](https://github.com/tree-sitter/tree-sitter-c/actions/workflows/ci.yml)\n",
+      "[![discord][discord]](https://discord.gg/w7nTvsVJhm)\n", "[![npm][npm]](https://www.npmjs.com/tree-sitter-c)"]),
     ("It met.\n\n" + WRAPPED[67:], ["It met.\n\n",
                                    "agreed that the plan was sound after a long debate about what the\n",
                                    "National Office for the Budget would say about it in the spring."]),
@@ -345,6 +358,9 @@ def test_a_filled_line_of_prose_wraps_before_any_lower_case_word(text):
      "                    attn_norms.append(Emu3VQVAESpatialNorm(quant_channels, block_in))", "attn_norms"),
     ("    exp = parser.read_csv(StringIO(data))\n    exp.replace(\"a\", '\"a', inplace=True)\n"
      "    tm.assert_frame_equal(df, exp)", "tm.assert"),
+    # a paragraph of two lines (commands): its first line has no third to be measured by
+    ("Then run:\n\n    env1/bin/python -m pip freeze > requirements.txt\n"
+     "    env2/bin/python -m pip install -r requirements.txt\n\nDone.", "env2/bin"),
     # lines of base64: filled, but a word each
     ("MIIDWTCCAkGgAwIBAgIURg2b7y9gJ9hq3d8h5X1Jx0YQv6kwDQYJKoZIhvcNAQEL\n"
      "BQAwPzELMAkGA1UEBhMCVVMxCzAJBgNVBAgMAldBMRAwDgYDVQQHDAdTZWF0dGxl\n"
