@@ -160,9 +160,9 @@ def _wrapped(text: str, line_start: int, whitespace_start: int, cut: int, end: i
 MIN_WRAP_WIDTH = 40
 #: the widest: longer lines are paragraphs of their own (text that is not hard-wrapped)
 MAX_WRAP_WIDTH = 100
-#: a capitalised word of prose, or one in capitals ("Health", "NASA"), with what may follow it; not a CamelCase name,
-#: nor code ("A = f(x)")
-_CAPITALISED_WORD = re.compile(r"(?:[^\W\d_](?:[^\W\d_A-Z]|['’-])*|[A-Z]+)[,;.!?)]?(?=\s|\Z)(?![ \t]*=)")
+#: a capitalised word of prose, or one in capitals ("Health", "NASA"), with what may follow it (a closing quote or
+#: bracket, then one of , ; . ! ?: ``Journal".``); not a CamelCase name, nor code ("A = f(x)")
+_CAPITALISED_WORD = re.compile(r"(?:[^\W\d_](?:[^\W\d_A-Z]|['’-])*|[A-Z]+)[\"'”’)\]]?[,;.!?]?(?=\s|\Z)(?![ \t]*=)")
 #: a line that ends a sentence in emphasis or quotes ("**Deprecated.**"), or a docstring
 _ENDS_SENTENCE = re.compile(r"(?:[.!?:][*_\"'”’)\]]*|\"\"\"|''')\Z")
 #: a line of prose has a letter, and is no Python prompt (nor its continuation)

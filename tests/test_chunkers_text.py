@@ -245,6 +245,9 @@ FIRST_LINE_WRAP = ("The committee met on Tuesday to review the budget, and the m
     (WRAPPED.replace("\nNational", "\n`National`"), [WRAPPED.replace("\nNational", "\n`National`")]),
     (WRAPPED.replace("\nNational", "\n(National"), [WRAPPED.replace("\nNational", "\n(National")]),
     (WRAPPED.replace("\nNational", "\n2019 National"), [WRAPPED.replace("\nNational", "\n2019 National")]),
+    # a capitalised word closed by a quote or a bracket before its punctuation
+    (WRAPPED.replace("\nNational Office", '\nOffice", the Budget'), [WRAPPED.replace("\nNational Office",
+                                                                                    '\nOffice", the Budget')]),
     # lone CRs (an old Mac file): its lines are not measured
     (WRAPPED.replace("\n", "\r"), [WRAPPED[:WRAPPED.index("National")].replace("\n", "\r"),
                                     WRAPPED[WRAPPED.index("National"):]]),
