@@ -197,6 +197,14 @@ def _prose_around(text: str, begin: int, whitespace_start: int, cut: int, end: i
             and not _CODE.search(text, cut, end if line_end < 0 else line_end))
 
 
+def _in_capitals(*lines: str) -> bool:
+    """Whether the lines are prose in capitals throughout (legal text: "SHALL NOT BE LIABLE FOR ANY"): no
+    lower-case letter, at least :data:`_PROSE_WORDS` words and no code on each. Every such line opens with a
+    capital, which is no sign of a record there."""
+    return all(line.upper() == line and len(line.split()) >= _PROSE_WORDS and not _CODE.search(line)
+               for line in lines)
+
+
 def _line(text: str, begin: int, end: int) -> str:
     """The line ``text[begin:end]`` without its trailing whitespace."""
     return text[begin:end].rstrip()
@@ -232,7 +240,7 @@ def _filled(text: str, start: int, begin: int, whitespace_start: int, end: int, 
     if not MIN_WRAP_WIDTH <= width <= MAX_WRAP_WIDTH or len(line) + 1 + len(word.group()) <= width \
             or len(before) + 1 + first_word <= width or len(after) - len(after.lstrip()) > indent:
         return False
-    if _opens_alike(before, text[cut]) and _opens_alike(line, text[cut]):
+    if _opens_alike(before, text[cut]) and _opens_alike(line, text[cut]) and not _in_capitals(before, line, after):
         return False  # three lines in a row open alike: a list of names, titles, records or JSON keys
     return (_ENDS_SENTENCE.search(line) is None and not any(map(_COLUMNS.search, (before, line, after)))
             and _PROSE_LINE.match(line) is not None)
@@ -258,7 +266,7 @@ def _first_line_filled(text: str, start: int, whitespace_start: int, end: int, w
     if len(after) - len(after.lstrip()) > indent or len(third) - len(third.lstrip()) > indent:
         return False
     first = text[word.start()]
-    if _opens_alike(line, first) and _opens_alike(third, first):
+    if _opens_alike(line, first) and _opens_alike(third, first) and not _in_capitals(line, after, third):
         return False  # three lines in a row open alike
     return (_ENDS_SENTENCE.search(line) is None and not any(map(_COLUMNS.search, (line, after, third)))
             and _PROSE_LINE.match(line) is not None)

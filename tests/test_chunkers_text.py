@@ -199,6 +199,13 @@ FIRST_LINE_WRAP = ("The committee met on Tuesday to review the budget, and the m
                    "what the National Office for the Budget would say about it in spring.")
 
 
+IN_CAPITALS = ("THE SOFTWARE IS PROVIDED AS IS, WITHOUT WARRANTY OF ANY KIND, EXPRESS OR\n"
+               "IMPLIED, INCLUDING BUT NOT LIMITED TO THE WARRANTIES OF MERCHANTABILITY,\n"
+               "FITNESS FOR A PARTICULAR PURPOSE AND NONINFRINGEMENT. IN NO EVENT SHALL THE\n"
+               "AUTHORS OR COPYRIGHT HOLDERS BE LIABLE FOR ANY CLAIM, DAMAGES OR OTHER\n"
+               "LIABILITY, WHETHER IN AN ACTION OF CONTRACT, TORT OR OTHERWISE.")
+
+
 @pytest.mark.parametrize(("text", "sentences"), [
     (WRAPPED, [WRAPPED]),  # "National" would not have fit on the line before: a wrap
     # the first line of a paragraph (of a text, or after a blank line) is measured by the two lines after it: a
@@ -245,6 +252,8 @@ FIRST_LINE_WRAP = ("The committee met on Tuesday to review the budget, and the m
     (WRAPPED.replace("\nNational", "\n`National`"), [WRAPPED.replace("\nNational", "\n`National`")]),
     (WRAPPED.replace("\nNational", "\n(National"), [WRAPPED.replace("\nNational", "\n(National")]),
     (WRAPPED.replace("\nNational", "\n2019 National"), [WRAPPED.replace("\nNational", "\n2019 National")]),
+    # legal text in capitals: every line opens with one, but these are no records
+    (IN_CAPITALS, [IN_CAPITALS[:IN_CAPITALS.index("IN NO")], IN_CAPITALS[IN_CAPITALS.index("IN NO"):]]),
     # a capitalised word closed by a quote or a bracket before its punctuation
     (WRAPPED.replace("\nNational Office", '\nOffice", the Budget'), [WRAPPED.replace("\nNational Office",
                                                                                     '\nOffice", the Budget')]),
