@@ -180,6 +180,9 @@ _OPENING_WORD = re.compile(r"(?!\d{1,9}[.)](?:\s|\Z)|\*[ \t]|\S*\":)(?=\S*[^\W_]
 #: any other word that opens with a lower-case letter ("sod-3", "age/sex", "e.g.", "c-JUN),"); not a lettered list
 #: marker, a key ("name:") nor code ("x = 1", "status=404,"; calls are found on the line, :data:`_CODE`)
 _LOWER_CASE_WORD = re.compile(r"(?![^\W\d_][.)](?:\s|\Z))[^\W\d_A-Z][^\s=]*+(?<![:{\[])(?![ \t]*=)")
+#: any other word that opens with a capital ("IL-10", "ALK2,", "A/CDK2", "LMPPs", "PU.1"); not a key ("Name:") nor
+#: code ("A=1"; calls are found on the line, :data:`_CODE`)
+_OTHER_CAPITAL_WORD = re.compile(r"[A-Z][^\s=]*+(?<![:{\[])(?![ \t]*=)")
 #: the fewest words on a filled line of prose before a lower-case word (a line of base64 has one)
 _PROSE_WORDS = 4
 #: code on a line: an assignment or comparison ("x = 1", "a == b", "n -= 1"), a call ("f(x)", "a.b()"), a
@@ -286,8 +289,13 @@ def _filled_wrap(text: str, start: int, line_start: int, whitespace_start: int, 
     # the line's start: in a range that starts inside a line, the range's start (lone CRs: a line of many)
     begin = max(start, text.rfind("\n", start, whitespace_start) + 1)
     word = _wrapped(text, line_start, whitespace_start, cut, end, words)
+    other = word is None and words is _CAPITALISED_WORD  # then perhaps a name with digits or capitals ("IL-10")
+    if other:
+        word = _wrapped(text, line_start, whitespace_start, cut, end, _OTHER_CAPITAL_WORD)
     if word is None or whitespace_start - begin + 1 + len(word.group()) <= MIN_WRAP_WIDTH:
         return False  # the word fits after the line in the narrowest wrap (decided before other lines are read)
+    if other and not _prose_around(text, begin, whitespace_start, cut, end):
+        return False
     return _filled(text, start, begin, whitespace_start, end, word)
 
 

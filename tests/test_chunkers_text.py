@@ -254,6 +254,11 @@ IN_CAPITALS = ("THE SOFTWARE IS PROVIDED AS IS, WITHOUT WARRANTY OF ANY KIND, EX
     (WRAPPED.replace("\nNational", "\n2019 National"), [WRAPPED.replace("\nNational", "\n2019 National")]),
     # legal text in capitals: every line opens with one, but these are no records
     (IN_CAPITALS, [IN_CAPITALS[:IN_CAPITALS.index("IN NO")], IN_CAPITALS[IN_CAPITALS.index("IN NO"):]]),
+    # a name with digits, hyphens or capitals inside, between lines of prose (not next to code: max_size)
+    (WRAPPED.replace("\nNational Office", "\nCMV-IL10 Office"),
+     [WRAPPED.replace("\nNational Office", "\nCMV-IL10 Office")]),
+    (WRAPPED.replace("what the\nNational Office", "max_size the\nCMV-IL10 Office"), [
+        WRAPPED[:WRAPPED.index("what")] + "max_size the\n", "CMV-IL10 Office" + WRAPPED[WRAPPED.index(" for the B"):]]),
     # a capitalised word closed by a quote or a bracket before its punctuation
     (WRAPPED.replace("\nNational Office", '\nOffice", the Budget'), [WRAPPED.replace("\nNational Office",
                                                                                     '\nOffice", the Budget')]),
