@@ -162,7 +162,8 @@ MIN_WRAP_WIDTH = 40
 MAX_WRAP_WIDTH = 100
 #: a capitalised word of prose, or one in capitals ("Health", "NASA"), with what may follow it (a closing quote or
 #: bracket, then one of , ; . ! ?: ``Journal".``); not a CamelCase name, nor code ("A = f(x)")
-_CAPITALISED_WORD = re.compile(r"(?:[^\W\d_](?:[^\W\d_A-Z]|['’-])*|[A-Z]+)[\"'”’)\]]?[,;.!?]?(?=\s|\Z)(?![ \t]*=)")
+_CAPITALISED_WORD = re.compile(r"(?:[^\W\d_](?:[^\W\d_A-Z]|['’-])*|[A-Z]+)[\"'”’)\]]?[,;.!?]?"
+                               r"(?=\s|\Z)(?![ \t]*=)")
 #: a line that ends a sentence in emphasis or quotes ("**Deprecated.**"), or a docstring
 _ENDS_SENTENCE = re.compile(r"(?:[.!?:][*_\"'”’)\]]*|\"\"\"|''')\Z")
 #: a line of prose has a letter, and is no Python prompt (nor its continuation)
@@ -236,7 +237,7 @@ def _filled(text: str, start: int, begin: int, whitespace_start: int, end: int, 
     next_end = text.find("\n", cut, end)
     after = _line(text, text.rfind("\n", start, cut) + 1, end if next_end < 0 else next_end)
     if not before:
-        return _first_line_filled(text, start, whitespace_start, end, word, line, after, next_end)
+        return _first_line_filled(text, end, word, line, after, next_end)
     width = max(len(before), len(after))
     indent = len(line) - len(line.lstrip())
     first_word = len(_FIRST_WORD.match(line).group(1))
@@ -245,12 +246,17 @@ def _filled(text: str, start: int, begin: int, whitespace_start: int, end: int, 
         return False
     if _opens_alike(before, text[cut]) and _opens_alike(line, text[cut]) and not _in_capitals(before, line, after):
         return False  # three lines in a row open alike: a list of names, titles, records or JSON keys
-    return (_ENDS_SENTENCE.search(line) is None and not any(map(_COLUMNS.search, (before, line, after)))
+    return _prose_line(line, (before, line, after))
+
+
+def _prose_line(line: str, lines: tuple[str, ...]) -> bool:
+    """The last guards of a filled line: it does not end a sentence (in emphasis or quotes, with a colon, a
+    docstring), none of ``lines`` (it and its neighbours) is in columns, and it is prose."""
+    return (_ENDS_SENTENCE.search(line) is None and not any(map(_COLUMNS.search, lines))
             and _PROSE_LINE.match(line) is not None)
 
 
-def _first_line_filled(text: str, start: int, whitespace_start: int, end: int, word: re.Match, line: str,
-                       after: str, after_end: int) -> bool:
+def _first_line_filled(text: str, end: int, word: re.Match, line: str, after: str, after_end: int) -> bool:
     """:func:`_filled` for a paragraph's first line (a blank line or nothing above it): measured against the two
     lines after it instead: the word would not have fit on it at the width of the line after it, and that line is
     filled too (the first word of the third line would not have fit on it, at the wider of the first and third)."""
@@ -271,8 +277,7 @@ def _first_line_filled(text: str, start: int, whitespace_start: int, end: int, w
     first = text[word.start()]
     if _opens_alike(line, first) and _opens_alike(third, first) and not _in_capitals(line, after, third):
         return False  # three lines in a row open alike
-    return (_ENDS_SENTENCE.search(line) is None and not any(map(_COLUMNS.search, (line, after, third)))
-            and _PROSE_LINE.match(line) is not None)
+    return _prose_line(line, (line, after, third))
 
 
 def _filled_wrap(text: str, start: int, line_start: int, whitespace_start: int, cut: int, end: int) -> bool:
