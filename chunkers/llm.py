@@ -8,8 +8,9 @@ YAML::
 
 The document is split into paragraphs (blank lines; a paragraph over ``chunk_size`` into its sentences, and a
 sentence over it at lines, words). Starting at the first paragraph not yet chunked, consecutive paragraphs are
-gathered while they fit ``chunk_size`` tokens (the paper's window θ), each labelled ``ID n``; the LLM, called through the
-generator interface (``Generator.complete``), names the first paragraph where the content clearly shifts.
+gathered while they fit ``chunk_size`` tokens (the paper's window θ), each labelled ``ID n``; the LLM, called
+through the generator interface (``Generator.complete``), names the first paragraph where the content clearly
+shifts.
 The paragraphs before it form a chunk and the next window starts there. An answer that names no paragraph
 after the window's first (or cannot be parsed) makes the whole window one chunk, so every call makes progress.
 Chunks tile the text and never exceed ``chunk_size``; ``model_calls`` counts the LLM calls and
