@@ -280,6 +280,19 @@ def _first_line_filled(text: str, end: int, word: re.Match, line: str, after: st
     return _prose_line(line, (line, after, third))
 
 
+#: words a sentence does not end with (English): a line that ends with one runs on, whatever its width
+FUNCTION_WORDS = frozenset("the a an of for and or to in on at by with from as into its his her their our whose that "
+                           "which".split())
+
+
+def _after_function_word(text: str, begin: int, whitespace_start: int, cut: int, end: int) -> bool:
+    """Whether the line ``text[begin:whitespace_start]`` ends in one of :data:`FUNCTION_WORDS`, a word of its own
+    (not the "a" of a path "foo/a"), between lines of prose (:func:`_prose_around`): "... played football for the"
+    / "Oregon Webfoots ...". The callers match the next line's word first (no key, list number or code)."""
+    tail = text[max(begin, whitespace_start - 7):whitespace_start]  # longer than any function word
+    return tail[tail.rfind(" ") + 1:] in FUNCTION_WORDS and _prose_around(text, begin, whitespace_start, cut, end)
+
+
 def _filled_wrap(text: str, start: int, line_start: int, whitespace_start: int, cut: int, end: int) -> bool:
     """Whether the line break at ``whitespace_start``, before a character that is no lower-case letter, is a hard
     wrap (:func:`_wrapped`): before a capitalised word (:data:`_CAPITALISED_WORD`) or one that opens with a quote,
@@ -297,11 +310,13 @@ def _filled_wrap(text: str, start: int, line_start: int, whitespace_start: int, 
     other = word is None and words is _CAPITALISED_WORD  # then perhaps a name with digits or capitals ("IL-10")
     if other:
         word = _wrapped(text, line_start, whitespace_start, cut, end, _OTHER_CAPITAL_WORD)
-    if word is None or whitespace_start - begin + 1 + len(word.group()) <= MIN_WRAP_WIDTH:
-        return False  # the word fits after the line in the narrowest wrap (decided before other lines are read)
-    if other and not _prose_around(text, begin, whitespace_start, cut, end):
+    if word is None or (other and not _prose_around(text, begin, whitespace_start, cut, end)):
         return False
-    return _filled(text, start, begin, whitespace_start, end, word)
+    # unless the word fits after the line in the narrowest wrap (decided before other lines are read)
+    if whitespace_start - begin + 1 + len(word.group()) > MIN_WRAP_WIDTH \
+            and _filled(text, start, begin, whitespace_start, end, word):
+        return True
+    return _after_function_word(text, begin, whitespace_start, cut, end)
 
 
 def _lower_case_wrap(text: str, start: int, line_start: int, whitespace_start: int, cut: int, end: int) -> bool:
@@ -322,10 +337,12 @@ def _lower_case_wrap(text: str, start: int, line_start: int, whitespace_start: i
     if plain is not None and opening != plain.group():
         return True
     begin = max(start, text.rfind("\n", start, whitespace_start) + 1)
-    if whitespace_start - begin + 1 + len(word.group()) <= MIN_WRAP_WIDTH:
-        return False  # the word fits after the line in the narrowest wrap
-    return _prose_around(text, begin, whitespace_start, cut, end) and _filled(text, start, begin, whitespace_start,
-                                                                              end, word)
+    if whitespace_start - begin + 1 + len(word.group()) > MIN_WRAP_WIDTH:  # else it fits in the narrowest wrap
+        if not _prose_around(text, begin, whitespace_start, cut, end):
+            return False
+        if _filled(text, start, begin, whitespace_start, end, word):
+            return True
+    return _after_function_word(text, begin, whitespace_start, cut, end)
 
 
 def _is_enumerator(text: str, sentence_start: int, period: int) -> bool:

@@ -7,7 +7,7 @@ import textwrap
 import pytest
 
 from chunkers import get_chunker
-from chunkers._sentences import MIN_WRAP_WIDTH, sentence_cuts, sentence_spans
+from chunkers._sentences import FUNCTION_WORDS, MIN_WRAP_WIDTH, sentence_cuts, sentence_spans
 from rag.generation.prompts import format_context
 from rag.tokens import get_tokenizer
 from rag.types import Chunk, Document, structure_prefix
@@ -185,8 +185,10 @@ def test_a_hard_wrapped_paragraph_has_the_sentences_it_has_on_one_line(width):
     assert len(one_line) == 4
     capital_breaks = {i + 1 for i, ch in enumerate(wrapped) if ch == "\n" and wrapped[i + 1].isupper()} - {*one_line}
     assert capital_breaks  # a name opens a line inside a sentence at every width
+    # (after "the", "in", "or"... a line runs on at any width)
+    after_function_word = {cut for cut in capital_breaks if wrapped[:cut].split()[-1] in FUNCTION_WORDS}
     cuts = sentence_cuts(wrapped)
-    assert cuts == sorted({*one_line} | (capital_breaks if width < MIN_WRAP_WIDTH else set()))
+    assert cuts == sorted({*one_line} | (capital_breaks - after_function_word if width < MIN_WRAP_WIDTH else set()))
 
 
 WRAPPED = ("The committee met on Tuesday to review the budget, and the members\n"
@@ -194,6 +196,7 @@ WRAPPED = ("The committee met on Tuesday to review the budget, and the members\n
            "National Office for the Budget would say about it in the spring.")
 
 
+NO_FUNCTION_WORD = WRAPPED.replace("what the\n", "what each\n")  # (a line ending in "the" runs on whatever follows)
 FIRST_LINE_WRAP = ("The committee met on Tuesday to review the budget, and the members of\n"
                    "Parliament agreed that the plan was sound after a long debate about\n"
                    "what the National Office for the Budget would say about it in spring.")
@@ -210,8 +213,8 @@ IN_CAPITALS = ("THE SOFTWARE IS PROVIDED AS IS, WITHOUT WARRANTY OF ANY KIND, EX
     (WRAPPED, [WRAPPED]),  # "National" would not have fit on the line before: a wrap
     # the first line of a paragraph (of a text, or after a blank line) is measured by the two lines after it: a
     # paragraph of two lines has not enough of them
-    (WRAPPED[67:], ["agreed that the plan was sound after a long debate about what the\n",
-                    "National Office for the Budget would say about it in the spring."]),
+    (NO_FUNCTION_WORD[67:], ["agreed that the plan was sound after a long debate about what each\n",
+                             "National Office for the Budget would say about it in the spring."]),
     (FIRST_LINE_WRAP, [FIRST_LINE_WRAP]),
     ("Intro.\n\n" + FIRST_LINE_WRAP, ["Intro.\n\n", FIRST_LINE_WRAP]),
     # a first line whose first word is longer than the line after it was taken for filled; badges are lines of their own
@@ -219,9 +222,9 @@ IN_CAPITALS = ("THE SOFTWARE IS PROVIDED AS IS, WITHOUT WARRANTY OF ANY KIND, EX
      "[![discord][discord]](https://discord.gg/w7nTvsVJhm)\n[![npm][npm]](https://www.npmjs.com/tree-sitter-c)",
      ["Read this first.\n\n", "[![CI][ci]](https://github.com/tree-sitter/tree-sitter-c/actions/workflows/ci.yml)\n",
       "[![discord][discord]](https://discord.gg/w7nTvsVJhm)\n", "[![npm][npm]](https://www.npmjs.com/tree-sitter-c)"]),
-    ("It met.\n\n" + WRAPPED[67:], ["It met.\n\n",
-                                   "agreed that the plan was sound after a long debate about what the\n",
-                                   "National Office for the Budget would say about it in the spring."]),
+    ("It met.\n\n" + NO_FUNCTION_WORD[67:], ["It met.\n\n",
+                                            "agreed that the plan was sound after a long debate about what each\n",
+                                            "National Office for the Budget would say about it in the spring."]),
     # a title and the line under it, a line that ends a sentence in emphasis, a CamelCase name, columns, a colon
     ("-" * 30 + "\nThe Single UNIX(TM) Specification, Version 2\nCopyright (C) 1997 The Open Group\n",
      ["-" * 30 + "\n", "The Single UNIX(TM) Specification, Version 2\n", "Copyright (C) 1997 The Open Group\n"]),
@@ -263,8 +266,8 @@ IN_CAPITALS = ("THE SOFTWARE IS PROVIDED AS IS, WITHOUT WARRANTY OF ANY KIND, EX
     (WRAPPED.replace("\nNational Office", '\nOffice", the Budget'), [WRAPPED.replace("\nNational Office",
                                                                                     '\nOffice", the Budget')]),
     # lone CRs (an old Mac file): its lines are not measured
-    (WRAPPED.replace("\n", "\r"), [WRAPPED[:WRAPPED.index("National")].replace("\n", "\r"),
-                                    WRAPPED[WRAPPED.index("National"):]]),
+    (NO_FUNCTION_WORD.replace("\n", "\r"), [NO_FUNCTION_WORD[:NO_FUNCTION_WORD.index("National")].replace("\n", "\r"),
+                                             NO_FUNCTION_WORD[NO_FUNCTION_WORD.index("National"):]]),
 ])
 def test_a_line_break_before_a_capital_is_a_wrap_only_after_a_filled_line_of_prose(text, sentences):
     assert [text[a:b] for a, b in sentence_spans(text)] == sentences
@@ -385,6 +388,22 @@ def test_a_filled_line_of_prose_wraps_before_any_lower_case_word(text):
 ])
 def test_a_filled_line_still_ends_a_sentence_before_lower_case_code_keys_and_data(text, word):
     assert any(text.startswith(word, cut) for cut in sentence_cuts(text))
+
+
+AFTER_THE = ("He was born in Portland and attended the\n"
+             "University of Oregon, where he played football for the\n"
+             "Oregon Webfoots as a tackle from 1946 to 1949.")
+
+
+@pytest.mark.parametrize(("text", "sentences"), [
+    # a line that ends in "the", "of", "and"... runs on, whatever its width and however the lines open
+    (AFTER_THE, [AFTER_THE]),
+    ("Install these packages and then run the\n1. download step", ["Install these packages and then run the\n",
+                                                                    "1. download step"]),  # a list number
+    ("Set max_value = limit and\nReturn the total", ["Set max_value = limit and\n", "Return the total"]),  # code
+])
+def test_a_line_that_ends_in_a_function_word_runs_on(text, sentences):
+    assert [text[a:b] for a, b in sentence_spans(text)] == sentences
 
 
 def test_a_range_is_read_as_a_text_of_its_own_for_wraps():
