@@ -7,7 +7,8 @@ import textwrap
 import pytest
 
 from chunkers import get_chunker
-from chunkers._sentences import FUNCTION_WORDS, MIN_WRAP_WIDTH, sentence_cuts, sentence_spans
+from chunkers._sentences import sentence_cuts, sentence_spans
+from chunkers._wraps import FUNCTION_WORDS, MIN_WRAP_WIDTH
 from rag.generation.prompts import format_context
 from rag.tokens import get_tokenizer
 from rag.types import Chunk, Document, structure_prefix
