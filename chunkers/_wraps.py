@@ -9,7 +9,7 @@ space. A break is a wrap (each rule adopted on measurements, docs/results/chunki
   opens with a quote, a bracket, a backtick or a digit, a name with digits or capitals inside, or any other
   lower-case word, the last two between lines of prose, not code (:func:`filled_wrap`, :func:`lower_case_wrap`);
 - after a line that ends in an English function word ("the", "of", "and"), before such a word, between lines of
-  prose, whatever the width.
+  prose, whatever the width (:func:`_after_function_word`).
 
 The callers check that the text is cased, that the break is outside a code fence and that the line does not end a
 sentence.
@@ -50,7 +50,7 @@ def _opening(text: str, line_start: int, whitespace_start: int) -> str | None:
 
 
 def wrapped(text: str, line_start: int, whitespace_start: int, cut: int, end: int,
-             plain: re.Pattern = None) -> re.Match | None:
+            plain: re.Pattern = None) -> re.Match | None:
     """Whether the whitespace ``text[whitespace_start:cut]``, which holds a line break and ends the line that
     starts at ``line_start``, is a hard wrap inside a sentence of ``text[:end]``, given that a lower-case letter
     follows at ``cut``:
