@@ -206,8 +206,10 @@ def _after_function_word(text: str, begin: int, whitespace_start: int, cut: int,
 
 def filled_wrap(text: str, start: int, line_start: int, whitespace_start: int, cut: int, end: int) -> bool:
     """Whether the line break at ``whitespace_start``, before a character that is no lower-case letter, is a hard
-    wrap (:func:`wrapped`): before a capitalised word (:data:`_CAPITALISED_WORD`) or one that opens with a quote,
-    a bracket, a backtick or a digit (:data:`_OPENING_WORD`), after a filled line (:func:`_filled`)."""
+    wrap (:func:`wrapped`): before a capitalised word (:data:`_CAPITALISED_WORD`), one that opens with a quote, a
+    bracket, a backtick or a digit (:data:`_OPENING_WORD`), or a name with digits or capitals inside
+    (:data:`_OTHER_CAPITAL_WORD`, between lines of prose), after a filled line (:func:`_filled`) or a line that ends
+    in a function word (:func:`_after_function_word`)."""
     first = text[cut]
     if first.isupper():
         words = _CAPITALISED_WORD
@@ -235,7 +237,8 @@ def lower_case_wrap(text: str, start: int, line_start: int, whitespace_start: in
     word (:func:`wrapped`'s rule), or, after a filled line (:func:`_filled`) between lines of prose
     (:func:`_prose_around`), before any other lower-case word (:data:`_LOWER_CASE_WORD`) or a plain word that also
     opens the line before (the filled line's own checks, three lines that open alike and columns, stand for the
-    records check there). It reads the break as :func:`wrapped` does, once for both rules."""
+    records check there), or after a line that ends in a function word (:func:`_after_function_word`). It reads the
+    break as :func:`wrapped` does, once for all these rules."""
     if text[whitespace_start:cut].strip(" \t") not in _ONE_LINE_BREAK:
         return False
     plain = _PLAIN_WORD.match(text, cut, end)
