@@ -217,13 +217,15 @@ def filled_wrap(text: str, start: int, line_start: int, whitespace_start: int, c
         words = _OPENING_WORD
     else:
         return False
-    # the line's start: in a range that starts inside a line, the range's start (lone CRs: a line of many)
-    begin = max(start, text.rfind("\n", start, whitespace_start) + 1)
     word = wrapped(text, line_start, whitespace_start, cut, end, words)
     other = word is None and words is _CAPITALISED_WORD  # then perhaps a name with digits or capitals ("IL-10")
     if other:
         word = wrapped(text, line_start, whitespace_start, cut, end, _OTHER_CAPITAL_WORD)
-    if word is None or (other and not _prose_around(text, begin, whitespace_start, cut, end)):
+    if word is None:
+        return False
+    # the line's start: in a range that starts inside a line, the range's start (lone CRs: a line of many)
+    begin = max(start, text.rfind("\n", start, whitespace_start) + 1)
+    if other and not _prose_around(text, begin, whitespace_start, cut, end):
         return False
     # unless the word fits after the line in the narrowest wrap (decided before other lines are read)
     if whitespace_start - begin + 1 + len(word.group()) > MIN_WRAP_WIDTH \
