@@ -21,6 +21,16 @@ def _isolated_cache(tmp_path_factory, monkeypatch):
 
 
 @pytest.fixture(scope="session")
+def tiny_causal_lm(tmp_path_factory):
+    """One tiny random Llama per test session (building and loading it is the slow part), in pytest's temp dir."""
+    pytest.importorskip("transformers")
+    from rag.lm import CausalLM
+    from tests.test_lm import build_tiny_llama
+
+    return CausalLM(str(build_tiny_llama(tmp_path_factory.mktemp("tiny-llama"))), max_context_tokens=48)
+
+
+@pytest.fixture(scope="session")
 def shared_datasets() -> Path:
     if not SHARED_DATASETS.is_dir():
         pytest.skip("../shared/datasets is not present")

@@ -84,10 +84,8 @@ def test_fragments_are_short_chunks_before_a_documents_end_and_whitespace_only_c
     assert stats["whitespace_only"] == 1
 
 
-def test_metrics_with_a_real_tiny_causal_lm():
-    from tests.test_chunkers_perplexity_llm import shared_tiny_lm
-
-    lm = shared_tiny_lm()
+def test_metrics_with_a_real_tiny_causal_lm(tiny_causal_lm):
+    lm = tiny_causal_lm
     chunks = make_chunks(["the cat sat on the mat . ", "the dog chased the cat . ",
                           "paris is the capital of france . ", "a chunk is a span of a document ."])
     result = chunk_quality(chunks, lm=lm, limit=8, threshold=0.0, graph="complete")

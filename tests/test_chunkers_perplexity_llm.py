@@ -2,10 +2,7 @@
 the size ceiling and exact offsets always; a tiny random Llama built in tmp_path and a fake LLM generator."""
 from __future__ import annotations
 
-import functools
 import re
-import tempfile
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -69,29 +66,13 @@ def test_perplexity_chunks_end_only_after_minima_when_segments_fit():
     assert [c.text.count("Sentence") for c in merged] == [6, 6]
 
 
-@functools.lru_cache(maxsize=1)
-def shared_tiny_lm():
-    """One tiny random Llama per test session (building and loading it is the slow part), in a temp dir."""
-    pytest.importorskip("transformers")
-    from rag.lm import CausalLM
-    from tests.test_lm import build_tiny_llama
-
-    directory = Path(tempfile.mkdtemp(prefix="ragloom-tiny-llama-"))
-    return CausalLM(str(build_tiny_llama(directory)), max_context_tokens=48)
-
-
-@pytest.fixture(scope="module")
-def tiny_lm():
-    return shared_tiny_lm()
-
-
-def test_perplexity_chunker_with_a_real_tiny_causal_lm(tiny_lm):
+def test_perplexity_chunker_with_a_real_tiny_causal_lm(tiny_causal_lm):
     text = " ".join(TOPICS * 4) + " 日本語の文です。😀 e\u0301 \ud800!\r\n\r\n" + "x" * 200
-    chunker = get_chunker("perplexity", chunk_size=20).use_lm(tiny_lm)
-    calls = tiny_lm.forward_calls
+    chunker = get_chunker("perplexity", chunk_size=20).use_lm(tiny_causal_lm)
+    calls = tiny_causal_lm.forward_calls
     chunks = chunker.chunk_text(text)
     check_contract(text, chunks, 20)
-    assert tiny_lm.forward_calls > calls
+    assert tiny_causal_lm.forward_calls > calls
     assert chunker.chunk_text("") == []
     check_contract("  \n", chunker.chunk_text("  \n"), 20)
 
@@ -211,13 +192,13 @@ def test_choosing_needs_a_generator_that_scores_options():
     assert caught.value.path == "answer"
 
 
-def test_a_choosing_llm_chunker_with_a_real_tiny_causal_lm(tiny_lm, monkeypatch):
+def test_a_choosing_llm_chunker_with_a_real_tiny_causal_lm(tiny_causal_lm, monkeypatch):
     from rag.generation import HFGenerator
 
-    generator = HFGenerator(HFGenerator.Params(model=tiny_lm.model_name, chat=False))
-    monkeypatch.setattr(generator, "_lm", tiny_lm)
+    generator = HFGenerator(HFGenerator.Params(model=tiny_causal_lm.model_name, chat=False))
+    monkeypatch.setattr(generator, "_lm", tiny_causal_lm)
     text = "\n\n".join(TOPICS * 3)
-    chunker = get_chunker("llm", chunk_size=40, generator={"name": "hf", "model": tiny_lm.model_name},
+    chunker = get_chunker("llm", chunk_size=40, generator={"name": "hf", "model": tiny_causal_lm.model_name},
                           answer="choose").use_generator(generator)
     check_contract(text, chunker.chunk_text(text), 40)
     assert chunker.model_calls == generator.model_calls > 0 and chunker.unusable_answers == 0
