@@ -5,7 +5,8 @@ YAML::
 
     index:
       chunker: {op: ast, max_chars: 1200, chunk_size: 512}          # language from metadata["language"]
-      chunker: {op: ast, language: typescript, max_chars: 800}
+      # or one language for every document:
+      # chunker: {op: ast, language: typescript, max_chars: 800}
 
 The file is parsed with tree-sitter (the per-language grammar wheels: python, javascript, typescript, tsx,
 java, go, rust, c, cpp; compiled grammars, nothing downloaded). Size is measured in non-whitespace

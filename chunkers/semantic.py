@@ -5,7 +5,7 @@ YAML::
     index:
       chunker: {op: semantic, chunk_size: 256, breakpoint: percentile, threshold: 95, buffer: 1}
       # or the clustering variant (Chroma's ClusterSemanticChunker, Smith & Troynikov 2024):
-      chunker: {op: semantic, chunk_size: 200, breakpoint: cluster, piece_size: 50}
+      # chunker: {op: semantic, chunk_size: 200, breakpoint: cluster, piece_size: 50}
 
 Breakpoint methods (Kamradt's "5 levels of text splitting", as in LangChain's SemanticChunker): embed each
 sentence together with ``buffer`` neighbours on each side (a window longer than the embedding model reads keeps

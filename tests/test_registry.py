@@ -85,3 +85,31 @@ def test_a_chunker_lookup_imports_the_chunkers_only_and_an_unknown_one_lists_eve
     with pytest.raises(ConfigError) as info:
         get_spec("no_such_chunker", "chunker")
     assert "recursive" in info.value.message and "late" in info.value.message
+
+
+CHUNKER_MODULES = ("token", "recursive", "sentence", "semantic", "late", "ast", "perplexity", "llm")
+
+
+@pytest.mark.parametrize("module", CHUNKER_MODULES)
+def test_a_chunkers_yaml_example_loads_and_validates_and_so_does_each_commented_alternative(module, tmp_path):
+    # QA: the ast and semantic examples gave `chunker:` twice under one `index:`, which the YAML loader refuses
+    import importlib
+    import re
+    import textwrap
+
+    from rag.config import parse_index_config
+    from rag.yaml_io import load_yaml
+
+    doc = importlib.import_module(f"chunkers.{module}").__doc__
+    block = re.search(r"YAML[^\n]*::\n\n((?:    .*\n|[ \t]*\n)+)", doc)
+    assert block, f"chunkers/{module}.py has no YAML:: example"
+    example = textwrap.dedent(block.group(1))
+    alternatives = [line.split("# ", 1)[1] for line in example.splitlines() if line.lstrip().startswith("# chunker:")]
+    texts = [example] + [f"index:\n  {line}\n" for line in alternatives]
+    for k, text in enumerate(texts):
+        path = tmp_path / f"example{k}.yaml"
+        path.write_text(text, encoding="utf-8")
+        index = load_yaml(path)["index"]
+        index.setdefault("embedder", {"model": "minilm"})
+        config = parse_index_config(index, str(path))
+        assert config.chunker.op == module
