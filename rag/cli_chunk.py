@@ -261,6 +261,8 @@ def cmd_chunk(args) -> int:
         raise RagloomError(f"--show must be 0 or more, got {args.show}")
     if args.quality_window is not None and args.quality_window < 1:
         raise RagloomError(f"--quality-window must be at least 1, got {args.quality_window}")
+    if args.quality_window is not None and not args.quality:
+        raise RagloomError("--quality-window sets the window of --quality's scores: give --quality too")
     _check_out_is_not_an_input(args.out, args.input)
     if args.quality:  # a model that cannot load fails now, not after the chunking
         from rag.lm_files import check_local_lm

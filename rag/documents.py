@@ -8,6 +8,7 @@ from __future__ import annotations
 import codecs
 import json
 import logging
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator
@@ -83,6 +84,8 @@ def _documents(source: str | Path, encoding: str, warn: bool) -> Iterator[Docume
         raise InputError(f"unknown text encoding {encoding!r} (e.g. utf-8, latin-1, cp1252, utf-16)") from None
     if path.is_dir():
         docs = _read_folder(path, encoding)
+    elif not path.is_file():  # reading a named pipe or a device could wait for ever
+        raise InputError(f"input {path} is neither a folder nor a regular file (a named pipe, socket or device)")
     elif path.suffix.lower() == ".jsonl":
         docs = _read_jsonl(path, encoding)
     else:
@@ -114,16 +117,36 @@ def _keep_nonempty(docs: Iterable[Document], source: str, jsonl: bool = False,
 
 
 def _read_folder(root: Path, encoding: str) -> Iterator[Document]:
-    for path in sorted(root.rglob("*")):
-        if path.is_file() and path.suffix.lower() in TEXT_SUFFIXES and not any(
-                part.startswith(".") for part in path.relative_to(root).parts):
-            doc = _read_file(path, path.relative_to(root).as_posix(), encoding)
-            if doc is not None:
-                yield doc
+    for path in _text_files(root):
+        doc = _read_file(path, path.relative_to(root).as_posix(), encoding)
+        if doc is not None:
+            yield doc
+
+
+def _text_files(root: Path) -> list[Path]:
+    """The text-like files under ``root`` (by suffix), sorted, outside hidden files and folders and without
+    following links to folders. A folder that cannot be listed is an error naming it (``Path.rglob`` skips it
+    silently, and its files would be missing from the output)."""
+
+    def unreadable(error: OSError):
+        raise InputError(f"{error.filename}: cannot list the folder ({error.strerror or error}); its files would "
+                         "be left out") from None
+
+    files = []
+    for folder, subfolders, names in os.walk(root, onerror=unreadable):
+        subfolders[:] = [name for name in subfolders if not name.startswith(".")]
+        files.extend(Path(folder, name) for name in names
+                     if not name.startswith(".") and Path(name).suffix.lower() in TEXT_SUFFIXES)
+    return sorted(path for path in files if path.is_file())
 
 
 def _read_file(path: Path, doc_id: str, encoding: str) -> Document | None:
-    data = path.read_bytes()
+    try:
+        data = path.read_bytes()
+    except OSError as exc:  # an error while reading (EIO) names no file: the command's message must
+        if exc.filename is None:
+            exc.filename = str(path)
+        raise
     try:
         text = data.decode(encoding)
     except UnicodeDecodeError as exc:

@@ -393,6 +393,12 @@ def test_chunk_names_an_input_that_cannot_be_read_not_the_output_it_streams_to(t
     assert not out_file.exists() and sorted(p.name for p in tmp_path.iterdir()) == ["docs"]
 
 
+def test_chunk_quality_window_without_quality_is_an_error(tmp_path, capsys):
+    # QA: --quality-window alone was silently ignored
+    code, _, err = run(capsys, "chunk", str(_markdown_docs(tmp_path)), "--quality-window", "3")
+    assert code == 2 and "give --quality too" in err
+
+
 def test_a_terminated_chunk_run_removes_its_partial_output_and_leaves_the_old_file(tmp_path, capsys, monkeypatch):
     # QA: SIGTERM (kill, timeout) ended the process where it stood, leaving a hidden temporary file of partial output
     import os

@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import logging
+import os
 import re
+from pathlib import Path
 
 import pytest
 
@@ -20,6 +22,43 @@ def test_folder_reads_text_like_files_recursively_with_relative_ids(tmp_path):
     docs = read_documents(tmp_path)
     assert [d.id for d in docs] == ["a.md", "sub/b.py"]
     assert docs[1].metadata["language"] == "python"
+
+
+def test_a_subfolder_that_cannot_be_listed_is_an_error_naming_it(tmp_path, monkeypatch):
+    # QA: Path.rglob skipped a folder without read permission, and its files were silently left out
+    (tmp_path / "a.md").write_text("alpha")
+    (tmp_path / "locked").mkdir()
+    (tmp_path / "locked" / "b.md").write_text("beta")
+    scandir = os.scandir
+
+    def refusing(path="."):
+        if os.fspath(path).endswith("locked"):  # as for a folder without read permission (root reads any)
+            raise PermissionError(13, "Permission denied", os.fspath(path))
+        return scandir(path)
+
+    monkeypatch.setattr(os, "scandir", refusing)
+    with pytest.raises(InputError, match=re.escape(f"{tmp_path / 'locked'}: cannot list the folder (Permission denied)")):
+        read_documents(tmp_path)
+
+
+def test_a_read_error_names_the_file_and_a_named_pipe_is_refused_before_it_is_read(tmp_path, monkeypatch):
+    # QA: an error raised while reading (EIO on /proc/self/mem) carried no file name; a FIFO blocked for ever
+    (tmp_path / "bad.txt").write_text("x")
+    read_bytes = Path.read_bytes
+
+    def failing(path):
+        if path.name == "bad.txt":
+            raise OSError(5, "Input/output error")
+        return read_bytes(path)
+
+    monkeypatch.setattr(Path, "read_bytes", failing)
+    with pytest.raises(OSError) as info:
+        read_documents(tmp_path / "bad.txt")
+    assert info.value.filename == str(tmp_path / "bad.txt")
+    fifo = tmp_path / "pipe.txt"
+    os.mkfifo(fifo)
+    with pytest.raises(InputError, match="neither a folder nor a regular file"):
+        read_documents(fifo)
 
 
 def test_every_suffix_the_ast_chunker_knows_is_read_from_a_folder_with_its_language(tmp_path):
