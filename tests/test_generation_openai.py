@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import socket
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -14,7 +15,8 @@ from rag.types import Chunk
 
 
 class FakeServer:
-    """Answers POST /v1/chat/completions from a queue of (status, body, headers); records every request."""
+    """Answers POST /v1/chat/completions from a queue of (status, body, headers); records every request. A
+    callable body writes the whole reply itself, given the request handler."""
 
     def __init__(self):
         self.requests: list[dict] = []
@@ -27,6 +29,9 @@ class FakeServer:
                 server.requests.append({"path": self.path, "headers": dict(self.headers),
                                         "body": json.loads(self.rfile.read(length))})
                 status, body, headers = server.replies.pop(0) if server.replies else (200, reply("ok"), {})
+                if callable(body):  # writes the reply itself (a broken or slow one)
+                    body(self)
+                    return
                 raw = body if isinstance(body, bytes) else json.dumps(body).encode()
                 self.send_response(status)
                 for key, value in headers.items():
@@ -114,7 +119,7 @@ def test_rate_limits_and_server_errors_are_retried_then_succeed(server):
 
 def test_retries_are_bounded_and_the_error_quotes_the_server(server):
     server.replies += [(500, {"error": {"message": "model crashed"}}, {})] * 3
-    with pytest.raises(GenerationError, match="HTTP 500: model crashed"):
+    with pytest.raises(GenerationError, match="HTTP 500 \\(3 attempts\\): model crashed"):
         generator_for(server, retries=2).complete("hi")
     assert len(server.requests) == 3
 
@@ -146,6 +151,65 @@ def test_content_given_as_parts_is_their_text_and_content_of_another_type_is_a_c
     assert generator.complete("hi") == "Answer: ID 3"
     with pytest.raises(GenerationError, match="returned a int as choices\\[0\\].message.content, not text"):
         generator.complete("hi")
+
+
+def _headers_then(handler, length: int, parts: list[bytes], pause: float = 0.0):
+    handler.send_response(200)
+    handler.send_header("Content-Type", "application/json")
+    handler.send_header("Content-Length", str(length))
+    handler.end_headers()
+    for part in parts:
+        handler.wfile.write(part)
+        handler.wfile.flush()
+        time.sleep(pause)
+    handler.close_connection = True
+
+
+def test_a_reply_broken_off_is_retried_and_then_a_clear_error(server):
+    # QA: a connection closed part way through the reply ended in a bare http.client.IncompleteRead
+    full = json.dumps(reply("fine")).encode()
+    broken = (200, lambda handler: _headers_then(handler, len(full), [full[:10]]), {})
+    server.replies += [broken, (200, reply("fine"), {})]
+    assert generator_for(server, retries=2).complete("hi") == "fine"
+    server.replies += [broken] * 3
+    with pytest.raises(GenerationError, match="broke off its reply \\(3 attempts\\): 10 bytes received, "
+                                              f"{len(full) - 10} more expected"):
+        generator_for(server, retries=2).complete("hi")
+    assert len(server.requests) == 5
+
+
+def test_the_timeout_bounds_the_whole_reply_not_each_read(server):
+    # QA: a reply sent a byte at a time took 85 s with timeout 2: the socket timeout bounds each read only
+    full = json.dumps(reply("fine")).encode()
+    server.replies.append((200, lambda handler: _headers_then(handler, len(full), [bytes([b]) for b in full], 0.05), {}))
+    started = time.monotonic()
+    with pytest.raises(GenerationError, match="did not answer within 0.3 s .*still arriving after 0.3 s"):
+        generator_for(server, timeout=0.3, retries=0).complete("hi")
+    assert time.monotonic() - started < 2.0
+
+
+def test_a_port_that_does_not_answer_in_http_is_named_as_such():
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+
+    def answer_like_ssh():
+        connection, _ = listener.accept()
+        with connection:
+            connection.recv(65536)
+            connection.sendall(b"SSH-2.0-OpenSSH_8.9\r\n")
+
+    thread = threading.Thread(target=answer_like_ssh, daemon=True)
+    thread.start()
+    base_url = f"http://127.0.0.1:{listener.getsockname()[1]}/v1"
+    generator = create_generator({"name": "openai", "model": "m", "base_url": base_url, "backoff": 0.0})
+    try:
+        with pytest.raises(GenerationError, match="did not answer in HTTP \\(BadStatusLine: SSH-2.0-OpenSSH_8.9\\); "
+                                                  "is generator.base_url the server's address"):
+            generator.complete("hi")
+    finally:
+        thread.join(timeout=5)
+        listener.close()
 
 
 def test_connection_refused_is_a_clear_error_naming_the_base_url():

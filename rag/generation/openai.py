@@ -1,8 +1,10 @@
 """A generator for any OpenAI-compatible chat-completions server (vLLM, Ollama, llama.cpp server, OpenAI).
 
 Uses only the standard library (``urllib``). ``POST {base_url}/chat/completions`` with the prompt as one
-user message; rate limits (429) and server errors (5xx) and timeouts are retried with exponential backoff
-(honouring ``Retry-After``); anything else fails at once with the server's message::
+user message; rate limits (429), server errors (5xx), timeouts and replies broken off are retried with
+exponential backoff (honouring ``Retry-After``, up to 60 s a wait); anything else fails at once with the
+server's message. ``timeout`` bounds each request as a whole: a reply still arriving when it runs out (a
+server or proxy sending it a few bytes at a time) counts as a timeout::
 
     generator:
       name: openai
@@ -12,6 +14,7 @@ user message; rate limits (429) and server errors (5xx) and timeouts are retried
 """
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import socket
@@ -39,8 +42,8 @@ class OpenAIGenerator(LLMGenerator):
         base_url: str | None = Field(None, description="server URL up to /v1; default $OPENAI_BASE_URL")
         api_key_env: str = Field("OPENAI_API_KEY", description="environment variable holding the API key")
         system_prompt: str | None = Field(None, description="optional system message")
-        timeout: float = Field(120.0, gt=0, description="seconds per HTTP request")
-        retries: int = Field(3, ge=0, le=20, description="retries on 429, 5xx and timeouts")
+        timeout: float = Field(120.0, gt=0, description="seconds per HTTP request, the whole reply included")
+        retries: int = Field(3, ge=0, le=20, description="retries on 429, 5xx, timeouts and broken-off replies")
         backoff: float = Field(1.0, ge=0, description="first retry delay in seconds (doubles each retry)")
 
         @field_validator("base_url")
@@ -112,8 +115,9 @@ class OpenAIGenerator(LLMGenerator):
             delay = self.params.backoff * (2 ** attempt)
             self.http_requests += 1
             try:
+                deadline = time.monotonic() + self.params.timeout
                 with urllib.request.urlopen(request, timeout=self.params.timeout) as response:
-                    raw = response.read()
+                    raw = _read_until(response, deadline, self.params.timeout)
                 try:
                     return json.loads(raw.decode("utf-8"))
                 except (UnicodeDecodeError, json.JSONDecodeError):
@@ -122,7 +126,8 @@ class OpenAIGenerator(LLMGenerator):
                 detail = _error_detail(exc)
                 if exc.code not in RETRY_STATUS or attempt == attempts - 1:
                     hint = " (check api_key_env / the API key)" if exc.code in (401, 403) else ""
-                    raise GenerationError(f"{self.endpoint} answered HTTP {exc.code}{hint}: {detail}") from None
+                    tried = f" ({attempts} attempts)" if exc.code in RETRY_STATUS and attempts > 1 else ""
+                    raise GenerationError(f"{self.endpoint} answered HTTP {exc.code}{hint}{tried}: {detail}") from None
                 delay = _retry_after(exc, delay)
             except (TimeoutError, socket.timeout) as exc:
                 if attempt == attempts - 1:
@@ -135,11 +140,34 @@ class OpenAIGenerator(LLMGenerator):
                     continue
                 raise GenerationError(f"cannot reach the OpenAI-compatible server at {self.base_url} "
                                       f"({reason}); is it running? Set generator.base_url or OPENAI_BASE_URL") from None
-            except ConnectionError as exc:
+            except ConnectionError as exc:  # before HTTPException: a connection closed before any reply is both
                 raise GenerationError(f"cannot reach the OpenAI-compatible server at {self.base_url} ({exc}); "
                                       "is it running? Set generator.base_url or OPENAI_BASE_URL") from None
+            except http.client.IncompleteRead as exc:  # the connection closed part way through the reply
+                if attempt == attempts - 1:
+                    raise GenerationError(f"{self.endpoint} broke off its reply ({attempts} attempts): "
+                                          f"{len(exc.partial)} bytes received"
+                                          + (f", {exc.expected} more expected" if exc.expected else "")) from None
+            except http.client.HTTPException as exc:  # not an HTTP reply: another service on that port
+                raise GenerationError(f"{self.endpoint} did not answer in HTTP ({type(exc).__name__}: "
+                                      f"{str(exc).strip()[:200]}); is generator.base_url the server's address?") from None
             time.sleep(delay)
         raise AssertionError("unreachable")
+
+
+def _read_until(response: http.client.HTTPResponse, deadline: float, timeout: float) -> bytes:
+    """The reply's body, read as it arrives; a ``TimeoutError`` once ``deadline`` (``time.monotonic``) has passed:
+    the socket's own timeout only bounds each read, and a reply sent a few bytes at a time would never end."""
+    parts = []
+    while part := response.read1(1 << 16):
+        parts.append(part)
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"the reply was still arriving after {timeout} s "
+                               f"({sum(map(len, parts))} bytes received)")
+    body = b"".join(parts)
+    if response.length:  # read1 ends quietly where read raises: the connection closed before Content-Length
+        raise http.client.IncompleteRead(body, response.length)
+    return body
 
 
 def _error_detail(exc: urllib.error.HTTPError) -> str:
