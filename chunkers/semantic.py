@@ -63,6 +63,10 @@ def breakpoints(distances: np.ndarray, method: str, threshold: float) -> np.ndar
     raise ValueError(f"unknown breakpoint method {method!r}")
 
 
+#: scores of segmentations closer than this per similarity summed are equal (float noise; see optimal_segmentation)
+TIE_PER_PAIR = 1e-6
+
+
 def optimal_segmentation(vectors: np.ndarray, fits) -> list[tuple[int, int]]:
     """Segments ``[(first, last), ...]`` of consecutive pieces maximising the sum over segments of pairwise
     similarities minus the global mean pairwise similarity (Chroma's ClusterSemanticChunker reward),
@@ -71,11 +75,6 @@ def optimal_segmentation(vectors: np.ndarray, fits) -> list[tuple[int, int]]:
     n = len(vectors)
     if n == 0:
         return []
-    if n == 2:
-        # The mean pairwise similarity is then the pair's own, so merging gains 2 * (s - mean) = 0: a tie that
-        # rounding would settle by the ~1e-7 the vectors differ by with their embedding batch (chunk_documents and
-        # chunk() disagreed). Two pieces that fit together are merged.
-        return [(0, 1)] if fits(0, 1) else [(0, 0), (1, 1)]
     total = vectors.sum(axis=0)
     pair_sum = (float(total @ total) - float(np.einsum("ij,ij->", vectors, vectors))) / 2
     mean = pair_sum / max(1, n * (n - 1) / 2)
@@ -88,7 +87,13 @@ def optimal_segmentation(vectors: np.ndarray, fits) -> list[tuple[int, int]]:
         while first < last and not fits(first, last):
             first += 1
         candidates = best[first:last + 1] + _segment_rewards(vectors, first, last, mean)
-        k = int(np.argmax(candidates))
+        # Scores within float noise of the best are a tie, settled for the longest last segment: the vectors move
+        # by ~1e-7 with their embedding batch, and near-identical pieces (or two pieces, whose pair similarity is
+        # the mean) score ~0 either way, so argmax let that noise choose (a document got 8 chunks alone and 30
+        # in chunk_documents). The tolerance grows with the pairs a segment sums.
+        span = last - first + 1
+        tolerance = TIE_PER_PAIR * max(1.0, span * (span - 1) / 2)
+        k = int(np.flatnonzero(candidates >= candidates.max() - tolerance)[0])
         best[last + 1] = candidates[k]
         start_of[last + 1] = first + k
     segments = []

@@ -299,6 +299,26 @@ def test_late_chunks_keep_the_boundaries_contract_and_get_one_unit_vector_each(r
     assert np.isfinite(vectors).all() and np.allclose(np.linalg.norm(vectors, axis=1), 1, atol=1e-5)
 
 
+def test_scores_equal_up_to_float_noise_are_settled_the_same_way_whatever_the_noise():
+    # QA: "Same sentence here. " * 30 got 8 chunks alone and 30 in chunk_documents: with near-identical pieces every
+    # segmentation scores ~0, and the ~1e-7 the vectors move with their batch chose among them
+    base = np.tile(np.random.default_rng(1).normal(size=(1, 384)), (12, 1))
+    found = set()
+    for seed in range(20):
+        vectors = base + np.random.default_rng(seed).normal(scale=1e-7, size=base.shape)
+        vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+        found.add(tuple(optimal_segmentation(vectors, lambda first, last: last - first < 4)))
+    assert found == {((0, 3), (4, 7), (8, 11))}
+    from rag.embedding import Embedder
+
+    uncached = Embedder("minilm", cache=False)  # a cache would hand the second call the first call's vectors
+    chunker = get_chunker("semantic", chunk_size=20, breakpoint="cluster", piece_size=8).use_embedder(uncached)
+    same = Document("same", "Same sentence here. " * 30)
+    other = Document("other", "Paris is the capital of France. The river flooded the valley. Stock markets fell sharply.")
+    alone = [(c.start, c.end) for c in chunker.chunk(same)]
+    assert alone == [(c.start, c.end) for c in chunker.chunk_documents([other, same]) if c.doc_id == "same"]
+
+
 def test_two_pieces_tie_between_merging_and_splitting_and_the_tie_is_always_a_merge():
     # QA: with two pieces, merging gains 2 * (s - mean) = 0 exactly, so the ~1e-7 by which embeddings differ with
     # their batch decided it (476 merges in 1,000 random pairs): chunk_documents and chunk() disagreed
