@@ -12,7 +12,7 @@ import numpy as np
 from rag.encodings import without_lone_surrogates
 from rag.errors import ConfigError
 
-__all__ = ["model_tokens", "model_window", "window_from_files"]
+__all__ = ["model_tokens", "model_window", "model_word_pieces", "window_from_files"]
 
 
 def model_window(st_model) -> int:
@@ -25,9 +25,24 @@ def model_window(st_model) -> int:
 def model_tokens(tokenizer, text: str) -> tuple[list[int], np.ndarray]:
     """The model's word pieces of ``text`` (no [CLS] / [SEP], never truncated) and their character spans in it, as
     an ``(n, 2)`` array. Lone surrogates are read as U+FFFD (same length), so the spans stay the text's."""
-    encoded = tokenizer(without_lone_surrogates(text), add_special_tokens=False, return_offsets_mapping=True,
-                        truncation=False, verbose=False)
+    encoded = _encoded(tokenizer, text)
     return encoded["input_ids"], np.asarray(encoded["offset_mapping"], dtype=np.int64).reshape(-1, 2)
+
+
+def model_word_pieces(tokenizer, text: str) -> tuple[np.ndarray, np.ndarray]:
+    """The character spans of ``text``'s word pieces (as :func:`model_tokens`) and, per piece, whether it continues
+    the word of the piece before it (a ``##`` piece): a slice of the text that starts or ends there is tokenized
+    into other pieces, often more."""
+    encoded = _encoded(tokenizer, text)
+    words = np.array([-1 if word is None else word for word in encoded.word_ids()], dtype=np.int64)
+    continues = np.zeros(len(words), dtype=bool)
+    continues[1:] = (words[1:] == words[:-1]) & (words[1:] >= 0)
+    return np.asarray(encoded["offset_mapping"], dtype=np.int64).reshape(-1, 2), continues
+
+
+def _encoded(tokenizer, text: str):
+    return tokenizer(without_lone_surrogates(text), add_special_tokens=False, return_offsets_mapping=True,
+                     truncation=False, verbose=False)
 
 
 def _json_file(path: str) -> Any:

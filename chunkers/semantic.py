@@ -29,7 +29,7 @@ from pydantic import Field, model_validator
 from chunkers._spans import Span, build_chunks, fit_spans
 from chunkers._splitter import RecursiveSplitter
 from chunkers.base import Chunker, TokenizerName, tokenizer_field
-from chunkers.model_window import model_tokens, model_window
+from chunkers.model_window import model_tokens, model_window, model_word_pieces
 from chunkers.sentence import sentence_units
 from rag.config import EmbedderConfig
 from rag.errors import ConfigError
@@ -114,13 +114,16 @@ def _segment_rewards(vectors: np.ndarray, first: int, last: int, mean: float) ->
     return np.diagonal(suffix).copy()
 
 
-def centred_windows(text: str, units: list[Span], buffer: int, offsets: np.ndarray, budget: int) -> list[str]:
+def centred_windows(text: str, units: list[Span], buffer: int, offsets: np.ndarray, budget: int,
+                    continues: np.ndarray | None = None) -> list[str]:
     """The text of each unit with ``buffer`` units on each side, as long as the window's ``offsets`` (the text's
     model tokens, as character spans) hold at most ``budget`` tokens. A longer window keeps the unit and the
     neighbouring tokens nearest it, as many before as after while both sides have them: the model would
     otherwise cut the window's end, the later neighbours, so each window would lean on what comes before it
-    and the last ones (which have fewer neighbours) would look far from the rest. A unit over ``budget`` alone
-    is its own window, cut by the model."""
+    and the last ones (which have fewer neighbours) would look far from the rest. Such a window starts and ends
+    between words where ``continues`` (per token: it continues the word of the token before it) says where
+    words are: cut inside one, the part kept is tokenized into other pieces, and more of them could take the
+    window over ``budget``. A unit over ``budget`` alone is its own window, cut by the model."""
     n = len(units)
     unit_starts = np.array([a for a, _ in units], dtype=np.int64)
     unit_ends = np.array([z for _, z in units], dtype=np.int64)
@@ -140,6 +143,11 @@ def centred_windows(text: str, units: list[Span], buffer: int, offsets: np.ndarr
         left_has, right_has = int(first_token[i] - first_token[before]), int(end_token[after] - end_token[i])
         right = min(right_has, room - min(left_has, room // 2))
         left = min(left_has, room - right)
+        if continues is not None:
+            while left and continues[first_token[i] - left]:
+                left -= 1  # the window's first token ends a word begun before it
+            while right and end_token[i] + right < len(continues) and continues[end_token[i] + right]:
+                right -= 1  # the token after the window continues the window's last word
         start = int(offsets[first_token[i] - left, 0]) if left else int(unit_starts[i])
         end = int(offsets[end_token[i] + right - 1, 1]) if right else int(unit_ends[i])
         windows.append(text[min(start, unit_starts[i]):max(end, unit_ends[i])])
@@ -214,8 +222,8 @@ class SemanticChunker(Chunker):
             return [text[units[max(0, i - b)][0]:units[min(n - 1, i + b)][1]] for i in range(n)]
         prefix = getattr(self.embedder, "document_prefix", "")
         budget = model_window(st_model) - (len(model_tokens(tokenizer, prefix)[0]) if prefix else 0)
-        _, offsets = model_tokens(tokenizer, text)
-        return centred_windows(text, units, b, offsets, max(1, budget))
+        offsets, continues = model_word_pieces(tokenizer, text)
+        return centred_windows(text, units, b, offsets, max(1, budget), continues)
 
     def segment(self, splitter: RecursiveSplitter, units: list[Span], vectors: np.ndarray) -> list[Span]:
         limit = self.params.chunk_size

@@ -173,11 +173,30 @@ def test_semantic_windows_fit_the_embedding_model(resources):
     chunker = get_chunker("semantic").use_embedder(resources.embedder)
     units = chunker.units(RecursiveSplitter(text, chunker.tokenizer_, markdown=False))
     windows = chunker.window_texts(text, units)
-    # (a window's tokens are counted within the whole text: at its two edges a word can split one piece more)
-    assert len(units) == 6 and max(resources.embedder.token_lengths(windows)) <= resources.embedder.max_tokens + 1
+    assert len(units) == 6 and max(resources.embedder.token_lengths(windows)) <= resources.embedder.max_tokens
     for (start, end), window in zip(units[1:-1], windows[1:-1]):
         own = window.index(text[start:end])  # its sentence whole, with text of both neighbours around it
         assert 0 < own and own + end - start < len(window)
+
+
+def test_a_cut_sentence_window_starts_and_ends_between_words(resources):
+    # QA: a window cut to the model's length began inside a word ("nated xylophonists ..."), whose remaining letters
+    # the tokenizer split into more pieces: 257 tokens, and the model cut the window's end
+    text, units = "aaaabbbbccccdddd", [(0, 4), (4, 8), (8, 12), (12, 16)]
+    one_token_per_character = np.array([(i, i + 1) for i in range(len(text))])
+    words_of_two = np.array([i % 2 == 1 for i in range(len(text))])  # "aa" "aa" "bb" ...: tokens 1, 3, ... continue
+    assert centred_windows(text, units, 1, one_token_per_character, 7) == ["aaaabbb", "abbbbcc", "bccccdd", "cccdddd"]
+    assert centred_windows(text, units, 1, one_token_per_character, 7, words_of_two) == \
+        ["aaaabb", "bbbbcc", "ccccdd", "ccdddd"]
+    vocabulary = ["concatenated", "unbelievably", "photosynthesis", "hydrochloric", "antidisestablishment",
+                  "xylophonists", "quarterbacking"]
+    rng = np.random.default_rng(0)
+    text = " ".join(" ".join(rng.choice(vocabulary, size=rng.integers(5, 16))) + "." for _ in range(40))
+    chunker = get_chunker("semantic", chunk_size=64, buffer=2).use_embedder(resources.embedder)
+    windows = chunker.window_texts(text, chunker.units(RecursiveSplitter(text, chunker.tokenizer_, markdown=False)))
+    assert max(resources.embedder.token_lengths(windows)) <= resources.embedder.max_tokens
+    for window in windows:
+        assert window.split()[0].strip(".") in vocabulary and window.split()[-1].strip(".") in vocabulary
 
 
 def test_a_percentile_threshold_outside_0_to_100_is_a_config_error_naming_it():
