@@ -63,7 +63,8 @@ def breakpoints(distances: np.ndarray, method: str, threshold: float) -> np.ndar
     raise ValueError(f"unknown breakpoint method {method!r}")
 
 
-#: scores of segmentations closer than this per similarity summed are equal (float noise; see optimal_segmentation)
+#: scores of segmentations closer than this per similarity summed (for unit vectors; scaled by the largest
+#: squared norm) are equal: float noise (see optimal_segmentation)
 TIE_PER_PAIR = 1e-6
 
 
@@ -76,7 +77,9 @@ def optimal_segmentation(vectors: np.ndarray, fits) -> list[tuple[int, int]]:
     if n == 0:
         return []
     total = vectors.sum(axis=0)
-    pair_sum = (float(total @ total) - float(np.einsum("ij,ij->", vectors, vectors))) / 2
+    squared_norms = np.einsum("ij,ij->i", vectors, vectors)
+    pair_sum = (float(total @ total) - float(squared_norms.sum())) / 2
+    tie = TIE_PER_PAIR * float(squared_norms.max())  # a similarity's scale: 1 for unit vectors
     mean = pair_sum / max(1, n * (n - 1) / 2)
     best = np.full(n + 1, -np.inf)
     best[0] = 0.0
@@ -92,7 +95,7 @@ def optimal_segmentation(vectors: np.ndarray, fits) -> list[tuple[int, int]]:
         # the mean) score ~0 either way, so argmax let that noise choose (a document got 8 chunks alone and 30
         # in chunk_documents). The tolerance grows with the pairs a segment sums.
         span = last - first + 1
-        tolerance = TIE_PER_PAIR * max(1.0, span * (span - 1) / 2)
+        tolerance = tie * max(1.0, span * (span - 1) / 2)
         k = int(np.flatnonzero(candidates >= candidates.max() - tolerance)[0])
         best[last + 1] = candidates[k]
         start_of[last + 1] = first + k
