@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from evals.metrics import Span
+from rag.documents import text_files
 from rag.errors import ConfigError, InputError
 from rag.jsonl import read_jsonl_objects
 from rag.types import Document
@@ -211,6 +212,9 @@ def _references(row: dict, where: str, text_of: dict[str, str]) -> tuple[Span, .
             if not all(isinstance(v, int) and not isinstance(v, bool) for v in (start, end)):
                 raise InputError(f"{at}: 'start' and 'end' must be integers (character offsets), got {start!r} "
                                  f"and {end!r}")
+            if start >= end:
+                raise InputError(f"{at}: span [{start}, {end}) is empty: 'end' must be greater than 'start' "
+                                 "(end is exclusive)")
             if not 0 <= start < end <= len(doc_text):
                 raise InputError(f"{at}: span [{start}, {end}) is not inside document {doc_id!r} "
                                  f"(length {len(doc_text)})")
@@ -218,6 +222,11 @@ def _references(row: dict, where: str, text_of: dict[str, str]) -> tuple[Span, .
             start = doc_text.find(ref["text"])
             if start < 0:
                 raise InputError(f"{at}: excerpt not found verbatim in document {doc_id!r}: {ref['text'][:60]!r}")
+            again = doc_text.find(ref["text"], start + 1)
+            if again >= 0:  # which one is meant cannot be known, and the first would be a silent guess
+                raise InputError(f"{at}: excerpt found more than once in document {doc_id!r} (at characters "
+                                 f"{start} and {again}): give 'start' and 'end', or a longer excerpt: "
+                                 f"{ref['text'][:60]!r}")
             end = start + len(ref["text"])
         else:
             raise InputError(f"{at}: needs 'start'/'end' (characters) or a non-empty 'text' excerpt")
@@ -286,11 +295,12 @@ def _question_rows(qfile: Path) -> list[tuple[str, dict[str, Any]]]:
 
 
 def read_documents(folder: Path, skip: Sequence[Path] = ()) -> list[Document]:
-    """Every text file under ``folder`` (sorted), id = POSIX path relative to ``folder``."""
+    """Every text file under ``folder`` (sorted; :func:`rag.documents.text_files`: not in hidden folders, and a
+    folder that cannot be listed is an error), id = POSIX path relative to ``folder``."""
     skip_set = {p.resolve() for p in skip}
     documents = []
-    for file in sorted(p for p in folder.rglob("*") if p.is_file()):
-        if file.resolve() in skip_set or file.suffix.lower() not in TEXT_SUFFIXES or file.name.startswith("."):
+    for file in text_files(folder, TEXT_SUFFIXES):
+        if file.resolve() in skip_set:
             continue
         try:
             text = file.read_bytes().decode("utf-8")

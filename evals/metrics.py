@@ -161,6 +161,14 @@ def merge_intervals(intervals: Iterable[tuple[int, int]]) -> list[tuple[int, int
     return [(s, e) for s, e in merged]
 
 
+def _union_length(spans: Sequence[Span]) -> int:
+    """Characters in any of ``spans``, each counted once (per document)."""
+    by_doc: dict[str, list[tuple[int, int]]] = collections.defaultdict(list)
+    for doc, start, end in spans:
+        by_doc[doc].append((start, end))
+    return sum(end - start for intervals in by_doc.values() for start, end in merge_intervals(intervals))
+
+
 def _covered_characters(retrieved: Sequence[Span], gold: Sequence[Span]) -> int:
     pieces: dict[str, list[tuple[int, int]]] = collections.defaultdict(list)
     for doc, g_start, g_end in gold:
@@ -189,18 +197,17 @@ def span_scores(retrieved: Sequence[Span], gold: Sequence[Span], union_retrieved
     """Character-level recall, precision and IoU of retrieved spans against gold spans.
 
     covered = |∪ (retrieved ∩ gold)| — gold characters covered by any retrieved span, each counted once;
-    gold = Σ |gold span|; retrieved = Σ |retrieved span| (every retrieved span counted in full, even if two
-    overlap or it lies in another document — exactly what chunking_evaluation's ``sum_of_ranges`` does).
-    recall = covered / gold; precision = covered / retrieved; IoU = covered / (retrieved + gold − covered).
-    ``union_retrieved=True`` counts overlapping retrieved characters once instead (a stricter precision).
-    Each is 0 when its denominator is 0.
+    gold = |∪ gold| — gold characters, each counted once; retrieved = Σ |retrieved span| (every retrieved span
+    counted in full, even if two overlap or it lies in another document — exactly what chunking_evaluation's
+    ``sum_of_ranges`` does). recall = covered / gold; precision = covered / retrieved; IoU = covered /
+    (retrieved + gold − covered). ``union_retrieved=True`` counts overlapping retrieved characters once instead
+    (a stricter precision). Each is 0 when its denominator is 0. (chunking_evaluation sums the gold spans too,
+    so a question whose references overlap could not reach recall 1 there; its own dataset has no such
+    question, and there the two agree.)
     """
-    gold_total = sum(max(0, e - s) for _, s, e in gold)
+    gold_total = _union_length(gold)
     if union_retrieved:
-        by_doc: dict[str, list[tuple[int, int]]] = collections.defaultdict(list)
-        for doc, s, e in retrieved:
-            by_doc[doc].append((s, e))
-        retrieved_total = sum(e - s for iv in by_doc.values() for s, e in merge_intervals(iv))
+        retrieved_total = _union_length(retrieved)
     else:
         retrieved_total = sum(max(0, e - s) for _, s, e in retrieved)
     covered = _covered_characters(retrieved, gold)

@@ -117,16 +117,16 @@ def _keep_nonempty(docs: Iterable[Document], source: str, jsonl: bool = False,
 
 
 def _read_folder(root: Path, encoding: str) -> Iterator[Document]:
-    for path in _text_files(root):
+    for path in text_files(root):
         doc = _read_file(path, path.relative_to(root).as_posix(), encoding)
         if doc is not None:
             yield doc
 
 
-def _text_files(root: Path) -> list[Path]:
-    """The text-like files under ``root`` (by suffix), sorted, outside hidden files and folders and without
-    following links to folders. A folder that cannot be listed is an error naming it (``Path.rglob`` skips it
-    silently, and its files would be missing from the output)."""
+def text_files(root: Path, suffixes: Iterable[str] = TEXT_SUFFIXES) -> list[Path]:
+    """The files under ``root`` with one of ``suffixes`` (lower case), sorted, outside hidden files and folders and
+    without following links to folders. A folder that cannot be listed is an error naming it (``Path.rglob``
+    skips it silently, and its files would be missing from the output)."""
 
     def unreadable(error: OSError):
         raise InputError(f"{error.filename}: cannot list the folder ({error.strerror or error}); its files would "
@@ -136,7 +136,7 @@ def _text_files(root: Path) -> list[Path]:
     for folder, subfolders, names in os.walk(root, onerror=unreadable):
         subfolders[:] = [name for name in subfolders if not name.startswith(".")]
         files.extend(Path(folder, name) for name in names
-                     if not name.startswith(".") and Path(name).suffix.lower() in TEXT_SUFFIXES)
+                     if not name.startswith(".") and Path(name).suffix.lower() in suffixes)
     return sorted(path for path in files if path.is_file())
 
 

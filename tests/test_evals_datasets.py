@@ -119,6 +119,23 @@ def test_folder_excerpt_not_in_document_names_the_question(tmp_path):
         load_folder(root)
 
 
+def test_an_excerpt_found_twice_and_an_empty_span_are_errors_naming_the_question(tmp_path):
+    # QA: the first of two occurrences was taken silently, and [50, 10) was called "not inside the document"
+    root = tmp_path / "mine"
+    (root / "documents").mkdir(parents=True)
+    (root / "documents" / "a.md").write_text("apples and pears, then apples again", encoding="utf-8")
+    questions = root / "questions.jsonl"
+    questions.write_text(json.dumps({"question": "q", "references": [{"doc_id": "a.md", "text": "apples"}]}) + "\n",
+                         encoding="utf-8")
+    with pytest.raises(InputError, match=r"questions.jsonl:1: references\[0\]: excerpt found more than once in "
+                                         r"document 'a.md' \(at characters 0 and 23\)"):
+        load_folder(root)
+    questions.write_text(json.dumps({"question": "q", "references": [{"doc_id": "a.md", "start": 9, "end": 3}]})
+                         + "\n", encoding="utf-8")
+    with pytest.raises(InputError, match=r"span \[9, 3\) is empty: 'end' must be greater than 'start'"):
+        load_folder(root)
+
+
 def test_dataset_by_name_is_found_under_ragloom_datasets(tmp_path, monkeypatch):
     write_beir(tmp_path / "store" / "tiny")
     monkeypatch.setenv("RAGLOOM_DATASETS", str(tmp_path / "store"))

@@ -100,6 +100,8 @@ def test_span_scores_are_fractions_and_match_a_character_set_count(raw_retrieved
     gold_chars = set().union(*(range(a, b) for _, a, b in gold))
     ret_chars = set().union(*(range(a, b) for _, a, b in retrieved)) if retrieved else set()
     assert s.covered == len(gold_chars & ret_chars)
+    assert s.gold == len(gold_chars)  # overlapping gold spans counted once (QA: recall stayed below 1)
+    assert (s.recall == 1.0) == (gold_chars <= ret_chars)
     for value in (s.recall, s.precision, s.iou):
         assert 0.0 <= value <= 1.0 + 1e-12
     assert s.iou <= min(s.recall, s.precision) + 1e-12
