@@ -311,8 +311,12 @@ def parse_experiment(data: Any, source: str | None = None) -> Experiment:
         raise _error("must be a positive integer (number of queries per dataset)", "limit", source, data, "limit")
 
     raw_span = data.get("span") or {}
-    if not isinstance(raw_span, dict) or set(raw_span) - {"k", "source", "union_retrieved"}:
+    if not isinstance(raw_span, dict):
         raise _error("must be a mapping with k, source and/or union_retrieved", "span", source, data, "span")
+    for key in raw_span:
+        if key not in ("k", "source", "union_retrieved"):
+            raise _error(f"unknown key {key!r} (valid: k, source, union_retrieved)", f"span.{key}", source,
+                         raw_span, key)
     k, union = raw_span.get("k", 5), raw_span.get("union_retrieved", False)
     if not isinstance(k, int) or isinstance(k, bool) or k < 1:  # int() read 'five' as a crash and 2.7 as 2
         raise _error(f"must be a positive integer (chunks scored per query), got {k!r}", "span.k", source, raw_span, "k")

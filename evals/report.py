@@ -43,7 +43,7 @@ def quality_metrics(runs: Sequence[RunOutcome]) -> list[str]:
     names: list[str] = []
     for run in runs:
         for name in run.metrics:
-            if name not in names and name not in (*COST_COLUMNS, *CHUNKER_COST_COLUMNS, "queries",
+            if name not in names and name not in (*COST_COLUMNS, *CHUNKER_COST_COLUMNS, "queries", "span_queries",
                                                   "generator_model_calls"):
                 names.append(name)
     return names
@@ -55,10 +55,28 @@ def chunker_cost_columns(runs: Sequence[RunOutcome]) -> list[str]:
 
 
 def write_metrics_json(outcome: ExperimentOutcome, out: Path) -> Path:
+    """Each run's metrics and config; with span metrics, the span settings they were scored with."""
     path = out / "metrics.json"
-    path.write_text(json.dumps([r.to_json() for r in outcome.runs], indent=2, ensure_ascii=False) + "\n",
-                    encoding="utf-8")
+    span = dataclasses.asdict(outcome.experiment.span)
+    runs = [{**r.to_json(), **({"span": span} if "span_recall" in r.metrics else {})} for r in outcome.runs]
+    path.write_text(json.dumps(runs, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     return path
+
+
+def span_protocol_note(outcome: ExperimentOutcome) -> str:
+    """How the span metrics were scored, and over how many queries of each dataset ("" without span metrics)."""
+    runs = [r for r in outcome.runs if "span_recall" in r.metrics]
+    if not runs:
+        return ""
+    span = outcome.experiment.span
+    source = {"hits": "the top hits", "context": "the selected context",
+              "auto": "the selected context where the flow selects one, else the top hits"}[span.source]
+    counted = "counted once" if span.union_retrieved else "summed over the chunks (as Chroma's evaluation)"
+    covered = "; ".join(sorted({f"{r.dataset}: {r.metrics['span_queries']} of {r.metrics['queries']} queries"
+                                for r in runs}))
+    return (f"Span metrics (Chroma's protocol): character recall / precision / IoU of the top {span.k} chunks per "
+            f"query, from {source}; retrieved characters {counted}. Means over the queries with references ("
+            f"{covered}).")
 
 
 def write_trec_runs(outcome: ExperimentOutcome, out: Path) -> list[Path]:
@@ -167,6 +185,9 @@ def write_reports(outcome: ExperimentOutcome, out: Path, command: str = "", roun
     sig_note = ("Paired tests over the queries both pipelines were scored on: sign-flip randomisation and "
                 f"bootstrap ({rounds:,} rounds each), two-sided; CI is the bootstrap 95% interval of A − B.")
 
+    span_note = span_protocol_note(outcome)
+    if span_note:
+        intro += " " + span_note
     md = [f"# {exp.name}", "", intro, ""]
     if command:
         md += ["```", command, "```", ""]

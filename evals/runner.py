@@ -22,7 +22,7 @@ from evals.datasets import Dataset, Query, read_dataset
 from evals.experiment import Experiment, PipelineSpec, RankingSettings
 from evals.index_cache import IndexCache, corpus_fingerprint, run_code_fingerprint
 from rag.config import parse_config
-from rag.errors import ConfigError, RagloomError
+from rag.errors import ConfigError, InputError, RagloomError
 from rag.jsonl import json_line, write_jsonl_atomically
 from rag.state import Result
 
@@ -75,6 +75,10 @@ def metric_names_for(experiment: Experiment, dataset: Dataset) -> list[str]:
                     dataset.name, ", ".join(m for m in requested if m in M.SPAN_METRICS))
     if dataset.has_answers and (not requested or any(m in M.ANSWER_METRICS for m in requested)):
         names += list(M.ANSWER_METRICS)
+    if requested and not names:  # the report would be empty, and the run would still succeed
+        raise InputError(f"dataset {dataset.name}: none of the metrics asked for ({', '.join(requested)}) can be "
+                         "scored on it: ranking metrics need qrels, span metrics 'references' on its queries, "
+                         "answer metrics 'answers'")
     return names
 
 
@@ -174,6 +178,8 @@ def aggregate(records: list[dict[str, Any]], names: list[str]) -> dict[str, floa
         out["latency_ms"] = 1000 * M.mean(r["seconds"] for r in records)
         out["generator_model_calls"] = int(sum(r["generator_model_calls"] for r in records))
         out["queries"] = len(records)
+        if "span_recall" in out:  # the span means are over the queries with references only
+            out["span_queries"] = sum("span_recall" in r["scores"] for r in records)
     return out
 
 

@@ -144,6 +144,13 @@ def test_experiment_runs_and_writes_every_output(tiny):
         assert (out / png).stat().st_size > 1000
     assert "metrics.png" in (out / "report.html").read_text()
     assert "| vec | tiny |" in (out / "report.md").read_text()
+    # QA: nothing in the outputs said which span settings scored the span metrics, or over how many queries
+    assert records[0]["span"] == {"k": 2, "source": "auto", "union_retrieved": False}
+    assert metrics["span_queries"] == 3
+    assert ("character recall / precision / IoU of the top 2 chunks per query, from the selected context where the "
+            "flow selects one, else the top hits; retrieved characters summed over the chunks (as Chroma's "
+            "evaluation). Means over the queries with references (tiny: 3 of 3 queries).") in \
+        (out / "report.md").read_text()
 
 
 def test_answer_metrics_score_the_generated_answer(tiny):
@@ -592,6 +599,7 @@ def _raw(exp) -> dict:
     ("{k: five}", "span.k", "positive integer"), ("{k: 2.7}", "span.k", "positive integer"),
     ("{k: [5]}", "span.k", "positive integer"), ("{union_retrieved: 'false'}", "span.union_retrieved", "true or false"),
     ("{source: everything}", "span.source", "auto, hits or context"),
+    ("{k: 2, souce: hits}", "span.souce", "unknown key 'souce' \\(valid: k, source, union_retrieved\\)"),
 ])
 def test_span_settings_of_the_wrong_type_are_errors_naming_file_line_and_key(tiny, span, key, message):
     # int() crashed on 'five' and truncated 2.7; bool() read the string 'false' as true (QA pass)
@@ -663,6 +671,11 @@ def test_span_metrics_asked_of_a_dataset_without_references_are_reported_missing
     with caplog.at_level("WARNING"):
         assert "span_recall" not in metric_names_for(exp, dataset)
     assert "has no character-span references" in caplog.text
+    # QA: with nothing else asked for, the run succeeded with an empty report
+    from rag.errors import InputError
+
+    with pytest.raises(InputError, match="dataset tiny: none of the metrics asked for \\(span_recall\\) can be scored"):
+        metric_names_for(dataclasses.replace(exp, metrics=("span_recall",)), dataset)
 
 
 def test_a_flow_returning_fewer_chunks_than_span_k_is_reported(tiny, caplog):
