@@ -120,10 +120,25 @@ def load_weights(directory: str, gguf_file: str | None, dtype: str, device: str)
             raise ConfigError(f"could not load causal LM from {where!r}: {type(exc).__name__}: {exc}") from None
         model.to(device)
         model.eval()
+        _check_outputs_are_numbers(tokenizer, model, dtype, device, where)
         seconds = time.perf_counter() - started
         log.info("loaded causal LM %s in %.1f s", where, seconds)
         _weights[key] = (tokenizer, model, seconds)
         return _weights[key]
+
+
+def _check_outputs_are_numbers(tokenizer, model, dtype: str, device: str, where: str) -> None:
+    """One forward pass over a short sentence: NaN or infinite logits (Gemma 3 in float16 on a CPU: every
+    perplexity NaN, so no boundary, and every option of a choice scored NaN, so always the first) are an error now,
+    not wrong chunks later."""
+    import torch
+
+    ids = tokenizer("The cat sat on the mat.", return_tensors="pt")["input_ids"].to(device)
+    with torch.no_grad():
+        logits = model(input_ids=ids).logits
+    if not bool(torch.isfinite(logits).all()):
+        raise ConfigError(f"with dtype {dtype} on {device}, {where!r} computes scores that are not numbers (NaN or "
+                          "infinity: its activations overflow that precision); use float32 or bfloat16", "dtype")
 
 
 def _gguf_tokenizer(directory: str, gguf_file: str):

@@ -431,3 +431,19 @@ def test_bundled_smollm2_instruct_gguf_answers_through_its_chat_template():
     assert lm.gguf_file == "SmolLM2-135M-Instruct.Q4_1.gguf"
     assert "<|im_start|>user" in lm.format_prompt("What is the capital of France?")
     assert "Paris" in lm.generate("What is the capital of France? Answer in one word.", max_new_tokens=8)
+
+
+def test_a_model_whose_outputs_are_not_numbers_in_its_dtype_is_an_error_when_loaded(tmp_path):
+    # QA: Gemma 3 in float16 on a CPU scored every perplexity NaN (no boundary, no warning) and every option of
+    # answer: choose NaN (always the first), and generated ''
+    import torch
+    from transformers import LlamaForCausalLM
+
+    directory = build_tiny_llama(tmp_path / "nan-llama")
+    model = LlamaForCausalLM.from_pretrained(directory)
+    with torch.no_grad():
+        model.lm_head.weight.fill_(float("nan"))
+    model.save_pretrained(directory)
+    lm = CausalLM(str(directory), max_context_tokens=16)
+    with pytest.raises(ConfigError, match="computes scores that are not numbers .*use float32 or bfloat16"):
+        lm.token_logprobs("the cat sat")
