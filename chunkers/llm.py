@@ -21,7 +21,9 @@ often fails to answer the prompt segments by window size alone).
 answer, ``Answer: ID n`` for every paragraph of the window after its first, and takes the likeliest: a choice
 constrained to the answers the prompt allows, as multiple-choice questions are scored, so a model that does not
 write the answer format (a small base model) still chooses; no answer is unusable. Same prompt; one pass over it,
-whose cached keys and values the answers share (:meth:`rag.lm.CausalLM.option_logprobs`).
+whose cached keys and values the answers share (:meth:`rag.lm.CausalLM.option_logprobs`). Choosing, every window of
+two paragraphs or more is cut once, the last one of a document too (the allowed answers hold no "no shift"); a
+window of two is cut between them without a call, as it has one allowed answer.
 """
 from __future__ import annotations
 

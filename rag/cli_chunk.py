@@ -211,8 +211,10 @@ def _print_chunk_summary(console, summary: dict, shown: list[Chunk], embeds_chun
         console.print(f"documents chunked as text (recursive) instead: {sum(summary['fallbacks'].values())} "
                       f"({escape(reasons)})")
     if "model_calls" in summary:
-        console.print(f"LLM calls: {summary['model_calls']}; unusable answers: {summary['unusable_answers']} "
-                      "(no boundary named in the window: those windows were packed by paragraphs)")
+        unusable = summary["unusable_answers"]
+        console.print(f"LLM calls: {summary['model_calls']}; unusable answers: {unusable}"
+                      + (" (no boundary named in the window: each of those windows became one chunk)" if unusable
+                         else ""))
     if "boundary_clarity" in summary:
         console.print(f"boundary clarity {summary['boundary_clarity']:.3f} (higher: cleaner cuts), chunk stickiness "
                       f"{summary['chunk_stickiness']:.3f} (lower: more self-contained chunks)")

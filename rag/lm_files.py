@@ -37,6 +37,9 @@ def resolve_lm_path(model: str) -> tuple[str, str | None]:
     A directory holding a ``config.json`` is a transformers checkpoint; a directory without one but with
     exactly one ``.gguf`` file means that file.
     """
+    if not model.strip():  # Path("") is the current folder, whose one .gguf file would be taken silently
+        raise ConfigError("model is empty: give a model directory, a .gguf file or a bundled model's name "
+                          f"({', '.join(sorted(BUNDLED_ALIASES))})")
     if model in BUNDLED_ALIASES:
         path = _bundled_gemma3(model) if model in GEMMA3_ALIASES else _bundled_smollm2(model)
         return str(path.parent), path.name

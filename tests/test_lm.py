@@ -97,6 +97,15 @@ def test_directory_with_several_gguf_files_asks_for_one_of_them(tmp_path):
         resolve_lm_path(str(tmp_path))
 
 
+def test_an_empty_model_name_is_an_error_not_the_current_folder(tmp_path, monkeypatch):
+    # QA: --set model= read as the current folder, whose one .gguf file was loaded silently
+    (tmp_path / "only.gguf").write_bytes(b"GGUF")
+    monkeypatch.chdir(tmp_path)
+    for empty in ("", "  "):
+        with pytest.raises(ConfigError, match="model is empty"):
+            resolve_lm_path(empty)
+
+
 def test_file_that_is_neither_gguf_nor_directory_is_rejected(tmp_path):
     (tmp_path / "weights.bin").write_bytes(b"x")
     with pytest.raises(ConfigError, match="not a .gguf"):
