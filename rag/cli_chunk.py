@@ -172,6 +172,20 @@ def _chunk_summary(op: str, params: dict, chunker, run: ChunkRun, lm: str | None
     }
 
 
+def _load_causal_lm(chunker) -> float | None:
+    """Load the local causal LM a chunker computes with (perplexity's own, an llm chunker's hf generator's) before
+    the run is timed, so its time and MB/s are the chunking's (loading the bundled model takes 5 s, converting it the
+    first time ~1 min); the seconds it took, or None for a chunker without one."""
+    started = time.perf_counter()
+    lm = getattr(chunker, "lm", None) if hasattr(type(chunker), "lm") else None
+    if lm is None and hasattr(type(chunker), "generator"):
+        lm = getattr(chunker.generator, "lm", None)
+    if lm is None or not hasattr(lm, "model"):
+        return None
+    lm.model  # noqa: B018 (loads it, if building it did not)
+    return time.perf_counter() - started
+
+
 def _lm_passes(chunks, window: int | None) -> int:
     """About the conditioned LM passes of boundary clarity (consecutive pairs) and chunk stickiness (each chunk given
     every earlier chunk of its document, or the ``window`` before it), as ``evals.chunk_quality`` makes them."""
@@ -210,6 +224,8 @@ def _print_chunk_summary(console, summary: dict, shown: list[Chunk], embeds_chun
                             for reason, count in sorted(summary["fallbacks"].items()))
         console.print(f"documents chunked as text (recursive) instead: {sum(summary['fallbacks'].values())} "
                       f"({escape(reasons)})")
+    if "model_load_seconds" in summary:
+        console.print(f"the model was loaded first, in {summary['model_load_seconds']:.1f} s (not in the time above)")
     if "model_calls" in summary:
         unusable = summary["unusable_answers"]
         console.print(f"LLM calls: {summary['model_calls']}; unusable answers: {unusable}"
@@ -299,6 +315,7 @@ def cmd_chunk(args) -> int:
     source = Path(args.input)
     checked = source.is_dir() or source.is_file() and source.suffix.lower() == ".jsonl"
     expected = check_documents(source, args.encoding) if checked else None
+    load_seconds = _load_causal_lm(chunker)
     run = ChunkRun(show=args.show, keep_all=bool(args.quality), progress=progress, expected=expected)
     chunks = run.chunks(chunker, iter_documents(args.input, args.encoding))
     if to_stdout:
@@ -312,6 +329,8 @@ def cmd_chunk(args) -> int:
         print(f"scoring with {args.quality}: {_lm_passes(run.kept, args.quality_window):,} chunk pairs, one LM pass "
               "each over both chunks' tokens", file=sys.stderr)
     summary = _chunk_summary(op, params, chunker, run, args.quality, args.quality_window)
+    if load_seconds is not None:
+        summary["model_load_seconds"] = round(load_seconds, 3)
     if args.json:
         if args.show:  # the chunks --show prints, as the --out lines are
             summary["shown"] = [c.to_json() for c in run.shown]

@@ -393,6 +393,22 @@ def test_chunk_names_an_input_that_cannot_be_read_not_the_output_it_streams_to(t
     assert not out_file.exists() and sorted(p.name for p in tmp_path.iterdir()) == ["docs"]
 
 
+def test_chunk_loads_a_chunkers_causal_lm_before_timing_and_reports_it_apart(tmp_path, capsys):
+    # QA: "7 chunks in 8.25 s" for 862 bytes, of which loading the model took 5-7 s
+    pytest.importorskip("transformers")
+    from tests.test_lm import build_tiny_llama
+
+    model = build_tiny_llama(tmp_path / "tiny-llama")
+    text = tmp_path / "a.txt"
+    text.write_text("The cat sat on the mat. The dog ate the bone. A cat and a dog.\n", encoding="utf-8")
+    code, out, _ = run(capsys, "chunk", str(text), "--op", "perplexity", "--set", f"model={model}",
+                       "--set", "chunk_size=8", "--json")
+    summary = json.loads(out)
+    assert code == 0 and summary["model_load_seconds"] > 0 and summary["size"]["chunks"] >= 2
+    code, out, _ = run(capsys, "chunk", str(text), "--op", "recursive", "--json")
+    assert code == 0 and "model_load_seconds" not in json.loads(out)
+
+
 def test_chunk_quality_window_without_quality_is_an_error(tmp_path, capsys):
     # QA: --quality-window alone was silently ignored
     code, _, err = run(capsys, "chunk", str(_markdown_docs(tmp_path)), "--quality-window", "3")
