@@ -22,8 +22,9 @@ headings, where a tab counts to the next multiple of 4 as in CommonMark):
   an underline.
 - *Front matter*: a YAML block opened by ``---`` on the text's first line and closed by ``---`` or ``...``
   holds no heading (its ``---`` is not an underline, its ``# comment`` lines are not headings).
-- *Code fence*: a line of 3 or more backticks or tildes (and an info string), closed by a line of the same
-  character at least as long. At most 3 spaces of indentation at top level. Inside a list item a fence may be
+- *Code fence*: a line of 3 or more backticks or tildes (and an info string, which after backticks holds no
+  backtick: ```` ```foo``` ```` opening a line is inline code), closed by a line of only the same character, at
+  least as many, and spaces (```` ``` js ```` inside a fence is a line of its content). At most 3 spaces of indentation at top level. Inside a list item a fence may be
   indented up to the item's content offset + 3 (the offset is where the item's text starts after its marker
   ``-``, ``*``, ``+``, ``1.`` or ``1)`` and 1–4 spaces); the item is the nearest preceding marker line, since
   the last unindented line, whose content can hold the fence, and no line after a blank line in between may
@@ -94,8 +95,8 @@ class MarkdownStructure:
 # so no line could match two branches; the indentation a heading (at most 3) or an underline (at most 3 spaces)
 # allows is checked on the match. A lookahead for those first characters turns most lines (text) away before the
 # branches are tried one by one: the scan takes 0.6x the time (same matches).
-_STRUCTURE_LINE = re.compile(r"\n([ \t]*+)(?=[`~#|=-])(?:(`{3,}+|~{3,}+)[^\n]*+|(#{1,6})[ \t]+([^\r\n]*+)|\|[^\n]*+"
-                             r"|(={2,}+|-{2,}+)[ \t]*+(?=\r?\n|$))")
+_STRUCTURE_LINE = re.compile(r"\n([ \t]*+)(?=[`~#|=-])(?:(`{3,}+(?=[^`\n]*+(?:\n|$))|~{3,}+)[^\n]*+"
+                             r"|(#{1,6})[ \t]+([^\r\n]*+)|\|[^\n]*+|(={2,}+|-{2,}+)[ \t]*+(?=\r?\n|$))")
 _FENCE, _HEADING, _UNDERLINE_LINE = 2, 4, 5  # a match's lastindex for each kind (1: a pipe table line)
 _UNINDENTED_LINE = re.compile(r"\n(?=[^ \t\r\n])")
 _VISIBLE = re.compile(r"\S")
@@ -204,13 +205,14 @@ class _ListContext:
         return None
 
 
-def _fence_ranges(text: str, fence_lines: list[tuple[int, int, str, int]]) -> list[tuple[int, int]]:
-    """``(start, end)`` of the code fences, from the fence lines' ``(start, indentation, marker, end)`` (``end``
-    past the line's line break, or the text's length)."""
+def _fence_ranges(text: str, fence_lines: list[tuple[int, int, str, int, bool]]) -> list[tuple[int, int]]:
+    """``(start, end)`` of the code fences, from the fence lines' ``(start, indentation, marker, end, bare)``
+    (``end`` past the line's line break, or the text's length; ``bare``: nothing but spaces after the marker, as a
+    closing fence must be)."""
     ranges = []
     opening = None  # (start, marker, most indentation of its closing fence)
     lists = None
-    for start, indent, marker, end in fence_lines:
+    for start, indent, marker, end, bare in fence_lines:
         if opening is None:
             if indent <= 3:
                 opening = (start, marker, 3)
@@ -219,7 +221,7 @@ def _fence_ranges(text: str, fence_lines: list[tuple[int, int, str, int]]) -> li
             offset = lists.item_offset(start, indent)
             if offset is not None:
                 opening = (start, marker, offset + 3)
-        elif marker[0] == opening[1][0] and len(marker) >= len(opening[1]) and indent <= opening[2]:
+        elif bare and marker[0] == opening[1][0] and len(marker) >= len(opening[1]) and indent <= opening[2]:
             ranges.append((opening[0], end))
             opening = None
     if opening is not None:  # an unclosed fence runs to the end of the text
@@ -282,7 +284,7 @@ def _setext_headings(text: str, floor: int, in_fence,
 
 
 def _structure_lines(text: str):
-    """The fence lines ``(start, indentation, marker, end)``, ATX heading lines ``(start, level, raw title, title
+    """The fence lines ``(start, indentation, marker, end, bare)``, ATX heading lines ``(start, level, raw title, title
     end)``, pipe table lines ``(start, end)`` and setext underlines ``(start, level, end)`` of ``text``, in one
     scan of :data:`_STRUCTURE_LINE` over the text after a line feed (the regex engine jumps from line feed to line
     feed instead of trying ``^`` at every position). Positions are the text's; a fence line's end is past its
@@ -293,7 +295,7 @@ def _structure_lines(text: str):
         kind = m.lastindex
         if kind == _FENCE:
             end = m.end() if padded.startswith("\n", m.end()) else len(text)  # past the line break
-            fences.append((m.start(), len(m.group(1)), m.group(2), end))
+            fences.append((m.start(), len(m.group(1)), m.group(2), end, not padded[m.end(2):m.end()].strip()))
         elif kind == _HEADING:
             if len(m.group(1)) <= 3:
                 headings.append((m.start(), len(m.group(3)), m.group(4), m.end() - 1))

@@ -45,6 +45,18 @@ def test_nested_and_multi_paragraph_list_items_hold_indented_fences(text):
     assert kind == "code" and text[start:end].lstrip().startswith("```") and end == len(text)
 
 
+def test_inline_code_opens_no_fence_and_a_fence_line_with_an_info_string_closes_none():
+    # QA: "```foo``` is ..." opened a fence that swallowed the rest of the document (its headings lost), and
+    # "``` js" inside a fence closed it (the fence's "# comment" became a heading)
+    inline = "# A\n\n```foo``` is inline code.\n\n## B\n\ntext\n"
+    structure = parse_markdown(inline)
+    assert structure.blocks == [] and structure.heading_paths == [("A",), ("A", "B")]
+    fence = "# A\n\n```\ncode\n``` js\n# inside still\n```\n\n## B\n\ntext\n"
+    structure = parse_markdown(fence)
+    assert structure.blocks == [(5, fence.index("\n\n## B") + 1, "code")]
+    assert structure.heading_paths == [("A",), ("A", "B")]
+
+
 @pytest.mark.parametrize("text", [
     "Example:\n\n    ```\n    code\n\n    more\n    ```\n\nAfter.\n",  # top level: an indented code block
     "- item\n\n        ```\n        code\n        ```\n",  # past the item's content offset + 3: indented code
@@ -469,8 +481,10 @@ def test_the_one_pass_line_scan_finds_what_a_pattern_for_each_kind_of_line_finds
     from chunkers._markdown import _structure_lines
 
     padded = "\n" + text
-    fences = [(m.start(), len(m.group(1)), m.group(2), m.end() if padded.startswith("\n", m.end()) else len(text))
-              for m in re.finditer(r"\n([ \t]*)(`{3,}|~{3,})[^\n]*", padded)]
+    # (a backtick fence's info string holds no backtick; bare: nothing but spaces after the marker)
+    fences = [(m.start(), len(m.group(1)), m.group(2), m.end() if padded.startswith("\n", m.end()) else len(text),
+               not m.group(3).strip())
+              for m in re.finditer(r"\n([ \t]*)(`{3,}(?=[^`\n]*(?:\n|$))|~{3,})([^\n]*)", padded)]
     headings = [(m.start(), len(m.group(1)), m.group(2), m.end() - 1)
                 for m in re.finditer(r"\n[ \t]{0,3}(#{1,6})[ \t]+([^\r\n]*)", padded)]
     pipes = [(m.start(), m.end() - 1) for m in re.finditer(r"\n[ \t]*\|[^\n]*", padded)]
