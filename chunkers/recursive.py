@@ -73,8 +73,7 @@ class RecursiveChunker(Chunker):
     def _split(self, splitter: RecursiveSplitter, starts: np.ndarray, ends: np.ndarray):
         """Exact spans of the ranges ``[starts[k], ends[k])``; with ``overlap``, chunks of ``chunk_size − overlap``
         tokens (a code fence or table under ``chunk_size`` whole: :func:`chunkers._overlap.whole_blocks`), each then
-        extended back by up to
-        ``overlap`` tokens (so at most ``chunk_size``, re-checked)."""
+        extended back by up to ``overlap`` tokens (so at most ``chunk_size``, re-checked)."""
         limit, overlap = self.params.chunk_size, self.params.overlap
         spans, counts, oversize = split_exact_spans(splitter, starts, ends, limit - overlap)
         if not overlap:
