@@ -68,13 +68,18 @@ def paragraph_units(splitter: RecursiveSplitter, limit: int) -> list[Span]:
     if not any(over):
         return paragraphs
     sentences = sentence_units(splitter, limit, paragraph_starts=np.array(cuts, dtype=np.int64))
-    sentence_starts = [a for a, _ in sentences]
+    sentence_ends = [b for _, b in sentences]
     units: list[Span] = []
     for (a, b), split in zip(paragraphs, over):
-        if split:
-            units.extend(sentences[bisect.bisect_left(sentence_starts, a):bisect.bisect_left(sentence_starts, b)])
-        else:
+        if not split:
             units.append((a, b))
+            continue
+        # the sentences overlapping the paragraph, cut to it: a sentence unit may begin before it (whitespace
+        # that opens a text is joined to the first sentence), and the text between would be lost
+        for start, end in sentences[bisect.bisect_right(sentence_ends, a):]:
+            if start >= b:
+                break
+            units.append((max(start, a), min(end, b)))
     return units
 
 
