@@ -27,7 +27,7 @@ from chunkers._spans import Span, build_chunks, fit_spans
 from chunkers._splitter import RecursiveSplitter
 from chunkers.base import Chunker, TokenizerName, tokenizer_field
 from chunkers.sentence import sentence_units
-from rag.errors import field_check
+from rag.errors import ConfigError, field_check
 from rag.lm import DTYPES
 from rag.lm_files import check_local_lm
 from rag.registry import OperatorParams, operator
@@ -91,8 +91,11 @@ class PerplexityChunker(Chunker):
         if self._lm is None:
             from rag.lm import load_causal_lm
 
-            self._lm = load_causal_lm(self.params.model, dtype=self.params.dtype,
-                                      max_context_tokens=self.params.max_context_tokens)
+            try:
+                self._lm = load_causal_lm(self.params.model, dtype=self.params.dtype,
+                                          max_context_tokens=self.params.max_context_tokens)
+            except ConfigError as exc:  # a bundled alias is resolved only now: name the key, as at config time
+                raise ConfigError(exc.message, exc.path or "model") from None
         return self._lm
 
     def use_lm(self, lm) -> "PerplexityChunker":

