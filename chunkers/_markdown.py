@@ -24,15 +24,15 @@ headings, where a tab counts to the next multiple of 4 as in CommonMark):
   holds no heading (its ``---`` is not an underline, its ``# comment`` lines are not headings).
 - *Code fence*: a line of 3 or more backticks or tildes (and an info string, which after backticks holds no
   backtick: ```` ```foo``` ```` opening a line is inline code), closed by a line of only the same character, at
-  least as many, and spaces (```` ``` js ```` inside a fence is a line of its content). At most 3 spaces of indentation at top level. Inside a list item a fence may be
-  indented up to the item's content offset + 3 (the offset is where the item's text starts after its marker
-  ``-``, ``*``, ``+``, ``1.`` or ``1)`` and 1–4 spaces); the item is the nearest preceding marker line, since
-  the last unindented line, whose content can hold the fence, and no line after a blank line in between may
-  be indented less than its offset (that would end the item). An opener indented 4 or more elsewhere is the
-  text of an indented code block, not a fence. A closing fence may be indented up to 3 at top level, up to the
-  item's content offset + 3 in a list item. Lazy continuation lines (an item's paragraph wrapped without
-  indentation) are not followed: after one, only a fence indented at most 3 is seen. An unclosed fence runs
-  to the end of the text.
+  least as many, and spaces (```` ``` js ```` inside a fence is a line of its content). At most 3 spaces of
+  indentation at top level. Inside a list item a fence may be indented up to the item's content offset + 3 (the
+  offset is where the item's text starts after its marker ``-``, ``*``, ``+``, ``1.`` or ``1)`` and 1–4 spaces);
+  the item is the nearest preceding marker line, since the last unindented line, whose content can hold the fence,
+  and no line after a blank line in between may be indented less than its offset (that would end the item). An
+  opener indented 4 or more elsewhere is the text of an indented code block, not a fence. A closing fence may be
+  indented up to 3 at top level, up to the item's content offset + 3 in a list item. Lazy continuation lines (an
+  item's paragraph wrapped without indentation) are not followed: after one, only a fence indented at most 3 is
+  seen. An unclosed fence runs to the end of the text.
 - *Table*: two or more consecutive lines starting with ``|``.
 - *Line ends*: LF, CRLF or a lone CR (old Mac files). A lone CR is read as a line feed, so a CR-only text has
   the structure of its LF copy at the same positions (a table header keeps the text's own line ends).
@@ -284,10 +284,10 @@ def _setext_headings(text: str, floor: int, in_fence,
 
 
 def _structure_lines(text: str):
-    """The fence lines ``(start, indentation, marker, end, bare)``, ATX heading lines ``(start, level, raw title, title
-    end)``, pipe table lines ``(start, end)`` and setext underlines ``(start, level, end)`` of ``text``, in one
-    scan of :data:`_STRUCTURE_LINE` over the text after a line feed (the regex engine jumps from line feed to line
-    feed instead of trying ``^`` at every position). Positions are the text's; a fence line's end is past its
+    """The fence lines ``(start, indentation, marker, end, bare)``, ATX heading lines ``(start, level, raw title,
+    title end)``, pipe table lines ``(start, end)`` and setext underlines ``(start, level, end)`` of ``text``, in
+    one scan of :data:`_STRUCTURE_LINE` over the text after a line feed (the regex engine jumps from line feed to
+    line feed instead of trying ``^`` at every position). Positions are the text's; a fence line's end is past its
     line break."""
     padded = _padded(text)
     fences, headings, pipes, underlines = [], [], [], []

@@ -104,11 +104,11 @@ def _inside_markup(splitter: RecursiveSplitter, position: int) -> bool:
 
 def whole_blocks(splitter: RecursiveSplitter, spans: list[Span], counts: list[int],
                  limit: int) -> tuple[list[Span], list[int]]:
-    """``spans`` (split for overlap, below ``limit``) with every code fence or table that fits ``limit`` whole, with
-    a token to spare, but was cut across spans made one span again (a block of exactly ``limit`` tokens stays cut:
-    counted across a junction, its text can be one token more), with the heading it opens the text of when both fit (else
-    that heading would end the chunk before it, alone): the text of its first and last spans outside it stays
-    a span of its own. Such a block then leaves less room for overlap (see :func:`with_overlap`)."""
+    """``spans`` (split for overlap, below ``limit``) with every code fence or table that fits ``limit`` whole,
+    with a token to spare, but was cut across spans made one span again (a block of exactly ``limit`` tokens stays
+    cut: counted across a junction, its text can be one token more), with the heading it opens the text of when
+    both fit (else that heading would end the chunk before it, alone): the text of its first and last spans
+    outside it stays a span of its own. Such a block then leaves less room for overlap (see :func:`with_overlap`)."""
     starts = [a for a, _ in spans]
     out_spans, out_counts = list(spans), list(counts)
     structure = splitter.structure
