@@ -101,6 +101,14 @@ def tokie_cl100k(texts_for_note: tuple[str, ...]):
     return tokenizer
 
 
+def encoding_run(texts, encoding, method: str):
+    """Every text encoded once by ``encoding()``'s ``method`` (no special-token search)."""
+    encode = getattr(encoding(), method)
+    if method == "encode_to_numpy":
+        encode = partial(encode, disallowed_special=())
+    return lambda: [encode(t) for t in texts]
+
+
 def ragloom_run(name: str, documents, *, bpe: str | None = None, **params):
     if bpe is None:
         fastokens_cl100k()
@@ -168,10 +176,8 @@ def contenders(texts, documents):
     (transformers, imported to convert tokie's tokenizer, brings ~70,000, and with them each full garbage collection
     during a timed pass cost ~40 ms instead of ~12)."""
     # The floor for any chunker that measures sizes in tokens: one tokenization of every document.
-    yield "tiktoken encode_ordinary (floor)", lambda: partial(
-        lambda encoding: [encoding.encode_ordinary(t) for t in texts], tiktoken_cl100k())
-    yield "fastokens encode_ordinary (floor)", lambda: partial(
-        lambda encoding: [encoding.encode_to_numpy(t, disallowed_special=()) for t in texts], fastokens_cl100k())
+    yield "tiktoken encode_ordinary (floor)", partial(encoding_run, texts, tiktoken_cl100k, "encode_ordinary")
+    yield "fastokens encode_ordinary (floor)", partial(encoding_run, texts, fastokens_cl100k, "encode_to_numpy")
     for name in ("token", "recursive", "sentence"):
         yield f"ragloom {name}", partial(ragloom_run, name, documents)
         yield f"ragloom {name} (tiktoken)", partial(ragloom_run, name, documents, bpe="tiktoken")
