@@ -20,9 +20,10 @@ def headings_attached(splitter: RecursiveSplitter, edges: np.ndarray, starts: np
                       limit: int) -> np.ndarray:
     """Block edges without the cut after a heading whose next block does not fit with it: that block is split
     further down, its first piece joined to the heading, instead of the heading being left a chunk of its
-    own. A next code fence or table that fits alone keeps the cut (it stays whole, the heading alone), and so
-    does a table whose head (header and delimiter rows) does not fit with the heading: joined, the header row
-    would end the heading's chunk without its delimiter row."""
+    own. A next code fence or table that fits alone keeps the cut (it stays whole, the heading alone; one that
+    fits only without its last line break, when what follows is sure to take the line break), and so does a
+    table whose head (header and delimiter rows) does not fit with the heading: joined, the header row would
+    end the heading's chunk without its delimiter row."""
     unit_starts, unit_ends = edges[:-1], edges[1:]
     heading_units = np.flatnonzero(in_sorted(unit_starts[:-1], splitter.heading_array))
     cut = unit_ends[heading_units]
@@ -30,6 +31,10 @@ def headings_attached(splitter: RecursiveSplitter, edges: np.ndarray, starts: np
     heading_units, cut = heading_units[inner], cut[inner]
     next_starts, next_ends = unit_starts[heading_units + 1], unit_ends[heading_units + 1]
     oversized_next = splitter.estimates(next_starts, next_ends) > limit
+    if oversized_next.any() and splitter.structure.blocks:
+        blocks = np.flatnonzero(oversized_next)
+        kept_whole = blocks_fitting(splitter, next_starts[blocks], next_ends[blocks], limit, ends) >= 0
+        oversized_next[blocks[kept_whole]] = False
     if oversized_next.any() and splitter.structure.table_headers:
         heads = table_head_ends(splitter, next_starts)
         has_head = heads > 0
@@ -50,43 +55,67 @@ def table_head_ends(splitter: RecursiveSplitter, positions: np.ndarray) -> np.nd
             heads[k] = splitter.line_starts[after] if after < len(splitter.line_starts) else len(splitter.text)
     return heads
 
-def without_blocks_that_fit(splitter: RecursiveSplitter, edges: np.ndarray, over: np.ndarray, limit: int,
-                             span_ends: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def without_blocks_that_fit(splitter: RecursiveSplitter, edges: np.ndarray, over: np.ndarray,
+                             limit: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The edges and ``over`` (indices of units over the limit) without the units that are a whole code fence
-    or table whose own text fits ``limit``. The estimate also counts a token straddling the block's end (its
-    last line feed tokenized with the blank line after it, or its closing backticks with the text before),
-    so a block that fits exactly would be split. A block that fits only without its last line break gets an
-    edge before it: the line break goes with the blank line and the text after the block, when there is text
-    to go with (:func:`_text_follows`; else the break would be a chunk of its own)."""
-    blocks = {(a, b) for a, b, _ in splitter.structure.blocks}
-    starts, ends = edges[:-1].tolist(), edges[1:].tolist()
-    whole = [i for i in over.tolist() if (starts[i], ends[i]) in blocks]
-    if not whole:
-        return edges, over
-    spans = [(starts[i], ends[i]) for i in whole]
-    fits = {i for i, count in zip(whole, splitter.index.counts(spans)) if count <= limit}
-    trimmed = [(i, starts[i], before_last_line_break(splitter, starts[i], ends[i])) for i in whole if i not in fits]
-    trimmed = [(i, a, cut) for i, a, cut in trimmed if cut < ends[i] and _text_follows(splitter, ends[i], span_ends)]
-    counts = splitter.index.counts([(a, cut) for _, a, cut in trimmed]) if trimmed else []
-    new_edges = [cut for (i, _, cut), count in zip(trimmed, counts) if count <= limit]
-    fits.update(i for (i, _, _), count in zip(trimmed, counts) if count <= limit)
-    still_over = over[~np.isin(over, list(fits))]
-    if not new_edges:
-        return edges, still_over
+    or table fitting ``limit`` by :func:`blocks_fitting`, and the edges added: one before the last line break of
+    each block that fits only without it (the caller drops such an edge when the line break is left a chunk of
+    its own, :meth:`RecursiveSplitter.split_edges`)."""
+    ends = edges[over + 1]
+    block_ends = blocks_fitting(splitter, edges[over], ends, limit)
+    trimmed = block_ends[(block_ends >= 0) & (block_ends < ends)]
+    if not (block_ends >= 0).any():
+        return edges, over, trimmed
+    still_over = over[block_ends < 0]
+    if not len(trimmed):
+        return edges, still_over, trimmed
     over_starts = edges[still_over]  # a unit keeps its start; later units shift by the edges added before
-    edges = merge_sorted(edges, np.asarray(new_edges, dtype=np.int64))
-    return edges, np.searchsorted(edges, over_starts)
+    edges = merge_sorted(edges, trimmed)
+    return edges, np.searchsorted(edges, over_starts), trimmed
 
-def _text_follows(splitter: RecursiveSplitter, position: int, span_ends: np.ndarray) -> bool:
-    """True when the first visible character after ``position`` starts plain text in the same span (not a
-    code fence or table: split to the limit, its first piece would leave no room), or a heading: the line
-    break opens the heading's chunk (:meth:`RecursiveSplitter._pack_edges`)."""
+def blocks_fitting(splitter: RecursiveSplitter, starts: np.ndarray, ends: np.ndarray, limit: int,
+                   span_ends: np.ndarray | None = None) -> np.ndarray:
+    """For each unit ``[starts[k], ends[k])`` over ``limit`` by estimate, where its chunk ends when it is a whole
+    code fence or table kept whole: ``ends[k]`` when its own text fits ``limit``; before its last line break
+    when it fits only without that line break; -1 for the other units. The estimate also counts a token
+    straddling the block's end (its last line feed tokenized with the blank line after it, or its closing
+    backticks with the text before), so a block that fits exactly would be split. With the ``span_ends`` (of the
+    spans being split), a block fitting only without its last line break counts only when what follows is sure
+    to take the line break (:func:`_break_has_company`), for a decision that is not undone when the break is
+    left alone."""
+    block_ends = np.full(len(starts), -1, dtype=np.int64)
+    spans = list(zip(starts.tolist(), ends.tolist()))
+    whole = [k for k, span in enumerate(spans) if span in splitter.block_spans]
+    if not whole:
+        return block_ends
+    counts = splitter.index.counts([spans[k] for k in whole])
+    for k, count in zip(whole, counts):
+        if count <= limit:
+            block_ends[k] = spans[k][1]
+    trimmed = [(k, before_last_line_break(splitter, *spans[k])) for k, count in zip(whole, counts) if count > limit]
+    trimmed = [(k, cut) for k, cut in trimmed if cut < spans[k][1] and (
+        span_ends is None or _break_has_company(splitter, cut, spans[k][1], span_ends, limit))]
+    if trimmed:
+        for (k, cut), count in zip(trimmed, splitter.index.counts([(spans[k][0], cut) for k, cut in trimmed])):
+            if count <= limit:
+                block_ends[k] = cut
+    return block_ends
+
+def _break_has_company(splitter: RecursiveSplitter, cut: int, position: int, span_ends: np.ndarray,
+                       limit: int) -> bool:
+    """True when the line break ``[cut, position)`` ending a block will open the chunk of what follows it: the
+    first visible character after ``position`` starts plain text in the same span, or a code fence or table
+    that fits ``limit`` with the break (one split to the limit would leave it no room), or a heading whose
+    section fits ``limit`` with the break (the line break opens the heading's chunk,
+    :meth:`RecursiveSplitter._pack_edges`; a section split to the limit would leave it no room, and without
+    ``join_split_pieces`` no chunk crosses into the next section)."""
     end = int(span_ends[np.searchsorted(span_ends, position)])
     visible = _NON_SPACE.search(splitter.text, position, end)
     if visible is None:  # a heading at the span's end (a section's end)?
-        return end < len(splitter.text) and splitter.sections.opens_section(position)
-    start = visible.start()
-    return splitter.structure.block_at(start) is None
+        return end < len(splitter.text) and splitter.join_split_pieces and splitter.sections.opens_section(position) \
+            and splitter.estimate(cut, splitter.sections.section_end(position)) <= limit
+    block = splitter.structure.block_at(visible.start())
+    return block is None or splitter.estimate(cut, block[1]) <= limit
 
 def before_last_line_break(splitter: RecursiveSplitter, start: int, end: int) -> int:
     """Where the block ``[start, end)``'s final line break (LF, CRLF or a lone CR) begins, or ``end`` if it has

@@ -53,6 +53,15 @@ class Sections:
         j = bisect.bisect_left(self.structure.heading_starts, position)
         return j < len(self.structure.heading_starts) and self.lead_starts[j] <= position
 
+    def section_end(self, position: int) -> int:
+        """Where the section of the heading starting at or after ``position`` ends: at the next heading, or at the
+        end of the heading's document."""
+        headings = self.structure.heading_starts
+        j = bisect.bisect_left(headings, position)
+        following = self.document_starts[self.document_starts > headings[j]]
+        end = int(following[0]) if len(following) else len(self.text)
+        return min(headings[j + 1], end) if j + 1 < len(headings) else end
+
     def bare(self, i: int) -> bool:
         """True when heading ``i`` is followed only by blank lines up to the next heading."""
         return self.structure.heading_text_starts[i] >= self.structure.heading_starts[i + 1]

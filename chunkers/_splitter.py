@@ -88,6 +88,11 @@ class RecursiveSplitter:
         return np.asarray([end for _, end, _ in self.structure.blocks], dtype=np.int64)
 
     @cached_property
+    def block_spans(self) -> set[tuple[int, int]]:
+        """The ``(start, end)`` of each code fence and table."""
+        return {(start, end) for start, end, _ in self.structure.blocks}
+
+    @cached_property
     def bounds(self) -> list[int]:
         """Token boundaries as a list, for scalar :meth:`estimate` calls (bisect beats numpy on scalars)."""
         return self.bounds_array.tolist()
@@ -221,6 +226,7 @@ class RecursiveSplitter:
         unit standing for the pieces packed below it (which may share chunks with the units around it, unless
         ``join_split_pieces`` is off: :meth:`_kept`)."""
         oversized = self.estimates(starts, ends) > limit
+        breaks = np.empty(0, dtype=np.int64)  # edges before a block's last line break (without_blocks_that_fit)
         if level == HEADINGS and not self.pack_sections and len(self.heading_array):
             # every heading starts a chunk: a span holding one is cut at its headings even when it fits whole
             oversized |= np.searchsorted(self.heading_array, ends, "left") > \
@@ -238,7 +244,7 @@ class RecursiveSplitter:
             over = over[inside(unit_starts[over], span_starts, span_ends)]
             over = over[self.estimates(unit_starts[over], unit_ends[over]) > limit]
             if level == BLOCKS and len(over) and self.structure.blocks:
-                edges, over = without_blocks_that_fit(self, edges, over, limit, span_ends)
+                edges, over, breaks = without_blocks_that_fit(self, edges, over, limit)
                 unit_starts, unit_ends = edges[:-1], edges[1:]
             if len(over):
                 edges, over = self._leading_whitespace_joined(edges, over, span_starts)
@@ -251,7 +257,21 @@ class RecursiveSplitter:
         for span_starts, span_ends, edges, kept_here in reversed(levels):
             kept = kept_here if kept is None else merge_sorted(kept, kept_here)
             packed = self._pack_edges(merge_sorted(edges, packed), span_starts, span_ends, limit, kept)
-        return merge_sorted(packed, np.concatenate((starts, ends)))
+        packed = merge_sorted(packed, np.concatenate((starts, ends)))
+        return self._without_lone_breaks(packed, breaks) if len(breaks) else packed
+
+    def _without_lone_breaks(self, edges: np.ndarray, breaks: np.ndarray) -> np.ndarray:
+        """The chunk edges with each of ``breaks`` (an edge before a code fence's or table's last line break) that
+        starts a chunk of whitespace alone moved back to the start of the block's last line: nothing after the
+        line break had room for it, and the block with it would be over the limit."""
+        at = np.searchsorted(edges, breaks)
+        at = at[(at < len(edges) - 1) & (edges[np.minimum(at, len(edges) - 1)] == breaks)]
+        lone = [k for k in at.tolist() if _NON_SPACE.search(self.text, int(edges[k]), int(edges[k + 1])) is None]
+        if not lone:
+            return edges
+        edges = edges.copy()
+        edges[lone] = self.line_starts[np.searchsorted(self.line_starts, edges[lone], "right") - 1]
+        return np.unique(edges)  # a one-line block (its last line's start is its own): no edge inside it
 
     def _leading_whitespace_joined(self, edges: np.ndarray, over: np.ndarray,
                                    span_starts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
