@@ -11,6 +11,7 @@ import bisect
 
 import numpy as np
 
+from chunkers._block_rules import before_last_line_break
 from chunkers._sentences import sentence_cuts
 from chunkers._spans import Span
 from chunkers._splitter import RecursiveSplitter
@@ -105,10 +106,11 @@ def _inside_markup(splitter: RecursiveSplitter, position: int) -> bool:
 def whole_blocks(splitter: RecursiveSplitter, spans: list[Span], counts: list[int],
                  limit: int) -> tuple[list[Span], list[int]]:
     """``spans`` (split for overlap, below ``limit``) with every code fence or table that fits ``limit`` whole,
-    with a token to spare, but was cut across spans made one span again (a block of exactly ``limit`` tokens stays
-    cut: counted across a junction, its text can be one token more), with the heading it opens the text of when
-    both fit (else that heading would end the chunk before it, alone): the text of its first and last spans
-    outside it stays a span of its own. Such a block then leaves less room for overlap (see :func:`with_overlap`)."""
+    with a token to spare (without its last line break, if that line break can open the next span), but was cut
+    across spans made one span again (a block of exactly ``limit`` tokens stays cut: counted across a junction,
+    its text can be one token more), with the heading it opens the text of when both fit (else that heading
+    would end the chunk before it, alone): the text of its first and last spans outside it stays a span of its
+    own. Such a block then leaves less room for overlap (see :func:`with_overlap`)."""
     starts = [a for a, _ in spans]
     out_spans, out_counts = list(spans), list(counts)
     structure = splitter.structure
@@ -126,19 +128,24 @@ def whole_blocks(splitter: RecursiveSplitter, spans: list[Span], counts: list[in
         if any(out_spans[k][1] != out_spans[k + 1][0] for k in range(first, last)):
             continue  # a gap between the spans (the edge of a joined document)
         # (one token of room: a junction can count one more; a block joined to its heading was counted with it)
+        end = b  # or before the block's last line break, when only that leaves the token of room
         if a == block_start and splitter.index.counts([(a, b)])[0] >= limit:
-            continue
+            end = before_last_line_break(splitter, a, b)
+            if end == b or splitter.index.counts([(a, end)])[0] >= limit:
+                continue
         rest = out_spans[last][1]
-        if b < rest and splitter.text[b:rest].isspace() and last + 1 < len(out_spans) \
-                and out_spans[last + 1][0] == rest:
+        if end < rest and splitter.text[end:rest].isspace():
             # whitespace after the block (its last line break, blank lines) opens the next span if it fits there;
             # alone it would be a chunk that adds nothing to the one before
-            joined = (b, out_spans[last + 1][1])
-            count = splitter.index.counts([joined])[0]
+            joined = (end, out_spans[last + 1][1]) if last + 1 < len(out_spans) and out_spans[last + 1][0] == rest \
+                else None
+            count = splitter.index.counts([joined])[0] if joined else limit + 1
             if count <= limit:
-                out_spans[last + 1], out_counts[last + 1], starts[last + 1] = joined, count, b
-                rest = b
-        pieces = [span for span in ((out_spans[first][0], a), (a, b), (b, rest)) if span[0] < span[1]]
+                out_spans[last + 1], out_counts[last + 1], starts[last + 1] = joined, count, end
+                rest = end
+            elif end < b:
+                continue  # the line break left out would be alone: the block stays cut
+        pieces = [span for span in ((out_spans[first][0], a), (a, end), (end, rest)) if span[0] < span[1]]
         out_spans[first:last + 1] = pieces
         out_counts[first:last + 1] = splitter.index.counts(pieces)
         starts[first:last + 1] = [p[0] for p in pieces]

@@ -382,6 +382,19 @@ def test_a_fence_that_fits_the_chunk_size_stays_whole_with_overlap(overlap):
     assert chunks[0].start == 0 and chunks[-1].end == len(text)
 
 
+@pytest.mark.parametrize("overlap", [10, 40])
+def test_with_overlap_a_fence_with_room_only_without_its_last_line_break_stays_whole(overlap):
+    # QA: with overlap a fence needs a token of room, counted with its last line break: one of exactly
+    # chunk_size - 1 tokens without it was cut (19 of the 35 fences cut in the markdown checker's 228 files)
+    fence = "```python\n" + "".join(f"x{i} = {i}\n" for i in range(12)) + "```\n"  # 77 tokens, 76 without "\n"
+    text = "Intro paragraph.\n\n" + fence + "\nOutro paragraph, a few more words here.\n"
+    chunks = recursive(77, overlap=overlap).chunk_text(text)
+    a = text.index(fence)
+    assert any(c.start <= a and c.end >= a + len(fence) - 1 for c in chunks)
+    assert all(c.token_count <= 77 and text[c.start:c.end] == c.text for c in chunks)
+    assert not any(c.text.isspace() for c in chunks)
+
+
 @pytest.mark.parametrize("pack_sections", [True, False])
 def test_a_fence_that_fits_only_without_its_last_line_break_stays_whole_before_a_heading(pack_sections):
     # QA: with a heading after it, such a fence was cut before its closing line ("```\n" opened the heading's
