@@ -63,10 +63,11 @@ _AROUND_SCOPE_OPERATOR = re.compile(r" ?:: ?")
 
 
 def normalise_language(language: str | None) -> str | None:
-    """``language`` stripped, lower-cased and with an alias resolved (``" Py"`` is ``"python"``)."""
+    """``language`` stripped, lower-cased, without a leading dot and with an alias resolved (``" Py"`` and ``".py"``
+    are ``"python"``)."""
     if language is None:
         return None
-    key = language.strip().lower()
+    key = language.strip().lower().removeprefix(".")
     return ALIASES.get(key, key)
 
 

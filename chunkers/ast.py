@@ -4,7 +4,7 @@ Generation with Structural Chunking via Abstract Syntax Tree").
 YAML::
 
     index:
-      chunker: {op: ast, max_chars: 1200, chunk_size: 512}          # language from metadata["language"]
+      chunker: {op: ast, max_chars: 1200, chunk_size: 512}   # language from metadata["language"] or a suffix
       # or one language for every document:
       # chunker: {op: ast, language: typescript, max_chars: 800}
 
@@ -50,6 +50,7 @@ from __future__ import annotations
 
 import bisect
 import re
+from pathlib import PurePath
 
 import numpy as np
 from pydantic import Field, model_validator
@@ -62,6 +63,7 @@ from chunkers._syntax import (GRAMMARS, RETRY_LANGUAGE, error_fraction, find_def
                               leads, normalise_language, scope_name, starts_definition)
 from chunkers._token_index import TokenIndex, codepoints, is_space, utf8_char_index
 from chunkers.base import Chunker, TokenizerName, tokenizer_field
+from rag.documents import LANGUAGE_OF_SUFFIX
 from rag.errors import ConfigError, InputError
 from rag.registry import OperatorParams, operator
 from rag.types import Chunk, Document
@@ -280,12 +282,21 @@ class ASTChunker(Chunker):
         self.language_ = normalise_language(self.params.language)
 
     def language_of(self, document: Document) -> str | None:
+        """The ``language`` parameter, else the document's ``metadata["language"]``, else the language of the
+        file suffix of its ``metadata["path"]`` or of its id (``pkg/mod.py``), as :func:`rag.documents.read_documents`
+        sets it."""
         if self.language_:
             return self.language_
         language = document.metadata.get("language")
         if language is not None and not isinstance(language, str):
             raise InputError(f"document {document.id!r}: metadata 'language' must be a language name such as "
                              f"'python', got {type(language).__name__} {language!r}")
+        if language is None:
+            path = document.metadata.get("path")
+            for name in (path if isinstance(path, str) else "", document.id):
+                language = LANGUAGE_OF_SUFFIX.get(PurePath(name).suffix.lower())
+                if language:
+                    break
         return normalise_language(language)
 
     def chunk(self, document: Document) -> list[Chunk]:

@@ -182,6 +182,19 @@ def test_language_comes_from_document_metadata_and_aliases():
     assert get_chunker("ast", language="py").chunk_text("x = 1\n")[0].metadata["language"] == "python"
 
 
+def test_without_a_language_it_comes_from_the_suffix_of_the_documents_path_or_id():
+    # QA: a document from the Python API or a .jsonl file, its id or path naming a .py file, fell back to text
+    # chunking ("no language") silently; only folders read by read_documents had the language set
+    text, _, _ = SAMPLES["rust"]
+    chunker = get_chunker("ast", max_chars=30)
+    for document in (Document("src/lib.rs", text), Document("d1", text, {"path": "src/lib.RS"}),
+                     Document("d2", text, {"language": ".rs"})):
+        chunks = chunker.chunk(document)
+        assert all(c.metadata["language"] == "rust" and "fallback" not in c.metadata for c in chunks), document
+    assert chunker.chunk(Document("lib.rs", text, {"language": "python"}))[0].metadata["language"] == "python"
+    assert chunker.chunk(Document("notes", text))[0].metadata["fallback"] == "recursive (no language)"
+
+
 def test_unknown_language_and_unparsable_input_fall_back_to_recursive_text_chunking():
     prose = "Just some prose. " * 50
     for chunks in (get_chunker("ast", chunk_size=20).chunk_text(prose),
