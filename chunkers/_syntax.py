@@ -54,7 +54,8 @@ _NAME_TYPES = frozenset({"identifier", "field_identifier", "type_identifier", "p
 _WRAPPER_TYPES = frozenset({"decorated_definition", "export_statement", "template_declaration",
                             "lexical_declaration", "variable_declaration"})
 #: Comments, decorators and Rust's attributes (``#[derive(...)]``): they describe what follows them.
-_LEADING_TYPES = frozenset({"comment", "line_comment", "block_comment", "attribute_item", "decorator"})
+_COMMENT_TYPES = frozenset({"comment", "line_comment", "block_comment"})
+_LEADING_TYPES = _COMMENT_TYPES | {"attribute_item", "decorator"}
 #: Scope types that also occur as a mere reference to a type (``struct point *p``): a definition needs a body.
 _DEFINED_WITH_BODY = frozenset({"struct_specifier", "class_specifier", "union_specifier", "enum_specifier"})
 
@@ -140,6 +141,12 @@ def scope_name(node, source: bytes) -> str | None:
 def leads(node) -> bool:
     """Whether ``node`` is a comment, a decorator or a Rust attribute: it goes with the code that follows it."""
     return node.type in _LEADING_TYPES
+
+
+def trails(node, previous, source: bytes) -> bool:
+    """Whether ``node`` is a comment on the line where its sibling ``previous`` ends (``x = f(y)  # why``,
+    ``} // end namespace``): it goes with that code, not with the code after it."""
+    return node.type in _COMMENT_TYPES and b"\n" not in source[previous.end_byte:node.start_byte]
 
 
 def starts_definition(node, source: bytes) -> bool:

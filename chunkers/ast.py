@@ -19,9 +19,10 @@ chunk. A split definition's header (keywords, name, parameters, decorators) and 
 just before it open its first chunk, packed with its first statements (a body that fits alone is split too, at its
 statements, rather than leave the header a chunk of its own; a body of one compound statement, a ``try:`` block
 too big to follow the header, still leaves it alone); comments that would end a chunk open the next one, with the
-code they describe, when that fits. Decorators, comments and attributes alone do not split a definition that fits
-a chunk: it stays whole and they are a chunk before it (a decorator is never cut to fill the chunk before it). A
-leaf over the budget (a huge string literal) is split at lines, then whitespace, then characters.
+code they describe, when that fits (a comment ending a line of code is part of that line). Decorators, comments
+and attributes alone do not split a definition that fits a chunk: it stays whole and they are a chunk before it (a
+decorator is never cut to fill the chunk before it). A leaf over the budget (a huge string literal) is split at
+lines, then whitespace, then characters.
 
 Unlike the reference cAST code (which drops oversized leaves and rebuilds text approximately) this is
 lossless: every node's span is extended to the start of its next sibling, so the chunks tile the file
@@ -60,7 +61,7 @@ from chunkers._spans import Span, build_chunks, fit_spans
 from chunkers._splitter import RecursiveSplitter
 from chunkers._parse import parse_in_time, source_to_parse
 from chunkers._syntax import (GRAMMARS, RETRY_LANGUAGE, error_fraction, find_definitions, get_grammar, is_scope,
-                              leads, normalise_language, scope_name, starts_definition)
+                              leads, normalise_language, scope_name, starts_definition, trails)
 from chunkers._token_index import TokenIndex, codepoints, is_space, utf8_char_index
 from chunkers.base import Chunker, TokenizerName, tokenizer_field
 from rag.documents import LANGUAGE_OF_SUFFIX
@@ -107,6 +108,8 @@ class SyntaxSplitter:
         name = scope_name(node, self.source) if is_scope(node) else None
         inner_scope = scope + (name,) if name else scope
         children = [c for c in node.children if c.end_byte > c.start_byte]
+        # a comment ending a line of code is part of that code's piece
+        children[1:] = [c for previous, c in zip(children, children[1:]) if not trails(c, previous, self.source)]
         by_start = {self.char(c.start_byte): c for c in children}
         cuts = sorted(c for c in by_start if start < c < end)
         if not cuts:

@@ -405,6 +405,21 @@ def test_a_split_definition_starts_its_chunk_with_its_header_and_the_comments_be
     assert all(c.metadata["scope_path"] == ["big"] for c in chunks[chunks.index(opening):])
 
 
+@pytest.mark.parametrize("language, text", [
+    ("python", "def f():\n" + "".join(f"    v{i} = compute{i}(alpha, beta)  # type: ignore[{i}]\n" for i in range(6))),
+    ("c", "int f(void) {\n" + "".join(f"  int v{i} = compute{i}(alpha, beta); /* step {i} */\n" for i in range(6))
+          + "}\n"),
+    ("cpp", "namespace a {\nint f() {\n" + "".join(f"  g{i}(alpha);\n" for i in range(9)) + "}\n} // namespace a\n"),
+])
+def test_a_comment_ending_a_line_of_code_stays_with_that_line(language, text):
+    # QA: it was a piece of its own, so a chunk could end before it and the next open with it (C headers at
+    # 200 non-whitespace characters: 262 of 6,462 chunks)
+    chunks = get_chunker("ast", language=language, max_chars=60).chunk_text(text)
+    check(text, chunks, 60, 512)
+    assert len(chunks) > 2
+    assert not any(c.text.lstrip().startswith(("#", "/*", "//")) for c in chunks[1:])
+
+
 @pytest.mark.parametrize("language, text, comment", [
     ("go", "package m\n\nfunc a() int {\n\tx := 1\n\treturn x + 1\n}\n\n// Add adds two numbers.\n"
            "func Add(a, b int) int {\n\treturn a + b\n}\n", "// Add adds two numbers.\n"),
