@@ -132,10 +132,21 @@ def scope_name(node, source: bytes) -> str | None:
     end = target.end_byte
     cast = target if target.type == "operator_cast" else next(
         (c for c in target.children if c.type == "operator_cast"), None)  # ``Foo::operator int``
-    if cast is not None:  # a conversion operator is named without its parameters: ``operator int``
-        end = next((c.start_byte for c in cast.children if c.type == "abstract_function_declarator"), end)
+    if cast is not None:  # a conversion operator is named without its parameters: ``operator int``, ``operator T*``
+        end = _parameters_start(cast, end)
     name = source[target.start_byte:end].decode("utf-8", "replace")
     return _AROUND_SCOPE_OPERATOR.sub("::", _WHITESPACE.sub(" ", name).strip())
+
+
+def _parameters_start(cast, default: int) -> int:
+    """Where a conversion operator's parameters start (in its ``abstract_function_declarator``, which a pointer or
+    reference declarator may hold: ``operator char *() const``), or ``default``."""
+    declarator = cast
+    while declarator is not None:
+        if declarator.type == "abstract_function_declarator":
+            return declarator.start_byte
+        declarator = next((c for c in declarator.named_children if c.type.startswith("abstract_")), None)
+    return default
 
 
 def leads(node) -> bool:

@@ -8,34 +8,34 @@ YAML::
       # or one language for every document:
       # chunker: {op: ast, language: typescript, max_chars: 800}
 
-The file is parsed with tree-sitter (the per-language grammar wheels: python, javascript, typescript, tsx,
-java, go, rust, c, cpp; compiled grammars, nothing downloaded). Size is measured in non-whitespace
-characters (cAST's measure, ``max_chars``) and, as a hard ceiling, in tokens (``chunk_size``). A node that
-fits is one unit; a node over the budget is split recursively into its children; adjacent sibling units are
-merged greedily while the merged span fits. Beyond cAST, siblings that define nothing (a closing quote or
-brace, statements) join the last piece of a split node before them while it fits, instead of starting a new
-chunk, so splitting leaves no fragments like a lone closing triple quote; a definition still starts its own
-chunk. A split definition's header (keywords, name, parameters, decorators) and the comments or Rust attributes
-just before it open its first chunk, packed with its first statements (a body that fits alone is split too, at its
-statements, rather than leave the header a chunk of its own; a body of one compound statement, a ``try:`` block
-too big to follow the header, still leaves it alone); comments that would end a chunk open the next one, with the
-code they describe, when that fits (a comment ending a line of code is part of that line). Decorators, comments
-and attributes alone do not split a definition that fits a chunk: it stays whole and they are a chunk before it (a
-decorator is never cut to fill the chunk before it). A leaf over the budget (a huge string literal) is split at
-lines, then whitespace, then characters.
+The file is parsed with tree-sitter (the per-language grammar wheels: python, javascript, typescript, tsx, java, go,
+rust, c, cpp; compiled grammars, nothing downloaded). Size is measured in non-whitespace characters (cAST's measure,
+``max_chars``) and, as a hard ceiling, in tokens (``chunk_size``). A node that fits is one unit; a node over the
+budget is split recursively into its children; adjacent sibling units are merged greedily while the merged span fits.
+Beyond cAST, siblings that define nothing (a closing quote or brace, statements) join the last piece of a split node
+before them while it fits, instead of starting a new chunk, so splitting leaves no fragments like a lone closing
+triple quote; a definition still starts its own chunk. A split definition's header (keywords, name, parameters,
+decorators) and the comments or Rust attributes just before it open its first chunk, packed with its first statements
+(a body that fits alone is split too, at its statements, rather than leave the header a chunk of its own; a body of
+one compound statement, a ``try:`` block too big to follow the header, still leaves it alone); comments that would end
+a chunk open the next one, with the code they describe, when that fits (a comment ending a line of code is part of
+that line). Decorators, comments and attributes alone do not split a definition that fits a chunk: it stays whole and
+they are a chunk before it (a decorator is never cut to fill the chunk before it). An opening brace goes with the code
+after it, so a ``namespace a {`` or ``class A {`` opens the first chunk of the definition it holds. A leaf over the
+budget (a huge string literal) is split at lines, then whitespace, then characters.
 
-Unlike the reference cAST code (which drops oversized leaves and rebuilds text approximately) this is
-lossless: every node's span is extended to the start of its next sibling, so the chunks tile the file
-exactly (``"".join(c.text for c in chunks) == text``). Tree-sitter's byte offsets are converted to
-character offsets exactly. Chunk metadata: ``language``, ``scope_path`` (names of the definitions that
-enclose the chunk, outermost first; the first chunk of a split definition, which opens with its header and the
-comments before it, is in that definition's scope) and ``definitions``: the names of all definitions whose node starts in the
-chunk, nested ones included (a class and its methods), in document order, so every named definition of the
-file is listed by exactly one chunk. A definition (:mod:`chunkers._syntax`) is a named node of
-:data:`~chunkers._syntax.SCOPE_TYPES`, wherever it sits (inside a Go ``type`` declaration, a Rust ``mod``, a C++
-namespace), or a JavaScript / TypeScript variable bound to a function (``const handler = (req, res) => ...``); a
-C/C++ struct, class, union or enum specifier only with a body (``struct point *p`` names a type, it does not
-define one). Names have their whitespace collapsed.
+Unlike the reference cAST code (which drops oversized leaves and rebuilds text approximately) this is lossless: every
+node's span is extended to the start of its next sibling, so the chunks tile the file exactly (``"".join(c.text for c
+in chunks) == text``). Tree-sitter's byte offsets are converted to character offsets exactly. Chunk metadata:
+``language``, ``scope_path`` (names of the definitions enclosing the code the chunk starts with, outermost first: a
+chunk that runs on past the end of a definition, into its closing brace and the statements after it, keeps the scope
+it starts in; the first chunk of a split definition, which opens with its header and the comments before it, is in
+that definition's scope) and ``definitions``: the names of all definitions whose node starts in the chunk, nested ones
+included (a class and its methods), in document order, so every named definition of the file is listed by exactly one
+chunk. A definition (:mod:`chunkers._syntax`) is a named node of :data:`~chunkers._syntax.SCOPE_TYPES`, wherever it
+sits (inside a Go ``type`` declaration, a Rust ``mod``, a C++ namespace), or a JavaScript / TypeScript variable bound
+to a function (``const handler = (req, res) => ...``); a C/C++ struct, class, union or enum specifier only with a body
+(``struct point *p`` names a type, it does not define one). Names have their whitespace collapsed.
 
 A C file with parse errors is parsed as C++ too, and the parse with fewer bytes in errors is kept (headers named
 ``.h`` are often C++). Unknown languages, missing grammars, input that does not parse (errors over half the
@@ -152,8 +152,8 @@ class SyntaxSplitter:
         def describes(child) -> bool:  # a comment, decorator or attribute: it goes with the code after it
             return child is not None and leads(child)
 
-        def goes_with_next(child) -> bool:  # a comment, decorator or attribute, or this node's header text
-            return child is None or leads(child)
+        def goes_with_next(child) -> bool:  # a comment, decorator or attribute, this node's header text or "{"
+            return child is None or leads(child) or child.type == "{"
 
         def defines_nothing(child) -> bool:  # keywords, a name, parameters, a statement, a comment
             return child is None or leads(child) or not starts_definition(child, self.source)
@@ -174,8 +174,8 @@ class SyntaxSplitter:
                 if (tail_open and defines_nothing(child) and not describes(child)
                         and self.fits(out[-1][0][0], b)):
                     # a piece that defines nothing (a closing quote or brace, a statement) joins the tail of the
-                    # split child before it instead of standing alone; the chunk now spans both: parent's scope
-                    out[-1] = ((out[-1][0][0], b), inner_scope)
+                    # split child before it instead of standing alone; the chunk keeps the scope it starts in
+                    out[-1] = ((out[-1][0][0], b), out[-1][1])
                     continue
                 tail_open = False
                 if group and not self.fits(group[0][0], b):

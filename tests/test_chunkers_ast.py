@@ -112,6 +112,40 @@ DEFINITIONS = {
 }
 
 
+STEPS = "".join(f"    int v{i} = compute{i}(alpha, beta);\n" for i in range(8))
+
+
+@pytest.mark.parametrize("language, text, opening", [
+    ("javascript", "class A {\n  run(x) {\n" + STEPS.replace("int", "const") + "  }\n}\n", "class A {\n  run(x) {\n"),
+    ("java", "public class A {\n  void run(int x) {\n" + STEPS + "  }\n}\n", "public class A {\n  void run("),
+    ("cpp", "namespace a {\nnamespace b {\nint run() {\n" + STEPS + "}\n}\n}\n", "namespace a {\nnamespace b {\nint"),
+])
+def test_an_opening_brace_goes_with_the_code_after_it(language, text, opening):
+    # QA: "class A {" or "namespace a {" was a chunk of its own when the definition after it was split: the
+    # brace stopped the header from opening that definition's first chunk (C / C++ headers: 36 namespace headers
+    # alone in 80 files at 200 non-whitespace characters)
+    chunks = get_chunker("ast", language=language, max_chars=120).chunk_text(text)
+    check(text, chunks, 120, 512)
+    assert chunks[0].text.startswith(opening) and "v0" in chunks[0].text
+
+
+@pytest.mark.parametrize("language, text, scope", [
+    ("python", "class Doctor:\n" + "".join(f"    def check{i}(self):\n        if self.x{i}:\n            raise "
+               f"ValueError('check {i} failed')\n        return True\n\n" for i in range(3)) + "\n__all__ = ['Doctor']\n",
+     ["Doctor"]),
+    ("cpp", "namespace app {\nint f() {\n" + "".join(f"  int v{i} = compute{i}(alpha, beta);\n" for i in range(9))
+            + "  return 0;\n}\n} // namespace app\n\nint g;\n", ["app", "f"]),
+])
+def test_a_chunk_running_on_past_the_end_of_a_definition_keeps_the_scope_it_starts_in(language, text, scope):
+    # QA: the statement or closing brace after a split definition joins its last chunk, which was then given the
+    # enclosing scope, often [] (a class's last methods lost their class: Python 44 of 7,019 chunks at 200)
+    chunks = get_chunker("ast", language=language, max_chars=120).chunk_text(text)
+    check(text, chunks, 120, 512)
+    last = chunks[-1]
+    assert last.text.rstrip().endswith(("['Doctor']", "int g;")) and len(last.text) > 40
+    assert last.metadata["scope_path"] == scope
+
+
 @pytest.mark.parametrize("language", sorted(DEFINITIONS))
 def test_definitions_list_every_definition_once_nested_ones_included(language):
     text, expected = DEFINITIONS[language]
@@ -496,10 +530,12 @@ def test_file_suffixes_are_language_aliases():
 
 def test_cpp_conversion_operators_are_named_without_their_parameters():
     # QA: in a class not a definition at all; out of it named 'Foo::operator int() const'
-    text = ("class Foo {\n  operator bool() const { return true; }\n};\n"
-            "Foo::operator int() const { return 1; }\n")
+    # (and a pointer or reference type kept its parameters: 'operator int*()')
+    text = ("class Foo {\n  operator bool() const { return true; }\n  operator const char *() const { return s; }\n"
+            "  operator T&() { return t; }\n};\nFoo::operator int() const { return 1; }\n")
     (chunk,) = get_chunker("ast", language="cpp").chunk_text(text)
-    assert chunk.metadata["definitions"] == ["Foo", "operator bool", "Foo::operator int"]
+    assert chunk.metadata["definitions"] == ["Foo", "operator bool", "operator const char *", "operator T&",
+                                             "Foo::operator int"]
 
 
 def test_a_nul_in_a_string_does_not_spoil_the_parse():
