@@ -45,7 +45,7 @@ SCOPE_TYPES = frozenset({
 })
 #: JavaScript / TypeScript functions bound to a name (``const handler = (req, res) => {...}``): a
 #: ``variable_declarator`` whose value is one of these is a definition too (:func:`is_scope`).
-_FUNCTION_VALUES = ("arrow_function", "function_expression", "function", "generator_function")
+FUNCTION_VALUES = ("arrow_function", "function_expression", "function", "generator_function")
 _NAME_TYPES = frozenset({"identifier", "field_identifier", "type_identifier", "property_identifier",
                          "qualified_identifier", "scoped_identifier", "destructor_name", "operator_name",
                          "operator_cast", "namespace_identifier", "private_property_identifier"})
@@ -106,10 +106,10 @@ def error_fraction(root) -> float:
 
 def is_scope(node) -> bool:
     """Whether ``node`` is a definition that opens a named scope: a :data:`SCOPE_TYPES` node, or a JavaScript /
-    TypeScript variable bound to a function (:data:`_FUNCTION_VALUES`)."""
+    TypeScript variable bound to a function (:data:`FUNCTION_VALUES`)."""
     if node.type == "variable_declarator":
         value = node.child_by_field_name("value")
-        return value is not None and value.type in _FUNCTION_VALUES
+        return value is not None and value.type in FUNCTION_VALUES
     return node.type in SCOPE_TYPES
 
 
@@ -183,7 +183,7 @@ def definition_query(language: str):
     known = [kind for kind in sorted(SCOPE_TYPES) if grammar.id_for_node_kind(kind, True) is not None]
     patterns = [f"({kind} body: (_)) @definition" if kind in _DEFINED_WITH_BODY else f"({kind}) @definition"
                 for kind in known]
-    functions = [kind for kind in _FUNCTION_VALUES if grammar.id_for_node_kind(kind, True) is not None]
+    functions = [kind for kind in FUNCTION_VALUES if grammar.id_for_node_kind(kind, True) is not None]
     if functions and grammar.id_for_node_kind("variable_declarator", True) is not None:
         values = " ".join(f"({kind})" for kind in functions)
         patterns.append(f"(variable_declarator value: [{values}]) @definition")

@@ -60,8 +60,8 @@ from chunkers._markdown import is_markdown_language
 from chunkers._spans import Span, build_chunks, fit_spans
 from chunkers._splitter import RecursiveSplitter
 from chunkers._parse import parse_in_time, source_to_parse
-from chunkers._syntax import (GRAMMARS, RETRY_LANGUAGE, error_fraction, find_definitions, get_grammar, is_scope,
-                              leads, normalise_language, scope_name, starts_definition, trails)
+from chunkers._syntax import (FUNCTION_VALUES, GRAMMARS, RETRY_LANGUAGE, error_fraction, find_definitions,
+                              get_grammar, is_scope, leads, normalise_language, scope_name, starts_definition, trails)
 from chunkers._token_index import TokenIndex, codepoints, is_space, utf8_char_index
 from chunkers.base import Chunker, TokenizerName, tokenizer_field
 from rag.documents import LANGUAGE_OF_SUFFIX
@@ -158,7 +158,8 @@ class SyntaxSplitter:
         def defines_nothing(child) -> bool:  # keywords, a name, parameters, a statement, a comment
             return child is None or leads(child) or not starts_definition(child, self.source)
 
-        header = starts_definition(node, self.source)  # a definition (or one wrapped): its header comes first
+        # a definition (or one wrapped), or a function bound to a name: its header comes first
+        header = starts_definition(node, self.source) or node.type in FUNCTION_VALUES
         tail_open = False  # out[-1] is the last piece of a child that was split, and may take what follows
         for a, b in zip(edges[:-1], edges[1:]):
             child = by_start.get(a)  # the child starting this piece; None for a gap before the first child

@@ -115,6 +115,18 @@ DEFINITIONS = {
 STEPS = "".join(f"    int v{i} = compute{i}(alpha, beta);\n" for i in range(8))
 
 
+@pytest.mark.parametrize("binding", ["const toId = (node) => {", "const toId = function (node) {",
+                                     "let toId = async (node) => {"])
+def test_a_function_bound_to_a_name_opens_its_first_chunk_with_its_header(binding):
+    # QA: a body that fits alone but not with the header left "const toId = (node) => " a chunk of its own (as a
+    # function declaration's header is not; npm's sources: 7 at 200 non-whitespace characters)
+    text = binding + "\n  let name = node.packageName\n  name = name.replace(/^@/, '')\n  return name\n}\n"
+    chunks = get_chunker("ast", language="javascript", max_chars=75).chunk_text(text)
+    check(text, chunks, 75, 512)
+    assert len(chunks) == 2 and "let name" in chunks[0].text
+    assert all(c.metadata["scope_path"] == ["toId"] for c in chunks)
+
+
 @pytest.mark.parametrize("language, text, opening", [
     ("javascript", "class A {\n  run(x) {\n" + STEPS.replace("int", "const") + "  }\n}\n", "class A {\n  run(x) {\n"),
     ("java", "public class A {\n  void run(int x) {\n" + STEPS + "  }\n}\n", "public class A {\n  void run("),
