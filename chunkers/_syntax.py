@@ -43,9 +43,15 @@ SCOPE_TYPES = frozenset({
     "struct_specifier", "class_specifier", "union_specifier", "enum_specifier", "namespace_definition",  # c/cpp
     "type_definition",
 })
-#: JavaScript / TypeScript functions bound to a name (``const handler = (req, res) => {...}``): a
-#: ``variable_declarator`` whose value is one of these is a definition too (:func:`is_scope`).
+#: JavaScript / TypeScript functions bound to a name (``const handler = (req, res) => {...}``): a binding
+#: (:data:`_BINDINGS`) whose value is one of these is a definition too (:func:`is_scope`).
 FUNCTION_VALUES = ("arrow_function", "function_expression", "function", "generator_function")
+#: JavaScript / TypeScript nodes binding a name to a value: ``(name field, value field)``. A variable
+#: (``const f = ...``), a class field (``onClick = (e) => ...``), an object literal's property (``{handler: ...}``)
+#: and an assignment (``exports.run = function () ...``).
+_BINDINGS = {"variable_declarator": ("name", "value"), "field_definition": ("property", "value"),
+             "public_field_definition": ("name", "value"), "pair": ("key", "value"),
+             "assignment_expression": ("left", "right")}
 _NAME_TYPES = frozenset({"identifier", "field_identifier", "type_identifier", "property_identifier",
                          "qualified_identifier", "scoped_identifier", "destructor_name", "operator_name",
                          "operator_cast", "namespace_identifier", "private_property_identifier"})
@@ -106,9 +112,9 @@ def error_fraction(root) -> float:
 
 def is_scope(node) -> bool:
     """Whether ``node`` is a definition that opens a named scope: a :data:`SCOPE_TYPES` node, or a JavaScript /
-    TypeScript variable bound to a function (:data:`FUNCTION_VALUES`)."""
-    if node.type == "variable_declarator":
-        value = node.child_by_field_name("value")
+    TypeScript binding of a name to a function (:data:`_BINDINGS`, :data:`FUNCTION_VALUES`)."""
+    if node.type in _BINDINGS:
+        value = node.child_by_field_name(_BINDINGS[node.type][1])
         return value is not None and value.type in FUNCTION_VALUES
     return node.type in SCOPE_TYPES
 
@@ -116,7 +122,9 @@ def is_scope(node) -> bool:
 def scope_name(node, source: bytes) -> str | None:
     """The declared name of a scope node (following C declarators and Rust impl types), if it has one, with its
     whitespace collapsed (a C++ ``Box<T>::\n    size`` is ``Box<T>::size``)."""
-    target = node.child_by_field_name("name")
+    target = node.child_by_field_name(_BINDINGS[node.type][0] if node.type in _BINDINGS else "name")
+    if target is not None and target.type == "string":  # an object literal's quoted key: {'on-click': ...}
+        return source[target.start_byte + 1:target.end_byte - 1].decode("utf-8", "replace") or None
     if target is None and node.type == "impl_item":
         target = node.child_by_field_name("type")
     if target is None:  # C / C++ functions: the name sits inside nested (possibly parenthesized) declarators
@@ -184,9 +192,10 @@ def definition_query(language: str):
     patterns = [f"({kind} body: (_)) @definition" if kind in _DEFINED_WITH_BODY else f"({kind}) @definition"
                 for kind in known]
     functions = [kind for kind in FUNCTION_VALUES if grammar.id_for_node_kind(kind, True) is not None]
-    if functions and grammar.id_for_node_kind("variable_declarator", True) is not None:
-        values = " ".join(f"({kind})" for kind in functions)
-        patterns.append(f"(variable_declarator value: [{values}]) @definition")
+    values = " ".join(f"({kind})" for kind in functions)
+    for kind, (_, value) in _BINDINGS.items():
+        if functions and grammar.id_for_node_kind(kind, True) is not None:
+            patterns.append(f"({kind} {value}: [{values}]) @definition")
     return tree_sitter.Query(grammar, "\n".join(patterns))
 
 

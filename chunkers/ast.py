@@ -33,8 +33,9 @@ it starts in; the first chunk of a split definition, which opens with its header
 that definition's scope) and ``definitions``: the names of all definitions whose node starts in the chunk, nested ones
 included (a class and its methods), in document order, so every named definition of the file is listed by exactly one
 chunk. A definition (:mod:`chunkers._syntax`) is a named node of :data:`~chunkers._syntax.SCOPE_TYPES`, wherever it
-sits (inside a Go ``type`` declaration, a Rust ``mod``, a C++ namespace), or a JavaScript / TypeScript variable bound
-to a function (``const handler = (req, res) => ...``); a C/C++ struct, class, union or enum specifier only with a body
+sits (inside a Go ``type`` declaration, a Rust ``mod``, a C++ namespace), or a JavaScript / TypeScript name bound
+to a function (``const handler = (req, res) => ...``, a class field, an object literal's property,
+``exports.run = function () ...``); a C/C++ struct, class, union or enum specifier only with a body
 (``struct point *p`` names a type, it does not define one). Names have their whitespace collapsed.
 
 A C file with parse errors is parsed as C++ too, and the parse with fewer bytes in errors is kept (headers named

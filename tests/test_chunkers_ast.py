@@ -293,6 +293,12 @@ def test_a_file_holding_one_definition_has_the_same_scope_path_as_one_holding_tw
     ("javascript", "const handler = (req, res) => { return 1; };\nlet g = function () {};\nvar h = function* () {};\n"
                    "const n = 1;\n", ["handler", "g", "h"]),
     ("typescript", "export const area = (s: number): number => s * s;\n", ["area"]),
+    # QA: class fields, object literal properties and assignments bound to functions were no definitions
+    ("javascript", "class A {\n  onClick = (e) => { go(e); };\n  n = 1;\n}\nexports.run = function run() {};\n"
+                   "module.exports.b = async () => {};\n"
+                   "const o = { handler: (a) => a, 'on-key': function () {}, m: 2 };\n",
+     ["A", "onClick", "exports.run", "module.exports.b", "handler", "on-key"]),
+    ("typescript", "class A {\n  private onClick = (e: E) => { go(e); };\n  n: number = 1;\n}\n", ["A", "onClick"]),
     ("go", "package a\n\ntype Alias = map[string]int\n", ["Alias"]),
     ("rust", "type A = u8;\nconst X: u8 = 1;\nstatic Y: u8 = 2;\nmacro_rules! m { () => {} }\n", ["A", "X", "Y", "m"]),
     ("c", "typedef struct { int x; } point_t;\nvoid (*get_handler(int sig))(int) { return 0; }\n",
