@@ -1,24 +1,26 @@
 """Offline sentence segmentation into spans that tile the text (no model, no download).
 
-Rules in the spirit of Punkt / pySBD, kept small: a sentence ends after ``. ! ? …`` (and the full stops and
-question marks of Arabic, Urdu, Devanagari, Ethiopic, Armenian and Myanmar: :data:`SPACED_ENDS`; plus closing
-quotes, guillemets or brackets) followed by whitespace and a character that does not continue the sentence (not a
-lower-case letter, nor the next period of a spaced ellipsis ". . ."), unless the word before the period is a known
-abbreviation or an initial, or the period ends a list number that would be a sentence of its own ("1. Download
-it." is one sentence); an abbreviation that often ends a sentence ("etc.") ends it before an upper-case letter;
-after CJK full stops ``。！？｡`` with no space needed; and at a line break (LF, CRLF, or a lone CR: old Mac
-line ends, read as LF), except a hard wrap, which reads as a space (:mod:`chunkers._wraps`: before a plain lower-case
-word; after a filled line of prose before a capitalised word, a quote, a bracket, a digit or a name; after a line
-that ends in "the", "of", "and"...), and not inside a markdown code fence. In text without a single capital
-letter (a lower-cased corpus, such as FinQA's filings), a lower-case letter is no sign of a continued sentence, so
-only abbreviations, initials and list numbers hold a period back, and every line break ends a sentence. A range of
-a text is read as a text of its own. Each sentence span keeps its trailing whitespace, so the spans tile the text
-exactly.
+Rules in the spirit of Punkt / pySBD, kept small: a sentence ends after ``. ! ? …`` (and the full stops and question
+marks of Arabic, Urdu, Devanagari, Ethiopic, Armenian and Myanmar: :data:`SPACED_ENDS`; plus closing quotes,
+guillemets or brackets) followed by whitespace and a character that does not continue the sentence (not a lower-case
+letter, nor the next period of a spaced ellipsis ". . ."), unless the word before the period is a known abbreviation
+or an initial standing alone ("J. Smith", "J.K. Rowling"; not a letter glued to what is before it, "37°C.",
+"fetuin-A."), or the period ends a list number that would be a sentence of its own ("1. Download it." is one
+sentence); an abbreviation that often ends a sentence ("etc.") ends it before an upper-case letter; after CJK full
+stops ``。！？｡．`` with no space needed (and the closing quotes or brackets after them); and at a line break (LF, CRLF,
+or a lone CR: old Mac line ends, read as LF), except a hard wrap, which reads as a space (:mod:`chunkers._wraps`:
+before a plain lower-case word; after a filled line of prose before a capitalised word, a quote, a bracket, a digit
+or a name; after a line that ends in "the", "of", "and"...), and not inside a markdown code fence. In text without a
+single capital letter (a lower-cased corpus, such as FinQA's filings), a lower-case letter is no sign of a continued
+sentence, so only abbreviations, initials and list numbers hold a period back, and every line break ends a sentence.
+A range of a text is read as a text of its own. Each sentence span keeps its trailing whitespace, so the spans tile
+the text exactly.
 """
 from __future__ import annotations
 
 import re
 
+from chunkers._markdown import with_line_feeds
 from chunkers._wraps import FENCE, filled_wrap, lower_case_wrap, wrapped
 
 ABBREVIATIONS = frozenset(
@@ -28,16 +30,20 @@ ABBREVIATIONS = frozenset(
 )
 #: Abbreviations that often end a sentence ("apples, pears, etc. Then ..."): their period ends it when an
 #: upper-case letter follows (other abbreviations, such as titles, are followed by a name).
-SENTENCE_FINAL_ABBREVIATIONS = frozenset("etc inc ltd corp".split())
+SENTENCE_FINAL_ABBREVIATIONS = frozenset("etc inc ltd corp u.s.a".split())
 
 #: Sentence ends that need whitespace after them: . ! ? … and the full stops and question marks of scripts that
 #: put a space after theirs (Arabic ؟ and Urdu ۔, Devanagari । ॥, Ethiopic ። ፧, Armenian ։, Myanmar ။).
 SPACED_ENDS = ".!?…؟۔।॥።፧։။"
-#: Sentence ends that need no space: CJK full stops and question / exclamation marks, and the halfwidth ｡.
-UNSPACED_ENDS = "。！？｡"
+#: Sentence ends that need no space: CJK full stops and question / exclamation marks, the halfwidth ｡ and the
+#: fullwidth period ． (Japanese academic writing; not between digits, where it is a decimal point).
+UNSPACED_ENDS = "。！？｡．"
+#: What closes a sentence after an unspaced end: quotes and brackets, halfwidth and fullwidth.
+_UNSPACED_CLOSERS = "」』”’)）》】〕〉〗〙〛｣"
+_DIGITS = "0123456789０１２３４５６７８９"
 # Three kinds of sentence end: ``[SPACED_ENDS]+`` and closing quotes or brackets (a guillemet also after a space,
 # as French sets it) then ``(\s+)`` (group 1: the whitespace it needs),
-# ``[UNSPACED_ENDS]+[」』”’)]*\s*`` and a line break, ``\n\s*`` or ``\r\s*`` (a CRLF's CR starts the match its
+# ``[UNSPACED_ENDS]+[_UNSPACED_CLOSERS]*\s*`` and a line break, ``\n\s*`` or ``\r\s*`` (a CRLF's CR starts the match its
 # LF started: same end; two one-character look-behinds, as one ``[\r\n]`` made the scan 7 % slower). Their first
 # characters differ, so the first character is matched once and a look-behind picks the branch: a pattern that
 # starts with a character class lets the regex engine skip ahead to candidate characters instead of trying every
@@ -47,12 +53,17 @@ UNSPACED_ENDS = "。！？｡"
 _TERMINAL = re.compile(
     rf"[{SPACED_ENDS}{UNSPACED_ENDS}\r\n](?:(?<=[{SPACED_ENDS}])(?<![{SPACED_ENDS}][{SPACED_ENDS}])[{SPACED_ENDS}]*+"
     rf"(?:[\"'”’“»›)\]]|[ \u00a0\u202f][»›])*+(\s+)"
-    rf"|(?<=[{UNSPACED_ENDS}])[{UNSPACED_ENDS}]*[」』”’)]*\s*|(?<=\n)\s*|(?<=\r)\s*)")
+    rf"|(?<=[{UNSPACED_ENDS}])[{UNSPACED_ENDS}]*[{_UNSPACED_CLOSERS}]*\s*|(?<=\n)\s*|(?<=\r)\s*)")
 #: A longer word is never an abbreviation, so the look-back for one stops after this many characters.
 _LONGEST = max(map(len, ABBREVIATIONS))
 #: a word of this many characters is too long to be an abbreviation
 _TOO_LONG = _LONGEST + 1
 _WORD_AT_END = re.compile(r"[\w.]*\Z")
+#: Initials of a name before the period ("J.K. Rowling", "J.R.R. Tolkien"); "U.S.A." is an abbreviation
+#: that ends sentences (:data:`SENTENCE_FINAL_ABBREVIATIONS`).
+_INITIALS = re.compile(r"(?:[A-Z]\.){1,2}[A-Z]\Z")
+#: What may open a word standing alone, before its first letter: an initial in brackets or quotes.
+_OPENINGS = "([{\"'“‘«"
 
 
 def _abbreviation_before(text: str, period: int, cut: int) -> bool:
@@ -67,10 +78,15 @@ def _abbreviation_before(text: str, period: int, cut: int) -> bool:
     word = segment[_WORD_AT_END.search(segment).start():]
     if not word or len(word) > _LONGEST:
         return False
-    word = word.lower()
-    if word in SENTENCE_FINAL_ABBREVIATIONS:
+    lower = word.lower()
+    if lower in SENTENCE_FINAL_ABBREVIATIONS:
         return not text[cut].isupper()
-    return word in ABBREVIATIONS or (len(word) == 1 and word.isalpha())
+    if lower in ABBREVIATIONS:
+        return True
+    # an initial stands alone: a letter glued to what is before it ends a unit or a name ("37°C.", "fetuin-A.")
+    start = end - len(word)
+    alone = start == 0 or text[start - 1].isspace() or text[start - 1] in _OPENINGS
+    return alone and (len(word) == 1 and word.isalpha() or _INITIALS.match(word) is not None)
 
 
 #: the most digits a list number has ("12. Bake"); a longer number alone before a period is a year or an amount
@@ -121,6 +137,12 @@ def _islower(text: str) -> bool:
 def sentence_cuts(text: str, start: int = 0, end: int | None = None) -> list[int]:
     """Where the sentences of ``text[start:end]`` after the first begin (strictly inside the range)."""
     end = len(text) if end is None else end
+    if text.find("\r", start, end) >= 0:  # lone CRs read as line feeds, by the wrap rules too
+        return [cut + start for cut in _sentence_cuts(with_line_feeds(text[start:end]), 0, end - start)]
+    return _sentence_cuts(text, start, end)
+
+
+def _sentence_cuts(text: str, start: int, end: int) -> list[int]:
     # cased letters, none of them upper-case: lower-cased text, where case says nothing about sentence starts
     cased = not _islower(text[start:end])
     cuts = []
@@ -158,6 +180,8 @@ def sentence_cuts(text: str, start: int = 0, end: int | None = None) -> list[int
             elif cased and not in_fence and (lower_case_wrap if text[cut].islower() else filled_wrap)(
                     text, start, ending_line, match.start() + shift, cut, end):
                 continue
+        elif text[cut - 1] == "．" and cut - 2 >= start and text[cut - 2] in _DIGITS and text[cut] in _DIGITS:
+            continue  # a fullwidth decimal point: ３．１４
         elif _has_line_break(match.group()):  # a CJK full stop, then whitespace with a line break
             line_start = cut
         cuts.append(cut)
