@@ -94,19 +94,30 @@ def get_grammar(language: str):
         return None
 
 
-def error_fraction(root) -> float:
-    """Fraction of the parsed bytes inside outermost ERROR nodes (only subtrees flagged with errors are visited)."""
+#: Languages with a preprocessor, whose grammar sees both branches of an ``#ifdef``: one splitting a function
+#: header can make an ERROR node of a whole header file holding dozens of well-parsed functions.
+_PREPROCESSED = frozenset({"c", "cpp"})
+
+
+def error_fraction(root, language: str) -> float:
+    """Fraction of the parsed bytes inside outermost ERROR nodes; in C and C++ (:data:`_PREPROCESSED`) less the
+    complete definitions, preprocessor blocks and comments in them (text that is not code holds few of those).
+    Only subtrees flagged with errors are visited."""
     total = max(1, root.end_byte - root.start_byte)
-    if root.type == "ERROR":
+    forgiving = language in _PREPROCESSED
+    if root.type == "ERROR" and not forgiving:
         return 1.0
-    covered, stack = 0, [root]
+    covered, stack = 0, [(root, root.type == "ERROR")]
     while stack:
-        node = stack.pop()
+        node, in_error = stack.pop()
         for child in node.children:
-            if child.type == "ERROR":
+            if child.type == "ERROR" and not forgiving:
                 covered += child.end_byte - child.start_byte
-            elif child.has_error:
-                stack.append(child)
+            elif child.type == "ERROR" or child.has_error:
+                stack.append((child, in_error or child.type == "ERROR"))
+            elif in_error and not (child.type in _COMMENT_TYPES or child.type.startswith("preproc_")
+                                   or is_scope(child)):
+                covered += child.end_byte - child.start_byte
     return covered / total
 
 

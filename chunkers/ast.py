@@ -40,7 +40,8 @@ to a function (``const handler = (req, res) => ...``, a class field, an object l
 
 A C file with parse errors is parsed as C++ too, and the parse with fewer bytes in errors is kept (headers named
 ``.h`` are often C++). Unknown languages, missing grammars, input that does not parse (errors over half the
-file) and a parse that takes too long (some grammars never finish on some inputs:
+file; in C and C++ the complete definitions inside an error count as parsed: an ``#ifdef`` splitting one function
+header can make an error of a whole header) and a parse that takes too long (some grammars never finish on some inputs:
 :func:`chunkers._parse.parse_in_time`) fall back to the recursive text chunker with the same ``chunk_size``, its
 chunks over ``max_chars`` split again down the same separators; those chunks carry ``metadata["fallback"]`` (and an
 empty ``scope_path`` and ``definitions``). Lone CRs are parsed as line feeds, NULs as spaces
@@ -319,9 +320,9 @@ class ASTChunker(Chunker):
         retry = RETRY_LANGUAGE.get(language) if root.has_error else None
         if retry is not None and get_grammar(retry) is not None:
             retried = parse_in_time(retry, source)
-            if retried is not None and error_fraction(retried.root_node) < error_fraction(root):
+            if retried is not None and error_fraction(retried.root_node, retry) < error_fraction(root, language):
                 language, root = retry, retried.root_node  # fewer bytes in errors: a C++ header
-        if root.has_error and error_fraction(root) > MAX_ERROR_FRACTION:
+        if root.has_error and error_fraction(root, language) > MAX_ERROR_FRACTION:
             return self._fallback(document, language, "parse errors")
         splitter = SyntaxSplitter(text, source, self.tokenizer_, self.params.max_chars, self.params.chunk_size)
         try:

@@ -276,6 +276,23 @@ def test_a_c_file_that_only_parses_as_cpp_is_chunked_as_cpp():
     assert get_chunker("ast").chunk(Document("a.h", plain_c, {"language": "c"}))[0].metadata["language"] == "c"
 
 
+def test_a_c_header_split_by_one_ifdef_is_parsed_and_text_labelled_c_still_falls_back():
+    # QA: an #ifdef splitting one function header made an ERROR node of the whole include guard, and the file
+    # (30 good functions) fell back to text chunking: postgresql's c.h; its complete definitions now count as parsed
+    functions = "".join(f"static int helper{i}(int a, int b)\n{{\n    int v = a * {i} + b;\n    return v - {i};\n}}\n\n"
+                        for i in range(30))
+    text = (f"#ifndef X_H\n#define X_H\n{functions}#ifdef USE_A\nint entry(int a) {{\n#else\n"
+            "int entry(int a, int b) {\n#endif\n    return 0;\n}\n#endif\n")
+    chunks = get_chunker("ast", language="c", max_chars=300).chunk_text(text)
+    check(text, chunks, 300, 512)
+    assert "fallback" not in chunks[0].metadata
+    assert sum(len(c.metadata["definitions"]) for c in chunks) >= 30
+    prose = " ".join(["The committee met on Tuesday to review the budget, and the members agreed."] * 40)
+    for language in ("c", "cpp"):
+        assert get_chunker("ast", language=language).chunk_text(prose)[0].metadata["fallback"] == \
+            "recursive (parse errors)"
+
+
 def test_a_documents_language_that_is_not_a_string_is_an_input_error_naming_the_document():
     from rag.errors import InputError
 
