@@ -10,13 +10,15 @@ YAML::
 Window boundaries are token boundaries mapped to character offsets through the tokens' UTF-8 byte
 lengths (a word-piece tokenizer's own offsets); a window whose end falls inside a character of several tokens (CJK,
 emoji), or with a word-piece tokenizer inside a word (a ``##`` piece, a Hangul syllable's jamo), ends before it, and
-an overlapping window starts after the character or word its first token is in, so
+an overlapping window starts after the character or word its first token is in (nor does a window end or start inside
+a user-perceived character: a letter and its combining mark, a ZWJ emoji sequence, a CRLF), so
 ``document.text[c.start:c.end] == c.text`` always holds (Chonkie's token chunker gets this wrong) and no
 character or piece of a word is left a chunk of its own.
 ``token_count`` is then measured on the final text and any window over ``chunk_size`` is cut again.
 """
 from __future__ import annotations
 
+import unicodedata
 from typing import Sequence
 
 import numpy as np
@@ -43,6 +45,10 @@ def token_window_spans(text: str, tokenizer, chunk_size: int, overlap: int = 0,
     repeating the whitespace the window before ends in) is the text's last ``chunk_size`` tokens instead."""
     if bounds is None:
         bounds, inside = token_char_bounds(text, tokenizer, with_inside=True)
+
+    def cuts_in(i: int) -> bool:  # boundary i cuts a character, a word piece or a grapheme cluster
+        return (inside is not None and bool(inside[i])) or splits_grapheme(text, int(bounds[i]))
+
     n_tokens = len(bounds) - 1
     if n_tokens == 0:  # text no token covers (whitespace under a word-piece tokenizer): one span of 0 tokens
         return [(0, len(text))] if text else []
@@ -50,17 +56,16 @@ def token_window_spans(text: str, tokenizer, chunk_size: int, overlap: int = 0,
     first, last_end = 0, 0
     while True:
         end = min(first + chunk_size, n_tokens)
-        if inside is not None:
-            back = end
-            while back > first + 1 and inside[back]:
-                back -= 1
-            if not inside[back]:  # else no character boundary within chunk_size tokens: the end rounds up
-                end = back
+        back = end
+        while back > first + 1 and cuts_in(back):
+            back -= 1
+        if not cuts_in(back):  # else no character boundary within chunk_size tokens: the end rounds up
+            end = back
         start_char, end_char = int(bounds[first]), int(bounds[end])
         if overlap and end >= n_tokens and spans and text[start_char:end_char].isspace():
             # an overlapping last window of whitespace alone: the text's last chunk_size tokens instead
             first = max(n_tokens - chunk_size, 0)
-            while inside is not None and first < end and inside[first]:
+            while first < end and cuts_in(first):
                 first += 1
             start_char = int(bounds[first])
         if end_char > start_char and end_char > last_end:
@@ -69,9 +74,27 @@ def token_window_spans(text: str, tokenizer, chunk_size: int, overlap: int = 0,
         if end >= n_tokens:
             return spans
         first = max(end - overlap, first + 1)
-        if inside is not None:  # the next window starts after the character (or word) its first token is in
-            while first < end and inside[first]:
-                first += 1
+        while first < end and cuts_in(first):  # the next window starts after the character (or word) it is in
+            first += 1
+
+
+#: Code points that extend the grapheme cluster before them beyond the combining marks (categories M): the zero
+#: width joiner, variation selectors, emoji skin-tone modifiers and tag characters (flag sequences).
+_EXTENDERS = ((0x200D, 0x200D), (0xFE00, 0xFE0F), (0x1F3FB, 0x1F3FF), (0xE0020, 0xE007F))
+
+
+def splits_grapheme(text: str, position: int) -> bool:
+    """Whether a cut at ``position`` separates a user-perceived character: a letter from its combining mark, the
+    parts of a ZWJ emoji sequence, an emoji from its modifier, or a CRLF."""
+    if not 0 < position < len(text):
+        return False
+    after, before = text[position], text[position - 1]
+    if before == "\u200d" or (before == "\r" and after == "\n"):
+        return True
+    code = ord(after)
+    if code < 0x300:
+        return False
+    return unicodedata.category(after)[0] == "M" or any(a <= code <= b for a, b in _EXTENDERS)
 
 
 @operator("token", kind="chunker")
