@@ -9,6 +9,7 @@ Writes one line per chunk, ``config doc_id start end token_count metadata``, at 
 """
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 from pathlib import Path
@@ -25,8 +26,11 @@ CONFIGS = [(op, {"chunk_size": size, **extra}) for size in (100, 200, 400)
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("out", help="the file to write, one line per chunk")
+    args = parser.parse_args()
     documents, _ = read_dataset(DATASET)
-    with open(sys.argv[1], "w") as out:
+    with open(args.out, "w") as out:
         for op, params in CONFIGS:
             chunker = get_chunker(op, **params)
             name = f"{op}{json.dumps(params, sort_keys=True, separators=(',', ':'))}"
