@@ -230,6 +230,8 @@ def pack_with_overlap(splitter: RecursiveSplitter, units: list[Span], limit: int
             candidate -= 1
             if _may_open_overlap(paragraph_list, candidate, fresh):
                 next_first = candidate
+        if splitter.text[units[next_first][0]:units[fresh][0]].isspace():
+            next_first = fresh  # no sentence to repeat, only the whitespace between two
         first = next_first
     return spans
 

@@ -828,3 +828,15 @@ def test_a_sentence_longer_than_the_limit_is_cut_into_pieces_that_fit_without_fr
     assert "".join(c.text for c in chunks) == text and all(c.token_count <= limit for c in chunks)
     assert min(c.token_count for c in chunks[:-1]) > limit // 2, [c.token_count for c in chunks]
     assert chunker.chunk_documents([Document("d", text), Document("e", text)])[:len(chunks)] == chunks
+
+
+def test_sentence_overlap_never_repeats_only_whitespace():
+    # QA: a paragraph opening with a space after a blank line made a unit of that space alone, and the next chunk
+    # "repeated" it as its overlap (chroma-chunking's pubmed at 64 tokens: 2 of 5,762 overlaps)
+    text = "".join(f"Genomic differences between strain {i} and strain HB3 were measured by CGH in run {i}. Click "
+                   f"here for additional data file.\n\n Figure S{i} CGH of 3D7 versus HB3 for all chromosomes.\n"
+                   for i in range(8))
+    chunks = get_chunker("sentence", chunk_size=40, overlap_sentences=1).chunk_text(text)
+    assert all(c.token_count <= 40 and text[c.start:c.end] == c.text for c in chunks)
+    repeated = [text[b.start:a.end] for a, b in zip(chunks, chunks[1:]) if b.start < a.end]
+    assert repeated and all(r.strip() for r in repeated), repeated
