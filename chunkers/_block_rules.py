@@ -1,6 +1,7 @@
 """Markdown rules at the splitter's block level (:mod:`chunkers._splitter`): a heading joined to the first piece of
 the block after it when that block is split anyway, and a code fence or table that fits a chunk whole kept whole
-(with its last line break left to the text after it when only that makes it fit)."""
+(with its last line break left to what follows it when only that makes it fit, and taken back, the block cut before
+its last line, when nothing after it has room for the line break)."""
 from __future__ import annotations
 
 import re
@@ -59,8 +60,8 @@ def without_blocks_that_fit(splitter: RecursiveSplitter, edges: np.ndarray, over
                              limit: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The edges and ``over`` (indices of units over the limit) without the units that are a whole code fence
     or table fitting ``limit`` by :func:`blocks_fitting`, and the edges added: one before the last line break of
-    each block that fits only without it (the caller drops such an edge when the line break is left a chunk of
-    its own, :meth:`RecursiveSplitter.split_edges`)."""
+    each block that fits only without it (:func:`without_lone_breaks` moves such an edge back when the line break
+    is left a chunk of its own)."""
     ends = edges[over + 1]
     block_ends = blocks_fitting(splitter, edges[over], ends, limit)
     trimmed = block_ends[(block_ends >= 0) & (block_ends < ends)]
@@ -72,6 +73,19 @@ def without_blocks_that_fit(splitter: RecursiveSplitter, edges: np.ndarray, over
     over_starts = edges[still_over]  # a unit keeps its start; later units shift by the edges added before
     edges = merge_sorted(edges, trimmed)
     return edges, np.searchsorted(edges, over_starts), trimmed
+
+def without_lone_breaks(splitter: RecursiveSplitter, edges: np.ndarray, breaks: np.ndarray) -> np.ndarray:
+    """The chunk edges with each of ``breaks`` (an edge before a code fence's or table's last line break, from
+    :func:`without_blocks_that_fit`) that starts a chunk of whitespace alone moved back to the start of the block's
+    last line: nothing after the line break had room for it, and the block with it would be over the limit."""
+    at = np.searchsorted(edges, breaks)
+    at = at[(at < len(edges) - 1) & (edges[np.minimum(at, len(edges) - 1)] == breaks)]
+    lone = [k for k in at.tolist() if _NON_SPACE.search(splitter.text, int(edges[k]), int(edges[k + 1])) is None]
+    if not lone:
+        return edges
+    edges = edges.copy()
+    edges[lone] = splitter.line_starts[np.searchsorted(splitter.line_starts, edges[lone], "right") - 1]
+    return np.unique(edges)  # a one-line block (its last line's start is its own): no edge inside it
 
 def blocks_fitting(splitter: RecursiveSplitter, starts: np.ndarray, ends: np.ndarray, limit: int,
                    span_ends: np.ndarray | None = None) -> np.ndarray:

@@ -26,7 +26,7 @@ from typing import Sequence
 import numpy as np
 
 from chunkers._batches import without_gaps
-from chunkers._block_rules import headings_attached, without_blocks_that_fit
+from chunkers._block_rules import headings_attached, without_blocks_that_fit, without_lone_breaks
 from chunkers._markdown import (MarkdownStructure, joined_structure, list_item_starts, list_item_starts_inside,
                                parse_markdown, with_line_feeds)
 from chunkers._sections import Sections
@@ -258,20 +258,7 @@ class RecursiveSplitter:
             kept = kept_here if kept is None else merge_sorted(kept, kept_here)
             packed = self._pack_edges(merge_sorted(edges, packed), span_starts, span_ends, limit, kept)
         packed = merge_sorted(packed, np.concatenate((starts, ends)))
-        return self._without_lone_breaks(packed, breaks) if len(breaks) else packed
-
-    def _without_lone_breaks(self, edges: np.ndarray, breaks: np.ndarray) -> np.ndarray:
-        """The chunk edges with each of ``breaks`` (an edge before a code fence's or table's last line break) that
-        starts a chunk of whitespace alone moved back to the start of the block's last line: nothing after the
-        line break had room for it, and the block with it would be over the limit."""
-        at = np.searchsorted(edges, breaks)
-        at = at[(at < len(edges) - 1) & (edges[np.minimum(at, len(edges) - 1)] == breaks)]
-        lone = [k for k in at.tolist() if _NON_SPACE.search(self.text, int(edges[k]), int(edges[k + 1])) is None]
-        if not lone:
-            return edges
-        edges = edges.copy()
-        edges[lone] = self.line_starts[np.searchsorted(self.line_starts, edges[lone], "right") - 1]
-        return np.unique(edges)  # a one-line block (its last line's start is its own): no edge inside it
+        return without_lone_breaks(self, packed, breaks) if len(breaks) else packed
 
     def _leading_whitespace_joined(self, edges: np.ndarray, over: np.ndarray,
                                    span_starts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
