@@ -65,8 +65,6 @@ def without_blocks_that_fit(splitter: RecursiveSplitter, edges: np.ndarray, over
     ends = edges[over + 1]
     block_ends = blocks_fitting(splitter, edges[over], ends, limit)
     trimmed = block_ends[(block_ends >= 0) & (block_ends < ends)]
-    if not (block_ends >= 0).any():
-        return edges, over, trimmed
     still_over = over[block_ends < 0]
     if not len(trimmed):
         return edges, still_over, trimmed
