@@ -53,7 +53,6 @@ from __future__ import annotations
 
 import bisect
 import re
-from pathlib import PurePath
 
 import numpy as np
 from pydantic import Field, model_validator
@@ -66,7 +65,7 @@ from chunkers._syntax import (FUNCTION_VALUES, GRAMMARS, RETRY_LANGUAGE, error_f
                               get_grammar, is_scope, leads, normalise_language, scope_name, starts_definition, trails)
 from chunkers._token_index import TokenIndex, codepoints, is_space, utf8_char_index
 from chunkers.base import Chunker, TokenizerName, tokenizer_field
-from rag.documents import LANGUAGE_OF_SUFFIX
+from rag.documents import language_of_path
 from rag.errors import ConfigError, InputError
 from rag.registry import OperatorParams, operator
 from rag.types import Chunk, Document
@@ -299,10 +298,7 @@ class ASTChunker(Chunker):
                              f"'python', got {type(language).__name__} {language!r}")
         if language is None:
             path = document.metadata.get("path")
-            for name in (path if isinstance(path, str) else "", document.id):
-                language = LANGUAGE_OF_SUFFIX.get(PurePath(name).suffix.lower())
-                if language:
-                    break
+            language = language_of_path(path if isinstance(path, str) else "") or language_of_path(document.id)
         return normalise_language(language)
 
     def chunk(self, document: Document) -> list[Chunk]:
@@ -317,12 +313,14 @@ class ASTChunker(Chunker):
         if tree is None:
             return self._fallback(document, language, "parse timed out")
         root = tree.root_node
+        errors = error_fraction(root, language) if root.has_error else 0.0
         retry = RETRY_LANGUAGE.get(language) if root.has_error else None
         if retry is not None and get_grammar(retry) is not None:
             retried = parse_in_time(retry, source)
-            if retried is not None and error_fraction(retried.root_node, retry) < error_fraction(root, language):
-                language, root = retry, retried.root_node  # fewer bytes in errors: a C++ header
-        if root.has_error and error_fraction(root, language) > MAX_ERROR_FRACTION:
+            retried_errors = error_fraction(retried.root_node, retry) if retried is not None else errors
+            if retried_errors < errors:
+                language, root, errors = retry, retried.root_node, retried_errors  # a C++ header
+        if errors > MAX_ERROR_FRACTION:
             return self._fallback(document, language, "parse errors")
         splitter = SyntaxSplitter(text, source, self.tokenizer_, self.params.max_chars, self.params.chunk_size)
         try:

@@ -10,7 +10,7 @@ import json
 import logging
 import os
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import Iterable, Iterator
 
 from rag.errors import InputError, undecodable
@@ -32,6 +32,11 @@ LANGUAGE_OF_SUFFIX = {
     ".java": "java", ".go": "go", ".rs": "rust", ".c": "c", ".h": "c", ".cc": "cpp", ".cpp": "cpp", ".cxx": "cpp",
     ".hpp": "cpp", ".hh": "cpp", ".hxx": "cpp", ".md": "markdown", ".markdown": "markdown",
 }
+
+
+def language_of_path(path: str | PurePath) -> str | None:
+    """The language a file's suffix names (:data:`LANGUAGE_OF_SUFFIX`), or None."""
+    return LANGUAGE_OF_SUFFIX.get(PurePath(path).suffix.lower())
 
 
 def read_documents(source: str | Path, encoding: str = "utf-8") -> list[Document]:
@@ -155,7 +160,7 @@ def _read_file(path: Path, doc_id: str, encoding: str) -> Document | None:
     if text.startswith("\ufeff"):
         text = text[1:]
     metadata = {"path": str(path), "title": Path(doc_id).stem}
-    language = LANGUAGE_OF_SUFFIX.get(path.suffix.lower())
+    language = language_of_path(path)
     if language:
         metadata["language"] = language
     return Document(doc_id, text, metadata)
