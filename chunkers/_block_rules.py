@@ -93,7 +93,7 @@ def blocks_fitting(splitter: RecursiveSplitter, starts: np.ndarray, ends: np.nda
     straddling the block's end (its last line feed tokenized with the blank line after it, or its closing
     backticks with the text before), so a block that fits exactly would be split. With the ``span_ends`` (of the
     spans being split), a block fitting only without its last line break counts only when what follows is sure
-    to take the line break (:func:`_break_has_company`), for a decision that is not undone when the break is
+    to take the line break (:func:`_breaks_have_company`), for a decision that is not undone when the break is
     left alone."""
     block_ends = np.full(len(starts), -1, dtype=np.int64)
     spans = list(zip(starts.tolist(), ends.tolist()))
@@ -105,29 +105,45 @@ def blocks_fitting(splitter: RecursiveSplitter, starts: np.ndarray, ends: np.nda
         if count <= limit:
             block_ends[k] = spans[k][1]
     trimmed = [(k, before_last_line_break(splitter, *spans[k])) for k, count in zip(whole, counts) if count > limit]
-    trimmed = [(k, cut) for k, cut in trimmed if cut < spans[k][1] and (
-        span_ends is None or _break_has_company(splitter, cut, spans[k][1], span_ends, limit))]
+    trimmed = [(k, cut) for k, cut in trimmed if cut < spans[k][1]]
+    if span_ends is not None and trimmed:
+        company = _breaks_have_company(splitter, [(cut, spans[k][1]) for k, cut in trimmed], span_ends, limit)
+        trimmed = [pair for pair, has_company in zip(trimmed, company) if has_company]
     if trimmed:
         for (k, cut), count in zip(trimmed, splitter.index.counts([(spans[k][0], cut) for k, cut in trimmed])):
             if count <= limit:
                 block_ends[k] = cut
     return block_ends
 
-def _break_has_company(splitter: RecursiveSplitter, cut: int, position: int, span_ends: np.ndarray,
-                       limit: int) -> bool:
-    """True when the line break ``[cut, position)`` ending a block will open the chunk of what follows it: the
-    first visible character after ``position`` starts plain text in the same span, or a code fence or table
-    that fits ``limit`` with the break (one split to the limit would leave it no room), or a heading whose
+def _breaks_have_company(splitter: RecursiveSplitter, breaks: list[tuple[int, int]], span_ends: np.ndarray,
+                         limit: int) -> list[bool]:
+    """For each line break ``[cut, position)`` ending a block, True when it will open the chunk of what follows
+    it: the first visible character after ``position`` starts plain text in the same span, or a code fence or
+    table that fits ``limit`` with the break (one split to the limit would leave it no room), or a heading whose
     section fits ``limit`` with the break (the line break opens the heading's chunk,
     :meth:`RecursiveSplitter._pack_edges`; a section split to the limit would leave it no room, and without
-    ``join_split_pieces`` no chunk crosses into the next section)."""
-    end = int(span_ends[np.searchsorted(span_ends, position)])
-    visible = _NON_SPACE.search(splitter.text, position, end)
-    if visible is None:  # a heading at the span's end (a section's end)?
-        return end < len(splitter.text) and splitter.join_split_pieces and splitter.sections.opens_section(position) \
-            and splitter.estimate(cut, splitter.sections.section_end(position)) <= limit
-    block = splitter.structure.block_at(visible.start())
-    return block is None or splitter.estimate(cut, block[1]) <= limit
+    ``join_split_pieces`` no chunk crosses into the next section). The fits are estimated together (a scalar
+    :meth:`RecursiveSplitter.estimate` would build the token boundaries' list for a few calls)."""
+    text, sections = splitter.text, splitter.sections
+    company = [False] * len(breaks)
+    to_fit: list[tuple[int, int, int]] = []  # (break, its cut, where what must fit with it ends)
+    for i, (cut, position) in enumerate(breaks):
+        end = int(span_ends[np.searchsorted(span_ends, position)])
+        visible = _NON_SPACE.search(text, position, end)
+        if visible is None:  # a heading at the span's end (a section's end)?
+            if end < len(text) and splitter.join_split_pieces and sections.opens_section(position):
+                to_fit.append((i, cut, sections.section_end(position)))
+            continue
+        block = splitter.structure.block_at(visible.start())
+        if block is None:
+            company[i] = True
+        else:
+            to_fit.append((i, cut, block[1]))
+    if to_fit:
+        indices, cuts, reaches = (np.asarray(column, dtype=np.int64) for column in zip(*to_fit))
+        for i in indices[splitter.estimates(cuts, reaches) <= limit].tolist():
+            company[i] = True
+    return company
 
 def before_last_line_break(splitter: RecursiveSplitter, start: int, end: int) -> int:
     """Where the block ``[start, end)``'s final line break (LF, CRLF or a lone CR) begins, or ``end`` if it has
