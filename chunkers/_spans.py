@@ -192,9 +192,7 @@ def build_chunks(document: Document, spans: Sequence[Span], counts: Sequence[int
     identity = tokenizer.identity
     chunks = []
     for i, (start, end) in enumerate(spans):
-        meta = dict(base)
-        if metadata is not None:
-            meta.update(metadata[i])
+        meta = dict(base) if metadata is None else {**base, **metadata[i]}
         if oversize is not None and oversize[i]:
             meta["oversize"] = True
         chunks.append(Chunk(chunk_id(document.id, i), document.id, text[start:end], start, end, int(counts[i]), meta,
