@@ -2,8 +2,11 @@
 from __future__ import annotations
 
 import codecs
+import io
 import json
 import os
+import stat
+import sys
 import uuid
 from pathlib import Path
 from typing import Any, Iterable, Iterator
@@ -60,15 +63,25 @@ def write_jsonl_atomically(path: Path, rows: Iterable[dict[str, Any]]) -> None:
     The temporary file is unnamed while it is written where the system allows it (Linux ``O_TMPFILE``), so a
     process killed outright (SIGKILL, the out-of-memory killer) leaves nothing behind; it gets a name only to be
     renamed over ``path``. That name, and the name of the file written elsewhere, is one no other file has
-    (``.NAME.xxxxxxxx.tmp``): no file of the user's is overwritten on the way."""
+    (``.NAME.xxxxxxxx.tmp``): no file of the user's is overwritten on the way. It is on disk (``fsync``) before
+    the rename, and takes the permission bits of the file it replaces.
+
+    A symbolic link is followed: the file it points to is replaced, the link kept. A device, a pipe or a stream
+    (``/dev/null``, a named pipe, ``/dev/stdout``: :func:`_written_in_place`) is written to as it is, row by row:
+    there is no previous file to keep, and replacing it would destroy it."""
 
     def cannot_write(exc: OSError) -> RagloomError:
         return RagloomError(f"cannot write {path}: {exc.strerror or exc}")
 
     if path.is_dir():  # found now, not when the rows are all written and renamed over it
         raise RagloomError(f"cannot write {path}: it is a directory; give a file name")
+    if _written_in_place(path):
+        _write_jsonl_into(path, rows, cannot_write)
+        return
+    target = Path(os.path.realpath(path))
     try:
-        tmp, descriptor = _new_file_next_to(path)
+        mode = stat.S_IMODE(target.stat().st_mode) if target.exists() else None
+        tmp, descriptor = _new_file_next_to(target)
     except OSError as exc:
         raise cannot_write(exc) from None
     try:
@@ -81,18 +94,70 @@ def write_jsonl_atomically(path: Path, rows: Iterable[dict[str, Any]]) -> None:
                     raise cannot_write(exc) from None
             try:
                 handle.flush()
+                if mode is not None:
+                    os.fchmod(handle.fileno(), mode)
+                os.fsync(handle.fileno())
                 if tmp is None:
-                    tmp = _named(handle.fileno(), path)
+                    tmp = _named(handle.fileno(), target)
             except OSError as exc:
                 raise cannot_write(exc) from None
         try:
-            os.replace(tmp, path)
+            os.replace(tmp, target)
         except OSError as exc:
             raise cannot_write(exc) from None
     except BaseException:
         if tmp is not None:
             tmp.unlink(missing_ok=True)
         raise
+
+
+def _written_in_place(path: Path) -> bool:
+    """Whether ``path`` is written as it is, not replaced: a device or a pipe (``/dev/null``, a named pipe,
+    ``/dev/fd/63``), this process's standard output or error (``/dev/stdout`` redirected to a file: a rename would
+    replace the file behind the shell's back), or another link in ``/dev`` or ``/proc`` (an open file's)."""
+    try:
+        status = os.stat(path)  # through links, magic ones included (a pipe's /proc/self/fd/N)
+    except OSError:
+        return False  # a new file (or a link to one)
+    if not stat.S_ISREG(status.st_mode) or _standard_stream(path) is not None:
+        return True
+    return Path(os.path.abspath(path)).parts[1:2] in (("dev",), ("proc",)) and path.is_symlink()
+
+
+def _write_jsonl_into(path: Path, rows: Iterable[dict[str, Any]], cannot_write) -> None:
+    """Rows as JSON Lines written straight into ``path``, a device, a pipe or a stream: through ``sys.stdout`` or
+    ``sys.stderr`` when it is that stream's file (``/dev/stdout`` redirected to a file: opened anew, it would be
+    written from its start, under what the process prints)."""
+    stream = _standard_stream(path)
+    try:
+        handle = stream or open(path, "w", encoding="utf-8")
+    except OSError as exc:
+        raise cannot_write(exc) from None
+    encoding = handle.encoding or "utf-8"
+    try:
+        for row in rows:
+            try:
+                handle.write(json_line(row, encoding) + "\n")
+            except OSError as exc:
+                raise cannot_write(exc) from None
+        try:
+            handle.flush()
+        except OSError as exc:
+            raise cannot_write(exc) from None
+    finally:
+        if stream is None:
+            handle.close()
+
+
+def _standard_stream(path: Path):
+    """``sys.stdout`` or ``sys.stderr`` when ``path`` is its file, else None."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            if os.path.samestat(os.stat(path), os.fstat(stream.fileno())):
+                return stream
+        except (OSError, ValueError, AttributeError, io.UnsupportedOperation):
+            continue  # a stream without a file (replaced, closed), or a path that cannot be read
+    return None
 
 
 #: where an open file can be named by its descriptor (for ``link``): an unnamed file can be given a name

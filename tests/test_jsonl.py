@@ -67,6 +67,63 @@ def test_an_interrupted_atomic_write_keeps_the_previous_file_whole(tmp_path, sta
         write_jsonl_atomically(tmp_path / "missing" / "x.jsonl", [{"a": 1}])
 
 
+def test_an_atomic_write_through_a_symlink_replaces_its_target_and_keeps_the_link(tmp_path, staging):
+    # QA: `--out link.jsonl` replaced the link with a file and left the file it pointed to stale
+    target = tmp_path / "data" / "chunks.jsonl"
+    target.parent.mkdir()
+    target.write_text('{"old": 1}\n')
+    link = tmp_path / "link.jsonl"
+    link.symlink_to(target)
+    write_jsonl_atomically(link, [{"new": 1}])
+    assert link.is_symlink() and link.resolve() == target
+    assert target.read_text() == '{"new": 1}\n'
+    assert sorted(p.name for p in target.parent.iterdir()) == ["chunks.jsonl"]  # the temporary file next to it
+
+
+def test_an_atomic_write_keeps_the_permissions_of_the_file_it_replaces(tmp_path, staging):
+    # QA: a private (0600) output file came back world-readable (0644)
+    out = tmp_path / "x.jsonl"
+    out.write_text('{"old": 1}\n')
+    out.chmod(0o600)
+    write_jsonl_atomically(out, [{"new": 1}])
+    assert out.stat().st_mode & 0o777 == 0o600 and out.read_text() == '{"new": 1}\n'
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="named pipes")
+def test_a_write_to_a_named_pipe_goes_into_the_pipe_and_keeps_it(tmp_path):
+    # QA: `--out /dev/null` (run as root) replaced the device with a regular file, and `--out FIFO` the pipe (its
+    # reader waited for ever); a path that is no regular file is written to as it is
+    import stat
+    import threading
+
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    received = []
+    reader = threading.Thread(target=lambda: received.append(fifo.read_text()), daemon=True)
+    reader.start()
+    write_jsonl_atomically(fifo, [{"a": 1}, {"b": 2}])
+    reader.join(timeout=10)
+    assert received == ['{"a": 1}\n{"b": 2}\n']
+    assert stat.S_ISFIFO(fifo.stat().st_mode) and list(tmp_path.iterdir()) == [fifo]
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd/1").exists(), reason="/proc/self/fd")
+def test_a_write_to_standard_output_redirected_to_a_file_goes_through_the_stream(tmp_path):
+    # found checking the fix above: /dev/stdout redirected to a file was resolved to that file and replaced (what
+    # the process printed after went to the replaced file), then, opened anew, written over from its start. (Not
+    # /dev/stdout itself here: the code before this fix, run as root, replaced that link with a file.)
+    out = tmp_path / "out.txt"
+    link = tmp_path / "stdout"
+    link.symlink_to("/proc/self/fd/1")
+    code = ("import sys; from pathlib import Path; from rag.jsonl import write_jsonl_atomically; "
+            "print('before', flush=True); write_jsonl_atomically(Path(sys.argv[1]), [{'a': 1}]); print('after')")
+    for name in ("/proc/self/fd/1", str(link)):
+        with out.open("w") as handle:
+            subprocess.run([sys.executable, "-c", code, name], stdout=handle, check=True,
+                           cwd=Path(__file__).resolve().parents[1])
+        assert out.read_text() == 'before\n{"a": 1}\nafter\n'
+
+
 def test_an_atomic_write_to_a_directory_fails_before_it_takes_a_row(tmp_path):
     # QA: `ragloom chunk ... --out DIR` chunked everything, then could not rename the file over the directory
     taken = []
