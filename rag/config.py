@@ -18,20 +18,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Mapping, Union
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, Field, ValidationError
 
 from rag.embedding import check_model_directory
 from rag.errors import ConfigError, field_check
-from rag.registry import STEP_KINDS, get_spec, validate_params
+from rag.registry import STEP_KINDS, StrictModel, get_spec, validate_params
 from rag.yaml_io import dump_yaml, line_at, line_of, load_yaml, loads_yaml, plain
 
 MAX_LOOP_ITERS = 100
 
 
-class EmbedderConfig(BaseModel):
+class EmbedderConfig(StrictModel):
     """``index.embedder``: which sentence-transformers model embeds chunks and queries."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
     model: Annotated[str, AfterValidator(field_check(check_model_directory))] = "minilm"
     batch_size: int = Field(64, gt=0)
     device: str = "cpu"

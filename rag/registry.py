@@ -38,25 +38,33 @@ KIND_PACKAGES = {"chunker": "chunkers"}
 ENTRY_POINT_GROUP = "ragloom.operators"
 
 
-class OperatorParams(BaseModel):
-    """Base of every operator's parameter model: unknown keys are errors, values are immutable, and a number
-    is never given as ``true`` / ``false`` (pydantic would read them as 1 / 0)."""
+class StrictModel(BaseModel):
+    """Base of the models a config is read into: unknown keys are errors, values are immutable, a number is never
+    given as ``true`` / ``false`` and a boolean only as one (pydantic would read ``true`` as 1, and ``"no"``,
+    ``"off"`` or ``0`` as false: YAML 1.2 reads them as a string and a number, and so do we)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     @field_validator("*", mode="before")
     @classmethod
-    def _no_booleans_for_numbers(cls, value: Any, info: ValidationInfo) -> Any:
-        if isinstance(value, bool) and _number_not_bool(cls.model_fields[info.field_name].annotation):
+    def _booleans_only_as_booleans(cls, value: Any, info: ValidationInfo) -> Any:
+        kinds = _kinds(cls.model_fields[info.field_name].annotation)
+        if Any in kinds:
+            return value
+        if isinstance(value, bool) and kinds & {int, float} and bool not in kinds:
             raise ValueError(f"expected a number, got {str(value).lower()}")
+        if not isinstance(value, bool) and value is not None and bool in kinds and kinds <= {bool, type(None)}:
+            raise ValueError(f"expected true or false, got {value!r}")
         return value
 
 
-def _number_not_bool(annotation: Any) -> bool:
-    """Whether a field annotated ``annotation`` takes an int or a float but not a bool (``Optional`` and unions
-    looked through)."""
-    kinds = set(get_args(annotation)) if get_origin(annotation) in (Union, UnionType) else {annotation}
-    return bool(kinds & {int, float}) and not kinds & {bool, Any}
+class OperatorParams(StrictModel):
+    """Base of every operator's parameter model (:class:`StrictModel`)."""
+
+
+def _kinds(annotation: Any) -> set:
+    """The types a field annotated ``annotation`` takes (``Optional`` and unions looked through)."""
+    return set(get_args(annotation)) if get_origin(annotation) in (Union, UnionType) else {annotation}
 
 
 class Operator:

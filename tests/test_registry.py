@@ -36,6 +36,26 @@ def test_a_number_given_as_a_boolean_is_an_error_naming_the_key(op, key, value):
     assert info.value.path == f"chunker.{key}"
 
 
+@pytest.mark.parametrize("value", ["no", "off", "yes", "1", 0, 1])
+def test_a_boolean_given_as_a_string_or_a_number_is_an_error_naming_the_key(value):
+    # QA: `--set markdown=no` and `markdown: "off"` ran as false and `markdown: 1` as true, while the README says
+    # plain values are read as YAML 1.2 reads them (`no` a string) and a number given as true is refused
+    with pytest.raises(ConfigError, match="expected true or false") as info:
+        create("recursive", {"markdown": value}, kinds="chunker", path="chunker")
+    assert info.value.path == "chunker.markdown"
+
+
+def test_the_embedder_config_reads_booleans_and_numbers_as_strictly_as_operator_params():
+    from pydantic import ValidationError
+
+    from rag.config import EmbedderConfig
+
+    for bad in ({"cache": "no"}, {"normalize": 0}, {"batch_size": True}):
+        with pytest.raises(ValidationError, match="expected (true or false|a number)"):
+            EmbedderConfig(**bad)
+    assert EmbedderConfig(cache=False, cache_dir=None).cache is False
+
+
 def test_a_boolean_param_still_takes_booleans_and_an_optional_number_takes_none():
     assert create("recursive", {"markdown": False}, kinds="chunker").params.markdown is False
     assert create("ast", {"language": None}, kinds="chunker").params.language is None
