@@ -315,6 +315,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except RagloomError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # what reads the output stopped (`ragloom chunk ... --out - | head`): stop quietly,
+        # exit status 1 as rich's console does for its own output (Python's documented recipe), without a second
+        # error when Python flushes stdout at exit
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
     except OSError as exc:  # a file the command reads or writes (permissions, disk full, a file for a directory)
         if verbose:
             raise

@@ -195,6 +195,11 @@ def _lm_passes(chunks, window: int | None) -> int:
     return sum(n - 1 for n in per_document.values()) + stickiness
 
 
+def _count(n: int, noun: str) -> str:
+    """``"1 chunk"``, ``"2 chunks"``."""
+    return f"{n:,} {noun}" + ("" if n == 1 else "s")
+
+
 def _print_chunk_summary(console, summary: dict, shown: list[Chunk], embeds_chunks: bool) -> None:
     from rich.markup import escape
     from rich.table import Table
@@ -207,17 +212,18 @@ def _print_chunk_summary(console, summary: dict, shown: list[Chunk], embeds_chun
               else f"{round(megabytes * 1e6)} B")
     spec = ", ".join(f"{k}={v!r}" for k, v in params.items())
     console.print(f"[bold]{escape(op)}[/]({escape(spec)}): {summary['documents']} document(s), {volume} -> "
-                  f"{size['chunks']} chunks in {seconds:.2f} s ({megabytes / max(seconds, 1e-9):.2f} MB/s)")
+                  f"{_count(size['chunks'], 'chunk')} in {seconds:.2f} s ({megabytes / max(seconds, 1e-9):.2f} MB/s)")
     if size["chunks"]:
         t, c = size["tokens"], size["chars"]
-        console.print(f"tokens per chunk ({summary['tokenizer']}): mean {t['mean']:.1f}, median {t['median']:.0f}, "
+        console.print(f"tokens per chunk ({summary['tokenizer']}): mean {t['mean']:.1f}, median {t['median']:g}, "
                       f"p95 {t['p95']:.0f}, max {t['max']:.0f}" + (f" (limit {summary['limit']})" if summary["limit"] else "")
                       + f"; characters: mean {c['mean']:.0f}"
-                      + (f" (limit {summary['max_chars']} not counting whitespace)" if "max_chars" in summary else "")
+                      + (f" (max_chars {summary['max_chars']} counts non-whitespace characters)"
+                         if "max_chars" in summary else "")
                       + f"; oversize: {summary['oversize']}")
         # chunks of a few tokens that are not a document's end: what a cut left over
-        console.print(f"fragments (<= {FRAGMENT_TOKENS} tokens): {size['fragments']}; whitespace-only: "
-                      f"{size['whitespace_only']}")
+        console.print(f"fragments (<= {FRAGMENT_TOKENS} tokens, not a document's last chunk): {size['fragments']}; "
+                      f"whitespace-only: {size['whitespace_only']}")
     if "fallbacks" in summary:
         # "recursive (parse errors)": the chunker that took over, and why
         reasons = ", ".join(f"{reason.removeprefix('recursive (').removesuffix(')')}: {count}"
@@ -339,5 +345,5 @@ def cmd_chunk(args) -> int:
     console = Console(stderr=to_stdout)
     _print_chunk_summary(console, summary, run.shown, chunker.embeds_chunks)
     if args.out and not to_stdout:
-        console.print(f"wrote {summary['size']['chunks']} chunks to {args.out}")
+        console.print(f"wrote {_count(summary['size']['chunks'], 'chunk')} to {args.out}")
     return 0

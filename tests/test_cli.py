@@ -238,11 +238,15 @@ def test_chunk_writes_jsonl_with_exact_offsets_and_a_summary_that_matches_it(tmp
 
 
 def test_the_chunk_summary_shows_params_as_the_chunker_read_them(tmp_path, capsys):
-    code, out, _ = run(capsys, "chunk", str(_markdown_docs(tmp_path)), "--op", "recursive", "--set",
-                       "pack_sections=0", "--set", "chunk_size=40", "--json")
+    docs = _markdown_docs(tmp_path)
+    code, out, _ = run(capsys, "chunk", str(docs), "--op", "recursive", "--set",
+                       "pack_sections=false", "--set", "chunk_size=40", "--json")
     chunker = json.loads(out)["chunker"]
     assert code == 0 and chunker == {"op": "recursive", "pack_sections": False, "chunk_size": 40}
-    assert chunker["pack_sections"] is False  # not the 0 given (0 == False in Python)
+    # a boolean is true or false: 0 (read as false before) and "no" are errors naming the key
+    for value in ("0", "no"):
+        code, _, err = run(capsys, "chunk", str(docs), "--set", f"pack_sections={value}")
+        assert code == 2 and "--set pack_sections: expected true or false" in err
 
 
 def test_a_dotted_set_key_sets_a_nested_param(tmp_path, capsys):
@@ -460,7 +464,7 @@ def test_chunk_with_the_ast_chunker_reports_its_budget_and_the_documents_it_chun
     assert code == 0 and summary["max_chars"] == 300 and summary["limit"] == 512
     assert summary["fallbacks"] == {"recursive (no language)": 2, "recursive (parse errors)": 1}
     code, out, _ = run(capsys, "chunk", str(code_dir), "--op", "ast", "--set", "max_chars=300")
-    assert "limit 300 not counting whitespace" in " ".join(out.split())
+    assert "max_chars 300 counts non-whitespace characters" in " ".join(out.split())
     assert "chunked as text (recursive) instead: 3 (no language: 2, parse errors: 1)" in " ".join(out.split())
     code, out, _ = run(capsys, "chunk", str(code_dir), "--json")
     assert "fallbacks" not in json.loads(out) and "max_chars" not in json.loads(out)
@@ -595,3 +599,19 @@ def test_chunk_quality_reports_boundary_clarity_and_stickiness_under_a_local_lm(
     assert code == 0 and f"{2 * (n - 1):,} chunk pairs" in err and json.loads(out)["chunk_stickiness"] >= 0
     code, _, err = run(capsys, "chunk", str(docs), "--quality", str(model), "--quality-window", "0")
     assert code == 2 and "--quality-window must be at least 1" in err
+
+
+def test_chunk_to_stdout_stops_quietly_when_the_reader_goes_away(tmp_path):
+    # QA: `ragloom chunk big.txt --out - | head -1` printed "error: Broken pipe" and exited 2
+    import subprocess
+    import sys
+
+    big = tmp_path / "big.txt"
+    big.write_text("Some words here. More words follow.\n" * 20_000)
+    process = subprocess.Popen([sys.executable, "-c", "from rag.cli import main; raise SystemExit(main())", "chunk",
+                                str(big), "--op", "token", "--set", "chunk_size=8", "--out", "-"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=Path(__file__).resolve().parents[1])
+    assert process.stdout.readline().startswith(b'{"id": "big.txt#0"')
+    process.stdout.close()  # as `head -1` does
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 1 and b"error" not in stderr and b"Traceback" not in stderr, stderr
