@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Iterable, Iterator, Sequence
 import numpy as np
 from pydantic import AfterValidator
 
-from rag.errors import ConfigError, field_check
+from rag.errors import ConfigError, InputError, field_check
 from rag.registry import Operator
 from rag.tokens import get_tokenizer
 from rag.types import Chunk, Document
@@ -67,9 +67,20 @@ def as_documents(documents: Sequence[Document | str]) -> Sequence[Document]:
     """``documents`` with every plain string made a Document (ids ``doc0``, ``doc1``, ... by position)."""
     _check_not_one_text(documents, "chunk_documents")
     documents = documents if isinstance(documents, (list, tuple)) else list(documents)  # a generator: read once
-    if all(isinstance(d, Document) for d in documents):
-        return documents
-    return [as_document(d, f"doc{i}") for i, d in enumerate(documents)]
+    if not all(isinstance(d, Document) for d in documents):
+        documents = [as_document(d, f"doc{i}") for i, d in enumerate(documents)]
+    check_unique_ids(documents, set())
+    return documents
+
+
+def check_unique_ids(documents: Sequence[Document], seen: set[str]) -> None:
+    """An :class:`InputError` for a document id that two documents share (among ``documents`` and the ids in
+    ``seen``, which takes theirs): chunk ids are ``<document id>#<n>``, so their chunks' ids would collide."""
+    for document in documents:
+        if document.id in seen:
+            raise InputError(f"duplicate document id {document.id!r}: chunk ids ({document.id}#0, ...) would "
+                             "collide; give each document its own id")
+        seen.add(document.id)
 
 
 #: About how many characters of documents :meth:`Chunker.iter_chunks` (and ``ragloom chunk``) read and chunk at a
@@ -154,7 +165,9 @@ class Chunker(Operator):
         documents are read and chunked in groups of about ``group_characters`` (:func:`document_groups`), so
         memory holds one group, not the corpus. The same chunks as :meth:`chunk_documents` of all of them."""
         _check_not_one_text(documents, "iter_chunks")
+        seen: set[str] = set()
         for group in document_groups(documents, group_characters):
+            check_unique_ids(group, seen)
             yield from self.chunk_documents(group)
 
     #: True for chunkers that compute their own chunk vectors (late chunking).

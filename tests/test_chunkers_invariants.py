@@ -282,6 +282,22 @@ def test_every_chunker_takes_a_plain_string_or_a_list_of_them_and_names_anything
     assert Plugin().chunk("text") == ["doc"] and Plugin().chunk_documents(["a", "b"]) == ["doc0", "doc1"]
 
 
+@pytest.mark.parametrize("key", ["token", "recursive", "sentence"])
+def test_documents_sharing_an_id_are_an_input_error_not_colliding_chunk_ids(key):
+    # QA: chunk_documents([Document("same", ...), Document("same", ...)]) gave two chunks the id same#0, silently
+    # (the file readers and the index refuse such input; a chunker called from Python did not)
+    from rag.errors import InputError
+    from rag.types import Document
+
+    chunker = make(key, 16)
+    twice = [Document("same", "A first text."), Document("other", "B."), Document("same", "A second text.")]
+    with pytest.raises(InputError, match="duplicate document id 'same'"):
+        chunker.chunk_documents(twice)
+    with pytest.raises(InputError, match="duplicate document id 'same'"):  # across groups too
+        list(chunker.iter_chunks(iter(twice), group_characters=1))
+    assert len(chunker.chunk_documents(twice[:2])) == 2
+
+
 @pytest.mark.parametrize("key", ["token_overlap", "recursive", "sentence_overlap"])
 @pytest.mark.parametrize("group_characters", [1, 200, 10**9])
 def test_iter_chunks_reads_documents_a_group_at_a_time_and_gives_the_chunks_of_chunk_documents(key, group_characters):
