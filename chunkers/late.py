@@ -245,7 +245,7 @@ class LateChunker(Chunker):
         boundaries: dict[str, Any] = Field(default_factory=lambda: {"op": "sentence", "chunk_size": 128},
                                            description="the boundary chunker, as a nested {op: ...}")
         window_overlap: int = Field(64, ge=0, description="tokens shared by consecutive macro-windows")
-        context_weight: float = Field(0.5, ge=0, le=1, description=(
+        context_weight: float = Field(0.5, ge=0, le=1, allow_inf_nan=False, description=(
             "share of the pooled-in-context vector in each chunk vector; the rest is the chunk's text embedded "
             "on its own (1: the paper's late chunking alone, 0: independent embedding)"))
         pooling: Literal["centre", "whole"] = Field("centre", description=(

@@ -143,6 +143,8 @@ def test_context_weight_mixes_the_pooled_vector_with_the_chunks_own_embedding(re
     assert get_chunker("late", boundaries={"op": "sentence"}).params.context_weight == 0.5
     with pytest.raises(ConfigError, match="context_weight"):
         get_chunker("late", boundaries={"op": "sentence"}, context_weight=1.5)
+    with pytest.raises(ConfigError, match="context_weight: Input should be a finite number"):  # QA: "<= 1" for nan
+        get_chunker("late", boundaries={"op": "sentence"}, context_weight=float("nan"))
 
 
 def test_context_weight_zero_embeds_each_chunk_alone_without_a_forward_pass_over_the_text(resources, monkeypatch):
