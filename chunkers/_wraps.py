@@ -82,10 +82,11 @@ _PROSE_LINE = re.compile(r"\s*+(?!>>>|\.\.\.)[^\n]*?[^\W\d_]")
 #: column alignment: a run of three spaces, or a tab, inside a line
 _COLUMNS = re.compile(r"\S(?: {3}|\t)")
 #: a word that opens with a quote, a bracket, a backtick, an asterisk or a digit ("(see", "`code`", "2019,"); not
-#: a list item's marker ("1.", "* "), a key (``"Name":``, a link definition ``[a]: url``), code ("x[0] = 1",
-#: ``"items": [``) nor a word without a letter or digit (a docstring's closing quotes)
+#: a list item's marker ("1.", "12)", "* "; four digits are a year that ends a sentence, "in" / "1999."), a key
+#: (``"Name":``, a link definition ``[a]: url``), code ("x[0] = 1", ``"items": [``) nor a word without a letter or
+#: digit (a docstring's closing quotes)
 _OPENINGS = frozenset("\"'“‘([`*")
-_OPENING_WORD = re.compile(r"(?!\d{1,9}[.)](?:\s|\Z)|\*[ \t]|\S*\":)(?=\S*[^\W_])"
+_OPENING_WORD = re.compile(r"(?!\d{1,3}[.)](?:\s|\Z)|\*[ \t]|\S*\":)(?=\S*[^\W_])"
                            r"[\"'“‘(\[`*\d]\S*+(?<![:{\[])(?![ \t]*=)")
 
 

@@ -226,6 +226,10 @@ WRAPPED = ("The committee met on Tuesday to review the budget, and the members\n
            "National Office for the Budget would say about it in the spring.")
 
 
+YEAR_WRAP = ("The committee met on Tuesday to review the budget, and the members\n"
+             "agreed that the plan was sound after a long debate that ran to May 31,\n"
+             "1999. The National Office for the Budget would then say what it thought.")
+NUMBERED = YEAR_WRAP.replace("\n1999.", "\n12.")
 NO_FUNCTION_WORD = WRAPPED.replace("what the\n", "what each\n")  # (a line ending in "the" runs on whatever follows)
 FIRST_LINE_WRAP = ("The committee met on Tuesday to review the budget, and the members of\n"
                    "Parliament agreed that the plan was sound after a long debate about\n"
@@ -285,6 +289,9 @@ IN_CAPITALS = ("THE SOFTWARE IS PROVIDED AS IS, WITHOUT WARRANTY OF ANY KIND, EX
     (WRAPPED.replace("\nNational", "\n`National`"), [WRAPPED.replace("\nNational", "\n`National`")]),
     (WRAPPED.replace("\nNational", "\n(National"), [WRAPPED.replace("\nNational", "\n(National")]),
     (WRAPPED.replace("\nNational", "\n2019 National"), [WRAPPED.replace("\nNational", "\n2019 National")]),
+    # a year that ends a sentence is no list item's number (up to three digits: "12."): QA, hotpotqa wrapped
+    (YEAR_WRAP, [YEAR_WRAP[:YEAR_WRAP.index("The N")], YEAR_WRAP[YEAR_WRAP.index("The N"):]]),
+    (NUMBERED, [NUMBERED[:NUMBERED.index("12.")], NUMBERED[NUMBERED.index("12."):]]),
     # legal text in capitals: every line opens with one, but these are no records
     (IN_CAPITALS, [IN_CAPITALS[:IN_CAPITALS.index("IN NO")], IN_CAPITALS[IN_CAPITALS.index("IN NO"):]]),
     # a name with digits, hyphens or capitals inside, between lines of prose (not next to code: max_size)
