@@ -86,14 +86,8 @@ def write_jsonl_atomically(path: Path, rows: Iterable[dict[str, Any]]) -> None:
         raise cannot_write(exc) from None
     try:
         with open(descriptor, "w", encoding="utf-8") as handle:
-            for row in rows:  # rows may be made as they are written: their errors are theirs, not the write's
-                line = json_line(row) + "\n"
-                try:
-                    handle.write(line)
-                except OSError as exc:
-                    raise cannot_write(exc) from None
+            _write_rows(handle, rows, cannot_write)
             try:
-                handle.flush()
                 if mode is not None:
                     os.fchmod(handle.fileno(), mode)
                 os.fsync(handle.fileno())
@@ -133,20 +127,27 @@ def _write_jsonl_into(path: Path, rows: Iterable[dict[str, Any]], cannot_write) 
         handle = stream or open(path, "w", encoding="utf-8")
     except OSError as exc:
         raise cannot_write(exc) from None
-    encoding = handle.encoding or "utf-8"
     try:
-        for row in rows:
-            try:
-                handle.write(json_line(row, encoding) + "\n")
-            except OSError as exc:
-                raise cannot_write(exc) from None
-        try:
-            handle.flush()
-        except OSError as exc:
-            raise cannot_write(exc) from None
+        _write_rows(handle, rows, cannot_write)
     finally:
         if stream is None:
             handle.close()
+
+
+def _write_rows(handle, rows: Iterable[dict[str, Any]], cannot_write) -> None:
+    """Each row as a line of JSON (in the handle's encoding), then flushed; a failed write is ``cannot_write``'s
+    error. ``rows`` may be made as they are written: their errors are theirs, not the write's."""
+    encoding = handle.encoding or "utf-8"
+    for row in rows:
+        line = json_line(row, encoding) + "\n"
+        try:
+            handle.write(line)
+        except OSError as exc:
+            raise cannot_write(exc) from None
+    try:
+        handle.flush()
+    except OSError as exc:
+        raise cannot_write(exc) from None
 
 
 def _standard_stream(path: Path):
