@@ -59,6 +59,10 @@ _NAME_TYPES = frozenset({"identifier", "field_identifier", "type_identifier", "p
 #: (``const`` / ``let`` / ``var``) of a variable bound to a function.
 _WRAPPER_TYPES = frozenset({"decorated_definition", "export_statement", "template_declaration",
                             "lexical_declaration", "variable_declaration"})
+#: Nodes that only group their parent's children: Go wraps a block's (and a case's) statements in a
+#: ``statement_list``. The splitter reads its children as the parent's own, so a Go body is split at its statements
+#: as the other languages' are (:func:`pieces`).
+_GROUPING_TYPES = frozenset({"statement_list"})
 #: Comments, decorators and Rust's attributes (``#[derive(...)]``): they describe what follows them.
 _COMMENT_TYPES = frozenset({"comment", "line_comment", "block_comment"})
 _LEADING_TYPES = _COMMENT_TYPES | {"attribute_item", "decorator"}
@@ -119,6 +123,20 @@ def error_fraction(root, language: str) -> float:
                                    or is_scope(child)):
                 covered += child.end_byte - child.start_byte
     return covered / total
+
+
+def pieces(node) -> list:
+    """The children a node is split into: its non-empty children, those of a grouping node (:data:`_GROUPING_TYPES`)
+    in its place."""
+    out = []
+    for child in node.children:
+        if child.end_byte <= child.start_byte:
+            continue
+        if child.type in _GROUPING_TYPES:
+            out.extend(pieces(child))
+        else:
+            out.append(child)
+    return out
 
 
 def is_scope(node) -> bool:

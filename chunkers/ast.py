@@ -17,7 +17,9 @@ before them while it fits, instead of starting a new chunk, so splitting leaves 
 triple quote; a definition still starts its own chunk. A split definition's header (keywords, name, parameters,
 decorators) and the comments or Rust attributes just before it open its first chunk, packed with its first statements
 (a body that fits alone is split too, at its statements, rather than leave the header a chunk of its own; a body of
-one compound statement, a ``try:`` block too big to follow the header, still leaves it alone); comments that would end
+one compound statement, a ``try:`` block too big to follow the header, still leaves it alone; Go's ``statement_list``
+is read as its block's statements); comments that do not fit with the header and what follows it are a chunk of their
+own (in the scope around the definition), so the header is never cut to fill theirs; comments that would end
 a chunk open the next one, with the code they describe, when that fits (a comment ending a line of code is part of
 that line). Decorators, comments and attributes alone do not split a definition that fits a chunk: it stays whole and
 they are a chunk before it (a decorator is never cut to fill the chunk before it). An opening brace goes with the code
@@ -43,8 +45,8 @@ A C file with parse errors is parsed as C++ too, and the parse with fewer bytes 
 file; in C and C++ the complete definitions inside an error count as parsed: an ``#ifdef`` splitting one function
 header can make an error of a whole header) and a parse that takes too long (some grammars never finish on some inputs:
 :func:`chunkers._parse.parse_in_time`) fall back to the recursive text chunker with the same ``chunk_size``, its
-chunks over ``max_chars`` split again down the same separators; those chunks carry ``metadata["fallback"]`` (and an
-empty ``scope_path`` and ``definitions``). Lone CRs are parsed as line feeds, NULs as spaces
+chunks over ``max_chars`` split again down the same separators (:mod:`chunkers._code_fallback`); those chunks carry
+``metadata["fallback"]`` (and an empty ``scope_path`` and ``definitions``). Lone CRs are parsed as line feeds, NULs as spaces
 (:func:`chunkers._parse.source_to_parse`).
 A document's ``metadata["language"]`` that is not a string is an :class:`~rag.errors.InputError` naming the
 document.
@@ -54,16 +56,16 @@ from __future__ import annotations
 import bisect
 import re
 
-import numpy as np
 from pydantic import Field, model_validator
 
-from chunkers._markdown import is_markdown_language
+from chunkers._code_fallback import nonspace_prefix, text_chunks
 from chunkers._spans import Span, build_chunks, fit_spans
 from chunkers._splitter import RecursiveSplitter
 from chunkers._parse import parse_in_time, source_to_parse
 from chunkers._syntax import (FUNCTION_VALUES, GRAMMARS, RETRY_LANGUAGE, error_fraction, find_definitions,
-                              get_grammar, is_scope, leads, normalise_language, scope_name, starts_definition, trails)
-from chunkers._token_index import TokenIndex, codepoints, is_space, utf8_char_index
+                              get_grammar, is_scope, leads, normalise_language, pieces, scope_name, starts_definition,
+                              trails)
+from chunkers._token_index import utf8_char_index
 from chunkers.base import Chunker, TokenizerName, tokenizer_field
 from rag.documents import language_of_path
 from rag.errors import ConfigError, InputError
@@ -75,14 +77,6 @@ MAX_ERROR_FRACTION = 0.5
 
 _LINE_END = re.compile(r"\n")
 _WHITESPACE = re.compile(r"\s+")
-
-
-def nonspace_prefix(text: str) -> np.ndarray:
-    """``prefix[i]`` = number of non-whitespace characters in ``text[:i]`` (``str.isspace`` semantics)."""
-    nonspace = ~is_space(codepoints(text))
-    prefix = np.zeros(len(nonspace) + 1, dtype=np.int64)
-    np.cumsum(nonspace, out=prefix[1:])
-    return prefix
 
 
 class SyntaxSplitter:
@@ -104,11 +98,13 @@ class SyntaxSplitter:
         return (self.nonspace[end] - self.nonspace[start] <= self.max_chars
                 and self.tokens.estimate(start, end) <= self.max_tokens)
 
-    def split_node(self, node, start: int, end: int, scope: tuple[str, ...]) -> list[tuple[Span, tuple]]:
-        """Chunks ``(span, scope_path)`` tiling ``[start, end)``, which contains ``node``."""
+    def split_node(self, node, start: int, end: int, scope: tuple[str, ...],
+                   described: int | None = None) -> list[tuple[Span, tuple]]:
+        """Chunks ``(span, scope_path)`` tiling ``[start, end)``, which contains ``node``; ``[start, described)``, when
+        given, holds only the comments and attributes before ``node`` that describe it."""
         name = scope_name(node, self.source) if is_scope(node) else None
         inner_scope = scope + (name,) if name else scope
-        children = [c for c in node.children if c.end_byte > c.start_byte]
+        children = pieces(node)
         # a comment ending a line of code is part of that code's piece
         children[1:] = [c for previous, c in zip(children, children[1:]) if not trails(c, previous, self.source)]
         by_start = {self.char(c.start_byte): c for c in children}
@@ -117,7 +113,7 @@ class SyntaxSplitter:
             if len(children) == 1 and not self.fits(start, end):
                 # a wrapper (module with one class, a decorated definition) too big for one chunk: descend. (One
                 # that fits is a chunk in this scope: a file holding one function is not inside it.)
-                return self.split_node(children[0], start, end, inner_scope)
+                return self.split_node(children[0], start, end, inner_scope, described)
             return [(span, inner_scope) for span in self.split_text(start, end)]
         if children and self.char(children[0].start_byte) <= start:
             by_start[start] = children[0]
@@ -164,6 +160,17 @@ class SyntaxSplitter:
         tail_open = False  # out[-1] is the last piece of a child that was split, and may take what follows
         for a, b in zip(edges[:-1], edges[1:]):
             child = by_start.get(a)  # the child starting this piece; None for a gap before the first child
+            if (described is not None and header and child is not None and group and group[0][0] == start
+                    and group[-1][1] > described and not self.fits(start, b) and self.fits(described, b)):
+                # the comments describing this definition fit neither with its header nor before it in one chunk:
+                # they are a chunk of their own and the header opens the next, whole (QA: a header was cut in
+                # its parameters, left alone before its body)
+                kept, kept_children = detach(sum(1 for piece in group if piece[0] >= described))
+                out.append(((group[0][0], group[-1][1]), scope))  # no code of the definition: the scope around it
+                group.clear()
+                group_children.clear()
+                group.extend(kept)
+                group_children.extend(kept_children)
             # a definition's header that cannot take its whole body along opens the body's first chunk: the body is
             # split after it, rather than leaving the header a chunk of its own. Not when the group holds only
             # decorators, comments or attributes (and the text before this node's first child): a decorator is
@@ -207,7 +214,7 @@ class SyntaxSplitter:
             sub = None
             if child is not None:
                 try:
-                    sub = self.split_node(child, lead, b, inner_scope)
+                    sub = self.split_node(child, lead, b, inner_scope, a if passed and passed == own else None)
                 except RecursionError:  # nested past Python's stack (thousands of levels): this child as text
                     pass
             if sub is None:
@@ -341,49 +348,8 @@ class ASTChunker(Chunker):
         return build_chunks(document, spans, counts, oversize, metadata, tokenizer=self.tokenizer_)
 
     def _fallback(self, document: Document, language: str | None, reason: str) -> list[Chunk]:
-        from chunkers.recursive import RecursiveChunker
-
-        chunks = RecursiveChunker(chunk_size=self.params.chunk_size, tokenizer=self.params.tokenizer,
-                                  markdown=is_markdown_language(language)).chunk(document)
-        chunks = self._within_max_chars(document, chunks)
-        for c in chunks:  # the same keys as parsed chunks: no scope or definition is known
-            c.metadata.update(language=language, scope_path=[], definitions=[], fallback=f"recursive ({reason})")
-        return chunks
-
-    def _within_max_chars(self, document: Document, chunks: list[Chunk]) -> list[Chunk]:
-        """``chunks`` (tiling the text) with those over ``max_chars`` non-whitespace characters split again down
-        the recursive separator hierarchy (blank lines, lines, sentences, words, characters), by a recursive
-        splitter whose "tokens" are non-whitespace characters (each with the whitespace after it); pieces keep
-        their chunk's metadata and get exact token counts."""
-        text, limit = document.text, self.params.max_chars
-        nonspace = nonspace_prefix(text)
-        over = [c for c in chunks if nonspace[c.end] - nonspace[c.start] > limit]
-        if not over:
-            return chunks
-        over_starts = {c.start for c in over}
-        visible = np.flatnonzero(np.diff(nonspace))  # where each non-whitespace character is
-        bounds = np.unique(np.concatenate(([0], visible, [len(text)])))
-        by_chars = RecursiveSplitter(text, self.tokenizer_, markdown=False,
-                                     index=TokenIndex(text, self.tokenizer_, char_bounds=bounds))
-        edges = by_chars.split_edges(np.array([c.start for c in over]), np.array([c.end for c in over]), limit)
-        spans: list[Span] = []
-        counts: list[int | None] = []  # a chunk left whole keeps its count; the pieces are counted below
-        metadata: list[dict] = []
-        for c in chunks:
-            inner = edges[np.searchsorted(edges, c.start):np.searchsorted(edges, c.end) + 1].tolist() \
-                if c.start in over_starts else [c.start, c.end]
-            spans.extend(zip(inner[:-1], inner[1:]))
-            counts.extend([None] * (len(inner) - 1) if c.start in over_starts else [c.token_count])
-            meta = {k: v for k, v in c.metadata.items() if k != "oversize"}
-            metadata.extend([meta] * (len(inner) - 1))
-        pieces = [i for i, count in enumerate(counts) if count is None]
-        for i, count in zip(pieces, self.tokenizer_.count_batch([text[a:b] for a, b in (spans[i] for i in pieces)])):
-            counts[i] = count
-        fitted, counts, oversize = fit_spans(text, spans, self.tokenizer_, self.params.chunk_size, counts,
-                                             join_next=False)
-        starts = [a for a, _ in spans]
-        metadata = [metadata[bisect.bisect_right(starts, a) - 1] for a, _ in fitted]
-        return build_chunks(document, fitted, counts, oversize, metadata, tokenizer=self.tokenizer_)
+        return text_chunks(document, language, reason, self.params.chunk_size, self.params.max_chars,
+                           self.params.tokenizer, self.tokenizer_)
 
 
 def names_starting_in(spans: list[Span], definitions: list[tuple[int, str]]) -> list[list[str]]:

@@ -620,8 +620,10 @@ def test_a_decorator_that_fits_is_never_cut_and_a_definition_that_fits_stays_who
     chunks = get_chunker("ast", language="python", max_chars=100).chunk_text(text)
     check(text, chunks, 100, 512)
     texts = [c.text for c in chunks]
-    assert "@nx.dispatchable(graphs=None, returns_graph=True)\n" in texts
+    assert any("@nx.dispatchable(graphs=None, returns_graph=True)\n" in t for t in texts)  # whole, in one chunk
     assert texts[-1] == "def build_graph(create_using=None):\n    G = empty_graph(0, create_using)\n    return G\n"
+    # the comment line and the decorators, which do not fit together, are a chunk each side of the cut
+    assert texts[-2] == "@first_decorator\n@nx.dispatchable(graphs=None, returns_graph=True)\n"
 
 
 @pytest.mark.parametrize("language, text, first, name", [
@@ -640,3 +642,38 @@ def test_a_split_definition_keeps_its_leading_keywords_and_type(language, text, 
     check(text, chunks, 60, 512)
     assert chunks[0].text.startswith(first)
     assert chunks[0].metadata["scope_path"] == [name] and chunks[0].metadata["definitions"] == [name]
+
+
+_DESCRIBED = {
+    "go": ("// handle computes the total for v. It logs when verbose is set, and it uses\n"
+           "// the name for logging and for each step; see step for the details here.\n"
+           "func handle(v int, name string, verbose bool) int {\n"
+           "\ttotal := compute(v, name) + adjust(verbose, name, v)\n\tif verbose {\n"
+           "\t\tlog(\"handled\", name, total, v, verbose, \"extra detail here\")\n\t}\n\treturn total\n}\n",
+           "func handle(v int, name string, verbose bool) int {\n\ttotal := "),
+    "rust": ("/// handle computes the total for v. It logs when verbose is set, and it uses\n"
+             "/// the name for logging and for each step; see step for the details here.\n"
+             "pub fn handle(v: i32, name: &str, verbose: bool) -> i32 {\n"
+             "    let total = compute(v, name) + adjust(verbose, name, v);\n    if verbose {\n"
+             "        log(\"handled\", name, total, v, verbose, \"extra detail here\");\n    }\n    total\n}\n",
+             "pub fn handle(v: i32, name: &str, verbose: bool) -> i32 {\n    let total = "),
+    "python": ("# handle computes the total for v. It logs when verbose is set, and it uses\n"
+               "# the name for logging and for each step; see step for the details here.\n"
+               "def handle(v: int, name: str, verbose: bool) -> int:\n"
+               "    total = compute(v, name) + adjust(verbose, name, v)\n    if verbose:\n"
+               "        log(\"handled\", name, total, v, verbose, \"extra detail here\")\n    return total\n",
+               "def handle(v: int, name: str, verbose: bool) -> int:\n    total = "),
+}
+
+
+@pytest.mark.parametrize("language", sorted(_DESCRIBED))
+def test_comments_that_do_not_fit_with_a_split_definitions_header_are_a_chunk_and_the_header_stays_whole(language):
+    # QA (Rust, Go, TypeScript, Java): the comments before a definition too big for a chunk kept its header with
+    # them and cut it inside its parameters ("func handle(v int, name string, " / "verbose bool) int {"); in Go
+    # the header was then left alone, its body (one statement_list node) not split at its statements
+    text, header = _DESCRIBED[language]
+    chunks = get_chunker("ast", language=language, max_chars=150).chunk_text(text)
+    check(text, chunks, 150, 512)
+    assert chunks[0].text == text[:text.index(header[:10])]  # the comments alone
+    assert chunks[1].text.startswith(header) and chunks[1].metadata["definitions"] == ["handle"]
+    assert chunks[0].metadata["scope_path"] == [] and chunks[1].metadata["scope_path"] == ["handle"]
