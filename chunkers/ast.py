@@ -46,8 +46,8 @@ file; in C and C++ the complete definitions inside an error count as parsed: an 
 header can make an error of a whole header) and a parse that takes too long (some grammars never finish on some inputs:
 :func:`chunkers._parse.parse_in_time`) fall back to the recursive text chunker with the same ``chunk_size``, its
 chunks over ``max_chars`` split again down the same separators (:mod:`chunkers._code_fallback`); those chunks carry
-``metadata["fallback"]`` (and an empty ``scope_path`` and ``definitions``). Lone CRs are parsed as line feeds, NULs as spaces
-(:func:`chunkers._parse.source_to_parse`).
+``metadata["fallback"]`` (and an empty ``scope_path`` and ``definitions``). Lone CRs are parsed as line feeds, NULs as
+spaces (:func:`chunkers._parse.source_to_parse`).
 A document's ``metadata["language"]`` that is not a string is an :class:`~rag.errors.InputError` naming the
 document.
 """
