@@ -263,8 +263,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="chunker param, value as YAML (repeatable); a dotted key sets a nested param, e.g. "
                         "generator.model=PATH")
     p.add_argument("--out", help="write the chunks as JSON Lines to this file, replaced only when the run succeeds "
-                                 "('-': stdout as they are made; summary to stderr). A folder or .jsonl input is "
-                                 "read once first, so its errors stop the run before any chunk is made")
+                                 "(through a symlink, its target; a device or pipe such as /dev/null is written as "
+                                 "it is; '-': stdout as they are made, summary to stderr). A folder or .jsonl input "
+                                 "is read once first, so its errors stop the run before any chunk is made")
     p.add_argument("--show", type=int, default=0, metavar="N", help="print the first N chunks")
     p.add_argument("--quality", nargs="?", const="gemma3-270m", metavar="LM",
                    help="also MoC's boundary clarity and chunk stickiness under a causal LM (default the bundled "
