@@ -116,9 +116,12 @@ def _keep_nonempty(docs: Iterable[Document], source: str, jsonl: bool = False,
     if jsonl and not seen_any:
         raise InputError(f"{source}: no documents (the file has no JSON lines)")
     if not kept:
+        jsonl_inside = sorted(Path(source).glob("*.jsonl"))[:1] if Path(source).is_dir() else []
         raise InputError(f"{source}: no document with text"
                          + (f" ({len(empty)} empty)" if empty else " (no text-like files found: "
-                            f"suffixes {', '.join(sorted(TEXT_SUFFIXES)[:8])}, ...)"))
+                            f"suffixes {', '.join(sorted(TEXT_SUFFIXES)[:8])}, ..."
+                            + (f"; a .jsonl of documents is read when it is the input itself: {jsonl_inside[0]}"
+                               if jsonl_inside else "") + ")"))
 
 
 def _read_folder(root: Path, encoding: str) -> Iterator[Document]:

@@ -137,6 +137,13 @@ def test_only_empty_input_is_an_error(tmp_path):
         read_documents(tmp_path)
 
 
+def test_a_folder_holding_only_a_jsonl_names_it_as_the_input_to_give(tmp_path):
+    # QA: "no text-like files found: suffixes ..." and no word of the .jsonl file the user meant
+    (tmp_path / "docs.jsonl").write_text('{"id": "a", "text": "hello"}\n')
+    with pytest.raises(InputError, match=r"read when it is the input itself: .*docs.jsonl"):
+        read_documents(tmp_path)
+
+
 def test_a_symbolic_link_that_leads_nowhere_is_named_as_one(tmp_path):
     # QA: a link in a loop was reported as "input not found"
     loop = tmp_path / "loop"
