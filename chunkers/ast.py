@@ -122,9 +122,9 @@ class SyntaxSplitter:
         group: list[Span] = []
         group_children: list = []  # the child starting each piece of the group (None for a gap)
 
-        def flush():
+        def flush(chunk_scope: tuple[str, ...] = inner_scope):
             if group:
-                out.append(((group[0][0], group[-1][1]), inner_scope))
+                out.append(((group[0][0], group[-1][1]), chunk_scope))
                 group.clear()
                 group_children.clear()
 
@@ -146,6 +146,13 @@ class SyntaxSplitter:
             del group[cut:], group_children[cut:]
             return taken
 
+        def flush_all_but(n: int, chunk_scope: tuple[str, ...] = inner_scope) -> None:
+            """The group a chunk but for its last ``n`` pieces, which open the next group."""
+            carried, carried_children = detach(n)
+            flush(chunk_scope)
+            group.extend(carried)
+            group_children.extend(carried_children)
+
         def describes(child) -> bool:  # a comment, decorator or attribute: it goes with the code after it
             return child is not None and leads(child)
 
@@ -165,12 +172,8 @@ class SyntaxSplitter:
                 # the comments describing this definition fit neither with its header nor before it in one chunk:
                 # they are a chunk of their own and the header opens the next, whole (QA: a header was cut in
                 # its parameters, left alone before its body)
-                kept, kept_children = detach(sum(1 for piece in group if piece[0] >= described))
-                out.append(((group[0][0], group[-1][1]), scope))  # no code of the definition: the scope around it
-                group.clear()
-                group_children.clear()
-                group.extend(kept)
-                group_children.extend(kept_children)
+                # no code of the definition in their chunk: the scope around it
+                flush_all_but(sum(1 for piece in group if piece[0] >= described), scope)
             # a definition's header that cannot take its whole body along opens the body's first chunk: the body is
             # split after it, rather than leaving the header a chunk of its own. Not when the group holds only
             # decorators, comments or attributes (and the text before this node's first child): a decorator is
@@ -192,10 +195,7 @@ class SyntaxSplitter:
                     moved = trailing(goes_with_next)
                     if moved and (moved == len(group) or not self.fits(group[len(group) - moved][0], b)):
                         moved = 0
-                    carried, carried_children = detach(moved)
-                    flush()
-                    group.extend(carried)
-                    group_children.extend(carried_children)
+                    flush_all_but(moved)
                 group.append((a, b))
                 group_children.append(child)
                 continue
