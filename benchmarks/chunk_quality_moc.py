@@ -106,8 +106,8 @@ def random_cut_chunks(document: Document, tokenizer, chunk_tokens: int = 200, sp
 
 
 # ----------------------------------------------------------------------------------------------- LM bookkeeping
-class MemoizedPerplexities:
-    """A ``CausalLM`` whose ``perplexities`` computes each ``(context, text)`` pair once and times the LM.
+class MemoizedRatios:
+    """A ``CausalLM`` whose ``perplexity_ratios`` scores each ``(context, text)`` pair once and times the LM.
 
     BC's pairs are CS's ``j = i + 1`` edges and CS is read at several thresholds: with the memo each runs the
     LM once. ``tokens`` counts the LM tokens scored (context + text, as tokenized by the LM)."""
@@ -118,12 +118,11 @@ class MemoizedPerplexities:
         self.seconds = 0.0
         self.tokens = 0
 
-    def perplexities(self, texts: Sequence[str], contexts: Sequence[str] | None = None) -> np.ndarray:
-        contexts = list(contexts) if contexts is not None else [""] * len(texts)
+    def perplexity_ratios(self, texts: Sequence[str], contexts: Sequence[str]) -> np.ndarray:
         missing = list(dict.fromkeys(k for k in zip(contexts, texts) if k not in self.cache))
         if missing:
             started = time.perf_counter()
-            values = self.lm.perplexities([t for _, t in missing], [c for c, _ in missing])
+            values = self.lm.perplexity_ratios([t for _, t in missing], [c for c, _ in missing])
             self.seconds += time.perf_counter() - started
             self.tokens += sum(self.lm.count_tokens(c) + self.lm.count_tokens(t) for c, t in missing)
             self.cache.update(zip(missing, map(float, values)))
@@ -137,16 +136,16 @@ def _groups(chunks: Sequence[Chunk]) -> list[list[Chunk]]:
     return [sorted(g, key=lambda c: (c.start, c.end)) for g in groups.values()]
 
 
-def pair_ratios(memo: MemoizedPerplexities, chunks: Sequence[Chunk]) -> list[tuple[int, int, int, float]]:
+def pair_ratios(memo: MemoizedRatios, chunks: Sequence[Chunk]) -> list[tuple[int, int, int, float]]:
     """``(document index, i, j, ppl(x_j | x_i) / ppl(x_j))`` for every ``i < j`` of a document, from the memo
     (call after :func:`evals.chunk_quality.chunk_stickiness` has scored the incomplete graph)."""
     out = []
     for d, group in enumerate(_groups(chunks)):
         texts = [c.text for c in group]
         for i, j in itertools.combinations(range(len(group)), 2):
-            alone, given = memo.cache.get(("", texts[j])), memo.cache.get((texts[i], texts[j]))
-            if alone is not None and given is not None:
-                out.append((d, i, j, given / alone))
+            ratio = memo.cache.get((texts[i], texts[j]))
+            if ratio is not None:
+                out.append((d, i, j, ratio))
     return out
 
 
@@ -224,7 +223,7 @@ def measure(name: str, documents, queries, query_vectors, resources, tokenizer, 
     scores = top_k_span_scores(chunks, vectors, query_vectors, golds, TOP_K, stable=False)
     sizes = {"chunks": len(chunks), "mean_tokens": float(np.mean([c.token_count for c in chunks])),
              "mean_chars": float(np.mean([len(c.text) for c in chunks]))}
-    memo = MemoizedPerplexities(lm)
+    memo = MemoizedRatios(lm)
     chunks = [c for c in chunks if c.end <= lm_chars]  # the LM metrics' prefix of every document
     load_before = os.getloadavg()[0]
     bc = boundary_clarity(memo, chunks)

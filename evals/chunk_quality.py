@@ -11,7 +11,13 @@ perplexity-based measures of a chunking, computed with a small causal LM (``rag.
   much more predictable); stickiness is the graph's structural entropy ``−Σ_v (h_v / 2m) log2(h_v / 2m)``
   (``h_v`` degree, ``m`` edges). Lower is better (chunks are self-contained). The *incomplete* graph (MoC's
   default, cheaper) only conditions a chunk on earlier ones (``i < j``); the *complete* graph uses both
-  directions. ``window`` limits ``j − i`` to bound the quadratic cost on long documents.
+  directions, each an edge of its own (as the authors' code counts them). ``window`` limits ``|j − i|`` to bound
+  the quadratic cost on long documents. The mean is over documents, one of a single chunk counting 0.
+
+Both compare a chunk's perplexity with and without its context over the same tokens
+(:meth:`rag.lm.CausalLM.perplexity_ratios`): the context keeps at least half the LM's window, and a chunk that
+does not fit in the rest is scored on its first tokens; a model without a BOS token leaves a chunk's first token
+out of both. A pair with a chunk of no tokens (whitespace only) is left out (``unscored_pairs``), not scored as 1.
 
 Size statistics (counts, mean / median / spread / extremes of tokens and characters, share over a limit)
 need no model.
@@ -55,7 +61,7 @@ class SizeTally:
         self.documents = self.whitespace_only = self.fragments = 0
 
     def add(self, chunks: Sequence[Chunk]) -> None:
-        last_of_document = {c.doc_id: c.id for c in chunks}
+        last_of_document = {c.doc_id: c.id for c in sorted(chunks, key=lambda c: (c.start, c.end))}
         self.documents += len(last_of_document)
         self.tokens.extend(c.token_count for c in chunks)
         self.chars.extend(len(c.text) for c in chunks)
@@ -80,7 +86,8 @@ class SizeTally:
         return stats
 
 
-def _by_document(chunks: Sequence[Chunk]) -> list[list[Chunk]]:
+def by_document(chunks: Sequence[Chunk]) -> list[list[Chunk]]:
+    """The chunks of each document, in text order."""
     groups: dict[str, list[Chunk]] = defaultdict(list)
     for c in chunks:
         groups[c.doc_id].append(c)
@@ -95,30 +102,70 @@ def _resolve_lm(lm):
     return lm
 
 
+Pair = tuple[int, int, int]  # (document, i, j): chunk j of the document given chunk i
+
+
+def consecutive_pairs(groups: Sequence[Sequence[Chunk]]) -> list[Pair]:
+    """Boundary clarity's pairs: each chunk given the one before it."""
+    return [(d, i, i + 1) for d, group in enumerate(groups) for i in range(len(group) - 1)]
+
+
+def stickiness_pairs(groups: Sequence[Sequence[Chunk]], graph: str = "incomplete",
+                     window: int | None = None) -> list[Pair]:
+    """Chunk stickiness's pairs: each chunk given every earlier one of its document (the ``complete`` graph: every
+    other one), or only those at most ``window`` chunks away."""
+    _check_graph(graph, window)
+    reach = window if window is not None else max((len(g) for g in groups), default=0)
+    pairs = []
+    for d, group in enumerate(groups):
+        n = len(group)
+        for j in range(n):
+            earlier = range(max(0, j - reach), j)
+            later = range(j + 1, min(n, j + reach + 1)) if graph == "complete" else ()
+            pairs.extend((d, i, j) for i in (*earlier, *later))
+    return pairs
+
+
+def _check_graph(graph: str, window: int | None) -> None:
+    if graph not in ("incomplete", "complete"):
+        raise ValueError(f"graph must be 'incomplete' or 'complete', got {graph!r}")
+    if window is not None and (isinstance(window, bool) or not isinstance(window, int) or window < 1):
+        raise ValueError(f"window must be a whole number of chunks, at least 1, or None; got {window!r}")
+
+
+def pair_ratios(lm, groups: Sequence[Sequence[Chunk]], pairs: Sequence[Pair]) -> dict[Pair, float]:
+    """``ppl(x_j | x_i) / ppl(x_j)`` of each pair, each scored once, by the LM's ``perplexity_ratios``
+    (:meth:`rag.lm.CausalLM.perplexity_ratios`: ``nan`` for a chunk of no tokens)."""
+    pairs = list(dict.fromkeys(pairs))
+    if not pairs:
+        return {}
+    values = lm.perplexity_ratios([groups[d][j].text for d, _, j in pairs], [groups[d][i].text for d, i, _ in pairs])
+    return dict(zip(pairs, map(float, values)))
+
+
 def boundary_clarity_pairs(lm, chunks: Sequence[Chunk]) -> np.ndarray:
-    """``ppl(q | d) / ppl(q)`` for every pair of consecutive chunks ``(d, q)`` of the same document."""
-    lm = _resolve_lm(lm)
-    previous, following = [], []
-    for group in _by_document(chunks):
-        for d, q in zip(group, group[1:]):
-            previous.append(d.text)
-            following.append(q.text)
-    if not following:
-        return np.zeros(0, dtype=np.float64)
-    alone = lm.perplexities(following)
-    given = lm.perplexities(following, contexts=previous)
-    return np.asarray(given, dtype=np.float64) / np.asarray(alone, dtype=np.float64)
+    """``ppl(q | d) / ppl(q)`` for every pair of consecutive chunks ``(d, q)`` of the same document (``nan`` for a
+    pair with a chunk of no tokens)."""
+    groups = by_document(chunks)
+    pairs = consecutive_pairs(groups)
+    ratios = pair_ratios(_resolve_lm(lm), groups, pairs)
+    return np.array([ratios[pair] for pair in pairs], dtype=np.float64)
 
 
 def boundary_clarity(lm, chunks: Sequence[Chunk]) -> float:
-    """Mean Boundary Clarity over consecutive pairs (``nan`` with fewer than two chunks per document)."""
-    values = boundary_clarity_pairs(lm, chunks)
+    """Mean Boundary Clarity over the consecutive pairs that could be scored (``nan`` without any: fewer than two
+    chunks per document)."""
+    return _mean_clarity(boundary_clarity_pairs(lm, chunks))
+
+
+def _mean_clarity(values: np.ndarray) -> float:
     values = values[np.isfinite(values)]
     return float(values.mean()) if len(values) else math.nan
 
 
 def structural_entropy(n_nodes: int, edges: Sequence[tuple[int, int]]) -> float:
-    """``−Σ_v (h_v / 2m) log2(h_v / 2m)`` over nodes with degree ``h_v > 0``; 0 for a graph without edges."""
+    """``−Σ_v (h_v / 2m) log2(h_v / 2m)`` over nodes with degree ``h_v > 0``; 0 for a graph without edges. An edge
+    listed twice (both directions of the complete graph) counts twice."""
     if not edges:
         return 0.0
     degree = np.zeros(n_nodes, dtype=np.float64)
@@ -131,34 +178,46 @@ def structural_entropy(n_nodes: int, edges: Sequence[tuple[int, int]]) -> float:
 
 def chunk_stickiness(lm, chunks: Sequence[Chunk], threshold: float = 0.5,
                      graph: Literal["incomplete", "complete"] = "incomplete", window: int | None = None) -> float:
-    """Mean over documents of the structural entropy of the chunk graph (edges where ``K(i, j) > threshold``)."""
-    if graph not in ("incomplete", "complete"):
-        raise ValueError(f"graph must be 'incomplete' or 'complete', got {graph!r}")
-    lm = _resolve_lm(lm)
-    entropies = []
-    for group in _by_document(chunks):
-        n = len(group)
-        texts = [c.text for c in group]
-        pairs = [(i, j) for i in range(n) for j in range(n) if i != j and (graph == "complete" or i < j)
-                 and (window is None or abs(j - i) <= window)]
-        if not pairs:
-            entropies.append(0.0)
-            continue
-        alone = np.asarray(lm.perplexities(texts), dtype=np.float64)
-        given = np.asarray(lm.perplexities([texts[j] for _, j in pairs], contexts=[texts[i] for i, _ in pairs]),
-                           dtype=np.float64)
-        strength = (alone[[j for _, j in pairs]] - given) / alone[[j for _, j in pairs]]
-        linked = {tuple(sorted(pair)) for pair, k in zip(pairs, strength) if np.isfinite(k) and k > threshold}
-        entropies.append(structural_entropy(n, sorted(linked)))
-    return float(np.mean(entropies)) if entropies else math.nan
+    """Mean over documents of the structural entropy of the chunk graph: an edge ``i → j`` where
+    ``K(i, j) = 1 − ppl(x_j | x_i) / ppl(x_j) > threshold``; in the complete graph ``i → j`` and ``j → i`` are two
+    edges when both pass, as the MoC authors' code counts them. A document of one chunk counts 0; ``nan`` when no
+    document has two chunks."""
+    _check_threshold(threshold)
+    groups = by_document(chunks)
+    pairs = stickiness_pairs(groups, graph, window)
+    return _stickiness(groups, pairs, pair_ratios(_resolve_lm(lm), groups, pairs), threshold)
+
+
+def _check_threshold(threshold: float) -> None:
+    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not -math.inf < threshold < 1:
+        raise ValueError(f"threshold must be a number below 1 (K = 1 - ppl(x_j | x_i) / ppl(x_j) is at most 1), "
+                         f"got {threshold!r}")
+
+
+def _stickiness(groups, pairs: Sequence[Pair], ratios: dict[Pair, float], threshold: float) -> float:
+    edges: dict[int, list[tuple[int, int]]] = defaultdict(list)
+    for d, i, j in pairs:
+        if 1.0 - ratios[(d, i, j)] > threshold:  # nan (a chunk of no tokens) is no edge
+            edges[d].append((i, j))
+    if all(len(group) < 2 for group in groups):
+        return math.nan
+    return float(np.mean([structural_entropy(len(group), edges[d]) for d, group in enumerate(groups)]))
 
 
 def chunk_quality(chunks: Sequence[Chunk], lm=None, limit: int | None = None, threshold: float = 0.5,
                   graph: Literal["incomplete", "complete"] = "incomplete", window: int | None = None) -> dict[str, Any]:
-    """Size statistics, plus Boundary Clarity and Chunk Stickiness when a causal LM (or its name) is given."""
+    """Size statistics, plus Boundary Clarity and Chunk Stickiness when a causal LM (or its name) is given; each pair
+    is scored once for both (boundary clarity's pairs are stickiness's neighbours). ``quality`` holds the settings
+    and the pairs scored, and left out (``unscored_pairs``: a chunk of no tokens)."""
     result: dict[str, Any] = {"size": size_statistics(chunks, limit)}
     if lm is not None:
-        lm = _resolve_lm(lm)
-        result["boundary_clarity"] = boundary_clarity(lm, chunks)
-        result["chunk_stickiness"] = chunk_stickiness(lm, chunks, threshold, graph, window)
+        _check_threshold(threshold)
+        groups = by_document(chunks)
+        consecutive, sticky = consecutive_pairs(groups), stickiness_pairs(groups, graph, window)
+        ratios = pair_ratios(_resolve_lm(lm), groups, [*consecutive, *sticky])
+        result["boundary_clarity"] = _mean_clarity(np.array([ratios[pair] for pair in consecutive], dtype=np.float64))
+        result["chunk_stickiness"] = _stickiness(groups, sticky, ratios, threshold)
+        scored = sum(math.isfinite(value) for value in ratios.values())
+        result["quality"] = {"threshold": threshold, "graph": graph, "window": window, "scored_pairs": scored,
+                             "unscored_pairs": len(ratios) - scored}
     return result

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import math
 import sys
 import time
 from collections import Counter, deque
@@ -150,13 +151,41 @@ class ChunkRun:
                 f"about {max(left, 0.0):.0f} s left")
 
 
-def _chunk_summary(op: str, params: dict, chunker, run: ChunkRun, lm: str | None, window: int | None = None) -> dict:
+def _load_quality_lm(model: str):
+    """The causal LM ``--quality`` names, loaded: a path that is no model, or a model that does not load, is an
+    error before any chunking."""
+    from rag.lm import load_causal_lm
+    from rag.lm_files import check_local_lm
+
+    try:
+        check_local_lm(model)
+        lm = load_causal_lm(model)
+        lm.model  # noqa: B018 (loads it)
+    except RagloomError as exc:
+        raise RagloomError(f"--quality {model}: {getattr(exc, 'message', exc)}") from None
+    return lm
+
+
+def _finite_or_null(value):
+    """``value`` with every float that is not finite (a mean over nothing) replaced by None, in nested dicts and
+    lists."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite_or_null(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite_or_null(v) for v in value]
+    return value
+
+
+def _chunk_summary(op: str, params: dict, chunker, run: ChunkRun, lm=None, window: int | None = None) -> dict:
     """What ``ragloom chunk`` reports (and ``--json`` prints): the run, and ``evals.chunk_quality``'s size statistics,
-    plus MoC's Boundary Clarity and Chunk Stickiness when a causal LM is named (over ``run.kept``)."""
+    plus MoC's Boundary Clarity and Chunk Stickiness under the causal LM ``lm`` (over ``run.kept``), with the
+    settings and pair counts behind them (``quality``)."""
     sized = getattr(chunker, "boundary_chunker_", chunker)  # late chunking: its boundary chunker sets the sizes
     limit = getattr(sized.params, "chunk_size", None)
     max_chars = getattr(sized.params, "max_chars", None)  # the ast chunker's budget, in non-whitespace characters
-    scores = chunk_quality(run.kept, lm=lm, limit=limit, window=window) if lm else {}
+    scores = chunk_quality(run.kept, lm=lm, limit=limit, window=window) if lm is not None else {}
     return {
         # the given params as the chunker read them ("--set pack_sections=0" is false)
         "chunker": {"op": op, **_as_read(params, chunker)}, "documents": run.documents,
@@ -186,13 +215,14 @@ def _load_causal_lm(chunker) -> float | None:
     return time.perf_counter() - started
 
 
-def _lm_passes(chunks, window: int | None) -> int:
-    """About the conditioned LM passes of boundary clarity (consecutive pairs) and chunk stickiness (each chunk given
-    every earlier chunk of its document, or the ``window`` before it), as ``evals.chunk_quality`` makes them."""
-    per_document = Counter(c.doc_id for c in chunks)
-    stickiness = sum(n * (n - 1) // 2 if window is None else sum(min(i, window) for i in range(n))
-                     for n in per_document.values())
-    return sum(n - 1 for n in per_document.values()) + stickiness
+def _lm_passes(chunks, window: int | None) -> tuple[int, int]:
+    """The LM passes ``evals.chunk_quality`` makes: ``(chunks alone, chunk pairs)``; the pairs are stickiness's
+    (each chunk given every earlier chunk of its document, or the ``window`` before it), which hold boundary
+    clarity's."""
+    from evals.chunk_quality import by_document, stickiness_pairs
+
+    groups = [group for group in by_document(chunks) if len(group) > 1]
+    return len({c.text for group in groups for c in group}), len(stickiness_pairs(groups, window=window))
 
 
 def _count(n: int, noun: str) -> str:
@@ -238,8 +268,13 @@ def _print_chunk_summary(console, summary: dict, shown: list[Chunk], embeds_chun
                       + (" (no boundary named in the window: each of those windows became one chunk)" if unusable
                          else ""))
     if "boundary_clarity" in summary:
-        console.print(f"boundary clarity {summary['boundary_clarity']:.3f} (higher: cleaner cuts), chunk stickiness "
-                      f"{summary['chunk_stickiness']:.3f} (lower: more self-contained chunks)")
+        clarity, stickiness = (f"{summary[key]:.3f}" if summary[key] == summary[key] else "n/a"
+                               for key in ("boundary_clarity", "chunk_stickiness"))
+        console.print(f"boundary clarity {clarity} (higher: cleaner cuts), chunk stickiness {stickiness} (lower: more "
+                      "self-contained chunks)" + ("; n/a: no document has two chunks" if "n/a" in clarity else ""))
+        unscored = summary["quality"]["unscored_pairs"]
+        if unscored:
+            console.print(f"{_count(unscored, 'chunk pair')} left out of both: a chunk of no tokens (whitespace only)")
     if embeds_chunks:
         console.print(f"[dim]{op} computes its chunk vectors when indexing; these are its boundaries")
     if shown:
@@ -288,13 +323,6 @@ def cmd_chunk(args) -> int:
     if args.quality_window is not None and not args.quality:
         raise RagloomError("--quality-window sets the window of --quality's scores: give --quality too")
     _check_out_is_not_an_input(args.out, args.input)
-    if args.quality:  # a model that cannot load fails now, not after the chunking
-        from rag.lm_files import check_local_lm
-
-        try:
-            check_local_lm(args.quality)
-        except RagloomError as exc:
-            raise RagloomError(f"--quality {args.quality}: {getattr(exc, 'message', exc)}") from None
     op, params = _chunker_spec(args)
     try:
         chunker = create(op, params, "chunker", "chunker")
@@ -321,6 +349,7 @@ def cmd_chunk(args) -> int:
     source = Path(args.input)
     checked = source.is_dir() or source.is_file() and source.suffix.lower() == ".jsonl"
     expected = check_documents(source, args.encoding) if checked else None
+    quality_lm = _load_quality_lm(args.quality) if args.quality else None  # fails now, not after the chunking
     load_seconds = _load_causal_lm(chunker)
     run = ChunkRun(show=args.show, keep_all=bool(args.quality), progress=progress, expected=expected)
     chunks = run.chunks(chunker, iter_documents(args.input, args.encoding))
@@ -331,16 +360,21 @@ def cmd_chunk(args) -> int:
         write_jsonl_atomically(Path(args.out), (c.to_json() for c in chunks))
     else:
         deque(chunks, maxlen=0)
-    if args.quality:
-        print(f"scoring with {args.quality}: {_lm_passes(run.kept, args.quality_window):,} chunk pairs, one LM pass "
-              "each over both chunks' tokens", file=sys.stderr)
-    summary = _chunk_summary(op, params, chunker, run, args.quality, args.quality_window)
+    if quality_lm is not None:
+        alone, pairs = _lm_passes(run.kept, args.quality_window)
+        print(f"scoring with {args.quality}: {_count(alone, 'chunk')} alone and {_count(pairs, 'chunk pair')}, one LM "
+              "pass each", file=sys.stderr)
+    summary = _chunk_summary(op, params, chunker, run, quality_lm, args.quality_window)
+    if quality_lm is not None:
+        summary["quality"] = {"lm": args.quality, **summary["quality"]}
     if load_seconds is not None:
         summary["model_load_seconds"] = round(load_seconds, 3)
     if args.json:
         if args.show:  # the chunks --show prints, as the --out lines are
             summary["shown"] = [c.to_json() for c in run.shown]
-        print(json.dumps(summary, indent=2, ensure_ascii=False, default=str), file=sys.stderr if to_stdout else sys.stdout)
+        # a score with nothing to score is null: NaN is no JSON (jq and JavaScript reject it)
+        print(json.dumps(_finite_or_null(summary), indent=2, ensure_ascii=False, default=str, allow_nan=False),
+              file=sys.stderr if to_stdout else sys.stdout)
         return 0
     console = Console(stderr=to_stdout)
     _print_chunk_summary(console, summary, run.shown, chunker.embeds_chunks)

@@ -106,6 +106,11 @@ class CausalLM:
         limit = getattr(cfg, "max_position_embeddings", None) or getattr(cfg, "n_positions", None) or 2048
         return int(min(limit, 1 << 20))
 
+    @property
+    def window(self) -> int:
+        """Tokens in one scoring pass: ``max_context_tokens``, at most the model's :attr:`context_length`."""
+        return max(2, min(self.max_context_tokens, self.context_length))
+
     def encode(self, text: str) -> list[int]:
         """Token ids of ``text`` without special tokens."""
         return list(self.tokenizer(without_lone_surrogates(text), add_special_tokens=False)["input_ids"])
@@ -187,7 +192,7 @@ class CausalLM:
         """Log-probability of every token of ``ids`` after the first, each conditioned on up to
         ``max_context_tokens`` preceding tokens (a sliding window with half-window stride: every token
         after the first window sees at least half a window of context)."""
-        window = max(2, min(self.max_context_tokens, self.context_length))
+        window = self.window
         if len(ids) <= window:
             return self._score_sequences([ids])[0] if len(ids) > 1 else np.zeros(0)
         stride = max(1, window // 2)
@@ -209,20 +214,29 @@ class CausalLM:
         """
         return self.token_logprobs_batch([text], [context])[0]
 
-    def token_logprobs_batch(self, texts: Sequence[str], contexts: Sequence[str] | None = None) -> list[np.ndarray]:
-        """:meth:`token_logprobs` for many texts, batched. ``contexts[i]`` (optional) conditions ``texts[i]``."""
+    def token_logprobs_batch(self, texts: Sequence[str], contexts: Sequence[str] | None = None,
+                             keep_context: int = 0) -> list[np.ndarray]:
+        """:meth:`token_logprobs` for many texts, batched. ``contexts[i]`` (optional) conditions ``texts[i]``.
+
+        A context is cut to its last tokens when it does not fit the :attr:`window` with its text. ``keep_context``
+        keeps at least that many of them (or all it has): a text that does not fit after those is scored on its
+        first tokens only, and its array is shorter than its tokens (by default a long text keeps the window and
+        its context is cut to nothing)."""
         texts = list(texts)
         contexts = list(contexts) if contexts is not None else [""] * len(texts)
         if len(contexts) != len(texts):
             raise ValueError(f"got {len(texts)} texts but {len(contexts)} contexts")
         bos = self._bos
-        window = max(2, min(self.max_context_tokens, self.context_length))
+        window = self.window
         prepared: list[tuple[list[int], int]] = []
         for text, context in zip(texts, contexts):
             own = self.encode(text)
             context_ids = self.encode(context) if context else []
-            room = window - len(bos) - len(own)  # keep the context nearest to the text
-            context_ids = context_ids[max(0, len(context_ids) - room):] if room > 0 else []
+            # keep the context nearest to the text
+            room = max(window - len(bos) - len(own), min(len(context_ids), keep_context), 0)
+            context_ids = context_ids[len(context_ids) - min(room, len(context_ids)):]
+            if context_ids:
+                own = own[:window - len(bos) - len(context_ids)]
             prepared.append((bos + context_ids + own, len(own)))
         short = [i for i, (ids, _) in enumerate(prepared) if len(ids) <= window]
         scored: dict[int, np.ndarray] = dict(zip(short, self._score_sequences([prepared[i][0] for i in short],
@@ -236,6 +250,27 @@ class CausalLM:
             if len(values) < n_own:  # no BOS and no context: the first token has nothing to condition on
                 values = np.concatenate([np.full(n_own - len(values), np.nan), values])
             out.append(values)
+        return out
+
+    def perplexity_ratios(self, texts: Sequence[str], contexts: Sequence[str]) -> np.ndarray:
+        """``ppl(texts[i] | contexts[i]) / ppl(texts[i])``: MoC's boundary clarity of a pair of chunks, and one minus
+        its stickiness edge weight (:mod:`evals.chunk_quality`). Both perplexities are over the same tokens of the
+        text: the context keeps at least half the :attr:`window` (its last tokens), so a long text is scored on the
+        tokens that fit after it; without a BOS token the text's first token, which cannot be scored alone, is
+        left out of both. ``nan`` when the text or the context has no tokens (whitespace only, empty)."""
+        texts, contexts = list(texts), list(contexts)
+        given = self.token_logprobs_batch(texts, contexts, keep_context=self.window // 2)
+        unique = list(dict.fromkeys(texts))
+        alone = dict(zip(unique, self.token_logprobs_batch(unique)))
+        has_tokens = {context: bool(self.encode(context)) for context in set(contexts)}
+        out = np.full(len(texts), np.nan)
+        for k, (text, context) in enumerate(zip(texts, contexts)):
+            conditioned = given[k]
+            plain = alone[text][:len(conditioned)]
+            scored = np.isfinite(conditioned) & np.isfinite(plain)
+            if has_tokens[context] and scored.any():
+                # ppl(q | d) / ppl(q) = exp(mean log p(q) - mean log p(q | d))
+                out[k] = np.exp(plain[scored].mean() - conditioned[scored].mean())
         return out
 
     def perplexities(self, texts: Sequence[str], contexts: Sequence[str] | None = None) -> np.ndarray:

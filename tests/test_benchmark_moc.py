@@ -77,10 +77,9 @@ class CountingLM:
     def __init__(self):
         self.requests = 0
 
-    def perplexities(self, texts, contexts=None):
-        contexts = contexts or [""] * len(texts)
+    def perplexity_ratios(self, texts, contexts):
         self.requests += len(texts)
-        return np.array([len(t) / (2 if c and c[0] == t[0] else 1) for t, c in zip(texts, contexts)], float)
+        return np.array([0.5 if c[0] == t[0] else 1.0 for t, c in zip(texts, contexts)], float)
 
     def count_tokens(self, text):
         return len(text)
@@ -91,14 +90,14 @@ def test_memo_scores_each_pair_once_and_leaves_the_metrics_unchanged():
 
     chunks = make_chunks(["apple pie", "apricot", "banana", "avocado"])
     lm = CountingLM()
-    memo = moc.MemoizedPerplexities(lm)
+    memo = moc.MemoizedRatios(lm)
     assert boundary_clarity(memo, chunks) == pytest.approx(boundary_clarity(CountingLM(), chunks))
     after_bc = lm.requests
-    assert after_bc == 6  # 3 following chunks alone + 3 consecutive pairs
+    assert after_bc == 3  # the 3 consecutive pairs
     for threshold in (0.2, 0.5, 0.8):
         expected = chunk_stickiness(CountingLM(), chunks, threshold)
         assert chunk_stickiness(memo, chunks, threshold) == pytest.approx(expected)
-    assert lm.requests == after_bc + 1 + 3  # the first chunk alone, the 3 non-consecutive pairs; thresholds are free
+    assert lm.requests == after_bc + 3  # the 3 non-consecutive pairs; thresholds are free
     ratios = {(i, j): r for _, i, j, r in moc.pair_ratios(memo, chunks)}
     assert ratios[(0, 1)] == 0.5 and ratios[(0, 2)] == 1.0 and ratios[(1, 3)] == 0.5
 
@@ -107,7 +106,7 @@ def test_authors_rule_links_chunks_that_do_not_help_each_other():
     from tests.test_chunk_quality import make_chunks
 
     chunks = make_chunks(["apple pie", "apricot", "banana"])
-    memo = moc.MemoizedPerplexities(CountingLM())
+    memo = moc.MemoizedRatios(CountingLM())
     chunk_stickiness(memo, chunks, 0.5)
     # ratios: (0,1) 0.5, (0,2) 1.0, (1,2) 1.0 -> the rule keeps (0,2) and (1,2): a star around node 2
     ratios = moc.pair_ratios(memo, chunks)

@@ -596,9 +596,28 @@ def test_chunk_quality_reports_boundary_clarity_and_stickiness_under_a_local_lm(
     code, out, err = run(capsys, "chunk", str(docs), "--op", "token", "--set", "chunk_size=12", "--quality",
                          str(model), "--quality-window", "1", "--json")
     n = summary["size"]["chunks"]
-    assert code == 0 and f"{2 * (n - 1):,} chunk pairs" in err and json.loads(out)["chunk_stickiness"] >= 0
+    assert code == 0 and f"chunks alone and {n - 1} chunk pairs, one LM pass each" in err  # repeated text: fewer alone
+    windowed = json.loads(out)
+    assert windowed["chunk_stickiness"] >= 0
+    assert windowed["quality"] == {"lm": str(model), "threshold": 0.5, "graph": "incomplete", "window": 1,
+                                   "scored_pairs": n - 1, "unscored_pairs": 0}
     code, _, err = run(capsys, "chunk", str(docs), "--quality", str(model), "--quality-window", "0")
     assert code == 2 and "--quality-window must be at least 1" in err
+    # QA: with no document of two chunks the JSON held NaN (no JSON: jq rejects it) and the text a stickiness of
+    # 0.000, the best score, though nothing was scored
+    code, out, _ = run(capsys, "chunk", str(docs), "--op", "token", "--set", "chunk_size=500", "--quality", str(model),
+                       "--json")
+    nothing = json.loads(out, parse_constant=lambda name: pytest.fail(f"{name} in the JSON"))
+    assert code == 0 and nothing["boundary_clarity"] is None and nothing["chunk_stickiness"] is None
+    code, out, _ = run(capsys, "chunk", str(docs), "--op", "token", "--set", "chunk_size=500", "--quality", str(model))
+    assert code == 0 and "boundary clarity n/a" in out and "chunk stickiness n/a" in out
+    # QA: a model directory that does not load failed only after all the chunking (and not at all without pairs)
+    broken = tmp_path / "broken-model"
+    broken.mkdir()
+    (broken / "config.json").write_text("{}")
+    code, out, err = run(capsys, "chunk", str(docs), "--op", "token", "--set", "chunk_size=500", "--quality",
+                         str(broken))
+    assert code == 2 and "could not load causal LM" in err and "chunk" not in out
 
 
 def test_chunk_to_stdout_stops_quietly_when_the_reader_goes_away(tmp_path):
