@@ -33,7 +33,8 @@ def text_chunks(document: Document, language: str | None, reason: str, chunk_siz
                               markdown=is_markdown_language(language)).chunk(document)
     chunks = within_max_chars(document, chunks, max_chars, chunk_size, tokenizer)
     for c in chunks:
-        c.metadata.update(language=language, scope_path=[], definitions=[], fallback=f"recursive ({reason})")
+        c.metadata.update(language=language, scope_path=[], definitions=[], declarations=[],
+                          fallback=f"recursive ({reason})")
     return chunks
 
 

@@ -68,6 +68,14 @@ _COMMENT_TYPES = frozenset({"comment", "line_comment", "block_comment"})
 _LEADING_TYPES = _COMMENT_TYPES | {"attribute_item", "decorator"}
 #: Scope types that also occur as a mere reference to a type (``struct point *p``): a definition needs a body.
 _DEFINED_WITH_BODY = frozenset({"struct_specifier", "class_specifier", "union_specifier", "enum_specifier"})
+#: Functions and methods that may come without a body (Java's abstract and interface methods, a Go function written
+#: in assembly): with one they are definitions, without one declarations (:func:`find_declarations`).
+_BODY_OPTIONAL = frozenset({"method_declaration", "function_declaration"})
+#: Named signatures without a body: TypeScript's interface methods, abstract methods and overloads, Go's interface
+#: methods, Rust's trait and ``extern`` functions. (C and C++ prototypes are declarations holding a function
+#: declarator: :func:`_is_prototype`.)
+_SIGNATURE_TYPES = frozenset({"method_signature", "abstract_method_signature", "function_signature", "method_elem",
+                              "function_signature_item"})
 
 _WHITESPACE = re.compile(r"\s+")
 _AROUND_SCOPE_OPERATOR = re.compile(r" ?:: ?")
@@ -218,7 +226,8 @@ def definition_query(language: str):
 
     grammar = get_grammar(language)
     known = [kind for kind in sorted(SCOPE_TYPES) if grammar.id_for_node_kind(kind, True) is not None]
-    patterns = [f"({kind} body: (_)) @definition" if kind in _DEFINED_WITH_BODY else f"({kind}) @definition"
+    with_body = _DEFINED_WITH_BODY | _BODY_OPTIONAL
+    patterns = [f"({kind} body: (_)) @definition" if kind in with_body else f"({kind}) @definition"
                 for kind in known]
     functions = [kind for kind in FUNCTION_VALUES if grammar.id_for_node_kind(kind, True) is not None]
     values = " ".join(f"({kind})" for kind in functions)
@@ -228,17 +237,73 @@ def definition_query(language: str):
     return tree_sitter.Query(grammar, "\n".join(patterns))
 
 
-def find_definitions(root, language: str, source: bytes) -> list[tuple[int, str]]:
-    """``(start byte, name)`` of every named definition node under ``root``, nested ones included, in document
-    order. The query walks the tree in C; Python only touches the captured nodes."""
+@lru_cache(maxsize=None)
+def declaration_query(language: str):
+    """A tree-sitter query capturing the declarations of ``language`` (signatures without a body) as
+    ``@declaration``, and the function declarators that may be C / C++ prototypes as ``@declarator``; None for a
+    language without declarations."""
     import tree_sitter
 
-    query = definition_query(language)
+    grammar = get_grammar(language)
+    patterns = [f"({kind}) @declaration" for kind in sorted(_SIGNATURE_TYPES)
+                if grammar.id_for_node_kind(kind, True) is not None]
+    patterns += [f"({kind} !body) @declaration" for kind in sorted(_BODY_OPTIONAL)
+                 if grammar.id_for_node_kind(kind, True) is not None]
+    if language in _PREPROCESSED:
+        patterns.append("(function_declarator) @declarator")
+    return tree_sitter.Query(grammar, "\n".join(patterns)) if patterns else None  # Python, JavaScript: none
+
+
+def _captures(query, root) -> dict[str, list]:
+    """The nodes under ``root`` that ``query`` captures, by capture name. The query walks the tree in C; Python only
+    touches the captured nodes."""
+    import tree_sitter
+
+    if query is None:
+        return {}
     if hasattr(tree_sitter, "QueryCursor"):  # tree-sitter 0.25 moved running a query to a cursor
-        captures = tree_sitter.QueryCursor(query).captures(root)
-    else:
-        captures = query.captures(root)
-    nodes = list(captures.get("definition", ()))
-    nodes.sort(key=lambda node: (node.start_byte, -node.end_byte))  # captures come grouped by pattern
-    named = ((node.start_byte, scope_name(node, source)) for node in nodes)
-    return [(start, name) for start, name in named if name]
+        return tree_sitter.QueryCursor(query).captures(root)
+    return query.captures(root)
+
+
+def _named(nodes, source: bytes, start_of=lambda node: node) -> list[tuple[int, str]]:
+    """``(start byte, name)`` of the named ``nodes``, in document order (an enclosing node before the ones it
+    holds); a node's start is that of ``start_of(node)``."""
+    named = sorted(((start_of(node).start_byte, node.start_byte, -node.end_byte, scope_name(node, source))
+                    for node in nodes), key=lambda item: item[:3])  # captures come grouped by pattern
+    return [(start, name) for start, _, _, name in named if name]
+
+
+def find_definitions(root, language: str, source: bytes) -> list[tuple[int, str]]:
+    """``(start byte, name)`` of every named definition node under ``root``, nested ones included, in document
+    order."""
+    return _named(_captures(definition_query(language), root).get("definition", []), source)
+
+
+def find_declarations(root, language: str, source: bytes) -> list[tuple[int, str]]:
+    """``(start byte, name)`` of every named declaration under ``root``, in document order: a function or method
+    declared without a body (:data:`_SIGNATURE_TYPES`, :data:`_BODY_OPTIONAL` nodes without one, C / C++
+    prototypes). A prototype starts where its declaration does (``static int add(int a, int b);``); a declaration of
+    several functions (``int f(void), g(void);``) lists each."""
+    captures = _captures(declaration_query(language), root)
+    declared = list(captures.get("declaration", []))
+    starts = {}  # a prototype's function declarator -> its declaration
+    for declarator in captures.get("declarator", []):
+        declaration = _prototype_declaration(declarator)
+        if declaration is not None:
+            declared.append(declarator)
+            starts[declarator.id] = declaration
+    return _named(declared, source, lambda node: starts.get(node.id, node))
+
+
+def _prototype_declaration(declarator):
+    """The declaration (or class member declaration) that the C / C++ ``function_declarator`` declares a function
+    in, or None: one inside a function definition's header, a parameter or a type, or declaring a pointer to a
+    function (``int (*handler)(int);``, a variable) is no prototype."""
+    inner = declarator.child_by_field_name("declarator")
+    if inner is None or inner.type == "parenthesized_declarator":
+        return None
+    node = declarator.parent
+    while node is not None and node.type in ("pointer_declarator", "reference_declarator"):
+        node = node.parent
+    return node if node is not None and node.type in ("declaration", "field_declaration") else None

@@ -37,8 +37,12 @@ included (a class and its methods), in document order, so every named definition
 chunk. A definition (:mod:`chunkers._syntax`) is a named node of :data:`~chunkers._syntax.SCOPE_TYPES`, wherever it
 sits (inside a Go ``type`` declaration, a Rust ``mod``, a C++ namespace), or a JavaScript / TypeScript name bound
 to a function (``const handler = (req, res) => ...``, a class field, an object literal's property,
-``exports.run = function () ...``); a C/C++ struct, class, union or enum specifier only with a body
-(``struct point *p`` names a type, it does not define one). Names have their whitespace collapsed.
+``exports.run = function () ...``); a C/C++ struct, class, union or enum specifier, and a Java or Go method or function,
+only with a body (``struct point *p`` names a type, it does not define one). ``declarations``: likewise the names of the functions and
+methods declared without a body whose declaration starts in the chunk (C / C++ prototypes and member function
+declarations, TypeScript interface and abstract methods and overload signatures, Go interface methods, Rust trait
+and ``extern`` functions, Java's abstract and interface methods); a function pointer variable, a parameter or a
+typedef declares none. Names have their whitespace collapsed.
 
 A C file with parse errors is parsed as C++ too, and the parse with fewer bytes in errors is kept (headers named
 ``.h`` are often C++). Unknown languages, missing grammars, input that does not parse (errors over half the
@@ -62,9 +66,9 @@ from chunkers._code_fallback import nonspace_prefix, text_chunks
 from chunkers._spans import Span, build_chunks, fit_spans
 from chunkers._splitter import RecursiveSplitter
 from chunkers._parse import parse_in_time, source_to_parse
-from chunkers._syntax import (FUNCTION_VALUES, GRAMMARS, RETRY_LANGUAGE, error_fraction, find_definitions,
-                              get_grammar, is_scope, leads, normalise_language, pieces, scope_name, starts_definition,
-                              trails)
+from chunkers._syntax import (FUNCTION_VALUES, GRAMMARS, RETRY_LANGUAGE, error_fraction, find_declarations,
+                              find_definitions, get_grammar, is_scope, leads, normalise_language, pieces, scope_name,
+                              starts_definition, trails)
 from chunkers._token_index import utf8_char_index
 from chunkers.base import Chunker, TokenizerName, tokenizer_field
 from rag.documents import language_of_path
@@ -341,10 +345,13 @@ class ASTChunker(Chunker):
         spans, counts, oversize = fit_spans(text, spans, self.tokenizer_, self.params.chunk_size, counts,
                                             join_next=False)
         definitions = [(splitter.char(start), name) for start, name in find_definitions(root, language, source)]
+        declarations = [(splitter.char(start), name) for start, name in find_declarations(root, language, source)]
         metadata = []
-        for span, names in zip(spans, names_starting_in(spans, definitions)):
+        for span, defined, declared in zip(spans, names_starting_in(spans, definitions),
+                                           names_starting_in(spans, declarations)):
             scope = scope_of[span] if span in scope_of else _scope_of_recut(span, pieces)
-            metadata.append({"language": language, "scope_path": list(scope), "definitions": names})
+            metadata.append({"language": language, "scope_path": list(scope), "definitions": defined,
+                             "declarations": declared})
         return build_chunks(document, spans, counts, oversize, metadata, tokenizer=self.tokenizer_)
 
     def _fallback(self, document: Document, language: str | None, reason: str) -> list[Chunk]:

@@ -102,7 +102,7 @@ DEFINITIONS = {
                                                                          "inner"]),
     "java": ("public class Outer {\n    interface Visitor { void visit(); }\n    enum Mode { ON, OFF }\n"
              "    record Pair(int a, int b) {}\n    Outer() {}\n    int size() { return 0; }\n}\n",
-             ["Outer", "Visitor", "visit", "Mode", "Pair", "Outer", "size"]),
+             ["Outer", "Visitor", "Mode", "Pair", "Outer", "size"]),
     # a struct named without a body (the parameter's type) declares nothing; one defined in a function does
     "c": ("struct point { int x; };\n\nint area(struct point *p) {\n    struct box { int w; } b = {1};\n"
           "    return p->x * b.w;\n}\n", ["point", "area", "box"]),
@@ -110,6 +110,39 @@ DEFINITIONS = {
             "};\ntemplate <typename T> T twice(T x) { return 2 * x; }\n}  // namespace geo\n",
             ["geo", "Shape", "Corner", "area", "twice"]),
 }
+
+
+#: language -> (code, the functions and methods it declares without a body, in document order); a function
+#: pointer variable, a parameter, a typedef and a definition's own header declare none
+DECLARATIONS = {
+    "c": ("int add(int a, int b);\nstatic char *dup(const char *s), *dup2(void);\nint (*handler)(int);\n"
+          "typedef int fn(int);\nvoid on(int (*cb)(int));\nstruct ops { int (*run)(void); };\n"
+          "int add(int a, int b) { return a + b; }\n", ["add", "dup", "dup2", "on"]),
+    "cpp": ("class A {\n public:\n  A(int);\n  virtual void g() = 0;\n  int h() { return 1; }\n};\n"
+            "namespace n { template <typename T> T twice(T x); int &ref(); }\n", ["A", "g", "twice", "ref"]),
+    "java": ("interface I { void run(); default int k() { return 1; } }\nabstract class B { abstract void z(); }\n",
+             ["run", "z"]),
+    "typescript": ("interface Shape {\n  area(): number;\n  name: string;\n}\ndeclare function f(x: number): void;\n"
+                   "abstract class A { abstract g(): void; h() { return 1; } }\nfunction over(a: string): void;\n"
+                   "function over(a: any) {}\n", ["area", "f", "g", "over"]),
+    "go": ("package p\ntype Reader interface {\n\tRead(p []byte) (n int, err error)\n}\nfunc F() {}\n"
+           "func asm(x int) int\n", ["Read", "asm"]),
+    "rust": ("trait Shape {\n    fn area(&self) -> f64;\n    fn name(&self) -> String { String::new() }\n}\n"
+             "extern \"C\" { fn abs(x: i32) -> i32; }\n", ["area", "abs"]),
+}
+
+
+@pytest.mark.parametrize("language", sorted(DECLARATIONS))
+def test_declarations_list_the_functions_declared_without_a_body_once(language):
+    # declarations without bodies (C prototypes, interface and trait methods, abstract methods, overloads) were
+    # in no chunk's metadata (Java's were definitions)
+    text, expected = DECLARATIONS[language]
+    whole = get_chunker("ast", language=language, max_chars=5000, chunk_size=5000).chunk_text(text)
+    assert len(whole) == 1 and whole[0].metadata["declarations"] == expected
+    for max_chars in (8, 20, 40):  # however the file is cut, each declaration is listed by one chunk, in order
+        chunks = get_chunker("ast", language=language, max_chars=max_chars, chunk_size=64).chunk_text(text)
+        check(text, chunks, max_chars, 64)
+        assert [name for c in chunks for name in c.metadata["declarations"]] == expected
 
 
 STEPS = "".join(f"    int v{i} = compute{i}(alpha, beta);\n" for i in range(8))
@@ -542,7 +575,7 @@ def test_fallback_chunks_have_the_keys_of_parsed_chunks_and_a_normalised_languag
     # QA: fallback chunks had no scope_path / definitions (a KeyError for code reading them) and kept the
     # document's raw language ("C++ ")
     chunks = get_chunker("ast").chunk_text("x = (((\n", metadata={"language": " Python "})
-    assert chunks[0].metadata == {"language": "python", "scope_path": [], "definitions": [],
+    assert chunks[0].metadata == {"language": "python", "scope_path": [], "definitions": [], "declarations": [],
                                   "fallback": "recursive (parse errors)"}
 
 
