@@ -118,33 +118,30 @@ class HuggingFaceTokenizer:
                 f"unknown tokenizer {name!r}: the directory holds no Hugging Face tokenizer (no "
                 f"{', '.join(TOKENIZER_FILES[:-1])} or {TOKENIZER_FILES[-1]}); name a model or tokenizer directory, the "
                 "embedder alias 'minilm' or a tiktoken encoding ('cl100k_base' is bundled)")
+        if os.path.isfile(path):  # QA: a tokenizer.json's own path was "no such directory"
+            raise ConfigError(f"unknown tokenizer {name!r}: that is a file; name the directory holding it "
+                              "(its tokenizer.json, or its tokenizer_config.json and vocabulary files)")
+        tokenizer_json = os.path.join(path, "tokenizer.json")
         try:
-            if os.path.isfile(os.path.join(path, "tokenizer.json")):
+            if os.path.isfile(tokenizer_json):
                 from tokenizers import Tokenizer
 
-                backend = Tokenizer.from_file(os.path.join(path, "tokenizer.json"))
+                backend = Tokenizer.from_file(tokenizer_json)
             else:
                 os.environ.setdefault("HF_HUB_OFFLINE", "1")
                 from transformers import AutoTokenizer
 
                 backend = AutoTokenizer.from_pretrained(path, local_files_only=True, use_fast=True).backend_tokenizer
         except Exception as exc:
-            # offline, a name with no local files is an OSError about connecting to the Hub: say what is missing
-            if not isinstance(exc, OSError):
-                detail = f"{type(exc).__name__}: {str(exc).splitlines()[0][:160]}"
-            elif os.path.isdir(path):
-                detail = "no tokenizer files in that directory"
-            else:  # a name: a typo of a tiktoken encoding, or a model not in the local Hugging Face cache
-                import difflib
-
-                close = difflib.get_close_matches(name, sorted(_tiktoken_names()), n=1)
-                detail = ("no such directory, and no model of that name in the local Hugging Face cache"
-                          + (f"; did you mean {close[0]!r}?" if close else ""))
-            raise ConfigError(
-                f"unknown tokenizer {name!r}: neither a tiktoken encoding ('cl100k_base' is bundled) nor a local "
-                f"Hugging Face tokenizer (embedder alias 'minilm', a model directory, or a model in the HF cache; "
-                f"nothing is downloaded): {detail}"
-            ) from None
+            raise ConfigError(f"unknown tokenizer {name!r}: neither a tiktoken encoding ('cl100k_base' is bundled) "
+                              "nor a local Hugging Face tokenizer (embedder alias 'minilm', a model directory, or a "
+                              f"model in the HF cache; nothing is downloaded): {_load_failure(exc, name, path)}"
+                              ) from None
+        if backend.get_vocab_size(with_added_tokens=True) <= len(backend.get_added_tokens_decoder()):
+            # QA: a model directory copied without its tokenizer files (config.json alone) built a tokenizer of its
+            # special tokens only: every word one [UNK], so chunk_size counted words
+            raise ConfigError(f"tokenizer {name!r} has no vocabulary, only its special tokens: the directory lacks "
+                              "its tokenizer files (tokenizer.json, or vocab.txt / merges.txt / a SentencePiece model)")
         backend.no_truncation()
         backend.no_padding()
         self.backend = backend
@@ -222,6 +219,26 @@ class HuggingFaceTokenizer:
 
 
 @lru_cache(maxsize=1)
+def _load_failure(exc: Exception, name: str, path: str) -> str:
+    """What went wrong loading the Hugging Face tokenizer ``name`` (resolved to ``path``), for an error message."""
+    if not isinstance(exc, OSError):
+        where = os.path.join(path, "tokenizer.json")
+        where = f"{where}: " if os.path.isfile(where) else ""
+        return f"{where}{type(exc).__name__}: {' '.join(str(exc).split())[:400]}"  # every line of it
+    # offline, a name with no local files is an OSError about connecting to the Hub: say what is missing
+    if os.path.isdir(path):
+        return "no tokenizer files in that directory"
+    # a name: a typo of a tiktoken encoding or an alias, or a model not in the local Hugging Face cache
+    import difflib
+
+    from rag.embedding import MINILM_NAMES
+
+    known = {known.lower(): known for known in (*sorted(_tiktoken_names()), "minilm", *MINILM_NAMES)}
+    close = difflib.get_close_matches(name.lower(), list(known), n=1)
+    return ("no such directory, and no model of that name in the local Hugging Face cache"
+            + (f"; did you mean {known[close[0]]!r}?" if close else ""))
+
+
 def _tiktoken_names() -> frozenset[str]:
     import tiktoken
 

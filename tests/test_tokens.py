@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from rag.errors import ConfigError
 from rag.encodings import without_lone_surrogates
 from rag.fast_encoding import FastEncoding, load_fastokens
-from rag.tokens import TiktokenTokenizer, get_tokenizer
+from rag.tokens import HuggingFaceTokenizer, TiktokenTokenizer, get_tokenizer
 
 # Pre-tokenizer edge cases of cl100k's pattern: contractions in any case, digit runs (split by threes),
 # whitespace runs before a word or at the end, letters of other scripts, combining marks, emoji sequences.
@@ -539,3 +539,35 @@ def test_a_misspelt_encoding_name_is_answered_with_the_name_meant():
     # QA: "cl100k_bse" was told "no tokenizer files in that directory", though no directory was given
     with pytest.raises(ConfigError, match="no such directory.*did you mean 'cl100k_base'"):
         get_tokenizer("cl100k_bse")
+
+
+def test_a_model_directory_without_its_tokenizer_files_is_refused(tmp_path):
+    # QA: a folder holding only a model's config.json built a tokenizer of its 5 special tokens: every word one
+    # [UNK], so chunk_size counted words, silently
+    folder = tmp_path / "model"
+    folder.mkdir()
+    (folder / "config.json").write_text('{"model_type": "bert"}')
+    with pytest.raises(ConfigError, match="has no vocabulary, only its special tokens"):
+        HuggingFaceTokenizer(str(folder))
+
+
+def test_tokenizer_files_that_do_not_load_are_named_in_the_error(tmp_path):
+    folder = _tokenizer_folder(tmp_path / "tok")
+    # QA: a tokenizer.json's own path was answered "no such directory"
+    with pytest.raises(ConfigError, match="that is a file; name the directory holding it"):
+        HuggingFaceTokenizer(str(folder / "tokenizer.json"))
+    # QA: a broken tokenizer.json was "key must be a string at line 1 column 2", not naming the file
+    (folder / "tokenizer.json").write_text("{1: 2}")
+    with pytest.raises(ConfigError, match=r"tok/tokenizer\.json: Exception: key must be a string"):
+        HuggingFaceTokenizer(str(folder))
+    # QA: only the first line of a many-line reason was kept ("...from one of: ")
+    alone = tmp_path / "config-only"
+    alone.mkdir()
+    (alone / "tokenizer_config.json").write_text('{"tokenizer_class": "PreTrainedTokenizerFast"}')
+    with pytest.raises(ConfigError, match=r"from one of: \(1\) a `tokenizers` library serialization file"):
+        HuggingFaceTokenizer(str(alone))
+
+
+def test_a_tokenizer_name_in_the_wrong_case_is_answered_with_the_name_meant():
+    with pytest.raises(ConfigError, match="did you mean 'minilm'"):
+        get_tokenizer("MiniLM")
