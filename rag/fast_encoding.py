@@ -35,8 +35,11 @@ _exiting = False
 
 
 def _note_fork() -> None:
-    global _forked
+    global _forked, _IN_FLIGHT
     _forked = _forked or _fastokens_started
+    # the calls the parent's other threads were inside go on there, not here: a count of them would keep the
+    # child's exit waiting for its 60 s (QA: a service forked while another thread encoded)
+    _IN_FLIGHT = _CallsInFlight()
 
 
 if hasattr(os, "register_at_fork"):  # not on Windows, which does not fork

@@ -138,6 +138,24 @@ def test_a_child_forked_after_fastokens_ran_encodes_with_tiktoken():
     assert encoding.backend == "fastokens"  # the parent keeps it
 
 
+def test_a_child_forked_while_another_thread_encodes_does_not_wait_for_that_call_at_exit():
+    # QA: forked while another thread was inside a fastokens call, the child inherited the count of calls in flight
+    # (not the thread) and its exit hook waited 60 s for it to reach 0
+    import multiprocessing
+    import os
+
+    from rag import fast_encoding as module
+
+    read, write = os.pipe()
+    with module._IN_FLIGHT:  # as another thread inside a call would be
+        child = multiprocessing.get_context("fork").Process(
+            target=lambda: os.write(write, str(module._IN_FLIGHT.count).encode()))
+        child.start()
+    child.join(timeout=30)
+    assert child.exitcode == 0 and os.read(read, 10) == b"0"
+    assert module._IN_FLIGHT.count == 0  # the parent's count went back down
+
+
 def test_text_encoded_ahead_is_taken_by_the_next_call_and_at_most_AHEAD_wait():
     encoding = TiktokenTokenizer("cl100k_base").encoding.wait_until_loaded()  # its own: nothing else encodes ahead
     texts = [f"Document {i}: late chunking pools token embeddings. " * 50 for i in range(encoding.AHEAD + 1)]
