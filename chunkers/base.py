@@ -57,10 +57,13 @@ def as_document(document: Document | str, doc_id: str = "doc") -> Document:
 
 
 def _check_not_one_text(documents: Any, method: str) -> None:
-    """A TypeError when a method that takes many documents was given one text (or one Document)."""
+    """A TypeError when a method that takes many documents was given one text (or one Document), or nothing that
+    can be iterated (``None``)."""
     if isinstance(documents, (str, bytes, Document)):
         raise TypeError(f"{method} takes an iterable of Documents or strs, got one {type(documents).__name__} "
                         "(use chunk for a single text)")
+    if not isinstance(documents, Iterable):
+        raise TypeError(f"{method} takes an iterable of Documents or strs, got {type(documents).__name__}")
 
 
 def as_documents(documents: Sequence[Document | str]) -> Sequence[Document]:

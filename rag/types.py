@@ -6,7 +6,8 @@ branches of a flow. Offsets are exact: ``document.text[chunk.start:chunk.end] ==
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,6 +23,13 @@ class Document:
         if not isinstance(self.text, str):
             raise TypeError(f"document {self.id!r}: text must be a str, got {type(self.text).__name__}"
                             + (" (decode it first)" if isinstance(self.text, (bytes, bytearray)) else ""))
+        # QA: an id of None made chunk ids "None#0" (read back from JSON as the id "None"); metadata None failed
+        # inside a chunker with an AttributeError naming neither the document nor the field
+        if not isinstance(self.id, str):
+            raise TypeError(f"document {self.id!r}: id must be a str, got {type(self.id).__name__}")
+        if not isinstance(self.metadata, Mapping):
+            raise TypeError(f"document {self.id!r}: metadata must be a mapping (a dict), got "
+                            f"{type(self.metadata).__name__}")
 
 
 @dataclass(frozen=True, slots=True)

@@ -200,3 +200,24 @@ def test_a_utf16_jsonl_file_is_refused_with_a_hint(tmp_path):
     path.write_bytes('{"id": "a", "text": "x"}\n'.encode("utf-16"))
     with pytest.raises(InputError, match=r"docs.jsonl:1: not valid utf-8 .*UTF-16 byte-order mark: convert it to UTF-8"):
         read_documents(path)
+
+
+def test_a_document_id_or_metadata_of_the_wrong_type_is_refused_naming_the_field():
+    # QA: Document(None, text) made chunk ids "None#0" (read back as the id "None"), and metadata None failed
+    # inside a chunker with "'NoneType' object has no attribute 'get'"
+    from rag.types import Document
+
+    with pytest.raises(TypeError, match=r"^document None: id must be a str, got NoneType"):
+        Document(None, "hello world")
+    with pytest.raises(TypeError, match=r"^document 'd': metadata must be a mapping \(a dict\), got NoneType"):
+        Document("d", "hello world", None)
+
+
+@pytest.mark.parametrize("name", ["token", "recursive", "sentence", "ast"])
+def test_chunk_documents_of_nothing_iterable_names_what_it_takes(name):
+    from chunkers import get_chunker
+
+    chunker = get_chunker(name)
+    for method in (chunker.chunk_documents, lambda d: list(chunker.iter_chunks(d))):
+        with pytest.raises(TypeError, match=r"takes an iterable of Documents or strs, got NoneType"):
+            method(None)
