@@ -4,8 +4,10 @@ defers the signals arriving during it. Grammars, and what the parsed nodes defin
 """
 from __future__ import annotations
 
+import ctypes
 import re
 import signal
+import sys
 import threading
 import time
 from contextlib import contextmanager
@@ -17,6 +19,9 @@ _CATCHABLE = sorted(set(signal.valid_signals())
                     - {getattr(signal, "SIGKILL", None), getattr(signal, "SIGSTOP", None)})
 #: Bytes of source handed to tree-sitter per read.
 _READ_BYTES = 1 << 20
+_decref = ctypes.pythonapi.Py_DecRef
+_decref.argtypes = [ctypes.py_object]
+_decref.restype = None
 
 _LONE_CR = re.compile(rb"\r(?!\n)")
 #: A header's ``extern "C" {`` (or its closing ``}``) alone inside ``#ifdef __cplusplus`` ... ``#endif``: the
@@ -87,12 +92,33 @@ def parse_in_time(language: str, source: bytes, seconds: float | None = None):
         def cancelled(*_) -> bool:
             return time.monotonic() > deadline or any(signum == signal.SIGINT for signum, _ in signals)
 
+        pieces: list[bytes] = []
+
+        def read(offset: int, _point) -> bytes:
+            # a new object each time (a slice of the whole of ``source`` would be ``source`` itself)
+            pieces.append(bytes(memoryview(source)[offset:offset + _READ_BYTES]))
+            return pieces[-1]
+
         try:
-            return parser.parse(lambda offset, _point: source[offset:offset + _READ_BYTES],
-                                progress_callback=cancelled)
+            return parser.parse(read, progress_callback=cancelled)
         except ValueError:  # "Parsing failed": cancelled
             parser.reset()  # else the next parse would resume this one
             return None
+        finally:
+            _drop_kept_references(pieces)
+
+
+def _drop_kept_references(pieces: list[bytes]) -> None:
+    """Release the references that tree-sitter's Python binding keeps to the pieces a read callback returned.
+
+    py-tree-sitter (0.26.1 here) never releases the bytes a read callback returns: every parse kept a copy of its
+    file (QA: a service chunking 20,000 Python files grew from 196 to 419 MB). Once the parse has returned no one
+    else holds a piece (each is a new object that only ``pieces`` refers to), so references beyond the list's are
+    the binding's, and are released; with a binding that keeps none, nothing is."""
+    for i in range(len(pieces)):
+        if len(pieces[i]) > 1:  # the empty and one-byte bytes objects are shared by the interpreter
+            for _ in range(sys.getrefcount(pieces[i]) - 2):  # beyond the list's and getrefcount's argument's
+                _decref(pieces[i])
 
 
 @contextmanager
