@@ -61,12 +61,16 @@ class SizeTally:
         self.documents = self.whitespace_only = self.fragments = 0
 
     def add(self, chunks: Sequence[Chunk]) -> None:
-        last_of_document = {c.doc_id: c.id for c in sorted(chunks, key=lambda c: (c.start, c.end))}
+        last_of_document: dict[str, Chunk] = {}  # by position, whatever the order of the list
+        for c in chunks:
+            last = last_of_document.get(c.doc_id)
+            if last is None or (c.start, c.end) >= (last.start, last.end):
+                last_of_document[c.doc_id] = c
         self.documents += len(last_of_document)
         self.tokens.extend(c.token_count for c in chunks)
         self.chars.extend(len(c.text) for c in chunks)
         self.whitespace_only += sum(not c.text.strip() for c in chunks)
-        self.fragments += sum(c.token_count <= FRAGMENT_TOKENS and last_of_document[c.doc_id] != c.id
+        self.fragments += sum(c.token_count <= FRAGMENT_TOKENS and last_of_document[c.doc_id] is not c
                               for c in chunks)
 
     def statistics(self, limit: int | None = None) -> dict[str, Any]:
