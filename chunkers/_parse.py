@@ -105,20 +105,48 @@ def parse_in_time(language: str, source: bytes, seconds: float | None = None):
             parser.reset()  # else the next parse would resume this one
             return None
         finally:
-            _drop_kept_references(pieces)
+            if _binding_keeps_pieces(parser):
+                _drop_kept_references(pieces)
+
+
+def _kept_references(pieces: list[bytes], i: int) -> int:
+    """References to ``pieces[i]`` beyond the list's (and ``getrefcount``'s argument)."""
+    return sys.getrefcount(pieces[i]) - 2
 
 
 def _drop_kept_references(pieces: list[bytes]) -> None:
-    """Release the references that tree-sitter's Python binding keeps to the pieces a read callback returned.
-
-    py-tree-sitter (0.26.1 here) never releases the bytes a read callback returns: every parse kept a copy of its
-    file (QA: a service chunking 20,000 Python files grew from 196 to 419 MB). Once the parse has returned no one
-    else holds a piece (each is a new object that only ``pieces`` refers to), so references beyond the list's are
-    the binding's, and are released; with a binding that keeps none, nothing is."""
+    """Release the references tree-sitter's Python binding kept to the pieces a read callback returned, once the
+    parse has returned: each is a new object only ``pieces`` refers to."""
     for i in range(len(pieces)):
         if len(pieces[i]) > 1:  # the empty and one-byte bytes objects are shared by the interpreter
-            for _ in range(sys.getrefcount(pieces[i]) - 2):  # beyond the list's and getrefcount's argument's
+            for _ in range(_kept_references(pieces, i)):
                 _decref(pieces[i])
+
+
+_keeps_pieces: bool | None = None
+
+
+def _binding_keeps_pieces(parser) -> bool:
+    """Whether tree-sitter's Python binding keeps a reference to every piece a read callback returns: a leak of a
+    copy of each file parsed (py-tree-sitter 0.26.1; QA: a service chunking 20,000 Python files grew from 196 to
+    419 MB). Probed once, on a source read in pieces of 2 bytes: only when every piece is kept (not just the last,
+    which a binding might hold on purpose) does :func:`_drop_kept_references` release them."""
+    global _keeps_pieces
+    if _keeps_pieces is None:
+        probe = b"x = 1\ny = 2\n"
+        pieces: list[bytes] = []
+
+        def read(offset: int, _point) -> bytes:
+            pieces.append(bytes(memoryview(probe)[offset:offset + 2]))
+            return pieces[-1]
+
+        parser.parse(read)
+        parser.reset()
+        kept = [_kept_references(pieces, i) for i in range(len(pieces)) if len(pieces[i]) > 1]
+        _keeps_pieces = bool(kept) and all(n >= 1 for n in kept)
+        if _keeps_pieces:
+            _drop_kept_references(pieces)
+    return _keeps_pieces
 
 
 @contextmanager
