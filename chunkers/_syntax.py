@@ -251,6 +251,8 @@ def declaration_query(language: str):
                  if grammar.id_for_node_kind(kind, True) is not None]
     if language in _PREPROCESSED:
         patterns.append("(function_declarator) @declarator")
+    if language == "cpp":  # a conversion operator declared in a class: ``operator bool() const;``
+        patterns.append("(declaration (operator_cast)) @declaration")
     return tree_sitter.Query(grammar, "\n".join(patterns)) if patterns else None  # Python, JavaScript: none
 
 

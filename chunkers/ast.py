@@ -39,8 +39,8 @@ sits (inside a Go ``type`` declaration, a Rust ``mod``, a C++ namespace), or a J
 to a function (``const handler = (req, res) => ...``, a class field, an object literal's property,
 ``exports.run = function () ...``); a C/C++ struct, class, union or enum specifier, and a Java or Go method or function,
 only with a body (``struct point *p`` names a type, it does not define one). ``declarations``: likewise the names of the functions and
-methods declared without a body whose declaration starts in the chunk (C / C++ prototypes and member function
-declarations, TypeScript interface and abstract methods and overload signatures, Go interface methods, Rust trait
+methods declared without a body whose declaration starts in the chunk (C / C++ prototypes and member function and
+conversion operator declarations, TypeScript interface and abstract methods and overload signatures, Go interface methods, Rust trait
 and ``extern`` functions, Java's abstract and interface methods); a function pointer variable, a parameter or a
 typedef declares none. Names have their whitespace collapsed.
 

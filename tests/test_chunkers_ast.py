@@ -118,8 +118,10 @@ DECLARATIONS = {
     "c": ("int add(int a, int b);\nstatic char *dup(const char *s), *dup2(void);\nint (*handler)(int);\n"
           "typedef int fn(int);\nvoid on(int (*cb)(int));\nstruct ops { int (*run)(void); };\n"
           "int add(int a, int b) { return a + b; }\n", ["add", "dup", "dup2", "on"]),
-    "cpp": ("class A {\n public:\n  A(int);\n  virtual void g() = 0;\n  int h() { return 1; }\n};\n"
-            "namespace n { template <typename T> T twice(T x); int &ref(); }\n", ["A", "g", "twice", "ref"]),
+    "cpp": ("class A {\n public:\n  A(int);\n  virtual void g() = 0;\n  int h() { return 1; }\n"
+            "  explicit operator bool() const;\n};\n"
+            "namespace n { template <typename T> T twice(T x); int &ref(); }\n",
+            ["A", "g", "operator bool", "twice", "ref"]),
     "java": ("interface I { void run(); default int k() { return 1; } }\nabstract class B { abstract void z(); }\n",
              ["run", "z"]),
     "typescript": ("interface Shape {\n  area(): number;\n  name: string;\n}\ndeclare function f(x: number): void;\n"
