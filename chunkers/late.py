@@ -60,6 +60,7 @@ from pydantic import Field, model_validator
 from chunkers.base import Chunker
 from chunkers.model_window import model_tokens, model_window, window_from_files
 from rag.errors import ConfigError
+from rag.once import made_once
 from rag.registry import OperatorParams, create, get_spec, operator, validate_params
 from rag.types import Chunk, Document
 
@@ -282,11 +283,11 @@ class LateChunker(Chunker):
         return self.boundary_chunker_.chunk(document)
 
     def _cache_store(self):
-        if self._cache is None and self.params.cache:
-            from rag.embedding import EmbeddingCache, default_cache_dir
+        if not self.params.cache:
+            return None
+        from rag.embedding import EmbeddingCache, default_cache_dir
 
-            self._cache = EmbeddingCache(default_cache_dir() / "late_chunking.sqlite")
-        return self._cache
+        return made_once(self, "_cache", lambda: EmbeddingCache(default_cache_dir() / "late_chunking.sqlite"))
 
     def chunk_with_embeddings(self, document: Document, resources: "Resources") -> tuple[list[Chunk], np.ndarray]:
         return self.chunk_documents_with_embeddings([document], resources)

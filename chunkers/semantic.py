@@ -33,6 +33,7 @@ from chunkers.model_window import model_tokens, model_window, model_word_pieces
 from chunkers.sentence import sentence_units
 from rag.config import EmbedderConfig
 from rag.errors import ConfigError
+from rag.once import made_once
 from rag.registry import OperatorParams, operator
 from rag.types import Chunk, Document
 
@@ -195,11 +196,9 @@ class SemanticChunker(Chunker):
 
     @property
     def embedder(self):
-        if self._embedder is None:
-            from rag.embedding import Embedder
+        from rag.embedding import Embedder
 
-            self._embedder = Embedder(**self.params.embedder.model_dump())
-        return self._embedder
+        return made_once(self, "_embedder", lambda: Embedder(**self.params.embedder.model_dump()))
 
     def use_embedder(self, embedder) -> "SemanticChunker":
         """Share an already loaded embedder (e.g. the pipeline's) instead of creating one."""

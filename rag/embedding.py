@@ -18,6 +18,7 @@ import numpy as np
 
 from rag.encodings import without_lone_surrogates
 from rag.errors import ConfigError
+from rag.once import made_once
 
 log = logging.getLogger(__name__)
 
@@ -233,22 +234,23 @@ class Embedder:
 
     @property
     def st(self):
-        """The loaded SentenceTransformer (loaded on first use)."""
-        if self._st is None:
-            os.environ.setdefault("HF_HUB_OFFLINE", "1")
-            os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-            from sentence_transformers import SentenceTransformer
+        """The loaded SentenceTransformer (loaded on first use, once however many threads ask)."""
+        return made_once(self, "_st", self._load)
 
-            path = resolve_model_path(self.model)
-            check_device(self.device)
-            try:
-                self._st = SentenceTransformer(path, device=self.device)
-            except Exception as exc:
-                raise ConfigError(
-                    f"could not load embedding model {self.model!r} from {path!r}: {exc}. "
-                    "Use 'minilm' (bundled) or a local sentence-transformers directory; nothing is downloaded."
-                ) from None
-        return self._st
+    def _load(self):
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+        from sentence_transformers import SentenceTransformer
+
+        path = resolve_model_path(self.model)
+        check_device(self.device)
+        try:
+            return SentenceTransformer(path, device=self.device)
+        except Exception as exc:
+            raise ConfigError(
+                f"could not load embedding model {self.model!r} from {path!r}: {exc}. "
+                "Use 'minilm' (bundled) or a local sentence-transformers directory; nothing is downloaded."
+            ) from None
 
     @cached_property
     def identity(self) -> str:

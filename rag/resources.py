@@ -8,6 +8,7 @@ import json
 from typing import Any, Mapping
 
 from rag.embedding import Embedder
+from rag.once import made_once
 from rag.tokens import DEFAULT_TOKENIZER, TiktokenTokenizer, get_tokenizer
 
 
@@ -23,10 +24,9 @@ class Resources:
 
     @property
     def embedder(self) -> Embedder:
-        if self._embedder is None:
-            self._embedder = Embedder(**self.embedder_config)
-        self._embedder.show_progress = self.progress
-        return self._embedder
+        embedder = made_once(self, "_embedder", lambda: Embedder(**self.embedder_config))
+        embedder.show_progress = self.progress
+        return embedder
 
     def tokenizer(self, name: str | None = None) -> TiktokenTokenizer:
         return get_tokenizer(name or self.tokenizer_name)

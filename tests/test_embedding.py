@@ -131,3 +131,33 @@ def test_a_device_or_cache_folder_the_embedder_cannot_use_is_named_before_any_mo
     blocker.write_text("")
     with pytest.raises(ConfigError, match=f"embedder cache_dir '{blocker / 'sub'}': the embedding cache cannot be made"):
         Embedder("minilm", cache_dir=blocker / "sub")
+
+
+def test_threads_using_an_embedder_first_at_once_load_its_model_once(monkeypatch):
+    # QA: a semantic chunker's embedder first used from 4 threads at once loaded the model 4 times (a service's
+    # start: 4 loads of time and memory); a shared Resources made one embedder per thread
+    import threading
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    import sentence_transformers
+
+    from rag.embedding import Embedder
+    from rag.resources import Resources
+
+    loads = []
+
+    class SlowModel:
+        def __init__(self, path, device=None):
+            loads.append(threading.get_ident())
+            time.sleep(0.2)  # a load takes a while: the other threads ask meanwhile
+
+    monkeypatch.setattr(sentence_transformers, "SentenceTransformer", SlowModel)
+    embedder = Embedder("minilm", cache=False)
+    with ThreadPoolExecutor(4) as pool:
+        models = list(pool.map(lambda _: embedder.st, range(4)))
+    assert len(loads) == 1 and all(m is models[0] for m in models)
+    resources = Resources({"model": "minilm", "cache": False})
+    with ThreadPoolExecutor(4) as pool:
+        embedders = list(pool.map(lambda _: resources.embedder, range(4)))
+    assert all(e is embedders[0] for e in embedders)
