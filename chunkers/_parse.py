@@ -93,20 +93,24 @@ def parse_in_time(language: str, source: bytes, seconds: float | None = None):
             return time.monotonic() > deadline or any(signum == signal.SIGINT for signum, _ in signals)
 
         pieces: list[bytes] = []
-
-        def read(offset: int, _point) -> bytes:
-            # a new object each time (a slice of the whole of ``source`` would be ``source`` itself)
-            pieces.append(bytes(memoryview(source)[offset:offset + _READ_BYTES]))
-            return pieces[-1]
-
         try:
-            return parser.parse(read, progress_callback=cancelled)
+            return parser.parse(_reader(source, _READ_BYTES, pieces), progress_callback=cancelled)
         except ValueError:  # "Parsing failed": cancelled
             parser.reset()  # else the next parse would resume this one
             return None
         finally:
             if _binding_keeps_pieces(parser):
                 _drop_kept_references(pieces)
+
+
+def _reader(source: bytes, size: int, pieces: list[bytes]):
+    """A read callback for ``parser.parse`` handing out ``source`` in pieces of ``size`` bytes, each a new object
+    (a slice of the whole of ``source`` would be ``source`` itself) noted in ``pieces``."""
+    def read(offset: int, _point) -> bytes:
+        pieces.append(bytes(memoryview(source)[offset:offset + size]))
+        return pieces[-1]
+
+    return read
 
 
 def _kept_references(pieces: list[bytes], i: int) -> int:
@@ -133,14 +137,8 @@ def _binding_keeps_pieces(parser) -> bool:
     which a binding might hold on purpose) does :func:`_drop_kept_references` release them."""
     global _keeps_pieces
     if _keeps_pieces is None:
-        probe = b"x = 1\ny = 2\n"
         pieces: list[bytes] = []
-
-        def read(offset: int, _point) -> bytes:
-            pieces.append(bytes(memoryview(probe)[offset:offset + 2]))
-            return pieces[-1]
-
-        parser.parse(read)
+        parser.parse(_reader(b"x = 1\ny = 2\n", 2, pieces))
         parser.reset()
         kept = [_kept_references(pieces, i) for i in range(len(pieces)) if len(pieces[i]) > 1]
         _keeps_pieces = bool(kept) and all(n >= 1 for n in kept)
