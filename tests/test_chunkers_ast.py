@@ -139,12 +139,18 @@ def test_declarations_list_the_functions_declared_without_a_body_once(language):
     # declarations without bodies (C prototypes, interface and trait methods, abstract methods, overloads) were
     # in no chunk's metadata (Java's were definitions)
     text, expected = DECLARATIONS[language]
+    assert_each_name_listed_once(language, text, "declarations", expected)
+
+
+def assert_each_name_listed_once(language: str, text: str, key: str, expected: list[str]) -> None:
+    """``metadata[key]`` lists ``expected`` in the one chunk of the whole file and, however the file is cut, each
+    name by one chunk, in order."""
     whole = get_chunker("ast", language=language, max_chars=5000, chunk_size=5000).chunk_text(text)
-    assert len(whole) == 1 and whole[0].metadata["declarations"] == expected
-    for max_chars in (8, 20, 40):  # however the file is cut, each declaration is listed by one chunk, in order
+    assert len(whole) == 1 and whole[0].metadata[key] == expected
+    for max_chars in (8, 20, 40):
         chunks = get_chunker("ast", language=language, max_chars=max_chars, chunk_size=64).chunk_text(text)
         check(text, chunks, max_chars, 64)
-        assert [name for c in chunks for name in c.metadata["declarations"]] == expected
+        assert [name for c in chunks for name in c.metadata[key]] == expected
 
 
 STEPS = "".join(f"    int v{i} = compute{i}(alpha, beta);\n" for i in range(8))
@@ -196,12 +202,7 @@ def test_a_chunk_running_on_past_the_end_of_a_definition_keeps_the_scope_it_star
 @pytest.mark.parametrize("language", sorted(DEFINITIONS))
 def test_definitions_list_every_definition_once_nested_ones_included(language):
     text, expected = DEFINITIONS[language]
-    whole = get_chunker("ast", language=language, max_chars=5000, chunk_size=5000).chunk_text(text)
-    assert len(whole) == 1 and whole[0].metadata["definitions"] == expected
-    for max_chars in (8, 20, 40):  # however the file is cut, each definition is listed by one chunk, in order
-        chunks = get_chunker("ast", language=language, max_chars=max_chars, chunk_size=64).chunk_text(text)
-        check(text, chunks, max_chars, 64)
-        assert [name for c in chunks for name in c.metadata["definitions"]] == expected
+    assert_each_name_listed_once(language, text, "definitions", expected)
 
 
 def test_a_nested_definition_is_listed_by_the_chunk_its_header_starts():
