@@ -73,7 +73,7 @@ _DEFINED_WITH_BODY = frozenset({"struct_specifier", "class_specifier", "union_sp
 _BODY_OPTIONAL = frozenset({"method_declaration", "function_declaration"})
 #: Named signatures without a body: TypeScript's interface methods, abstract methods and overloads, Go's interface
 #: methods, Rust's trait and ``extern`` functions. (C and C++ prototypes are declarations holding a function
-#: declarator: :func:`_is_prototype`.)
+#: declarator: :func:`_prototype_declaration`.)
 _SIGNATURE_TYPES = frozenset({"method_signature", "abstract_method_signature", "function_signature", "method_elem",
                               "function_signature_item"})
 

@@ -37,12 +37,13 @@ included (a class and its methods), in document order, so every named definition
 chunk. A definition (:mod:`chunkers._syntax`) is a named node of :data:`~chunkers._syntax.SCOPE_TYPES`, wherever it
 sits (inside a Go ``type`` declaration, a Rust ``mod``, a C++ namespace), or a JavaScript / TypeScript name bound
 to a function (``const handler = (req, res) => ...``, a class field, an object literal's property,
-``exports.run = function () ...``); a C/C++ struct, class, union or enum specifier, and a Java or Go method or function,
-only with a body (``struct point *p`` names a type, it does not define one). ``declarations``: likewise the names of the functions and
-methods declared without a body whose declaration starts in the chunk (C / C++ prototypes and member function and
-conversion operator declarations, TypeScript interface and abstract methods and overload signatures, Go interface methods, Rust trait
-and ``extern`` functions, Java's abstract and interface methods); a function pointer variable, a parameter or a
-typedef declares none. Names have their whitespace collapsed.
+``exports.run = function () ...``); a C/C++ struct, class, union or enum specifier, and a Java or Go method or
+function, only with a body (``struct point *p`` names a type, it does not define one). ``declarations``: likewise
+the names of the functions and methods declared without a body whose declaration starts in the chunk (C / C++
+prototypes and member function and conversion operator declarations, TypeScript interface and abstract methods and
+overload signatures, Go interface methods, Rust trait and ``extern`` functions, Java's abstract and interface
+methods); a function pointer variable, a parameter or a typedef declares none. Names have their whitespace
+collapsed.
 
 A C file with parse errors is parsed as C++ too, and the parse with fewer bytes in errors is kept (headers named
 ``.h`` are often C++). Unknown languages, missing grammars, input that does not parse (errors over half the
@@ -50,8 +51,8 @@ file; in C and C++ the complete definitions inside an error count as parsed: an 
 header can make an error of a whole header) and a parse that takes too long (some grammars never finish on some inputs:
 :func:`chunkers._parse.parse_in_time`) fall back to the recursive text chunker with the same ``chunk_size``, its
 chunks over ``max_chars`` split again down the same separators (:mod:`chunkers._code_fallback`); those chunks carry
-``metadata["fallback"]`` (and an empty ``scope_path`` and ``definitions``). Lone CRs are parsed as line feeds, NULs as
-spaces (:func:`chunkers._parse.source_to_parse`).
+``metadata["fallback"]`` (and an empty ``scope_path``, ``definitions`` and ``declarations``). Lone CRs are parsed as
+line feeds, NULs as spaces (:func:`chunkers._parse.source_to_parse`).
 A document's ``metadata["language"]`` that is not a string is an :class:`~rag.errors.InputError` naming the
 document.
 """

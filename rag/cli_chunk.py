@@ -268,7 +268,7 @@ def _print_chunk_summary(console, summary: dict, shown: list[Chunk], embeds_chun
                       + (" (no boundary named in the window: each of those windows became one chunk)" if unusable
                          else ""))
     if "boundary_clarity" in summary:
-        clarity, stickiness = (f"{summary[key]:.3f}" if summary[key] == summary[key] else "n/a"
+        clarity, stickiness = (f"{summary[key]:.3f}" if not math.isnan(summary[key]) else "n/a"
                                for key in ("boundary_clarity", "chunk_stickiness"))
         console.print(f"boundary clarity {clarity} (higher: cleaner cuts), chunk stickiness {stickiness} (lower: more "
                       "self-contained chunks)" + ("; n/a: no document has two chunks" if "n/a" in clarity else ""))

@@ -233,7 +233,7 @@ def _load_failure(exc: Exception, name: str, path: str) -> str:
 
     from rag.embedding import MINILM_NAMES
 
-    known = {known.lower(): known for known in (*sorted(_tiktoken_names()), "minilm", *MINILM_NAMES)}
+    known = {known.lower(): known for known in (*sorted(_tiktoken_names()), *MINILM_NAMES)}
     close = difflib.get_close_matches(name.lower(), list(known), n=1)
     return ("no such directory, and no model of that name in the local Hugging Face cache"
             + (f"; did you mean {known[close[0]]!r}?" if close else ""))
