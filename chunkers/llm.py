@@ -53,7 +53,8 @@ Additional Considerations: Avoid very long groups of paragraphs. Aim for a good 
 Document:
 {paragraphs}
 """
-_ANSWER = re.compile(r"ID\s*:?\s*(\d+)", re.I)
+# "ID" standing alone: not the end of "covid 19" or "Android 12"
+_ANSWER = re.compile(r"(?<![^\W\d_])ID\s*:?\s*(\d+)", re.I)
 
 
 def paragraph_units(splitter: RecursiveSplitter, limit: int) -> list[Span]:
@@ -63,7 +64,8 @@ def paragraph_units(splitter: RecursiveSplitter, limit: int) -> list[Span]:
     blank lines would never be shown to it at all."""
     text = splitter.text
     cuts = [c for c in splitter.blank_line_ends(0, len(text)) if 0 < c < len(text)]
-    paragraphs = list(zip([0, *cuts], [*cuts, len(text)]))
+    paragraphs = _visible_paragraphs(text, list(zip([0, *cuts], [*cuts, len(text)])))
+    cuts = [a for a, _ in paragraphs[1:]]
     over = [splitter.estimate(a, b) > limit for a, b in paragraphs]
     if not any(over):
         return paragraphs
@@ -81,6 +83,18 @@ def paragraph_units(splitter: RecursiveSplitter, limit: int) -> list[Span]:
                 break
             units.append((max(start, a), min(end, b)))
     return units
+
+
+def _visible_paragraphs(text: str, paragraphs: list[Span]) -> list[Span]:
+    """The paragraphs with whitespace-only ones joined to a neighbour (the blank lines opening a text to the first
+    paragraph, others to the one before): the LLM is not shown empty paragraphs, nor asked to cut at one."""
+    out: list[Span] = []
+    for a, b in paragraphs:
+        if out and (text[a:b].isspace() or text[out[-1][0]:out[-1][1]].isspace()):
+            out[-1] = (out[-1][0], b)
+        else:
+            out.append((a, b))
+    return out
 
 
 _ANSWER_WORD = re.compile("answer", re.I)

@@ -233,6 +233,39 @@ def test_answers_outside_the_window_are_ignored():
     assert parse_shift("Answer: id 5", 3, 9) == 5
 
 
+def test_an_id_is_the_word_id_not_the_end_of_another_word():
+    # QA: "covid 19", "Android 12" and "paid 3" were read as IDs 19, 12 and 3, and counted as usable answers
+    assert parse_shift("Answer: none of them; every paragraph is about covid 19.", 0, 30) is None
+    assert parse_shift("The answer is that all paragraphs discuss Android 12.", 0, 30) is None
+    assert parse_shift("Answer: where the author paid 3 visits... actually ID 0020", 0, 30) == 20
+    assert parse_shift("Answer: ID0005", 0, 9) == 5
+
+
+class _SecondParagraph:
+    """Answers the second paragraph of every window, and keeps the prompts."""
+
+    def __init__(self):
+        self.prompts = []
+
+    def complete(self, prompt, max_tokens=16, stop=None):
+        self.prompts.append(prompt)
+        return "Answer: ID " + re.findall(r"^ID (\d+):", prompt, re.M)[1]
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("\n\n\n\nA cat sat.\n\nA dog ran.", ["\n\n\n\nA cat sat.\n\n", "A dog ran."]),
+    ("A cat sat.\n\nA dog ran.\n\n\n   ", ["A cat sat.\n\n", "A dog ran.\n\n\n   "]),
+    ("   \n\n  ", ["   \n\n  "]),
+])
+def test_blank_lines_are_no_paragraph_of_their_own(text, expected):
+    # QA: blank lines opening a text were a whitespace-only chunk, shown to the LLM as an empty paragraph 'ID 0000:'
+    # (and one closing it made the chunk before lose its last word to it)
+    generator = _SecondParagraph()
+    chunker = get_chunker("llm", chunk_size=20, generator={"name": "t_topic_shift"}).use_generator(generator)
+    assert [chunk.text for chunk in chunker.chunk_text(text)] == expected
+    assert not any(re.search(r"^ID \d+: $", prompt, re.M) for prompt in generator.prompts)
+
+
 def test_an_answer_with_a_number_too_long_for_an_id_is_unusable_not_a_crash():
     # QA: int() refuses more than 4,300 digits, so a degenerate answer raised ValueError
     assert parse_shift("Answer: ID " + "9" * 5000, 3, 9) is None
