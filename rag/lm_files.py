@@ -133,10 +133,19 @@ def load_weights(directory: str, gguf_file: str | None, dtype: str, device: str)
 def _check_outputs_are_numbers(tokenizer, model, dtype: str, device: str, where: str) -> None:
     """One forward pass over a short sentence: NaN or infinite logits (Gemma 3 in float16 on a CPU: every
     perplexity NaN, so no boundary, and every option of a choice scored NaN, so always the first) are an error now,
-    not wrong chunks later."""
+    not wrong chunks later; so are a tokenizer that makes no tokens (a model directory copied without its tokenizer
+    files) and one whose ids the model has no embedding for (another model's tokenizer), which crashed the pass."""
     import torch
 
     ids = tokenizer("The cat sat on the mat.", return_tensors="pt")["input_ids"].to(device)
+    if ids.numel() == 0:
+        raise ConfigError(f"causal LM {where!r}: its tokenizer turns a sentence into no tokens; the model directory "
+                          "lacks its tokenizer files (tokenizer.json, or vocab.json and merges.txt, or a "
+                          "SentencePiece model)")
+    embeddings, highest = model.get_input_embeddings().num_embeddings, max(len(tokenizer) - 1, int(ids.max()))
+    if highest >= embeddings:
+        raise ConfigError(f"causal LM {where!r}: its tokenizer has token ids up to {highest}, but the model has "
+                          f"embeddings for {embeddings} ids only; the tokenizer files belong to another model")
     with torch.no_grad():
         logits = model(input_ids=ids).logits
     if not bool(torch.isfinite(logits).all()):

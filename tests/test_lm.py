@@ -146,6 +146,35 @@ def test_unloadable_checkpoint_is_a_config_error_naming_the_path(tmp_path):
         CausalLM(str(tmp_path)).model
 
 
+def test_a_model_without_its_tokenizer_files_is_a_config_error_naming_the_path(tmp_path):
+    # QA: transformers built an empty tokenizer for a checkpoint copied without its tokenizer files, and the first
+    # forward pass crashed with "cannot reshape tensor of 0 elements"
+    import torch
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    torch.manual_seed(0)
+    GPT2LMHeadModel(GPT2Config(vocab_size=50, n_positions=32, n_embd=16, n_layer=1, n_head=2)).save_pretrained(tmp_path)
+    with pytest.raises(ConfigError, match=f"{tmp_path}.*no tokens.*lacks its tokenizer files"):
+        CausalLM(str(tmp_path)).model
+
+
+def test_another_models_tokenizer_is_a_config_error_naming_the_path(tmp_path, tiny_model_dir):
+    # QA: a tokenizer of 300 ids beside a model of 50 embeddings crashed the first pass ("index out of range")
+    import shutil
+
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    for name in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
+        if (tiny_model_dir / name).exists():
+            shutil.copy(tiny_model_dir / name, tmp_path / name)
+    torch.manual_seed(0)
+    LlamaForCausalLM(LlamaConfig(vocab_size=5, hidden_size=16, intermediate_size=32, num_hidden_layers=1,
+                                 num_attention_heads=2, max_position_embeddings=32)).save_pretrained(tmp_path)
+    with pytest.raises(ConfigError, match=f"{tmp_path}.*embeddings for 5 ids only.*belong to another model"):
+        CausalLM(str(tmp_path)).model
+
+
 def test_unknown_dtype_is_rejected(tiny_model_dir):
     with pytest.raises(ConfigError, match="dtype"):
         CausalLM(str(tiny_model_dir), dtype="int3")
