@@ -178,6 +178,25 @@ def test_a_reply_broken_off_is_retried_and_then_a_clear_error(server):
     assert len(server.requests) == 5
 
 
+def _close_without_reply(handler):
+    handler.close_connection = True
+
+
+def test_a_connection_closed_without_a_reply_is_retried_and_then_named(server):
+    # QA: a dropped keep-alive connection (http.client.RemoteDisconnected) failed at once as "cannot reach the
+    # server ... is it running?", though the request had reached it
+    server.replies += [(200, _close_without_reply, {}), (200, reply("fine"), {})]
+    assert generator_for(server, retries=1).complete("hi") == "fine"
+    server.replies += [(200, _close_without_reply, {})] * 2
+    with pytest.raises(GenerationError, match="closed the connection without a reply \\(2 attempts\\): "
+                                              "RemoteDisconnected"):
+        generator_for(server, retries=1).complete("hi")
+    server.replies.append((200, _close_without_reply, {}))
+    with pytest.raises(GenerationError, match="\\(1 attempt\\)"):
+        generator_for(server, retries=0).complete("hi")
+    assert len(server.requests) == 5
+
+
 def test_the_timeout_bounds_the_whole_reply_not_each_read(server):
     # QA: a reply sent a byte at a time took 85 s with timeout 2: the socket timeout bounds each read only
     full = json.dumps(reply("fine")).encode()

@@ -1,7 +1,8 @@
 """A generator for any OpenAI-compatible chat-completions server (vLLM, Ollama, llama.cpp server, OpenAI).
 
 Uses only the standard library (``urllib``). ``POST {base_url}/chat/completions`` with the prompt as one
-user message; rate limits (429), server errors (5xx), timeouts and replies broken off are retried with
+user message; rate limits (429), server errors (5xx), timeouts, replies broken off and connections closed
+without a reply are retried with
 exponential backoff (honouring ``Retry-After``, up to 60 s a wait); anything else fails at once with the
 server's message. ``timeout`` bounds each request as a whole: a reply still arriving when it runs out (a
 server or proxy sending it a few bytes at a time) counts as a timeout::
@@ -126,13 +127,13 @@ class OpenAIGenerator(LLMGenerator):
                 detail = _error_detail(exc)
                 if exc.code not in RETRY_STATUS or attempt == attempts - 1:
                     hint = " (check api_key_env / the API key)" if exc.code in (401, 403) else ""
-                    tried = f" ({attempts} attempts)" if exc.code in RETRY_STATUS and attempts > 1 else ""
+                    tried = f" ({_attempts(attempts)})" if exc.code in RETRY_STATUS and attempts > 1 else ""
                     raise GenerationError(f"{self.endpoint} answered HTTP {exc.code}{hint}{tried}: {detail}") from None
                 delay = _retry_after(exc, delay)
             except (TimeoutError, socket.timeout) as exc:
                 if attempt == attempts - 1:
                     raise GenerationError(f"{self.endpoint} did not answer within {self.params.timeout} s "
-                                          f"({attempts} attempts): {exc}") from None
+                                          f"({_attempts(attempts)}): {exc}") from None
             except urllib.error.URLError as exc:
                 reason = exc.reason
                 if isinstance(reason, (TimeoutError, socket.timeout)) and attempt < attempts - 1:
@@ -141,11 +142,14 @@ class OpenAIGenerator(LLMGenerator):
                 raise GenerationError(f"cannot reach the OpenAI-compatible server at {self.base_url} "
                                       f"({reason}); is it running? Set generator.base_url or OPENAI_BASE_URL") from None
             except ConnectionError as exc:  # before HTTPException: a connection closed before any reply is both
-                raise GenerationError(f"cannot reach the OpenAI-compatible server at {self.base_url} ({exc}); "
-                                      "is it running? Set generator.base_url or OPENAI_BASE_URL") from None
+                # the request reached the server (a refused connection comes wrapped in a URLError): a dropped
+                # keep-alive connection or a restarting server, worth another attempt
+                if attempt == attempts - 1:
+                    raise GenerationError(f"{self.endpoint} closed the connection without a reply "
+                                          f"({_attempts(attempts)}): {type(exc).__name__}: {exc}") from None
             except http.client.IncompleteRead as exc:  # the connection closed part way through the reply
                 if attempt == attempts - 1:
-                    raise GenerationError(f"{self.endpoint} broke off its reply ({attempts} attempts): "
+                    raise GenerationError(f"{self.endpoint} broke off its reply ({_attempts(attempts)}): "
                                           f"{len(exc.partial)} bytes received"
                                           + (f", {exc.expected} more expected" if exc.expected else "")) from None
             except http.client.HTTPException as exc:  # not an HTTP reply: another service on that port
@@ -153,6 +157,10 @@ class OpenAIGenerator(LLMGenerator):
                                       f"{str(exc).strip()[:200]}); is generator.base_url the server's address?") from None
             time.sleep(delay)
         raise AssertionError("unreachable")
+
+
+def _attempts(count: int) -> str:
+    return "1 attempt" if count == 1 else f"{count} attempts"
 
 
 def _read_until(response: http.client.HTTPResponse, deadline: float, timeout: float) -> bytes:
