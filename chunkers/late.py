@@ -42,8 +42,11 @@ dense structure stores the contextual vectors (queries are embedded as usual). I
 model, as the embedder counts one per text it encodes, plus the chunk texts it embeds on its own; vectors read from
 the cache cost none.
 
-The embedder's ``document_prefix`` (e5's ``"passage: "``) opens every macro-window, after [CLS], as it opens every
-text the model embeds; its tokens take room in the window and are pooled into no chunk. ``window_overlap`` must stay
+The embedder's ``document_prefix`` (e5's ``"passage: "``), after the model's own default prompt if it has one, opens
+every macro-window, after [CLS], as they open every text the model embeds; their tokens take room in the window and
+are pooled into no chunk. The model must mean-pool its sentence vectors (a CLS-pooling model is refused: a mean of
+a chunk's tokens is not in its space), its modules after the pooling (a Dense head) run on the pooled vectors, and
+its tokenizer must be a fast one (character offsets); see :mod:`chunkers._late_model`. ``window_overlap`` must stay
 below the text a window holds (:func:`window_from_files` checks it when the config is read) and a stride under a
 quarter of the window warns, since the model passes grow as ``window / stride``.
 """
@@ -58,6 +61,7 @@ import numpy as np
 from pydantic import Field, model_validator
 
 from chunkers.base import Chunker
+from chunkers._late_model import after_pooling, check_mean_pooling, modules_after_pooling, projects, window_prompt
 from chunkers.model_window import model_tokens, model_window, window_from_files
 from rag.errors import ConfigError
 from rag.once import made_once
@@ -311,11 +315,15 @@ class LateChunker(Chunker):
         """:meth:`_pooled` of every document's chunks (in order), read from / written to the on-disk cache keyed
         by document text and chunk spans."""
         cache = self._cache_store()
+        check_mean_pooling(embedder.st, embedder.model)
         model_key = f"{embedder.identity}|late|overlap={self.params.window_overlap}"
         if self.params.pooling == "centre":  # the same vectors as 'whole' where chunks do not overlap
             model_key += "|centre"
-        if embedder.document_prefix:  # vectors cached before the prefix opened each macro-window are not these
+        if window_prompt(embedder.st) + embedder.document_prefix:
+            # vectors cached before the prefix (and the model's own prompt) opened each macro-window are not these
             model_key += "|prefixed-windows"
+        if projects(modules_after_pooling(embedder.st, embedder.model)):  # nor those cached before its head ran
+            model_key += "|head"
         keys = [hashlib.sha256((d.text + json.dumps([(c.start, c.end) for c in cs])).encode("utf-8", "surrogatepass"))
                 .digest() for d, cs in per_document]
         hits = cache.get_many(model_key, keys, None) if cache is not None else {}
@@ -338,15 +346,18 @@ class LateChunker(Chunker):
 
         Each macro-window run through the model counts as one of ``embedder.model_calls``, as each text the
         embedder encodes does: a text within the model's window costs one call, a longer one a call per window."""
-        encoded, windows = _windowed_token_embeddings(embedder.st, [d.text for d, _ in per_document],
+        st = embedder.st
+        encoded, windows = _windowed_token_embeddings(st, [d.text for d, _ in per_document],
                                                       self.params.window_overlap, self.params.batch_size,
-                                                      embedder.document_prefix)
+                                                      window_prompt(st) + embedder.document_prefix)
         embedder.model_calls += windows
+        head = modules_after_pooling(st, embedder.model)
         out = []
         for (_, chunks), (embeddings, offsets) in zip(per_document, encoded):
             spans = [(c.start, c.end) for c in chunks]
             vectors, empty = pool_spans(embeddings, offsets, centre_spans(spans) if self.params.pooling == "centre"
                                         else spans)
+            vectors = after_pooling(head, vectors)
             if empty:  # chunks without any word piece (whitespace): embed their text on its own
                 vectors[empty] = embedder.embed([chunks[i].text for i in empty])
             out.append(_as_embedder_output(vectors, embedder))

@@ -41,6 +41,10 @@ def model_word_pieces(tokenizer, text: str) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _encoded(tokenizer, text: str):
+    if not getattr(tokenizer, "is_fast", True):  # QA: a KeyError 'offset_mapping'
+        raise ConfigError(f"late chunking maps word pieces to characters, which needs a fast (Rust) tokenizer; the "
+                          f"embedding model {tokenizer.name_or_path!r} has a {type(tokenizer).__name__}, which has "
+                          "none", "embedder.model")
     return tokenizer(without_lone_surrogates(text), add_special_tokens=False, return_offsets_mapping=True,
                      truncation=False, verbose=False)
 

@@ -242,15 +242,22 @@ class Embedder:
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
         from sentence_transformers import SentenceTransformer
 
+        from rag.tokens import lacks_vocabulary
+
         path = resolve_model_path(self.model)
         check_device(self.device)
         try:
-            return SentenceTransformer(path, device=self.device)
+            model = SentenceTransformer(path, device=self.device)
         except Exception as exc:
             raise ConfigError(
                 f"could not load embedding model {self.model!r} from {path!r}: {exc}. "
                 "Use 'minilm' (bundled) or a local sentence-transformers directory; nothing is downloaded."
             ) from None
+        if lacks_vocabulary(model.tokenizer):  # QA: every text read as a few [UNK]: all vectors alike, no error
+            raise ConfigError(f"embedding model {self.model!r}: its tokenizer has no vocabulary, only its special "
+                              f"tokens; {path!r} lacks its tokenizer files (tokenizer.json, or vocab.txt / "
+                              "merges.txt / a SentencePiece model)")
+        return model
 
     @cached_property
     def identity(self) -> str:

@@ -100,6 +100,16 @@ class TiktokenTokenizer:
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "config.json")
 
 
+def lacks_vocabulary(tokenizer) -> bool:
+    """True when a Hugging Face tokenizer (a ``tokenizers.Tokenizer`` or a transformers one) holds its special tokens
+    only: what transformers builds from a model directory copied without its tokenizer files (config.json alone),
+    reading every word as one [UNK], or as nothing."""
+    backend = getattr(tokenizer, "backend_tokenizer", tokenizer)
+    if hasattr(backend, "get_added_tokens_decoder"):
+        return backend.get_vocab_size(with_added_tokens=True) <= len(backend.get_added_tokens_decoder())
+    return len(tokenizer.get_vocab()) <= len(set(tokenizer.all_special_ids))
+
+
 class HuggingFaceTokenizer:
     """A Hugging Face fast tokenizer — an embedding model's own word pieces, e.g. ``minilm`` — loaded from local
     files only. Counts exclude special tokens ([CLS], [SEP]): a chunk of ``n`` tokens fills ``n + 2`` positions
@@ -137,9 +147,7 @@ class HuggingFaceTokenizer:
                               "nor a local Hugging Face tokenizer (embedder alias 'minilm', a model directory, or a "
                               f"model in the HF cache; nothing is downloaded): {_load_failure(exc, name, path)}"
                               ) from None
-        if backend.get_vocab_size(with_added_tokens=True) <= len(backend.get_added_tokens_decoder()):
-            # QA: a model directory copied without its tokenizer files (config.json alone) built a tokenizer of its
-            # special tokens only: every word one [UNK], so chunk_size counted words
+        if lacks_vocabulary(backend):  # QA: every word one [UNK], so chunk_size counted words
             raise ConfigError(f"tokenizer {name!r} has no vocabulary, only its special tokens: the directory lacks "
                               "its tokenizer files (tokenizer.json, or vocab.txt / merges.txt / a SentencePiece model)")
         backend.no_truncation()

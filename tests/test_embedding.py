@@ -149,8 +149,11 @@ def test_threads_using_an_embedder_first_at_once_load_its_model_once(monkeypatch
 
     class SlowModel:
         def __init__(self, path, device=None):
+            from tokenizers import Tokenizer, models
+
             loads.append(threading.get_ident())
             time.sleep(0.2)  # a load takes a while: the other threads ask meanwhile
+            self.tokenizer = Tokenizer(models.WordLevel({"[UNK]": 0, "the": 1}, unk_token="[UNK]"))
 
     monkeypatch.setattr(sentence_transformers, "SentenceTransformer", SlowModel)
     embedder = Embedder("minilm", cache=False)

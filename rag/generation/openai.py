@@ -2,9 +2,8 @@
 
 Uses only the standard library (``urllib``). ``POST {base_url}/chat/completions`` with the prompt as one
 user message; rate limits (429), server errors (5xx), timeouts, replies broken off and connections closed
-without a reply are retried with
-exponential backoff (honouring ``Retry-After``, up to 60 s a wait); anything else fails at once with the
-server's message. ``timeout`` bounds each request as a whole: a reply still arriving when it runs out (a
+without a reply are retried with exponential backoff (honouring ``Retry-After``, up to 60 s a wait); anything
+else fails at once with the server's message. ``timeout`` bounds each request as a whole: a reply still arriving when it runs out (a
 server or proxy sending it a few bytes at a time) counts as a timeout::
 
     generator:
