@@ -213,8 +213,18 @@ def _check_key_names(cls: type[Operator], params: dict[Any, Any], path: str) -> 
                           f"name; valid keys: {valid or '(none)'}", f"{path}.{key}" if path else str(key))
 
 
+_KIND_NAMES = {"dict": "a mapping", "str": "a string", "list": "a list", "int": "an integer", "float": "a number",
+               "bool": "true or false"}
+
+
 def params_error(exc: ValidationError, cls: type[Operator], path: str) -> ConfigError:
     err = exc.errors()[0]
+    members = _union_members(exc.errors(), err["loc"])
+    if members:  # the value fits no member of a union: name the key, not pydantic's tag of one member
+        loc = ".".join(str(p) for p in err["loc"][:-1])
+        kinds = [_KIND_NAMES.get(m.split("[")[0], m) for m in members]
+        return ConfigError(f"must be {' or '.join(dict.fromkeys(kinds))} (got {err.get('input')!r})",
+                           f"{path}.{loc}" if path and loc else (path or loc))
     loc = ".".join(str(p) for p in err["loc"])
     key_path = f"{path}.{loc}" if path and loc else (path or loc)
     if err["type"] == "extra_forbidden":
@@ -229,6 +239,16 @@ def params_error(exc: ValidationError, cls: type[Operator], path: str) -> Config
     else:
         message = f"{err['msg']} (got {err.get('input')!r})"
     return ConfigError(message, key_path)
+
+
+def _union_members(errors: list[dict], loc: tuple) -> list[str]:
+    """pydantic's tags of the union members a value failed (``dict[str,any]``, ``str``), when the first error is one
+    of several raised at the same place, one per member, the same input failing each; else []."""
+    if len(loc) < 2 or not isinstance(loc[-1], str):
+        return []
+    same = [e for e in errors if len(e["loc"]) == len(loc) and e["loc"][:-1] == loc[:-1]
+            and isinstance(e["loc"][-1], str) and e.get("input") is errors[0].get("input")]
+    return [e["loc"][-1] for e in same] if len({e["loc"][-1] for e in same}) > 1 else []
 
 
 def _model_holding(model: type[BaseModel], loc: tuple) -> type[BaseModel] | None:

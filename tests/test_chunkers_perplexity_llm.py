@@ -341,3 +341,11 @@ def test_generator_that_cannot_complete_is_a_config_error_naming_the_key():
     with pytest.raises(ConfigError, match="generator"):
         get_chunker("llm", generator={"name": "nope"})
     assert "t_topic_shift" in GENERATORS
+
+
+@pytest.mark.parametrize("generator", [None, ["openai"], 5])
+def test_a_generator_of_neither_accepted_kind_is_named_by_its_key_and_the_kinds(generator):
+    # QA: the message named pydantic's tag of one union member: "generator.dict[str,any]: Input should be a valid
+    # dictionary"
+    with pytest.raises(ConfigError, match=r"^generator: must be a mapping or a string \(got "):
+        get_chunker("llm", generator=generator)
