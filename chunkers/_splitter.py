@@ -43,6 +43,9 @@ _NON_SPACE = re.compile(r"\S")
 _FIRST_WORD = re.compile(r"\s*+\S++\s")  # a chunk's first word and the whitespace character after it
 #: how far into a chunk its first word is looked for (:meth:`RecursiveSplitter.start_excess`)
 FIRST_WORD_SEARCH = 64
+#: chunks with this much room left by estimate are not looked at for a start excess: one word counting 16 tokens
+#: more without the space before it than with it would take a run of letters BPE merges wholly differently
+START_EXCESS_BOUND = 16
 
 
 def edges_to_spans(edges: np.ndarray) -> list[Span]:
@@ -143,16 +146,18 @@ class RecursiveSplitter:
         """Tokens of the whole-text tokenization that overlap ``[start, end)``."""
         return bisect.bisect_left(self.bounds, end) - bisect.bisect_right(self.bounds, start) + 1
 
-    def start_excess(self, start: int, end: int) -> int:
+    def start_excess(self, start: int, end: int, slack: int = 0) -> int:
         """Tokens a chunk starting at ``start`` (and ending by ``end``) counts on its own text over its estimate at
         its first word, tokenized there without the text before it (" naïve" is two tokens of the document,
-        "naïve" three; "😀" alone two). Tiktoken encodings only (a word-piece tokenizer splits a word alike after a
-        space or not); 0 at a tokenization's edge or when no word ends within :data:`FIRST_WORD_SEARCH`
-        characters."""
+        "naïve" three; "😀" alone two), when that can be more than ``slack`` (the chunk's room left by estimate):
+        a word of n UTF-8 bytes counts at most n tokens and is estimated at one at least, so a word of at most
+        ``slack + 1`` bytes is not tokenized (most chunks, which end at a sentence with room left). Tiktoken
+        encodings only (a word-piece tokenizer splits a word alike after a space or not); 0 at a tokenization's
+        edge or when no word ends within :data:`FIRST_WORD_SEARCH` characters."""
         if not isinstance(self.tokenizer, TiktokenTokenizer) or start == 0 or start in self.index.edges:
             return 0
         word = _FIRST_WORD.match(self.text, start, min(end, start + FIRST_WORD_SEARCH))
-        if word is None:
+        if word is None or len(word.group().encode("utf-8", "surrogatepass")) - 1 <= slack:
             return 0
         return max(0, self.tokenizer.count(word.group()) - self.estimate(start, word.end()))
 
@@ -382,17 +387,24 @@ class RecursiveSplitter:
                 if len(stuck):
                     bare_cap = np.minimum(cap[stuck], headings[past[~takes_text] - 1])
                     jump[stuck] = np.maximum(jump[stuck], jumps(bare_cap, stuck))
+        # the room each chunk has left by estimate; one with little room may be over on its own text, its first
+        # word counting more there than by estimate (:meth:`_start_corrected`; the others are not looked at)
+        room = limit - self.estimates(edges, edges[np.minimum(jump, n - 1)])
+        tight = inside & (jump > following_edge) & (room < START_EXCESS_BOUND)
+        if not isinstance(self.tokenizer, TiktokenTokenizer):
+            tight[:] = False
         chunk_edges = [0]
         i = 0
         while i < n - 1:
             j = jump.item(i)  # far fewer chunks than edges: no list of all the jumps
-            if j > i + 1 and inside.item(i):
-                j = self._start_corrected(edges, i, j, cap_token.item(i), cap.item(i), limit)
+            if tight.item(i):
+                j = self._start_corrected(edges, i, j, cap_token.item(i), cap.item(i), limit, room.item(i))
             chunk_edges.append(j)
             i = j
         return edges[chunk_edges]
 
-    def _start_corrected(self, edges: np.ndarray, i: int, j: int, cap_token: int, cap: int, limit: int) -> int:
+    def _start_corrected(self, edges: np.ndarray, i: int, j: int, cap_token: int, cap: int, limit: int,
+                         room: int) -> int:
         """The end (an index into ``edges``) of the chunk ``edges[i]..edges[j]`` packed greedily, with its cap
         lowered by the chunk's :meth:`start_excess` when its own text is over ``limit``. Packed by estimate, such a
         chunk would be cut again by the exact fit (:func:`chunkers._exact_fit.split_exact_spans`), its last word
@@ -404,7 +416,8 @@ class RecursiveSplitter:
         headings = self.heading_array
         if len(headings) and bisect.bisect_right(headings, start) < bisect.bisect_left(headings, end):
             return j
-        excess = self.start_excess(start, end)
+        # an excess within the room the chunk has left changes nothing: the lowered cap still reaches its end
+        excess = self.start_excess(start, end, max(0, room))
         if not excess or self.index.counts([(start, end)])[0] <= limit:
             return j
         lowered = cap_token - excess
