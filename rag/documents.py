@@ -84,9 +84,12 @@ def _documents(source: str | Path, encoding: str, warn: bool) -> Iterator[Docume
             raise InputError(f"input {path} is a symbolic link that leads nowhere (a loop, or a missing target)")
         raise InputError(f"input not found: {path}")
     try:
-        codecs.lookup(encoding)
+        # rot13, base64, zlib are codecs too, but not of bytes to text: bytes.decode refuses them
+        text_encoding = codecs.lookup(encoding)._is_text_encoding
     except LookupError:
-        raise InputError(f"unknown text encoding {encoding!r} (e.g. utf-8, latin-1, cp1252, utf-16)") from None
+        text_encoding = False
+    if not text_encoding:
+        raise InputError(f"unknown text encoding {encoding!r} (e.g. utf-8, latin-1, cp1252, utf-16)")
     if path.is_dir():
         docs = _read_folder(path, encoding)
     elif not path.is_file():  # reading a named pipe or a device could wait for ever

@@ -576,6 +576,17 @@ def test_input_in_another_encoding_is_read_with_encoding_and_named_without_it(tm
     assert code == 0
 
 
+@pytest.mark.parametrize("codec", ["rot13", "base64", "hex", "zlib"])
+@pytest.mark.parametrize("kind", ["file", "folder", "jsonl"])
+def test_a_codec_that_is_no_text_encoding_is_refused_as_an_unknown_one(tmp_path, capsys, codec, kind):
+    # QA: codecs.lookup accepts these names, and bytes.decode then raised LookupError as a traceback
+    docs = _markdown_docs(tmp_path)
+    (tmp_path / "docs.jsonl").write_text('{"id": "a", "text": "alpha"}\n')
+    source = {"file": docs / "a.md", "folder": docs, "jsonl": tmp_path / "docs.jsonl"}[kind]
+    code, _, err = run(capsys, "chunk", str(source), "--encoding", codec)
+    assert code == 2 and f"error: unknown text encoding {codec!r}" in err and "Traceback" not in err
+
+
 def test_chunk_quality_reports_boundary_clarity_and_stickiness_under_a_local_lm(tmp_path, capsys):
     from tests.test_lm import build_tiny_llama
 
