@@ -316,6 +316,11 @@ def cmd_chunk(args) -> int:
     from rag.documents import check_documents, iter_documents
     from rag.registry import create
 
+    for option, name, wanted in (("--out", args.out, "a file name, or - for stdout"),
+                                 ("--config", args.config, "a pipeline YAML file"),
+                                 ("--quality", args.quality, "a model directory or .gguf file, or --quality alone")):
+        if name == "":  # else read as no option at all
+            raise RagloomError(f"{option} is empty: give {wanted}")
     if args.show < 0:
         raise RagloomError(f"--show must be 0 or more, got {args.show}")
     if args.quality_window is not None and args.quality_window < 1:

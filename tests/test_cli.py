@@ -555,6 +555,13 @@ def test_chunk_errors_name_the_problem_and_leave_an_existing_output_file_alone(t
     assert out_file.read_text() == "previous run\n"
 
 
+@pytest.mark.parametrize("option", ["--out", "--config", "--quality"])
+def test_an_empty_name_for_an_option_is_an_error_naming_it(tmp_path, capsys, option):
+    # QA: --out '' wrote nothing and --config '' ran the default chunker, without a word
+    code, out, err = run(capsys, "chunk", str(_markdown_docs(tmp_path)), option, "")
+    assert code == 2 and out == "" and f"error: {option} is empty" in err
+
+
 def test_chunk_reports_a_bad_config_with_file_and_line(tmp_path, capsys):
     bad = tmp_path / "bad.yaml"
     bad.write_text("name: x\nindex:\n  chunker: {op: recursive, chunk_size: -3}\nflow: [retrieve]\n")
