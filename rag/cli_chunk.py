@@ -295,7 +295,7 @@ def _print_chunk_summary(console, summary: dict, shown: list[Chunk], embeds_chun
         console.print(table)
 
 
-def _check_out_is_not_an_input(out: str | None, source: str) -> None:
+def _check_out_is_not_an_input(out: str | None, source: Path) -> None:
     """An error when ``--out`` would replace the input file, or a document file inside the input directory."""
     if not out or out == "-":
         return
@@ -313,7 +313,7 @@ def _check_out_is_not_an_input(out: str | None, source: str) -> None:
 def cmd_chunk(args) -> int:
     from rich.console import Console
 
-    from rag.documents import check_documents, iter_documents
+    from rag.documents import check_documents, input_path, iter_documents
     from rag.registry import create
 
     for option, name, wanted in (("--out", args.out, "a file name, or - for stdout"),
@@ -327,7 +327,8 @@ def cmd_chunk(args) -> int:
         raise RagloomError(f"--quality-window must be at least 1, got {args.quality_window}")
     if args.quality_window is not None and not args.quality:
         raise RagloomError("--quality-window sets the window of --quality's scores: give --quality too")
-    _check_out_is_not_an_input(args.out, args.input)
+    source = input_path(args.input)
+    _check_out_is_not_an_input(args.out, source)
     op, params = _chunker_spec(args)
     try:
         chunker = create(op, params, "chunker", "chunker")
@@ -351,13 +352,12 @@ def cmd_chunk(args) -> int:
     # A folder or a JSON Lines file is read once first, so an input error (a file that is not utf-8, a bad line)
     # stops the run before any work (a few % of it: reading is 50-100x faster than chunking), not part way. Not one
     # other file: its one document is the first read anyway, and it may be a pipe, which reads only once.
-    source = Path(args.input)
     checked = source.is_dir() or source.is_file() and source.suffix.lower() == ".jsonl"
     expected = check_documents(source, args.encoding) if checked else None
     quality_lm = _load_quality_lm(args.quality) if args.quality else None  # fails now, not after the chunking
     load_seconds = _load_causal_lm(chunker)
     run = ChunkRun(show=args.show, keep_all=bool(args.quality), progress=progress, expected=expected)
-    chunks = run.chunks(chunker, iter_documents(args.input, args.encoding))
+    chunks = run.chunks(chunker, iter_documents(source, args.encoding))
     if to_stdout:
         for c in chunks:
             print(json_line(c.to_json(), sys.stdout.encoding or "utf-8"))

@@ -77,8 +77,15 @@ def check_documents(source: str | Path, encoding: str = "utf-8") -> InputSize:
     return InputSize(documents, size / 1e6)
 
 
+def input_path(source: str | Path) -> Path:
+    """``source`` as a path; an empty name is an error (``Path("")`` is the current folder, read in its place)."""
+    if source == "":
+        raise InputError("the input is empty: give a folder, a .jsonl file or a text file")
+    return Path(source)
+
+
 def _documents(source: str | Path, encoding: str, warn: bool) -> Iterator[Document]:
-    path = Path(source)
+    path = input_path(source)
     if not path.exists():
         if path.is_symlink():  # exists() follows the link
             raise InputError(f"input {path} is a symbolic link that leads nowhere (a loop, or a missing target)")

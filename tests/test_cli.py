@@ -178,6 +178,15 @@ def test_missing_input_and_missing_index_are_clear_errors(tmp_path, capsys):
     assert code == 2 and "index directory not found" in err
 
 
+@pytest.mark.parametrize("argv", [["chunk", ""], ["index", str(CONFIGS / "linear.yaml"), "", "--index-dir", "i", "-q"],
+                                  ["run", str(CONFIGS / "linear.yaml"), "", "q"]])
+def test_an_empty_input_is_an_error_not_the_current_folder(tmp_path, capsys, monkeypatch, argv):
+    # QA: Path("") is ".", so `ragloom chunk ''` chunked the folder it was run in
+    monkeypatch.chdir(_markdown_docs(tmp_path))
+    code, _, err = run(capsys, *argv)
+    assert code == 2 and "error: the input is empty" in err
+
+
 def test_ops_lists_operators_of_a_kind(capsys):
     code, out, _ = run(capsys, "ops", "--kind", "router")
     assert code == 0 and "query_kind" in out
