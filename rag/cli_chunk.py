@@ -296,18 +296,22 @@ def _print_chunk_summary(console, summary: dict, shown: list[Chunk], embeds_chun
 
 
 def _check_out_is_not_an_input(out: str | None, source: Path) -> None:
-    """An error when ``--out`` would replace the input file, or a document file inside the input directory."""
+    """An error when ``--out`` would replace the input file, or be read as a document of the input directory (one
+    there now, whose text the chunks would replace, or a new one, which the next run would chunk as text)."""
+    from rag.documents import is_read_in_folder
+
     if not out or out == "-":
         return
-    target, source_path = Path(out).resolve(), Path(source).resolve()
+    target, source_path = Path(out).resolve(), source.resolve()
     if target == source_path and source_path.is_file():
         raise RagloomError(f"--out {out} is the input file: the chunks would replace the text they come from")
-    if source_path.is_dir() and target.is_relative_to(source_path) and target.is_file():
-        from rag.documents import TEXT_SUFFIXES
-
-        if target.suffix.lower() in TEXT_SUFFIXES:
+    if source_path.is_dir() and target.is_relative_to(source_path) and is_read_in_folder(
+            target.relative_to(source_path)):
+        if target.is_file():
             raise RagloomError(f"--out {out} is a document of the input directory {source}: the chunks would replace "
                                "the text they come from")
+        raise RagloomError(f"--out {out} would be read as a document of the input directory {source}: the next run "
+                           "would chunk the chunks; write them outside it, or to a .jsonl file")
 
 
 def cmd_chunk(args) -> int:

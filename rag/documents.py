@@ -152,10 +152,23 @@ def text_files(root: Path, suffixes: Iterable[str] = TEXT_SUFFIXES) -> list[Path
 
     files = []
     for folder, subfolders, names in os.walk(root, onerror=unreadable):
-        subfolders[:] = [name for name in subfolders if not name.startswith(".")]
-        files.extend(Path(folder, name) for name in names
-                     if not name.startswith(".") and Path(name).suffix.lower() in suffixes)
+        subfolders[:] = [name for name in subfolders if not _hidden(name)]
+        files.extend(Path(folder, name) for name in names if _text_file_name(name, suffixes))
     return sorted(path for path in files if path.is_file())
+
+
+def is_read_in_folder(relative: PurePath, suffixes: Iterable[str] = TEXT_SUFFIXES) -> bool:
+    """Whether a file at ``relative`` inside a folder, there or not yet, is one :func:`text_files` of that folder
+    lists."""
+    return not any(_hidden(part) for part in relative.parent.parts) and _text_file_name(relative.name, suffixes)
+
+
+def _hidden(name: str) -> bool:
+    return name.startswith(".")
+
+
+def _text_file_name(name: str, suffixes: Iterable[str]) -> bool:
+    return not _hidden(name) and PurePath(name).suffix.lower() in suffixes
 
 
 def _read_file(path: Path, doc_id: str, encoding: str) -> Document | None:

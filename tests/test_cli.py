@@ -532,6 +532,27 @@ def test_chunk_refuses_to_write_over_a_document_of_its_input_directory(tmp_path,
     assert run(capsys, "chunk", str(folder), "--out", str(folder / "chunks.jsonl"))[0] == 0
 
 
+def test_chunk_refuses_a_new_out_file_its_input_directory_would_read_as_a_document(tmp_path, capsys):
+    # QA: a new docs/chunks.json was written, and every later run read the chunks as a document of the corpus
+    folder = tmp_path / "docs"
+    (folder / "sub").mkdir(parents=True)
+    (folder / "notes.md").write_text("Some text. More text.\n")
+    for new in (folder / "chunks.json", folder / "sub" / "chunks.TXT"):
+        code, _, err = run(capsys, "chunk", str(folder), "--out", str(new))
+        assert code == 2 and "would be read as a document of the input directory" in err and not new.exists()
+
+
+def test_chunk_writes_to_a_hidden_file_of_its_input_directory_which_its_reading_skips(tmp_path, capsys):
+    # QA: the guard called docs/.hidden.md "a document of the input directory", which the folder's reading skips
+    folder = tmp_path / "docs"
+    (folder / ".cache").mkdir(parents=True)
+    (folder / "notes.md").write_text("Some text. More text.\n")
+    for hidden in (folder / ".hidden.md", folder / ".cache" / "chunks.md"):
+        hidden.write_text("previous run\n")
+        assert run(capsys, "chunk", str(folder), "--out", str(hidden))[0] == 0
+        assert json.loads(hidden.read_text().splitlines()[0])["doc_id"] == "notes.md"
+
+
 def test_validate_reports_a_config_that_is_not_utf8_or_is_a_directory(tmp_path, capsys):
     latin = tmp_path / "latin.yaml"
     latin.write_bytes("name: x\nflow: [retrieve]\n# caf\u00e9\n".encode("latin-1"))
