@@ -36,18 +36,35 @@ def read_jsonl_objects(path: Path, error: type[RagloomError] = InputError,
             if not line.strip():
                 continue
             try:
-                row = json.loads(line.rstrip("\r\n"))  # without its line end, so the column is on the line
+                # without its line end, so the column is on the line
+                row = json.loads(line.rstrip("\r\n"), parse_constant=_refuse_constant)
             except json.JSONDecodeError as exc:
                 raise error(f"{path}:{number}: invalid JSON ({exc.msg} at column {exc.colno})") from None
+            except _NotJSON as exc:
+                raise error(f"{path}:{number}: {exc} is not JSON (a number is finite); give a number, null or a "
+                            "string") from None
             if not isinstance(row, dict):
                 raise error(f"{path}:{number}: expected a JSON object, got {type(row).__name__}")
             yield number, row
 
 
+class _NotJSON(ValueError):
+    """NaN, Infinity or -Infinity, which Python's json reads and writes though JSON has no such numbers."""
+
+
+def _refuse_constant(name: str):
+    raise _NotJSON(name)
+
+
 def json_line(row: dict[str, Any], encoding: str = "utf-8") -> str:
     """``row`` as one line of JSON, non-ASCII characters as they are unless ``encoding`` cannot write them (a
-    surrogate in a text: then escaped, ``"\\ud800"``, which reads back as the same string)."""
-    line = json.dumps(row, ensure_ascii=False)
+    surrogate in a text: then escaped, ``"\\ud800"``, which reads back as the same string). A number that is not
+    finite is an error: :func:`read_jsonl_objects` would refuse the line, and so would other JSON readers."""
+    try:
+        line = json.dumps(row, ensure_ascii=False, allow_nan=False)
+    except ValueError:
+        name = f"the row of id {row['id']!r}" if "id" in row else "a row"
+        raise RagloomError(f"cannot write {name} as JSON: a number in it is not finite (NaN or Infinity)") from None
     try:
         line.encode(encoding)
     except UnicodeEncodeError:

@@ -94,6 +94,8 @@ def test_jsonl_documents_keep_metadata_and_title(tmp_path):
     ('', ": no documents \\(the file has no JSON lines\\)"),
     ('\n  \n', ": no documents"),
     ('{"id": 1, "text": 5}\n', ":1: 'text' must be a string"),
+    # QA: read, and written back by `ragloom chunk --out` as NaN, which is not JSON
+    ('{"id": "a", "text": "x", "metadata": {"score": NaN}}\n', ":1: NaN is not JSON"),
 ])
 def test_bad_jsonl_names_the_line(tmp_path, line, message):
     path = tmp_path / "docs.jsonl"

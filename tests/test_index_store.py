@@ -7,7 +7,7 @@ import os
 import pytest
 
 from rag.config import loads_config
-from rag.errors import IndexStoreError, InputError
+from rag.errors import IndexStoreError, InputError, RagloomError
 from rag.index.store import Index
 from tests.flow_ops import TermSets
 from rag.pipeline import Pipeline
@@ -89,6 +89,15 @@ def test_a_document_holding_a_lone_surrogate_saves_and_loads_unchanged(tmp_path)
     pipe.save(tmp_path / "idx")
     loaded = Pipeline.load(tmp_path / "idx")
     assert loaded.index_.documents == pipe.index_.documents and loaded.index_.chunks == pipe.index_.chunks
+
+
+def test_a_document_whose_metadata_holds_nan_is_refused_when_saved_not_when_loaded(tmp_path):
+    # it was written as NaN, which is not JSON: the index could not be loaded back
+    pipe = Pipeline.from_config(loads_config(CONFIG))
+    pipe.index([Document("n", "some words to chunk", {"score": float("nan")})])
+    with pytest.raises(RagloomError, match="cannot write the row of id 'n' as JSON: a number in it is not finite"):
+        pipe.save(tmp_path / "idx")
+    assert not (tmp_path / "idx" / "CURRENT").exists()
 
 
 def test_an_index_saved_before_chunks_recorded_their_tokenizer_loads_them_as_unknown(tmp_path):

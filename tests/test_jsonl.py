@@ -26,6 +26,18 @@ def test_invalid_json_names_the_line_and_the_column_on_it(tmp_path):
         list(read_jsonl_objects(path))
 
 
+@pytest.mark.parametrize("constant", ["NaN", "Infinity", "-Infinity"])
+def test_nan_and_infinity_are_refused_naming_the_line_and_never_written(tmp_path, constant):
+    # QA: Python's json reads them, and a document's metadata came back out as "NaN", which is not JSON
+    path = tmp_path / "rows.jsonl"
+    path.write_text(f'{{"id": "a", "text": "x"}}\n{{"id": "b", "text": "y", "metadata": {{"score": {constant}}}}}\n')
+    with pytest.raises(InputError, match=f"rows.jsonl:2: {constant} is not JSON"):
+        list(read_jsonl_objects(path))
+    with pytest.raises(RagloomError, match="not finite"):
+        write_jsonl_atomically(tmp_path / "out.jsonl", [{"score": float(constant)}])
+    assert not (tmp_path / "out.jsonl").exists()
+
+
 @pytest.fixture(params=["unnamed", "named"])
 def staging(request, monkeypatch):
     """Each atomic-write test twice: with the temporary file unnamed until it is complete (Linux O_TMPFILE,
