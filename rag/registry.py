@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+import re
 from dataclasses import dataclass
 from importlib.metadata import entry_points
 from types import UnionType
@@ -94,7 +95,8 @@ class OperatorSpec:
 
     @property
     def summary(self) -> str:
-        return (self.cls.__doc__ or "").strip().split("\n")[0]
+        """The docstring's first paragraph as one line (its first line alone can stop mid-sentence)."""
+        return " ".join(re.split(r"\n\s*\n", (self.cls.__doc__ or "").strip())[0].split())
 
 
 #: Keyed by (group, name): index structures and query operators are separate namespaces, so the YAML

@@ -197,6 +197,13 @@ def test_ops_shows_docstrings_without_rest_markup(capsys):
     assert code == 0 and "search_query" in out and "``" not in out
 
 
+def test_ops_describes_an_operator_by_its_docstrings_first_paragraph_not_its_first_line(capsys, monkeypatch):
+    # QA: the recursive chunker's row ended "... → words → tokens)," (its docstring's first line)
+    monkeypatch.setenv("COLUMNS", "400")  # one table row a line
+    code, out, _ = run(capsys, "ops", "--kind", "chunker")
+    assert code == 0 and "→ words → tokens), markdown-aware." in out
+
+
 @pytest.mark.parametrize("kind", ["bogus", "chunkers", "Chunker"])
 def test_ops_of_an_unknown_kind_is_an_error_listing_the_kinds(capsys, kind):
     code, out, err = run(capsys, "ops", "--kind", kind)
