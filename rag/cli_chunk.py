@@ -187,7 +187,7 @@ def _chunk_summary(op: str, params: dict, chunker, run: ChunkRun, lm=None, windo
     max_chars = getattr(sized.params, "max_chars", None)  # the ast chunker's budget, in non-whitespace characters
     scores = chunk_quality(run.kept, lm=lm, limit=limit, window=window) if lm is not None else {}
     return {
-        # the given params as the chunker read them ("--set pack_sections=0" is false)
+        # the given params as the chunker read them ("--set chunk_size=100.0" is 100)
         "chunker": {"op": op, **_as_read(params, chunker)}, "documents": run.documents,
         "megabytes": round(run.megabytes, 6), "seconds": round(run.seconds, 3), "limit": limit,
         "tokenizer": run.tokenizer, "oversize": run.oversize,
