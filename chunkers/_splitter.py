@@ -33,19 +33,13 @@ from chunkers._sections import Sections
 from chunkers._sentences import sentence_cuts
 from chunkers._sorted_positions import in_sorted, inside, merge_sorted, positions_inside, strictly_inside
 from chunkers._spans import Span
+from chunkers._start_excess import START_EXCESS_BOUND, measures_start_excess, start_corrected_end
 from chunkers._text_scans import SCAN_PIECE, line_starts_of, space_of, word_starts_from_space, word_starts_of
 from chunkers._token_index import TokenIndex, codepoints
-from rag.tokens import TiktokenTokenizer
 
 HEADINGS, BLOCKS, ITEMS, LINES, SENTENCES, WORDS, TOKENS = range(7)
 _BLANK_LINES = re.compile(r"\n(?:[ \t]*+\r?\n)++")  # possessive: the same runs, 25 % faster
 _NON_SPACE = re.compile(r"\S")
-_FIRST_WORD = re.compile(r"\s*+\S++\s")  # a chunk's first word and the whitespace character after it
-#: how far into a chunk its first word is looked for (:meth:`RecursiveSplitter.start_excess`)
-FIRST_WORD_SEARCH = 64
-#: chunks with this much room left by estimate are not looked at for a start excess: one word counting 16 tokens
-#: more without the space before it than with it would take a run of letters BPE merges wholly differently
-START_EXCESS_BOUND = 16
 
 
 def edges_to_spans(edges: np.ndarray) -> list[Span]:
@@ -145,21 +139,6 @@ class RecursiveSplitter:
     def estimate(self, start: int, end: int) -> int:
         """Tokens of the whole-text tokenization that overlap ``[start, end)``."""
         return bisect.bisect_left(self.bounds, end) - bisect.bisect_right(self.bounds, start) + 1
-
-    def start_excess(self, start: int, end: int, slack: int = 0) -> int:
-        """Tokens a chunk starting at ``start`` (and ending by ``end``) counts on its own text over its estimate at
-        its first word, tokenized there without the text before it (" naïve" is two tokens of the document,
-        "naïve" three; "😀" alone two), when that can be more than ``slack`` (the chunk's room left by estimate):
-        a word of n UTF-8 bytes counts at most n tokens and is estimated at one at least, so a word of at most
-        ``slack + 1`` bytes is not tokenized (most chunks, which end at a sentence with room left). Tiktoken
-        encodings only (a word-piece tokenizer splits a word alike after a space or not); 0 at a tokenization's
-        edge or when no word ends within :data:`FIRST_WORD_SEARCH` characters."""
-        if not isinstance(self.tokenizer, TiktokenTokenizer) or start == 0 or start in self.index.edges:
-            return 0
-        word = _FIRST_WORD.match(self.text, start, min(end, start + FIRST_WORD_SEARCH))
-        if word is None or len(word.group().encode("utf-8", "surrogatepass")) - 1 <= slack:
-            return 0
-        return max(0, self.tokenizer.count(word.group()) - self.estimate(start, word.end()))
 
     def estimates(self, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
         """:meth:`estimate` of many spans at once."""
@@ -388,42 +367,19 @@ class RecursiveSplitter:
                     bare_cap = np.minimum(cap[stuck], headings[past[~takes_text] - 1])
                     jump[stuck] = np.maximum(jump[stuck], jumps(bare_cap, stuck))
         # the room each chunk has left by estimate; one with little room may be over on its own text, its first
-        # word counting more there than by estimate (:meth:`_start_corrected`; the others are not looked at)
+        # word counting more there than by estimate (:func:`chunkers._start_excess.start_corrected_end`;
+        # the others are not looked at)
         room = limit - self.estimates(edges, edges[np.minimum(jump, n - 1)])
-        tight = inside & (jump > following_edge) & (room < START_EXCESS_BOUND)
-        if not isinstance(self.tokenizer, TiktokenTokenizer):
-            tight[:] = False
+        tight = inside & (jump > following_edge) & (room < START_EXCESS_BOUND) & measures_start_excess(self)
         chunk_edges = [0]
         i = 0
         while i < n - 1:
             j = jump.item(i)  # far fewer chunks than edges: no list of all the jumps
             if tight.item(i):
-                j = self._start_corrected(edges, i, j, cap_token.item(i), cap.item(i), limit, room.item(i))
+                j = start_corrected_end(self, edges, i, j, cap_token.item(i), cap.item(i), limit, room.item(i))
             chunk_edges.append(j)
             i = j
         return edges[chunk_edges]
-
-    def _start_corrected(self, edges: np.ndarray, i: int, j: int, cap_token: int, cap: int, limit: int,
-                         room: int) -> int:
-        """The end (an index into ``edges``) of the chunk ``edges[i]..edges[j]`` packed greedily, with its cap
-        lowered by the chunk's :meth:`start_excess` when its own text is over ``limit``. Packed by estimate, such a
-        chunk would be cut again by the exact fit (:func:`chunkers._exact_fit.split_exact_spans`), its last word
-        carried into the next chunk, also full, and so on through the text, until the carrying stops and leaves a
-        word or two alone between full chunks. A chunk holding a heading is left as it is (it ends where the
-        heading rules say), and so is one whose text fits (its estimate can be over elsewhere, and it is then full
-        as it is: on chroma-chunking at 50 tokens, lowering the cap of every such chunk moved 6 of 8,883)."""
-        start, end = edges.item(i), edges.item(j)
-        headings = self.heading_array
-        if len(headings) and bisect.bisect_right(headings, start) < bisect.bisect_left(headings, end):
-            return j
-        # an excess within the room the chunk has left changes nothing: the lowered cap still reaches its end
-        excess = self.start_excess(start, end, max(0, room))
-        if not excess or self.index.counts([(start, end)])[0] <= limit:
-            return j
-        lowered = cap_token - excess
-        if lowered < len(self.bounds):
-            cap = min(cap, self.bounds[lowered])
-        return max(min(j, int(np.searchsorted(edges, cap, "right")) - 1), i + 1)
 
     def split(self, start: int, end: int, limit: int, level: int = HEADINGS) -> list[Span]:
         """Spans tiling ``[start, end)``, each estimated at most ``limit`` tokens."""
