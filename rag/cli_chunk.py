@@ -309,8 +309,11 @@ def _check_out_is_not_an_input(out: str | None, source: Path) -> None:
     target, source_path = Path(out).resolve(), source.resolve()
     if target == source_path and source_path.is_file():
         raise RagloomError(f"--out {out} is the input file: the chunks would replace the text they come from")
-    if source_path.is_dir() and target.is_relative_to(source_path) and is_read_in_folder(
-            target.relative_to(source_path)):
+    # where the folder's reading meets the file: its own name (a symlink inside the folder leading out of it is read
+    # there as a document) and where it leads
+    named = Path(out).absolute().parent.resolve() / Path(out).name
+    if source_path.is_dir() and any(path.is_relative_to(source_path) and is_read_in_folder(
+            path.relative_to(source_path)) for path in (named, target)):
         if target.is_file():
             raise RagloomError(f"--out {out} is a document of the input directory {source}: the chunks would replace "
                                "the text they come from")

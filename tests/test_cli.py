@@ -560,6 +560,18 @@ def test_chunk_refuses_a_new_out_file_its_input_directory_would_read_as_a_docume
         assert code == 2 and "would be read as a document of the input directory" in err and not new.exists()
 
 
+def test_chunk_refuses_an_out_symlink_in_its_input_directory_leading_out_of_it(tmp_path, capsys):
+    # QA: docs/link.md -> ../elsewhere.md passed the guard (it compared the resolved path only); the folder then
+    # read the chunks through the link
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    (folder / "notes.md").write_text("Some text. More text.\n")
+    (tmp_path / "elsewhere.md").write_text("kept\n")
+    (folder / "link.md").symlink_to(tmp_path / "elsewhere.md")
+    code, _, err = run(capsys, "chunk", str(folder), "--out", str(folder / "link.md"))
+    assert code == 2 and "of the input directory" in err and (tmp_path / "elsewhere.md").read_text() == "kept\n"
+
+
 def test_chunk_writes_to_a_hidden_file_of_its_input_directory_which_its_reading_skips(tmp_path, capsys):
     # QA: the guard called docs/.hidden.md "a document of the input directory", which the folder's reading skips
     folder = tmp_path / "docs"
