@@ -54,7 +54,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import warnings
 from typing import TYPE_CHECKING, Any, Literal, Sequence
 
 import numpy as np
@@ -63,7 +62,7 @@ from pydantic import Field, model_validator
 from chunkers.base import Chunker
 from chunkers._late_model import after_pooling, check_mean_pooling, modules_after_pooling, projects, window_prompt
 from chunkers.model_window import model_tokens, model_window, window_from_files
-from rag.errors import ConfigError
+from rag.errors import ConfigError, warn_user
 from rag.once import made_once
 from rag.registry import OperatorParams, create, get_spec, operator, validate_params
 from rag.types import Chunk, Document
@@ -141,7 +140,7 @@ def _windowed_token_embeddings(st_model, texts: list[str], overlap: int, batch_s
         if ids:
             ranges = window_ranges(len(ids), text_window, overlap)
             if len(ranges) > 1 and not warned and 4 * (text_window - overlap) < text_window:
-                warnings.warn(_stride_message(overlap, text_window), stacklevel=3)
+                warn_user(_stride_message(overlap, text_window))
                 warned = True
             jobs.extend((number, prefix_ids, ids, *r) for r in ranges)
     jobs.sort(key=lambda job: job[4] - job[3])  # windows of similar length batched together: little padding

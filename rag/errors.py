@@ -1,5 +1,23 @@
-"""Errors a user can act on. Each names the file, line and key path it is about where known."""
+"""Errors a user can act on. Each names the file, line and key path it is about where known. Warnings are
+attributed to the user's line that led to them (:func:`warn_user`)."""
 from __future__ import annotations
+
+import sys
+import warnings
+from pathlib import Path
+
+#: ragloom's packages: a warning is attributed to the first caller outside them
+_PACKAGE_FOLDERS = tuple(str(Path(__file__).resolve().parents[1] / name) + "/"
+                         for name in ("rag", "chunkers", "retrievers", "graph", "evals"))
+
+
+def warn_user(message: str, category: type[Warning] = UserWarning) -> None:
+    """``warnings.warn`` pointing at the first line outside ragloom's packages that led here (the user's call, not a
+    line of ours, however deep the call that warns)."""
+    frame, level = sys._getframe(1), 2
+    while frame is not None and frame.f_code.co_filename.startswith(_PACKAGE_FOLDERS):
+        frame, level = frame.f_back, level + 1
+    warnings.warn(message, category, stacklevel=level)
 
 
 class RagloomError(Exception):

@@ -14,14 +14,13 @@ from __future__ import annotations
 
 import os
 import threading
-import warnings
 from functools import lru_cache
 from typing import Protocol, Sequence
 
 import numpy as np
 
 from rag.encodings import RepairedEncoding, without_lone_surrogates
-from rag.errors import ConfigError
+from rag.errors import ConfigError, warn_user
 from rag.fast_encoding import FASTOKENS_FILES, FastEncoding, fastokens_usable, load_fastokens
 
 DEFAULT_TOKENIZER = "cl100k_base"
@@ -220,10 +219,10 @@ class HuggingFaceTokenizer:
             self._warned_of_long_words = True
             start, end = long_word
             beginning = text[start:start + 40]
-            warnings.warn(f"a word of {end - start} characters without a space or punctuation ({beginning!r}...) "
+            warn_user(f"a word of {end - start} characters without a space or punctuation ({beginning!r}...) "
                           f"is a single [UNK] token for the word-piece tokenizer {self.name!r}: there, chunk_size "
                           "bounds tokens, not characters, and the embedding model reads nothing of the word; split "
-                          "such runs before chunking, or count sizes in cl100k_base", UserWarning, stacklevel=2)
+                          "such runs before chunking, or count sizes in cl100k_base")
 
 
 @lru_cache(maxsize=1)

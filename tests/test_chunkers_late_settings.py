@@ -233,8 +233,9 @@ def test_a_stride_under_a_quarter_of_the_window_warns_with_its_cost(resources):
     doc = Document("d", LONG)
     chunker = get_chunker("late", boundaries={"op": "sentence", "chunk_size": 64}, cache=False, window_overlap=200)
     with pytest.warns(UserWarning, match=r"window_overlap 200 leaves a stride of 54 token\(s\) per 254-token "
-                                         r"macro-window, .* about 5x .* at most 190 keeps that under 4x"):
+                                         r"macro-window, .* about 5x .* at most 190 keeps that under 4x") as caught:
         chunker.chunk_with_embeddings(doc, resources)
+    assert caught[0].filename == __file__  # QA: it pointed at a line of late.py, not the caller's
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         get_chunker("late", boundaries={"op": "sentence", "chunk_size": 64}, cache=False,

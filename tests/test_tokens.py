@@ -446,8 +446,9 @@ def test_a_word_the_word_piece_tokenizer_reads_as_one_unknown_token_is_reported_
         get_chunker("token", chunk_size=16).chunk_text(f"The gene reads {sequence} in full.")  # cl100k: no [UNK]
     # the word's start quoted, so a user can find it (QA: the warning named neither the document nor the word)
     with pytest.warns(UserWarning, match=r"a word of 400 characters .*\('ACGTACGT.*'\.\.\.\) is a single \[UNK\] token "
-                                         r".* 'minilm'"):
+                                         r".* 'minilm'") as caught:
         (chunk,) = chunker.chunk_text(f"The gene reads {sequence} in full.")
+    assert caught[0].filename == __file__  # the user's line, not one of rag/tokens.py
     assert chunk.token_count == 7 and len(chunk.text) > 400  # what the warning is about
     with warnings.catch_warnings():  # once per tokenizer, even where warning filters are reset between documents
         warnings.simplefilter("error")
