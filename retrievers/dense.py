@@ -46,6 +46,22 @@ def normalised(vectors: np.ndarray) -> np.ndarray:
     return vectors / np.maximum(norms, 1e-12)
 
 
+#: scores this close count as tied: FAISS's blocked products give identical vectors (a passage a document repeats)
+#: scores that differ in the last bits, so one copy or the other won by chance
+SCORE_TIE = 1e-6
+
+
+def first_indexed_among_ties(found: list[tuple[float, int]]) -> list[tuple[float, int]]:
+    """``(score, row)`` pairs best first, each run of scores within :data:`SCORE_TIE` of its best in row order."""
+    ordered, run = [], []
+    for pair in sorted(found, key=lambda pair: -pair[0]):
+        if run and run[0][0] - pair[0] > SCORE_TIE:
+            ordered.extend(sorted(run, key=lambda p: p[1]))
+            run = []
+        run.append(pair)
+    return ordered + sorted(run, key=lambda p: p[1])
+
+
 @operator("dense", kind="structure")
 class DenseIndex(IndexStructure):
     """FAISS inner-product index over normalised chunk embeddings, with add/delete in place."""
@@ -141,8 +157,9 @@ class DenseIndex(IndexStructure):
     # -- searching --------------------------------------------------------------------------------------------
     def search_vectors(self, queries: np.ndarray, top_k: int, allowed: np.ndarray | None = None
                        ) -> list[tuple[list[str], list[float]]]:
-        """For each query vector: chunk ids and scores of the ``top_k`` nearest chunks, best first (ties by
-        id). ``allowed`` is a boolean mask over FAISS ids (see :meth:`filter_mask`)."""
+        """For each query vector: chunk ids and scores of the ``top_k`` nearest chunks, best first; of chunks tied
+        on score (within :data:`SCORE_TIE`) the first indexed wins. ``allowed`` is a boolean mask over FAISS ids (see
+        :meth:`filter_mask`)."""
         if self.index_ is None or not self.row_of_:
             return [([], []) for _ in range(len(queries))]
         import faiss
@@ -153,12 +170,18 @@ class DenseIndex(IndexStructure):
             keep = alive if keep is None else keep & alive
         params, bitmap = self._search_parameters(keep, faiss)
         k = min(top_k, len(self.row_of_))
-        scores, rows = self.index_.search(normalised(queries), k, params=params)
+        queries, fetch = normalised(queries), k
+        while True:  # FAISS keeps any of the rows tied at the k-th place: fetch until all of them are in
+            scores, rows = self.index_.search(queries, fetch, params=params)
+            tied_on = (rows[:, -1] >= 0) & (scores[:, -1] >= scores[:, k - 1] - SCORE_TIE)
+            if fetch >= len(self.ids_) or not tied_on.any():
+                break
+            fetch = min(2 * fetch, len(self.ids_))
         del bitmap  # had to outlive the search: the selector points into it
         results = []
         for row_scores, row_ids in zip(scores.tolist(), rows.tolist()):
-            found = sorted((-s, self.ids_[r]) for s, r in zip(row_scores, row_ids) if r >= 0)
-            results.append(([cid for _, cid in found], [-s for s, _ in found]))
+            found = first_indexed_among_ties([(s, r) for s, r in zip(row_scores, row_ids) if r >= 0])[:k]
+            results.append(([self.ids_[r] for _, r in found], [s for s, _ in found]))
         return results
 
     def _search_parameters(self, keep: np.ndarray | None, faiss):
