@@ -65,9 +65,12 @@ def metric_names_for(experiment: Experiment, dataset: Dataset) -> list[str]:
     """The metrics to report on ``dataset``: the experiment's list, or defaults by what the dataset has."""
     requested = list(experiment.metrics)
     names: list[str] = []
+    ranking = [m for m in requested if M.parse_metric(m)[0] in (*M.RANKING_METRICS, "MAP")]
     if dataset.qrels:
-        ranking = [m for m in requested if M.parse_metric(m)[0] in (*M.RANKING_METRICS, "MAP")]
         names += ranking if requested else list(DEFAULT_RANKING_METRICS)
+    elif ranking:  # QA: dropped without a word, while span metrics said so
+        log.warning("dataset %s has no qrels: the ranking metrics asked for (%s) are not reported", dataset.name,
+                    ", ".join(ranking))
     if dataset.has_references and (not requested or any(m in M.SPAN_METRICS for m in requested)):
         names += list(M.SPAN_METRICS)
     elif any(m in M.SPAN_METRICS for m in requested):

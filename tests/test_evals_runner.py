@@ -671,6 +671,12 @@ def test_span_metrics_asked_of_a_dataset_without_references_are_reported_missing
     with caplog.at_level("WARNING"):
         assert "span_recall" not in metric_names_for(exp, dataset)
     assert "has no character-span references" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING"):  # and ranking metrics of a dataset without qrels
+        assert metric_names_for(dataclasses.replace(exp, metrics=("R@5", "MRR@10", "span_recall")),
+                                dataclasses.replace(read_dataset(str(tiny / "tiny")), qrels={})) == \
+            ["span_recall", "span_precision", "span_iou"]
+    assert "has no qrels: the ranking metrics asked for (R@5, MRR@10) are not reported" in caplog.text
     # QA: with nothing else asked for, the run succeeded with an empty report
     from rag.errors import InputError
 
