@@ -63,10 +63,12 @@ def token_window_spans(text: str, tokenizer, chunk_size: int, overlap: int = 0,
             end = back
         start_char, end_char = int(bounds[first]), int(bounds[end])
         if overlap and end >= n_tokens and spans and text[start_char:end_char].isspace():
-            # an overlapping last window of whitespace alone: the text's last chunk_size tokens instead
-            first = max(n_tokens - chunk_size, 0)
+            # an overlapping last window of whitespace alone: the text's last chunk_size tokens instead, never
+            # starting later than it did (a start moved past a cut character would leave the whitespace out)
+            window_first, first = first, max(n_tokens - chunk_size, 0)
             while first < end and cuts_in(first):
                 first += 1
+            first = min(first, window_first)
             start_char = int(bounds[first])
         if end_char > start_char and end_char > last_end:
             spans.append((start_char, end_char))
