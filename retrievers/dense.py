@@ -170,8 +170,10 @@ class DenseIndex(IndexStructure):
             keep = alive if keep is None else keep & alive
         params, bitmap = self._search_parameters(keep, faiss)
         k = min(top_k, len(self.row_of_))
-        queries, fetch = normalised(queries), k
-        while True:  # FAISS keeps any of the rows tied at the k-th place: fetch until all of them are in
+        # FAISS keeps any of the rows tied at the k-th place: one row more than asked shows whether a tie runs past
+        # it, and only then are more fetched, until the last one fetched is below the tie
+        queries, fetch = normalised(queries), min(k + 1, len(self.ids_))
+        while True:
             scores, rows = self.index_.search(queries, fetch, params=params)
             tied_on = (rows[:, -1] >= 0) & (scores[:, -1] >= scores[:, k - 1] - SCORE_TIE)
             if fetch >= len(self.ids_) or not tied_on.any():
