@@ -211,8 +211,9 @@ def _pipeline_entries(raw: Any, source: str | None, base: Path, dataset_names: l
     specs: list[PipelineSpec] = []
     for i, entry in enumerate(raw):
         where = f"pipelines[{i}]"
+        at = (entry, "path")  # where a bad path is reported: the entry's `path` key, or the list item itself
         if isinstance(entry, str):
-            entry = {"path": entry}
+            entry, at = {"path": entry}, (raw, i)
         if not isinstance(entry, dict):
             raise _error("must be a path or a mapping", where, source, raw, i)
         grid = entry.get("grid") or {}
@@ -229,7 +230,7 @@ def _pipeline_entries(raw: Any, source: str | None, base: Path, dataset_names: l
             file = Path(str(entry["path"]))
             file = file if file.is_absolute() else base / file
             if not file.is_file():
-                raise _error(f"pipeline file not found: {file}", f"{where}.path", source, entry, "path")
+                raise _error(f"pipeline file not found: {file}", f"{where}.path", source, *at)
             located = load_yaml(file)
             config = plain(located)
             pipe_source = str(file)

@@ -99,7 +99,9 @@ class IndexCache:
     def resources_for(self, config: PipelineConfig) -> Resources:
         key = json.dumps(config.index.embedder.model_dump(), sort_keys=True)
         if key not in self._resources:
-            self._resources[key] = Resources(embedder=config.index.embedder.model_dump())
+            resources = Resources(embedder=config.index.embedder.model_dump())
+            resources.cache_queries = False  # queries timed as a service meets them (Embedder.cache_queries)
+            self._resources[key] = resources
         return self._resources[key]
 
     @property

@@ -234,7 +234,10 @@ def top_k_span_scores(chunks: Sequence[Any], chunk_vectors: np.ndarray, query_ve
 # ------------------------------------------------------------------------------------------------ answers
 
 ANSWER_METRICS = ("EM", "F1", "answer_in_context")
-COST_METRICS = ("context_tokens", "latency_s", "model_calls")
+#: Costs every report shows (means per query, or totals: evals.runner.aggregate); naming one in an experiment's
+#: ``metrics`` is allowed and changes nothing
+COST_METRICS = ("context_tokens", "latency_ms", "embedding_model_calls", "generator_model_calls",
+                "chunker_model_calls")
 
 _ARTICLES = re.compile(r"\b(a|an|the)\b", re.UNICODE)
 _PUNCTUATION = set(string.punctuation)

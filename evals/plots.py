@@ -46,19 +46,28 @@ def metric_bars(runs: Sequence[RunOutcome], metrics: Sequence[str], path: Path) 
     return path
 
 
+def recall_curve_ks(documents: int) -> list[int]:
+    """The k of :data:`RECALL_CURVE_KS` worth drawing for a corpus of ``documents``: those below it and the first
+    at or above it (0: unknown, all of them)."""
+    ks = [k for k in RECALL_CURVE_KS if not documents or k < documents]
+    return ks + [k for k in RECALL_CURVE_KS if k not in ks][:1]
+
+
 def recall_curves(runs: Sequence[RunOutcome], path: Path) -> Path | None:
-    """Mean recall@k against k (log scale), one line per pipeline × dataset."""
+    """Mean recall@k against k (log scale), one line per pipeline × dataset; k up to the first that reaches
+    every document of the largest corpus (beyond it recall cannot change: QA, k = 100 drawn on 5 documents)."""
     drawable = [r for r in runs if any(rec["recall_curve"] for rec in r.records)]
     if not drawable:
         return None
+    ks = recall_curve_ks(max(r.documents for r in drawable))
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6.5, 4))
     for run in drawable:
         curves = [rec["recall_curve"] for rec in run.records if rec["recall_curve"]]
-        means = [float(np.mean([c[str(k)] for c in curves])) for k in RECALL_CURVE_KS]
-        ax.plot(RECALL_CURVE_KS, means, marker="o", label=f"{run.pipeline} · {run.dataset}")
+        means = [float(np.mean([c[str(k)] for c in curves])) for k in ks]
+        ax.plot(ks, means, marker="o", label=f"{run.pipeline} · {run.dataset}")
     ax.set_xscale("log")
-    ax.set_xticks(RECALL_CURVE_KS, [str(k) for k in RECALL_CURVE_KS])
+    ax.set_xticks(ks, [str(k) for k in ks])
     ax.set_xlabel("k (documents)")
     ax.set_ylabel("recall@k")
     ax.set_ylim(0, 1.02)

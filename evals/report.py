@@ -28,11 +28,17 @@ def _safe(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.=,-]+", "_", name).strip("_") or "run"
 
 
-def _fmt(value: Any) -> str:
-    """Scores with 4 decimals; counts as integers; larger quantities (ms, tokens) with one decimal."""
+#: Columns in milliseconds or seconds: two decimals, whatever their size (QA: 0.8 ms printed as a score, "0.8000")
+TIME_COLUMNS = ("latency_ms", "chunking_seconds")
+
+
+def _fmt(value: Any, column: str = "") -> str:
+    """Scores with 4 decimals; counts as integers; times with 2 decimals; larger quantities (tokens) with one."""
     if isinstance(value, float):
         if math.isnan(value):
             return "–"
+        if column in TIME_COLUMNS:
+            return f"{value:.2f}"
         if abs(value) <= 1:
             return f"{value:.4f}"
         return str(int(value)) if value.is_integer() else f"{value:.1f}"
@@ -136,7 +142,21 @@ def write_plots(outcome: ExperimentOutcome, out: Path) -> dict[str, Path]:
 
 def _table(runs: Sequence[RunOutcome], columns: list[str]) -> tuple[list[str], list[list[str]]]:
     header = ["pipeline", "dataset", *columns]
-    rows = [[r.pipeline, r.dataset, *(_fmt(r.metrics.get(c, float("nan"))) for c in columns)] for r in runs]
+    rows = [[r.pipeline, r.dataset, *(_fmt(r.metrics.get(c, float("nan")), c) for c in columns)] for r in runs]
+    return header, rows
+
+
+INDEX_COLUMNS = ("documents", "chunks", "mean_tokens", "mean_chars", "max_tokens", "chunking_seconds")
+
+
+def _index_table(runs: Sequence[RunOutcome]) -> tuple[list[str], list[list[str]]]:
+    """Each run's chunks (:attr:`RunOutcome.index_summary`) and whether this invocation built its index."""
+    header = ["pipeline", "dataset", *INDEX_COLUMNS, "index"]
+    rows = []
+    for run in runs:
+        summary = run.index_summary
+        rows.append([run.pipeline, run.dataset, *(_fmt(summary[c], c) for c in INDEX_COLUMNS),
+                     "built" if run.index_built else "from the cache"])
     return header, rows
 
 
@@ -161,6 +181,14 @@ def _html_table(header: list[str], rows: list[list[str]]) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
+COST_NOTE = ("Latency: the flow's wall time per query, after one untimed query that loads its models; every query "
+             "is embedded anew (not served from the embedding cache), so pipelines compare whatever ran before them.")
+INDEX_TITLE = "Chunks and index"
+INDEX_NOTE = ("Chunks in the run's index: count, mean size in tokens and characters, the largest in tokens, and the "
+              "seconds chunking took (late chunking's embedding included) when the index was built — by this "
+              "invocation, or by the earlier one whose index was loaded from the cache.")
+
+
 def write_reports(outcome: ExperimentOutcome, out: Path, command: str = "", rounds: int = 10_000) -> dict[str, Path]:
     """Every output file of a run folder; returns their paths by kind."""
     out.mkdir(parents=True, exist_ok=True)
@@ -173,6 +201,7 @@ def write_reports(outcome: ExperimentOutcome, out: Path, command: str = "", roun
     q_header, q_rows = _table(outcome.runs, quality)
     chunker_costs = chunker_cost_columns(outcome.runs)
     c_header, c_rows = _table(outcome.runs, [*COST_COLUMNS, *chunker_costs, "queries"])
+    i_header, i_rows = _index_table(outcome.runs)
     s_header, s_rows = _sig_rows(tests)
     exp = outcome.experiment
     llm_chunking = ""
@@ -196,8 +225,8 @@ def write_reports(outcome: ExperimentOutcome, out: Path, command: str = "", roun
         cost_title = ("Cost (context tokens and latency: means per query; embedding model calls, chunker LLM calls "
                       "and unusable answers, and queries: totals; calls made by this invocation, a chunker's while "
                       "building the run's index: 0 when it was loaded from the cache or built for an earlier run)")
-    md += ["## Quality", "", _md_table(q_header, q_rows), "", f"## {cost_title}", "",
-           _md_table(c_header, c_rows), ""]
+    md += ["## Quality", "", _md_table(q_header, q_rows), "", f"## {cost_title}", "", COST_NOTE, "",
+           _md_table(c_header, c_rows), "", f"## {INDEX_TITLE}", "", INDEX_NOTE, "", _md_table(i_header, i_rows), ""]
     if s_rows:
         md += ["## Significance", "", sig_note, "", _md_table(s_header, s_rows), ""]
     md += ["## Plots", ""] + [f"![{k}]({p.name})" for k, p in figures.items()] + [""]
@@ -211,7 +240,8 @@ def write_reports(outcome: ExperimentOutcome, out: Path, command: str = "", roun
     if command:
         body.append(f"<pre>{html.escape(command)}</pre>")
     body += ["<h2>Quality</h2>", _html_table(q_header, q_rows), f"<h2>{html.escape(cost_title)}</h2>",
-             _html_table(c_header, c_rows)]
+             f"<p>{html.escape(COST_NOTE)}</p>", _html_table(c_header, c_rows), f"<h2>{html.escape(INDEX_TITLE)}</h2>",
+             f"<p>{html.escape(INDEX_NOTE)}</p>", _html_table(i_header, i_rows)]
     if s_rows:
         body += ["<h2>Significance</h2>", f"<p>{html.escape(sig_note)}</p>", _html_table(s_header, s_rows)]
     body += ["<h2>Plots</h2>"] + [f'<figure><img src="{p.name}" alt="{html.escape(k)}"><figcaption>'
@@ -234,13 +264,17 @@ def print_summary(outcome: ExperimentOutcome, console=None) -> None:
         console = Console(width=200)
     columns = (quality_metrics(outcome.runs)[:9] + ["latency_ms", "embedding_model_calls"]
                + [c for c in chunker_cost_columns(outcome.runs) if c == "chunker_model_calls"])
+    chunk_columns = ("chunks", "mean_tokens", "chunking_seconds")
     table = Table(title=outcome.experiment.name, show_lines=False)
     table.add_column("pipeline", style="bold")
     table.add_column("dataset")
-    short = {"embedding_model_calls": "emb calls", "chunker_model_calls": "chunker LLM calls"}
-    for c in columns:
+    short = {"embedding_model_calls": "emb calls", "chunker_model_calls": "chunker LLM calls",
+             "mean_tokens": "mean tokens", "chunking_seconds": "chunking s"}
+    for c in (*columns, *chunk_columns):
         table.add_column(short.get(c, c), justify="right")
     for run in outcome.runs:
+        summary = run.index_summary
         table.add_row(escape(run.pipeline), escape(run.dataset),
-                      *(_fmt(run.metrics.get(c, float("nan"))) for c in columns))
+                      *(_fmt(run.metrics.get(c, float("nan")), c) for c in columns),
+                      *(_fmt(summary[c], c) for c in chunk_columns))
     console.print(table)

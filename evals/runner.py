@@ -46,9 +46,26 @@ class RunOutcome:
     chunk_tokens: list[int] = field(default_factory=list)
     chunk_chars: list[int] = field(default_factory=list)
     embedding_model_calls: int = 0
+    #: what building the run's index cost (:attr:`rag.index.store.Index.build_seconds`), measured when it was built:
+    #: by this invocation (``index_built``) or by the one that cached it
+    build_seconds: dict[str, float] = field(default_factory=dict)
+    index_built: bool = False
+    documents: int = 0  # in the run's index
+
+    @property
+    def index_summary(self) -> dict[str, Any]:
+        """The run's chunks: count, mean tokens and characters, largest in tokens, and the index's build times."""
+        count = len(self.chunk_tokens)
+        return {"documents": self.documents, "chunks": count,
+                "mean_tokens": sum(self.chunk_tokens) / count if count else float("nan"),
+                "mean_chars": sum(self.chunk_chars) / count if count else float("nan"),
+                "max_tokens": max(self.chunk_tokens, default=0),
+                "chunking_seconds": self.build_seconds.get("chunk", float("nan")),
+                "build_seconds": self.build_seconds, "built_by_this_run": self.index_built}
 
     def to_json(self) -> dict[str, Any]:
-        return {"pipeline": self.pipeline, "dataset": self.dataset, "metrics": self.metrics, "config": self.config}
+        return {"pipeline": self.pipeline, "dataset": self.dataset, "metrics": self.metrics,
+                "index": self.index_summary, "config": self.config}
 
 
 @dataclass
@@ -63,7 +80,7 @@ class ExperimentOutcome:
 
 def metric_names_for(experiment: Experiment, dataset: Dataset) -> list[str]:
     """The metrics to report on ``dataset``: the experiment's list, or defaults by what the dataset has."""
-    requested = list(experiment.metrics)
+    requested = [m for m in experiment.metrics if m not in M.COST_METRICS]  # costs are always reported
     names: list[str] = []
     ranking = [m for m in requested if M.parse_metric(m)[0] in (*M.RANKING_METRICS, "MAP")]
     if dataset.qrels:
@@ -254,6 +271,8 @@ def run_experiment(experiment: Experiment, out_dir: str | Path, limit: int | Non
     # after hours on the first, and no run folder is left behind for an experiment that cannot run
     datasets = [read_dataset(dspec.ref, experiment.source, split=dspec.split).limited(limit)
                 for dspec in experiment.datasets]
+    for dataset in datasets:  # so are its metrics (QA: a run stopped here left an empty run folder)
+        metric_names_for(experiment, dataset)
     try:
         out.mkdir(parents=True, exist_ok=True)
         if held is None:
@@ -335,6 +354,8 @@ def _run_one(pspec: PipelineSpec, dataset: Dataset, fingerprint: str, names: lis
     index = cache.get(config, dataset.documents, fingerprint, progress=progress)
     pipe = pipeline_cls(config, index=index)
     todo = [q for q in dataset.queries if keys[q.id] not in log_file.done]
+    if todo:  # untimed: loads the models the flow uses, so the first query's latency is not their loading
+        pipe.run(todo[0].text)
     bar = _progress(len(dataset.queries), len(dataset.queries) - len(todo), f"{pspec.name} × {dataset.name}",
                     progress)
     span_k = experiment.span.k if any(n in M.SPAN_METRICS for n in names) else 0
@@ -358,7 +379,11 @@ def _run_one(pspec: PipelineSpec, dataset: Dataset, fingerprint: str, names: lis
     metrics = aggregate(records, names)
     calls = cache.model_calls - calls_before
     metrics["embedding_model_calls"] = calls  # texts sent to an embedding model by this invocation
-    metrics.update(chunker_llm_costs(index.chunker, built=len(cache.built) > built_before))
+    built = len(cache.built) > built_before
+    metrics.update(chunker_llm_costs(index.chunker, built=built))
     chunks = list(index.chunks.values())
-    return RunOutcome(pspec.name, dataset.name, resolved, records, metrics,
-                      [c.token_count for c in chunks], [c.end - c.start for c in chunks], calls)
+    shown = {**resolved, "index": {**resolved["index"],  # QA: metrics.json said `embedder: {}` for the default
+                                   "embedder": {"model": config.index.embedder.model, **resolved["index"]["embedder"]}}}
+    return RunOutcome(pspec.name, dataset.name, shown, records, metrics,
+                      [c.token_count for c in chunks], [c.end - c.start for c in chunks], calls,
+                      dict(index.build_seconds), built, len(index.documents))

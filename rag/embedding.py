@@ -205,7 +205,9 @@ class Embedder:
     """Encodes texts to L2-normalised float32 vectors; remembers what it encoded.
 
     ``model_calls`` counts texts actually sent to the model (cache misses), so callers and tests can
-    check that re-indexing unchanged text costs nothing.
+    check that re-indexing unchanged text costs nothing. ``cache_queries = False`` embeds every query anew (the
+    document cache still serves documents): the evaluation runner times queries as a service meets them, not
+    as vectors an earlier pipeline or run left in the cache.
     """
 
     def __init__(self, model: str = DEFAULT_MODEL, batch_size: int = 64, device: str = "cpu",
@@ -220,6 +222,7 @@ class Embedder:
         self.model_calls = 0
         self.truncated = 0
         self.show_progress = False
+        self.cache_queries = True
         self._st = None
         self._cache = None
         if cache:
@@ -302,13 +305,13 @@ class Embedder:
         return self._cached(texts, self.document_prefix, progress and len(texts) > 256)
 
     def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
-        return self._cached(texts, self.query_prefix, False)
+        return self._cached(texts, self.query_prefix, False, use_cache=self.cache_queries)
 
-    def _cached(self, texts: Sequence[str], prefix: str, show_progress: bool) -> np.ndarray:
+    def _cached(self, texts: Sequence[str], prefix: str, show_progress: bool, use_cache: bool = True) -> np.ndarray:
         texts = list(texts)
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
-        if self._cache is None:
+        if self._cache is None or not use_cache:
             # each distinct text embedded once, as with the cache: equal texts get equal vectors (embedded in
             # different batches they differ by ~1e-7, enough to flip a tie the semantic chunker breaks on them)
             distinct = list(dict.fromkeys(texts))

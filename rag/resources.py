@@ -20,12 +20,14 @@ class Resources:
         self.tokenizer_name = tokenizer
         self._embedder: Embedder | None = None
         self.progress = False
+        self.cache_queries = True  # see Embedder.cache_queries
         self._generators: dict[str, Any] = {}
 
     @property
     def embedder(self) -> Embedder:
         embedder = made_once(self, "_embedder", lambda: Embedder(**self.embedder_config))
         embedder.show_progress = self.progress
+        embedder.cache_queries = self.cache_queries
         return embedder
 
     def tokenizer(self, name: str | None = None) -> TiktokenTokenizer:

@@ -39,7 +39,9 @@ class Index:
         self.documents: dict[str, Document] = {}
         self.chunks: dict[str, Chunk] = {}
         self._doc_chunks: dict[str, list[str]] = {}
-        self.stats: dict[str, float] = {}
+        #: seconds the last :meth:`add_documents` spent chunking (``chunk``; late chunking's embedding included) and
+        #: building each structure (by name); saved with the index, so a loaded index still tells what it cost
+        self.build_seconds: dict[str, float] = {}
 
     # ------------------------------------------------------------ lookups
     def structure(self, name: str) -> IndexStructure:
@@ -75,11 +77,11 @@ class Index:
         self.resources.progress = progress
         started = time.perf_counter()
         new_chunks, vectors = self._chunk(fresh, progress)
-        self.stats["chunk_seconds"] = time.perf_counter() - started
+        self.build_seconds = {"chunk": round(time.perf_counter() - started, 6)}
         for name, structure in self.structures.items():
             started = time.perf_counter()
             structure.add(new_chunks, self.resources, vectors)
-            self.stats[f"{name}_seconds"] = time.perf_counter() - started
+            self.build_seconds[name] = round(time.perf_counter() - started, 6)
         for doc in fresh:
             self.documents[doc.id] = doc
         for chunk in new_chunks:
@@ -166,6 +168,7 @@ class Index:
                 "structures": identities,
                 "counts": {"documents": len(self.documents), "chunks": len(self.chunks),
                            **{n: len(s) for n, s in self.structures.items()}},
+                "build_seconds": self.build_seconds,
                 "saved_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             }
 
@@ -178,6 +181,7 @@ class Index:
         version, manifest = persistence.read_manifest(Path(directory), verify)
         config = parse_index_config(manifest["index"], str(version / persistence.MANIFEST))
         index = cls(config, resources)
+        index.build_seconds = dict(manifest.get("build_seconds") or {})  # absent in indexes saved before
         for line_no, doc in read_jsonl_objects(version / "documents.jsonl", IndexStoreError):
             index.documents[doc["id"]] = Document(doc["id"], doc["text"], doc.get("metadata") or {})
         for line_no, data in read_jsonl_objects(version / "chunks.jsonl", IndexStoreError):

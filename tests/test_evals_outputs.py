@@ -1,0 +1,100 @@
+"""What a run folder tells beyond the scores: chunks and chunking cost, costs and their formats, and the
+checks that stop a run before it leaves anything behind (QA of `ragloom eval` for chunkers)."""
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import pytest
+
+from evals.experiment import load_experiment, parse_experiment
+from evals.runner import metric_names_for, run_experiment
+from rag.errors import ConfigError, InputError
+from tests.test_evals_runner import tiny, write_experiment  # noqa: F401  (the fixture and its experiment)
+
+
+def test_the_report_lists_each_runs_chunks_and_what_chunking_them_cost(tiny):
+    from evals.cli import main
+    from rag.index.store import Index
+
+    exp = write_experiment(tiny)
+    assert main([str(exp), "--out", str(tiny / "out"), "--no-progress", "--rounds", "50"]) == 0
+    record = json.loads((tiny / "out" / "metrics.json").read_text())[0]
+    summary = record["index"]
+    (folder,) = (tiny / "cache" / "eval-indexes").iterdir()
+    index, _ = Index.load(folder)
+    tokens = [c.token_count for c in index.chunks.values()]
+    assert summary["documents"] == 4 and summary["chunks"] == len(tokens) > 4
+    assert summary["mean_tokens"] == pytest.approx(sum(tokens) / len(tokens)) and summary["max_tokens"] == 12
+    assert summary["built_by_this_run"] and summary["chunking_seconds"] > 0
+    assert set(summary["build_seconds"]) == {"chunk", "evaltest_vectors"}
+    assert record["config"]["index"]["embedder"] == {"model": "minilm"}  # QA: `embedder: {}` for the default
+    report = (tiny / "out" / "report.md").read_text()
+    assert "## Chunks and index" in report and f"| vec | tiny | 4 | {len(tokens)} |" in report
+    # another invocation loads the index from the cache: the build times are the ones measured when it was built
+    assert main([str(exp), "--out", str(tiny / "again"), "--no-progress", "--rounds", "50"]) == 0
+    again = json.loads((tiny / "again" / "metrics.json").read_text())[0]["index"]
+    assert not again["built_by_this_run"] and again["build_seconds"] == summary["build_seconds"]
+    assert "| from the cache |" in (tiny / "again" / "report.md").read_text()
+
+
+def test_queries_are_embedded_anew_in_every_run_after_one_untimed_query(tiny):
+    # latency_ms compared pipelines by which ran first: a query embedded by an earlier run or pipeline was read
+    # from the embedding cache; and the first query paid for loading the model
+    exp = load_experiment(write_experiment(tiny))
+    first = run_experiment(exp, tiny / "out", progress=False).runs[0]
+    again = run_experiment(exp, tiny / "again", progress=False).runs[0]
+    chunks = first.index_summary["chunks"]
+    assert first.metrics["embedding_model_calls"] == chunks + 3 + 1  # the chunks, 3 queries, the untimed one
+    assert again.metrics["embedding_model_calls"] == 3 + 1  # the index from the cache; queries embedded again
+
+
+def test_times_are_printed_as_times_not_as_scores():
+    from evals.report import _fmt
+
+    assert _fmt(0.8, "latency_ms") == "0.80" and _fmt(1234.5678, "latency_ms") == "1234.57"
+    assert _fmt(0.8, "span_recall") == "0.8000" and _fmt(880.44, "context_tokens") == "880.4"
+
+
+def test_the_recall_curve_stops_where_every_document_is_retrieved():
+    from evals.plots import recall_curve_ks
+
+    assert recall_curve_ks(4) == [1, 2, 3, 5]  # QA: drawn to k = 100 on 5 documents
+    assert recall_curve_ks(5) == [1, 2, 3, 5] and recall_curve_ks(6) == [1, 2, 3, 5, 10]
+    assert recall_curve_ks(0) == recall_curve_ks(10**6) == [1, 2, 3, 5, 10, 20, 50, 100]
+
+
+def test_cost_metrics_are_the_reported_columns(tiny):
+    exp = load_experiment(write_experiment(tiny))
+    from evals.datasets import read_dataset
+
+    dataset = read_dataset(str(tiny / "tiny"))
+    asked = dataclasses.replace(exp, metrics=("R@5", "latency_ms", "embedding_model_calls"))
+    assert metric_names_for(asked, dataset) == ["R@5"]  # costs are reported anyway
+    only_costs = dataclasses.replace(exp, metrics=("latency_ms",))
+    assert metric_names_for(only_costs, dataset) == metric_names_for(dataclasses.replace(exp, metrics=()), dataset)
+    raw = {"name": "x", "datasets": [str(tiny / "tiny")], "metrics": ["R@5", "latency_s"],
+           "pipelines": [{"name": "a", "flow": [{"op": "bm25"}]}]}
+    # QA: latency_s and model_calls passed validation and were never reported
+    with pytest.raises(ConfigError, match=r"metrics\[1\].*unknown metric 'latency_s'.*latency_ms"):
+        parse_experiment(raw)
+
+
+def test_a_metric_check_that_stops_the_run_leaves_no_run_folder(tiny):
+    exp = load_experiment(write_experiment(tiny))
+    exp = dataclasses.replace(exp, metrics=("EM",))  # the tiny dataset has answers but this flow...
+    no_answers = tiny / "tiny"
+    queries = [json.loads(line) for line in (no_answers / "queries.jsonl").read_text().splitlines()]
+    (no_answers / "queries.jsonl").write_text("".join(json.dumps({k: v for k, v in q.items() if k != "answers"})
+                                                      + "\n" for q in queries))
+    with pytest.raises(InputError, match="none of the metrics asked for \\(EM\\) can be scored"):
+        run_experiment(exp, tiny / "out" / "run", progress=False)
+    assert not (tiny / "out").exists()
+
+
+def test_a_missing_pipeline_file_given_as_a_bare_path_is_named_with_its_line(tmp_path):
+    path = tmp_path / "exp.yaml"
+    path.write_text("name: x\ndatasets: [scifact]\npipelines:\n  - nowhere/bm25.yaml\n")
+    with pytest.raises(ConfigError) as err:
+        load_experiment(path)
+    assert err.value.line == 4 and "pipeline file not found" in str(err.value) and "pipelines[0].path" in str(err.value)
