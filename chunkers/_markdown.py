@@ -378,8 +378,12 @@ def joined_structure(structures: Sequence[MarkdownStructure], starts: Sequence[i
     return joined
 
 
+#: ``metadata["language"]`` values read for markdown structure (any case, spaces around): markdown and the names
+#: of plain text (QA: "txt", "plaintext" or "" were read as code, without headings or tables)
+MARKDOWN_LANGUAGES = ("markdown", "md", "text", "txt", "plaintext", "plain", "")
+
+
 def is_markdown_language(language) -> bool:
     """Whether a document whose ``metadata["language"]`` is ``language`` is read for markdown structure: none
-    given, markdown (``md``) or plain text, in any case and with spaces around; not code (``# comment`` is not a
-    heading)."""
-    return language is None or isinstance(language, str) and language.strip().lower() in ("markdown", "md", "text")
+    given, one of :data:`MARKDOWN_LANGUAGES`; not code (``# comment`` is not a heading)."""
+    return language is None or isinstance(language, str) and language.strip().lower() in MARKDOWN_LANGUAGES

@@ -348,7 +348,8 @@ def test_blank_lines_before_the_first_heading_open_its_chunk(pack_sections):
         assert chunks[-1].metadata["heading_path"] == ["Appendix"]
 
 
-@pytest.mark.parametrize("language", [None, "markdown", "Markdown", " MD ", "md", "text"])
+@pytest.mark.parametrize("language", [None, "markdown", "Markdown", " MD ", "md", "text", "txt", "PlainText",
+                                      "plain", ""])
 def test_markdown_is_read_for_any_spelling_of_markdown_and_by_the_ast_fallback(language):
     # QA: "Markdown" or " markdown" turned markdown off in recursive, and the ast chunker's fallback for "md" too
     from rag.types import Document
