@@ -1,9 +1,12 @@
 """The ``ast`` chunker's text fallback (:mod:`chunkers.ast`): for a file without a grammar, that does not parse or
 whose parse takes too long, the recursive text chunker's chunks, those over ``max_chars`` non-whitespace characters
-split again down the same separators, so the fallback keeps both of the ``ast`` chunker's budgets."""
+split again down the same separators, so the fallback keeps both of the ``ast`` chunker's budgets; and the split of
+a syntax node's text that the parse does not split further (:func:`split_at_lines`)."""
 from __future__ import annotations
 
 import bisect
+import re
+from typing import Callable
 
 import numpy as np
 
@@ -12,6 +15,9 @@ from chunkers._spans import Span, build_chunks, fit_spans
 from chunkers._splitter import RecursiveSplitter
 from chunkers._token_index import TokenIndex, codepoints, is_space
 from rag.types import Chunk, Document
+
+_LINE_END = re.compile(r"\n")
+_WHITESPACE = re.compile(r"\s+")
 
 
 def nonspace_prefix(text: str) -> np.ndarray:
@@ -71,3 +77,46 @@ def within_max_chars(document: Document, chunks: list[Chunk], max_chars: int, ch
     starts = [a for a, _ in spans]
     metadata = [metadata[bisect.bisect_right(starts, a) - 1] for a, _ in fitted]
     return build_chunks(document, fitted, counts, oversize, metadata, tokenizer=tokenizer)
+
+
+def split_at_lines(text: str, start: int, end: int, fits: Callable[[int, int], bool]) -> list[Span]:
+    """Spans tiling ``text[start:end]`` (an unsplittable node's text, a huge string literal) that ``fits``: cut at
+    lines, then whitespace, then characters, packed greedily."""
+    return _split_levels(text, start, end, fits, (_LINE_END, _WHITESPACE))
+
+
+def _split_levels(text: str, start: int, end: int, fits, levels: tuple) -> list[Span]:
+    if start >= end:
+        return []
+    if fits(start, end):
+        return [(start, end)]
+    if not levels:
+        return _split_characters(start, end, fits)
+    cuts = [m.end() for m in levels[0].finditer(text, start, end) if start < m.end() < end]
+    if not cuts:
+        return _split_levels(text, start, end, fits, levels[1:])
+    units: list[Span] = []
+    for a, b in zip([start, *cuts], [*cuts, end]):
+        units.extend([(a, b)] if fits(a, b) else _split_levels(text, a, b, fits, levels[1:]))
+    packed: list[Span] = []
+    for a, b in units:
+        if packed and fits(packed[-1][0], b):
+            packed[-1] = (packed[-1][0], b)
+        else:
+            packed.append((a, b))
+    return packed
+
+
+def _split_characters(start: int, end: int, fits) -> list[Span]:
+    spans = []
+    while start < end:
+        lo, hi = start + 1, end  # the furthest end that fits (at least one character)
+        while lo < hi:
+            mid = (lo + hi + 1) // 2
+            if fits(start, mid):
+                lo = mid
+            else:
+                hi = mid - 1
+        spans.append((start, lo))
+        start = lo
+    return spans

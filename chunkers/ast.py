@@ -59,11 +59,10 @@ document.
 from __future__ import annotations
 
 import bisect
-import re
 
 from pydantic import Field, model_validator
 
-from chunkers._code_fallback import nonspace_prefix, text_chunks
+from chunkers._code_fallback import nonspace_prefix, split_at_lines, text_chunks
 from chunkers._spans import Span, build_chunks, fit_spans
 from chunkers._splitter import RecursiveSplitter
 from chunkers._parse import parse_in_time, source_to_parse
@@ -80,8 +79,6 @@ from rag.types import Chunk, Document
 #: Parsed input whose ERROR nodes cover more than this fraction of the bytes is treated as unparsable.
 MAX_ERROR_FRACTION = 0.5
 
-_LINE_END = re.compile(r"\n")
-_WHITESPACE = re.compile(r"\s+")
 
 
 class SyntaxSplitter:
@@ -237,42 +234,7 @@ class SyntaxSplitter:
 
     def split_text(self, start: int, end: int) -> list[Span]:
         """Spans of an unsplittable node's text: at lines, then whitespace, then characters, packed greedily."""
-        return self._split_levels(start, end, (_LINE_END, _WHITESPACE))
-
-    def _split_levels(self, start: int, end: int, levels: tuple) -> list[Span]:
-        if start >= end:
-            return []
-        if self.fits(start, end):
-            return [(start, end)]
-        if not levels:
-            return self._split_characters(start, end)
-        cuts = [m.end() for m in levels[0].finditer(self.text, start, end) if start < m.end() < end]
-        if not cuts:
-            return self._split_levels(start, end, levels[1:])
-        units: list[Span] = []
-        for a, b in zip([start, *cuts], [*cuts, end]):
-            units.extend([(a, b)] if self.fits(a, b) else self._split_levels(a, b, levels[1:]))
-        packed: list[Span] = []
-        for a, b in units:
-            if packed and self.fits(packed[-1][0], b):
-                packed[-1] = (packed[-1][0], b)
-            else:
-                packed.append((a, b))
-        return packed
-
-    def _split_characters(self, start: int, end: int) -> list[Span]:
-        spans = []
-        while start < end:
-            lo, hi = start + 1, end  # the furthest end that fits (at least one character)
-            while lo < hi:
-                mid = (lo + hi + 1) // 2
-                if self.fits(start, mid):
-                    lo = mid
-                else:
-                    hi = mid - 1
-            spans.append((start, lo))
-            start = lo
-        return spans
+        return split_at_lines(self.text, start, end, self.fits)
 
 
 @operator("ast", kind="chunker")
