@@ -66,6 +66,8 @@ _GROUPING_TYPES = frozenset({"statement_list"})
 #: Comments, decorators and Rust's attributes (``#[derive(...)]``): they describe what follows them.
 _COMMENT_TYPES = frozenset({"comment", "line_comment", "block_comment"})
 _LEADING_TYPES = _COMMENT_TYPES | {"attribute_item", "decorator"}
+#: Rust's outer attributes: part of the item after them, as its header is (:func:`attaches`).
+_ATTRIBUTE_TYPES = frozenset({"attribute_item"})
 #: Scope types that also occur as a mere reference to a type (``struct point *p``): a definition needs a body.
 _DEFINED_WITH_BODY = frozenset({"struct_specifier", "class_specifier", "union_specifier", "enum_specifier"})
 #: Functions and methods that may come without a body (Java's abstract and interface methods, a Go function written
@@ -197,6 +199,12 @@ def _parameters_start(cast, default: int) -> int:
 def leads(node) -> bool:
     """Whether ``node`` is a comment, a decorator or a Rust attribute: it goes with the code that follows it."""
     return node.type in _LEADING_TYPES
+
+
+def attaches(node) -> bool:
+    """Whether ``node`` is a Rust attribute (``#[derive(Debug)]``, ``#[test]``): it is part of the item after it
+    and opens that item's first chunk even when the item alone would fit one (alone, it says nothing)."""
+    return node is not None and node.type in _ATTRIBUTE_TYPES
 
 
 def trails(node, previous, source: bytes) -> bool:

@@ -21,8 +21,10 @@ one compound statement, a ``try:`` block too big to follow the header, still lea
 is read as its block's statements); comments that do not fit with the header and what follows it are a chunk of their
 own (in the scope around the definition), so the header is never cut to fill theirs; comments that would end
 a chunk open the next one, with the code they describe, when that fits (a comment ending a line of code is part of
-that line). Decorators, comments and attributes alone do not split a definition that fits a chunk: it stays whole and
-they are a chunk before it (a decorator is never cut to fill the chunk before it). An opening brace goes with the code
+that line). Decorators and comments alone do not split a definition that fits a chunk: it stays whole and they are
+a chunk before it (a decorator is never cut to fill the chunk before it). Rust attributes (``#[derive(Debug)]``,
+``#[test]``) do: alone they say nothing, so they open the item's first chunk as its header does, unless its split
+leaves a chunk smaller than they are (a lone ``}``); comments before them that do not fit go alone. An opening brace goes with the code
 after it, so a ``namespace a {`` or ``class A {`` opens the first chunk of the definition it holds. A leaf over the
 budget (a huge string literal) is split at lines, then whitespace, then characters.
 
@@ -66,9 +68,9 @@ from chunkers._code_fallback import nonspace_prefix, split_at_lines, text_chunks
 from chunkers._spans import Span, build_chunks, fit_spans
 from chunkers._splitter import RecursiveSplitter
 from chunkers._parse import parse_in_time, source_to_parse
-from chunkers._syntax import (FUNCTION_VALUES, GRAMMARS, RETRY_LANGUAGE, error_fraction, find_declarations,
-                              find_definitions, get_grammar, is_scope, leads, normalise_language, pieces, scope_name,
-                              starts_definition, trails)
+from chunkers._syntax import (FUNCTION_VALUES, GRAMMARS, RETRY_LANGUAGE, attaches, error_fraction,
+                              find_declarations, find_definitions, get_grammar, is_scope, leads, normalise_language,
+                              pieces, scope_name, starts_definition, trails)
 from chunkers._token_index import utf8_char_index
 from chunkers.base import Chunker, TokenizerName, tokenizer_field
 from rag.documents import language_of_path
@@ -103,7 +105,7 @@ class SyntaxSplitter:
     def split_node(self, node, start: int, end: int, scope: tuple[str, ...],
                    described: int | None = None) -> list[tuple[Span, tuple]]:
         """Chunks ``(span, scope_path)`` tiling ``[start, end)``, which contains ``node``; ``[start, described)``, when
-        given, holds only the comments and attributes before ``node`` that describe it."""
+        given, holds only the comments before ``node`` that describe it (then its Rust attributes, up to ``node``)."""
         name = scope_name(node, self.source) if is_scope(node) else None
         inner_scope = scope + (name,) if name else scope
         children = pieces(node)
@@ -119,6 +121,9 @@ class SyntaxSplitter:
             return [(span, inner_scope) for span in self.split_text(start, end)]
         if children and self.char(children[0].start_byte) <= start:
             by_start[start] = children[0]
+        opens = cuts[0]  # where the text passed before this node (the header it is the body of, comments) ends
+        if described is not None and start < described < opens:
+            cuts.insert(0, described)  # its comments and its attributes are a piece each
         edges = [start, *cuts, end]
         out: list[tuple[Span, tuple]] = []
         group: list[Span] = []
@@ -170,12 +175,16 @@ class SyntaxSplitter:
         for a, b in zip(edges[:-1], edges[1:]):
             child = by_start.get(a)  # the child starting this piece; None for a gap before the first child
             if (described is not None and header and child is not None and group and group[0][0] == start
-                    and group[-1][1] > described and not self.fits(start, b) and self.fits(described, b)):
+                    and group[-1][1] > described and not self.fits(start, b)):
                 # the comments describing this definition fit neither with its header nor before it in one chunk:
                 # they are a chunk of their own and the header opens the next, whole (QA: a header was cut in
-                # its parameters, left alone before its body)
-                # no code of the definition in their chunk: the scope around it
-                flush_all_but(sum(1 for piece in group if piece[0] >= described), scope)
+                # its parameters, left alone before its body), with its attributes; they join the comments only
+                # when they do not fit with the header (a body is split to follow them). No code of the definition
+                # in their chunk: the scope around it
+                keep_from = (described if self.fits(described, b) else opens if described < opens and self.fits(
+                    opens, b) and child != node.child_by_field_name("body") else None)
+                if keep_from is not None:
+                    flush_all_but(sum(1 for piece in group if piece[0] >= keep_from), scope)
             # a definition's header that cannot take its whole body along opens the body's first chunk: the body is
             # split after it, rather than leaving the header a chunk of its own. Not when the group holds only
             # decorators, comments or attributes (and the text before this node's first child): a decorator is
@@ -184,7 +193,12 @@ class SyntaxSplitter:
             header_alone = (header and child is not None and group and not self.fits(group[0][0], b)
                             and trailing(defines_nothing) == len(group)
                             and any(piece is not None and not leads(piece) for piece in group_children))
-            if self.fits(a, b) and not header_alone:
+            # Rust attributes before a child that fits alone but not with them: it is split, so that they open its
+            # first chunk, as its header does (rather than be a chunk of their own), unless that leaves a smaller one
+            attributes = trailing(attaches) if child is not None and not leads(child) else 0
+            attached = (attributes and self.fits(a, b) and not self.fits(group[len(group) - attributes][0], b)
+                        and self.splits_after(child, group[len(group) - attributes][0], a, b, inner_scope))
+            if self.fits(a, b) and not header_alone and not attached:
                 if (tail_open and defines_nothing(child) and not describes(child)
                         and self.fits(out[-1][0][0], b)):
                     # a piece that defines nothing (a closing quote or brace, a statement) joins the tail of the
@@ -207,16 +221,20 @@ class SyntaxSplitter:
             # the body of); comments and attributes; before a child that defines nothing, whatever defines
             # nothing too. (Before a split definition nothing else: a definition starts its chunk.)
             child_defines = child is not None and starts_definition(child, self.source)
-            passed = trailing(lambda piece: goes_with_next(piece)
+            passed = trailing(goes_with_next if attached else lambda piece: goes_with_next(piece)
                               or (header or not child_defines) and defines_nothing(piece))
             own = trailing(describes)  # the comments and attributes describing the child, in its scope
+            code_start = group[len(group) - attributes][0] if attributes else a  # where its attributes start
             if passed and not self.fits(group[len(group) - passed][0], a):
-                passed = own = 0  # pieces that fill a chunk of their own stay in this scope
+                # pieces that fill a chunk of their own stay in this scope; not the child's attributes (nor the
+                # comments before them, if they fit with them)
+                passed = own = (0 if not attributes or not self.fits(code_start, a) else
+                                own if self.fits(group[len(group) - own][0], a) else attributes)
             lead = detach(passed)[0][0][0] if passed else a
             sub = None
             if child is not None:
                 try:
-                    sub = self.split_node(child, lead, b, inner_scope, a if passed and passed == own else None)
+                    sub = self.split_node(child, lead, b, inner_scope, code_start if passed and passed == own else None)
                 except RecursionError:  # nested past Python's stack (thousands of levels): this child as text
                     pass
             if sub is None:
@@ -231,6 +249,13 @@ class SyntaxSplitter:
             tail_open = bool(sub)
         flush()
         return out
+
+    def splits_after(self, node, lead: int, start: int, end: int, scope: tuple[str, ...]) -> bool:
+        """Whether ``node`` (``[start, end)``), split after its attributes ``[lead, start)``, leaves no chunk with
+        fewer non-whitespace characters than they hold (a lone ``}``) after its first."""
+        least = self.nonspace[start] - self.nonspace[lead]
+        return all(self.nonspace[b] - self.nonspace[a] >= least
+                   for (a, b), _ in self.split_node(node, lead, end, scope, lead)[1:])
 
     def split_text(self, start: int, end: int) -> list[Span]:
         """Spans of an unsplittable node's text: at lines, then whitespace, then characters, packed greedily."""

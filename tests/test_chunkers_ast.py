@@ -538,6 +538,60 @@ def test_comments_and_attributes_open_the_chunk_of_the_definition_they_describe(
     assert len(chunks) == 2 and chunks[1].text.startswith(comment)
 
 
+RUST_FIELDS = "".join(f"    pub field_{i}: Option<String>,\n" for i in range(6))
+
+
+def nonspace(text: str) -> int:
+    return sum(not ch.isspace() for ch in text)
+
+
+def attributes_alone(chunks) -> list[str]:
+    import re
+
+    return [c.text for c in chunks if re.fullmatch(r"(\s*#\[[^\n]*\]\s*)+", c.text)]
+
+
+@pytest.mark.parametrize("text, item, attributes", [
+    ("use std::fmt;\n\n#[derive(Debug, Clone, PartialEq)]\n#[non_exhaustive]\npub struct Config {\n" + RUST_FIELDS
+     + "}\n", "pub struct Config {", "#[derive(Debug, Clone, PartialEq)]\n#[non_exhaustive]\n"),
+    ("mod tests {\n    use super::*;\n\n    #[test]\n    fn parses_every_field() {\n"
+     + "".join(f"        assert_eq!(parse({i}), Some({i}));\n" for i in range(8)) + "    }\n}\n",
+     "fn parses_every_field() {", "#[test]\n    "),
+])
+def test_rust_attributes_open_the_chunk_of_the_item_they_annotate(text, item, attributes):
+    # QA: an item that fit a chunk alone but not with its attributes stayed whole, and its attributes were a chunk
+    # of their own (``#[test]``, ``#[derive(...)]``: 225 of 26,179 chunks of 584 Rust crates' files at 300)
+    max_chars = nonspace(text[text.index(item):])  # the item fits alone, not with its attributes
+    chunks = get_chunker("ast", language="rust", max_chars=max_chars).chunk_text(text)
+    check(text, chunks, max_chars, 512)
+    assert not attributes_alone(chunks)
+    first = next(c for c in chunks if item in c.text)
+    assert first.text.startswith(attributes + item)  # the item is split after its attributes, in its scope
+    assert first.metadata["scope_path"][-1] in ("Config", "parses_every_field")
+
+
+def test_rust_attributes_stay_with_the_header_when_the_comments_before_them_go_alone():
+    # the doc comment fits neither with the header nor before it: it is a chunk of its own, the attributes open
+    # the item's first chunk (before, the comment and the attributes were one chunk, the header opened the next)
+    text = ("/// Configuration of the parser, read from the command line and the environment.\n"
+            "#[derive(Debug, Clone, PartialEq)]\npub struct Config {\n" + RUST_FIELDS + "}\n")
+    chunks = get_chunker("ast", language="rust", max_chars=100).chunk_text(text)
+    check(text, chunks, 100, 512)
+    assert chunks[0].text.startswith("/// Configuration") and chunks[0].text.endswith("environment.\n")
+    assert chunks[1].text.startswith("#[derive(Debug, Clone, PartialEq)]\npub struct Config {\n    pub field_0")
+
+
+def test_rust_attributes_stay_apart_rather_than_leave_a_smaller_chunk():
+    # the item is not split after its attributes when that leaves a chunk smaller than they are (a lone "}")
+    body = "".join(f"    Variant{i},\n" for i in range(14))
+    text = ("fn a() {}\n\n#[cfg_attr(feature = \"serde\", derive(serde::Serialize, serde::Deserialize))]\n"
+            "pub enum Kind {\n" + body + "}\n")
+    size = nonspace(text[text.index("pub enum"):]) + 20
+    chunks = get_chunker("ast", language="rust", max_chars=size).chunk_text(text)
+    check(text, chunks, size, 512)
+    assert chunks[-1].text == text[text.index("pub enum"):]  # whole
+
+
 def test_a_header_that_cannot_take_its_whole_body_along_opens_its_first_chunk():
     # QA: the body fit max_chars alone, not with its signature, so the signature was a chunk of its own
     # (585 such chunks in 400 Python files at max_chars 300; 98 now, where the first statement alone is too big)
