@@ -24,8 +24,10 @@ a chunk open the next one, with the code they describe, when that fits (a commen
 that line). Decorators and comments alone do not split a definition that fits a chunk: it stays whole and they are
 a chunk before it (a decorator is never cut to fill the chunk before it). Rust attributes (``#[derive(Debug)]``,
 ``#[test]``) do: alone they say nothing, so they open the item's first chunk as its header does, unless its split
-leaves a chunk smaller than they are (a lone ``}``); comments before them that do not fit go alone. An opening brace goes with the code
-after it, so a ``namespace a {`` or ``class A {`` opens the first chunk of the definition it holds. A leaf over the
+leaves a chunk smaller than they are (a lone ``}``); comments before them that do not fit go alone. An opening
+brace goes with the code after it, so a ``namespace a {`` or ``class A {`` opens the first chunk of the definition it
+holds, and a statement's header (``if (x)``, ``for ...``, ``switch x``, ``else``) goes with the ``{`` it opens when
+they fit a chunk and what stays behind is not smaller than the header (nor comments alone). A leaf over the
 budget (a huge string literal) is split at lines, then whitespace, then characters.
 
 Unlike the reference cAST code (which drops oversized leaves and rebuilds text approximately) this is lossless: every
@@ -207,8 +209,12 @@ class SyntaxSplitter:
                     continue
                 tail_open = False
                 if group and not self.fits(group[0][0], b):
-                    # comments at the group's end open the next chunk with the code they describe, if it fits
+                    # comments at the group's end open the next chunk with the code they describe, if it fits; and
+                    # so does the header of a statement (``if (x)``, ``switch x``) with the "{" it opens
                     moved = trailing(goes_with_next)
+                    if (node.type.endswith(("_statement", "_clause")) and children[0].type != "{"
+                            and self.text.startswith("{", group[len(group) - moved][0] if moved else a)):
+                        moved = max(moved, self.header_before_brace(group, group_children, a, b, described))
                     if moved and (moved == len(group) or not self.fits(group[len(group) - moved][0], b)):
                         moved = 0
                     flush_all_but(moved)
@@ -249,6 +255,19 @@ class SyntaxSplitter:
             tail_open = bool(sub)
         flush()
         return out
+
+    def header_before_brace(self, group: list[Span], children: list, a: int, b: int, described: int | None) -> int:
+        """How many pieces at the end of ``group`` (``children`` start them; None for the text passed before the
+        statement) are the statement's own, its header (``if (x)``, ``switch x {``), to open the next chunk with
+        the "{" it opens, up to ``b``: all of them, if they fit there and what stays is neither smaller than they
+        are nor only the comments passed before the statement (``described``); else 0."""
+        own = next((i for i, child in enumerate(reversed(children)) if child is None), len(group))
+        cut = group[len(group) - own][0] if own else a
+        if (0 < own < len(group) and self.fits(cut, b)
+                and (described is None or any(child is not None for child in children[:len(group) - own]))
+                and self.nonspace[cut] - self.nonspace[group[0][0]] >= self.nonspace[a] - self.nonspace[cut]):
+            return own
+        return 0
 
     def splits_after(self, node, lead: int, start: int, end: int, scope: tuple[str, ...]) -> bool:
         """Whether ``node`` (``[start, end)``), split after its attributes ``[lead, start)``, leaves no chunk with

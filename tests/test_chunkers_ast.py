@@ -592,6 +592,25 @@ def test_rust_attributes_stay_apart_rather_than_leave_a_smaller_chunk():
     assert chunks[-1].text == text[text.index("pub enum"):]  # whole
 
 
+@pytest.mark.parametrize("language, text", [
+    ("c", "int process(struct state *s, int count) {\n    int total = 0;\n    int limit = compute_limit(s, count);\n"
+          "    if (s->flags & FLAG_VERBOSE && count > limit) {\n"
+          "        fprintf(stderr, \"too many: %d > %d\\n\", count, limit);\n        total = limit;\n    } else {\n"
+          "        total = count;\n        s->seen += count;\n    }\n    return total;\n}\n"),
+    ("javascript", "function process(state, count) {\n  let total = 0;\n  const limit = computeLimit(state, count);\n"
+                   "  if (state.verbose && count > limit) {\n    console.error(`too many: ${count} > ${limit}`);\n"
+                   "    total = limit;\n  } else {\n    total = count;\n    state.seen += count;\n  }\n"
+                   "  return total;\n}\n"),
+])
+def test_a_control_statement_header_opens_the_chunk_of_the_brace_it_opens(language, text):
+    # QA: an ``if (...)`` too big for one chunk with its else branch left its header at the end of the chunk before
+    # and its "{" opened the next (chunks opening with "{" at 300: C 411, JavaScript 307 of this machine's files)
+    chunks = get_chunker("ast", language=language, max_chars=120).chunk_text(text)
+    check(text, chunks, 120, 512)
+    assert not any(c.text.startswith("{") for c in chunks)
+    assert any(c.text.startswith("if (") and "{" in c.text for c in chunks)
+
+
 def test_a_header_that_cannot_take_its_whole_body_along_opens_its_first_chunk():
     # QA: the body fit max_chars alone, not with its signature, so the signature was a chunk of its own
     # (585 such chunks in 400 Python files at max_chars 300; 98 now, where the first statement alone is too big)
