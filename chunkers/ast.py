@@ -272,9 +272,12 @@ class SyntaxSplitter:
     def splits_after(self, node, lead: int, start: int, end: int, scope: tuple[str, ...]) -> bool:
         """Whether ``node`` (``[start, end)``), split after its attributes ``[lead, start)``, leaves no chunk with
         fewer non-whitespace characters than they hold (a lone ``}``) after its first."""
+        try:
+            sub = self.split_node(node, lead, end, scope, lead)
+        except RecursionError:  # nested past Python's stack: the node stays whole
+            return False
         least = self.nonspace[start] - self.nonspace[lead]
-        return all(self.nonspace[b] - self.nonspace[a] >= least
-                   for (a, b), _ in self.split_node(node, lead, end, scope, lead)[1:])
+        return all(self.nonspace[b] - self.nonspace[a] >= least for (a, b), _ in sub[1:])
 
     def split_text(self, start: int, end: int) -> list[Span]:
         """Spans of an unsplittable node's text: at lines, then whitespace, then characters, packed greedily."""
