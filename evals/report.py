@@ -182,7 +182,8 @@ def _html_table(header: list[str], rows: list[list[str]]) -> str:
 
 
 COST_NOTE = ("Latency: the flow's wall time per query, after one untimed query that loads its models; every query "
-             "is embedded anew (not served from the embedding cache), so pipelines compare whatever ran before them.")
+             "is embedded anew (not served from the embedding cache), so a pipeline's latency does not depend on what ran "
+             "before it.")
 INDEX_TITLE = "Chunks and index"
 INDEX_NOTE = ("Chunks in the run's index: count, mean size in tokens and characters, the largest in tokens, and the "
               "seconds chunking took (late chunking's embedding included) when the index was built — by this "
