@@ -379,8 +379,8 @@ def _run_one(pspec: PipelineSpec, dataset: Dataset, fingerprint: str, names: lis
     metrics = aggregate(records, names)
     calls = cache.model_calls - calls_before
     metrics["embedding_model_calls"] = calls  # texts sent to an embedding model by this invocation
-    built = len(cache.built) > built_before
-    metrics.update(chunker_llm_costs(index.chunker, built=built))
+    metrics.update(chunker_llm_costs(index.chunker, built=len(cache.built) > built_before))
+    built = cache.directory(fingerprint, config).name in cache.built  # by this invocation, maybe for another run
     chunks = list(index.chunks.values())
     shown = {**resolved, "index": {**resolved["index"],  # QA: metrics.json said `embedder: {}` for the default
                                    "embedder": {"model": config.index.embedder.model, **resolved["index"]["embedder"]}}}

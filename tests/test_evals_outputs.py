@@ -36,6 +36,11 @@ def test_the_report_lists_each_runs_chunks_and_what_chunking_them_cost(tiny):
     again = json.loads((tiny / "again" / "metrics.json").read_text())[0]["index"]
     assert not again["built_by_this_run"] and again["build_seconds"] == summary["build_seconds"]
     assert "| from the cache |" in (tiny / "again" / "report.md").read_text()
+    # a second pipeline sharing the index the first built in this invocation: built by this run too
+    shared = write_experiment(tiny, name="shared")
+    shared.write_text(shared.read_text() + shared.read_text().split("pipelines:\n")[1].replace("name: vec", "name: vec2"))
+    runs = run_experiment(load_experiment(shared), tiny / "shared", progress=False, cache_dir=tiny / "other").runs
+    assert [r.pipeline for r in runs] == ["vec", "vec2"] and all(r.index_built for r in runs)
 
 
 def test_queries_are_embedded_anew_in_every_run_after_one_untimed_query(tiny):
