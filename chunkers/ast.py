@@ -27,8 +27,10 @@ a chunk before it (a decorator is never cut to fill the chunk before it). Rust a
 leaves a chunk smaller than they are (a lone ``}``); comments before them that do not fit go alone. An opening
 brace goes with the code after it, so a ``namespace a {`` or ``class A {`` opens the first chunk of the definition it
 holds, and a statement's header (``if (x)``, ``for ...``, ``switch x``, ``else``) goes with the ``{`` it opens when
-they fit a chunk and what stays behind is not smaller than the header (nor comments alone). A leaf over the
-budget (a huge string literal) is split at lines, then whitespace, then characters.
+they fit a chunk and what stays behind is not smaller than the header (nor comments alone). A control keyword
+(``else``, ``if``, ``for``, ``while``, ``#if``) that would end a chunk opens the next, with the keywords and comments
+just before it, when they fit there and what stays is not smaller (nor comments alone) (:mod:`chunkers._keywords`).
+A leaf over the budget (a huge string literal) is split at lines, then whitespace, then characters.
 
 Unlike the reference cAST code (which drops oversized leaves and rebuilds text approximately) this is lossless: every
 node's span is extended to the start of its next sibling, so the chunks tile the file exactly (``"".join(c.text for c
@@ -67,6 +69,7 @@ import bisect
 from pydantic import Field, model_validator
 
 from chunkers._code_fallback import nonspace_prefix, split_at_lines, text_chunks
+from chunkers._keywords import open_with_keywords
 from chunkers._spans import Span, build_chunks, fit_spans
 from chunkers._splitter import RecursiveSplitter
 from chunkers._parse import parse_in_time, source_to_parse
@@ -348,6 +351,7 @@ class ASTChunker(Chunker):
             pieces = splitter.split_node(root, 0, len(text), ())
         except RecursionError:  # pathological nesting (thousands of levels): chunk as text instead
             return self._fallback(document, language, "nesting too deep")
+        pieces = open_with_keywords(pieces, root, text, splitter.char_of_byte, splitter.fits, splitter.nonspace)
         spans = [span for span, _ in pieces]
         counts = splitter.tokens.index.counts(spans)
         scope_of = dict(pieces)

@@ -611,6 +611,48 @@ def test_a_control_statement_header_opens_the_chunk_of_the_brace_it_opens(langua
     assert any(c.text.startswith("if (") and "{" in c.text for c in chunks)
 
 
+GO_ELSE = ("func complete(cmd *Command, flag *Flag, args []string) ([]string, error) {\n"
+           "\tif flag != nil && flagCompletion {\n\t\tcompletions = append(completions, flag.Values()...)\n"
+           "\t\treturn finalCmd, completions, directive, nil\n\t} else {\n\t\tdirective = ShellCompDirectiveDefault\n"
+           "\t\tcompletions = append(completions, cmd.Suggestions(args)...)\n"
+           "\t\treturn cmd, completions, directive, nil\n\t}\n}\n")
+JS_ELSE_IF = ("    if (newFile) {\n      let message = 'created a lockfile as npm-shrinkwrap.json'\n"
+              "      if (updatedVersion) {\n        message += ` with version ${updatedVersion}`\n      }\n"
+              "      log.notice('', message)\n    } else if (notSW) {\n      await unlink(oldFilename)\n"
+              "      let message = 'package-lock.json has been renamed to npm-shrinkwrap.json'\n"
+              "      if (updatedVersion) {\n        message += ` and updated to version ${updatedVersion}`\n      }\n"
+              "      log.notice('', message)\n    } else {\n      log.notice('', 'npm-shrinkwrap.json up to date')\n"
+              "    }\n")
+CPP_IF = ("template <typename _V, typename _Ap>\n  split(const simd<typename _V::value_type, _Ap>& __x)\n  {\n"
+          "    using _Tp = typename _V::value_type;\n    if constexpr (Parts == 1)\n      {\n"
+          "\treturn {simd_cast<_V>(__x)};\n      }\n    else if (__x._M_is_constprop())\n      {\n"
+          "\treturn __generate_from_n_evaluations<Parts, array<_V, Parts>>(__x);\n      }\n    else\n      return 1;\n  }\n")
+
+
+@pytest.mark.parametrize("language, text, max_chars, opening", [
+    ("go", GO_ELSE, 80, "else {"),  # "} else " ended a chunk, "{" opened the next
+    ("javascript", JS_ELSE_IF, 150, "else if (notSW) {"),  # "} else if " ended a chunk, "(notSW) {" opened the next
+    ("cpp", CPP_IF, 120, "if constexpr (Parts == 1)"),  # "if " ended a chunk, "constexpr (...)" opened the next
+], ids=["go-else", "javascript-else-if", "cpp-if"])
+def test_a_control_keyword_opens_the_chunk_of_what_it_governs(language, text, max_chars, opening):
+    # QA: chunks ended with a keyword whose construct the next chunk went on with (at max_chars 300: C 82 "else"
+    # and 40 "if", JavaScript 57 and 124, Go "} else " in this machine's files)
+    chunks = get_chunker("ast", language=language, max_chars=max_chars).chunk_text(text)
+    check(text, chunks, max_chars, 512)
+    assert not any(c.text.rstrip().endswith((" if", " else", "\tif", "\telse")) for c in chunks[:-1])
+    assert any(c.text.startswith(opening) for c in chunks)
+
+
+def test_the_comments_before_a_control_keyword_open_the_next_chunk_with_it():
+    # QA: "// fixBugsField\n  if " ended a chunk, the condition opened the next
+    text = ("function normalize(data, changes) {\n  if (typeof data.man === 'string') {\n    data.man = [data.man]\n"
+            "  }\n\n  // fixBugsField\n  if (typeof data.bugs === 'string' && data.bugs.length > 0) {\n"
+            "    data.bugs = { url: data.bugs }\n  }\n  return data\n}\n")
+    chunks = get_chunker("ast", language="javascript", max_chars=70).chunk_text(text)
+    check(text, chunks, 70, 512)
+    assert any(c.text.startswith("// fixBugsField\n  if (typeof") for c in chunks)
+
+
 def test_a_header_that_cannot_take_its_whole_body_along_opens_its_first_chunk():
     # QA: the body fit max_chars alone, not with its signature, so the signature was a chunk of its own
     # (585 such chunks in 400 Python files at max_chars 300; 98 now, where the first statement alone is too big)
