@@ -1,9 +1,10 @@
-"""The ast chunker's last placement rule (:mod:`chunkers.ast`): a control keyword never ends a chunk.
+"""The ast chunker's last placement rule (:mod:`chunkers.ast`): a control keyword opens the chunk of what it governs.
 
 A chunk that ends with ``else``, ``if``, ``for``, ``while`` (``} else if ``, ``#  if ``) leaves the keyword apart from
 what it governs, which the next chunk opens with (``(x) {``, ``{``). Such keywords are tokens of the syntax tree (a
 word in a comment or a string is not one); the chunk boundary moves back to the first of them, and then over the
-comments on their own lines just before them (they describe the statement), so that they open the next chunk.
+comments on their own lines just before them (they describe the statement), so that they open the next chunk, when
+that still fits (else they stay: the chunk after is full).
 """
 from __future__ import annotations
 

@@ -626,7 +626,8 @@ JS_ELSE_IF = ("    if (newFile) {\n      let message = 'created a lockfile as np
 CPP_IF = ("template <typename _V, typename _Ap>\n  split(const simd<typename _V::value_type, _Ap>& __x)\n  {\n"
           "    using _Tp = typename _V::value_type;\n    if constexpr (Parts == 1)\n      {\n"
           "\treturn {simd_cast<_V>(__x)};\n      }\n    else if (__x._M_is_constprop())\n      {\n"
-          "\treturn __generate_from_n_evaluations<Parts, array<_V, Parts>>(__x);\n      }\n    else\n      return 1;\n  }\n")
+          "\treturn __generate_from_n_evaluations<Parts, array<_V, Parts>>(__x);\n      }\n"
+          "    else\n      return 1;\n  }\n")
 
 
 @pytest.mark.parametrize("language, text, max_chars, opening", [
