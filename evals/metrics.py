@@ -234,8 +234,9 @@ def top_k_span_scores(chunks: Sequence[Any], chunk_vectors: np.ndarray, query_ve
 # ------------------------------------------------------------------------------------------------ answers
 
 ANSWER_METRICS = ("EM", "F1", "answer_in_context")
-#: Costs every report shows (means per query, or totals: evals.runner.aggregate); naming one in an experiment's
-#: ``metrics`` is allowed and changes nothing
+#: Costs the reports show (means per query, or totals: evals.runner.aggregate): the first three always, generator
+#: calls where a flow generates with a model or when listed, a chunker's LLM calls where it makes some; listing one
+#: in an experiment's ``metrics`` is allowed
 COST_METRICS = ("context_tokens", "latency_ms", "embedding_model_calls", "generator_model_calls",
                 "chunker_model_calls")
 

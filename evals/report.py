@@ -28,17 +28,20 @@ def _safe(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.=,-]+", "_", name).strip("_") or "run"
 
 
-#: Columns in milliseconds or seconds: two decimals, whatever their size (QA: 0.8 ms printed as a score, "0.8000")
-TIME_COLUMNS = ("latency_ms", "chunking_seconds")
+#: Decimals of columns that are not scores, whatever their size (QA: 0.8 ms printed as a score, "0.8000")
+DECIMALS = {"latency_ms": 2, "chunking_seconds": 3, "mean_tokens": 1, "mean_chars": 1}
 
 
 def _fmt(value: Any, column: str = "") -> str:
-    """Scores with 4 decimals; counts as integers; times with 2 decimals; larger quantities (tokens) with one."""
+    """Scores with 4 decimals; counts as integers; times and sizes as :data:`DECIMALS` says; larger quantities
+    (tokens) with one decimal; "–" for none."""
+    if value is None:
+        return "–"
     if isinstance(value, float):
         if math.isnan(value):
             return "–"
-        if column in TIME_COLUMNS:
-            return f"{value:.2f}"
+        if column in DECIMALS:
+            return f"{value:.{DECIMALS[column]}f}"
         if abs(value) <= 1:
             return f"{value:.4f}"
         return str(int(value)) if value.is_integer() else f"{value:.1f}"
@@ -183,11 +186,14 @@ def _html_table(header: list[str], rows: list[list[str]]) -> str:
 
 COST_NOTE = ("Latency: the flow's wall time per query, after one untimed query that loads its models; every query "
              "is embedded anew (not served from the embedding cache), so a pipeline's latency does not depend on what ran "
-             "before it.")
+             "before it. The untimed query's embedding is counted in the embedding model calls; its generator calls, "
+             "if the flow generates, are not counted.")
 INDEX_TITLE = "Chunks and index"
 INDEX_NOTE = ("Chunks in the run's index: count, mean size in tokens and characters, the largest in tokens, and the "
-              "seconds chunking took (late chunking's embedding included) when the index was built — by this "
-              "invocation, or by the earlier one whose index was loaded from the cache.")
+              "seconds chunking took when the index was built — by this invocation, or by the earlier one whose index "
+              "was loaded from the cache. Chunkers that embed (semantic, late) read the document embedding cache: "
+              "where their vectors were cached, their time is mostly a cache read, and the first to embed may include "
+              "loading the model.")
 
 
 def write_reports(outcome: ExperimentOutcome, out: Path, command: str = "", rounds: int = 10_000) -> dict[str, Path]:
@@ -201,7 +207,10 @@ def write_reports(outcome: ExperimentOutcome, out: Path, command: str = "", roun
     quality = quality_metrics(outcome.runs)
     q_header, q_rows = _table(outcome.runs, quality)
     chunker_costs = chunker_cost_columns(outcome.runs)
-    c_header, c_rows = _table(outcome.runs, [*COST_COLUMNS, *chunker_costs, "queries"])
+    # generator calls where a flow generates with a model, or when asked for (QA: accepted and shown nowhere)
+    generator = [c for c in ("generator_model_calls",)
+                 if c in outcome.experiment.metrics or any(r.metrics.get(c) for r in outcome.runs)]
+    c_header, c_rows = _table(outcome.runs, [*COST_COLUMNS, *generator, *chunker_costs, "queries"])
     i_header, i_rows = _index_table(outcome.runs)
     s_header, s_rows = _sig_rows(tests)
     exp = outcome.experiment
@@ -221,7 +230,7 @@ def write_reports(outcome: ExperimentOutcome, out: Path, command: str = "", roun
     md = [f"# {exp.name}", "", intro, ""]
     if command:
         md += ["```", command, "```", ""]
-    cost_title = "Cost (context tokens and latency: means per query; embedding model calls and queries: totals)"
+    cost_title = "Cost (context tokens and latency: means per query; model calls and queries: totals)"
     if chunker_costs:
         cost_title = ("Cost (context tokens and latency: means per query; embedding model calls, chunker LLM calls "
                       "and unusable answers, and queries: totals; calls made by this invocation, a chunker's while "

@@ -55,13 +55,13 @@ class RunOutcome:
     @property
     def index_summary(self) -> dict[str, Any]:
         """The run's chunks: count, mean tokens and characters, largest in tokens, and the index's build times."""
-        count = len(self.chunk_tokens)
+        count = len(self.chunk_tokens)  # (None, not NaN, where there is nothing to measure: metrics.json is JSON)
         return {"documents": self.documents, "chunks": count,
-                "mean_tokens": sum(self.chunk_tokens) / count if count else float("nan"),
-                "mean_chars": sum(self.chunk_chars) / count if count else float("nan"),
+                "mean_tokens": sum(self.chunk_tokens) / count if count else None,
+                "mean_chars": sum(self.chunk_chars) / count if count else None,
                 "max_tokens": max(self.chunk_tokens, default=0),
-                "chunking_seconds": self.build_seconds.get("chunk", float("nan")),
-                "build_seconds": self.build_seconds, "built_by_this_run": self.index_built}
+                "chunking_seconds": self.build_seconds.get("chunk"),
+                "build_seconds": self.build_seconds, "built_by_this_invocation": self.index_built}
 
     def to_json(self) -> dict[str, Any]:
         return {"pipeline": self.pipeline, "dataset": self.dataset, "metrics": self.metrics,

@@ -39,8 +39,9 @@ class Index:
         self.documents: dict[str, Document] = {}
         self.chunks: dict[str, Chunk] = {}
         self._doc_chunks: dict[str, list[str]] = {}
-        #: seconds the last :meth:`add_documents` spent chunking (``chunk``; late chunking's embedding included) and
-        #: building each structure (by name); saved with the index, so a loaded index still tells what it cost
+        #: seconds :meth:`add_documents` spent chunking (``chunk``; late chunking's embedding included) and building
+        #: each structure (by name), summed over its calls; saved with the index, so a loaded index still tells what
+        #: it cost
         self.build_seconds: dict[str, float] = {}
 
     # ------------------------------------------------------------ lookups
@@ -77,11 +78,11 @@ class Index:
         self.resources.progress = progress
         started = time.perf_counter()
         new_chunks, vectors = self._chunk(fresh, progress)
-        self.build_seconds = {"chunk": round(time.perf_counter() - started, 6)}
+        self._add_seconds("chunk", started)
         for name, structure in self.structures.items():
             started = time.perf_counter()
             structure.add(new_chunks, self.resources, vectors)
-            self.build_seconds[name] = round(time.perf_counter() - started, 6)
+            self._add_seconds(name, started)
         for doc in fresh:
             self.documents[doc.id] = doc
         for chunk in new_chunks:
@@ -89,6 +90,9 @@ class Index:
             self._doc_chunks.setdefault(chunk.doc_id, []).append(chunk.id)
         return {"added": len(fresh) - len(replaced), "replaced": len(replaced),
                 "unchanged": len(documents) - len(fresh), "chunks": len(new_chunks)}
+
+    def _add_seconds(self, step: str, started: float) -> None:
+        self.build_seconds[step] = round(self.build_seconds.get(step, 0.0) + time.perf_counter() - started, 6)
 
     #: Documents handed to ``Chunker.chunk_documents`` at once (chunkers that embed can batch across them).
     CHUNK_BATCH = 256
