@@ -54,8 +54,8 @@ class _Tokens:
             if node is None:
                 return None
         start, stop = self.char(node.start_byte), self.char(node.end_byte)
-        if start < floor or stop != last + 1:
-            return None
+        if start < floor or stop <= last or self.text[last + 1:stop].strip():
+            return None  # (a Rust doc comment, ``/// x``, ends after its line's end)
         if not keywords:  # a comment ending a line of code goes with that code
             previous = self.last_nonspace(floor, start)
             if previous is not None and "\n" not in self.text[previous:start]:
