@@ -4,7 +4,8 @@ A chunk that ends with ``else``, ``if``, ``for``, ``while`` (``} else if ``, ``#
 what it governs, which the next chunk opens with (``(x) {``, ``{``). Such keywords are tokens of the syntax tree (a
 word in a comment or a string is not one); the chunk boundary moves back to the first of them, and then over the
 comments on their own lines just before them (they describe the statement), so that they open the next chunk, when
-that still fits (else they stay: the chunk after is full).
+that still fits (else they stay: the chunk after is full; when only the last lines of keywords fit, ``if`` of
+``#else`` / ``if``, those move alone).
 """
 from __future__ import annotations
 
@@ -69,21 +70,27 @@ def open_with_keywords(pieces: list[tuple[Span, tuple]], root, text: str, char_o
     tree ``root``) that ends one of them moved, with the keywords before it and then the comments on their own lines
     just before those, to open the next piece, when it still ``fits`` there and what stays behind is nothing (the
     piece is merged) or is not smaller (in ``nonspace`` characters) than what moves, nor comments alone. The
-    comments stay behind if only the keywords fit."""
+    comments stay behind if only the keywords fit, and the first lines of keywords too if only the last ones do
+    (``#else`` / ``if``)."""
     tokens = _Tokens(root, text, char_of_byte)
     out: list[tuple[Span, tuple]] = []
     for (start, end), scope in pieces:
         if out:
             (before_start, cut), before_scope = out[-1]
             keyword = tokens.before(before_start, cut, keywords=True)
+            chain = []  # where each keyword ending the piece starts, the last first
             while keyword is not None:
+                chain.append(keyword)
                 cut, keyword = keyword, tokens.before(before_start, keyword, keywords=True)
             comments = cut
             while cut != start and (comment := tokens.before(before_start, comments, keywords=False)) is not None:
                 comments = comment
-            for moved in dict.fromkeys((comments, cut)):
+            # all that can move, then fewer: the keywords after a line break in the chain (``#else`` / ``if``)
+            fewer = [k for k, previous in zip(chain, chain[1:]) if "\n" in text[previous:k]]
+            for moved in dict.fromkeys((comments, cut, *reversed(fewer))):
                 stays, moves = nonspace[moved] - nonspace[before_start], nonspace[start] - nonspace[moved]
-                if moved == start or stays and (stays < moves or nonspace[comments] == nonspace[before_start]):
+                alone = moved <= cut and nonspace[comments] == nonspace[before_start]  # comments alone would stay
+                if moved == start or stays and (stays < moves or alone):
                     continue  # nothing moves; or what stays is smaller than what moves, or comments alone
                 if fits(before_start if not stays else moved, end):
                     if stays:

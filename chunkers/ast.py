@@ -29,8 +29,9 @@ brace goes with the code after it, so a ``namespace a {`` or ``class A {`` opens
 holds, and a statement's header (``if (x)``, ``for ...``, ``switch x``, ``else``) goes with the ``{`` it opens when
 they fit a chunk and what stays behind is not smaller than the header (nor comments alone). A control keyword
 (``else``, ``if``, ``for``, ``while``, ``#if``) that would end a chunk opens the next, with the keywords and comments
-just before it, when they fit there and what stays is not smaller (nor comments alone) (:mod:`chunkers._keywords`).
-A leaf over the budget (a huge string literal) is split at lines, then whitespace, then characters.
+just before it (or only its last lines of keywords: ``if`` after ``#else``), when they fit there and what stays is not
+smaller (nor comments alone) (:mod:`chunkers._keywords`). A leaf over the budget (a huge string literal) is split at
+lines, then whitespace, then characters.
 
 Unlike the reference cAST code (which drops oversized leaves and rebuilds text approximately) this is lossless: every
 node's span is extended to the start of its next sibling, so the chunks tile the file exactly (``"".join(c.text for c

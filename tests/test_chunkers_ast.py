@@ -654,6 +654,14 @@ def test_the_comments_before_a_control_keyword_open_the_next_chunk_with_it():
     assert any(c.text.startswith("// fixBugsField\n  if (typeof") for c in chunks)
 
 
+def test_the_last_keyword_of_a_chain_that_does_not_fit_the_next_chunk_whole_opens_it_alone():
+    # review: "#else\nif" moved all or nothing; it did not fit before "(x<0){", so "if" ended a chunk too
+    text = "int f(int x){\n#ifdef A\nif(x>0){return 1;}\n#else\nif(x<0){return -1;}\n#endif\nreturn 0;}\n"
+    chunks = get_chunker("ast", language="c", max_chars=8).chunk_text(text)
+    check(text, chunks, 8, 512)
+    assert "if(x<0){" in [c.text for c in chunks]
+
+
 def test_a_rust_doc_comment_before_a_control_keyword_opens_the_next_chunk_with_it():
     # review: a "///" comment's node ends after its line's newline, so it was never taken for the comment on its own
     # line before "if": "/// Fix the bugs field.\n    " ended a chunk, "if data.bugs..." opened the next
