@@ -21,8 +21,9 @@ one compound statement, a ``try:`` block too big to follow the header, still lea
 is read as its block's statements); comments that do not fit with the header and what follows it are a chunk of their
 own (in the scope around the definition), so the header is never cut to fill theirs; comments that would end
 a chunk open the next one, with the code they describe, when that fits (a comment ending a line of code is part of
-that line). Decorators and comments alone do not split a definition that fits a chunk: it stays whole and they are
-a chunk before it (a decorator is never cut to fill the chunk before it). Rust attributes (``#[derive(Debug)]``,
+that line; when a header and its ``{`` before them cannot come too, they come alone if what stays is not smaller).
+Decorators and comments alone do not split a definition that fits a chunk: it stays whole and they are a chunk
+before it (a decorator is never cut to fill the chunk before it). Rust attributes (``#[derive(Debug)]``,
 ``#[test]``) do: alone they say nothing, so they open the item's first chunk as its header does, unless its split
 leaves a chunk smaller than they are (a lone ``}``); comments before them that do not fit go alone. An opening
 brace goes with the code after it, so a ``namespace a {`` or ``class A {`` opens the first chunk of the definition it
@@ -74,7 +75,7 @@ from chunkers._keywords import open_with_keywords
 from chunkers._spans import Span, build_chunks, fit_spans
 from chunkers._splitter import RecursiveSplitter
 from chunkers._parse import parse_in_time, source_to_parse
-from chunkers._syntax import (FUNCTION_VALUES, GRAMMARS, RETRY_LANGUAGE, attaches, error_fraction,
+from chunkers._syntax import (_COMMENT_TYPES, FUNCTION_VALUES, GRAMMARS, RETRY_LANGUAGE, attaches, error_fraction,
                               find_declarations, find_definitions, get_grammar, is_scope, leads, normalise_language,
                               pieces, scope_name, starts_definition, trails)
 from chunkers._token_index import utf8_char_index
@@ -220,7 +221,11 @@ class SyntaxSplitter:
                             and self.text.startswith("{", group[len(group) - moved][0] if moved else a)):
                         moved = max(moved, self.header_before_brace(group, group_children, a, b, described))
                     if moved and (moved == len(group) or not self.fits(group[len(group) - moved][0], b)):
-                        moved = 0
+                        # not all: the comments (attributes) alone, before no comment, leaving no smaller chunk
+                        own = 0 if child is not None and child.type in _COMMENT_TYPES else trailing(describes)
+                        cut, nonspace = group[len(group) - own][0] if own else a, self.nonspace
+                        moved = (own if 0 < own < len(group) and self.fits(cut, b)
+                                 and nonspace[cut] - nonspace[group[0][0]] >= nonspace[a] - nonspace[cut] else 0)
                     flush_all_but(moved)
                 group.append((a, b))
                 group_children.append(child)

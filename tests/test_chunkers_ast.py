@@ -674,6 +674,23 @@ def test_a_rust_doc_comment_before_a_control_keyword_opens_the_next_chunk_with_i
     assert any(c.text.startswith("/// Fix the bugs field.\n    if data.bugs") for c in chunks)
 
 
+RUST_DOC_FIELDS = ('#[cfg_attr(feature = "serde", derive(Serialize, Deserialize))]\npub struct {name} {{\n'
+                   '    /// x coordinate\n    #[serde(rename = "X")]\n    pub x: i64,\n'
+                   '    /// y coordinate\n    #[serde(rename = "Y")]\n    pub y: i64,\n}}\n')
+
+
+@pytest.mark.parametrize("name, max_chars", [("Point", 88), ("Point", 100), ("Point" + "Long" * 14, 90),
+                                             ("Point" + "Long" * 14, 150)])
+def test_a_doc_comment_after_a_header_that_fills_a_chunk_opens_the_next_with_its_field(name, max_chars):
+    # review: the header, its "{" and the comment after it could not all open the next chunk, so the comment
+    # stayed too, ending the header's chunk ("/// x coordinate"), its field opening the next
+    text = RUST_DOC_FIELDS.format(name=name)
+    chunks = get_chunker("ast", language="rust", max_chars=max_chars).chunk_text(text)
+    check(text, chunks, max_chars, 512)
+    assert not any(c.text.rstrip().splitlines()[-1].lstrip().startswith("//") for c in chunks[:-1])
+    assert any(c.text.startswith("/// x coordinate\n    #[serde") for c in chunks)
+
+
 def test_a_header_that_cannot_take_its_whole_body_along_opens_its_first_chunk():
     # QA: the body fit max_chars alone, not with its signature, so the signature was a chunk of its own
     # (585 such chunks in 400 Python files at max_chars 300; 98 now, where the first statement alone is too big)
