@@ -5,7 +5,8 @@ what it governs, which the next chunk opens with (``(x) {``, ``{``). Such keywor
 word in a comment or a string is not one); the chunk boundary moves back to the first of them, and then over the
 comments on their own lines just before them (they describe the statement), so that they open the next chunk, when
 that still fits (else they stay: the chunk after is full; when only the last lines of keywords fit, ``if`` of
-``#else`` / ``if``, those move alone).
+``#else`` / ``if``, those move alone). A chunk that would be ``} else`` alone, the brace too small to stay behind,
+joins the next one whole when it fits.
 """
 from __future__ import annotations
 
@@ -71,7 +72,8 @@ def open_with_keywords(pieces: list[tuple[Span, tuple]], root, text: str, char_o
     just before those, to open the next piece, when it still ``fits`` there and what stays behind is nothing (the
     piece is merged) or is not smaller (in ``nonspace`` characters) than what moves, nor comments alone. The
     comments stay behind if only the keywords fit, and the first lines of keywords too if only the last ones do
-    (``#else`` / ``if``)."""
+    (``#else`` / ``if``). A piece whose keywords cannot move, what stays being smaller (``} else``), joins the next
+    one whole when that fits."""
     tokens = _Tokens(root, text, char_of_byte)
     out: list[tuple[Span, tuple]] = []
     for (start, end), scope in pieces:
@@ -85,9 +87,10 @@ def open_with_keywords(pieces: list[tuple[Span, tuple]], root, text: str, char_o
             comments = cut
             while cut != start and (comment := tokens.before(before_start, comments, keywords=False)) is not None:
                 comments = comment
-            # all that can move, then fewer: the keywords after a line break in the chain (``#else`` / ``if``)
+            # all that can move, then fewer: the keywords after a line break in the chain (``#else`` / ``if``); last,
+            # when what stays before the keywords is smaller than they are (the ``}`` of ``} else``), the whole piece
             fewer = [k for k, previous in zip(chain, chain[1:]) if "\n" in text[previous:k]]
-            for moved in dict.fromkeys((comments, cut, *reversed(fewer))):
+            for moved in dict.fromkeys((comments, cut, *reversed(fewer), *([before_start] if chain else []))):
                 stays, moves = nonspace[moved] - nonspace[before_start], nonspace[start] - nonspace[moved]
                 alone = moved <= cut and nonspace[comments] == nonspace[before_start]  # comments alone would stay
                 if moved == start or stays and (stays < moves or alone):
