@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from chunkers._spans import Span
-from chunkers._syntax import _COMMENT_TYPES
+from chunkers._syntax import COMMENT_TYPES
 
 #: Keyword tokens that open a construct continued after them; never the last token of a statement.
 KEYWORDS = frozenset({"if", "else", "elif", "for", "while", "do", "switch", "match", "loop", "select", "constexpr",
@@ -51,7 +51,7 @@ class _Tokens:
             if node is None or node.is_named or node.type not in KEYWORDS:
                 return None
         else:
-            while node is not None and node.type not in _COMMENT_TYPES:
+            while node is not None and node.type not in COMMENT_TYPES:
                 node = node.parent if node.parent is not None and node.parent.end_byte == node.end_byte else None
             if node is None:
                 return None

@@ -64,8 +64,8 @@ _WRAPPER_TYPES = frozenset({"decorated_definition", "export_statement", "templat
 #: as the other languages' are (:func:`pieces`).
 _GROUPING_TYPES = frozenset({"statement_list"})
 #: Comments, decorators and Rust's attributes (``#[derive(...)]``): they describe what follows them.
-_COMMENT_TYPES = frozenset({"comment", "line_comment", "block_comment"})
-_LEADING_TYPES = _COMMENT_TYPES | {"attribute_item", "decorator"}
+COMMENT_TYPES = frozenset({"comment", "line_comment", "block_comment"})
+_LEADING_TYPES = COMMENT_TYPES | {"attribute_item", "decorator"}
 #: Rust's outer attributes: part of the item after them, as its header is (:func:`attaches`).
 _ATTRIBUTE_TYPES = frozenset({"attribute_item"})
 #: Scope types that also occur as a mere reference to a type (``struct point *p``): a definition needs a body.
@@ -129,7 +129,7 @@ def error_fraction(root, language: str) -> float:
                 covered += child.end_byte - child.start_byte
             elif child.type == "ERROR" or child.has_error:
                 stack.append((child, in_error or child.type == "ERROR"))
-            elif in_error and not (child.type in _COMMENT_TYPES or child.type.startswith("preproc_")
+            elif in_error and not (child.type in COMMENT_TYPES or child.type.startswith("preproc_")
                                    or is_scope(child)):
                 covered += child.end_byte - child.start_byte
     return covered / total
@@ -210,7 +210,7 @@ def attaches(node) -> bool:
 def trails(node, previous, source: bytes) -> bool:
     """Whether ``node`` is a comment on the line where its sibling ``previous`` ends (``x = f(y)  # why``,
     ``} // end namespace``): it goes with that code, not with the code after it."""
-    return node.type in _COMMENT_TYPES and b"\n" not in source[previous.end_byte:node.start_byte]
+    return node.type in COMMENT_TYPES and b"\n" not in source[previous.end_byte:node.start_byte]
 
 
 def starts_definition(node, source: bytes) -> bool:

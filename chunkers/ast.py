@@ -75,7 +75,7 @@ from chunkers._keywords import open_with_keywords
 from chunkers._spans import Span, build_chunks, fit_spans
 from chunkers._splitter import RecursiveSplitter
 from chunkers._parse import parse_in_time, source_to_parse
-from chunkers._syntax import (_COMMENT_TYPES, FUNCTION_VALUES, GRAMMARS, RETRY_LANGUAGE, attaches, error_fraction,
+from chunkers._syntax import (COMMENT_TYPES, FUNCTION_VALUES, GRAMMARS, RETRY_LANGUAGE, attaches, error_fraction,
                               find_declarations, find_definitions, get_grammar, is_scope, leads, normalise_language,
                               pieces, scope_name, starts_definition, trails)
 from chunkers._token_index import utf8_char_index
@@ -222,7 +222,7 @@ class SyntaxSplitter:
                         moved = max(moved, self.header_before_brace(group, group_children, a, b, described))
                     if moved and (moved == len(group) or not self.fits(group[len(group) - moved][0], b)):
                         # not all: the comments (attributes) alone, before no comment, leaving no smaller chunk
-                        own = 0 if child is not None and child.type in _COMMENT_TYPES else trailing(describes)
+                        own = 0 if child is not None and child.type in COMMENT_TYPES else trailing(describes)
                         cut, nonspace = group[len(group) - own][0] if own else a, self.nonspace
                         moved = (own if 0 < own < len(group) and self.fits(cut, b)
                                  and nonspace[cut] - nonspace[group[0][0]] >= nonspace[a] - nonspace[cut] else 0)

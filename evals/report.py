@@ -185,15 +185,15 @@ def _html_table(header: list[str], rows: list[list[str]]) -> str:
 
 
 COST_NOTE = ("Latency: the flow's wall time per query, after one untimed query that loads its models; every query "
-             "is embedded anew (not served from the embedding cache), so a pipeline's latency does not depend on what ran "
-             "before it. The untimed query's embedding is counted in the embedding model calls; its generator calls, "
-             "if the flow generates, are not counted.")
+             "is embedded anew (not served from the embedding cache), so a pipeline's latency does not depend on "
+             "what ran before it. The untimed query's embedding is counted in the embedding model calls; its "
+             "generator calls, if the flow generates, are not counted.")
 INDEX_TITLE = "Chunks and index"
 INDEX_NOTE = ("Chunks in the run's index: count, mean size in tokens and characters, the largest in tokens, and the "
-              "seconds chunking took when the index was built — by this invocation, or by the earlier one whose index "
-              "was loaded from the cache. Chunkers that embed (semantic, late) read the document embedding cache: "
-              "where their vectors were cached, their time is mostly a cache read, and the first to embed may include "
-              "loading the model.")
+              "seconds chunking took when the index was built — by this invocation, or by the earlier one whose "
+              "index was loaded from the cache. Chunkers that embed (semantic, late) read the document embedding "
+              "cache: where their vectors were cached, their time is mostly a cache read, and the first to embed may "
+              "include loading the model.")
 
 
 def write_reports(outcome: ExperimentOutcome, out: Path, command: str = "", rounds: int = 10_000) -> dict[str, Path]:

@@ -38,7 +38,8 @@ def test_the_report_lists_each_runs_chunks_and_what_chunking_them_cost(tiny):
     assert "| from the cache |" in (tiny / "again" / "report.md").read_text()
     # a second pipeline sharing the index the first built in this invocation: built by this run too
     shared = write_experiment(tiny, name="shared")
-    shared.write_text(shared.read_text() + shared.read_text().split("pipelines:\n")[1].replace("name: vec", "name: vec2"))
+    second = shared.read_text().split("pipelines:\n")[1].replace("name: vec", "name: vec2")
+    shared.write_text(shared.read_text() + second)
     runs = run_experiment(load_experiment(shared), tiny / "shared", progress=False, cache_dir=tiny / "other").runs
     assert [r.pipeline for r in runs] == ["vec", "vec2"] and all(r.index_built for r in runs)
 
