@@ -94,6 +94,7 @@ class IndexCache:
         self._indexes: dict[tuple[str, str], Index] = {}
         self._resources: dict[str, Resources] = {}
         self.built: list[str] = []
+        self._built_keys: set[tuple[str, str]] = set()  # (corpus fingerprint, index key) of what this cache built
         self.loaded: list[str] = []
 
     def resources_for(self, config: PipelineConfig) -> Resources:
@@ -108,6 +109,10 @@ class IndexCache:
     def model_calls(self) -> int:
         """Texts sent to embedding models so far (cache misses only), over every embedder in use."""
         return sum(r._embedder.model_calls for r in self._resources.values() if r._embedder is not None)
+
+    def built_here(self, config: PipelineConfig, fingerprint: str) -> bool:
+        """Whether this cache built (rather than loaded) the index of ``config`` over the corpus ``fingerprint``."""
+        return (fingerprint, config.index.key) in self._built_keys
 
     def directory(self, fingerprint: str, config: PipelineConfig) -> Path:
         return self.root / f"{fingerprint}-{config.index.key}-{code_fingerprint(config)}"
@@ -138,5 +143,6 @@ class IndexCache:
             index.add_documents(documents, progress=progress)
             index.save(folder)
             self.built.append(folder.name)
+            self._built_keys.add(key)
         self._indexes[key] = index
         return index

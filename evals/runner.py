@@ -271,8 +271,10 @@ def run_experiment(experiment: Experiment, out_dir: str | Path, limit: int | Non
     # after hours on the first, and no run folder is left behind for an experiment that cannot run
     datasets = [read_dataset(dspec.ref, experiment.source, split=dspec.split).limited(limit)
                 for dspec in experiment.datasets]
-    for dataset in datasets:  # so are its metrics (QA: a run stopped here left an empty run folder)
-        metric_names_for(experiment, dataset)
+    for dspec, dataset in zip(experiment.datasets, datasets):
+        dataset.name = dspec.name
+    # and their metrics, once (QA: a run stopped by this check left an empty run folder)
+    metric_names = [metric_names_for(experiment, dataset) for dataset in datasets]
     try:
         out.mkdir(parents=True, exist_ok=True)
         if held is None:
@@ -281,7 +283,7 @@ def run_experiment(experiment: Experiment, out_dir: str | Path, limit: int | Non
         reason = "it is a file" if out.is_file() or out.parent.is_file() else exc.strerror or exc
         raise RagloomError(f"cannot create the output directory {out}: {reason}") from None
     with _only_run_in(out):
-        return _run_all(experiment, datasets, out, cache_dir, progress, on_run, started)
+        return _run_all(experiment, datasets, metric_names, out, cache_dir, progress, on_run, started)
 
 
 @contextlib.contextmanager
@@ -305,8 +307,8 @@ def _only_run_in(out: Path):
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def _run_all(experiment: Experiment, datasets: list[Dataset], out: Path, cache_dir, progress: bool, on_run,
-             started: float) -> ExperimentOutcome:
+def _run_all(experiment: Experiment, datasets: list[Dataset], metric_names: list[list[str]], out: Path, cache_dir,
+             progress: bool, on_run, started: float) -> ExperimentOutcome:
     from rag.pipeline import Pipeline
 
     cache = IndexCache(cache_dir or experiment.cache_dir)
@@ -315,10 +317,8 @@ def _run_all(experiment: Experiment, datasets: list[Dataset], out: Path, cache_d
     used: list[RecordKey] = []  # the records of this experiment, in order
     complete = False
     try:
-        for dspec, dataset in zip(experiment.datasets, datasets):
-            dataset.name = dspec.name
+        for dspec, dataset, names in zip(experiment.datasets, datasets, metric_names):
             fingerprint = corpus_fingerprint(dataset.documents)
-            names = metric_names_for(experiment, dataset)
             for pspec in (p for p in experiment.pipelines if p.runs_on(dspec.name)):
                 runs.append(_run_one(pspec, dataset, fingerprint, names, experiment, cache, log_file, used,
                                      progress, Pipeline))
@@ -380,7 +380,7 @@ def _run_one(pspec: PipelineSpec, dataset: Dataset, fingerprint: str, names: lis
     calls = cache.model_calls - calls_before
     metrics["embedding_model_calls"] = calls  # texts sent to an embedding model by this invocation
     metrics.update(chunker_llm_costs(index.chunker, built=len(cache.built) > built_before))
-    built = cache.directory(fingerprint, config).name in cache.built  # by this invocation, maybe for another run
+    built = cache.built_here(config, fingerprint)  # by this invocation, maybe for an earlier run
     chunks = list(index.chunks.values())
     shown = {**resolved, "index": {**resolved["index"],  # QA: metrics.json said `embedder: {}` for the default
                                    "embedder": {"model": config.index.embedder.model, **resolved["index"]["embedder"]}}}

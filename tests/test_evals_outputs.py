@@ -138,3 +138,19 @@ def test_a_missing_pipeline_file_given_as_a_bare_path_is_named_with_its_line(tmp
     with pytest.raises(ConfigError) as err:
         load_experiment(path)
     assert err.value.line == 4 and "pipeline file not found" in str(err.value) and "pipelines[0].path" in str(err.value)
+
+
+def test_a_metric_warning_is_given_once_naming_the_dataset_as_the_experiment_does(tiny, caplog):
+    # review: the metric check before the run folder is made read the metrics a second time, warning twice, the
+    # first time under the dataset's folder name rather than the experiment's name for it
+    root = tiny / "tiny"
+    queries = [json.loads(line) for line in (root / "queries.jsonl").read_text().splitlines()]
+    (root / "queries.jsonl").write_text("".join(json.dumps({k: v for k, v in q.items() if k != "references"})
+                                                + "\n" for q in queries))
+    exp = load_experiment(write_experiment(tiny))
+    exp = dataclasses.replace(exp, metrics=("R@5", "span_recall"),
+                              datasets=tuple(dataclasses.replace(d, name="renamed") for d in exp.datasets))
+    with caplog.at_level("WARNING"):
+        run_experiment(exp, tiny / "out", progress=False)
+    assert caplog.text.count("has no character-span references") == 1
+    assert "dataset renamed has no character-span references" in caplog.text
