@@ -16,9 +16,11 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from evals import plots
+from evals.metrics import COST_METRICS
 from evals.runner import ExperimentOutcome, RunOutcome
 from evals.significance import PairedComparison, compare
 
+#: The costs every cost table shows (the others of :data:`evals.metrics.COST_METRICS` where some run has them).
 COST_COLUMNS = ("context_tokens", "latency_ms", "embedding_model_calls")
 #: Costs only runs whose chunker calls an LLM record (``evals.runner.chunker_llm_costs``).
 CHUNKER_COST_COLUMNS = ("chunker_model_calls", "chunker_unusable_answers")
@@ -52,8 +54,7 @@ def quality_metrics(runs: Sequence[RunOutcome]) -> list[str]:
     names: list[str] = []
     for run in runs:
         for name in run.metrics:
-            if name not in names and name not in (*COST_COLUMNS, *CHUNKER_COST_COLUMNS, "queries", "span_queries",
-                                                  "generator_model_calls"):
+            if name not in names and name not in (*COST_METRICS, *CHUNKER_COST_COLUMNS, "queries", "span_queries"):
                 names.append(name)
     return names
 
